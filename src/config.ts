@@ -1,0 +1,57 @@
+/**
+ * Configuration: environment variables read and validated once, with defaults.
+ * Every variable is documented in README.md ("Configuration").
+ */
+
+/** The validated configuration the service runs with. */
+export interface Config {
+  /** Port for Connect, gRPC and gRPC-Web over HTTP/1.1 and cleartext HTTP/2 (`PORT`, default 8080). */
+  port: number;
+  /** Interface to bind (`HOST`, default 0.0.0.0). */
+  host: string;
+  /** Postgres URL (`DATABASE_URL`); when unset an embedded Postgres is started in `dataDir`. */
+  databaseUrl: string | undefined;
+  /** Directory for the embedded Postgres and other local state (`SESSIOND_DATA_DIR`, default ./.sessiond). */
+  dataDir: string;
+  /** Largest request message accepted, in bytes (`SESSIOND_MAX_MESSAGE_BYTES`, default 4 MiB). */
+  readMaxBytes: number;
+  /** Largest deadline a client may ask for, in ms (`SESSIOND_MAX_TIMEOUT_MS`, default 1 hour). */
+  maxTimeoutMs: number;
+  /** How long a graceful shutdown may take before the process exits anyway (`SESSIOND_SHUTDOWN_GRACE_MS`, default 8000). */
+  shutdownGraceMs: number;
+  /** Database connection pool size (`SESSIOND_DB_POOL_SIZE`, default 10). */
+  dbPoolSize: number;
+  /** Log level for pino (`LOG_LEVEL`, default info). */
+  logLevel: string;
+}
+
+/** A configuration value that could not be accepted. */
+export class ConfigError extends Error {}
+
+function int(env: NodeJS.ProcessEnv, name: string, dflt: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return dflt;
+  if (!/^\d+$/.test(raw)) throw new ConfigError(`${name}: expected a whole number, got "${raw}"`);
+  const value = Number(raw);
+  if (value < min || value > max) throw new ConfigError(`${name}: must be between ${min} and ${max}, got ${value}`);
+  return value;
+}
+
+const LOG_LEVELS = new Set(["fatal", "error", "warn", "info", "debug", "trace", "silent"]);
+
+/** Reads the configuration from `env`; throws ConfigError naming the variable on a bad value. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const logLevel = env.LOG_LEVEL || "info";
+  if (!LOG_LEVELS.has(logLevel)) throw new ConfigError(`LOG_LEVEL: expected one of ${[...LOG_LEVELS].join(", ")}`);
+  return {
+    port: int(env, "PORT", 8080, 0, 65535),
+    host: env.HOST || "0.0.0.0",
+    databaseUrl: env.DATABASE_URL || undefined,
+    dataDir: env.SESSIOND_DATA_DIR || ".sessiond",
+    readMaxBytes: int(env, "SESSIOND_MAX_MESSAGE_BYTES", 4 * 1024 * 1024, 1024, 256 * 1024 * 1024),
+    maxTimeoutMs: int(env, "SESSIOND_MAX_TIMEOUT_MS", 60 * 60 * 1000, 1000, 24 * 60 * 60 * 1000),
+    shutdownGraceMs: int(env, "SESSIOND_SHUTDOWN_GRACE_MS", 8000, 0, 60_000),
+    dbPoolSize: int(env, "SESSIOND_DB_POOL_SIZE", 10, 1, 1000),
+    logLevel,
+  };
+}

@@ -1,0 +1,79 @@
+import { Column, Entity, Index, JoinColumn, ManyToOne, PrimaryGeneratedColumn } from "typeorm";
+import { NamespaceEntity } from "./namespace.js";
+import { SessionEntity } from "./session.js";
+import { SpanEntity } from "./span.js";
+import { TraceEntity } from "./trace.js";
+
+/**
+ * A judgement on a session, trace or span. `session_id` is set whenever the target belongs to a
+ * session, so the annotation goes with the session and can be counted by it.
+ */
+@Entity({ name: "annotations" })
+@Index("ix_annotations_namespace", ["namespaceId"])
+@Index("ix_annotations_session", ["sessionId"])
+@Index("ix_annotations_trace", ["traceId"])
+@Index("ix_annotations_span", ["spanId"])
+export class AnnotationEntity {
+  @PrimaryGeneratedColumn("uuid", { primaryKeyConstraintName: "pk_annotations" })
+  id: string;
+
+  @Column({ name: "namespace_id", type: "uuid" })
+  namespaceId: string;
+
+  @ManyToOne(() => NamespaceEntity, { onDelete: "CASCADE", nullable: false })
+  @JoinColumn({ name: "namespace_id", foreignKeyConstraintName: "fk_annotations_namespace" })
+  namespace?: NamespaceEntity;
+
+  @Column({ name: "session_id", type: "uuid", nullable: true })
+  sessionId: string | null;
+
+  @ManyToOne(() => SessionEntity, { onDelete: "CASCADE", nullable: true })
+  @JoinColumn({ name: "session_id", foreignKeyConstraintName: "fk_annotations_session" })
+  session?: SessionEntity | null;
+
+  @Column({ name: "trace_id", type: "uuid", nullable: true })
+  traceId: string | null;
+
+  @ManyToOne(() => TraceEntity, { onDelete: "CASCADE", nullable: true })
+  @JoinColumn({ name: "trace_id", foreignKeyConstraintName: "fk_annotations_trace" })
+  trace?: TraceEntity | null;
+
+  @Column({ name: "span_id", type: "bigint", nullable: true })
+  spanId: string | null;
+
+  @ManyToOne(() => SpanEntity, { onDelete: "CASCADE", nullable: true })
+  @JoinColumn({ name: "span_id", foreignKeyConstraintName: "fk_annotations_span" })
+  span?: SpanEntity | null;
+
+  /** session, trace or span. */
+  @Column({ name: "target_kind", type: "varchar", length: 8 })
+  targetKind: string;
+
+  @Column({ type: "varchar", length: 256 })
+  name: string;
+
+  @Column({ name: "annotator_kind", type: "varchar", length: 8 })
+  annotatorKind: string;
+
+  @Column({ type: "varchar", length: 256, default: "" })
+  label: string;
+
+  @Column({ type: "double precision", nullable: true })
+  score: number | null;
+
+  @Column({ type: "text", default: "" })
+  explanation: string;
+
+  @Column({ type: "jsonb", default: {} })
+  metadata: Record<string, unknown>;
+
+  /** Makes a repeated annotation of the same target and name an update. */
+  @Column({ type: "varchar", length: 256, default: "" })
+  identifier: string;
+
+  @Column({ name: "create_time", type: "timestamptz", precision: 3, default: () => "now()" })
+  createTime: Date;
+
+  @Column({ name: "update_time", type: "timestamptz", precision: 3, default: () => "now()" })
+  updateTime: Date;
+}

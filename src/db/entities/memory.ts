@@ -1,0 +1,45 @@
+import { Column, Entity, Index, JoinColumn, ManyToOne, PrimaryGeneratedColumn } from "typeorm";
+import { NamespaceEntity } from "./namespace.js";
+import { SessionEntity } from "./session.js";
+
+/**
+ * Something learned from a session. Memories outlive their source session: deleting the session
+ * empties `source_session_id` (ON DELETE SET NULL) unless the delete purges memories on purpose.
+ */
+@Entity({ name: "memories" })
+@Index("ix_memories_source_session", ["sourceSessionId"])
+@Index("ix_memories_namespace_subject_user", ["namespaceId", "subjectUser"])
+@Index("ix_memories_namespace_subject_participant", ["namespaceId", "subjectParticipantId"])
+export class MemoryEntity {
+  @PrimaryGeneratedColumn("uuid", { primaryKeyConstraintName: "pk_memories" })
+  id: string;
+
+  @Column({ name: "namespace_id", type: "uuid" })
+  namespaceId: string;
+
+  @ManyToOne(() => NamespaceEntity, { onDelete: "CASCADE", nullable: false })
+  @JoinColumn({ name: "namespace_id", foreignKeyConstraintName: "fk_memories_namespace" })
+  namespace?: NamespaceEntity;
+
+  @Column({ name: "source_session_id", type: "uuid", nullable: true })
+  sourceSessionId: string | null;
+
+  @ManyToOne(() => SessionEntity, { onDelete: "SET NULL", nullable: true })
+  @JoinColumn({ name: "source_session_id", foreignKeyConstraintName: "fk_memories_source_session" })
+  sourceSession?: SessionEntity | null;
+
+  @Column({ name: "subject_participant_id", type: "varchar", length: 256, default: "" })
+  subjectParticipantId: string;
+
+  @Column({ name: "subject_user", type: "varchar", length: 256, default: "" })
+  subjectUser: string;
+
+  @Column({ type: "text" })
+  content: string;
+
+  @Column({ type: "jsonb", default: {} })
+  metadata: Record<string, unknown>;
+
+  @Column({ name: "create_time", type: "timestamptz", precision: 3, default: () => "now()" })
+  createTime: Date;
+}

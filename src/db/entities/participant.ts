@@ -1,0 +1,47 @@
+import { Column, Entity, JoinColumn, ManyToOne, PrimaryGeneratedColumn, Unique } from "typeorm";
+import { SessionEntity } from "./session.js";
+
+/** A user, agent, system or tool bound to a session. Goes with its session (FK cascade). */
+@Entity({ name: "participants" })
+@Unique("uq_participants_session_participant", ["sessionId", "participantId"])
+export class ParticipantEntity {
+  @PrimaryGeneratedColumn("uuid", { primaryKeyConstraintName: "pk_participants" })
+  id: string;
+
+  @Column({ name: "namespace_id", type: "uuid" })
+  namespaceId: string;
+
+  @Column({ name: "session_id", type: "uuid" })
+  sessionId: string;
+
+  @ManyToOne(() => SessionEntity, { onDelete: "CASCADE", nullable: false })
+  @JoinColumn({ name: "session_id", foreignKeyConstraintName: "fk_participants_session" })
+  session?: SessionEntity;
+
+  /** The caller's id for the participant, unique within the session. */
+  @Column({ name: "participant_id", type: "varchar", length: 256 })
+  participantId: string;
+
+  @Column({ type: "varchar", length: 16 })
+  kind: string;
+
+  @Column({ name: "display_name", type: "varchar", length: 256, default: "" })
+  displayName: string;
+
+  @Column({ type: "jsonb", default: {} })
+  metadata: Record<string, unknown>;
+
+  /** What integration learned about this participant; cleared by TruncateSession. */
+  @Column({ type: "jsonb", default: [] })
+  insights: unknown[];
+
+  /** Sequence number of the last turn fed to integration; 0 when never integrated. */
+  @Column({ name: "last_integrated_seq", type: "bigint", default: 0 })
+  lastIntegratedSeq: string;
+
+  @Column({ name: "bound_time", type: "timestamptz", precision: 3, default: () => "now()" })
+  boundTime: Date;
+
+  @Column({ name: "left_time", type: "timestamptz", precision: 3, nullable: true })
+  leftTime: Date | null;
+}

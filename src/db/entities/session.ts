@@ -1,0 +1,87 @@
+import { Check, Column, Entity, Index, JoinColumn, ManyToOne, PrimaryGeneratedColumn, Unique } from "typeorm";
+import { NamespaceEntity } from "./namespace.js";
+
+/**
+ * A conversation session. `state` holds active/cancelled; a soft delete only sets `delete_time`,
+ * so undeleting restores the state the session had. Counters back Session.stats.
+ * Times are stored with millisecond precision so that keyset cursors round-trip exactly through JS dates.
+ */
+@Entity({ name: "sessions" })
+@Unique("uq_sessions_namespace_external_id", ["namespaceId", "externalId"])
+@Index("ix_sessions_namespace_create_time", ["namespaceId", "createTime", "id"])
+@Index("ix_sessions_namespace_user", ["namespaceId", "userId", "createTime", "id"])
+@Index("ix_sessions_namespace_workflow", ["namespaceId", "workflowId", "createTime", "id"])
+@Index("ix_sessions_namespace_state", ["namespaceId", "state", "createTime", "id"])
+@Check("ck_sessions_state", `"state" IN ('active', 'cancelled')`)
+export class SessionEntity {
+  @PrimaryGeneratedColumn("uuid", { primaryKeyConstraintName: "pk_sessions" })
+  id: string;
+
+  @Column({ name: "namespace_id", type: "uuid" })
+  namespaceId: string;
+
+  @ManyToOne(() => NamespaceEntity, { onDelete: "CASCADE", nullable: false })
+  @JoinColumn({ name: "namespace_id", foreignKeyConstraintName: "fk_sessions_namespace" })
+  namespace?: NamespaceEntity;
+
+  /** The caller's session id (Session.session_id), unique per namespace. */
+  @Column({ name: "external_id", type: "varchar", length: 256 })
+  externalId: string;
+
+  @Column({ name: "user_id", type: "varchar", length: 256, default: "" })
+  userId: string;
+
+  @Column({ name: "workflow_id", type: "varchar", length: 256, default: "" })
+  workflowId: string;
+
+  @Column({ name: "workflow_version", type: "varchar", length: 64, default: "" })
+  workflowVersion: string;
+
+  @Column({ type: "jsonb", default: {} })
+  data: Record<string, unknown>;
+
+  /** Queried with `labels @> $1`, served by a GIN (jsonb_path_ops) index written by hand in the migration. */
+  @Index("ix_sessions_labels", { synchronize: false })
+  @Column({ type: "jsonb", default: {} })
+  labels: Record<string, string>;
+
+  @Column({ type: "varchar", length: 16, default: "active" })
+  state: "active" | "cancelled";
+
+  /** Bumped on every change; the etag is derived from it. */
+  @Column({ type: "integer", default: 1 })
+  version: number;
+
+  @Column({ name: "create_time", type: "timestamptz", precision: 3, default: () => "now()" })
+  createTime: Date;
+
+  @Column({ name: "update_time", type: "timestamptz", precision: 3, default: () => "now()" })
+  updateTime: Date;
+
+  @Column({ name: "delete_time", type: "timestamptz", precision: 3, nullable: true })
+  deleteTime: Date | null;
+
+  @Column({ name: "expire_time", type: "timestamptz", precision: 3 })
+  expireTime: Date;
+
+  @Column({ name: "max_requests_per_minute", type: "integer" })
+  maxRequestsPerMinute: number;
+
+  @Column({ name: "participant_count", type: "integer", default: 0 })
+  participantCount: number;
+
+  @Column({ name: "turn_count", type: "integer", default: 0 })
+  turnCount: number;
+
+  @Column({ name: "trace_count", type: "integer", default: 0 })
+  traceCount: number;
+
+  @Column({ name: "span_count", type: "integer", default: 0 })
+  spanCount: number;
+
+  @Column({ name: "memories_extracted", type: "integer", default: 0 })
+  memoriesExtracted: number;
+
+  @Column({ name: "integration_count", type: "integer", default: 0 })
+  integrationCount: number;
+}

@@ -1,0 +1,49 @@
+import { Column, Entity, Index, JoinColumn, ManyToOne, PrimaryGeneratedColumn, Unique } from "typeorm";
+import { NamespaceEntity } from "./namespace.js";
+import { SessionEntity } from "./session.js";
+
+/** A trace, recorded against a session or (spans without a session id) against none. */
+@Entity({ name: "traces" })
+@Unique("uq_traces_namespace_otel_trace_id", ["namespaceId", "otelTraceId"])
+@Index("ix_traces_session", ["sessionId"])
+export class TraceEntity {
+  @PrimaryGeneratedColumn("uuid", { primaryKeyConstraintName: "pk_traces" })
+  id: string;
+
+  @Column({ name: "namespace_id", type: "uuid" })
+  namespaceId: string;
+
+  @ManyToOne(() => NamespaceEntity, { onDelete: "CASCADE", nullable: false })
+  @JoinColumn({ name: "namespace_id", foreignKeyConstraintName: "fk_traces_namespace" })
+  namespace?: NamespaceEntity;
+
+  @Column({ name: "session_id", type: "uuid", nullable: true })
+  sessionId: string | null;
+
+  @ManyToOne(() => SessionEntity, { onDelete: "CASCADE", nullable: true })
+  @JoinColumn({ name: "session_id", foreignKeyConstraintName: "fk_traces_session" })
+  session?: SessionEntity | null;
+
+  /** OpenTelemetry trace id, 32 lowercase hex characters. */
+  @Column({ name: "otel_trace_id", type: "char", length: 32 })
+  otelTraceId: string;
+
+  /** Name of the root span, once it has arrived. */
+  @Column({ name: "root_name", type: "varchar", length: 1024, default: "" })
+  rootName: string;
+
+  @Column({ name: "start_time", type: "timestamptz", nullable: true })
+  startTime: Date | null;
+
+  @Column({ name: "end_time", type: "timestamptz", nullable: true })
+  endTime: Date | null;
+
+  @Column({ name: "span_count", type: "integer", default: 0 })
+  spanCount: number;
+
+  @Column({ name: "status_code", type: "smallint", default: 0 })
+  statusCode: number;
+
+  @Column({ name: "create_time", type: "timestamptz", precision: 3, default: () => "now()" })
+  createTime: Date;
+}

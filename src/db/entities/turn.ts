@@ -1,0 +1,52 @@
+import { Column, Entity, Index, JoinColumn, ManyToOne, PrimaryGeneratedColumn, Unique } from "typeorm";
+import { ParticipantEntity } from "./participant.js";
+import { SessionEntity } from "./session.js";
+
+/** One turn of the conversation, numbered per session. Goes with its session and its participant. */
+@Entity({ name: "turns" })
+@Unique("uq_turns_session_seq", ["sessionId", "seq"])
+@Index("ix_turns_participant", ["participantRef"])
+export class TurnEntity {
+  @PrimaryGeneratedColumn("identity", { type: "bigint", primaryKeyConstraintName: "pk_turns" })
+  id: string;
+
+  @Column({ name: "namespace_id", type: "uuid" })
+  namespaceId: string;
+
+  @Column({ name: "session_id", type: "uuid" })
+  sessionId: string;
+
+  @ManyToOne(() => SessionEntity, { onDelete: "CASCADE", nullable: false })
+  @JoinColumn({ name: "session_id", foreignKeyConstraintName: "fk_turns_session" })
+  session?: SessionEntity;
+
+  /** participants.id of the speaker. */
+  @Column({ name: "participant_ref", type: "uuid" })
+  participantRef: string;
+
+  @ManyToOne(() => ParticipantEntity, { onDelete: "CASCADE", nullable: false })
+  @JoinColumn({ name: "participant_ref", foreignKeyConstraintName: "fk_turns_participant" })
+  participant?: ParticipantEntity;
+
+  /** Gap-free, per-session sequence number starting at 1. */
+  @Column({ type: "bigint" })
+  seq: string;
+
+  @Column({ type: "varchar", length: 32 })
+  role: string;
+
+  @Column({ type: "text" })
+  content: string;
+
+  @Column({ name: "tool_calls", type: "jsonb", default: [] })
+  toolCalls: unknown[];
+
+  @Column({ type: "jsonb", default: {} })
+  metadata: Record<string, unknown>;
+
+  @Column({ name: "request_id", type: "varchar", length: 128, nullable: true })
+  requestId: string | null;
+
+  @Column({ name: "create_time", type: "timestamptz", precision: 3, default: () => "now()" })
+  createTime: Date;
+}

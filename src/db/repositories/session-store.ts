@@ -1,0 +1,258 @@
+/**
+ * Storage of sessions: every SQL statement about the sessions table lives here. Rows are converted to
+ * domain Sessions at this boundary. Every statement is scoped by namespace_id.
+ */
+import type { DataSource, EntityManager } from "typeorm";
+import { AlreadyExistsError } from "../../domain/errors.js";
+import { encodeGlobalId } from "../../domain/ids.js";
+import type { Cursor } from "../../domain/page-token.js";
+import { etagOf, type DeletedCounts, type JsonObject, type Session, type SessionFilter } from "../../domain/session.js";
+
+/** Values of a new session. */
+export interface NewSession {
+  namespaceId: string;
+  externalId: string;
+  user: string;
+  workflowId: string;
+  workflowVersion: string;
+  data: JsonObject;
+  labels: Record<string, string>;
+  expiresAfterMs: number;
+  maxRequestsPerMinute: number;
+}
+
+/** Changes UpdateSession may make. */
+export interface SessionChanges {
+  data?: JsonObject;
+  labels?: Record<string, string>;
+  user?: string;
+  workflowId?: string;
+  workflowVersion?: string;
+  state?: "active" | "cancelled";
+  deleteTime?: Date | null | "now";
+}
+
+/** A list query, already validated. */
+export interface ListQuery {
+  namespaceId: string;
+  filter: SessionFilter;
+  showDeleted: boolean;
+  ascending: boolean;
+  after?: Cursor;
+  limit: number;
+}
+
+/** Where to find one session. */
+export type SessionKey = { uuid: string; namespaceId?: string } | { namespaceId: string; externalId: string };
+
+const COLUMNS = `s.id, s.namespace_id, s.external_id, s.user_id, s.workflow_id, s.workflow_version, s.data, s.labels, s.state,
+  s.version, s.create_time, s.update_time, s.delete_time, s.expire_time, s.max_requests_per_minute, s.participant_count,
+  s.turn_count, s.trace_count, s.span_count, s.memories_extracted, s.integration_count, n.name AS namespace_name`;
+
+const UNIQUE_VIOLATION = "23505";
+const FOREIGN_KEY_VIOLATION = "23503";
+
+function toSession(row: any): Session {
+  return {
+    uuid: row.id,
+    id: encodeGlobalId("Session", row.id),
+    sessionId: row.external_id,
+    namespace: row.namespace_name,
+    user: row.user_id,
+    workflow: { id: row.workflow_id, version: row.workflow_version },
+    data: row.data,
+    labels: row.labels,
+    state: row.delete_time ? "soft_deleted" : row.state,
+    createTime: row.create_time,
+    updateTime: row.update_time,
+    deleteTime: row.delete_time,
+    expireTime: row.expire_time,
+    etag: etagOf(row.version),
+    stats: {
+      participantCount: row.participant_count,
+      turnCount: row.turn_count,
+      traceCount: row.trace_count,
+      spanCount: row.span_count,
+      memoriesExtracted: row.memories_extracted,
+      integrationCount: row.integration_count,
+    },
+    maxRequestsPerMinute: row.max_requests_per_minute,
+  };
+}
+
+function pgCode(err: unknown): string | undefined {
+  const e = err as { code?: string; driverError?: { code?: string } };
+  return e?.driverError?.code ?? e?.code;
+}
+
+/** Session storage bound to one connection or transaction. */
+export interface SessionStore {
+  /** Id of the namespace `name`, creating it when `create` is set; undefined if absent. */
+  namespaceId(name: string, create: boolean): Promise<string | undefined>;
+  /** Inserts a session. @throws AlreadyExistsError when the external id is taken in the namespace. */
+  insert(values: NewSession): Promise<Session>;
+  /** One session by key, soft-deleted included; `lock` takes a row lock (FOR UPDATE) in a transaction. */
+  find(key: SessionKey, lock?: boolean): Promise<Session | undefined>;
+  /** One page (limit rows) of a namespace's sessions in keyset order. */
+  list(query: ListQuery): Promise<Session[]>;
+  /** Applies changes, bumps version and update_time, returns the new state. */
+  update(uuid: string, changes: SessionChanges): Promise<Session>;
+  /** Clears data, turns, insights and integration marks; returns the session and the turns deleted. */
+  truncate(uuid: string): Promise<{ session: Session; turnsDeleted: number }>;
+  /** Hard-deletes a locked session; children go by FK cascade. Returns what went with it. */
+  delete(uuid: string): Promise<DeletedCounts>;
+  /** Runs `work` in one transaction, with a store bound to it. */
+  transaction<T>(work: (store: SessionStore) => Promise<T>): Promise<T>;
+}
+
+/**
+ * Creates the store. Namespace ids are cached per process (names never change; a namespace deleted
+ * meanwhile is detected by the foreign key on insert and the cache entry dropped).
+ */
+export function createSessionStore(dataSource: DataSource): SessionStore {
+  const namespaceCache = new Map<string, string>();
+
+  function bind(db: EntityManager): SessionStore {
+    const q = (sql: string, params: unknown[] = []) => db.query(sql, params) as Promise<any[]>;
+
+    const store: SessionStore = {
+      async namespaceId(name, create) {
+        const cached = namespaceCache.get(name);
+        if (cached) return cached;
+        let rows = await q("SELECT id FROM namespaces WHERE name = $1", [name]);
+        if (!rows.length && create) {
+          await q("INSERT INTO namespaces (name) VALUES ($1) ON CONFLICT (name) DO NOTHING", [name]);
+          rows = await q("SELECT id FROM namespaces WHERE name = $1", [name]);
+        }
+        if (!rows.length) return undefined;
+        namespaceCache.set(name, rows[0].id);
+        return rows[0].id as string;
+      },
+
+      async insert(v) {
+        try {
+          const rows = await q(
+            `WITH s AS (
+               INSERT INTO sessions (namespace_id, external_id, user_id, workflow_id, workflow_version, data, labels,
+                                     expire_time, max_requests_per_minute)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, now() + $8 * interval '1 millisecond', $9)
+               RETURNING *)
+             SELECT ${COLUMNS} FROM s JOIN namespaces n ON n.id = s.namespace_id`,
+            [v.namespaceId, v.externalId, v.user, v.workflowId, v.workflowVersion, v.data, v.labels, v.expiresAfterMs, v.maxRequestsPerMinute],
+          );
+          return toSession(rows[0]);
+        } catch (err) {
+          if (pgCode(err) === UNIQUE_VIOLATION) throw new AlreadyExistsError(`session_id "${v.externalId}" already exists in this namespace`);
+          if (pgCode(err) === FOREIGN_KEY_VIOLATION) for (const [k, id] of namespaceCache) if (id === v.namespaceId) namespaceCache.delete(k);
+          throw err;
+        }
+      },
+
+      async find(key, lock = false) {
+        const params: unknown[] = [];
+        let where: string;
+        if ("uuid" in key) {
+          params.push(key.uuid);
+          where = "s.id = $1";
+          if (key.namespaceId) {
+            params.push(key.namespaceId);
+            where += " AND s.namespace_id = $2";
+          }
+        } else {
+          params.push(key.namespaceId, key.externalId);
+          where = "s.namespace_id = $1 AND s.external_id = $2";
+        }
+        const rows = await q(`SELECT ${COLUMNS} FROM sessions s JOIN namespaces n ON n.id = s.namespace_id WHERE ${where}${lock ? " FOR UPDATE OF s" : ""}`, params);
+        return rows.length ? toSession(rows[0]) : undefined;
+      },
+
+      async list(query) {
+        const params: unknown[] = [query.namespaceId];
+        const where = ["s.namespace_id = $1"];
+        const add = (sql: string, value: unknown) => {
+          params.push(value);
+          where.push(sql.replace("?", `$${params.length}`));
+        };
+        const f = query.filter;
+        if (f.state === "soft_deleted") where.push("s.delete_time IS NOT NULL");
+        else {
+          if (!query.showDeleted) where.push("s.delete_time IS NULL");
+          if (f.state) add("s.state = ?", f.state);
+        }
+        if (f.user !== undefined) add("s.user_id = ?", f.user);
+        if (f.workflowId !== undefined) add("s.workflow_id = ?", f.workflowId);
+        if (f.labels && Object.keys(f.labels).length) add("s.labels @> ?::jsonb", JSON.stringify(f.labels));
+        if (f.createTimeAfter) add("s.create_time >= ?", f.createTimeAfter);
+        if (f.createTimeBefore) add("s.create_time < ?", f.createTimeBefore);
+        const dir = query.ascending ? "ASC" : "DESC";
+        if (query.after) {
+          params.push(query.after.createTime, query.after.uuid);
+          where.push(`(s.create_time, s.id) ${query.ascending ? ">" : "<"} ($${params.length - 1}, $${params.length})`);
+        }
+        params.push(query.limit);
+        const rows = await q(
+          `SELECT ${COLUMNS} FROM sessions s JOIN namespaces n ON n.id = s.namespace_id
+           WHERE ${where.join(" AND ")} ORDER BY s.create_time ${dir}, s.id ${dir} LIMIT $${params.length}`,
+          params,
+        );
+        return rows.map(toSession);
+      },
+
+      async update(uuid, c) {
+        const sets = ["version = s.version + 1", "update_time = now()"];
+        const params: unknown[] = [uuid];
+        const set = (column: string, value: unknown) => {
+          params.push(value);
+          sets.push(`${column} = $${params.length}`);
+        };
+        if (c.data !== undefined) set("data", c.data);
+        if (c.labels !== undefined) set("labels", c.labels);
+        if (c.user !== undefined) set("user_id", c.user);
+        if (c.workflowId !== undefined) set("workflow_id", c.workflowId);
+        if (c.workflowVersion !== undefined) set("workflow_version", c.workflowVersion);
+        if (c.state !== undefined) set("state", c.state);
+        if (c.deleteTime === "now") sets.push("delete_time = now()");
+        else if (c.deleteTime !== undefined) set("delete_time", c.deleteTime);
+        // Wrapped in a CTE so that the rows come back as from a SELECT.
+        const rows = await q(`WITH s AS (UPDATE sessions s SET ${sets.join(", ")} WHERE s.id = $1 RETURNING s.*) SELECT ${COLUMNS} FROM s JOIN namespaces n ON n.id = s.namespace_id`, params);
+        return toSession(rows[0]);
+      },
+
+      async truncate(uuid) {
+        const deleted = await q("WITH d AS (DELETE FROM turns WHERE session_id = $1 RETURNING 1) SELECT count(*)::int AS n FROM d", [uuid]);
+        await q("UPDATE participants SET insights = '[]'::jsonb, last_integrated_seq = 0 WHERE session_id = $1", [uuid]);
+        const rows = await q(
+          `WITH s AS (UPDATE sessions s SET data = '{}'::jsonb, turn_count = 0, version = s.version + 1, update_time = now()
+                      WHERE s.id = $1 RETURNING s.*)
+           SELECT ${COLUMNS} FROM s JOIN namespaces n ON n.id = s.namespace_id`,
+          [uuid],
+        );
+        return { session: toSession(rows[0]), turnsDeleted: deleted[0].n };
+      },
+
+      async delete(uuid) {
+        // The session row is locked by the caller; lock its traces too, so that no span or annotation
+        // can be added between counting and deleting (their inserts need a key-share lock on these rows).
+        await q("SELECT 1 FROM traces WHERE session_id = $1 FOR UPDATE", [uuid]);
+        const [counts] = await q(
+          `SELECT (SELECT count(*) FROM participants WHERE session_id = $1)::int AS participants,
+                  (SELECT count(*) FROM turns WHERE session_id = $1)::int AS turns,
+                  (SELECT count(*) FROM traces WHERE session_id = $1)::int AS traces,
+                  (SELECT count(*) FROM spans sp JOIN traces t ON t.id = sp.trace_id WHERE t.session_id = $1)::int AS spans,
+                  (SELECT count(*) FROM annotations WHERE session_id = $1)::int AS annotations`,
+          [uuid],
+        );
+        await q("DELETE FROM sessions WHERE id = $1", [uuid]);
+        return counts as DeletedCounts;
+      },
+
+      transaction(work) {
+        if (db.queryRunner?.isTransactionActive) return work(store);
+        return db.transaction((tx) => work(bind(tx)));
+      },
+    };
+    return store;
+  }
+
+  return bind(dataSource.manager);
+}

@@ -1,0 +1,158 @@
+/**
+ * The Session aggregate as the domain sees it (no protobuf, no SQL), and the rules for its fields.
+ */
+import { InvalidInputError } from "./errors.js";
+
+/** JSON object, as stored in Session.data. */
+export type JsonObject = { [key: string]: JsonValue };
+/** Any JSON value. */
+export type JsonValue = string | number | boolean | null | JsonObject | JsonValue[];
+
+/** Lifecycle state. `soft_deleted` is derived from delete_time; the stored state is kept under it. */
+export type SessionState = "active" | "cancelled" | "soft_deleted";
+
+/** Counters of what a session holds. */
+export interface SessionStats {
+  participantCount: number;
+  turnCount: number;
+  traceCount: number;
+  spanCount: number;
+  memoriesExtracted: number;
+  integrationCount: number;
+}
+
+/** A session. */
+export interface Session {
+  /** Database uuid; the global id is derived from it. */
+  uuid: string;
+  /** Global id. */
+  id: string;
+  sessionId: string;
+  namespace: string;
+  user: string;
+  workflow: { id: string; version: string };
+  data: JsonObject;
+  labels: Record<string, string>;
+  state: SessionState;
+  createTime: Date;
+  updateTime: Date;
+  deleteTime: Date | null;
+  expireTime: Date;
+  etag: string;
+  stats: SessionStats;
+  maxRequestsPerMinute: number;
+}
+
+/** How a call addresses one session: a global id, or a caller id within a namespace. */
+export type SessionRef = { kind: "uuid"; uuid: string; namespace?: string } | { kind: "external"; namespace: string; sessionId: string };
+
+/** Rows that went with a hard-deleted session. */
+export interface DeletedCounts {
+  participants: number;
+  turns: number;
+  traces: number;
+  spans: number;
+  annotations: number;
+}
+
+/** Filter of ListSessions (and bulk operations). */
+export interface SessionFilter {
+  user?: string;
+  state?: SessionState;
+  workflowId?: string;
+  labels?: Record<string, string>;
+  createTimeAfter?: Date;
+  createTimeBefore?: Date;
+}
+
+export const DEFAULT_NAMESPACE = "default";
+export const DEFAULT_EXPIRES_AFTER_MS = 10 * 60 * 1000;
+export const MAX_EXPIRES_AFTER_MS = 24 * 60 * 60 * 1000;
+export const DEFAULT_MAX_REQUESTS_PER_MINUTE = 10;
+export const MAX_REQUESTS_PER_MINUTE = 10_000;
+export const MAX_LABELS = 64;
+export const MAX_LABEL_KEY = 63;
+export const MAX_LABEL_VALUE = 256;
+export const MAX_DATA_BYTES = 256 * 1024;
+export const DEFAULT_PAGE_SIZE = 50;
+export const MAX_PAGE_SIZE = 1000;
+
+const NAMESPACE = /^[a-z0-9][a-z0-9_.-]{0,62}$/;
+const LABEL_KEY = /^[A-Za-z0-9_.-]+$/;
+// C0/C1 control characters (tab and newline included): never part of an id.
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+
+/** Returns the namespace to use ("default" when empty). @throws InvalidInputError */
+export function checkNamespace(value: string, field = "namespace"): string {
+  if (value === "") return DEFAULT_NAMESPACE;
+  if (!NAMESPACE.test(value)) throw new InvalidInputError(field, "must be 1 to 63 characters of [a-z0-9_.-], starting with a letter or digit");
+  return value;
+}
+
+/** Checks an identifier-like string: at most `max` characters, no control characters. */
+export function checkText(field: string, value: string, max: number, { required = false, id = false } = {}): string {
+  if (required && value === "") throw new InvalidInputError(field, "is required");
+  if ([...value].length > max) throw new InvalidInputError(field, `must be at most ${max} characters`);
+  if (id && CONTROL.test(value)) throw new InvalidInputError(field, "must not contain control characters");
+  return value;
+}
+
+/** Checks a label map against the documented limits. */
+export function checkLabels(labels: Record<string, string>, field = "labels"): Record<string, string> {
+  const keys = Object.keys(labels);
+  if (keys.length > MAX_LABELS) throw new InvalidInputError(field, `at most ${MAX_LABELS} labels, got ${keys.length}`);
+  for (const key of keys) {
+    if (key.length === 0 || key.length > MAX_LABEL_KEY || !LABEL_KEY.test(key)) {
+      throw new InvalidInputError(`${field}[${JSON.stringify(key.slice(0, 80))}]`, `key must be 1 to ${MAX_LABEL_KEY} characters of [A-Za-z0-9_.-]`);
+    }
+    if ([...labels[key]].length > MAX_LABEL_VALUE) {
+      throw new InvalidInputError(`${field}[${JSON.stringify(key)}]`, `value must be at most ${MAX_LABEL_VALUE} characters`);
+    }
+  }
+  return labels;
+}
+
+/** Checks session data size (as JSON). */
+export function checkData(data: JsonObject, field = "data"): JsonObject {
+  const bytes = Buffer.byteLength(JSON.stringify(data), "utf8");
+  if (bytes > MAX_DATA_BYTES) throw new InvalidInputError(field, `must be at most ${MAX_DATA_BYTES} bytes as JSON, got ${bytes}`);
+  return data;
+}
+
+/** Resolves expires_after (ms, undefined when unset) against its default and bounds. */
+export function checkExpiresAfter(ms: number | undefined): number {
+  if (ms === undefined) return DEFAULT_EXPIRES_AFTER_MS;
+  if (!(ms > 0)) throw new InvalidInputError("expires_after", "must be positive");
+  if (ms > MAX_EXPIRES_AFTER_MS) throw new InvalidInputError("expires_after", `must be at most ${MAX_EXPIRES_AFTER_MS / 1000} seconds (24 hours)`);
+  return ms;
+}
+
+/** Resolves max_requests_per_minute (0 = default). */
+export function checkMaxRequestsPerMinute(value: number): number {
+  if (value === 0) return DEFAULT_MAX_REQUESTS_PER_MINUTE;
+  if (value < 0 || value > MAX_REQUESTS_PER_MINUTE) throw new InvalidInputError("max_requests_per_minute", `must be between 1 and ${MAX_REQUESTS_PER_MINUTE}`);
+  return value;
+}
+
+/** Resolves page_size (0 = default). */
+export function checkPageSize(value: number): number {
+  if (value === 0) return DEFAULT_PAGE_SIZE;
+  if (value < 0 || value > MAX_PAGE_SIZE) throw new InvalidInputError("page_size", `must be between 1 and ${MAX_PAGE_SIZE}`);
+  return value;
+}
+
+/** Checks a list filter. */
+export function checkFilter(filter: SessionFilter, field = "filter"): SessionFilter {
+  if (filter.user !== undefined) checkText(`${field}.user`, filter.user, 256);
+  if (filter.workflowId !== undefined) checkText(`${field}.workflow_id`, filter.workflowId, 256);
+  if (filter.labels) checkLabels(filter.labels, `${field}.labels`);
+  if (filter.createTimeAfter && filter.createTimeBefore && filter.createTimeAfter >= filter.createTimeBefore) {
+    throw new InvalidInputError(`${field}.create_time_before`, "must be later than create_time_after");
+  }
+  return filter;
+}
+
+/** The etag of a stored version. */
+export function etagOf(version: number): string {
+  return `"v${version}"`;
+}

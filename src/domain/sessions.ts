@@ -1,0 +1,205 @@
+/**
+ * The session lifecycle: create, read, list, update, cancel, soft delete / undelete, truncate, delete.
+ * Rules and transactions live here; SQL lives in the store, protobuf in the handlers.
+ */
+import type { SessionStore } from "../db/repositories/session-store.js";
+import { ConflictError, InvalidInputError, NotFoundError, PreconditionError } from "./errors.js";
+import { decodeGlobalId } from "./ids.js";
+import { decodePageToken, encodePageToken, fingerprint } from "./page-token.js";
+import {
+  checkData,
+  checkExpiresAfter,
+  checkFilter,
+  checkLabels,
+  checkMaxRequestsPerMinute,
+  checkNamespace,
+  checkPageSize,
+  checkText,
+  type DeletedCounts,
+  type JsonObject,
+  type Session,
+  type SessionFilter,
+  type SessionRef,
+} from "./session.js";
+
+/** Input of {@link SessionService.create}. */
+export interface CreateSessionInput {
+  namespace: string;
+  sessionId: string;
+  user: string;
+  workflow: { id: string; version: string };
+  data: JsonObject;
+  labels: Record<string, string>;
+  /** undefined: the default (10 minutes). */
+  expiresAfterMs?: number;
+  /** 0: the default (10). */
+  maxRequestsPerMinute: number;
+}
+
+/** How a call names one session, as it arrives (not yet validated). */
+export interface SessionAddress {
+  id: string;
+  namespace: string;
+  sessionId: string;
+}
+
+/** Input of {@link SessionService.list}. */
+export interface ListSessionsInput {
+  namespace: string;
+  pageSize: number;
+  pageToken: string;
+  filter: SessionFilter;
+  showDeleted: boolean;
+  ascending: boolean;
+}
+
+/** Fields UpdateSession may change, named as in the API's field mask. */
+export const UPDATABLE_PATHS = ["data", "labels", "user", "workflow", "workflow.id", "workflow.version"] as const;
+
+/** Input of {@link SessionService.update}. */
+export interface UpdateSessionInput {
+  address: SessionAddress;
+  paths: string[];
+  values: { data: JsonObject; labels: Record<string, string>; user: string; workflow: { id: string; version: string } };
+  etag: string;
+}
+
+/** The session lifecycle operations. */
+export interface SessionService {
+  create(input: CreateSessionInput): Promise<Session>;
+  get(address: SessionAddress, showDeleted: boolean): Promise<Session>;
+  list(input: ListSessionsInput): Promise<{ sessions: Session[]; nextPageToken: string }>;
+  update(input: UpdateSessionInput): Promise<Session>;
+  delete(address: SessionAddress, etag: string): Promise<{ session: Session; deleted: DeletedCounts }>;
+  softDelete(address: SessionAddress): Promise<Session>;
+  undelete(address: SessionAddress): Promise<Session>;
+  truncate(address: SessionAddress): Promise<{ session: Session; turnsDeleted: number }>;
+  cancel(address: SessionAddress): Promise<Session>;
+}
+
+/** Validates how a call names a session. @throws InvalidInputError */
+export function parseAddress(address: SessionAddress, prefix = ""): SessionRef {
+  if (address.id && address.sessionId) throw new InvalidInputError(`${prefix}id`, `set either ${prefix}id or ${prefix}session_id, not both`);
+  if (address.id) {
+    const uuid = decodeGlobalId("Session", address.id, `${prefix}id`);
+    return { kind: "uuid", uuid, namespace: address.namespace ? checkNamespace(address.namespace, `${prefix}namespace`) : undefined };
+  }
+  if (!address.sessionId) throw new InvalidInputError(`${prefix}id`, `${prefix}id or ${prefix}session_id is required`);
+  return { kind: "external", namespace: checkNamespace(address.namespace, `${prefix}namespace`), sessionId: checkText(`${prefix}session_id`, address.sessionId, 256, { id: true }) };
+}
+
+/** Creates the service over a session store. */
+export function createSessionService(deps: { store: SessionStore }): SessionService {
+  const { store } = deps;
+
+  /** Finds a session (soft-deleted ones only when `showDeleted`), optionally row-locked. */
+  async function load(s: SessionStore, address: SessionAddress, opts: { showDeleted?: boolean; lock?: boolean } = {}): Promise<Session> {
+    const ref = parseAddress(address);
+    const nsId = ref.namespace === undefined ? undefined : await s.namespaceId(ref.namespace, false);
+    const notFound = () => new NotFoundError(ref.kind === "uuid" ? `session ${address.id} not found` : `session "${ref.sessionId}" not found in namespace "${ref.namespace}"`);
+    if (ref.namespace !== undefined && nsId === undefined) throw notFound();
+    const session = await s.find(ref.kind === "uuid" ? { uuid: ref.uuid, namespaceId: nsId } : { namespaceId: nsId!, externalId: ref.sessionId }, opts.lock);
+    if (!session || (session.state === "soft_deleted" && !opts.showDeleted)) throw notFound();
+    return session;
+  }
+
+  function checkEtag(session: Session, etag: string, field: string) {
+    if (etag && etag !== session.etag) throw new ConflictError(`${field}: the session changed since (etag ${etag}, now ${session.etag}); read it again and retry`);
+  }
+
+  return {
+    async create(input) {
+      const namespace = checkNamespace(input.namespace);
+      const values = {
+        externalId: checkText("session_id", input.sessionId, 256, { id: true }) || crypto.randomUUID(),
+        user: checkText("user", input.user, 256),
+        workflowId: checkText("workflow.id", input.workflow.id, 256),
+        workflowVersion: checkText("workflow.version", input.workflow.version, 64),
+        data: checkData(input.data),
+        labels: checkLabels(input.labels),
+        expiresAfterMs: checkExpiresAfter(input.expiresAfterMs),
+        maxRequestsPerMinute: checkMaxRequestsPerMinute(input.maxRequestsPerMinute),
+      };
+      const namespaceId = (await store.namespaceId(namespace, true))!;
+      return store.insert({ namespaceId, ...values });
+    },
+
+    get: (address, showDeleted) => load(store, address, { showDeleted }),
+
+    async list(input) {
+      const namespace = checkNamespace(input.namespace);
+      const limit = checkPageSize(input.pageSize);
+      const filter = checkFilter(input.filter);
+      const fp = fingerprint({
+        namespace,
+        filter: { ...filter, labels: filter.labels && Object.fromEntries(Object.entries(filter.labels).sort()) },
+        showDeleted: input.showDeleted,
+        ascending: input.ascending,
+      });
+      const after = input.pageToken ? decodePageToken(input.pageToken, fp) : undefined;
+      const namespaceId = await store.namespaceId(namespace, false);
+      if (!namespaceId) return { sessions: [], nextPageToken: "" };
+      const rows = await store.list({ namespaceId, filter, showDeleted: input.showDeleted, ascending: input.ascending, after, limit: limit + 1 });
+      const sessions = rows.slice(0, limit);
+      const last = sessions[sessions.length - 1];
+      const nextPageToken = rows.length > limit ? encodePageToken({ createTime: last.createTime, uuid: last.uuid }, fp) : "";
+      return { sessions, nextPageToken };
+    },
+
+    async update(input) {
+      if (input.paths.length === 0) throw new InvalidInputError("update_mask", `name at least one of ${UPDATABLE_PATHS.join(", ")}`);
+      for (const path of input.paths) {
+        if (!(UPDATABLE_PATHS as readonly string[]).includes(path)) {
+          throw new InvalidInputError("update_mask", `unknown or read-only field "${path.slice(0, 100)}"; updatable: ${UPDATABLE_PATHS.join(", ")}`);
+        }
+      }
+      const has = (p: string) => input.paths.includes(p);
+      const v = input.values;
+      const changes = {
+        data: has("data") ? checkData(v.data, "session.data") : undefined,
+        labels: has("labels") ? checkLabels(v.labels, "session.labels") : undefined,
+        user: has("user") ? checkText("session.user", v.user, 256) : undefined,
+        workflowId: has("workflow") || has("workflow.id") ? checkText("session.workflow.id", v.workflow.id, 256) : undefined,
+        workflowVersion: has("workflow") || has("workflow.version") ? checkText("session.workflow.version", v.workflow.version, 64) : undefined,
+      };
+      parseAddress(input.address, "session.");
+      return store.transaction(async (tx) => {
+        const session = await load(tx, input.address, { lock: true });
+        checkEtag(session, input.etag, "session.etag");
+        return tx.update(session.uuid, changes);
+      });
+    },
+
+    delete: (address, etag) =>
+      store.transaction(async (tx) => {
+        const session = await load(tx, address, { lock: true, showDeleted: true });
+        checkEtag(session, etag, "etag");
+        return { session, deleted: await tx.delete(session.uuid) };
+      }),
+
+    softDelete: (address) =>
+      store.transaction(async (tx) => {
+        const session = await load(tx, address, { lock: true, showDeleted: true });
+        return session.deleteTime ? session : tx.update(session.uuid, { deleteTime: "now" });
+      }),
+
+    undelete: (address) =>
+      store.transaction(async (tx) => {
+        const session = await load(tx, address, { lock: true, showDeleted: true });
+        if (!session.deleteTime) throw new PreconditionError(`session ${session.id} is not deleted`);
+        return tx.update(session.uuid, { deleteTime: null });
+      }),
+
+    truncate: (address) =>
+      store.transaction(async (tx) => {
+        const session = await load(tx, address, { lock: true });
+        return tx.truncate(session.uuid);
+      }),
+
+    cancel: (address) =>
+      store.transaction(async (tx) => {
+        const session = await load(tx, address, { lock: true });
+        return session.state === "cancelled" ? session : tx.update(session.uuid, { state: "cancelled" });
+      }),
+  };
+}

@@ -1,0 +1,196 @@
+import { describe, expect, it } from "vitest";
+import { AlreadyExistsError, ConflictError, InvalidInputError, NotFoundError, PreconditionError } from "../../src/domain/errors.js";
+import { encodeGlobalId } from "../../src/domain/ids.js";
+import { byId, byKey, newSession, useDatabase } from "../setup/context.js";
+import { countContents, seedContents } from "../setup/seed.js";
+
+const ctx = useDatabase();
+
+describe("CreateSession", () => {
+  it("applies the documented defaults and returns a global id that encodes the uuid", async () => {
+    const s = await ctx.sessions.create(newSession({ user: "u1" }));
+    expect(s.namespace).toBe("default");
+    expect(s.sessionId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(s.id).toBe(encodeGlobalId("Session", s.uuid));
+    expect(Buffer.from(s.id, "base64url").toString()).toBe(`Session:${s.uuid}`);
+    expect(s.state).toBe("active");
+    expect(s.maxRequestsPerMinute).toBe(10);
+    expect(s.expireTime.getTime() - s.createTime.getTime()).toBe(10 * 60 * 1000);
+    expect(s.stats).toEqual({ participantCount: 0, turnCount: 0, traceCount: 0, spanCount: 0, memoriesExtracted: 0, integrationCount: 0 });
+    const [row] = await ctx.db.sql("SELECT s.user_id, s.max_requests_per_minute, n.name FROM sessions s JOIN namespaces n ON n.id = s.namespace_id WHERE s.id = $1", [s.uuid]);
+    expect(row).toEqual({ user_id: "u1", max_requests_per_minute: 10, name: "default" });
+  });
+
+  it("stores what it is given", async () => {
+    const s = await ctx.sessions.create(
+      newSession({ namespace: "acme", sessionId: "chat-1", workflow: { id: "wf", version: "3" }, data: { a: [1, "x", { b: null }] }, labels: { env: "prod" }, expiresAfterMs: 60_000, maxRequestsPerMinute: 99 }),
+    );
+    const got = await ctx.sessions.get(byKey("chat-1", "acme"), false);
+    expect(got).toEqual(s);
+    expect(got.data).toEqual({ a: [1, "x", { b: null }] });
+    expect(got.expireTime.getTime() - got.createTime.getTime()).toBe(60_000);
+  });
+
+  it("rejects a session_id already taken in the namespace, but not in another one", async () => {
+    await ctx.sessions.create(newSession({ sessionId: "dup" }));
+    await expect(ctx.sessions.create(newSession({ sessionId: "dup" }))).rejects.toThrow(AlreadyExistsError);
+    await expect(ctx.sessions.create(newSession({ sessionId: "dup", namespace: "other" }))).resolves.toMatchObject({ sessionId: "dup" });
+  });
+
+  it.each([
+    ["namespace", newSession({ namespace: "Bad Name" })],
+    ["labels", newSession({ labels: Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`k${i}`, "v"])) })],
+    ['labels["k"]', newSession({ labels: { k: "v".repeat(257) } })],
+    ["labels[", newSession({ labels: { ["x".repeat(64)]: "v" } })],
+    ["labels[", newSession({ labels: { "has space": "v" } })],
+    ["session_id", newSession({ sessionId: "a\nb" })],
+    ["session_id", newSession({ sessionId: "x".repeat(257) })],
+    ["expires_after", newSession({ expiresAfterMs: 25 * 3600 * 1000 })],
+    ["max_requests_per_minute", newSession({ maxRequestsPerMinute: -1 })],
+    ["data", newSession({ data: { big: "x".repeat(300 * 1024) } })],
+  ])("rejects a bad %s with a message naming it, writing nothing", async (field, input) => {
+    const before = await ctx.db.sql("SELECT count(*)::int AS n FROM sessions");
+    const err = await ctx.sessions.create(input).catch((e) => e);
+    expect(err).toBeInstanceOf(InvalidInputError);
+    expect(err.message.startsWith(field)).toBe(true);
+    expect(await ctx.db.sql("SELECT count(*)::int AS n FROM sessions")).toEqual(before);
+  });
+});
+
+describe("GetSession", () => {
+  it("finds a session by global id and by namespace + session_id", async () => {
+    const s = await ctx.sessions.create(newSession({ sessionId: "get-me", namespace: "ns-get" }));
+    expect(await ctx.sessions.get(byId(s.id), false)).toEqual(s);
+    expect(await ctx.sessions.get({ id: s.id, namespace: "ns-get", sessionId: "" }, false)).toEqual(s);
+    expect(await ctx.sessions.get(byKey("get-me", "ns-get"), false)).toEqual(s);
+  });
+
+  it("reports NOT_FOUND for unknown ids, other namespaces and soft-deleted sessions without show_deleted", async () => {
+    const s = await ctx.sessions.create(newSession({ sessionId: "hidden", namespace: "ns-a" }));
+    await ctx.sessions.create(newSession({ namespace: "ns-b" }));
+    await expect(ctx.sessions.get(byId(encodeGlobalId("Session", crypto.randomUUID())), false)).rejects.toThrow(NotFoundError);
+    await expect(ctx.sessions.get({ id: s.id, namespace: "ns-b", sessionId: "" }, false)).rejects.toThrow(NotFoundError);
+    await expect(ctx.sessions.get(byKey("hidden", "ns-b"), false)).rejects.toThrow(NotFoundError);
+    await expect(ctx.sessions.get(byKey("hidden", "no-such-ns"), false)).rejects.toThrow(NotFoundError);
+    await ctx.sessions.softDelete(byId(s.id));
+    await expect(ctx.sessions.get(byId(s.id), false)).rejects.toThrow(NotFoundError);
+    expect((await ctx.sessions.get(byId(s.id), true)).state).toBe("soft_deleted");
+  });
+
+  it("rejects malformed ids and ids of another kind as invalid, naming the field", async () => {
+    await expect(ctx.sessions.get(byId("not an id!"), false)).rejects.toThrow(/^id: not a valid Session id/);
+    await expect(ctx.sessions.get(byId(Buffer.from("Session:123").toString("base64url")), false)).rejects.toThrow(/^id: not a valid Session id/);
+    await expect(ctx.sessions.get(byId(encodeGlobalId("Trace", crypto.randomUUID())), false)).rejects.toThrow(/^id: is a Trace id, expected a Session id/);
+    await expect(ctx.sessions.get({ id: "", namespace: "", sessionId: "" }, false)).rejects.toThrow(/^id: id or session_id is required/);
+    await expect(ctx.sessions.get({ id: encodeGlobalId("Session", crypto.randomUUID()), namespace: "", sessionId: "x" }, false)).rejects.toThrow(InvalidInputError);
+  });
+});
+
+describe("UpdateSession", () => {
+  const values = { data: { k: 1 }, labels: { team: "a" }, user: "new-user", workflow: { id: "wf2", version: "9" } };
+
+  it("changes only the fields in the mask and moves the etag", async () => {
+    const s = await ctx.sessions.create(newSession({ user: "old", labels: { keep: "me" } }));
+    const u = await ctx.sessions.update({ address: byId(s.id), paths: ["data", "workflow.version"], values, etag: "" });
+    expect(u.data).toEqual({ k: 1 });
+    expect(u.workflow).toEqual({ id: "", version: "9" });
+    expect(u.user).toBe("old");
+    expect(u.labels).toEqual({ keep: "me" });
+    expect(u.etag).not.toBe(s.etag);
+    expect(u.updateTime.getTime()).toBeGreaterThanOrEqual(s.updateTime.getTime());
+  });
+
+  it("aborts on a stale etag and succeeds with the current one", async () => {
+    const s = await ctx.sessions.create(newSession());
+    const u = await ctx.sessions.update({ address: byId(s.id), paths: ["user"], values, etag: s.etag });
+    await expect(ctx.sessions.update({ address: byId(s.id), paths: ["user"], values, etag: s.etag })).rejects.toThrow(ConflictError);
+    await expect(ctx.sessions.update({ address: byId(s.id), paths: ["labels"], values, etag: u.etag })).resolves.toMatchObject({ labels: { team: "a" } });
+  });
+
+  it("rejects an empty mask and unknown or read-only paths", async () => {
+    const s = await ctx.sessions.create(newSession());
+    await expect(ctx.sessions.update({ address: byId(s.id), paths: [], values, etag: "" })).rejects.toThrow(/^update_mask: name at least one/);
+    await expect(ctx.sessions.update({ address: byId(s.id), paths: ["state"], values, etag: "" })).rejects.toThrow(/^update_mask: unknown or read-only field "state"/);
+    await expect(ctx.sessions.update({ address: byId(s.id), paths: ["nope"], values, etag: "" })).rejects.toThrow(/^update_mask: unknown/);
+    await expect(ctx.sessions.update({ address: byId(s.id), paths: ["labels"], values: { ...values, labels: { "b@d": "x" } }, etag: "" })).rejects.toThrow(/^session\.labels\[/);
+  });
+});
+
+describe("soft delete, undelete, cancel", () => {
+  it("soft delete is idempotent and undelete restores the previous state", async () => {
+    const s = await ctx.sessions.create(newSession());
+    await ctx.sessions.cancel(byId(s.id));
+    const d1 = await ctx.sessions.softDelete(byId(s.id));
+    const d2 = await ctx.sessions.softDelete(byId(s.id));
+    expect(d1.state).toBe("soft_deleted");
+    expect(d2.deleteTime).toEqual(d1.deleteTime);
+    expect(d2.etag).toBe(d1.etag);
+    const u = await ctx.sessions.undelete(byId(s.id));
+    expect(u.state).toBe("cancelled");
+    expect(u.deleteTime).toBeNull();
+  });
+
+  it("undelete of an active session is a failed precondition", async () => {
+    const s = await ctx.sessions.create(newSession());
+    await expect(ctx.sessions.undelete(byId(s.id))).rejects.toThrow(PreconditionError);
+  });
+
+  it("cancel sets CANCELLED, is idempotent, and keeps the session readable", async () => {
+    const s = await ctx.sessions.create(newSession());
+    const c1 = await ctx.sessions.cancel(byId(s.id));
+    const c2 = await ctx.sessions.cancel(byId(s.id));
+    expect(c1.state).toBe("cancelled");
+    expect(c2).toEqual(c1);
+    expect((await ctx.sessions.get(byId(s.id), false)).state).toBe("cancelled");
+  });
+});
+
+describe("TruncateSession", () => {
+  it("clears data, turns, insights and integration marks; keeps participants and traces", async () => {
+    const s = await ctx.sessions.create(newSession({ data: { x: 1 } }));
+    await seedContents(ctx.db.dataSource, [s.uuid], { participants: 2, turnsPerParticipant: 3, traces: 2, spansPerTrace: 4, annotationsPerTrace: 1 });
+    await ctx.db.sql("UPDATE participants SET insights = '[\"likes tea\"]', last_integrated_seq = 6 WHERE session_id = $1", [s.uuid]);
+    const { session, turnsDeleted } = await ctx.sessions.truncate(byId(s.id));
+    expect(turnsDeleted).toBe(6);
+    expect(session.data).toEqual({});
+    expect(session.stats.turnCount).toBe(0);
+    expect(session.stats.participantCount).toBe(2);
+    const counts = await countContents(ctx.db.dataSource, [s.uuid]);
+    expect(counts).toMatchObject({ participants: 2, turns: 0, traces: 2, spans: 8, annotations: 2 });
+    expect(await ctx.db.sql("SELECT insights, last_integrated_seq FROM participants WHERE session_id = $1", [s.uuid])).toEqual([
+      { insights: [], last_integrated_seq: "0" },
+      { insights: [], last_integrated_seq: "0" },
+    ]);
+  });
+});
+
+describe("DeleteSession", () => {
+  it("cascades through participants, turns, traces, spans and annotations, reports the counts, and keeps memories", async () => {
+    const keep = await ctx.sessions.create(newSession());
+    const s = await ctx.sessions.create(newSession());
+    const shape = { participants: 2, turnsPerParticipant: 5, traces: 3, spansPerTrace: 4, annotationsPerTrace: 1, memories: 2 };
+    await seedContents(ctx.db.dataSource, [s.uuid, keep.uuid], shape);
+    const totalSpans = async () => (await ctx.db.sql("SELECT count(*)::int AS n FROM spans"))[0].n;
+    const spansBefore = await totalSpans();
+
+    const { deleted } = await ctx.sessions.delete(byId(s.id), "");
+    expect(deleted).toEqual({ participants: 2, turns: 10, traces: 3, spans: 12, annotations: 3 });
+
+    expect(await countContents(ctx.db.dataSource, [s.uuid])).toEqual({ sessions: 0, participants: 0, turns: 0, traces: 0, spans: 0, annotations: 0, memories: 0 });
+    expect(await totalSpans()).toBe(spansBefore - 12);
+    // The other session is untouched.
+    expect(await countContents(ctx.db.dataSource, [keep.uuid])).toEqual({ sessions: 1, participants: 2, turns: 10, traces: 3, spans: 12, annotations: 3, memories: 2 });
+    // Memories of the deleted session survive with an empty source.
+    const orphans = await ctx.db.sql("SELECT count(*)::int AS n FROM memories WHERE source_session_id IS NULL");
+    expect(orphans[0].n).toBe(2);
+
+    await expect(ctx.sessions.delete(byId(s.id), "")).rejects.toThrow(NotFoundError);
+  });
+
+  it("deletes soft-deleted sessions too, and honours the etag", async () => {
+    const s = await ctx.sessions.create(newSession());
+    const d = await ctx.sessions.softDelete(byId(s.id));
+    await expect(ctx.sessions.delete(byId(s.id), s.etag)).rejects.toThrow(ConflictError);
+    await expect(ctx.sessions.delete(byId(s.id), d.etag)).resolves.toMatchObject({ deleted: { participants: 0 } });
+  });
+});

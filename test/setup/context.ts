@@ -1,0 +1,30 @@
+/**
+ * Per-file fixtures: a fresh database cloned from the migrated template, and the services over it.
+ */
+import { afterAll, beforeAll, inject } from "vitest";
+import { createSessionStore } from "../../src/db/repositories/session-store.js";
+import { createSessionService, type SessionService } from "../../src/domain/sessions.js";
+import { createTestDatabase, type TestDatabase } from "./databases.js";
+
+/** Registers beforeAll/afterAll hooks that give the file its own database and services. */
+export function useDatabase() {
+  const ctx = {} as { db: TestDatabase; sessions: SessionService };
+  beforeAll(async () => {
+    ctx.db = await createTestDatabase(inject("database"));
+    ctx.sessions = createSessionService({ store: createSessionStore(ctx.db.dataSource) });
+  });
+  afterAll(async () => {
+    await ctx.db?.close();
+  });
+  return ctx;
+}
+
+/** An address by caller id in a namespace. */
+export const byKey = (sessionId: string, namespace = "default") => ({ id: "", namespace, sessionId });
+/** An address by global id. */
+export const byId = (id: string) => ({ id, namespace: "", sessionId: "" });
+
+/** CreateSession input with defaults. */
+export function newSession(over: Partial<Parameters<SessionService["create"]>[0]> = {}): Parameters<SessionService["create"]>[0] {
+  return { namespace: "", sessionId: "", user: "", workflow: { id: "", version: "" }, data: {}, labels: {}, maxRequestsPerMinute: 0, ...over };
+}

@@ -1,0 +1,106 @@
+/**
+ * Test databases: one migrated template per test run, and a clone of it per test file
+ * (CREATE DATABASE ... TEMPLATE: a few milliseconds), so files never see each other's rows.
+ */
+import { randomBytes } from "node:crypto";
+import pg from "pg";
+import type { DataSource } from "typeorm";
+import { createDataSource } from "../../src/db/data-source.js";
+
+/** What a global setup provides to the test files of its project. */
+export interface TestDatabaseServer {
+  /** URL of a database on the server that may run CREATE/DROP DATABASE. */
+  adminUrl: string;
+  /** Name of the migrated template database. */
+  template: string;
+}
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    database: TestDatabaseServer;
+  }
+}
+
+/** Returns `url` with its database name replaced. */
+export function withDatabase(url: string, database: string): string {
+  const u = new URL(url);
+  u.pathname = `/${database}`;
+  return u.toString();
+}
+
+async function admin<T>(adminUrl: string, work: (c: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: adminUrl });
+  await client.connect();
+  try {
+    return await work(client);
+  } finally {
+    await client.end();
+  }
+}
+
+/** Creates the migrated template on `adminUrl`'s server and returns its name. */
+export async function createTemplate(adminUrl: string, prefix: string): Promise<string> {
+  const template = `${prefix}_tpl`;
+  await admin(adminUrl, (c) => c.query(`CREATE DATABASE "${template}"`));
+  const ds = createDataSource({ url: withDatabase(adminUrl, template), poolSize: 1 });
+  await ds.initialize();
+  try {
+    await ds.runMigrations({ transaction: "each" });
+  } finally {
+    await ds.destroy();
+  }
+  return template;
+}
+
+/** Drops every database whose name starts with `prefix`. */
+export async function dropDatabases(adminUrl: string, prefix: string): Promise<void> {
+  await admin(adminUrl, async (c) => {
+    const { rows } = await c.query("SELECT datname FROM pg_database WHERE datname LIKE $1", [`${prefix}%`]);
+    for (const { datname } of rows) await c.query(`DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`);
+  });
+}
+
+/** A fresh database for one test file. */
+export interface TestDatabase {
+  url: string;
+  name: string;
+  dataSource: DataSource;
+  /** Raw SQL on the test database (for arranging and for checking rows directly). */
+  sql<T = any>(text: string, params?: unknown[]): Promise<T[]>;
+  close(): Promise<void>;
+}
+
+/** Clones the template into a new database and opens a DataSource on it. */
+export async function createTestDatabase(server: TestDatabaseServer): Promise<TestDatabase> {
+  const name = `${server.template.replace(/_tpl$/, "")}_${randomBytes(5).toString("hex")}`;
+  await admin(server.adminUrl, async (c) => {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await c.query(`CREATE DATABASE "${name}" TEMPLATE "${server.template}"`);
+        return;
+      } catch (err) {
+        // Two clones starting at the same instant may see each other on the template: retry.
+        if (attempt >= 20 || !/being accessed by other users/.test(String(err))) throw err;
+        await new Promise((r) => setTimeout(r, 50 + Math.random() * 100));
+      }
+    }
+  });
+  const url = withDatabase(server.adminUrl, name);
+  const dataSource = createDataSource({ url, poolSize: 10 });
+  await dataSource.initialize();
+  return {
+    url,
+    name,
+    dataSource,
+    sql: (text, params = []) => dataSource.query(text, params),
+    async close() {
+      if (dataSource.isInitialized) await dataSource.destroy();
+      await admin(server.adminUrl, (c) => c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`));
+    },
+  };
+}
+
+/** A unique prefix for the databases of one test run. */
+export function runPrefix(): string {
+  return `sessiond_test_${Date.now().toString(36)}_${randomBytes(3).toString("hex")}`;
+}
