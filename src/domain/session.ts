@@ -94,6 +94,7 @@ export function checkText(field: string, value: string, max: number, { required 
   if (required && value === "") throw new InvalidInputError(field, "is required");
   if ([...value].length > max) throw new InvalidInputError(field, `must be at most ${max} characters`);
   if (id && CONTROL.test(value)) throw new InvalidInputError(field, "must not contain control characters");
+  if (value.includes("\u0000")) throw new InvalidInputError(field, "must not contain NUL characters");
   return value;
 }
 
@@ -105,16 +106,23 @@ export function checkLabels(labels: Record<string, string>, field = "labels"): R
     if (key.length === 0 || key.length > MAX_LABEL_KEY || !LABEL_KEY.test(key)) {
       throw new InvalidInputError(`${field}[${JSON.stringify(key.slice(0, 80))}]`, `key must be 1 to ${MAX_LABEL_KEY} characters of [A-Za-z0-9_.-]`);
     }
-    if ([...labels[key]].length > MAX_LABEL_VALUE) {
-      throw new InvalidInputError(`${field}[${JSON.stringify(key)}]`, `value must be at most ${MAX_LABEL_VALUE} characters`);
-    }
+    checkText(`${field}[${JSON.stringify(key)}]`, labels[key], MAX_LABEL_VALUE);
   }
   return labels;
 }
 
-/** Checks session data size (as JSON). */
+function hasNul(value: JsonValue): boolean {
+  if (typeof value === "string") return value.includes("\u0000");
+  if (Array.isArray(value)) return value.some(hasNul);
+  if (value && typeof value === "object") return Object.entries(value).some(([k, v]) => k.includes("\u0000") || hasNul(v));
+  return false;
+}
+
+/** Checks session data: no NUL characters, at most MAX_DATA_BYTES as JSON. */
 export function checkData(data: JsonObject, field = "data"): JsonObject {
-  const bytes = Buffer.byteLength(JSON.stringify(data), "utf8");
+  if (hasNul(data)) throw new InvalidInputError(field, "must not contain NUL characters (Postgres jsonb cannot store them)");
+  const json = JSON.stringify(data);
+  const bytes = Buffer.byteLength(json, "utf8");
   if (bytes > MAX_DATA_BYTES) throw new InvalidInputError(field, `must be at most ${MAX_DATA_BYTES} bytes as JSON, got ${bytes}`);
   return data;
 }

@@ -48,6 +48,9 @@ describe("CreateSession", () => {
     ["expires_after", newSession({ expiresAfterMs: 25 * 3600 * 1000 })],
     ["max_requests_per_minute", newSession({ maxRequestsPerMinute: -1 })],
     ["data", newSession({ data: { big: "x".repeat(300 * 1024) } })],
+    ["data", newSession({ data: { nul: "a\u0000b" } })],
+    ["user", newSession({ user: "a\u0000b" })],
+    ['labels["k"]', newSession({ labels: { k: "a\u0000b" } })],
   ])("rejects a bad %s with a message naming it, writing nothing", async (field, input) => {
     const before = await ctx.db.sql("SELECT count(*)::int AS n FROM sessions");
     const err = await ctx.sessions.create(input).catch((e) => e);
