@@ -1,0 +1,87 @@
+/**
+ * Shared benchmark plumbing: a fresh database (on DATABASE_URL's server, or an embedded Postgres when it
+ * is unset), a real sessiond on port 0 over it, a closed-loop load generator and medians.
+ */
+import { mkdtempSync, chmodSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import pg from "pg";
+import { startApp, type App } from "../src/app.js";
+import { loadConfig } from "../src/config.js";
+import { startEmbeddedPostgres } from "../src/db/embedded.js";
+import { createLogger } from "../src/logger.js";
+import { withDatabase } from "../test/setup/databases.js";
+
+/** A benchmark database server with one fresh database. */
+export interface BenchDatabase {
+  url: string;
+  close(): Promise<void>;
+}
+
+/** Creates a fresh database `sessiond_bench_*` (dropped by close()). */
+export async function benchDatabase(): Promise<BenchDatabase> {
+  let adminUrl = process.env.DATABASE_URL;
+  let stopEmbedded = async () => {};
+  if (!adminUrl) {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "sessiond-bench-pg-"));
+    chmodSync(dir, 0o755);
+    const embedded = await startEmbeddedPostgres({ dataDir: path.join(dir, "data") });
+    adminUrl = embedded.adminUrl;
+    stopEmbedded = async () => {
+      await embedded.stop();
+      rmSync(dir, { recursive: true, force: true });
+    };
+  }
+  const name = `sessiond_bench_${Date.now().toString(36)}`;
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE "${name}"`);
+  await admin.end();
+  return {
+    url: withDatabase(adminUrl, name),
+    async close() {
+      const c = new pg.Client({ connectionString: adminUrl });
+      await c.connect();
+      await c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+      await c.end();
+      await stopEmbedded();
+    },
+  };
+}
+
+/** Starts sessiond (default configuration, logs discarded) over `url` on a free port. */
+export async function benchApp(url: string, env: Record<string, string> = {}): Promise<App> {
+  const config = loadConfig({ PORT: "0", HOST: "127.0.0.1", DATABASE_URL: url, ...env });
+  const devNull = { write: () => true };
+  return startApp(config, createLogger(config.logLevel, devNull as never));
+}
+
+/** Runs `call` from `concurrency` closed loops for `ms`; returns completed calls per second. */
+export async function load(concurrency: number, ms: number, call: (i: number) => Promise<unknown>): Promise<number> {
+  const end = performance.now() + ms;
+  let done = 0;
+  const start = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async (_, worker) => {
+      for (let i = worker; performance.now() < end; i += concurrency) {
+        await call(i);
+        done++;
+      }
+    }),
+  );
+  return done / ((performance.now() - start) / 1000);
+}
+
+/** The median of `values`. */
+export function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/** Times `fn` in milliseconds. */
+export async function timeMs(fn: () => Promise<unknown>): Promise<number> {
+  const t = performance.now();
+  await fn();
+  return performance.now() - t;
+}
