@@ -13,6 +13,8 @@ export interface TestDatabaseServer {
   adminUrl: string;
   /** Name of the migrated template database. */
   template: string;
+  /** Which server: the embedded Postgres, or the one DATABASE_URL names. */
+  kind: "embedded" | "database-url";
 }
 
 declare module "vitest" {

@@ -9,6 +9,6 @@ export default async function setup(project: TestProject) {
   const adminUrl = process.env.DATABASE_URL!;
   const prefix = runPrefix();
   const template = await createTemplate(adminUrl, prefix);
-  project.provide("database", { adminUrl, template });
+  project.provide("database", { adminUrl, template, kind: "database-url" });
   return () => dropDatabases(adminUrl, prefix);
 }

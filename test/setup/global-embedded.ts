@@ -14,7 +14,7 @@ export default async function setup(project: TestProject) {
   chmodSync(dir, 0o755); // Postgres runs as its own OS user when we are root
   const pg = await startEmbeddedPostgres({ dataDir: path.join(dir, "data"), ephemeral: true });
   const template = await createTemplate(pg.adminUrl, runPrefix());
-  project.provide("database", { adminUrl: pg.adminUrl, template });
+  project.provide("database", { adminUrl: pg.adminUrl, template, kind: "embedded" });
   return async () => {
     await pg.stop();
     rmSync(dir, { recursive: true, force: true });

@@ -1,0 +1,80 @@
+/**
+ * Wires the application: database (embedded or DATABASE_URL), migrations, services and the server.
+ * main.ts runs it as a process; tests and benchmarks run it in-process.
+ */
+import path from "node:path";
+import type { DataSource } from "typeorm";
+import type { Config } from "./config.js";
+import { createDataSource } from "./db/data-source.js";
+import { startEmbeddedPostgres, type EmbeddedPostgres } from "./db/embedded.js";
+import { createSessionStore } from "./db/repositories/session-store.js";
+import { createSessionService } from "./domain/sessions.js";
+import type { Logger } from "./logger.js";
+import { createInterceptors, createRoutes } from "./routes.js";
+import { build } from "./server.js";
+import { HealthStatus } from "./handlers/health.js";
+
+/** A running sessiond. */
+export interface App {
+  /** Base URL of the server, e.g. http://127.0.0.1:8080. */
+  url: string;
+  port: number;
+  dataSource: DataSource;
+  /** Graceful stop: in-flight calls finish, streams end with `unavailable`, then the database closes. */
+  stop(): Promise<void>;
+}
+
+/** Opens the database (starting an embedded Postgres when no URL is configured) and applies pending migrations. */
+export async function openDatabase(config: Pick<Config, "databaseUrl" | "dataDir" | "dbPoolSize">, logger: Logger): Promise<{ dataSource: DataSource; embedded?: EmbeddedPostgres }> {
+  let embedded: EmbeddedPostgres | undefined;
+  let url = config.databaseUrl;
+  if (!url) {
+    const dataDir = path.resolve(config.dataDir, "pg");
+    embedded = await startEmbeddedPostgres({ dataDir, onLog: (line) => logger.debug({ component: "postgres" }, line) });
+    url = embedded.url;
+    logger.info({ data_dir: dataDir, port: embedded.port }, "embedded Postgres started (set DATABASE_URL to use your own)");
+  }
+  const dataSource = createDataSource({ url, poolSize: config.dbPoolSize });
+  try {
+    await dataSource.initialize();
+    const applied = await dataSource.runMigrations({ transaction: "each" });
+    if (applied.length) logger.info({ migrations: applied.map((m) => m.name) }, "migrations applied");
+  } catch (err) {
+    if (dataSource.isInitialized) await dataSource.destroy();
+    await embedded?.stop();
+    throw err;
+  }
+  return { dataSource, embedded };
+}
+
+/** Starts sessiond with `config`: database, migrations, then the server on config.port. */
+export async function startApp(config: Config, logger: Logger): Promise<App> {
+  const { dataSource, embedded } = await openDatabase(config, logger);
+  const health = new HealthStatus();
+  const sessions = createSessionService({ store: createSessionStore(dataSource) });
+  const server = build({
+    config,
+    logger,
+    routes: createRoutes({ sessions, health }),
+    interceptors: createInterceptors(logger),
+  });
+  let address: { port: number; url: string };
+  try {
+    address = await server.listen();
+  } catch (err) {
+    await dataSource.destroy();
+    await embedded?.stop();
+    throw err;
+  }
+  health.setAll("SERVING");
+  return {
+    ...address,
+    dataSource,
+    async stop() {
+      health.setAll("NOT_SERVING");
+      await server.shutdown();
+      await dataSource.destroy();
+      await embedded?.stop();
+    },
+  };
+}

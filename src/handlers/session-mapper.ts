@@ -1,0 +1,98 @@
+/**
+ * Protobuf <-> domain conversions for sessions. Small and explicit: nothing else crosses the boundary.
+ */
+import { create } from "@bufbuild/protobuf";
+import { durationMs, timestampDate, timestampFromDate, type Duration, type Timestamp } from "@bufbuild/protobuf/wkt";
+import type { Session as DomainSession, SessionFilter as DomainFilter, SessionState as DomainState, JsonObject, DeletedCounts as DomainCounts } from "../domain/session.js";
+import { InvalidInputError } from "../domain/errors.js";
+import {
+  DeletedCountsSchema,
+  SessionSchema,
+  SessionState,
+  SessionStatsSchema,
+  WorkflowSchema,
+  type DeletedCounts,
+  type Session,
+  type SessionFilter,
+} from "../../gen/sessiond/v1/session_pb.js";
+
+const STATE_TO_PROTO: Record<DomainState, SessionState> = {
+  active: SessionState.ACTIVE,
+  cancelled: SessionState.CANCELLED,
+  soft_deleted: SessionState.SOFT_DELETED,
+};
+
+/** Domain session -> protobuf Session. */
+export function sessionToProto(s: DomainSession): Session {
+  return create(SessionSchema, {
+    id: s.id,
+    sessionId: s.sessionId,
+    namespace: s.namespace,
+    user: s.user,
+    workflow: create(WorkflowSchema, s.workflow),
+    data: s.data,
+    labels: s.labels,
+    state: STATE_TO_PROTO[s.state],
+    createTime: timestampFromDate(s.createTime),
+    updateTime: timestampFromDate(s.updateTime),
+    deleteTime: s.deleteTime ? timestampFromDate(s.deleteTime) : undefined,
+    expireTime: timestampFromDate(s.expireTime),
+    etag: s.etag,
+    stats: create(SessionStatsSchema, s.stats),
+    maxRequestsPerMinute: s.maxRequestsPerMinute,
+  });
+}
+
+/** Domain cascade counts -> protobuf DeletedCounts. */
+export function deletedCountsToProto(c: DomainCounts): DeletedCounts {
+  return create(DeletedCountsSchema, c);
+}
+
+/** protobuf Duration -> ms; undefined when unset. */
+export function durationToMs(d: Duration | undefined, field: string): number | undefined {
+  if (!d) return undefined;
+  if (d.seconds < 0n || d.nanos < 0) throw new InvalidInputError(field, "must be positive");
+  return durationMs(d);
+}
+
+function time(t: Timestamp | undefined, field: string): Date | undefined {
+  if (!t) return undefined;
+  const date = timestampDate(t);
+  const year = date.getUTCFullYear();
+  if (Number.isNaN(date.getTime()) || year < 1 || year > 9999) throw new InvalidInputError(field, "must be a valid time between years 1 and 9999");
+  return date;
+}
+
+/** protobuf SessionFilter -> domain filter (unset fields dropped). */
+export function filterFromProto(f: SessionFilter | undefined, field = "filter"): DomainFilter {
+  if (!f) return {};
+  let state: DomainState | undefined;
+  switch (f.state) {
+    case SessionState.UNSPECIFIED:
+      break;
+    case SessionState.ACTIVE:
+      state = "active";
+      break;
+    case SessionState.CANCELLED:
+      state = "cancelled";
+      break;
+    case SessionState.SOFT_DELETED:
+      state = "soft_deleted";
+      break;
+    default:
+      throw new InvalidInputError(`${field}.state`, `unknown state ${f.state}`);
+  }
+  return {
+    user: f.user || undefined,
+    state,
+    workflowId: f.workflowId || undefined,
+    labels: Object.keys(f.labels).length ? f.labels : undefined,
+    createTimeAfter: time(f.createTimeAfter, `${field}.create_time_after`),
+    createTimeBefore: time(f.createTimeBefore, `${field}.create_time_before`),
+  };
+}
+
+/** Struct field value -> domain JSON object ({} when unset). */
+export function dataFromProto(data: JsonObject | undefined): JsonObject {
+  return data ?? {};
+}

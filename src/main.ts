@@ -1,0 +1,52 @@
+/**
+ * The sessiond process: read config, start, and shut down gracefully on SIGTERM/SIGINT.
+ */
+import { ConfigError, loadConfig } from "./config.js";
+import { createLogger } from "./logger.js";
+import { startApp } from "./app.js";
+
+async function main() {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(`sessiond: invalid configuration: ${err.message}`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const logger = createLogger(config.logLevel);
+  const started = Date.now();
+  const app = await startApp(config, logger);
+  logger.info({ url: app.url, port: app.port, startup_ms: Date.now() - started }, "sessiond listening (Connect, gRPC and gRPC-Web on one port)");
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, "shutting down");
+    // The process exits within the grace period plus a margin, whatever happens.
+    setTimeout(() => {
+      logger.error("shutdown took too long; exiting");
+      process.exit(1);
+    }, config.shutdownGraceMs + 1500).unref();
+    app.stop().then(
+      () => {
+        logger.info("stopped");
+        process.exit(0);
+      },
+      (err) => {
+        logger.error({ err }, "error during shutdown");
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
+}
+
+main().catch((err) => {
+  console.error(`sessiond: failed to start: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});

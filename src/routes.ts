@@ -1,0 +1,45 @@
+/**
+ * Every service on the port, registered on a Connect router; reused by the server and by tests
+ * (createRouterTransport). Also the interceptor chain every call goes through.
+ */
+import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
+import { file_grpc_health_v1_health, Health } from "../gen/grpc/health/v1/health_pb.js";
+import { file_grpc_reflection_v1_reflection } from "../gen/grpc/reflection/v1/reflection_pb.js";
+import { file_grpc_reflection_v1alpha_reflection } from "../gen/grpc/reflection/v1alpha/reflection_pb.js";
+import { file_sessiond_v1_session_service, SessionService } from "../gen/sessiond/v1/session_service_pb.js";
+import type { SessionService as Sessions } from "./domain/sessions.js";
+import { errorInterceptor } from "./handlers/errors.js";
+import { createHealthHandlers, type HealthStatus } from "./handlers/health.js";
+import { loggingInterceptor } from "./handlers/logging.js";
+import { createReflectionRoutes } from "./handlers/reflection.js";
+import { createSessionHandlers } from "./handlers/session-service.js";
+import type { Logger } from "./logger.js";
+
+/** Files whose services and types server reflection describes (with their dependencies). */
+export const reflectedFiles = [
+  file_sessiond_v1_session_service,
+  file_grpc_health_v1_health,
+  file_grpc_reflection_v1_reflection,
+  file_grpc_reflection_v1alpha_reflection,
+];
+
+/** What the routes need. */
+export interface RouteDeps {
+  sessions: Sessions;
+  health: HealthStatus;
+}
+
+/** Registers SessionService, gRPC health and gRPC reflection (v1 and v1alpha). */
+export function createRoutes(deps: RouteDeps): (router: ConnectRouter) => void {
+  const reflection = createReflectionRoutes(reflectedFiles);
+  return (router) => {
+    router.service(SessionService, createSessionHandlers(deps.sessions));
+    router.service(Health, createHealthHandlers(deps.health));
+    reflection(router);
+  };
+}
+
+/** The interceptor chain, outermost first: request id + access log, then error mapping. */
+export function createInterceptors(logger: Logger): Interceptor[] {
+  return [loggingInterceptor(logger), errorInterceptor(logger)];
+}

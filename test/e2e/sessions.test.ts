@@ -1,0 +1,108 @@
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { describe, expect, it } from "vitest";
+import { SessionService } from "../../gen/sessiond/v1/session_service_pb.js";
+import { SessionState, SortOrder } from "../../gen/sessiond/v1/session_pb.js";
+import { encodeGlobalId } from "../../src/domain/ids.js";
+import { transports, useServer } from "../setup/server.js";
+
+const ctx = useServer({ SESSIOND_MAX_MESSAGE_BYTES: String(64 * 1024) });
+
+describe.each(["connect/http1.1", "connect/http2", "grpc/http2", "grpc-web/http1.1"])("the whole lifecycle over %s", (name) => {
+  it("creates, reads, lists, updates, cancels, soft-deletes, undeletes, truncates and deletes", async () => {
+    const client = createClient(SessionService, transports(ctx.url)[name]);
+    const ns = `life-${name.replace(/[^a-z0-9]/g, "")}`;
+    const { session } = await client.createSession({ namespace: ns, sessionId: "s1", user: "alice", labels: { env: "test" }, data: { topic: "tea" }, workflow: { id: "wf", version: "1" } });
+    expect(session).toMatchObject({ namespace: ns, sessionId: "s1", user: "alice", state: SessionState.ACTIVE, maxRequestsPerMinute: 10, data: { topic: "tea" } });
+    expect(Buffer.from(session!.id, "base64url").toString()).toMatch(/^Session:[0-9a-f-]{36}$/);
+
+    expect((await client.getSession({ id: session!.id })).session).toEqual(session);
+    expect((await client.getSession({ namespace: ns, sessionId: "s1" })).session?.id).toBe(session!.id);
+
+    await client.createSession({ namespace: ns, sessionId: "s2" });
+    const list = await client.listSessions({ namespace: ns, pageSize: 1, order: SortOrder.ASCENDING });
+    expect(list.sessions.map((s) => s.sessionId)).toEqual(["s1"]);
+    const next = await client.listSessions({ namespace: ns, pageSize: 1, order: SortOrder.ASCENDING, pageToken: list.nextPageToken });
+    expect(next.sessions.map((s) => s.sessionId)).toEqual(["s2"]);
+    expect(next.nextPageToken).toBe("");
+
+    const updated = await client.updateSession({ session: { id: session!.id, labels: { env: "prod" }, etag: session!.etag }, updateMask: { paths: ["labels"] } });
+    expect(updated.session?.labels).toEqual({ env: "prod" });
+
+    expect((await client.cancelSession({ id: session!.id })).session?.state).toBe(SessionState.CANCELLED);
+    expect((await client.softDeleteSession({ id: session!.id })).session?.state).toBe(SessionState.SOFT_DELETED);
+    expect((await client.undeleteSession({ id: session!.id })).session?.state).toBe(SessionState.CANCELLED);
+    const truncated = await client.truncateSession({ id: session!.id });
+    expect(truncated.session?.data).toEqual({});
+
+    const deleted = await client.deleteSession({ namespace: ns, sessionId: "s1" });
+    expect(deleted).toMatchObject({ id: session!.id, sessionId: "s1", deleted: { participants: 0, turns: 0, traces: 0, spans: 0, annotations: 0 } });
+    await expect(client.getSession({ id: session!.id })).rejects.toMatchObject({ code: Code.NotFound });
+  });
+});
+
+async function codeOf(p: Promise<unknown>): Promise<ConnectError> {
+  const err = await p.then(
+    () => undefined,
+    (e) => e,
+  );
+  expect(err, "the call should have failed").toBeInstanceOf(ConnectError);
+  // Never a catch-all code, never database internals.
+  expect([Code.Internal, Code.Unknown]).not.toContain(err.code);
+  expect(err.rawMessage).not.toMatch(/SELECT|INSERT|UPDATE|relation|syntax|QueryFailed|at .*\.ts:/);
+  return err;
+}
+
+describe("bad input gets a precise code and a message naming the field", () => {
+  it.each(["connect/http1.1", "grpc/http2"])("over %s", async (name) => {
+    const client = createClient(SessionService, transports(ctx.url)[name]);
+    const ns = `bad-${name.replace(/[^a-z0-9]/g, "")}`;
+    const { session } = await client.createSession({ namespace: ns, sessionId: "target" });
+
+    let e = await codeOf(client.getSession({ id: "%%%not-base64%%%" }));
+    expect([e.code, e.rawMessage]).toEqual([Code.InvalidArgument, "id: not a valid Session id"]);
+    e = await codeOf(client.getSession({ id: encodeGlobalId("Trace", crypto.randomUUID()) }));
+    expect([e.code, e.rawMessage]).toEqual([Code.InvalidArgument, "id: is a Trace id, expected a Session id"]);
+    e = await codeOf(client.getSession({ id: encodeGlobalId("Session", crypto.randomUUID()) }));
+    expect(e.code).toBe(Code.NotFound);
+    e = await codeOf(client.createSession({ labels: { ["k".repeat(64)]: "v" } }));
+    expect(e.code).toBe(Code.InvalidArgument);
+    expect(e.rawMessage).toMatch(/^labels\[/);
+    e = await codeOf(client.createSession({ labels: Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`k${i}`, "v"])) }));
+    expect([e.code, e.rawMessage]).toEqual([Code.InvalidArgument, "labels: at most 64 labels, got 65"]);
+    e = await codeOf(client.listSessions({ namespace: ns, pageSize: 1001 }));
+    expect([e.code, e.rawMessage]).toEqual([Code.InvalidArgument, "page_size: must be between 1 and 1000"]);
+    e = await codeOf(client.listSessions({ namespace: ns, pageToken: "forged.token" }));
+    expect(e.code).toBe(Code.InvalidArgument);
+    expect(e.rawMessage).toMatch(/^page_token: malformed/);
+    await client.createSession({ namespace: ns });
+    const page = await client.listSessions({ namespace: ns, pageSize: 1 });
+    e = await codeOf(client.listSessions({ namespace: ns, pageToken: page.nextPageToken, showDeleted: true }));
+    expect([e.code, e.rawMessage.split(";")[0]]).toEqual([Code.InvalidArgument, "page_token: was issued for a different request"]);
+    e = await codeOf(client.updateSession({ session: { id: session!.id, user: "x", etag: '"v999"' }, updateMask: { paths: ["user"] } }));
+    expect(e.code).toBe(Code.Aborted);
+    expect(e.rawMessage).toMatch(/^session\.etag: /);
+    e = await codeOf(client.updateSession({ session: { id: session!.id }, updateMask: { paths: ["create_time"] } }));
+    expect(e.code).toBe(Code.InvalidArgument);
+    expect(e.rawMessage).toMatch(/^update_mask: unknown or read-only field "create_time"/);
+    e = await codeOf(client.createSession({ namespace: ns, sessionId: "target" }));
+    expect(e.code).toBe(Code.AlreadyExists);
+    e = await codeOf(client.undeleteSession({ id: session!.id }));
+    expect(e.code).toBe(Code.FailedPrecondition);
+    e = await codeOf(client.createSession({ namespace: ns, data: { blob: "x".repeat(100 * 1024) } }));
+    expect(e.code).toBe(Code.ResourceExhausted);
+    expect(await ctx.db.sql("SELECT count(*)::int AS n FROM sessions s JOIN namespaces n ON n.id = s.namespace_id WHERE n.name = $1", [ns])).toEqual([{ n: 2 }]);
+  });
+
+  it("sends a request id with every response and logs one line per call, without secrets", async () => {
+    const client = ctx.client();
+    let header: Headers | undefined;
+    await client.getSession({ id: encodeGlobalId("Session", crypto.randomUUID()) }, { onHeader: (h) => (header = h), headers: { authorization: "Bearer top-secret-value" } }).catch(() => {});
+    const err = (await client.getSession({ id: "x" }, { headers: { "x-request-id": "req-123" } }).catch((e) => e)) as ConnectError;
+    expect(err.metadata.get("x-request-id")).toBe("req-123");
+    const lines = ctx.logs.filter((l) => l.includes("req-123"));
+    expect(lines.length).toBeGreaterThanOrEqual(1);
+    expect(JSON.parse(lines[0])).toMatchObject({ request_id: "req-123", method: "GetSession", code: "invalid_argument" });
+    expect(ctx.logs.join("")).not.toContain("top-secret-value");
+    void header;
+  });
+});

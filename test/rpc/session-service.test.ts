@@ -1,0 +1,69 @@
+import { Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
+import { describe, expect, it } from "vitest";
+import { SessionService } from "../../gen/sessiond/v1/session_service_pb.js";
+import { SessionState } from "../../gen/sessiond/v1/session_pb.js";
+import type { SessionService as Sessions } from "../../src/domain/sessions.js";
+import { createSessionHandlers } from "../../src/handlers/session-service.js";
+import { createInterceptors } from "../../src/routes.js";
+import { createLogger } from "../../src/logger.js";
+import { useDatabase } from "../setup/context.js";
+
+const ctx = useDatabase();
+
+function clientFor(sessions: Sessions, logs: string[] = []) {
+  const logger = createLogger("info", { write: (l: string) => logs.push(l) } as never);
+  const transport = createRouterTransport((router) => router.service(SessionService, createSessionHandlers(sessions)), {
+    router: { interceptors: createInterceptors(logger) },
+  });
+  return createClient(SessionService, transport);
+}
+
+describe("SessionService handlers", () => {
+  it("map every Session field to protobuf and back", async () => {
+    const client = clientFor(ctx.sessions);
+    const { session } = await client.createSession({
+      namespace: "rpc",
+      sessionId: "m1",
+      user: "u",
+      workflow: { id: "w", version: "2" },
+      data: { n: 1.5, s: "x", b: true, l: [1, 2], o: { z: null } },
+      labels: { a: "b" },
+      expiresAfter: { seconds: 90n, nanos: 0 },
+      maxRequestsPerMinute: 7,
+    });
+    expect(session).toMatchObject({
+      namespace: "rpc",
+      sessionId: "m1",
+      user: "u",
+      workflow: { id: "w", version: "2" },
+      data: { n: 1.5, s: "x", b: true, l: [1, 2], o: { z: null } },
+      labels: { a: "b" },
+      state: SessionState.ACTIVE,
+      maxRequestsPerMinute: 7,
+      etag: '"v1"',
+      stats: { participantCount: 0, turnCount: 0, traceCount: 0, spanCount: 0, memoriesExtracted: 0, integrationCount: 0 },
+    });
+    expect(Number(session!.expireTime!.seconds - session!.createTime!.seconds)).toBe(90);
+    expect(session!.deleteTime).toBeUndefined();
+  });
+
+  it("rejects an unknown filter state and a negative duration, naming the field", async () => {
+    const client = clientFor(ctx.sessions);
+    await expect(client.listSessions({ filter: { state: 42 as SessionState } })).rejects.toMatchObject({ code: Code.InvalidArgument, rawMessage: "filter.state: unknown state 42" });
+    await expect(client.createSession({ expiresAfter: { seconds: -5n } })).rejects.toMatchObject({ code: Code.InvalidArgument, rawMessage: "expires_after: must be positive" });
+  });
+
+  it("turns an unexpected error into INTERNAL with a request id, logging the cause but never sending it", async () => {
+    const logs: string[] = [];
+    const broken = { ...ctx.sessions, get: async () => { throw new Error('relation "sessions" does not exist at SELECT secret_column'); } } as Sessions;
+    const err = (await clientFor(broken, logs).getSession({ id: "x" }).catch((e) => e)) as ConnectError;
+    expect(err.code).toBe(Code.Internal);
+    expect(err.rawMessage).toMatch(/^internal error \(request id [\w-]+\)$/);
+    expect(logs.join("")).toContain("secret_column");
+  });
+
+  it("reports an unreachable database as UNAVAILABLE", async () => {
+    const down = { ...ctx.sessions, get: async () => { throw Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:5432"), { code: "ECONNREFUSED" }); } } as Sessions;
+    await expect(clientFor(down).getSession({ id: "x" })).rejects.toMatchObject({ code: Code.Unavailable });
+  });
+});
