@@ -7,6 +7,7 @@ import type { DataSource } from "typeorm";
 import type { Config } from "./config.js";
 import { createDataSource } from "./db/data-source.js";
 import { startEmbeddedPostgres, type EmbeddedPostgres } from "./db/embedded.js";
+import { createBulkDeleteStore } from "./db/repositories/session-deletion.js";
 import { createSessionStore } from "./db/repositories/session-store.js";
 import { createSessionService } from "./domain/sessions.js";
 import type { Logger } from "./logger.js";
@@ -51,7 +52,12 @@ export async function openDatabase(config: Pick<Config, "databaseUrl" | "dataDir
 export async function startApp(config: Config, logger: Logger): Promise<App> {
   const { dataSource, embedded } = await openDatabase(config, logger);
   const health = new HealthStatus();
-  const sessions = createSessionService({ store: createSessionStore(dataSource) });
+  const store = createSessionStore(dataSource);
+  const sessions = createSessionService({
+    store,
+    bulkStore: createBulkDeleteStore(dataSource, store.namespaceId),
+    logBatchFailure: (err, identifiers) => logger.error({ err, identifiers }, "bulk delete batch failed"),
+  });
   const server = build({
     config,
     logger,

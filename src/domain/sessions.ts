@@ -3,6 +3,7 @@
  * Rules and transactions live here; SQL lives in the store, protobuf in the handlers.
  */
 import type { SessionStore } from "../db/repositories/session-store.js";
+import { bulkDeleteSessions, type BulkDeleteEvent, type BulkDeleteInput, type BulkDeleteStore, type FailureLog } from "./bulk-delete.js";
 import { ConflictError, InvalidInputError, NotFoundError, PreconditionError } from "./errors.js";
 import { decodeGlobalId } from "./ids.js";
 import { decodePageToken, encodePageToken, fingerprint } from "./page-token.js";
@@ -75,6 +76,8 @@ export interface SessionService {
   undelete(address: SessionAddress): Promise<Session>;
   truncate(address: SessionAddress): Promise<{ session: Session; turnsDeleted: number }>;
   cancel(address: SessionAddress): Promise<Session>;
+  /** Streams a bulk delete (see bulk-delete.ts). */
+  bulkDelete(input: BulkDeleteInput, signal: AbortSignal): AsyncGenerator<BulkDeleteEvent>;
 }
 
 /** Validates how a call names a session. @throws InvalidInputError */
@@ -88,9 +91,11 @@ export function parseAddress(address: SessionAddress, prefix = ""): SessionRef {
   return { kind: "external", namespace: checkNamespace(address.namespace, `${prefix}namespace`), sessionId: checkText(`${prefix}session_id`, address.sessionId, 256, { id: true }) };
 }
 
-/** Creates the service over a session store. */
-export function createSessionService(deps: { store: SessionStore }): SessionService {
+/** Creates the service over a session store (and, for bulk deletes, a bulk store and a failure log). */
+export function createSessionService(deps: { store: SessionStore; bulkStore?: BulkDeleteStore; logBatchFailure?: FailureLog }): SessionService {
   const { store } = deps;
+  const bulkStore = deps.bulkStore;
+  const logBatchFailure = deps.logBatchFailure ?? (() => {});
 
   /** Finds a session (soft-deleted ones only when `showDeleted`), optionally row-locked. */
   async function load(s: SessionStore, address: SessionAddress, opts: { showDeleted?: boolean; lock?: boolean } = {}): Promise<Session> {
@@ -174,7 +179,7 @@ export function createSessionService(deps: { store: SessionStore }): SessionServ
       store.transaction(async (tx) => {
         const session = await load(tx, address, { lock: true, showDeleted: true });
         checkEtag(session, etag, "etag");
-        return { session, deleted: await tx.delete(session.uuid) };
+        return { session, deleted: await tx.delete(session.uuid, (await tx.namespaceId(session.namespace, false))!) };
       }),
 
     softDelete: (address) =>
@@ -195,6 +200,11 @@ export function createSessionService(deps: { store: SessionStore }): SessionServ
         const session = await load(tx, address, { lock: true });
         return tx.truncate(session.uuid);
       }),
+
+    bulkDelete(input, signal) {
+      if (!bulkStore) throw new Error("bulk deletes need a bulk store");
+      return bulkDeleteSessions(bulkStore, input, signal, logBatchFailure);
+    },
 
     cancel: (address) =>
       store.transaction(async (tx) => {

@@ -18,6 +18,7 @@ import {
   UpdateSessionResponseSchema,
 } from "../../gen/sessiond/v1/session_service_pb.js";
 import { SortOrder } from "../../gen/sessiond/v1/session_pb.js";
+import { bulkEventToProto, selectorFromProto } from "./bulk-delete-mapper.js";
 import { dataFromProto, deletedCountsToProto, durationToMs, filterFromProto, sessionToProto } from "./session-mapper.js";
 
 /** Builds the SessionService implementation over the domain service. */
@@ -90,6 +91,14 @@ export function createSessionHandlers(sessions: Sessions): ServiceImpl<typeof Se
 
     async cancelSession(req) {
       return create(CancelSessionResponseSchema, { session: sessionToProto(await sessions.cancel(req)) });
+    },
+
+    async *bulkDeleteSessions(req, context) {
+      const events = sessions.bulkDelete(
+        { namespace: req.namespace, selector: selectorFromProto(req), dryRun: req.dryRun, purgeMemories: req.purgeMemories, batchSize: req.batchSize },
+        context.signal,
+      );
+      for await (const event of events) yield bulkEventToProto(event);
     },
   };
 }

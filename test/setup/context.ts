@@ -2,6 +2,7 @@
  * Per-file fixtures: a fresh database cloned from the migrated template, and the services over it.
  */
 import { afterAll, beforeAll, inject } from "vitest";
+import { createBulkDeleteStore } from "../../src/db/repositories/session-deletion.js";
 import { createSessionStore } from "../../src/db/repositories/session-store.js";
 import { createSessionService, type SessionService } from "../../src/domain/sessions.js";
 import { createTestDatabase, type TestDatabase } from "./databases.js";
@@ -11,7 +12,8 @@ export function useDatabase() {
   const ctx = {} as { db: TestDatabase; sessions: SessionService };
   beforeAll(async () => {
     ctx.db = await createTestDatabase(inject("database"));
-    ctx.sessions = createSessionService({ store: createSessionStore(ctx.db.dataSource) });
+    const store = createSessionStore(ctx.db.dataSource);
+    ctx.sessions = createSessionService({ store, bulkStore: createBulkDeleteStore(ctx.db.dataSource, store.namespaceId) });
   });
   afterAll(async () => {
     await ctx.db?.close();

@@ -2,8 +2,8 @@
 // @generated from file sessiond/v1/session_service.proto (package sessiond.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Duration, FieldMask } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_struct } from "@bufbuild/protobuf/wkt";
 import type { DeletedCounts, Session, SessionFilter, SortOrder, Workflow } from "./session_pb.js";
@@ -14,7 +14,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file sessiond/v1/session_service.proto.
  */
 export const file_sessiond_v1_session_service: GenFile = /*@__PURE__*/
-  fileDesc("CiFzZXNzaW9uZC92MS9zZXNzaW9uX3NlcnZpY2UucHJvdG8SC3Nlc3Npb25kLnYxItwCChRDcmVhdGVTZXNzaW9uUmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSEgoKc2Vzc2lvbl9pZBgCIAEoCRIMCgR1c2VyGAMgASgJEicKCHdvcmtmbG93GAQgASgLMhUuc2Vzc2lvbmQudjEuV29ya2Zsb3cSJQoEZGF0YRgFIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSPQoGbGFiZWxzGAYgAygLMi0uc2Vzc2lvbmQudjEuQ3JlYXRlU2Vzc2lvblJlcXVlc3QuTGFiZWxzRW50cnkSMAoNZXhwaXJlc19hZnRlchgHIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIfChdtYXhfcmVxdWVzdHNfcGVyX21pbnV0ZRgIIAEoBRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIj4KFUNyZWF0ZVNlc3Npb25SZXNwb25zZRIlCgdzZXNzaW9uGAEgASgLMhQuc2Vzc2lvbmQudjEuU2Vzc2lvbiJcChFHZXRTZXNzaW9uUmVxdWVzdBIKCgJpZBgBIAEoCRIRCgluYW1lc3BhY2UYAiABKAkSEgoKc2Vzc2lvbl9pZBgDIAEoCRIUCgxzaG93X2RlbGV0ZWQYBCABKAgiOwoSR2V0U2Vzc2lvblJlc3BvbnNlEiUKB3Nlc3Npb24YASABKAsyFC5zZXNzaW9uZC52MS5TZXNzaW9uIrgBChNMaXN0U2Vzc2lvbnNSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCRIqCgZmaWx0ZXIYBCABKAsyGi5zZXNzaW9uZC52MS5TZXNzaW9uRmlsdGVyEhQKDHNob3dfZGVsZXRlZBgFIAEoCBIlCgVvcmRlchgGIAEoDjIWLnNlc3Npb25kLnYxLlNvcnRPcmRlciJXChRMaXN0U2Vzc2lvbnNSZXNwb25zZRImCghzZXNzaW9ucxgBIAMoCzIULnNlc3Npb25kLnYxLlNlc3Npb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIm4KFFVwZGF0ZVNlc3Npb25SZXF1ZXN0EiUKB3Nlc3Npb24YASABKAsyFC5zZXNzaW9uZC52MS5TZXNzaW9uEi8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayI+ChVVcGRhdGVTZXNzaW9uUmVzcG9uc2USJQoHc2Vzc2lvbhgBIAEoCzIULnNlc3Npb25kLnYxLlNlc3Npb24iVwoURGVsZXRlU2Vzc2lvblJlcXVlc3QSCgoCaWQYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJEhIKCnNlc3Npb25faWQYAyABKAkSDAoEZXRhZxgEIAEoCSJkChVEZWxldGVTZXNzaW9uUmVzcG9uc2USCgoCaWQYASABKAkSEgoKc2Vzc2lvbl9pZBgCIAEoCRIrCgdkZWxldGVkGAMgASgLMhouc2Vzc2lvbmQudjEuRGVsZXRlZENvdW50cyJNChhTb2Z0RGVsZXRlU2Vzc2lvblJlcXVlc3QSCgoCaWQYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJEhIKCnNlc3Npb25faWQYAyABKAkiQgoZU29mdERlbGV0ZVNlc3Npb25SZXNwb25zZRIlCgdzZXNzaW9uGAEgASgLMhQuc2Vzc2lvbmQudjEuU2Vzc2lvbiJLChZVbmRlbGV0ZVNlc3Npb25SZXF1ZXN0EgoKAmlkGAEgASgJEhEKCW5hbWVzcGFjZRgCIAEoCRISCgpzZXNzaW9uX2lkGAMgASgJIkAKF1VuZGVsZXRlU2Vzc2lvblJlc3BvbnNlEiUKB3Nlc3Npb24YASABKAsyFC5zZXNzaW9uZC52MS5TZXNzaW9uIksKFlRydW5jYXRlU2Vzc2lvblJlcXVlc3QSCgoCaWQYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJEhIKCnNlc3Npb25faWQYAyABKAkiVwoXVHJ1bmNhdGVTZXNzaW9uUmVzcG9uc2USJQoHc2Vzc2lvbhgBIAEoCzIULnNlc3Npb25kLnYxLlNlc3Npb24SFQoNdHVybnNfZGVsZXRlZBgCIAEoBSJJChRDYW5jZWxTZXNzaW9uUmVxdWVzdBIKCgJpZBgBIAEoCRIRCgluYW1lc3BhY2UYAiABKAkSEgoKc2Vzc2lvbl9pZBgDIAEoCSI+ChVDYW5jZWxTZXNzaW9uUmVzcG9uc2USJQoHc2Vzc2lvbhgBIAEoCzIULnNlc3Npb25kLnYxLlNlc3Npb24ytAYKDlNlc3Npb25TZXJ2aWNlElYKDUNyZWF0ZVNlc3Npb24SIS5zZXNzaW9uZC52MS5DcmVhdGVTZXNzaW9uUmVxdWVzdBoiLnNlc3Npb25kLnYxLkNyZWF0ZVNlc3Npb25SZXNwb25zZRJNCgpHZXRTZXNzaW9uEh4uc2Vzc2lvbmQudjEuR2V0U2Vzc2lvblJlcXVlc3QaHy5zZXNzaW9uZC52MS5HZXRTZXNzaW9uUmVzcG9uc2USUwoMTGlzdFNlc3Npb25zEiAuc2Vzc2lvbmQudjEuTGlzdFNlc3Npb25zUmVxdWVzdBohLnNlc3Npb25kLnYxLkxpc3RTZXNzaW9uc1Jlc3BvbnNlElYKDVVwZGF0ZVNlc3Npb24SIS5zZXNzaW9uZC52MS5VcGRhdGVTZXNzaW9uUmVxdWVzdBoiLnNlc3Npb25kLnYxLlVwZGF0ZVNlc3Npb25SZXNwb25zZRJWCg1EZWxldGVTZXNzaW9uEiEuc2Vzc2lvbmQudjEuRGVsZXRlU2Vzc2lvblJlcXVlc3QaIi5zZXNzaW9uZC52MS5EZWxldGVTZXNzaW9uUmVzcG9uc2USYgoRU29mdERlbGV0ZVNlc3Npb24SJS5zZXNzaW9uZC52MS5Tb2Z0RGVsZXRlU2Vzc2lvblJlcXVlc3QaJi5zZXNzaW9uZC52MS5Tb2Z0RGVsZXRlU2Vzc2lvblJlc3BvbnNlElwKD1VuZGVsZXRlU2Vzc2lvbhIjLnNlc3Npb25kLnYxLlVuZGVsZXRlU2Vzc2lvblJlcXVlc3QaJC5zZXNzaW9uZC52MS5VbmRlbGV0ZVNlc3Npb25SZXNwb25zZRJcCg9UcnVuY2F0ZVNlc3Npb24SIy5zZXNzaW9uZC52MS5UcnVuY2F0ZVNlc3Npb25SZXF1ZXN0GiQuc2Vzc2lvbmQudjEuVHJ1bmNhdGVTZXNzaW9uUmVzcG9uc2USVgoNQ2FuY2VsU2Vzc2lvbhIhLnNlc3Npb25kLnYxLkNhbmNlbFNlc3Npb25SZXF1ZXN0GiIuc2Vzc2lvbmQudjEuQ2FuY2VsU2Vzc2lvblJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_struct, file_sessiond_v1_session]);
+  fileDesc("CiFzZXNzaW9uZC92MS9zZXNzaW9uX3NlcnZpY2UucHJvdG8SC3Nlc3Npb25kLnYxItwCChRDcmVhdGVTZXNzaW9uUmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSEgoKc2Vzc2lvbl9pZBgCIAEoCRIMCgR1c2VyGAMgASgJEicKCHdvcmtmbG93GAQgASgLMhUuc2Vzc2lvbmQudjEuV29ya2Zsb3cSJQoEZGF0YRgFIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSPQoGbGFiZWxzGAYgAygLMi0uc2Vzc2lvbmQudjEuQ3JlYXRlU2Vzc2lvblJlcXVlc3QuTGFiZWxzRW50cnkSMAoNZXhwaXJlc19hZnRlchgHIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIfChdtYXhfcmVxdWVzdHNfcGVyX21pbnV0ZRgIIAEoBRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIj4KFUNyZWF0ZVNlc3Npb25SZXNwb25zZRIlCgdzZXNzaW9uGAEgASgLMhQuc2Vzc2lvbmQudjEuU2Vzc2lvbiJcChFHZXRTZXNzaW9uUmVxdWVzdBIKCgJpZBgBIAEoCRIRCgluYW1lc3BhY2UYAiABKAkSEgoKc2Vzc2lvbl9pZBgDIAEoCRIUCgxzaG93X2RlbGV0ZWQYBCABKAgiOwoSR2V0U2Vzc2lvblJlc3BvbnNlEiUKB3Nlc3Npb24YASABKAsyFC5zZXNzaW9uZC52MS5TZXNzaW9uIrgBChNMaXN0U2Vzc2lvbnNSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCRIqCgZmaWx0ZXIYBCABKAsyGi5zZXNzaW9uZC52MS5TZXNzaW9uRmlsdGVyEhQKDHNob3dfZGVsZXRlZBgFIAEoCBIlCgVvcmRlchgGIAEoDjIWLnNlc3Npb25kLnYxLlNvcnRPcmRlciJXChRMaXN0U2Vzc2lvbnNSZXNwb25zZRImCghzZXNzaW9ucxgBIAMoCzIULnNlc3Npb25kLnYxLlNlc3Npb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIm4KFFVwZGF0ZVNlc3Npb25SZXF1ZXN0EiUKB3Nlc3Npb24YASABKAsyFC5zZXNzaW9uZC52MS5TZXNzaW9uEi8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayI+ChVVcGRhdGVTZXNzaW9uUmVzcG9uc2USJQoHc2Vzc2lvbhgBIAEoCzIULnNlc3Npb25kLnYxLlNlc3Npb24iVwoURGVsZXRlU2Vzc2lvblJlcXVlc3QSCgoCaWQYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJEhIKCnNlc3Npb25faWQYAyABKAkSDAoEZXRhZxgEIAEoCSJkChVEZWxldGVTZXNzaW9uUmVzcG9uc2USCgoCaWQYASABKAkSEgoKc2Vzc2lvbl9pZBgCIAEoCRIrCgdkZWxldGVkGAMgASgLMhouc2Vzc2lvbmQudjEuRGVsZXRlZENvdW50cyJNChhTb2Z0RGVsZXRlU2Vzc2lvblJlcXVlc3QSCgoCaWQYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJEhIKCnNlc3Npb25faWQYAyABKAkiQgoZU29mdERlbGV0ZVNlc3Npb25SZXNwb25zZRIlCgdzZXNzaW9uGAEgASgLMhQuc2Vzc2lvbmQudjEuU2Vzc2lvbiJLChZVbmRlbGV0ZVNlc3Npb25SZXF1ZXN0EgoKAmlkGAEgASgJEhEKCW5hbWVzcGFjZRgCIAEoCRISCgpzZXNzaW9uX2lkGAMgASgJIkAKF1VuZGVsZXRlU2Vzc2lvblJlc3BvbnNlEiUKB3Nlc3Npb24YASABKAsyFC5zZXNzaW9uZC52MS5TZXNzaW9uIksKFlRydW5jYXRlU2Vzc2lvblJlcXVlc3QSCgoCaWQYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJEhIKCnNlc3Npb25faWQYAyABKAkiVwoXVHJ1bmNhdGVTZXNzaW9uUmVzcG9uc2USJQoHc2Vzc2lvbhgBIAEoCzIULnNlc3Npb25kLnYxLlNlc3Npb24SFQoNdHVybnNfZGVsZXRlZBgCIAEoBSJJChRDYW5jZWxTZXNzaW9uUmVxdWVzdBIKCgJpZBgBIAEoCRIRCgluYW1lc3BhY2UYAiABKAkSEgoKc2Vzc2lvbl9pZBgDIAEoCSI+ChVDYW5jZWxTZXNzaW9uUmVzcG9uc2USJQoHc2Vzc2lvbhgBIAEoCzIULnNlc3Npb25kLnYxLlNlc3Npb24i+AEKGUJ1bGtEZWxldGVTZXNzaW9uc1JlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEiIKA2lkcxgCIAEoCzITLnNlc3Npb25kLnYxLklkTGlzdEgAEioKC3Nlc3Npb25faWRzGAMgASgLMhMuc2Vzc2lvbmQudjEuSWRMaXN0SAASLwoGZmlsdGVyGAQgASgLMh0uc2Vzc2lvbmQudjEuQnVsa0RlbGV0ZUZpbHRlckgAEg8KB2RyeV9ydW4YBSABKAgSFgoOcHVyZ2VfbWVtb3JpZXMYBiABKAgSEgoKYmF0Y2hfc2l6ZRgHIAEoBUIKCghzZWxlY3RvciIYCgZJZExpc3QSDgoGdmFsdWVzGAEgAygJIlcKEEJ1bGtEZWxldGVGaWx0ZXISKgoGZmlsdGVyGAEgASgLMhouc2Vzc2lvbmQudjEuU2Vzc2lvbkZpbHRlchIXCg9pbmNsdWRlX2RlbGV0ZWQYAiABKAgiwAEKGkJ1bGtEZWxldGVTZXNzaW9uc1Jlc3BvbnNlEjEKB3N0YXJ0ZWQYASABKAsyHi5zZXNzaW9uZC52MS5CdWxrRGVsZXRlU3RhcnRlZEgAEjMKCHByb2dyZXNzGAIgASgLMh8uc2Vzc2lvbmQudjEuQnVsa0RlbGV0ZVByb2dyZXNzSAASMQoHc3VtbWFyeRgDIAEoCzIeLnNlc3Npb25kLnYxLkJ1bGtEZWxldGVTdW1tYXJ5SABCBwoFZXZlbnQiRwoRQnVsa0RlbGV0ZVN0YXJ0ZWQSDQoFdG90YWwYASABKAMSDwoHZHJ5X3J1bhgCIAEoCBISCgpiYXRjaF9zaXplGAMgASgFInsKEkJ1bGtEZWxldGVDb3VudGVycxIRCgljb21wbGV0ZWQYASABKAMSDQoFdG90YWwYAiABKAMSDwoHZGVsZXRlZBgDIAEoAxIRCglub3RfZm91bmQYBCABKAMSDwoHaW52YWxpZBgFIAEoAxIOCgZmYWlsZWQYBiABKAMidwoSQnVsa0RlbGV0ZVByb2dyZXNzEi4KB3Jlc3VsdHMYASADKAsyHS5zZXNzaW9uZC52MS5CdWxrRGVsZXRlUmVzdWx0EjEKCGNvdW50ZXJzGAIgASgLMh8uc2Vzc2lvbmQudjEuQnVsa0RlbGV0ZUNvdW50ZXJzIrEBChBCdWxrRGVsZXRlUmVzdWx0EhIKCmlkZW50aWZpZXIYASABKAkSCgoCaWQYAiABKAkSLwoHb3V0Y29tZRgDIAEoDjIeLnNlc3Npb25kLnYxLkJ1bGtEZWxldGVPdXRjb21lEisKB2RlbGV0ZWQYBCABKAsyGi5zZXNzaW9uZC52MS5EZWxldGVkQ291bnRzEhAKCG1lbW9yaWVzGAUgASgFEg0KBWVycm9yGAYgASgJIrABChFCdWxrRGVsZXRlU3VtbWFyeRIxCghjb3VudGVycxgBIAEoCzIfLnNlc3Npb25kLnYxLkJ1bGtEZWxldGVDb3VudGVycxIrCgdkZWxldGVkGAIgASgLMhouc2Vzc2lvbmQudjEuRGVsZXRlZENvdW50cxIqCgdlbGFwc2VkGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEg8KB2RyeV9ydW4YBCABKAgq5gEKEUJ1bGtEZWxldGVPdXRjb21lEiMKH0JVTEtfREVMRVRFX09VVENPTUVfVU5TUEVDSUZJRUQQABIfChtCVUxLX0RFTEVURV9PVVRDT01FX0RFTEVURUQQARIhCh1CVUxLX0RFTEVURV9PVVRDT01FX05PVF9GT1VORBACEiIKHkJVTEtfREVMRVRFX09VVENPTUVfSU5WQUxJRF9JRBADEh4KGkJVTEtfREVMRVRFX09VVENPTUVfRkFJTEVEEAQSJAogQlVMS19ERUxFVEVfT1VUQ09NRV9XT1VMRF9ERUxFVEUQBTKdBwoOU2Vzc2lvblNlcnZpY2USVgoNQ3JlYXRlU2Vzc2lvbhIhLnNlc3Npb25kLnYxLkNyZWF0ZVNlc3Npb25SZXF1ZXN0GiIuc2Vzc2lvbmQudjEuQ3JlYXRlU2Vzc2lvblJlc3BvbnNlEk0KCkdldFNlc3Npb24SHi5zZXNzaW9uZC52MS5HZXRTZXNzaW9uUmVxdWVzdBofLnNlc3Npb25kLnYxLkdldFNlc3Npb25SZXNwb25zZRJTCgxMaXN0U2Vzc2lvbnMSIC5zZXNzaW9uZC52MS5MaXN0U2Vzc2lvbnNSZXF1ZXN0GiEuc2Vzc2lvbmQudjEuTGlzdFNlc3Npb25zUmVzcG9uc2USVgoNVXBkYXRlU2Vzc2lvbhIhLnNlc3Npb25kLnYxLlVwZGF0ZVNlc3Npb25SZXF1ZXN0GiIuc2Vzc2lvbmQudjEuVXBkYXRlU2Vzc2lvblJlc3BvbnNlElYKDURlbGV0ZVNlc3Npb24SIS5zZXNzaW9uZC52MS5EZWxldGVTZXNzaW9uUmVxdWVzdBoiLnNlc3Npb25kLnYxLkRlbGV0ZVNlc3Npb25SZXNwb25zZRJiChFTb2Z0RGVsZXRlU2Vzc2lvbhIlLnNlc3Npb25kLnYxLlNvZnREZWxldGVTZXNzaW9uUmVxdWVzdBomLnNlc3Npb25kLnYxLlNvZnREZWxldGVTZXNzaW9uUmVzcG9uc2USXAoPVW5kZWxldGVTZXNzaW9uEiMuc2Vzc2lvbmQudjEuVW5kZWxldGVTZXNzaW9uUmVxdWVzdBokLnNlc3Npb25kLnYxLlVuZGVsZXRlU2Vzc2lvblJlc3BvbnNlElwKD1RydW5jYXRlU2Vzc2lvbhIjLnNlc3Npb25kLnYxLlRydW5jYXRlU2Vzc2lvblJlcXVlc3QaJC5zZXNzaW9uZC52MS5UcnVuY2F0ZVNlc3Npb25SZXNwb25zZRJWCg1DYW5jZWxTZXNzaW9uEiEuc2Vzc2lvbmQudjEuQ2FuY2VsU2Vzc2lvblJlcXVlc3QaIi5zZXNzaW9uZC52MS5DYW5jZWxTZXNzaW9uUmVzcG9uc2USZwoSQnVsa0RlbGV0ZVNlc3Npb25zEiYuc2Vzc2lvbmQudjEuQnVsa0RlbGV0ZVNlc3Npb25zUmVxdWVzdBonLnNlc3Npb25kLnYxLkJ1bGtEZWxldGVTZXNzaW9uc1Jlc3BvbnNlMAFiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_struct, file_sessiond_v1_session]);
 
 /**
  * Request of CreateSession.
@@ -615,6 +615,450 @@ export const CancelSessionResponseSchema: GenMessage<CancelSessionResponse> = /*
   messageDesc(file_sessiond_v1_session_service, 17);
 
 /**
+ * Request of BulkDeleteSessions.
+ *
+ * @generated from message sessiond.v1.BulkDeleteSessionsRequest
+ */
+export type BulkDeleteSessionsRequest = Message<"sessiond.v1.BulkDeleteSessionsRequest"> & {
+  /**
+   * Namespace whose sessions are deleted; "default" when empty. Sessions of other namespaces are
+   * never touched (their ids are NOT_FOUND).
+   *
+   * @generated from field: string namespace = 1;
+   */
+  namespace: string;
+
+  /**
+   * Which sessions. A typed oneof: a request names sessions in exactly one way, so global ids and
+   * caller ids can never be mixed in one list.
+   *
+   * @generated from oneof sessiond.v1.BulkDeleteSessionsRequest.selector
+   */
+  selector: {
+    /**
+     * Global ids (Session.id), 1 to 100,000. A string that is not a session global id is reported
+     * as INVALID_ID for that entry, not as a failure of the whole call.
+     *
+     * @generated from field: sessiond.v1.IdList ids = 2;
+     */
+    value: IdList;
+    case: "ids";
+  } | {
+    /**
+     * The caller's session ids (Session.session_id) in `namespace`, 1 to 100,000.
+     *
+     * @generated from field: sessiond.v1.IdList session_ids = 3;
+     */
+    value: IdList;
+    case: "sessionIds";
+  } | {
+    /**
+     * Every session matching a filter that exists when the call begins: sessions created meanwhile
+     * are never caught (snapshot), and the total is known up front.
+     *
+     * @generated from field: sessiond.v1.BulkDeleteFilter filter = 4;
+     */
+    value: BulkDeleteFilter;
+    case: "filter";
+  } | { case: undefined; value?: undefined };
+
+  /**
+   * Report what would be deleted (WOULD_DELETE, with the counts) and delete nothing.
+   *
+   * @generated from field: bool dry_run = 5;
+   */
+  dryRun: boolean;
+
+  /**
+   * Also delete the memories integrated out of these sessions. By default memories survive with an
+   * empty source session.
+   *
+   * @generated from field: bool purge_memories = 6;
+   */
+  purgeMemories: boolean;
+
+  /**
+   * Sessions per transaction and per progress message: default 500, at most 5,000.
+   *
+   * @generated from field: int32 batch_size = 7;
+   */
+  batchSize: number;
+};
+
+/**
+ * Describes the message sessiond.v1.BulkDeleteSessionsRequest.
+ * Use `create(BulkDeleteSessionsRequestSchema)` to create a new message.
+ */
+export const BulkDeleteSessionsRequestSchema: GenMessage<BulkDeleteSessionsRequest> = /*@__PURE__*/
+  messageDesc(file_sessiond_v1_session_service, 18);
+
+/**
+ * A list of identifiers (a oneof member cannot be repeated itself).
+ *
+ * @generated from message sessiond.v1.IdList
+ */
+export type IdList = Message<"sessiond.v1.IdList"> & {
+  /**
+   * The identifiers, in the order their results should be reported.
+   *
+   * @generated from field: repeated string values = 1;
+   */
+  values: string[];
+};
+
+/**
+ * Describes the message sessiond.v1.IdList.
+ * Use `create(IdListSchema)` to create a new message.
+ */
+export const IdListSchema: GenMessage<IdList> = /*@__PURE__*/
+  messageDesc(file_sessiond_v1_session_service, 19);
+
+/**
+ * Filter mode of BulkDeleteSessions.
+ *
+ * @generated from message sessiond.v1.BulkDeleteFilter
+ */
+export type BulkDeleteFilter = Message<"sessiond.v1.BulkDeleteFilter"> & {
+  /**
+   * The same filter as ListSessions. An empty filter selects every session of the namespace.
+   *
+   * @generated from field: sessiond.v1.SessionFilter filter = 1;
+   */
+  filter?: SessionFilter | undefined;
+
+  /**
+   * Include soft-deleted sessions (otherwise only live ones are deleted).
+   *
+   * @generated from field: bool include_deleted = 2;
+   */
+  includeDeleted: boolean;
+};
+
+/**
+ * Describes the message sessiond.v1.BulkDeleteFilter.
+ * Use `create(BulkDeleteFilterSchema)` to create a new message.
+ */
+export const BulkDeleteFilterSchema: GenMessage<BulkDeleteFilter> = /*@__PURE__*/
+  messageDesc(file_sessiond_v1_session_service, 20);
+
+/**
+ * One message of the BulkDeleteSessions stream.
+ *
+ * @generated from message sessiond.v1.BulkDeleteSessionsResponse
+ */
+export type BulkDeleteSessionsResponse = Message<"sessiond.v1.BulkDeleteSessionsResponse"> & {
+  /**
+   * What this message carries.
+   *
+   * @generated from oneof sessiond.v1.BulkDeleteSessionsResponse.event
+   */
+  event: {
+    /**
+     * First message: what the call will go through.
+     *
+     * @generated from field: sessiond.v1.BulkDeleteStarted started = 1;
+     */
+    value: BulkDeleteStarted;
+    case: "started";
+  } | {
+    /**
+     * One committed batch: its results and the running counters.
+     *
+     * @generated from field: sessiond.v1.BulkDeleteProgress progress = 2;
+     */
+    value: BulkDeleteProgress;
+    case: "progress";
+  } | {
+    /**
+     * Last message: totals and elapsed time.
+     *
+     * @generated from field: sessiond.v1.BulkDeleteSummary summary = 3;
+     */
+    value: BulkDeleteSummary;
+    case: "summary";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message sessiond.v1.BulkDeleteSessionsResponse.
+ * Use `create(BulkDeleteSessionsResponseSchema)` to create a new message.
+ */
+export const BulkDeleteSessionsResponseSchema: GenMessage<BulkDeleteSessionsResponse> = /*@__PURE__*/
+  messageDesc(file_sessiond_v1_session_service, 21);
+
+/**
+ * First message of a bulk delete.
+ *
+ * @generated from message sessiond.v1.BulkDeleteStarted
+ */
+export type BulkDeleteStarted = Message<"sessiond.v1.BulkDeleteStarted"> & {
+  /**
+   * How many distinct identifiers will be reported (duplicates removed).
+   *
+   * @generated from field: int64 total = 1;
+   */
+  total: bigint;
+
+  /**
+   * Whether this is a dry run.
+   *
+   * @generated from field: bool dry_run = 2;
+   */
+  dryRun: boolean;
+
+  /**
+   * Sessions per batch in this call.
+   *
+   * @generated from field: int32 batch_size = 3;
+   */
+  batchSize: number;
+};
+
+/**
+ * Describes the message sessiond.v1.BulkDeleteStarted.
+ * Use `create(BulkDeleteStartedSchema)` to create a new message.
+ */
+export const BulkDeleteStartedSchema: GenMessage<BulkDeleteStarted> = /*@__PURE__*/
+  messageDesc(file_sessiond_v1_session_service, 22);
+
+/**
+ * Running counters of a bulk delete.
+ *
+ * @generated from message sessiond.v1.BulkDeleteCounters
+ */
+export type BulkDeleteCounters = Message<"sessiond.v1.BulkDeleteCounters"> & {
+  /**
+   * Identifiers reported so far.
+   *
+   * @generated from field: int64 completed = 1;
+   */
+  completed: bigint;
+
+  /**
+   * Distinct identifiers in the call.
+   *
+   * @generated from field: int64 total = 2;
+   */
+  total: bigint;
+
+  /**
+   * Sessions deleted (or, in a dry run, that would be).
+   *
+   * @generated from field: int64 deleted = 3;
+   */
+  deleted: bigint;
+
+  /**
+   * Identifiers with no session in the namespace.
+   *
+   * @generated from field: int64 not_found = 4;
+   */
+  notFound: bigint;
+
+  /**
+   * Identifiers that are not session global ids.
+   *
+   * @generated from field: int64 invalid = 5;
+   */
+  invalid: bigint;
+
+  /**
+   * Identifiers whose batch failed (their sessions are untouched).
+   *
+   * @generated from field: int64 failed = 6;
+   */
+  failed: bigint;
+};
+
+/**
+ * Describes the message sessiond.v1.BulkDeleteCounters.
+ * Use `create(BulkDeleteCountersSchema)` to create a new message.
+ */
+export const BulkDeleteCountersSchema: GenMessage<BulkDeleteCounters> = /*@__PURE__*/
+  messageDesc(file_sessiond_v1_session_service, 23);
+
+/**
+ * Results of one batch.
+ *
+ * @generated from message sessiond.v1.BulkDeleteProgress
+ */
+export type BulkDeleteProgress = Message<"sessiond.v1.BulkDeleteProgress"> & {
+  /**
+   * One result per identifier of the batch.
+   *
+   * @generated from field: repeated sessiond.v1.BulkDeleteResult results = 1;
+   */
+  results: BulkDeleteResult[];
+
+  /**
+   * Counters after this batch.
+   *
+   * @generated from field: sessiond.v1.BulkDeleteCounters counters = 2;
+   */
+  counters?: BulkDeleteCounters | undefined;
+};
+
+/**
+ * Describes the message sessiond.v1.BulkDeleteProgress.
+ * Use `create(BulkDeleteProgressSchema)` to create a new message.
+ */
+export const BulkDeleteProgressSchema: GenMessage<BulkDeleteProgress> = /*@__PURE__*/
+  messageDesc(file_sessiond_v1_session_service, 24);
+
+/**
+ * What happened to one requested identifier.
+ *
+ * @generated from message sessiond.v1.BulkDeleteResult
+ */
+export type BulkDeleteResult = Message<"sessiond.v1.BulkDeleteResult"> & {
+  /**
+   * The identifier exactly as given (in filter mode, the session's global id).
+   *
+   * @generated from field: string identifier = 1;
+   */
+  identifier: string;
+
+  /**
+   * The session's global id, when known.
+   *
+   * @generated from field: string id = 2;
+   */
+  id: string;
+
+  /**
+   * What happened.
+   *
+   * @generated from field: sessiond.v1.BulkDeleteOutcome outcome = 3;
+   */
+  outcome: BulkDeleteOutcome;
+
+  /**
+   * For DELETED and WOULD_DELETE: what went (or would go) with the session.
+   *
+   * @generated from field: sessiond.v1.DeletedCounts deleted = 4;
+   */
+  deleted?: DeletedCounts | undefined;
+
+  /**
+   * Memories deleted with it (purge_memories) or, when kept, detached from it.
+   *
+   * @generated from field: int32 memories = 5;
+   */
+  memories: number;
+
+  /**
+   * For INVALID_ID and FAILED: why.
+   *
+   * @generated from field: string error = 6;
+   */
+  error: string;
+};
+
+/**
+ * Describes the message sessiond.v1.BulkDeleteResult.
+ * Use `create(BulkDeleteResultSchema)` to create a new message.
+ */
+export const BulkDeleteResultSchema: GenMessage<BulkDeleteResult> = /*@__PURE__*/
+  messageDesc(file_sessiond_v1_session_service, 25);
+
+/**
+ * Last message of a bulk delete.
+ *
+ * @generated from message sessiond.v1.BulkDeleteSummary
+ */
+export type BulkDeleteSummary = Message<"sessiond.v1.BulkDeleteSummary"> & {
+  /**
+   * Final counters.
+   *
+   * @generated from field: sessiond.v1.BulkDeleteCounters counters = 1;
+   */
+  counters?: BulkDeleteCounters | undefined;
+
+  /**
+   * Rows that went with the deleted sessions, summed.
+   *
+   * @generated from field: sessiond.v1.DeletedCounts deleted = 2;
+   */
+  deleted?: DeletedCounts | undefined;
+
+  /**
+   * Wall time of the call.
+   *
+   * @generated from field: google.protobuf.Duration elapsed = 3;
+   */
+  elapsed?: Duration | undefined;
+
+  /**
+   * Whether this was a dry run.
+   *
+   * @generated from field: bool dry_run = 4;
+   */
+  dryRun: boolean;
+};
+
+/**
+ * Describes the message sessiond.v1.BulkDeleteSummary.
+ * Use `create(BulkDeleteSummarySchema)` to create a new message.
+ */
+export const BulkDeleteSummarySchema: GenMessage<BulkDeleteSummary> = /*@__PURE__*/
+  messageDesc(file_sessiond_v1_session_service, 26);
+
+/**
+ * Outcome for one identifier.
+ *
+ * @generated from enum sessiond.v1.BulkDeleteOutcome
+ */
+export enum BulkDeleteOutcome {
+  /**
+   * Not set.
+   *
+   * @generated from enum value: BULK_DELETE_OUTCOME_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The session and everything under it were deleted.
+   *
+   * @generated from enum value: BULK_DELETE_OUTCOME_DELETED = 1;
+   */
+  DELETED = 1,
+
+  /**
+   * No such session in the namespace (never there, already deleted, or another namespace's).
+   *
+   * @generated from enum value: BULK_DELETE_OUTCOME_NOT_FOUND = 2;
+   */
+  NOT_FOUND = 2,
+
+  /**
+   * The identifier is not a session global id.
+   *
+   * @generated from enum value: BULK_DELETE_OUTCOME_INVALID_ID = 3;
+   */
+  INVALID_ID = 3,
+
+  /**
+   * The batch could not be deleted; the session is untouched. See `error`.
+   *
+   * @generated from enum value: BULK_DELETE_OUTCOME_FAILED = 4;
+   */
+  FAILED = 4,
+
+  /**
+   * Dry run: the session would be deleted.
+   *
+   * @generated from enum value: BULK_DELETE_OUTCOME_WOULD_DELETE = 5;
+   */
+  WOULD_DELETE = 5,
+}
+
+/**
+ * Describes the enum sessiond.v1.BulkDeleteOutcome.
+ */
+export const BulkDeleteOutcomeSchema: GenEnum<BulkDeleteOutcome> = /*@__PURE__*/
+  enumDesc(file_sessiond_v1_session_service, 0);
+
+/**
  * SessionService owns the life of a conversation session: creation, reads, lists, updates and the
  * ways a session ends (cancel, soft delete, truncate, hard delete with cascade).
  *
@@ -737,6 +1181,29 @@ export const SessionService: GenService<{
     methodKind: "unary";
     input: typeof CancelSessionRequestSchema;
     output: typeof CancelSessionResponseSchema;
+  },
+  /**
+   * Deletes many sessions (each with everything under it, as DeleteSession) and streams every
+   * requested id's outcome as it happens. The first message (`started`) arrives at once with the
+   * total; then `progress` messages, one per committed batch, carry that batch's per-id results and
+   * the running counters; the last message (`summary`) carries the totals and the elapsed time. Every
+   * requested id appears in exactly one result; duplicates are reported once.
+   *
+   * One transaction per batch: a session goes with everything under it or not at all. Ids already
+   * gone (deleted by an earlier or a concurrent call, or never there, or in another namespace) are
+   * NOT_FOUND, so a retried call finishes the rest and concurrent calls report each id DELETED once.
+   * Cancellation, a deadline or server shutdown stop the call after the batch in hand has committed
+   * or rolled back; the stream then ends with CANCELED, DEADLINE_EXCEEDED or UNAVAILABLE, never with a
+   * clean end.
+   * Errors (before anything is deleted): INVALID_ARGUMENT (no selector, an empty list, more than
+   * 100,000 ids, batch_size out of range, a bad filter).
+   *
+   * @generated from rpc sessiond.v1.SessionService.BulkDeleteSessions
+   */
+  bulkDeleteSessions: {
+    methodKind: "server_streaming";
+    input: typeof BulkDeleteSessionsRequestSchema;
+    output: typeof BulkDeleteSessionsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_sessiond_v1_session_service, 0);

@@ -6,6 +6,8 @@ import type { DataSource, EntityManager } from "typeorm";
 import { AlreadyExistsError } from "../../domain/errors.js";
 import { encodeGlobalId } from "../../domain/ids.js";
 import type { Cursor } from "../../domain/page-token.js";
+import { deleteBatch } from "./session-deletion.js";
+import { filterSql } from "./session-filter.js";
 import { etagOf, type DeletedCounts, type JsonObject, type Session, type SessionFilter } from "../../domain/session.js";
 
 /** Values of a new session. */
@@ -100,7 +102,7 @@ export interface SessionStore {
   /** Clears data, turns, insights and integration marks; returns the session and the turns deleted. */
   truncate(uuid: string): Promise<{ session: Session; turnsDeleted: number }>;
   /** Hard-deletes a locked session; children go by FK cascade. Returns what went with it. */
-  delete(uuid: string): Promise<DeletedCounts>;
+  delete(uuid: string, namespaceId: string): Promise<DeletedCounts>;
   /** Runs `work` in one transaction, with a store bound to it. */
   transaction<T>(work: (store: SessionStore) => Promise<T>): Promise<T>;
 }
@@ -167,23 +169,8 @@ export function createSessionStore(dataSource: DataSource): SessionStore {
       },
 
       async list(query) {
-        const params: unknown[] = [query.namespaceId];
-        const where = ["s.namespace_id = $1"];
-        const add = (sql: string, value: unknown) => {
-          params.push(value);
-          where.push(sql.replace("?", `$${params.length}`));
-        };
-        const f = query.filter;
-        if (f.state === "soft_deleted") where.push("s.delete_time IS NOT NULL");
-        else {
-          if (!query.showDeleted) where.push("s.delete_time IS NULL");
-          if (f.state) add("s.state = ?", f.state);
-        }
-        if (f.user !== undefined) add("s.user_id = ?", f.user);
-        if (f.workflowId !== undefined) add("s.workflow_id = ?", f.workflowId);
-        if (f.labels && Object.keys(f.labels).length) add("s.labels @> ?::jsonb", JSON.stringify(f.labels));
-        if (f.createTimeAfter) add("s.create_time >= ?", f.createTimeAfter);
-        if (f.createTimeBefore) add("s.create_time < ?", f.createTimeBefore);
+        const { where: base, params } = filterSql(query.namespaceId, query.filter, query.showDeleted);
+        const where = [base];
         const dir = query.ascending ? "ASC" : "DESC";
         if (query.after) {
           params.push(query.after.createTime, query.after.uuid);
@@ -230,20 +217,9 @@ export function createSessionStore(dataSource: DataSource): SessionStore {
         return { session: toSession(rows[0]), turnsDeleted: deleted[0].n };
       },
 
-      async delete(uuid) {
-        // The session row is locked by the caller; lock its traces too, so that no span or annotation
-        // can be added between counting and deleting (their inserts need a key-share lock on these rows).
-        await q("SELECT 1 FROM traces WHERE session_id = $1 FOR UPDATE", [uuid]);
-        const [counts] = await q(
-          `SELECT (SELECT count(*) FROM participants WHERE session_id = $1)::int AS participants,
-                  (SELECT count(*) FROM turns WHERE session_id = $1)::int AS turns,
-                  (SELECT count(*) FROM traces WHERE session_id = $1)::int AS traces,
-                  (SELECT count(*) FROM spans sp JOIN traces t ON t.id = sp.trace_id WHERE t.session_id = $1)::int AS spans,
-                  (SELECT count(*) FROM annotations WHERE session_id = $1)::int AS annotations`,
-          [uuid],
-        );
-        await q("DELETE FROM sessions WHERE id = $1", [uuid]);
-        return counts as DeletedCounts;
+      async delete(uuid, namespaceId) {
+        const [gone] = await deleteBatch(db, namespaceId, { kind: "uuid", values: [uuid] }, { dryRun: false, purgeMemories: false });
+        return gone.counts;
       },
 
       transaction(work) {

@@ -1,0 +1,134 @@
+/**
+ * Deleting sessions: one code path for DeleteSession and BulkDeleteSessions. A batch is one
+ * transaction: lock the sessions (in id order, so concurrent batches cannot deadlock), lock their
+ * traces (span and annotation inserts need a key-share lock on them, so nothing slips in between),
+ * count what goes with each session, then one DELETE: the rest goes by foreign-key cascade.
+ */
+import type { DataSource, EntityManager, QueryRunner } from "typeorm";
+import type { DeletedCounts, SessionFilter } from "../../domain/session.js";
+import { filterSql } from "./session-filter.js";
+
+/** Which sessions a batch names: database uuids, or caller ids in the namespace. */
+export type BatchKeys = { kind: "uuid"; values: string[] } | { kind: "external"; values: string[] };
+
+/** What happened to one session of a batch that was found (and deleted, unless a dry run). */
+export interface DeletedSession {
+  uuid: string;
+  externalId: string;
+  counts: DeletedCounts;
+  /** Memories deleted (purge) or detached (kept). */
+  memories: number;
+}
+
+/** Options of a deletion batch. */
+export interface BatchOptions {
+  dryRun: boolean;
+  purgeMemories: boolean;
+}
+
+/** A snapshot of the sessions matching a filter, read page by page in the order they were created. */
+export interface SessionSnapshot {
+  /** How many sessions the snapshot holds. */
+  total: number;
+  /** The next `limit` session uuids; empty when done. */
+  next(limit: number): Promise<string[]>;
+  close(): Promise<void>;
+}
+
+const COUNTS = `
+  SELECT ids.id, s.external_id,
+         coalesce(p.n, 0)::int AS participants, coalesce(tu.n, 0)::int AS turns, coalesce(tr.n, 0)::int AS traces,
+         coalesce(sp.n, 0)::int AS spans, coalesce(an.n, 0)::int AS annotations, coalesce(m.n, 0)::int AS memories
+  FROM unnest($1::uuid[]) AS ids(id)
+  JOIN sessions s ON s.id = ids.id
+  LEFT JOIN (SELECT session_id, count(*) AS n FROM participants WHERE session_id = ANY($1) GROUP BY 1) p ON p.session_id = ids.id
+  LEFT JOIN (SELECT session_id, count(*) AS n FROM turns WHERE session_id = ANY($1) GROUP BY 1) tu ON tu.session_id = ids.id
+  LEFT JOIN (SELECT session_id, count(*) AS n FROM traces WHERE session_id = ANY($1) GROUP BY 1) tr ON tr.session_id = ids.id
+  LEFT JOIN (SELECT t.session_id, count(*) AS n FROM spans x JOIN traces t ON t.id = x.trace_id
+             WHERE t.session_id = ANY($1) GROUP BY 1) sp ON sp.session_id = ids.id
+  LEFT JOIN (SELECT session_id, count(*) AS n FROM annotations WHERE session_id = ANY($1) GROUP BY 1) an ON an.session_id = ids.id
+  LEFT JOIN (SELECT source_session_id, count(*) AS n FROM memories WHERE source_session_id = ANY($1) GROUP BY 1) m ON m.source_session_id = ids.id`;
+
+/**
+ * Deletes (or, in a dry run, counts) the sessions of `keys` that exist in the namespace, in one
+ * transaction of `db`'s (the caller opens it). Sessions already gone are simply absent from the result.
+ */
+export async function deleteBatch(db: EntityManager, namespaceId: string, keys: BatchKeys, opts: BatchOptions): Promise<DeletedSession[]> {
+  if (!keys.values.length) return [];
+  const lock = opts.dryRun ? "FOR SHARE" : "FOR UPDATE";
+  const match = keys.kind === "uuid" ? "id = ANY($2::uuid[])" : "external_id = ANY($2::text[])";
+  const locked: { id: string }[] = await db.query(`SELECT id FROM sessions WHERE namespace_id = $1 AND ${match} ORDER BY id ${lock}`, [namespaceId, keys.values]);
+  if (!locked.length) return [];
+  const ids = locked.map((r) => r.id);
+  await db.query(`SELECT 1 FROM traces WHERE session_id = ANY($1) ORDER BY id ${lock}`, [ids]);
+  const rows: any[] = await db.query(COUNTS, [ids]);
+  if (!opts.dryRun) {
+    if (opts.purgeMemories) await db.query("DELETE FROM memories WHERE source_session_id = ANY($1)", [ids]);
+    await db.query("DELETE FROM sessions WHERE id = ANY($1)", [ids]);
+  }
+  return rows.map((r) => ({
+    uuid: r.id,
+    externalId: r.external_id,
+    counts: { participants: r.participants, turns: r.turns, traces: r.traces, spans: r.spans, annotations: r.annotations },
+    memories: r.memories,
+  }));
+}
+
+/** Runs deleteBatch in a transaction of its own. */
+export function deleteBatchInTransaction(dataSource: DataSource, namespaceId: string, keys: BatchKeys, opts: BatchOptions): Promise<DeletedSession[]> {
+  return dataSource.transaction((tx) => deleteBatch(tx, namespaceId, keys, opts));
+}
+
+/**
+ * Opens a REPEATABLE READ snapshot of the namespace's sessions matching `filter`: the total and every
+ * page come from the moment the call began, so sessions created meanwhile are never caught, and memory
+ * stays flat however many sessions match (pages are read by keyset). Holds one connection until closed.
+ */
+export async function openSnapshot(dataSource: DataSource, namespaceId: string, filter: SessionFilter, includeDeleted: boolean): Promise<SessionSnapshot> {
+  const runner: QueryRunner = dataSource.createQueryRunner("slave");
+  await runner.connect();
+  try {
+    await runner.startTransaction("REPEATABLE READ");
+    await runner.query("SET TRANSACTION READ ONLY");
+    const { where, params } = filterSql(namespaceId, filter, includeDeleted);
+    const [{ n }] = await runner.query(`SELECT count(*)::int AS n FROM sessions s WHERE ${where}`, params);
+    let after: { createTime: Date; id: string } | undefined;
+    let closed = false;
+    return {
+      total: n,
+      async next(limit) {
+        const p = [...params];
+        let cond = where;
+        if (after) {
+          p.push(after.createTime, after.id);
+          cond += ` AND (s.create_time, s.id) > ($${p.length - 1}, $${p.length})`;
+        }
+        p.push(limit);
+        const rows: { id: string; create_time: Date }[] = await runner.query(
+          `SELECT s.id, s.create_time FROM sessions s WHERE ${cond} ORDER BY s.create_time, s.id LIMIT $${p.length}`,
+          p,
+        );
+        if (rows.length) after = { createTime: rows[rows.length - 1].create_time, id: rows[rows.length - 1].id };
+        return rows.map((r) => r.id);
+      },
+      async close() {
+        if (closed) return;
+        closed = true;
+        await runner.rollbackTransaction().catch(() => {});
+        await runner.release();
+      },
+    };
+  } catch (err) {
+    await runner.release();
+    throw err;
+  }
+}
+
+/** The storage BulkDeleteSessions runs on: each batch in a transaction of its own. */
+export function createBulkDeleteStore(dataSource: DataSource, namespaceId: (name: string, create: boolean) => Promise<string | undefined>) {
+  return {
+    namespaceId,
+    deleteBatch: (ns: string, keys: BatchKeys, opts: BatchOptions) => deleteBatchInTransaction(dataSource, ns, keys, opts),
+    openSnapshot: (ns: string, filter: SessionFilter, includeDeleted: boolean) => openSnapshot(dataSource, ns, filter, includeDeleted),
+  };
+}

@@ -1,0 +1,197 @@
+/**
+ * BulkDeleteSessions as an async generator of events: `started` at once with the total, one `progress`
+ * per committed batch with every identifier's outcome, a final `summary`. The signal is checked between
+ * batches; when it is aborted the generator throws its reason (a plain return would read as success).
+ */
+import type { BatchKeys, DeletedSession, SessionSnapshot } from "../db/repositories/session-deletion.js";
+import { InvalidInputError, isDatabaseUnavailable } from "./errors.js";
+import { decodeGlobalId, encodeGlobalId } from "./ids.js";
+import { checkFilter, checkNamespace, type DeletedCounts, type SessionFilter } from "./session.js";
+
+export const MAX_BULK_IDS = 100_000;
+export const DEFAULT_BULK_BATCH = 500;
+export const MAX_BULK_BATCH = 5_000;
+
+/** Which sessions a bulk delete names. */
+export type BulkSelector =
+  | { kind: "ids"; values: string[] }
+  | { kind: "sessionIds"; values: string[] }
+  | { kind: "filter"; filter: SessionFilter; includeDeleted: boolean }
+  | { kind: "none" };
+
+/** Input of a bulk delete, as it arrives. */
+export interface BulkDeleteInput {
+  namespace: string;
+  selector: BulkSelector;
+  dryRun: boolean;
+  purgeMemories: boolean;
+  /** 0: the default. */
+  batchSize: number;
+}
+
+export type BulkOutcome = "deleted" | "not_found" | "invalid_id" | "failed" | "would_delete";
+
+/** One identifier's fate. */
+export interface BulkResult {
+  identifier: string;
+  /** Global id, when known. */
+  id: string;
+  outcome: BulkOutcome;
+  counts?: DeletedCounts;
+  memories: number;
+  error: string;
+}
+
+/** Running counters. */
+export interface BulkCounters {
+  completed: number;
+  total: number;
+  deleted: number;
+  notFound: number;
+  invalid: number;
+  failed: number;
+}
+
+/** One event of the stream. */
+export type BulkDeleteEvent =
+  | { type: "started"; total: number; dryRun: boolean; batchSize: number }
+  | { type: "progress"; results: BulkResult[]; counters: BulkCounters }
+  | { type: "summary"; counters: BulkCounters; deleted: DeletedCounts; elapsedMs: number; dryRun: boolean };
+
+/** The storage a bulk delete needs. */
+export interface BulkDeleteStore {
+  namespaceId(name: string, create: boolean): Promise<string | undefined>;
+  /** Deletes (or counts, in a dry run) one batch in its own transaction. */
+  deleteBatch(namespaceId: string, keys: BatchKeys, opts: { dryRun: boolean; purgeMemories: boolean }): Promise<DeletedSession[]>;
+  openSnapshot(namespaceId: string, filter: SessionFilter, includeDeleted: boolean): Promise<SessionSnapshot>;
+}
+
+/** Logs a batch failure (the cause stays in the logs; the client gets a generic reason). */
+export type FailureLog = (err: unknown, identifiers: number) => void;
+
+interface Entry {
+  identifier: string;
+  /** uuid (ids/filter) or caller id (sessionIds); undefined when invalid. */
+  key?: string;
+  error?: string;
+}
+
+const RETRYABLE = new Set(["40P01", "40001"]); // deadlock_detected, serialization_failure
+
+function validate(input: BulkDeleteInput): { namespace: string; batchSize: number } {
+  const namespace = checkNamespace(input.namespace);
+  const batchSize = input.batchSize === 0 ? DEFAULT_BULK_BATCH : input.batchSize;
+  if (batchSize < 1 || batchSize > MAX_BULK_BATCH) throw new InvalidInputError("batch_size", `must be between 1 and ${MAX_BULK_BATCH}`);
+  const sel = input.selector;
+  if (sel.kind === "none") throw new InvalidInputError("selector", "set one of ids, session_ids or filter");
+  if (sel.kind === "ids" || sel.kind === "sessionIds") {
+    const field = sel.kind === "ids" ? "ids.values" : "session_ids.values";
+    if (sel.values.length === 0) throw new InvalidInputError(field, "must name at least one session");
+    if (sel.values.length > MAX_BULK_IDS) throw new InvalidInputError(field, `at most ${MAX_BULK_IDS} per call, got ${sel.values.length}`);
+  } else {
+    checkFilter(sel.filter, "filter.filter");
+  }
+  return { namespace, batchSize };
+}
+
+/** Distinct entries in request order; malformed ones carry their error. */
+function entriesOf(sel: { kind: "ids" | "sessionIds"; values: string[] }): Entry[] {
+  const seen = new Set<string>();
+  const entries: Entry[] = [];
+  for (const identifier of sel.values) {
+    if (seen.has(identifier)) continue;
+    seen.add(identifier);
+    if (sel.kind === "ids") {
+      try {
+        entries.push({ identifier, key: decodeGlobalId("Session", identifier, "id") });
+      } catch (err) {
+        entries.push({ identifier, error: (err as Error).message });
+      }
+    } else if (identifier === "" || identifier.length > 256 || /[\u0000-\u001f\u007f]/.test(identifier)) {
+      entries.push({ identifier, error: "session_id: must be 1 to 256 characters without control characters" });
+    } else {
+      entries.push({ identifier, key: identifier });
+    }
+  }
+  return entries;
+}
+
+function pgCode(err: unknown): string | undefined {
+  const e = err as { code?: string; driverError?: { code?: string } };
+  return e?.driverError?.code ?? e?.code;
+}
+
+/** Runs a bulk delete. Validation errors are thrown before the first event. */
+export async function* bulkDeleteSessions(store: BulkDeleteStore, input: BulkDeleteInput, signal: AbortSignal, logFailure: FailureLog): AsyncGenerator<BulkDeleteEvent> {
+  const started = performance.now();
+  const { namespace, batchSize } = validate(input);
+  const { dryRun, purgeMemories } = input;
+  const sel = input.selector;
+  const namespaceId = await store.namespaceId(namespace, false);
+
+  let snapshot: SessionSnapshot | undefined;
+  let entries: Entry[] = [];
+  if (sel.kind === "filter") {
+    if (namespaceId) snapshot = await store.openSnapshot(namespaceId, sel.filter, sel.includeDeleted);
+  } else if (sel.kind !== "none") {
+    entries = entriesOf(sel);
+  }
+  try {
+    const total = snapshot ? snapshot.total : entries.length;
+    const counters: BulkCounters = { completed: 0, total, deleted: 0, notFound: 0, invalid: 0, failed: 0 };
+    const sum: DeletedCounts = { participants: 0, turns: 0, traces: 0, spans: 0, annotations: 0 };
+    yield { type: "started", total, dryRun, batchSize };
+
+    for (let offset = 0; ; offset += batchSize) {
+      if (signal.aborted) throw signal.reason;
+      let batch: Entry[];
+      if (snapshot) {
+        batch = (await snapshot.next(batchSize)).map((uuid) => ({ identifier: encodeGlobalId("Session", uuid), key: uuid }));
+      } else {
+        batch = entries.slice(offset, offset + batchSize);
+      }
+      if (!batch.length) break;
+
+      const keys = batch.flatMap((e) => (e.key === undefined ? [] : [e.key]));
+      let found: Map<string, DeletedSession> | undefined;
+      let failure: string | undefined;
+      for (let attempt = 1; namespaceId && keys.length && !found && !failure; attempt++) {
+        try {
+          const kind = sel.kind === "sessionIds" ? "external" : "uuid";
+          const gone = await store.deleteBatch(namespaceId, { kind, values: keys }, { dryRun, purgeMemories });
+          found = new Map(gone.map((g) => [kind === "uuid" ? g.uuid : g.externalId, g]));
+        } catch (err) {
+          if (isDatabaseUnavailable(err)) throw err;
+          if (RETRYABLE.has(pgCode(err) ?? "") && attempt < 4) continue;
+          logFailure(err, keys.length);
+          failure = "the batch could not be deleted; the session is untouched (see server logs)";
+        }
+      }
+
+      const results: BulkResult[] = batch.map((e) => {
+        if (e.key === undefined) {
+          counters.invalid++;
+          return { identifier: e.identifier, id: "", outcome: "invalid_id", memories: 0, error: e.error ?? "invalid" };
+        }
+        if (failure) {
+          counters.failed++;
+          return { identifier: e.identifier, id: sel.kind === "ids" ? e.identifier : "", outcome: "failed", memories: 0, error: failure };
+        }
+        const g = found?.get(e.key);
+        if (!g) {
+          counters.notFound++;
+          return { identifier: e.identifier, id: sel.kind === "ids" ? e.identifier : "", outcome: "not_found", memories: 0, error: "" };
+        }
+        counters.deleted++;
+        for (const k of Object.keys(sum) as (keyof DeletedCounts)[]) sum[k] += g.counts[k];
+        return { identifier: e.identifier, id: encodeGlobalId("Session", g.uuid), outcome: dryRun ? "would_delete" : "deleted", counts: g.counts, memories: g.memories, error: "" };
+      });
+      counters.completed += results.length;
+      yield { type: "progress", results, counters: { ...counters } };
+    }
+    if (signal.aborted) throw signal.reason;
+    yield { type: "summary", counters: { ...counters }, deleted: sum, elapsedMs: performance.now() - started, dryRun };
+  } finally {
+    await snapshot?.close();
+  }
+}

@@ -1,0 +1,156 @@
+import { describe, expect, it } from "vitest";
+import type { BulkDeleteEvent, BulkDeleteInput, BulkResult } from "../../src/domain/bulk-delete.js";
+import { InvalidInputError } from "../../src/domain/errors.js";
+import { encodeGlobalId } from "../../src/domain/ids.js";
+import { useDatabase } from "../setup/context.js";
+import { countContents, seedContents, seedSessions } from "../setup/seed.js";
+
+const ctx = useDatabase();
+const SHAPE = { participants: 2, turnsPerParticipant: 5, traces: 2, spansPerTrace: 3, annotationsPerTrace: 1, memories: 1 };
+
+function input(over: Partial<BulkDeleteInput>): BulkDeleteInput {
+  return { namespace: "", selector: { kind: "none" }, dryRun: false, purgeMemories: false, batchSize: 0, ...over };
+}
+
+async function run(over: Partial<BulkDeleteInput>, signal = new AbortController().signal) {
+  const events: BulkDeleteEvent[] = [];
+  for await (const e of ctx.sessions.bulkDelete(input(over), signal)) events.push(e);
+  const results = events.flatMap((e) => (e.type === "progress" ? e.results : []));
+  return { events, results, byId: new Map(results.map((r) => [r.identifier, r])) };
+}
+
+const gid = (uuid: string) => encodeGlobalId("Session", uuid);
+
+describe("BulkDeleteSessions (domain)", () => {
+  it("streams started, one progress per batch and a summary, reporting every id once with its cascade counts", async () => {
+    const uuids = await seedSessions(ctx.db.dataSource, 7, "bulk-a");
+    await seedContents(ctx.db.dataSource, uuids, SHAPE);
+    const missing = gid(crypto.randomUUID());
+    const ids = [...uuids.map(gid), missing, uuids.map(gid)[0], "garbage!", encodeGlobalId("Trace", crypto.randomUUID())];
+    const { events, results, byId } = await run({ namespace: "bulk-a", selector: { kind: "ids", values: ids }, batchSize: 3 });
+
+    expect(events[0]).toEqual({ type: "started", total: 10, dryRun: false, batchSize: 3 });
+    expect(events.filter((e) => e.type === "progress")).toHaveLength(4);
+    expect(results.map((r) => r.identifier)).toEqual([...uuids.map(gid), missing, "garbage!", ids[10]]);
+    for (const u of uuids) expect(byId.get(gid(u))).toMatchObject({ outcome: "deleted", id: gid(u), counts: { participants: 2, turns: 10, traces: 2, spans: 6, annotations: 2 }, memories: 1 });
+    expect(byId.get(missing)?.outcome).toBe("not_found");
+    expect(byId.get("garbage!")).toMatchObject({ outcome: "invalid_id", error: "id: not a valid Session id" });
+    expect(byId.get(ids[10])).toMatchObject({ outcome: "invalid_id", error: "id: is a Trace id, expected a Session id" });
+    const summary = events.at(-1)!;
+    expect(summary).toMatchObject({ type: "summary", counters: { completed: 10, total: 10, deleted: 7, notFound: 1, invalid: 2, failed: 0 }, deleted: { participants: 14, turns: 70, traces: 14, spans: 42, annotations: 14 } });
+
+    expect(await countContents(ctx.db.dataSource, uuids)).toEqual({ sessions: 0, participants: 0, turns: 0, traces: 0, spans: 0, annotations: 0, memories: 0 });
+    // Memories survive by default, detached from their source.
+    expect((await ctx.db.sql("SELECT count(*)::int AS n FROM memories WHERE source_session_id IS NULL AND content LIKE 'memory%'"))[0].n).toBeGreaterThanOrEqual(7);
+  });
+
+  it("purges memories only when asked", async () => {
+    const uuids = await seedSessions(ctx.db.dataSource, 3, "bulk-mem");
+    await seedContents(ctx.db.dataSource, uuids, { memories: 2 });
+    const before = (await ctx.db.sql("SELECT count(*)::int AS n FROM memories"))[0].n;
+    const { byId } = await run({ namespace: "bulk-mem", selector: { kind: "ids", values: uuids.map(gid) }, purgeMemories: true });
+    expect(byId.get(gid(uuids[0]))?.memories).toBe(2);
+    expect((await ctx.db.sql("SELECT count(*)::int AS n FROM memories"))[0].n).toBe(before - 6);
+  });
+
+  it("dry run reports WOULD_DELETE with counts and deletes nothing", async () => {
+    const uuids = await seedSessions(ctx.db.dataSource, 4, "bulk-dry");
+    await seedContents(ctx.db.dataSource, uuids, SHAPE);
+    const before = await countContents(ctx.db.dataSource, uuids);
+    const { results, events } = await run({ namespace: "bulk-dry", selector: { kind: "ids", values: uuids.map(gid) }, dryRun: true });
+    expect(results.every((r) => r.outcome === "would_delete" && r.counts?.spans === 6)).toBe(true);
+    expect(events.at(-1)).toMatchObject({ dryRun: true, counters: { deleted: 4 } });
+    expect(await countContents(ctx.db.dataSource, uuids)).toEqual(before);
+  });
+
+  it("never touches another namespace's sessions: their ids are NOT_FOUND", async () => {
+    const theirs = await seedSessions(ctx.db.dataSource, 3, "bulk-theirs");
+    const { results } = await run({ namespace: "bulk-mine", selector: { kind: "ids", values: theirs.map(gid) } });
+    expect(results.map((r) => r.outcome)).toEqual(["not_found", "not_found", "not_found"]);
+    expect((await countContents(ctx.db.dataSource, theirs)).sessions).toBe(3);
+  });
+
+  it("deletes by caller session ids", async () => {
+    await seedSessions(ctx.db.dataSource, 3, "bulk-ext", { prefix: "ext-" });
+    const { results } = await run({ namespace: "bulk-ext", selector: { kind: "sessionIds", values: ["ext-1", "ext-3", "ext-9", ""] } });
+    expect(results.map((r) => [r.identifier, r.outcome])).toEqual([["ext-1", "deleted"], ["ext-3", "deleted"], ["ext-9", "not_found"], ["", "invalid_id"]]);
+    expect(results[0].id).toMatch(/^[A-Za-z0-9_-]+$/);
+  });
+
+  it("a retried call reports the already deleted ids as NOT_FOUND and finishes the rest", async () => {
+    const uuids = await seedSessions(ctx.db.dataSource, 6, "bulk-retry");
+    await run({ namespace: "bulk-retry", selector: { kind: "ids", values: uuids.slice(0, 3).map(gid) } });
+    const { results } = await run({ namespace: "bulk-retry", selector: { kind: "ids", values: uuids.map(gid) } });
+    expect(results.map((r) => r.outcome)).toEqual(["not_found", "not_found", "not_found", "deleted", "deleted", "deleted"]);
+  });
+
+  it("two overlapping calls together report each id DELETED exactly once", async () => {
+    const uuids = await seedSessions(ctx.db.dataSource, 400, "bulk-race");
+    await seedContents(ctx.db.dataSource, uuids, { participants: 1, turnsPerParticipant: 2, traces: 1, spansPerTrace: 2 });
+    const ids = uuids.map(gid);
+    const reversed = [...ids].reverse();
+    const [a, b] = await Promise.all([
+      run({ namespace: "bulk-race", selector: { kind: "ids", values: ids }, batchSize: 37 }),
+      run({ namespace: "bulk-race", selector: { kind: "ids", values: reversed }, batchSize: 53 }),
+    ]);
+    for (const id of ids) {
+      const outcomes = [a.byId.get(id)!.outcome, b.byId.get(id)!.outcome].sort();
+      expect(outcomes).toEqual(["deleted", "not_found"]);
+    }
+    expect((await countContents(ctx.db.dataSource, uuids)).sessions).toBe(0);
+  });
+
+  it("filter mode deletes only what existed when the call began (snapshot), with the total up front", async () => {
+    await seedSessions(ctx.db.dataSource, 25, "bulk-filter", { user: "doomed" });
+    await seedSessions(ctx.db.dataSource, 5, "bulk-filter", { user: "spared" });
+    const events: BulkDeleteEvent[] = [];
+    let late = "";
+    for await (const e of ctx.sessions.bulkDelete(input({ namespace: "bulk-filter", selector: { kind: "filter", filter: { user: "doomed" }, includeDeleted: false }, batchSize: 10 }), new AbortController().signal)) {
+      events.push(e);
+      if (e.type === "started") {
+        // Arrives while the call runs: must not be caught.
+        late = (await ctx.sessions.create({ namespace: "bulk-filter", sessionId: "late", user: "doomed", workflow: { id: "", version: "" }, data: {}, labels: {}, maxRequestsPerMinute: 0 })).uuid;
+      }
+    }
+    expect(events[0]).toMatchObject({ type: "started", total: 25 });
+    expect(events.at(-1)).toMatchObject({ counters: { completed: 25, deleted: 25 } });
+    const left = await ctx.db.sql("SELECT user_id, count(*)::int AS n FROM sessions s JOIN namespaces n ON n.id = s.namespace_id WHERE n.name = 'bulk-filter' GROUP BY 1 ORDER BY 1");
+    expect(left).toEqual([{ user_id: "doomed", n: 1 }, { user_id: "spared", n: 5 }]);
+    expect((await countContents(ctx.db.dataSource, [late])).sessions).toBe(1);
+  });
+
+  it("cancellation stops after the batch in hand and throws the reason; no session is half-deleted", async () => {
+    const uuids = await seedSessions(ctx.db.dataSource, 50, "bulk-cancel");
+    await seedContents(ctx.db.dataSource, uuids, SHAPE);
+    const abort = new AbortController();
+    const seen: BulkResult[] = [];
+    const reason = new Error("client went away");
+    const err = await (async () => {
+      for await (const e of ctx.sessions.bulkDelete(input({ namespace: "bulk-cancel", selector: { kind: "ids", values: uuids.map(gid) }, batchSize: 10 }), abort.signal)) {
+        if (e.type === "progress") {
+          seen.push(...e.results);
+          if (seen.length === 20) abort.abort(reason);
+        }
+      }
+    })().catch((e) => e);
+    expect(err).toBe(reason);
+    expect(seen).toHaveLength(20);
+    // Exactly the reported sessions are gone, with everything under them; the rest are whole.
+    const gone = uuids.slice(0, 20);
+    const kept = uuids.slice(20);
+    expect(await countContents(ctx.db.dataSource, gone)).toMatchObject({ sessions: 0, participants: 0, turns: 0, traces: 0, spans: 0 });
+    expect(await countContents(ctx.db.dataSource, kept)).toMatchObject({ sessions: 30, participants: 60, turns: 300, traces: 60, spans: 180, annotations: 60 });
+  });
+
+  it.each([
+    ["selector", { selector: { kind: "none" } }],
+    ["ids.values", { selector: { kind: "ids", values: [] } }],
+    ["ids.values", { selector: { kind: "ids", values: Array.from({ length: 100_001 }, (_, i) => `x${i}`) } }],
+    ["batch_size", { selector: { kind: "ids", values: ["a"] }, batchSize: 5001 }],
+    ["namespace", { namespace: "NO!", selector: { kind: "ids", values: ["a"] } }],
+  ] as const)("rejects a bad %s before anything is deleted", async (field, over) => {
+    const err = await run(over as Partial<BulkDeleteInput>).catch((e) => e);
+    expect(err).toBeInstanceOf(InvalidInputError);
+    expect(err.field).toBe(field);
+  });
+});
