@@ -1,0 +1,181 @@
+import { execFile, spawn } from "node:child_process";
+import path from "node:path";
+import { promisify } from "node:util";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
+import { describe, expect, it } from "vitest";
+import { BulkDeleteOutcome, SessionService, type BulkDeleteSessionsRequest, type BulkDeleteSessionsResponse } from "../../gen/sessiond/v1/session_service_pb.js";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import type { BulkDeleteSessionsRequestSchema } from "../../gen/sessiond/v1/session_service_pb.js";
+import { startApp } from "../../src/app.js";
+import { loadConfig } from "../../src/config.js";
+import { encodeGlobalId } from "../../src/domain/ids.js";
+import { createLogger } from "../../src/logger.js";
+import { countContents, seedContents, seedSessions } from "../setup/seed.js";
+import { useServer } from "../setup/server.js";
+
+const ctx = useServer();
+const SHAPE = { participants: 2, turnsPerParticipant: 5, traces: 2, spansPerTrace: 5, annotationsPerTrace: 1, memories: 1 };
+const gid = (u: string) => encodeGlobalId("Session", u);
+type Req = MessageInitShape<typeof BulkDeleteSessionsRequestSchema>;
+
+async function consume(stream: AsyncIterable<BulkDeleteSessionsResponse>, onMessage?: (m: BulkDeleteSessionsResponse, i: number) => void) {
+  const messages: BulkDeleteSessionsResponse[] = [];
+  for await (const m of stream) {
+    onMessage?.(m, messages.length);
+    messages.push(m);
+  }
+  return messages;
+}
+
+const resultsOf = (ms: BulkDeleteSessionsResponse[]) => ms.flatMap((m) => (m.event.case === "progress" ? m.event.value.results : []));
+
+/** Every session is either whole (all its rows) or entirely gone: never half-deleted. */
+async function expectNoHalfDeleted(uuids: string[]) {
+  for (const u of uuids) {
+    const c = await countContents(ctx.db.dataSource, [u]);
+    if (c.sessions === 0) expect(c).toMatchObject({ participants: 0, turns: 0, traces: 0, spans: 0, annotations: 0 });
+    else expect(c).toMatchObject({ sessions: 1, participants: 2, turns: 10, traces: 2, spans: 10, annotations: 2 });
+  }
+}
+
+describe.each([
+  ["grpc/http2", () => createGrpcTransport({ baseUrl: ctx.url })],
+  ["connect/http1.1", () => createConnectTransport({ baseUrl: ctx.url, httpVersion: "1.1" })],
+])("BulkDeleteSessions over %s", (name, transport) => {
+  it("streams started, per-batch progress and a summary, and the rows are gone", async () => {
+    const ns = `bulk-${name.replace(/[^a-z0-9]/g, "")}`;
+    const uuids = await seedSessions(ctx.db.dataSource, 120, ns);
+    await seedContents(ctx.db.dataSource, uuids, SHAPE);
+    const client = createClient(SessionService, transport());
+    const ids = [...uuids.map(gid), "not-an-id", gid(crypto.randomUUID())];
+    const messages = await consume(client.bulkDeleteSessions({ namespace: ns, selector: { case: "ids", value: { values: ids } }, batchSize: 50 }));
+
+    expect(messages[0].event).toMatchObject({ case: "started", value: { total: 122n, batchSize: 50 } });
+    expect(messages.filter((m) => m.event.case === "progress")).toHaveLength(3);
+    const last = messages.at(-1)!.event;
+    expect(last.case).toBe("summary");
+    expect(last.value).toMatchObject({ counters: { completed: 122n, total: 122n, deleted: 120n, notFound: 1n, invalid: 1n, failed: 0n }, deleted: { participants: 240, turns: 1200, traces: 240, spans: 1200, annotations: 240 } });
+    const results = resultsOf(messages);
+    expect(results.map((r) => r.identifier)).toEqual(ids);
+    expect(results[0]).toMatchObject({ outcome: BulkDeleteOutcome.DELETED, id: ids[0], deleted: { participants: 2, turns: 10, traces: 2, spans: 10, annotations: 2 }, memories: 1 });
+    expect(results[120]).toMatchObject({ outcome: BulkDeleteOutcome.INVALID_ID, error: "id: not a valid Session id" });
+    expect(results[121].outcome).toBe(BulkDeleteOutcome.NOT_FOUND);
+    expect(await countContents(ctx.db.dataSource, uuids)).toEqual({ sessions: 0, participants: 0, turns: 0, traces: 0, spans: 0, annotations: 0, memories: 0 });
+  });
+
+  it("rejects bad requests with invalid_argument before deleting anything", async () => {
+    const client = createClient(SessionService, transport());
+    const bad: [Req, string][] = [
+      [{ namespace: "x" }, "selector: set one of ids, session_ids or filter"],
+      [{ selector: { case: "ids", value: { values: [] } } }, "ids.values: must name at least one session"],
+      [{ selector: { case: "sessionIds", value: { values: ["a"] } }, batchSize: 9999 }, "batch_size: must be between 1 and 5000"],
+    ];
+    for (const [req, message] of bad) {
+      const err = await consume(client.bulkDeleteSessions(req)).catch((e) => e);
+      expect(err).toBeInstanceOf(ConnectError);
+      expect([err.code, err.rawMessage]).toEqual([Code.InvalidArgument, message]);
+    }
+  });
+});
+
+describe("BulkDeleteSessions limits and interruptions", () => {
+  it("rejects more than 100,000 ids", async () => {
+    const client = createClient(SessionService, createGrpcTransport({ baseUrl: ctx.url }));
+    const values = Array.from({ length: 100_001 }, () => gid(crypto.randomUUID()));
+    const err = await consume(client.bulkDeleteSessions({ selector: { case: "ids", value: { values } } })).catch((e) => e);
+    expect([err.code, err.rawMessage]).toEqual([Code.InvalidArgument, "ids.values: at most 100000 per call, got 100001"]);
+  });
+
+  it("a client that aborts mid-stream leaves no half-deleted session, and a retry finishes the rest", async () => {
+    const ns = "bulk-abort";
+    const uuids = await seedSessions(ctx.db.dataSource, 300, ns);
+    await seedContents(ctx.db.dataSource, uuids, SHAPE);
+    const client = createClient(SessionService, createGrpcTransport({ baseUrl: ctx.url }));
+    const abort = new AbortController();
+    const req: Req = { namespace: ns, selector: { case: "ids", value: { values: uuids.map(gid) } }, batchSize: 10 };
+    const err = await consume(client.bulkDeleteSessions(req, { signal: abort.signal }), (m) => {
+      if (m.event.case === "progress" && m.event.value.counters!.completed >= 50n) abort.abort();
+    }).catch((e) => e);
+    expect(ConnectError.from(err).code).toBe(Code.Canceled);
+    await new Promise((r) => setTimeout(r, 300)); // let the batch in hand finish on the server
+    await expectNoHalfDeleted(uuids);
+    const left = (await countContents(ctx.db.dataSource, uuids)).sessions;
+    expect(left).toBeGreaterThan(0);
+    expect(left).toBeLessThan(300);
+
+    const retry = resultsOf(await consume(client.bulkDeleteSessions(req)));
+    expect(retry.filter((r) => r.outcome === BulkDeleteOutcome.DELETED)).toHaveLength(left);
+    expect(retry.filter((r) => r.outcome === BulkDeleteOutcome.NOT_FOUND)).toHaveLength(300 - left);
+  });
+
+  it("a deadline ends the stream with deadline_exceeded, never a clean end", async () => {
+    const ns = "bulk-deadline";
+    const uuids = await seedSessions(ctx.db.dataSource, 600, ns);
+    await seedContents(ctx.db.dataSource, uuids, SHAPE);
+    const client = createClient(SessionService, createGrpcTransport({ baseUrl: ctx.url }));
+    const err = await consume(client.bulkDeleteSessions({ namespace: ns, selector: { case: "ids", value: { values: uuids.map(gid) } }, batchSize: 1 }, { timeoutMs: 400 })).catch((e) => e);
+    expect(ConnectError.from(err).code).toBe(Code.DeadlineExceeded);
+    await new Promise((r) => setTimeout(r, 300));
+    await expectNoHalfDeleted(uuids);
+  });
+
+  it("server shutdown ends the stream with unavailable", async () => {
+    const ns = "bulk-shutdown";
+    const uuids = await seedSessions(ctx.db.dataSource, 400, ns);
+    await seedContents(ctx.db.dataSource, uuids, SHAPE);
+    const config = loadConfig({ PORT: "0", HOST: "127.0.0.1", DATABASE_URL: ctx.db.url, LOG_LEVEL: "silent", SESSIOND_SHUTDOWN_GRACE_MS: "3000" });
+    const app = await startApp(config, createLogger("silent"));
+    const client = createClient(SessionService, createGrpcTransport({ baseUrl: app.url }));
+    let stopping: Promise<void> | undefined;
+    const err = await consume(client.bulkDeleteSessions({ namespace: ns, selector: { case: "ids", value: { values: uuids.map(gid) } }, batchSize: 5 }), (m) => {
+      if (m.event.case === "progress" && !stopping) stopping = app.stop();
+    }).catch((e) => e);
+    await stopping;
+    expect(ConnectError.from(err).code).toBe(Code.Unavailable);
+    await expectNoHalfDeleted(uuids);
+  });
+
+  it("two server processes deleting overlapping ids together report each id DELETED exactly once", async () => {
+    const ns = "bulk-two";
+    const uuids = await seedSessions(ctx.db.dataSource, 600, ns);
+    await seedContents(ctx.db.dataSource, uuids, { participants: 1, turnsPerParticipant: 2, traces: 1, spansPerTrace: 3, annotationsPerTrace: 1 });
+    // A second, separate sessiond process on the same database.
+    const port = 20000 + Math.floor(Math.random() * 20000);
+    const child = spawn(path.resolve("node_modules/.bin/tsx"), ["src/main.ts"], { env: { ...process.env, DATABASE_URL: ctx.db.url, PORT: String(port), HOST: "127.0.0.1" }, stdio: ["ignore", "pipe", "pipe"] });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        let out = "";
+        child.stdout!.on("data", (d) => {
+          out += d;
+          if (out.includes("sessiond listening")) resolve();
+        });
+        child.on("exit", (code) => reject(new Error(`second process exited with ${code}: ${out}`)));
+      });
+      const ids = uuids.map(gid);
+      const a = createClient(SessionService, createGrpcTransport({ baseUrl: ctx.url }));
+      const b = createClient(SessionService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${port}` }));
+      const [ra, rb] = await Promise.all([
+        consume(a.bulkDeleteSessions({ namespace: ns, selector: { case: "ids", value: { values: ids.slice(0, 450) } }, batchSize: 25 })),
+        consume(b.bulkDeleteSessions({ namespace: ns, selector: { case: "ids", value: { values: ids.slice(150).reverse() } }, batchSize: 40 })),
+      ]);
+      const deleted = [...resultsOf(ra), ...resultsOf(rb)].filter((r) => r.outcome === BulkDeleteOutcome.DELETED).map((r) => r.identifier);
+      expect(deleted).toHaveLength(600);
+      expect(new Set(deleted).size).toBe(600);
+      expect((await countContents(ctx.db.dataSource, uuids)).sessions).toBe(0);
+    } finally {
+      child.kill("SIGTERM");
+    }
+  });
+
+  it("buf curl prints the stream as JSON", async () => {
+    const ns = "bulk-curl";
+    const uuids = await seedSessions(ctx.db.dataSource, 3, ns);
+    const body = JSON.stringify({ namespace: ns, ids: { values: uuids.map(gid) }, batchSize: 2 });
+    const { stdout } = await promisify(execFile)(path.resolve("node_modules/.bin/buf"), ["curl", "--protocol", "grpc", "-d", body, `${ctx.url}/sessiond.v1.SessionService/BulkDeleteSessions`], { timeout: 30_000 });
+    const messages = stdout.trim().split(/\n(?=\{)/).map((m) => JSON.parse(m));
+    expect(messages[0]).toEqual({ started: { total: "3", batchSize: 2 } });
+    expect(messages.slice(1, 3).flatMap((m) => m.progress.results.map((r: any) => r.outcome))).toEqual(Array(3).fill("BULK_DELETE_OUTCOME_DELETED"));
+    expect(messages[3].summary.counters).toMatchObject({ completed: "3", total: "3", deleted: "3" });
+  });
+});
