@@ -28,8 +28,9 @@ export async function seedSessions(ds: DataSource, n: number, namespace = "defau
 }
 
 /**
- * Fills the given sessions with participants, turns, traces, spans, annotations (one on each trace,
- * attached to its session) and memories, in a few set-based statements, and sets their counters.
+ * Fills the given sessions with participants, turns, traces, spans, annotations (on traces, attached to
+ * their session) and memories, in a few set-based statements, and sets the session counters as every
+ * writer must (see SessionEntity): tests then check counters against the rows themselves.
  */
 export async function seedContents(ds: DataSource, sessionIds: string[], c: SessionContents): Promise<void> {
   const p = c.participants ?? 0;
@@ -77,9 +78,10 @@ export async function seedContents(ds: DataSource, sessionIds: string[], c: Sess
     [ids, mem],
   );
   await ds.query(
-    `UPDATE sessions SET participant_count = $2::int, turn_count = $2::int * $3::int, trace_count = $4::int, span_count = $4::int * $5::int, memories_extracted = $6::int
+    `UPDATE sessions SET participant_count = $2::int, turn_count = $2::int * $3::int, trace_count = $4::int, span_count = $4::int * $5::int,
+                         annotation_count = $4::int * $7::int, memories_extracted = $6::int
      WHERE id = ANY($1)`,
-    [ids, p, t, tr, sp, mem],
+    [ids, p, t, tr, sp, mem, an],
   );
 }
 

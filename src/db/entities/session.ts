@@ -3,7 +3,12 @@ import { NamespaceEntity } from "./namespace.js";
 
 /**
  * A conversation session. `state` holds active/cancelled; a soft delete only sets `delete_time`,
- * so undeleting restores the state the session had. Counters back Session.stats.
+ * so undeleting restores the state the session had.
+ *
+ * Counters: participant_count, turn_count, trace_count, span_count and annotation_count are the number
+ * of rows the session holds. INVARIANT: every write that adds or removes such rows updates the counter
+ * in the same transaction (which takes the session row lock). Deletes read the counts from the row they
+ * delete (`DELETE ... RETURNING`), so they are exact without counting child tables.
  * Times are stored with millisecond precision so that keyset cursors round-trip exactly through JS dates.
  */
 @Entity({ name: "sessions" })
@@ -78,6 +83,10 @@ export class SessionEntity {
 
   @Column({ name: "span_count", type: "integer", default: 0 })
   spanCount: number;
+
+  /** Annotations on the session, its traces and its spans (not part of Session.stats). */
+  @Column({ name: "annotation_count", type: "integer", default: 0 })
+  annotationCount: number;
 
   @Column({ name: "memories_extracted", type: "integer", default: 0 })
   memoriesExtracted: number;

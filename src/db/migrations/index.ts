@@ -1,4 +1,5 @@
 /** Every migration, oldest first. A new one is generated with `npm run migration:generate -- src/db/migrations/<Name>` and added here. */
 import { Initial1795425045783 } from "./1795425045783-Initial.js";
+import { SessionAnnotationCount1795426881141 } from "./1795426881141-SessionAnnotationCount.js";
 
-export const migrations = [Initial1795425045783];
+export const migrations = [Initial1795425045783, SessionAnnotationCount1795426881141];

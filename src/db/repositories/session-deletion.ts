@@ -1,8 +1,9 @@
 /**
- * Deleting sessions: one code path for DeleteSession and BulkDeleteSessions. A batch is one
- * transaction: lock the sessions (in id order, so concurrent batches cannot deadlock), lock their
- * traces (span and annotation inserts need a key-share lock on them, so nothing slips in between),
- * count what goes with each session, then one DELETE: the rest goes by foreign-key cascade.
+ * Deleting sessions: one code path for DeleteSession and BulkDeleteSessions. A batch is one transaction
+ * and one DELETE: the sessions are locked in id order (so overlapping batches of concurrent calls cannot
+ * deadlock, and a second caller finds them gone), deleted, and the rest goes by foreign-key cascade. What
+ * went with each session is read from the counters of the deleted row (`RETURNING`): every write of
+ * child rows updates those counters under the session row lock, so they are exact at this point.
  */
 import type { DataSource, EntityManager, QueryRunner } from "typeorm";
 import type { DeletedCounts, SessionFilter } from "../../domain/session.js";
@@ -35,42 +36,34 @@ export interface SessionSnapshot {
   close(): Promise<void>;
 }
 
-const COUNTS = `
-  SELECT ids.id, s.external_id,
-         coalesce(p.n, 0)::int AS participants, coalesce(tu.n, 0)::int AS turns, coalesce(tr.n, 0)::int AS traces,
-         coalesce(sp.n, 0)::int AS spans, coalesce(an.n, 0)::int AS annotations, coalesce(m.n, 0)::int AS memories
-  FROM unnest($1::uuid[]) AS ids(id)
-  JOIN sessions s ON s.id = ids.id
-  LEFT JOIN (SELECT session_id, count(*) AS n FROM participants WHERE session_id = ANY($1) GROUP BY 1) p ON p.session_id = ids.id
-  LEFT JOIN (SELECT session_id, count(*) AS n FROM turns WHERE session_id = ANY($1) GROUP BY 1) tu ON tu.session_id = ids.id
-  LEFT JOIN (SELECT session_id, count(*) AS n FROM traces WHERE session_id = ANY($1) GROUP BY 1) tr ON tr.session_id = ids.id
-  LEFT JOIN (SELECT t.session_id, count(*) AS n FROM spans x JOIN traces t ON t.id = x.trace_id
-             WHERE t.session_id = ANY($1) GROUP BY 1) sp ON sp.session_id = ids.id
-  LEFT JOIN (SELECT session_id, count(*) AS n FROM annotations WHERE session_id = ANY($1) GROUP BY 1) an ON an.session_id = ids.id
-  LEFT JOIN (SELECT source_session_id, count(*) AS n FROM memories WHERE source_session_id = ANY($1) GROUP BY 1) m ON m.source_session_id = ids.id`;
+const COUNTERS = `participant_count AS participants, turn_count AS turns, trace_count AS traces, span_count AS spans,
+  annotation_count AS annotations`;
 
 /**
- * Deletes (or, in a dry run, counts) the sessions of `keys` that exist in the namespace, in one
- * transaction of `db`'s (the caller opens it). Sessions already gone are simply absent from the result.
+ * Deletes (or, in a dry run, reads) the sessions of `keys` that exist in the namespace, in the caller's
+ * transaction: lock them in id order, count (or purge) their memories while the link still exists, then
+ * one DELETE returning each session's counters. Sessions already gone are simply absent from the result.
  */
 export async function deleteBatch(db: EntityManager, namespaceId: string, keys: BatchKeys, opts: BatchOptions): Promise<DeletedSession[]> {
   if (!keys.values.length) return [];
-  const lock = opts.dryRun ? "FOR SHARE" : "FOR UPDATE";
   const match = keys.kind === "uuid" ? "id = ANY($2::uuid[])" : "external_id = ANY($2::text[])";
+  const lock = opts.dryRun ? "FOR SHARE" : "FOR UPDATE";
   const locked: { id: string }[] = await db.query(`SELECT id FROM sessions WHERE namespace_id = $1 AND ${match} ORDER BY id ${lock}`, [namespaceId, keys.values]);
   if (!locked.length) return [];
   const ids = locked.map((r) => r.id);
-  await db.query(`SELECT 1 FROM traces WHERE session_id = ANY($1) ORDER BY id ${lock}`, [ids]);
-  const rows: any[] = await db.query(COUNTS, [ids]);
-  if (!opts.dryRun) {
-    if (opts.purgeMemories) await db.query("DELETE FROM memories WHERE source_session_id = ANY($1)", [ids]);
-    await db.query("DELETE FROM sessions WHERE id = ANY($1)", [ids]);
-  }
+  const memoryRows: { id: string; n: number }[] =
+    opts.purgeMemories && !opts.dryRun
+      ? await db.query("WITH d AS (DELETE FROM memories WHERE source_session_id = ANY($1) RETURNING source_session_id) SELECT source_session_id AS id, count(*)::int AS n FROM d GROUP BY 1", [ids])
+      : await db.query("SELECT source_session_id AS id, count(*)::int AS n FROM memories WHERE source_session_id = ANY($1) GROUP BY 1", [ids]);
+  const memories = new Map(memoryRows.map((r) => [r.id, r.n]));
+  const rows: any[] = opts.dryRun
+    ? await db.query(`SELECT id, external_id, ${COUNTERS} FROM sessions WHERE id = ANY($1)`, [ids])
+    : await db.query(`WITH d AS (DELETE FROM sessions WHERE id = ANY($1) RETURNING id, external_id, ${COUNTERS}) SELECT * FROM d`, [ids]);
   return rows.map((r) => ({
     uuid: r.id,
     externalId: r.external_id,
     counts: { participants: r.participants, turns: r.turns, traces: r.traces, spans: r.spans, annotations: r.annotations },
-    memories: r.memories,
+    memories: memories.get(r.id) ?? 0,
   }));
 }
 

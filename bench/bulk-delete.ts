@@ -1,0 +1,100 @@
+/**
+ * bench:bulk-delete — 10,000 sessions, each with 2 participants, 10 turns, 5 traces of 10 spans and one
+ * annotation per trace (500,000 spans), deleted with BulkDeleteSessions over gRPC/HTTP2 by a client that
+ * consumes every message; the same data re-seeded and deleted by the raw-SQL baseline (`DELETE FROM
+ * sessions WHERE id = ANY($1)` through pg, same batch size, no stream, no counting). Also 500 sessions
+ * deleted the way a typical TypeORM user would (load the graph, `repository.remove` with ORM cascades).
+ * Then (BENCH_MEMORY=0 skips it) 100,000 ids in one call, sampling the process RSS.
+ * Targets: ratio >= 0.8, first message within 100 ms, RSS growth < 50 MB.
+ */
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import pg from "pg";
+import { DataSource, In } from "typeorm";
+import { SessionService } from "../gen/sessiond/v1/session_service_pb.js";
+import { encodeGlobalId } from "../src/domain/ids.js";
+import { seedContents, seedSessions } from "../test/setup/seed.js";
+import { benchApp, benchDatabase } from "./harness.js";
+import { NaiveSession, naiveEntities } from "./naive-entities.js";
+
+const SESSIONS = Number(process.env.BENCH_SESSIONS ?? 10_000);
+const BATCH = Number(process.env.BENCH_BATCH ?? 500);
+const SHAPE = { participants: 2, turnsPerParticipant: 5, traces: 5, spansPerTrace: 10, annotationsPerTrace: 1 };
+
+const db = await benchDatabase();
+const app = await benchApp(db.url);
+const client = createClient(SessionService, createGrpcTransport({ baseUrl: app.url }));
+
+async function seed(n: number, ns: string): Promise<string[]> {
+  const uuids: string[] = [];
+  for (let i = 0; i < n; i += 2000) {
+    const part = await seedSessions(app.dataSource, Math.min(2000, n - i), ns, { prefix: `${ns}-${i}-` });
+    await seedContents(app.dataSource, part, SHAPE);
+    uuids.push(...part);
+  }
+  await app.dataSource.query("VACUUM ANALYZE");
+  return uuids;
+}
+
+// Service: the stream, consumed message by message (after one small call has opened the connection).
+let uuids = await seed(SESSIONS, "svc");
+for await (const _ of client.bulkDeleteSessions({ namespace: "svc", selector: { case: "ids", value: { values: [encodeGlobalId("Session", uuids[0])] } }, dryRun: true }));
+const t0 = performance.now();
+let firstMs = 0;
+let deleted = 0n;
+for await (const m of client.bulkDeleteSessions({ namespace: "svc", selector: { case: "ids", value: { values: uuids.map((u) => encodeGlobalId("Session", u)) } }, batchSize: BATCH })) {
+  if (!firstMs) firstMs = performance.now() - t0;
+  if (m.event.case === "summary") deleted = m.event.value.counters!.deleted;
+}
+const serviceS = (performance.now() - t0) / 1000;
+if (deleted !== BigInt(SESSIONS)) throw new Error(`service deleted ${deleted} of ${SESSIONS}`);
+console.log(`service: ${SESSIONS} sessions in ${serviceS.toFixed(2)} s, first message after ${firstMs.toFixed(1)} ms`);
+
+// Baseline: raw SQL, same batches.
+uuids = await seed(SESSIONS, "raw");
+const pool = new pg.Pool({ connectionString: db.url, max: 2 });
+const t1 = performance.now();
+for (let i = 0; i < uuids.length; i += BATCH) await pool.query("DELETE FROM sessions WHERE id = ANY($1)", [uuids.slice(i, i + BATCH)]);
+const baselineS = (performance.now() - t1) / 1000;
+console.log(`raw SQL baseline: ${SESSIONS} sessions in ${baselineS.toFixed(2)} s`);
+
+// Naive TypeORM: load the graph, remove with ORM cascades.
+const NAIVE = 500;
+uuids = await seed(NAIVE, "naive");
+const naiveDs = new DataSource({ type: "postgres", url: db.url, entities: naiveEntities, synchronize: false });
+await naiveDs.initialize();
+const repo = naiveDs.getRepository(NaiveSession);
+const t2 = performance.now();
+for (let i = 0; i < uuids.length; i += 50) {
+  const graph = await repo.find({ where: { id: In(uuids.slice(i, i + 50)) }, relations: { participants: { turns: true }, traces: { spans: true, annotations: true } } });
+  await repo.remove(graph);
+}
+const naiveMsPerSession = (performance.now() - t2) / NAIVE;
+await naiveDs.destroy();
+console.log(`naive TypeORM remove(): ${NAIVE} sessions, ${naiveMsPerSession.toFixed(2)} ms per session`);
+
+// Memory: 100,000 ids in one call.
+let rssGrowthMb = NaN;
+if (process.env.BENCH_MEMORY !== "0") {
+  const many = await seedSessions(app.dataSource, 100_000, "mem");
+  const ids = many.map((u) => encodeGlobalId("Session", u));
+  global.gc?.();
+  const base = process.memoryUsage().rss;
+  let peak = base;
+  const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 50);
+  let n = 0n;
+  for await (const m of client.bulkDeleteSessions({ namespace: "mem", selector: { case: "ids", value: { values: ids } }, batchSize: BATCH })) {
+    if (m.event.case === "summary") n = m.event.value.counters!.deleted;
+  }
+  clearInterval(sampler);
+  rssGrowthMb = (peak - base) / 1024 / 1024;
+  console.log(`100,000 ids: deleted ${n}; RSS growth of the process (server and client) ${rssGrowthMb.toFixed(1)} MB`);
+}
+
+await pool.end();
+await app.stop();
+await db.close();
+console.log(
+  `RESULT bulk-delete ratio=${(baselineS / serviceS).toFixed(3)} service_s=${serviceS.toFixed(2)} baseline_s=${baselineS.toFixed(2)} first_message_ms=${firstMs.toFixed(1)} naive_ms_per_session=${naiveMsPerSession.toFixed(2)} rss_growth_mb=${rssGrowthMb.toFixed(1)}`,
+);
+process.exit(0);
