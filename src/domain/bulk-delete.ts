@@ -94,26 +94,25 @@ function validate(input: BulkDeleteInput): { namespace: string; batchSize: numbe
   return { namespace, batchSize };
 }
 
-/** Distinct entries in request order; malformed ones carry their error. */
-function entriesOf(sel: { kind: "ids" | "sessionIds"; values: string[] }): Entry[] {
-  const seen = new Set<string>();
-  const entries: Entry[] = [];
-  for (const identifier of sel.values) {
-    if (seen.has(identifier)) continue;
-    seen.add(identifier);
-    if (sel.kind === "ids") {
-      try {
-        entries.push({ identifier, key: decodeGlobalId("Session", identifier, "id") });
-      } catch (err) {
-        entries.push({ identifier, error: (err as Error).message });
-      }
-    } else if (identifier === "" || identifier.length > 256 || /[\u0000-\u001f\u007f]/.test(identifier)) {
-      entries.push({ identifier, error: "session_id: must be 1 to 256 characters without control characters" });
-    } else {
-      entries.push({ identifier, key: identifier });
+/** The distinct identifiers, in request order (the first occurrence counts). */
+function distinct(values: string[]): string[] {
+  const unique = new Set(values);
+  return unique.size === values.length ? values : [...unique];
+}
+
+/** Parses one identifier of a list; malformed ones carry their error. Done per batch, not up front. */
+function entryOf(kind: "ids" | "sessionIds", identifier: string): Entry {
+  if (kind === "ids") {
+    try {
+      return { identifier, key: decodeGlobalId("Session", identifier, "id") };
+    } catch (err) {
+      return { identifier, error: (err as Error).message };
     }
   }
-  return entries;
+  if (identifier === "" || identifier.length > 256 || /[\u0000-\u001f\u007f]/.test(identifier)) {
+    return { identifier, error: "session_id: must be 1 to 256 characters without control characters" };
+  }
+  return { identifier, key: identifier };
 }
 
 function pgCode(err: unknown): string | undefined {
@@ -130,14 +129,14 @@ export async function* bulkDeleteSessions(store: BulkDeleteStore, input: BulkDel
   const namespaceId = await store.namespaceId(namespace, false);
 
   let snapshot: SessionSnapshot | undefined;
-  let entries: Entry[] = [];
+  let identifiers: string[] = [];
   if (sel.kind === "filter") {
     if (namespaceId) snapshot = await store.openSnapshot(namespaceId, sel.filter, sel.includeDeleted);
   } else if (sel.kind !== "none") {
-    entries = entriesOf(sel);
+    identifiers = distinct(sel.values);
   }
   try {
-    const total = snapshot ? snapshot.total : entries.length;
+    const total = snapshot ? snapshot.total : identifiers.length;
     const counters: BulkCounters = { completed: 0, total, deleted: 0, notFound: 0, invalid: 0, failed: 0 };
     const sum: DeletedCounts = { participants: 0, turns: 0, traces: 0, spans: 0, annotations: 0 };
     yield { type: "started", total, dryRun, batchSize };
@@ -148,7 +147,8 @@ export async function* bulkDeleteSessions(store: BulkDeleteStore, input: BulkDel
       if (snapshot) {
         batch = (await snapshot.next(batchSize)).map((uuid) => ({ identifier: encodeGlobalId("Session", uuid), key: uuid }));
       } else {
-        batch = entries.slice(offset, offset + batchSize);
+        const kind = sel.kind === "sessionIds" ? "sessionIds" : "ids";
+        batch = identifiers.slice(offset, offset + batchSize).map((identifier) => entryOf(kind, identifier));
       }
       if (!batch.length) break;
 
