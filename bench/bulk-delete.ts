@@ -16,6 +16,7 @@ import { encodeGlobalId } from "../src/domain/ids.js";
 import { seedContents, seedSessions } from "../test/setup/seed.js";
 import { benchApp, benchDatabase } from "./harness.js";
 import { NaiveSession, naiveEntities } from "./naive-entities.js";
+import { rssOf, startServerProcess } from "./process.js";
 
 const SESSIONS = Number(process.env.BENCH_SESSIONS ?? 10_000);
 const BATCH = Number(process.env.BENCH_BATCH ?? 500);
@@ -73,22 +74,26 @@ const naiveMsPerSession = (performance.now() - t2) / NAIVE;
 await naiveDs.destroy();
 console.log(`naive TypeORM remove(): ${NAIVE} sessions, ${naiveMsPerSession.toFixed(2)} ms per session`);
 
-// Memory: 100,000 ids in one call.
+// Memory: 100,000 ids in one call to a separate sessiond process, whose RSS is sampled from /proc.
 let rssGrowthMb = NaN;
 if (process.env.BENCH_MEMORY !== "0") {
   const many = await seedSessions(app.dataSource, 100_000, "mem");
   const ids = many.map((u) => encodeGlobalId("Session", u));
-  global.gc?.();
-  const base = process.memoryUsage().rss;
+  const server = await startServerProcess(db.url);
+  const memClient = createClient(SessionService, createGrpcTransport({ baseUrl: server.url }));
+  // Warm up the process (code paths, pools) before taking the baseline.
+  for await (const _ of memClient.bulkDeleteSessions({ namespace: "mem", selector: { case: "ids", value: { values: ids.slice(0, 1000) } }, dryRun: true }));
+  const base = rssOf(server.pid);
   let peak = base;
-  const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 50);
+  const sampler = setInterval(() => (peak = Math.max(peak, rssOf(server.pid))), 20);
   let n = 0n;
-  for await (const m of client.bulkDeleteSessions({ namespace: "mem", selector: { case: "ids", value: { values: ids } }, batchSize: BATCH })) {
+  for await (const m of memClient.bulkDeleteSessions({ namespace: "mem", selector: { case: "ids", value: { values: ids } }, batchSize: BATCH })) {
     if (m.event.case === "summary") n = m.event.value.counters!.deleted;
   }
   clearInterval(sampler);
+  server.stop();
   rssGrowthMb = (peak - base) / 1024 / 1024;
-  console.log(`100,000 ids: deleted ${n}; RSS growth of the process (server and client) ${rssGrowthMb.toFixed(1)} MB`);
+  console.log(`100,000 ids: deleted ${n}; server RSS ${(base / 1048576).toFixed(0)} MB -> peak ${(peak / 1048576).toFixed(0)} MB (growth ${rssGrowthMb.toFixed(1)} MB)`);
 }
 
 await pool.end();

@@ -1,0 +1,46 @@
+/**
+ * A sessiond in a process of its own (Node 24 from node_modules, sources through tsx), so that its memory
+ * can be measured apart from the benchmark's client.
+ */
+import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import net from "node:net";
+import path from "node:path";
+
+/** Resident set size of process `pid` in bytes (Linux /proc). */
+export function rssOf(pid: number): number {
+  const line = readFileSync(`/proc/${pid}/status`, "utf8").split("\n").find((l) => l.startsWith("VmRSS:"));
+  return Number(line?.match(/(\d+)/)?.[1] ?? 0) * 1024;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, "127.0.0.1", () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Starts `src/main.ts` on a free port over `databaseUrl`; resolves once it listens. */
+export async function startServerProcess(databaseUrl: string): Promise<{ pid: number; url: string; stop(): void }> {
+  const port = await freePort();
+  const child = spawn(path.resolve("node_modules/.bin/node"), ["--import", "tsx", "src/main.ts"], {
+    env: { ...process.env, DATABASE_URL: databaseUrl, PORT: String(port), HOST: "127.0.0.1", LOG_LEVEL: "warn" },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("server process did not start")), 30_000);
+    const poll = setInterval(() => {
+      const s = net.connect(port, "127.0.0.1", () => {
+        s.destroy();
+        clearInterval(poll);
+        clearTimeout(timer);
+        resolve();
+      });
+      s.on("error", () => s.destroy());
+    }, 100);
+    child.on("exit", (code) => reject(new Error(`server process exited with ${code}`)));
+  });
+  return { pid: child.pid!, url: `http://127.0.0.1:${port}`, stop: () => child.kill("SIGTERM") };
+}
