@@ -4,6 +4,7 @@
  */
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { freePort } from "../src/net/free-port.js";
 import net from "node:net";
 import path from "node:path";
 
@@ -11,15 +12,6 @@ import path from "node:path";
 export function rssOf(pid: number): number {
   const line = readFileSync(`/proc/${pid}/status`, "utf8").split("\n").find((l) => l.startsWith("VmRSS:"));
   return Number(line?.match(/(\d+)/)?.[1] ?? 0) * 1024;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 /** Starts `src/main.ts` on a free port over `databaseUrl`; resolves once it listens. */

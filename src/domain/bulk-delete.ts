@@ -4,7 +4,7 @@
  * batches; when it is aborted the generator throws its reason (a plain return would read as success).
  */
 import type { BatchKeys, DeletedSession, SessionSnapshot } from "../db/repositories/session-deletion.js";
-import { InvalidInputError, isDatabaseUnavailable } from "./errors.js";
+import { databaseErrorCode, InvalidInputError, isDatabaseUnavailable } from "./errors.js";
 import { decodeGlobalId, encodeGlobalId } from "./ids.js";
 import { checkFilter, checkNamespace, type DeletedCounts, type SessionFilter } from "./session.js";
 
@@ -115,11 +115,6 @@ function entryOf(kind: "ids" | "sessionIds", identifier: string): Entry {
   return { identifier, key: identifier };
 }
 
-function pgCode(err: unknown): string | undefined {
-  const e = err as { code?: string; driverError?: { code?: string } };
-  return e?.driverError?.code ?? e?.code;
-}
-
 /** Runs a bulk delete. Validation errors are thrown before the first event. */
 export async function* bulkDeleteSessions(store: BulkDeleteStore, input: BulkDeleteInput, signal: AbortSignal, logFailure: FailureLog): AsyncGenerator<BulkDeleteEvent> {
   const started = performance.now();
@@ -162,7 +157,7 @@ export async function* bulkDeleteSessions(store: BulkDeleteStore, input: BulkDel
           found = new Map(gone.map((g) => [kind === "uuid" ? g.uuid : g.externalId, g]));
         } catch (err) {
           if (isDatabaseUnavailable(err)) throw err;
-          if (RETRYABLE.has(pgCode(err) ?? "") && attempt < 4) continue;
+          if (RETRYABLE.has(databaseErrorCode(err) ?? "") && attempt < 4) continue;
           logFailure(err, keys.length);
           failure = "the batch could not be deleted; the session is untouched (see server logs)";
         }

@@ -35,6 +35,12 @@ export class PreconditionError extends DomainError {}
 /** The backing store cannot be reached right now. -> unavailable */
 export class UnavailableError extends DomainError {}
 
+/** The Postgres SQLSTATE (or Node error code) of a database error, through TypeORM's wrapper. */
+export function databaseErrorCode(err: unknown): string | undefined {
+  const e = err as { code?: string; driverError?: { code?: string } };
+  return e?.driverError?.code ?? e?.code;
+}
+
 const CONNECTION_ERROR_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "ENOTFOUND", "EHOSTUNREACH"]);
 
 /**

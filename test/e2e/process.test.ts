@@ -5,26 +5,17 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { chmodSync, existsSync, mkdtempSync, rmSync } from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, describe, expect, inject, it } from "vitest";
 import { SessionService } from "../../gen/sessiond/v1/session_service_pb.js";
+import { freePort } from "../../src/net/free-port.js";
 
 const dataDir = mkdtempSync(path.join(os.tmpdir(), "sessiond-process-"));
 chmodSync(dataDir, 0o755);
 afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** Starts `npm start` and resolves once it logs that it is listening. */
 async function start(port: number): Promise<{ child: ChildProcess; output: () => string; startupMs: number }> {

@@ -3,7 +3,7 @@
  * domain Sessions at this boundary. Every statement is scoped by namespace_id.
  */
 import type { DataSource, EntityManager } from "typeorm";
-import { AlreadyExistsError } from "../../domain/errors.js";
+import { AlreadyExistsError, databaseErrorCode } from "../../domain/errors.js";
 import { encodeGlobalId } from "../../domain/ids.js";
 import type { Cursor } from "../../domain/page-token.js";
 import { deleteBatch } from "./session-deletion.js";
@@ -82,11 +82,6 @@ function toSession(row: any): Session {
   };
 }
 
-function pgCode(err: unknown): string | undefined {
-  const e = err as { code?: string; driverError?: { code?: string } };
-  return e?.driverError?.code ?? e?.code;
-}
-
 /** Session storage bound to one connection or transaction. */
 export interface SessionStore {
   /** Id of the namespace `name`, creating it when `create` is set; undefined if absent. */
@@ -144,8 +139,8 @@ export function createSessionStore(dataSource: DataSource): SessionStore {
           );
           return toSession(rows[0]);
         } catch (err) {
-          if (pgCode(err) === UNIQUE_VIOLATION) throw new AlreadyExistsError(`session_id "${v.externalId}" already exists in this namespace`);
-          if (pgCode(err) === FOREIGN_KEY_VIOLATION) for (const [k, id] of namespaceCache) if (id === v.namespaceId) namespaceCache.delete(k);
+          if (databaseErrorCode(err) === UNIQUE_VIOLATION) throw new AlreadyExistsError(`session_id "${v.externalId}" already exists in this namespace`);
+          if (databaseErrorCode(err) === FOREIGN_KEY_VIOLATION) for (const [k, id] of namespaceCache) if (id === v.namespaceId) namespaceCache.delete(k);
           throw err;
         }
       },
