@@ -91,10 +91,9 @@ export function parseAddress(address: SessionAddress, prefix = ""): SessionRef {
   return { kind: "external", namespace: checkNamespace(address.namespace, `${prefix}namespace`), sessionId: checkText(`${prefix}session_id`, address.sessionId, 256, { id: true }) };
 }
 
-/** Creates the service over a session store (and, for bulk deletes, a bulk store and a failure log). */
-export function createSessionService(deps: { store: SessionStore; bulkStore?: BulkDeleteStore; logBatchFailure?: FailureLog }): SessionService {
-  const { store } = deps;
-  const bulkStore = deps.bulkStore;
+/** Creates the service over a session store, the bulk-delete store and where to log failed batches. */
+export function createSessionService(deps: { store: SessionStore; bulkStore: BulkDeleteStore; logBatchFailure?: FailureLog }): SessionService {
+  const { store, bulkStore } = deps;
   const logBatchFailure = deps.logBatchFailure ?? (() => {});
 
   /** Finds a session (soft-deleted ones only when `showDeleted`), optionally row-locked. */
@@ -201,10 +200,7 @@ export function createSessionService(deps: { store: SessionStore; bulkStore?: Bu
         return tx.truncate(session.uuid);
       }),
 
-    bulkDelete(input, signal) {
-      if (!bulkStore) throw new Error("bulk deletes need a bulk store");
-      return bulkDeleteSessions(bulkStore, input, signal, logBatchFailure);
-    },
+    bulkDelete: (input, signal) => bulkDeleteSessions(bulkStore, input, signal, logBatchFailure),
 
     cancel: (address) =>
       store.transaction(async (tx) => {

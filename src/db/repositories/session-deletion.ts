@@ -1,7 +1,8 @@
 /**
  * Deleting sessions: one code path for DeleteSession and BulkDeleteSessions. A batch is one transaction
- * and one DELETE: the sessions are locked in id order (so overlapping batches of concurrent calls cannot
- * deadlock, and a second caller finds them gone), deleted, and the rest goes by foreign-key cascade. What
+ * of three statements: lock the sessions in id order (so overlapping batches of concurrent calls cannot
+ * deadlock, and a second caller finds them gone), count or purge their memories, then one DELETE; the
+ * rest goes by foreign-key cascade. What
  * went with each session is read from the counters of the deleted row (`RETURNING`): every write of
  * child rows updates those counters under the session row lock, so they are exact at this point.
  */
@@ -67,11 +68,6 @@ export async function deleteBatch(db: EntityManager, namespaceId: string, keys: 
   }));
 }
 
-/** Runs deleteBatch in a transaction of its own. */
-export function deleteBatchInTransaction(dataSource: DataSource, namespaceId: string, keys: BatchKeys, opts: BatchOptions): Promise<DeletedSession[]> {
-  return dataSource.transaction((tx) => deleteBatch(tx, namespaceId, keys, opts));
-}
-
 /**
  * Opens a REPEATABLE READ snapshot of the namespace's sessions matching `filter`: the total and every
  * page come from the moment the call began, so sessions created meanwhile are never caught, and memory
@@ -121,7 +117,7 @@ export async function openSnapshot(dataSource: DataSource, namespaceId: string, 
 export function createBulkDeleteStore(dataSource: DataSource, namespaceId: (name: string, create: boolean) => Promise<string | undefined>) {
   return {
     namespaceId,
-    deleteBatch: (ns: string, keys: BatchKeys, opts: BatchOptions) => deleteBatchInTransaction(dataSource, ns, keys, opts),
+    deleteBatch: (ns: string, keys: BatchKeys, opts: BatchOptions) => dataSource.transaction((tx) => deleteBatch(tx, ns, keys, opts)),
     openSnapshot: (ns: string, filter: SessionFilter, includeDeleted: boolean) => openSnapshot(dataSource, ns, filter, includeDeleted),
   };
 }
