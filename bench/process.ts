@@ -14,10 +14,10 @@ export function rssOf(pid: number): number {
   return Number(line?.match(/(\d+)/)?.[1] ?? 0) * 1024;
 }
 
-/** Starts `src/main.ts` on a free port over `databaseUrl`; resolves once it listens. */
+/** Starts `src/main.ts` the way `npm start` does (same V8 flags) on a free port over `databaseUrl`; resolves once it listens. */
 export async function startServerProcess(databaseUrl: string): Promise<{ pid: number; url: string; stop(): void }> {
   const port = await freePort();
-  const child = spawn(path.resolve("node_modules/.bin/node"), ["--import", "tsx", "src/main.ts"], {
+  const child = spawn(path.resolve("node_modules/.bin/node"), ["--max-semi-space-size=4", "--import", "tsx", "src/main.ts"], {
     env: { ...process.env, DATABASE_URL: databaseUrl, PORT: String(port), HOST: "127.0.0.1", LOG_LEVEL: "warn" },
     stdio: ["ignore", "pipe", "inherit"],
   });

@@ -1,6 +1,7 @@
 /**
  * The sessiond process: read config, start, and shut down gracefully on SIGTERM/SIGINT.
  */
+import v8 from "node:v8";
 import { ConfigError, loadConfig } from "./config.js";
 import { createLogger } from "./logger.js";
 import { startApp } from "./app.js";
@@ -16,6 +17,8 @@ async function main() {
     }
     throw err;
   }
+  // A process-wide setting, so it belongs to the process, not to startApp (which tests embed).
+  if (config.heapGrowthPercent > 0) v8.setFlagsFromString(`--heap-growing-percent=${config.heapGrowthPercent}`);
   const logger = createLogger(config.logLevel);
   const started = Date.now();
   const app = await startApp(config, logger);
