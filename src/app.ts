@@ -8,8 +8,9 @@ import type { Config } from "./config.js";
 import { createDataSource } from "./db/data-source.js";
 import { startEmbeddedPostgres, type EmbeddedPostgres } from "./db/embedded.js";
 import { createBulkDeleteStore } from "./db/repositories/session-deletion.js";
-import { createSessionStore } from "./db/repositories/session-store.js";
-import { createSessionService } from "./domain/sessions.js";
+import { createStores } from "./db/repositories/stores.js";
+import { createServices } from "./domain/services.js";
+import { createIntegratorFactory } from "./handlers/remote-integrator.js";
 import type { Logger } from "./logger.js";
 import { createInterceptors, createRoutes } from "./routes.js";
 import { build } from "./server.js";
@@ -52,16 +53,18 @@ export async function openDatabase(config: Pick<Config, "databaseUrl" | "dataDir
 export async function startApp(config: Config, logger: Logger): Promise<App> {
   const { dataSource, embedded } = await openDatabase(config, logger);
   const health = new HealthStatus();
-  const store = createSessionStore(dataSource);
-  const sessions = createSessionService({
-    store,
-    bulkStore: createBulkDeleteStore(dataSource, store.namespaceId),
+  const stores = createStores(dataSource);
+  const services = createServices({
+    stores,
+    bulkStore: createBulkDeleteStore(dataSource, stores.sessions.namespaceId),
+    integratorFor: createIntegratorFactory(),
     logBatchFailure: (err, identifiers) => logger.error({ err, identifiers }, "bulk delete batch failed"),
+    logIntegrationFailure: (err, context) => logger.warn({ err, ...context }, "integrator failed"),
   });
   const server = build({
     config,
     logger,
-    routes: createRoutes({ sessions, health }),
+    routes: createRoutes({ services, health }),
     interceptors: createInterceptors(logger),
   });
   let address: { port: number; url: string };

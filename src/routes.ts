@@ -6,11 +6,13 @@ import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { file_grpc_health_v1_health, Health } from "../gen/grpc/health/v1/health_pb.js";
 import { file_grpc_reflection_v1_reflection } from "../gen/grpc/reflection/v1/reflection_pb.js";
 import { file_grpc_reflection_v1alpha_reflection } from "../gen/grpc/reflection/v1alpha/reflection_pb.js";
+import { file_sessiond_v1_memory_service, MemoryService } from "../gen/sessiond/v1/memory_service_pb.js";
 import { file_sessiond_v1_session_service, SessionService } from "../gen/sessiond/v1/session_service_pb.js";
-import type { SessionService as Sessions } from "./domain/sessions.js";
+import type { Services } from "./domain/services.js";
 import { errorInterceptor } from "./handlers/errors.js";
 import { createHealthHandlers, type HealthStatus } from "./handlers/health.js";
 import { loggingInterceptor } from "./handlers/logging.js";
+import { createMemoryHandlers } from "./handlers/memory-service.js";
 import { createReflectionRoutes } from "./handlers/reflection.js";
 import { createSessionHandlers } from "./handlers/session-service.js";
 import type { Logger } from "./logger.js";
@@ -18,6 +20,7 @@ import type { Logger } from "./logger.js";
 /** Files whose services and types server reflection describes (with their dependencies). */
 export const reflectedFiles = [
   file_sessiond_v1_session_service,
+  file_sessiond_v1_memory_service,
   file_grpc_health_v1_health,
   file_grpc_reflection_v1_reflection,
   file_grpc_reflection_v1alpha_reflection,
@@ -25,15 +28,16 @@ export const reflectedFiles = [
 
 /** What the routes need. */
 export interface RouteDeps {
-  sessions: Sessions;
+  services: Services;
   health: HealthStatus;
 }
 
-/** Registers SessionService, gRPC health and gRPC reflection (v1 and v1alpha). */
+/** Registers SessionService, MemoryService, gRPC health and gRPC reflection (v1 and v1alpha). */
 export function createRoutes(deps: RouteDeps): (router: ConnectRouter) => void {
   const reflection = createReflectionRoutes(reflectedFiles);
   return (router) => {
-    router.service(SessionService, createSessionHandlers(deps.sessions));
+    router.service(SessionService, createSessionHandlers(deps.services));
+    router.service(MemoryService, createMemoryHandlers(deps.services.memories));
     router.service(Health, createHealthHandlers(deps.health));
     reflection(router);
   };

@@ -1,8 +1,8 @@
 /**
- * Opaque keyset page tokens for ListSessions. A token carries the position (create_time, uuid) of the
- * last row served, a fingerprint of the request it belongs to, and a checksum. A token that does not
- * decode or whose checksum fails is rejected as malformed; one used with a different namespace, filter,
- * order or show_deleted is rejected as stale. Tokens are not secrets: the namespace scope of the query
+ * Opaque keyset page tokens. A token carries the position of the last row served ((create_time, uuid)
+ * for sessions and memories, the sequence number for turns), a fingerprint of the request it belongs
+ * to, and a checksum. A token that does not decode or whose checksum fails is rejected as malformed;
+ * one used with different request parameters is rejected as stale. Tokens are not secrets: the namespace scope of the query
  * is enforced independently of them.
  */
 import { createHash } from "node:crypto";
@@ -26,29 +26,51 @@ export function fingerprint(params: unknown): string {
   return digest(JSON.stringify(params), 16);
 }
 
-/** Encodes a cursor for the request with fingerprint `fp`. */
-export function encodePageToken(cursor: Cursor, fp: string): string {
-  const payload = Buffer.from(JSON.stringify({ v: 1, t: cursor.createTime.getTime(), u: cursor.uuid, q: fp })).toString("base64url");
+/** Seals a position: base64url JSON plus a checksum. */
+function seal(position: Record<string, unknown>, fp: string): string {
+  const payload = Buffer.from(JSON.stringify({ v: 1, ...position, q: fp })).toString("base64url");
   return `${payload}.${digest(payload, 12)}`;
 }
 
-/** Decodes a token for the request with fingerprint `fp`. @throws InvalidInputError naming page_token */
-export function decodePageToken(token: string, fp: string): Cursor {
+const MALFORMED = "malformed or altered; pass next_page_token back unchanged";
+
+/** Opens a sealed position issued for the request with fingerprint `fp`; `stale` says what must not change. */
+function unseal(token: string, fp: string, stale: string): Record<string, unknown> {
   const [payload, check, extra] = token.split(".");
-  if (extra !== undefined || !payload || !check || token.length > 512 || digest(payload, 12) !== check) {
-    throw new InvalidInputError(FIELD, "malformed or altered; pass next_page_token back unchanged");
-  }
-  let parsed: { v?: unknown; t?: unknown; u?: unknown; q?: unknown };
+  if (extra !== undefined || !payload || !check || token.length > 512 || digest(payload, 12) !== check) throw new InvalidInputError(FIELD, MALFORMED);
+  let parsed: Record<string, unknown>;
   try {
     parsed = JSON.parse(Buffer.from(payload, "base64url").toString("utf8"));
   } catch {
-    throw new InvalidInputError(FIELD, "malformed or altered; pass next_page_token back unchanged");
+    throw new InvalidInputError(FIELD, MALFORMED);
   }
-  if (parsed.v !== 1 || typeof parsed.t !== "number" || !Number.isFinite(parsed.t) || typeof parsed.u !== "string" || !isUuid(parsed.u)) {
-    throw new InvalidInputError(FIELD, "malformed or altered; pass next_page_token back unchanged");
-  }
-  if (parsed.q !== fp) {
-    throw new InvalidInputError(FIELD, "was issued for a different request; keep namespace, filter, order and show_deleted unchanged while paging");
+  if (!parsed || parsed.v !== 1) throw new InvalidInputError(FIELD, MALFORMED);
+  if (parsed.q !== fp) throw new InvalidInputError(FIELD, `was issued for a different request; keep ${stale} unchanged while paging`);
+  return parsed;
+}
+
+/** Encodes a (create_time, uuid) cursor for the request with fingerprint `fp`. */
+export function encodePageToken(cursor: Cursor, fp: string): string {
+  return seal({ t: cursor.createTime.getTime(), u: cursor.uuid }, fp);
+}
+
+/** Decodes a (create_time, uuid) token for the request with fingerprint `fp`. @throws InvalidInputError naming page_token */
+export function decodePageToken(token: string, fp: string, stale = "namespace, filter, order and show_deleted"): Cursor {
+  const parsed = unseal(token, fp, stale);
+  if (typeof parsed.t !== "number" || !Number.isFinite(parsed.t) || typeof parsed.u !== "string" || !isUuid(parsed.u)) {
+    throw new InvalidInputError(FIELD, MALFORMED);
   }
   return { createTime: new Date(parsed.t), uuid: parsed.u };
+}
+
+/** Encodes a sequence-number cursor (ListTurns). */
+export function encodeSeqToken(seq: number, fp: string): string {
+  return seal({ s: seq }, fp);
+}
+
+/** Decodes a sequence-number cursor. @throws InvalidInputError naming page_token */
+export function decodeSeqToken(token: string, fp: string, stale: string): number {
+  const parsed = unseal(token, fp, stale);
+  if (typeof parsed.s !== "number" || !Number.isSafeInteger(parsed.s) || parsed.s < 0) throw new InvalidInputError(FIELD, MALFORMED);
+  return parsed.s;
 }

@@ -29,6 +29,8 @@ export interface Session {
   id: string;
   sessionId: string;
   namespace: string;
+  /** Database id of the namespace. */
+  namespaceId: string;
   user: string;
   workflow: { id: string; version: string };
   data: JsonObject;
@@ -118,12 +120,12 @@ function hasNul(value: JsonValue): boolean {
   return false;
 }
 
-/** Checks session data: no NUL characters, at most MAX_DATA_BYTES as JSON. */
-export function checkData(data: JsonObject, field = "data"): JsonObject {
+/** Checks a JSON object (session data by default): no NUL characters, at most `max` bytes as JSON. */
+export function checkData(data: JsonObject, field = "data", max = MAX_DATA_BYTES): JsonObject {
   if (hasNul(data)) throw new InvalidInputError(field, "must not contain NUL characters (Postgres jsonb cannot store them)");
   const json = JSON.stringify(data);
   const bytes = Buffer.byteLength(json, "utf8");
-  if (bytes > MAX_DATA_BYTES) throw new InvalidInputError(field, `must be at most ${MAX_DATA_BYTES} bytes as JSON, got ${bytes}`);
+  if (bytes > max) throw new InvalidInputError(field, `must be at most ${max} bytes as JSON, got ${bytes}`);
   return data;
 }
 

@@ -91,21 +91,24 @@ export function parseAddress(address: SessionAddress, prefix = ""): SessionRef {
   return { kind: "external", namespace: checkNamespace(address.namespace, `${prefix}namespace`), sessionId: checkText(`${prefix}session_id`, address.sessionId, 256, { id: true }) };
 }
 
+/**
+ * Finds the session a call names (soft-deleted ones only when `showDeleted`), optionally row-locked.
+ * @throws InvalidInputError for a malformed address, NotFoundError when absent or in another namespace
+ */
+export async function loadSession(s: SessionStore, address: SessionAddress, opts: { showDeleted?: boolean; lock?: boolean } = {}): Promise<Session> {
+  const ref = parseAddress(address);
+  const nsId = ref.namespace === undefined ? undefined : await s.namespaceId(ref.namespace, false);
+  const notFound = () => new NotFoundError(ref.kind === "uuid" ? `session ${address.id} not found` : `session "${ref.sessionId}" not found in namespace "${ref.namespace}"`);
+  if (ref.namespace !== undefined && nsId === undefined) throw notFound();
+  const session = await s.find(ref.kind === "uuid" ? { uuid: ref.uuid, namespaceId: nsId } : { namespaceId: nsId!, externalId: ref.sessionId }, opts.lock);
+  if (!session || (session.state === "soft_deleted" && !opts.showDeleted)) throw notFound();
+  return session;
+}
+
 /** Creates the service over a session store, the bulk-delete store and where to log failed batches. */
 export function createSessionService(deps: { store: SessionStore; bulkStore: BulkDeleteStore; logBatchFailure?: FailureLog }): SessionService {
   const { store, bulkStore } = deps;
   const logBatchFailure = deps.logBatchFailure ?? (() => {});
-
-  /** Finds a session (soft-deleted ones only when `showDeleted`), optionally row-locked. */
-  async function load(s: SessionStore, address: SessionAddress, opts: { showDeleted?: boolean; lock?: boolean } = {}): Promise<Session> {
-    const ref = parseAddress(address);
-    const nsId = ref.namespace === undefined ? undefined : await s.namespaceId(ref.namespace, false);
-    const notFound = () => new NotFoundError(ref.kind === "uuid" ? `session ${address.id} not found` : `session "${ref.sessionId}" not found in namespace "${ref.namespace}"`);
-    if (ref.namespace !== undefined && nsId === undefined) throw notFound();
-    const session = await s.find(ref.kind === "uuid" ? { uuid: ref.uuid, namespaceId: nsId } : { namespaceId: nsId!, externalId: ref.sessionId }, opts.lock);
-    if (!session || (session.state === "soft_deleted" && !opts.showDeleted)) throw notFound();
-    return session;
-  }
 
   function checkEtag(session: Session, etag: string, field: string) {
     if (etag && etag !== session.etag) throw new ConflictError(`${field}: the session changed since (etag ${etag}, now ${session.etag}); read it again and retry`);
@@ -128,7 +131,7 @@ export function createSessionService(deps: { store: SessionStore; bulkStore: Bul
       return store.insert({ namespaceId, ...values });
     },
 
-    get: (address, showDeleted) => load(store, address, { showDeleted }),
+    get: (address, showDeleted) => loadSession(store, address, { showDeleted }),
 
     async list(input) {
       const namespace = checkNamespace(input.namespace);
@@ -168,7 +171,7 @@ export function createSessionService(deps: { store: SessionStore; bulkStore: Bul
       };
       parseAddress(input.address, "session.");
       return store.transaction(async (tx) => {
-        const session = await load(tx, input.address, { lock: true });
+        const session = await loadSession(tx, input.address, { lock: true });
         checkEtag(session, input.etag, "session.etag");
         return tx.update(session.uuid, changes);
       });
@@ -176,27 +179,27 @@ export function createSessionService(deps: { store: SessionStore; bulkStore: Bul
 
     delete: (address, etag) =>
       store.transaction(async (tx) => {
-        const session = await load(tx, address, { lock: true, showDeleted: true });
+        const session = await loadSession(tx, address, { lock: true, showDeleted: true });
         checkEtag(session, etag, "etag");
-        return { session, deleted: await tx.delete(session.uuid, (await tx.namespaceId(session.namespace, false))!) };
+        return { session, deleted: await tx.delete(session.uuid, session.namespaceId) };
       }),
 
     softDelete: (address) =>
       store.transaction(async (tx) => {
-        const session = await load(tx, address, { lock: true, showDeleted: true });
+        const session = await loadSession(tx, address, { lock: true, showDeleted: true });
         return session.deleteTime ? session : tx.update(session.uuid, { deleteTime: "now" });
       }),
 
     undelete: (address) =>
       store.transaction(async (tx) => {
-        const session = await load(tx, address, { lock: true, showDeleted: true });
+        const session = await loadSession(tx, address, { lock: true, showDeleted: true });
         if (!session.deleteTime) throw new PreconditionError(`session ${session.id} is not deleted`);
         return tx.update(session.uuid, { deleteTime: null });
       }),
 
     truncate: (address) =>
       store.transaction(async (tx) => {
-        const session = await load(tx, address, { lock: true });
+        const session = await loadSession(tx, address, { lock: true });
         return tx.truncate(session.uuid);
       }),
 
@@ -204,7 +207,7 @@ export function createSessionService(deps: { store: SessionStore; bulkStore: Bul
 
     cancel: (address) =>
       store.transaction(async (tx) => {
-        const session = await load(tx, address, { lock: true });
+        const session = await loadSession(tx, address, { lock: true });
         return session.state === "cancelled" ? session : tx.update(session.uuid, { state: "cancelled" });
       }),
   };

@@ -4,25 +4,33 @@
  */
 import { create } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
-import type { SessionService as Sessions } from "../domain/sessions.js";
+import type { Services } from "../domain/services.js";
 import {
+  AppendTurnsResponseSchema,
+  BindParticipantResponseSchema,
   CancelSessionResponseSchema,
   CreateSessionResponseSchema,
   DeleteSessionResponseSchema,
   GetSessionResponseSchema,
+  IntegrateSessionResponseSchema,
+  ListParticipantsResponseSchema,
   ListSessionsResponseSchema,
+  ListTurnsResponseSchema,
   SessionService,
   SoftDeleteSessionResponseSchema,
   TruncateSessionResponseSchema,
+  UnbindParticipantResponseSchema,
   UndeleteSessionResponseSchema,
   UpdateSessionResponseSchema,
 } from "../../gen/sessiond/v1/session_service_pb.js";
-import { SortOrder } from "../../gen/sessiond/v1/session_pb.js";
+import { SessionStatsSchema, SortOrder } from "../../gen/sessiond/v1/session_pb.js";
 import { bulkEventToProto, selectorFromProto } from "./bulk-delete-mapper.js";
+import { integrationResultToProto, kindFromProto, newTurnFromProto, participantToProto, turnToProto } from "./conversation-mapper.js";
 import { dataFromProto, deletedCountsToProto, durationToMs, filterFromProto, sessionToProto } from "./session-mapper.js";
 
-/** Builds the SessionService implementation over the domain service. */
-export function createSessionHandlers(sessions: Sessions): ServiceImpl<typeof SessionService> {
+/** Builds the SessionService implementation over the domain services. */
+export function createSessionHandlers(services: Pick<Services, "sessions" | "conversations" | "integration">): ServiceImpl<typeof SessionService> {
+  const { sessions, conversations, integration } = services;
   return {
     async createSession(req) {
       const session = await sessions.create({
@@ -99,6 +107,46 @@ export function createSessionHandlers(sessions: Sessions): ServiceImpl<typeof Se
         context.signal,
       );
       for await (const event of events) yield bulkEventToProto(event);
+    },
+
+    async bindParticipant(req) {
+      const { participant, created } = await conversations.bind({
+        address: req,
+        participantId: req.participantId,
+        kind: kindFromProto(req.kind),
+        displayName: req.displayName,
+        metadata: dataFromProto(req.metadata),
+      });
+      return create(BindParticipantResponseSchema, { participant: participantToProto(participant), created });
+    },
+
+    async unbindParticipant(req) {
+      return create(UnbindParticipantResponseSchema, { participant: participantToProto(await conversations.unbind(req, req.participantId)) });
+    },
+
+    async listParticipants(req) {
+      return create(ListParticipantsResponseSchema, { participants: (await conversations.participants(req)).map(participantToProto) });
+    },
+
+    async appendTurns(req) {
+      const { turns, replayed } = await conversations.append(req, req.turns.map(newTurnFromProto), req.requestId);
+      return create(AppendTurnsResponseSchema, { turns: turns.map(turnToProto), replayed });
+    },
+
+    async listTurns(req) {
+      const page = await conversations.listTurns({
+        address: req,
+        participantId: req.participantId,
+        afterSeq: Number(req.afterSeq),
+        pageSize: req.pageSize,
+        pageToken: req.pageToken,
+      });
+      return create(ListTurnsResponseSchema, { turns: page.turns.map(turnToProto), nextPageToken: page.nextPageToken });
+    },
+
+    async integrateSession(req, context) {
+      const { results, stats } = await integration.integrate(req, context.signal);
+      return create(IntegrateSessionResponseSchema, { results: results.map(integrationResultToProto), stats: create(SessionStatsSchema, stats) });
     },
   };
 }

@@ -116,6 +116,7 @@ describe.each(["v1", "v1alpha"] as const)("reflection %s over connect-node", (ve
       "google/protobuf/field_mask.proto",
       "google/protobuf/struct.proto",
       "google/protobuf/timestamp.proto",
+      "sessiond/v1/conversation.proto",
       "sessiond/v1/session.proto",
       "sessiond/v1/session_service.proto",
     ]);

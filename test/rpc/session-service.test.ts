@@ -2,7 +2,7 @@ import { Code, ConnectError, createClient, createRouterTransport } from "@connec
 import { describe, expect, it } from "vitest";
 import { SessionService } from "../../gen/sessiond/v1/session_service_pb.js";
 import { SessionState } from "../../gen/sessiond/v1/session_pb.js";
-import type { SessionService as Sessions } from "../../src/domain/sessions.js";
+import type { Services } from "../../src/domain/services.js";
 import { createSessionHandlers } from "../../src/handlers/session-service.js";
 import { createInterceptors } from "../../src/routes.js";
 import { createLogger } from "../../src/logger.js";
@@ -10,9 +10,9 @@ import { useDatabase } from "../setup/context.js";
 
 const ctx = useDatabase();
 
-function clientFor(sessions: Sessions, logs: string[] = []) {
+function clientFor(services: Services, logs: string[] = []) {
   const logger = createLogger("info", { write: (l: string) => logs.push(l) } as never);
-  const transport = createRouterTransport((router) => router.service(SessionService, createSessionHandlers(sessions)), {
+  const transport = createRouterTransport((router) => router.service(SessionService, createSessionHandlers(services)), {
     router: { interceptors: createInterceptors(logger) },
   });
   return createClient(SessionService, transport);
@@ -20,7 +20,7 @@ function clientFor(sessions: Sessions, logs: string[] = []) {
 
 describe("SessionService handlers", () => {
   it("map every Session field to protobuf and back", async () => {
-    const client = clientFor(ctx.sessions);
+    const client = clientFor(ctx.services);
     const { session } = await client.createSession({
       namespace: "rpc",
       sessionId: "m1",
@@ -48,14 +48,14 @@ describe("SessionService handlers", () => {
   });
 
   it("rejects an unknown filter state and a negative duration, naming the field", async () => {
-    const client = clientFor(ctx.sessions);
+    const client = clientFor(ctx.services);
     await expect(client.listSessions({ filter: { state: 42 as SessionState } })).rejects.toMatchObject({ code: Code.InvalidArgument, rawMessage: "filter.state: unknown state 42" });
     await expect(client.createSession({ expiresAfter: { seconds: -5n } })).rejects.toMatchObject({ code: Code.InvalidArgument, rawMessage: "expires_after: must be positive" });
   });
 
   it("turns an unexpected error into INTERNAL with a request id, logging the cause but never sending it", async () => {
     const logs: string[] = [];
-    const broken = { ...ctx.sessions, get: async () => { throw new Error('relation "sessions" does not exist at SELECT secret_column'); } } as Sessions;
+    const broken = { ...ctx.services, sessions: { ...ctx.sessions, get: async () => { throw new Error('relation "sessions" does not exist at SELECT secret_column'); } } } as Services;
     const err = (await clientFor(broken, logs).getSession({ id: "x" }).catch((e) => e)) as ConnectError;
     expect(err.code).toBe(Code.Internal);
     expect(err.rawMessage).toMatch(/^internal error \(request id [\w-]+\)$/);
@@ -63,7 +63,7 @@ describe("SessionService handlers", () => {
   });
 
   it("reports an unreachable database as UNAVAILABLE", async () => {
-    const down = { ...ctx.sessions, get: async () => { throw Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:5432"), { code: "ECONNREFUSED" }); } } as Sessions;
+    const down = { ...ctx.services, sessions: { ...ctx.sessions, get: async () => { throw Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:5432"), { code: "ECONNREFUSED" }); } } } as Services;
     await expect(clientFor(down).getSession({ id: "x" })).rejects.toMatchObject({ code: Code.Unavailable });
   });
 });

@@ -3,17 +3,20 @@
  */
 import { afterAll, beforeAll, inject } from "vitest";
 import { createBulkDeleteStore } from "../../src/db/repositories/session-deletion.js";
-import { createSessionStore } from "../../src/db/repositories/session-store.js";
-import { createSessionService, type SessionService } from "../../src/domain/sessions.js";
+import { createStores } from "../../src/db/repositories/stores.js";
+import { createServices, type Services } from "../../src/domain/services.js";
+import type { SessionService } from "../../src/domain/sessions.js";
+import { createIntegratorFactory } from "../../src/handlers/remote-integrator.js";
 import { createTestDatabase, type TestDatabase } from "./databases.js";
 
 /** Registers beforeAll/afterAll hooks that give the file its own database and services. */
 export function useDatabase() {
-  const ctx = {} as { db: TestDatabase; sessions: SessionService };
+  const ctx = {} as { db: TestDatabase; services: Services; sessions: SessionService };
   beforeAll(async () => {
     ctx.db = await createTestDatabase(inject("database"));
-    const store = createSessionStore(ctx.db.dataSource);
-    ctx.sessions = createSessionService({ store, bulkStore: createBulkDeleteStore(ctx.db.dataSource, store.namespaceId) });
+    const stores = createStores(ctx.db.dataSource);
+    ctx.services = createServices({ stores, bulkStore: createBulkDeleteStore(ctx.db.dataSource, stores.sessions.namespaceId), integratorFor: createIntegratorFactory() });
+    ctx.sessions = ctx.services.sessions;
   });
   afterAll(async () => {
     await ctx.db?.close();

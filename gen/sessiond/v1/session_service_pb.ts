@@ -6,7 +6,9 @@ import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobu
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Duration, FieldMask } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_struct } from "@bufbuild/protobuf/wkt";
-import type { DeletedCounts, Session, SessionFilter, SortOrder, Workflow } from "./session_pb.js";
+import type { IntegrationResult, NewTurn, Participant, ParticipantKind, Turn } from "./conversation_pb.js";
+import { file_sessiond_v1_conversation } from "./conversation_pb.js";
+import type { DeletedCounts, Session, SessionFilter, SessionStats, SortOrder, Workflow } from "./session_pb.js";
 import { file_sessiond_v1_session } from "./session_pb.js";
 import type { JsonObject, Message } from "@bufbuild/protobuf";
 
@@ -14,7 +16,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file sessiond/v1/session_service.proto.
  */
 export const file_sessiond_v1_session_service: GenFile = /*@__PURE__*/
-  fileDesc("CiFzZXNzaW9uZC92MS9zZXNzaW9uX3NlcnZpY2UucHJvdG8SC3Nlc3Npb25kLnYxItwCChRDcmVhdGVTZXNzaW9uUmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSEgoKc2Vzc2lvbl9pZBgCIAEoCRIMCgR1c2VyGAMgASgJEicKCHdvcmtmbG93GAQgASgLMhUuc2Vzc2lvbmQudjEuV29ya2Zsb3cSJQoEZGF0YRgFIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSPQoGbGFiZWxzGAYgAygLMi0uc2Vzc2lvbmQudjEuQ3JlYXRlU2Vzc2lvblJlcXVlc3QuTGFiZWxzRW50cnkSMAoNZXhwaXJlc19hZnRlchgHIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIfChdtYXhfcmVxdWVzdHNfcGVyX21pbnV0ZRgIIAEoBRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIj4KFUNyZWF0ZVNlc3Npb25SZXNwb25zZRIlCgdzZXNzaW9uGAEgASgLMhQuc2Vzc2lvbmQudjEuU2Vzc2lvbiJcChFHZXRTZXNzaW9uUmVxdWVzdBIKCgJpZBgBIAEoCRIRCgluYW1lc3BhY2UYAiABKAkSEgoKc2Vzc2lvbl9pZBgDIAEoCRIUCgxzaG93X2RlbGV0ZWQYBCABKAgiOwoSR2V0U2Vzc2lvblJlc3BvbnNlEiUKB3Nlc3Npb24YASABKAsyFC5zZXNzaW9uZC52MS5TZXNzaW9uIrgBChNMaXN0U2Vzc2lvbnNSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCRIqCgZmaWx0ZXIYBCABKAsyGi5zZXNzaW9uZC52MS5TZXNzaW9uRmlsdGVyEhQKDHNob3dfZGVsZXRlZBgFIAEoCBIlCgVvcmRlchgGIAEoDjIWLnNlc3Npb25kLnYxLlNvcnRPcmRlciJXChRMaXN0U2Vzc2lvbnNSZXNwb25zZRImCghzZXNzaW9ucxgBIAMoCzIULnNlc3Npb25kLnYxLlNlc3Npb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIm4KFFVwZGF0ZVNlc3Npb25SZXF1ZXN0EiUKB3Nlc3Npb24YASABKAsyFC5zZXNzaW9uZC52MS5TZXNzaW9uEi8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayI+ChVVcGRhdGVTZXNzaW9uUmVzcG9uc2USJQoHc2Vzc2lvbhgBIAEoCzIULnNlc3Npb25kLnYxLlNlc3Npb24iVwoURGVsZXRlU2Vzc2lvblJlcXVlc3QSCgoCaWQYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJEhIKCnNlc3Npb25faWQYAyABKAkSDAoEZXRhZxgEIAEoCSJkChVEZWxldGVTZXNzaW9uUmVzcG9uc2USCgoCaWQYASABKAkSEgoKc2Vzc2lvbl9pZBgCIAEoCRIrCgdkZWxldGVkGAMgASgLMhouc2Vzc2lvbmQudjEuRGVsZXRlZENvdW50cyJNChhTb2Z0RGVsZXRlU2Vzc2lvblJlcXVlc3QSCgoCaWQYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJEhIKCnNlc3Npb25faWQYAyABKAkiQgoZU29mdERlbGV0ZVNlc3Npb25SZXNwb25zZRIlCgdzZXNzaW9uGAEgASgLMhQuc2Vzc2lvbmQudjEuU2Vzc2lvbiJLChZVbmRlbGV0ZVNlc3Npb25SZXF1ZXN0EgoKAmlkGAEgASgJEhEKCW5hbWVzcGFjZRgCIAEoCRISCgpzZXNzaW9uX2lkGAMgASgJIkAKF1VuZGVsZXRlU2Vzc2lvblJlc3BvbnNlEiUKB3Nlc3Npb24YASABKAsyFC5zZXNzaW9uZC52MS5TZXNzaW9uIksKFlRydW5jYXRlU2Vzc2lvblJlcXVlc3QSCgoCaWQYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJEhIKCnNlc3Npb25faWQYAyABKAkiVwoXVHJ1bmNhdGVTZXNzaW9uUmVzcG9uc2USJQoHc2Vzc2lvbhgBIAEoCzIULnNlc3Npb25kLnYxLlNlc3Npb24SFQoNdHVybnNfZGVsZXRlZBgCIAEoBSJJChRDYW5jZWxTZXNzaW9uUmVxdWVzdBIKCgJpZBgBIAEoCRIRCgluYW1lc3BhY2UYAiABKAkSEgoKc2Vzc2lvbl9pZBgDIAEoCSI+ChVDYW5jZWxTZXNzaW9uUmVzcG9uc2USJQoHc2Vzc2lvbhgBIAEoCzIULnNlc3Npb25kLnYxLlNlc3Npb24i+AEKGUJ1bGtEZWxldGVTZXNzaW9uc1JlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEiIKA2lkcxgCIAEoCzITLnNlc3Npb25kLnYxLklkTGlzdEgAEioKC3Nlc3Npb25faWRzGAMgASgLMhMuc2Vzc2lvbmQudjEuSWRMaXN0SAASLwoGZmlsdGVyGAQgASgLMh0uc2Vzc2lvbmQudjEuQnVsa0RlbGV0ZUZpbHRlckgAEg8KB2RyeV9ydW4YBSABKAgSFgoOcHVyZ2VfbWVtb3JpZXMYBiABKAgSEgoKYmF0Y2hfc2l6ZRgHIAEoBUIKCghzZWxlY3RvciIYCgZJZExpc3QSDgoGdmFsdWVzGAEgAygJIlcKEEJ1bGtEZWxldGVGaWx0ZXISKgoGZmlsdGVyGAEgASgLMhouc2Vzc2lvbmQudjEuU2Vzc2lvbkZpbHRlchIXCg9pbmNsdWRlX2RlbGV0ZWQYAiABKAgiwAEKGkJ1bGtEZWxldGVTZXNzaW9uc1Jlc3BvbnNlEjEKB3N0YXJ0ZWQYASABKAsyHi5zZXNzaW9uZC52MS5CdWxrRGVsZXRlU3RhcnRlZEgAEjMKCHByb2dyZXNzGAIgASgLMh8uc2Vzc2lvbmQudjEuQnVsa0RlbGV0ZVByb2dyZXNzSAASMQoHc3VtbWFyeRgDIAEoCzIeLnNlc3Npb25kLnYxLkJ1bGtEZWxldGVTdW1tYXJ5SABCBwoFZXZlbnQiRwoRQnVsa0RlbGV0ZVN0YXJ0ZWQSDQoFdG90YWwYASABKAMSDwoHZHJ5X3J1bhgCIAEoCBISCgpiYXRjaF9zaXplGAMgASgFInsKEkJ1bGtEZWxldGVDb3VudGVycxIRCgljb21wbGV0ZWQYASABKAMSDQoFdG90YWwYAiABKAMSDwoHZGVsZXRlZBgDIAEoAxIRCglub3RfZm91bmQYBCABKAMSDwoHaW52YWxpZBgFIAEoAxIOCgZmYWlsZWQYBiABKAMidwoSQnVsa0RlbGV0ZVByb2dyZXNzEi4KB3Jlc3VsdHMYASADKAsyHS5zZXNzaW9uZC52MS5CdWxrRGVsZXRlUmVzdWx0EjEKCGNvdW50ZXJzGAIgASgLMh8uc2Vzc2lvbmQudjEuQnVsa0RlbGV0ZUNvdW50ZXJzIrEBChBCdWxrRGVsZXRlUmVzdWx0EhIKCmlkZW50aWZpZXIYASABKAkSCgoCaWQYAiABKAkSLwoHb3V0Y29tZRgDIAEoDjIeLnNlc3Npb25kLnYxLkJ1bGtEZWxldGVPdXRjb21lEisKB2RlbGV0ZWQYBCABKAsyGi5zZXNzaW9uZC52MS5EZWxldGVkQ291bnRzEhAKCG1lbW9yaWVzGAUgASgFEg0KBWVycm9yGAYgASgJIrABChFCdWxrRGVsZXRlU3VtbWFyeRIxCghjb3VudGVycxgBIAEoCzIfLnNlc3Npb25kLnYxLkJ1bGtEZWxldGVDb3VudGVycxIrCgdkZWxldGVkGAIgASgLMhouc2Vzc2lvbmQudjEuRGVsZXRlZENvdW50cxIqCgdlbGFwc2VkGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEg8KB2RyeV9ydW4YBCABKAgq5gEKEUJ1bGtEZWxldGVPdXRjb21lEiMKH0JVTEtfREVMRVRFX09VVENPTUVfVU5TUEVDSUZJRUQQABIfChtCVUxLX0RFTEVURV9PVVRDT01FX0RFTEVURUQQARIhCh1CVUxLX0RFTEVURV9PVVRDT01FX05PVF9GT1VORBACEiIKHkJVTEtfREVMRVRFX09VVENPTUVfSU5WQUxJRF9JRBADEh4KGkJVTEtfREVMRVRFX09VVENPTUVfRkFJTEVEEAQSJAogQlVMS19ERUxFVEVfT1VUQ09NRV9XT1VMRF9ERUxFVEUQBTKdBwoOU2Vzc2lvblNlcnZpY2USVgoNQ3JlYXRlU2Vzc2lvbhIhLnNlc3Npb25kLnYxLkNyZWF0ZVNlc3Npb25SZXF1ZXN0GiIuc2Vzc2lvbmQudjEuQ3JlYXRlU2Vzc2lvblJlc3BvbnNlEk0KCkdldFNlc3Npb24SHi5zZXNzaW9uZC52MS5HZXRTZXNzaW9uUmVxdWVzdBofLnNlc3Npb25kLnYxLkdldFNlc3Npb25SZXNwb25zZRJTCgxMaXN0U2Vzc2lvbnMSIC5zZXNzaW9uZC52MS5MaXN0U2Vzc2lvbnNSZXF1ZXN0GiEuc2Vzc2lvbmQudjEuTGlzdFNlc3Npb25zUmVzcG9uc2USVgoNVXBkYXRlU2Vzc2lvbhIhLnNlc3Npb25kLnYxLlVwZGF0ZVNlc3Npb25SZXF1ZXN0GiIuc2Vzc2lvbmQudjEuVXBkYXRlU2Vzc2lvblJlc3BvbnNlElYKDURlbGV0ZVNlc3Npb24SIS5zZXNzaW9uZC52MS5EZWxldGVTZXNzaW9uUmVxdWVzdBoiLnNlc3Npb25kLnYxLkRlbGV0ZVNlc3Npb25SZXNwb25zZRJiChFTb2Z0RGVsZXRlU2Vzc2lvbhIlLnNlc3Npb25kLnYxLlNvZnREZWxldGVTZXNzaW9uUmVxdWVzdBomLnNlc3Npb25kLnYxLlNvZnREZWxldGVTZXNzaW9uUmVzcG9uc2USXAoPVW5kZWxldGVTZXNzaW9uEiMuc2Vzc2lvbmQudjEuVW5kZWxldGVTZXNzaW9uUmVxdWVzdBokLnNlc3Npb25kLnYxLlVuZGVsZXRlU2Vzc2lvblJlc3BvbnNlElwKD1RydW5jYXRlU2Vzc2lvbhIjLnNlc3Npb25kLnYxLlRydW5jYXRlU2Vzc2lvblJlcXVlc3QaJC5zZXNzaW9uZC52MS5UcnVuY2F0ZVNlc3Npb25SZXNwb25zZRJWCg1DYW5jZWxTZXNzaW9uEiEuc2Vzc2lvbmQudjEuQ2FuY2VsU2Vzc2lvblJlcXVlc3QaIi5zZXNzaW9uZC52MS5DYW5jZWxTZXNzaW9uUmVzcG9uc2USZwoSQnVsa0RlbGV0ZVNlc3Npb25zEiYuc2Vzc2lvbmQudjEuQnVsa0RlbGV0ZVNlc3Npb25zUmVxdWVzdBonLnNlc3Npb25kLnYxLkJ1bGtEZWxldGVTZXNzaW9uc1Jlc3BvbnNlMAFiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_struct, file_sessiond_v1_session]);
+  fileDesc("CiFzZXNzaW9uZC92MS9zZXNzaW9uX3NlcnZpY2UucHJvdG8SC3Nlc3Npb25kLnYxItwCChRDcmVhdGVTZXNzaW9uUmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSEgoKc2Vzc2lvbl9pZBgCIAEoCRIMCgR1c2VyGAMgASgJEicKCHdvcmtmbG93GAQgASgLMhUuc2Vzc2lvbmQudjEuV29ya2Zsb3cSJQoEZGF0YRgFIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSPQoGbGFiZWxzGAYgAygLMi0uc2Vzc2lvbmQudjEuQ3JlYXRlU2Vzc2lvblJlcXVlc3QuTGFiZWxzRW50cnkSMAoNZXhwaXJlc19hZnRlchgHIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIfChdtYXhfcmVxdWVzdHNfcGVyX21pbnV0ZRgIIAEoBRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIj4KFUNyZWF0ZVNlc3Npb25SZXNwb25zZRIlCgdzZXNzaW9uGAEgASgLMhQuc2Vzc2lvbmQudjEuU2Vzc2lvbiJcChFHZXRTZXNzaW9uUmVxdWVzdBIKCgJpZBgBIAEoCRIRCgluYW1lc3BhY2UYAiABKAkSEgoKc2Vzc2lvbl9pZBgDIAEoCRIUCgxzaG93X2RlbGV0ZWQYBCABKAgiOwoSR2V0U2Vzc2lvblJlc3BvbnNlEiUKB3Nlc3Npb24YASABKAsyFC5zZXNzaW9uZC52MS5TZXNzaW9uIrgBChNMaXN0U2Vzc2lvbnNSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCRIqCgZmaWx0ZXIYBCABKAsyGi5zZXNzaW9uZC52MS5TZXNzaW9uRmlsdGVyEhQKDHNob3dfZGVsZXRlZBgFIAEoCBIlCgVvcmRlchgGIAEoDjIWLnNlc3Npb25kLnYxLlNvcnRPcmRlciJXChRMaXN0U2Vzc2lvbnNSZXNwb25zZRImCghzZXNzaW9ucxgBIAMoCzIULnNlc3Npb25kLnYxLlNlc3Npb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIm4KFFVwZGF0ZVNlc3Npb25SZXF1ZXN0EiUKB3Nlc3Npb24YASABKAsyFC5zZXNzaW9uZC52MS5TZXNzaW9uEi8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayI+ChVVcGRhdGVTZXNzaW9uUmVzcG9uc2USJQoHc2Vzc2lvbhgBIAEoCzIULnNlc3Npb25kLnYxLlNlc3Npb24iVwoURGVsZXRlU2Vzc2lvblJlcXVlc3QSCgoCaWQYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJEhIKCnNlc3Npb25faWQYAyABKAkSDAoEZXRhZxgEIAEoCSJkChVEZWxldGVTZXNzaW9uUmVzcG9uc2USCgoCaWQYASABKAkSEgoKc2Vzc2lvbl9pZBgCIAEoCRIrCgdkZWxldGVkGAMgASgLMhouc2Vzc2lvbmQudjEuRGVsZXRlZENvdW50cyJNChhTb2Z0RGVsZXRlU2Vzc2lvblJlcXVlc3QSCgoCaWQYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJEhIKCnNlc3Npb25faWQYAyABKAkiQgoZU29mdERlbGV0ZVNlc3Npb25SZXNwb25zZRIlCgdzZXNzaW9uGAEgASgLMhQuc2Vzc2lvbmQudjEuU2Vzc2lvbiJLChZVbmRlbGV0ZVNlc3Npb25SZXF1ZXN0EgoKAmlkGAEgASgJEhEKCW5hbWVzcGFjZRgCIAEoCRISCgpzZXNzaW9uX2lkGAMgASgJIkAKF1VuZGVsZXRlU2Vzc2lvblJlc3BvbnNlEiUKB3Nlc3Npb24YASABKAsyFC5zZXNzaW9uZC52MS5TZXNzaW9uIksKFlRydW5jYXRlU2Vzc2lvblJlcXVlc3QSCgoCaWQYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJEhIKCnNlc3Npb25faWQYAyABKAkiVwoXVHJ1bmNhdGVTZXNzaW9uUmVzcG9uc2USJQoHc2Vzc2lvbhgBIAEoCzIULnNlc3Npb25kLnYxLlNlc3Npb24SFQoNdHVybnNfZGVsZXRlZBgCIAEoBSJJChRDYW5jZWxTZXNzaW9uUmVxdWVzdBIKCgJpZBgBIAEoCRIRCgluYW1lc3BhY2UYAiABKAkSEgoKc2Vzc2lvbl9pZBgDIAEoCSI+ChVDYW5jZWxTZXNzaW9uUmVzcG9uc2USJQoHc2Vzc2lvbhgBIAEoCzIULnNlc3Npb25kLnYxLlNlc3Npb24i+AEKGUJ1bGtEZWxldGVTZXNzaW9uc1JlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEiIKA2lkcxgCIAEoCzITLnNlc3Npb25kLnYxLklkTGlzdEgAEioKC3Nlc3Npb25faWRzGAMgASgLMhMuc2Vzc2lvbmQudjEuSWRMaXN0SAASLwoGZmlsdGVyGAQgASgLMh0uc2Vzc2lvbmQudjEuQnVsa0RlbGV0ZUZpbHRlckgAEg8KB2RyeV9ydW4YBSABKAgSFgoOcHVyZ2VfbWVtb3JpZXMYBiABKAgSEgoKYmF0Y2hfc2l6ZRgHIAEoBUIKCghzZWxlY3RvciIYCgZJZExpc3QSDgoGdmFsdWVzGAEgAygJIlcKEEJ1bGtEZWxldGVGaWx0ZXISKgoGZmlsdGVyGAEgASgLMhouc2Vzc2lvbmQudjEuU2Vzc2lvbkZpbHRlchIXCg9pbmNsdWRlX2RlbGV0ZWQYAiABKAgiwAEKGkJ1bGtEZWxldGVTZXNzaW9uc1Jlc3BvbnNlEjEKB3N0YXJ0ZWQYASABKAsyHi5zZXNzaW9uZC52MS5CdWxrRGVsZXRlU3RhcnRlZEgAEjMKCHByb2dyZXNzGAIgASgLMh8uc2Vzc2lvbmQudjEuQnVsa0RlbGV0ZVByb2dyZXNzSAASMQoHc3VtbWFyeRgDIAEoCzIeLnNlc3Npb25kLnYxLkJ1bGtEZWxldGVTdW1tYXJ5SABCBwoFZXZlbnQiRwoRQnVsa0RlbGV0ZVN0YXJ0ZWQSDQoFdG90YWwYASABKAMSDwoHZHJ5X3J1bhgCIAEoCBISCgpiYXRjaF9zaXplGAMgASgFInsKEkJ1bGtEZWxldGVDb3VudGVycxIRCgljb21wbGV0ZWQYASABKAMSDQoFdG90YWwYAiABKAMSDwoHZGVsZXRlZBgDIAEoAxIRCglub3RfZm91bmQYBCABKAMSDwoHaW52YWxpZBgFIAEoAxIOCgZmYWlsZWQYBiABKAMidwoSQnVsa0RlbGV0ZVByb2dyZXNzEi4KB3Jlc3VsdHMYASADKAsyHS5zZXNzaW9uZC52MS5CdWxrRGVsZXRlUmVzdWx0EjEKCGNvdW50ZXJzGAIgASgLMh8uc2Vzc2lvbmQudjEuQnVsa0RlbGV0ZUNvdW50ZXJzIrEBChBCdWxrRGVsZXRlUmVzdWx0EhIKCmlkZW50aWZpZXIYASABKAkSCgoCaWQYAiABKAkSLwoHb3V0Y29tZRgDIAEoDjIeLnNlc3Npb25kLnYxLkJ1bGtEZWxldGVPdXRjb21lEisKB2RlbGV0ZWQYBCABKAsyGi5zZXNzaW9uZC52MS5EZWxldGVkQ291bnRzEhAKCG1lbW9yaWVzGAUgASgFEg0KBWVycm9yGAYgASgJIrABChFCdWxrRGVsZXRlU3VtbWFyeRIxCghjb3VudGVycxgBIAEoCzIfLnNlc3Npb25kLnYxLkJ1bGtEZWxldGVDb3VudGVycxIrCgdkZWxldGVkGAIgASgLMhouc2Vzc2lvbmQudjEuRGVsZXRlZENvdW50cxIqCgdlbGFwc2VkGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEg8KB2RyeV9ydW4YBCABKAgi0AEKFkJpbmRQYXJ0aWNpcGFudFJlcXVlc3QSCgoCaWQYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJEhIKCnNlc3Npb25faWQYAyABKAkSFgoOcGFydGljaXBhbnRfaWQYBCABKAkSKgoEa2luZBgFIAEoDjIcLnNlc3Npb25kLnYxLlBhcnRpY2lwYW50S2luZBIUCgxkaXNwbGF5X25hbWUYBiABKAkSKQoIbWV0YWRhdGEYByABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IlkKF0JpbmRQYXJ0aWNpcGFudFJlc3BvbnNlEi0KC3BhcnRpY2lwYW50GAEgASgLMhguc2Vzc2lvbmQudjEuUGFydGljaXBhbnQSDwoHY3JlYXRlZBgCIAEoCCJlChhVbmJpbmRQYXJ0aWNpcGFudFJlcXVlc3QSCgoCaWQYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJEhIKCnNlc3Npb25faWQYAyABKAkSFgoOcGFydGljaXBhbnRfaWQYBCABKAkiSgoZVW5iaW5kUGFydGljaXBhbnRSZXNwb25zZRItCgtwYXJ0aWNpcGFudBgBIAEoCzIYLnNlc3Npb25kLnYxLlBhcnRpY2lwYW50IkwKF0xpc3RQYXJ0aWNpcGFudHNSZXF1ZXN0EgoKAmlkGAEgASgJEhEKCW5hbWVzcGFjZRgCIAEoCRISCgpzZXNzaW9uX2lkGAMgASgJIkoKGExpc3RQYXJ0aWNpcGFudHNSZXNwb25zZRIuCgxwYXJ0aWNpcGFudHMYASADKAsyGC5zZXNzaW9uZC52MS5QYXJ0aWNpcGFudCKAAQoSQXBwZW5kVHVybnNSZXF1ZXN0EgoKAmlkGAEgASgJEhEKCW5hbWVzcGFjZRgCIAEoCRISCgpzZXNzaW9uX2lkGAMgASgJEiMKBXR1cm5zGAQgAygLMhQuc2Vzc2lvbmQudjEuTmV3VHVybhISCgpyZXF1ZXN0X2lkGAUgASgJIkkKE0FwcGVuZFR1cm5zUmVzcG9uc2USIAoFdHVybnMYASADKAsyES5zZXNzaW9uZC52MS5UdXJuEhAKCHJlcGxheWVkGAIgASgIIpcBChBMaXN0VHVybnNSZXF1ZXN0EgoKAmlkGAEgASgJEhEKCW5hbWVzcGFjZRgCIAEoCRISCgpzZXNzaW9uX2lkGAMgASgJEhYKDnBhcnRpY2lwYW50X2lkGAQgASgJEhEKCWFmdGVyX3NlcRgFIAEoAxIRCglwYWdlX3NpemUYBiABKAUSEgoKcGFnZV90b2tlbhgHIAEoCSJOChFMaXN0VHVybnNSZXNwb25zZRIgCgV0dXJucxgBIAMoCzIRLnNlc3Npb25kLnYxLlR1cm4SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIkwKF0ludGVncmF0ZVNlc3Npb25SZXF1ZXN0EgoKAmlkGAEgASgJEhEKCW5hbWVzcGFjZRgCIAEoCRISCgpzZXNzaW9uX2lkGAMgASgJInUKGEludGVncmF0ZVNlc3Npb25SZXNwb25zZRIvCgdyZXN1bHRzGAEgAygLMh4uc2Vzc2lvbmQudjEuSW50ZWdyYXRpb25SZXN1bHQSKAoFc3RhdHMYAiABKAsyGS5zZXNzaW9uZC52MS5TZXNzaW9uU3RhdHMq5gEKEUJ1bGtEZWxldGVPdXRjb21lEiMKH0JVTEtfREVMRVRFX09VVENPTUVfVU5TUEVDSUZJRUQQABIfChtCVUxLX0RFTEVURV9PVVRDT01FX0RFTEVURUQQARIhCh1CVUxLX0RFTEVURV9PVVRDT01FX05PVF9GT1VORBACEiIKHkJVTEtfREVMRVRFX09VVENPTUVfSU5WQUxJRF9JRBADEh4KGkJVTEtfREVMRVRFX09VVENPTUVfRkFJTEVEEAQSJAogQlVMS19ERUxFVEVfT1VUQ09NRV9XT1VMRF9ERUxFVEUQBTK/CwoOU2Vzc2lvblNlcnZpY2USVgoNQ3JlYXRlU2Vzc2lvbhIhLnNlc3Npb25kLnYxLkNyZWF0ZVNlc3Npb25SZXF1ZXN0GiIuc2Vzc2lvbmQudjEuQ3JlYXRlU2Vzc2lvblJlc3BvbnNlEk0KCkdldFNlc3Npb24SHi5zZXNzaW9uZC52MS5HZXRTZXNzaW9uUmVxdWVzdBofLnNlc3Npb25kLnYxLkdldFNlc3Npb25SZXNwb25zZRJTCgxMaXN0U2Vzc2lvbnMSIC5zZXNzaW9uZC52MS5MaXN0U2Vzc2lvbnNSZXF1ZXN0GiEuc2Vzc2lvbmQudjEuTGlzdFNlc3Npb25zUmVzcG9uc2USVgoNVXBkYXRlU2Vzc2lvbhIhLnNlc3Npb25kLnYxLlVwZGF0ZVNlc3Npb25SZXF1ZXN0GiIuc2Vzc2lvbmQudjEuVXBkYXRlU2Vzc2lvblJlc3BvbnNlElYKDURlbGV0ZVNlc3Npb24SIS5zZXNzaW9uZC52MS5EZWxldGVTZXNzaW9uUmVxdWVzdBoiLnNlc3Npb25kLnYxLkRlbGV0ZVNlc3Npb25SZXNwb25zZRJiChFTb2Z0RGVsZXRlU2Vzc2lvbhIlLnNlc3Npb25kLnYxLlNvZnREZWxldGVTZXNzaW9uUmVxdWVzdBomLnNlc3Npb25kLnYxLlNvZnREZWxldGVTZXNzaW9uUmVzcG9uc2USXAoPVW5kZWxldGVTZXNzaW9uEiMuc2Vzc2lvbmQudjEuVW5kZWxldGVTZXNzaW9uUmVxdWVzdBokLnNlc3Npb25kLnYxLlVuZGVsZXRlU2Vzc2lvblJlc3BvbnNlElwKD1RydW5jYXRlU2Vzc2lvbhIjLnNlc3Npb25kLnYxLlRydW5jYXRlU2Vzc2lvblJlcXVlc3QaJC5zZXNzaW9uZC52MS5UcnVuY2F0ZVNlc3Npb25SZXNwb25zZRJWCg1DYW5jZWxTZXNzaW9uEiEuc2Vzc2lvbmQudjEuQ2FuY2VsU2Vzc2lvblJlcXVlc3QaIi5zZXNzaW9uZC52MS5DYW5jZWxTZXNzaW9uUmVzcG9uc2USZwoSQnVsa0RlbGV0ZVNlc3Npb25zEiYuc2Vzc2lvbmQudjEuQnVsa0RlbGV0ZVNlc3Npb25zUmVxdWVzdBonLnNlc3Npb25kLnYxLkJ1bGtEZWxldGVTZXNzaW9uc1Jlc3BvbnNlMAESXAoPQmluZFBhcnRpY2lwYW50EiMuc2Vzc2lvbmQudjEuQmluZFBhcnRpY2lwYW50UmVxdWVzdBokLnNlc3Npb25kLnYxLkJpbmRQYXJ0aWNpcGFudFJlc3BvbnNlEmIKEVVuYmluZFBhcnRpY2lwYW50EiUuc2Vzc2lvbmQudjEuVW5iaW5kUGFydGljaXBhbnRSZXF1ZXN0GiYuc2Vzc2lvbmQudjEuVW5iaW5kUGFydGljaXBhbnRSZXNwb25zZRJfChBMaXN0UGFydGljaXBhbnRzEiQuc2Vzc2lvbmQudjEuTGlzdFBhcnRpY2lwYW50c1JlcXVlc3QaJS5zZXNzaW9uZC52MS5MaXN0UGFydGljaXBhbnRzUmVzcG9uc2USUAoLQXBwZW5kVHVybnMSHy5zZXNzaW9uZC52MS5BcHBlbmRUdXJuc1JlcXVlc3QaIC5zZXNzaW9uZC52MS5BcHBlbmRUdXJuc1Jlc3BvbnNlEkoKCUxpc3RUdXJucxIdLnNlc3Npb25kLnYxLkxpc3RUdXJuc1JlcXVlc3QaHi5zZXNzaW9uZC52MS5MaXN0VHVybnNSZXNwb25zZRJfChBJbnRlZ3JhdGVTZXNzaW9uEiQuc2Vzc2lvbmQudjEuSW50ZWdyYXRlU2Vzc2lvblJlcXVlc3QaJS5zZXNzaW9uZC52MS5JbnRlZ3JhdGVTZXNzaW9uUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_struct, file_sessiond_v1_conversation, file_sessiond_v1_session]);
 
 /**
  * Request of CreateSession.
@@ -1004,6 +1006,449 @@ export const BulkDeleteSummarySchema: GenMessage<BulkDeleteSummary> = /*@__PURE_
   messageDesc(file_sessiond_v1_session_service, 26);
 
 /**
+ * Request of BindParticipant.
+ *
+ * @generated from message sessiond.v1.BindParticipantRequest
+ */
+export type BindParticipantRequest = Message<"sessiond.v1.BindParticipantRequest"> & {
+  /**
+   * Global id of the session. Either this or session_id.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * Namespace of session_id; "default" when empty.
+   *
+   * @generated from field: string namespace = 2;
+   */
+  namespace: string;
+
+  /**
+   * The caller's session id. Either this or id.
+   *
+   * @generated from field: string session_id = 3;
+   */
+  sessionId: string;
+
+  /**
+   * The participant's id within the session.
+   *
+   * @generated from field: string participant_id = 4;
+   */
+  participantId: string;
+
+  /**
+   * What kind of party it is. Required.
+   *
+   * @generated from field: sessiond.v1.ParticipantKind kind = 5;
+   */
+  kind: ParticipantKind;
+
+  /**
+   * Name to show.
+   *
+   * @generated from field: string display_name = 6;
+   */
+  displayName: string;
+
+  /**
+   * Free-form metadata.
+   *
+   * @generated from field: google.protobuf.Struct metadata = 7;
+   */
+  metadata?: JsonObject | undefined;
+};
+
+/**
+ * Describes the message sessiond.v1.BindParticipantRequest.
+ * Use `create(BindParticipantRequestSchema)` to create a new message.
+ */
+export const BindParticipantRequestSchema: GenMessage<BindParticipantRequest> = /*@__PURE__*/
+  messageDesc(file_sessiond_v1_session_service, 27);
+
+/**
+ * Response of BindParticipant.
+ *
+ * @generated from message sessiond.v1.BindParticipantResponse
+ */
+export type BindParticipantResponse = Message<"sessiond.v1.BindParticipantResponse"> & {
+  /**
+   * The participant as bound.
+   *
+   * @generated from field: sessiond.v1.Participant participant = 1;
+   */
+  participant?: Participant | undefined;
+
+  /**
+   * True when the participant is new to the session.
+   *
+   * @generated from field: bool created = 2;
+   */
+  created: boolean;
+};
+
+/**
+ * Describes the message sessiond.v1.BindParticipantResponse.
+ * Use `create(BindParticipantResponseSchema)` to create a new message.
+ */
+export const BindParticipantResponseSchema: GenMessage<BindParticipantResponse> = /*@__PURE__*/
+  messageDesc(file_sessiond_v1_session_service, 28);
+
+/**
+ * Request of UnbindParticipant.
+ *
+ * @generated from message sessiond.v1.UnbindParticipantRequest
+ */
+export type UnbindParticipantRequest = Message<"sessiond.v1.UnbindParticipantRequest"> & {
+  /**
+   * Global id of the session. Either this or session_id.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * Namespace of session_id; "default" when empty.
+   *
+   * @generated from field: string namespace = 2;
+   */
+  namespace: string;
+
+  /**
+   * The caller's session id. Either this or id.
+   *
+   * @generated from field: string session_id = 3;
+   */
+  sessionId: string;
+
+  /**
+   * The participant.
+   *
+   * @generated from field: string participant_id = 4;
+   */
+  participantId: string;
+};
+
+/**
+ * Describes the message sessiond.v1.UnbindParticipantRequest.
+ * Use `create(UnbindParticipantRequestSchema)` to create a new message.
+ */
+export const UnbindParticipantRequestSchema: GenMessage<UnbindParticipantRequest> = /*@__PURE__*/
+  messageDesc(file_sessiond_v1_session_service, 29);
+
+/**
+ * Response of UnbindParticipant.
+ *
+ * @generated from message sessiond.v1.UnbindParticipantResponse
+ */
+export type UnbindParticipantResponse = Message<"sessiond.v1.UnbindParticipantResponse"> & {
+  /**
+   * The participant, with leave_time set.
+   *
+   * @generated from field: sessiond.v1.Participant participant = 1;
+   */
+  participant?: Participant | undefined;
+};
+
+/**
+ * Describes the message sessiond.v1.UnbindParticipantResponse.
+ * Use `create(UnbindParticipantResponseSchema)` to create a new message.
+ */
+export const UnbindParticipantResponseSchema: GenMessage<UnbindParticipantResponse> = /*@__PURE__*/
+  messageDesc(file_sessiond_v1_session_service, 30);
+
+/**
+ * Request of ListParticipants.
+ *
+ * @generated from message sessiond.v1.ListParticipantsRequest
+ */
+export type ListParticipantsRequest = Message<"sessiond.v1.ListParticipantsRequest"> & {
+  /**
+   * Global id of the session. Either this or session_id.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * Namespace of session_id; "default" when empty.
+   *
+   * @generated from field: string namespace = 2;
+   */
+  namespace: string;
+
+  /**
+   * The caller's session id. Either this or id.
+   *
+   * @generated from field: string session_id = 3;
+   */
+  sessionId: string;
+};
+
+/**
+ * Describes the message sessiond.v1.ListParticipantsRequest.
+ * Use `create(ListParticipantsRequestSchema)` to create a new message.
+ */
+export const ListParticipantsRequestSchema: GenMessage<ListParticipantsRequest> = /*@__PURE__*/
+  messageDesc(file_sessiond_v1_session_service, 31);
+
+/**
+ * Response of ListParticipants.
+ *
+ * @generated from message sessiond.v1.ListParticipantsResponse
+ */
+export type ListParticipantsResponse = Message<"sessiond.v1.ListParticipantsResponse"> & {
+  /**
+   * Every participant of the session, in bind order.
+   *
+   * @generated from field: repeated sessiond.v1.Participant participants = 1;
+   */
+  participants: Participant[];
+};
+
+/**
+ * Describes the message sessiond.v1.ListParticipantsResponse.
+ * Use `create(ListParticipantsResponseSchema)` to create a new message.
+ */
+export const ListParticipantsResponseSchema: GenMessage<ListParticipantsResponse> = /*@__PURE__*/
+  messageDesc(file_sessiond_v1_session_service, 32);
+
+/**
+ * Request of AppendTurns.
+ *
+ * @generated from message sessiond.v1.AppendTurnsRequest
+ */
+export type AppendTurnsRequest = Message<"sessiond.v1.AppendTurnsRequest"> & {
+  /**
+   * Global id of the session. Either this or session_id.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * Namespace of session_id; "default" when empty.
+   *
+   * @generated from field: string namespace = 2;
+   */
+  namespace: string;
+
+  /**
+   * The caller's session id. Either this or id.
+   *
+   * @generated from field: string session_id = 3;
+   */
+  sessionId: string;
+
+  /**
+   * The turns, 1 to 100, appended in this order.
+   *
+   * @generated from field: repeated sessiond.v1.NewTurn turns = 4;
+   */
+  turns: NewTurn[];
+
+  /**
+   * Makes the call safe to retry: 1 to 128 characters, unique per session. A second call with the same
+   * request_id and the same turns returns the first call's turns; with different turns it fails with
+   * ALREADY_EXISTS.
+   *
+   * @generated from field: string request_id = 5;
+   */
+  requestId: string;
+};
+
+/**
+ * Describes the message sessiond.v1.AppendTurnsRequest.
+ * Use `create(AppendTurnsRequestSchema)` to create a new message.
+ */
+export const AppendTurnsRequestSchema: GenMessage<AppendTurnsRequest> = /*@__PURE__*/
+  messageDesc(file_sessiond_v1_session_service, 33);
+
+/**
+ * Response of AppendTurns.
+ *
+ * @generated from message sessiond.v1.AppendTurnsResponse
+ */
+export type AppendTurnsResponse = Message<"sessiond.v1.AppendTurnsResponse"> & {
+  /**
+   * The appended turns with their sequence numbers.
+   *
+   * @generated from field: repeated sessiond.v1.Turn turns = 1;
+   */
+  turns: Turn[];
+
+  /**
+   * True when request_id matched an earlier call and nothing new was appended.
+   *
+   * @generated from field: bool replayed = 2;
+   */
+  replayed: boolean;
+};
+
+/**
+ * Describes the message sessiond.v1.AppendTurnsResponse.
+ * Use `create(AppendTurnsResponseSchema)` to create a new message.
+ */
+export const AppendTurnsResponseSchema: GenMessage<AppendTurnsResponse> = /*@__PURE__*/
+  messageDesc(file_sessiond_v1_session_service, 34);
+
+/**
+ * Request of ListTurns.
+ *
+ * @generated from message sessiond.v1.ListTurnsRequest
+ */
+export type ListTurnsRequest = Message<"sessiond.v1.ListTurnsRequest"> & {
+  /**
+   * Global id of the session. Either this or session_id.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * Namespace of session_id; "default" when empty.
+   *
+   * @generated from field: string namespace = 2;
+   */
+  namespace: string;
+
+  /**
+   * The caller's session id. Either this or id.
+   *
+   * @generated from field: string session_id = 3;
+   */
+  sessionId: string;
+
+  /**
+   * Only this participant's turns.
+   *
+   * @generated from field: string participant_id = 4;
+   */
+  participantId: string;
+
+  /**
+   * Only turns with a sequence number greater than this.
+   *
+   * @generated from field: int64 after_seq = 5;
+   */
+  afterSeq: bigint;
+
+  /**
+   * Turns per page: default 100, at most 1000.
+   *
+   * @generated from field: int32 page_size = 6;
+   */
+  pageSize: number;
+
+  /**
+   * next_page_token of the previous page, with the same session, participant_id and after_seq.
+   *
+   * @generated from field: string page_token = 7;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message sessiond.v1.ListTurnsRequest.
+ * Use `create(ListTurnsRequestSchema)` to create a new message.
+ */
+export const ListTurnsRequestSchema: GenMessage<ListTurnsRequest> = /*@__PURE__*/
+  messageDesc(file_sessiond_v1_session_service, 35);
+
+/**
+ * Response of ListTurns.
+ *
+ * @generated from message sessiond.v1.ListTurnsResponse
+ */
+export type ListTurnsResponse = Message<"sessiond.v1.ListTurnsResponse"> & {
+  /**
+   * One page of turns in sequence order.
+   *
+   * @generated from field: repeated sessiond.v1.Turn turns = 1;
+   */
+  turns: Turn[];
+
+  /**
+   * Token for the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message sessiond.v1.ListTurnsResponse.
+ * Use `create(ListTurnsResponseSchema)` to create a new message.
+ */
+export const ListTurnsResponseSchema: GenMessage<ListTurnsResponse> = /*@__PURE__*/
+  messageDesc(file_sessiond_v1_session_service, 36);
+
+/**
+ * Request of IntegrateSession.
+ *
+ * @generated from message sessiond.v1.IntegrateSessionRequest
+ */
+export type IntegrateSessionRequest = Message<"sessiond.v1.IntegrateSessionRequest"> & {
+  /**
+   * Global id of the session. Either this or session_id.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * Namespace of session_id; "default" when empty.
+   *
+   * @generated from field: string namespace = 2;
+   */
+  namespace: string;
+
+  /**
+   * The caller's session id. Either this or id.
+   *
+   * @generated from field: string session_id = 3;
+   */
+  sessionId: string;
+};
+
+/**
+ * Describes the message sessiond.v1.IntegrateSessionRequest.
+ * Use `create(IntegrateSessionRequestSchema)` to create a new message.
+ */
+export const IntegrateSessionRequestSchema: GenMessage<IntegrateSessionRequest> = /*@__PURE__*/
+  messageDesc(file_sessiond_v1_session_service, 37);
+
+/**
+ * Response of IntegrateSession.
+ *
+ * @generated from message sessiond.v1.IntegrateSessionResponse
+ */
+export type IntegrateSessionResponse = Message<"sessiond.v1.IntegrateSessionResponse"> & {
+  /**
+   * One result per participant that has not left, in bind order.
+   *
+   * @generated from field: repeated sessiond.v1.IntegrationResult results = 1;
+   */
+  results: IntegrationResult[];
+
+  /**
+   * The session's counters after the call.
+   *
+   * @generated from field: sessiond.v1.SessionStats stats = 2;
+   */
+  stats?: SessionStats | undefined;
+};
+
+/**
+ * Describes the message sessiond.v1.IntegrateSessionResponse.
+ * Use `create(IntegrateSessionResponseSchema)` to create a new message.
+ */
+export const IntegrateSessionResponseSchema: GenMessage<IntegrateSessionResponse> = /*@__PURE__*/
+  messageDesc(file_sessiond_v1_session_service, 38);
+
+/**
  * Outcome for one identifier.
  *
  * @generated from enum sessiond.v1.BulkDeleteOutcome
@@ -1204,6 +1649,87 @@ export const SessionService: GenService<{
     methodKind: "server_streaming";
     input: typeof BulkDeleteSessionsRequestSchema;
     output: typeof BulkDeleteSessionsResponseSchema;
+  },
+  /**
+   * Binds a participant to an active session. Idempotent on (session, participant_id): binding again
+   * updates display_name and metadata and brings back a participant that left; `created` says whether
+   * it is new. At most 1000 participants per session.
+   * Errors: INVALID_ARGUMENT (participant_id, kind unset, display_name, metadata); NOT_FOUND (session);
+   * FAILED_PRECONDITION (session cancelled, or 1000 participants already); ALREADY_EXISTS
+   * (participant_id bound with another kind).
+   *
+   * @generated from rpc sessiond.v1.SessionService.BindParticipant
+   */
+  bindParticipant: {
+    methodKind: "unary";
+    input: typeof BindParticipantRequestSchema;
+    output: typeof BindParticipantResponseSchema;
+  },
+  /**
+   * Marks a participant as left: it can no longer append turns; its turns and insights stay.
+   * Idempotent.
+   * Errors: NOT_FOUND (session or participant).
+   *
+   * @generated from rpc sessiond.v1.SessionService.UnbindParticipant
+   */
+  unbindParticipant: {
+    methodKind: "unary";
+    input: typeof UnbindParticipantRequestSchema;
+    output: typeof UnbindParticipantResponseSchema;
+  },
+  /**
+   * Lists a session's participants in bind order, those that left included.
+   * Errors: NOT_FOUND (session).
+   *
+   * @generated from rpc sessiond.v1.SessionService.ListParticipants
+   */
+  listParticipants: {
+    methodKind: "unary";
+    input: typeof ListParticipantsRequestSchema;
+    output: typeof ListParticipantsResponseSchema;
+  },
+  /**
+   * Appends 1 to 100 turns in one transaction. Each gets the session's next sequence number: gap-free
+   * and in order, also under concurrent appends. With a request_id, a retry of the same call returns
+   * the turns the first call appended (replayed = true) instead of appending them again.
+   * Errors: INVALID_ARGUMENT (no turns or more than 100, empty or over-long content, bad role, tool
+   * calls or metadata; the field is named, e.g. turns[3].content); NOT_FOUND (session);
+   * FAILED_PRECONDITION (session cancelled or soft-deleted; a participant that is not bound or has
+   * left); ALREADY_EXISTS (request_id already used for different turns).
+   *
+   * @generated from rpc sessiond.v1.SessionService.AppendTurns
+   */
+  appendTurns: {
+    methodKind: "unary";
+    input: typeof AppendTurnsRequestSchema;
+    output: typeof AppendTurnsResponseSchema;
+  },
+  /**
+   * Lists a session's turns in sequence order, optionally one participant's, after a sequence number.
+   * Errors: INVALID_ARGUMENT (page_size over 1000 or negative, after_seq negative, a malformed or
+   * stale page_token); NOT_FOUND (session).
+   *
+   * @generated from rpc sessiond.v1.SessionService.ListTurns
+   */
+  listTurns: {
+    methodKind: "unary";
+    input: typeof ListTurnsRequestSchema;
+    output: typeof ListTurnsResponseSchema;
+  },
+  /**
+   * Integrates the session for every participant that has not left: feeds the turns after each
+   * participant's mark to the namespace's integrator (MemoryService.GetIntegratorConfig), stores the
+   * insights it returns on the participant and the memories in the memory store, and advances the
+   * mark. A failing or slow integrator gives that participant a FAILED result and loses nothing.
+   * Running it twice in a row integrates nothing new.
+   * Errors: NOT_FOUND (session).
+   *
+   * @generated from rpc sessiond.v1.SessionService.IntegrateSession
+   */
+  integrateSession: {
+    methodKind: "unary";
+    input: typeof IntegrateSessionRequestSchema;
+    output: typeof IntegrateSessionResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_sessiond_v1_session_service, 0);

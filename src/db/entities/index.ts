@@ -7,7 +7,8 @@ import { SessionEntity } from "./session.js";
 import { SpanEntity } from "./span.js";
 import { TraceEntity } from "./trace.js";
 import { TurnEntity } from "./turn.js";
+import { TurnRequestEntity } from "./turn-request.js";
 
-export { AnnotationEntity, MemoryEntity, NamespaceEntity, ParticipantEntity, SessionEntity, SpanEntity, TraceEntity, TurnEntity };
+export { AnnotationEntity, MemoryEntity, NamespaceEntity, ParticipantEntity, SessionEntity, SpanEntity, TraceEntity, TurnEntity, TurnRequestEntity };
 
-export const entities = [NamespaceEntity, SessionEntity, ParticipantEntity, TurnEntity, TraceEntity, SpanEntity, AnnotationEntity, MemoryEntity];
+export const entities = [NamespaceEntity, SessionEntity, ParticipantEntity, TurnEntity, TurnRequestEntity, TraceEntity, SpanEntity, AnnotationEntity, MemoryEntity];

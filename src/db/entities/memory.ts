@@ -10,6 +10,7 @@ import { SessionEntity } from "./session.js";
 @Index("ix_memories_source_session", ["sourceSessionId"])
 @Index("ix_memories_namespace_subject_user", ["namespaceId", "subjectUser"])
 @Index("ix_memories_namespace_subject_participant", ["namespaceId", "subjectParticipantId"])
+@Index("ix_memories_namespace_create_time", ["namespaceId", "createTime", "id"])
 export class MemoryEntity {
   @PrimaryGeneratedColumn("uuid", { primaryKeyConstraintName: "pk_memories" })
   id: string;
@@ -36,6 +37,10 @@ export class MemoryEntity {
 
   @Column({ type: "text" })
   content: string;
+
+  /** participant_id of the participant whose integration produced the memory. */
+  @Column({ name: "integrated_by", type: "varchar", length: 256, default: "" })
+  integratedBy: string;
 
   @Column({ type: "jsonb", default: {} })
   metadata: Record<string, unknown>;

@@ -88,6 +88,10 @@ export class SessionEntity {
   @Column({ name: "annotation_count", type: "integer", default: 0 })
   annotationCount: number;
 
+  /** Sequence number of the last turn appended; never reset, so numbering continues after a truncate. */
+  @Column({ name: "last_turn_seq", type: "bigint", default: 0 })
+  lastTurnSeq: string;
+
   @Column({ name: "memories_extracted", type: "integer", default: 0 })
   memoriesExtracted: number;
 

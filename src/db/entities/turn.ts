@@ -5,7 +5,7 @@ import { SessionEntity } from "./session.js";
 /** One turn of the conversation, numbered per session. Goes with its session and its participant. */
 @Entity({ name: "turns" })
 @Unique("uq_turns_session_seq", ["sessionId", "seq"])
-@Index("ix_turns_participant", ["participantRef"])
+@Index("ix_turns_participant_seq", ["participantRef", "seq"])
 export class TurnEntity {
   @PrimaryGeneratedColumn("identity", { type: "bigint", primaryKeyConstraintName: "pk_turns" })
   id: string;

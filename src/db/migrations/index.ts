@@ -1,5 +1,6 @@
 /** Every migration, oldest first. A new one is generated with `npm run migration:generate -- src/db/migrations/<Name>` and added here. */
 import { Initial1795425045783 } from "./1795425045783-Initial.js";
 import { SessionAnnotationCount1795426881141 } from "./1795426881141-SessionAnnotationCount.js";
+import { Conversations1795433411621 } from "./1795433411621-Conversations.js";
 
-export const migrations = [Initial1795425045783, SessionAnnotationCount1795426881141];
+export const migrations = [Initial1795425045783, SessionAnnotationCount1795426881141, Conversations1795433411621];

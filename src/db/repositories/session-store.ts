@@ -60,6 +60,7 @@ function toSession(row: any): Session {
     id: encodeGlobalId("Session", row.id),
     sessionId: row.external_id,
     namespace: row.namespace_name,
+    namespaceId: row.namespace_id,
     user: row.user_id,
     workflow: { id: row.workflow_id, version: row.workflow_version },
     data: row.data,
@@ -107,123 +108,123 @@ export interface SessionStore {
  * meanwhile is detected by the foreign key on insert and the cache entry dropped).
  */
 export function createSessionStore(dataSource: DataSource): SessionStore {
-  const namespaceCache = new Map<string, string>();
+  return bindSessionStore(dataSource.manager, new Map());
+}
 
-  function bind(db: EntityManager): SessionStore {
-    const q = (sql: string, params: unknown[] = []) => db.query(sql, params) as Promise<any[]>;
+/** The store bound to `db` (a DataSource's manager or a transaction's), sharing a namespace-id cache. */
+export function bindSessionStore(db: EntityManager, namespaceCache: Map<string, string>): SessionStore {
+  const q = (sql: string, params: unknown[] = []) => db.query(sql, params) as Promise<any[]>;
 
-    const store: SessionStore = {
-      async namespaceId(name, create) {
-        const cached = namespaceCache.get(name);
-        if (cached) return cached;
-        let rows = await q("SELECT id FROM namespaces WHERE name = $1", [name]);
-        if (!rows.length && create) {
-          await q("INSERT INTO namespaces (name) VALUES ($1) ON CONFLICT (name) DO NOTHING", [name]);
-          rows = await q("SELECT id FROM namespaces WHERE name = $1", [name]);
-        }
-        if (!rows.length) return undefined;
-        namespaceCache.set(name, rows[0].id);
-        return rows[0].id as string;
-      },
+  const store: SessionStore = {
+    async namespaceId(name, create) {
+      const cached = namespaceCache.get(name);
+      if (cached) return cached;
+      let rows = await q("SELECT id FROM namespaces WHERE name = $1", [name]);
+      if (!rows.length && create) {
+        await q("INSERT INTO namespaces (name) VALUES ($1) ON CONFLICT (name) DO NOTHING", [name]);
+        rows = await q("SELECT id FROM namespaces WHERE name = $1", [name]);
+      }
+      if (!rows.length) return undefined;
+      namespaceCache.set(name, rows[0].id);
+      return rows[0].id as string;
+    },
 
-      async insert(v) {
-        try {
-          const rows = await q(
-            `WITH s AS (
-               INSERT INTO sessions (namespace_id, external_id, user_id, workflow_id, workflow_version, data, labels,
-                                     expire_time, max_requests_per_minute)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, now() + $8 * interval '1 millisecond', $9)
-               RETURNING *)
-             SELECT ${COLUMNS} FROM s JOIN namespaces n ON n.id = s.namespace_id`,
-            [v.namespaceId, v.externalId, v.user, v.workflowId, v.workflowVersion, v.data, v.labels, v.expiresAfterMs, v.maxRequestsPerMinute],
-          );
-          return toSession(rows[0]);
-        } catch (err) {
-          if (databaseErrorCode(err) === UNIQUE_VIOLATION) throw new AlreadyExistsError(`session_id "${v.externalId}" already exists in this namespace`);
-          if (databaseErrorCode(err) === FOREIGN_KEY_VIOLATION) for (const [k, id] of namespaceCache) if (id === v.namespaceId) namespaceCache.delete(k);
-          throw err;
-        }
-      },
-
-      async find(key, lock = false) {
-        const params: unknown[] = [];
-        let where: string;
-        if ("uuid" in key) {
-          params.push(key.uuid);
-          where = "s.id = $1";
-          if (key.namespaceId) {
-            params.push(key.namespaceId);
-            where += " AND s.namespace_id = $2";
-          }
-        } else {
-          params.push(key.namespaceId, key.externalId);
-          where = "s.namespace_id = $1 AND s.external_id = $2";
-        }
-        const rows = await q(`SELECT ${COLUMNS} FROM sessions s JOIN namespaces n ON n.id = s.namespace_id WHERE ${where}${lock ? " FOR UPDATE OF s" : ""}`, params);
-        return rows.length ? toSession(rows[0]) : undefined;
-      },
-
-      async list(query) {
-        const { where: base, params } = filterSql(query.namespaceId, query.filter, query.showDeleted);
-        const where = [base];
-        const dir = query.ascending ? "ASC" : "DESC";
-        if (query.after) {
-          params.push(query.after.createTime, query.after.uuid);
-          where.push(`(s.create_time, s.id) ${query.ascending ? ">" : "<"} ($${params.length - 1}, $${params.length})`);
-        }
-        params.push(query.limit);
+    async insert(v) {
+      try {
         const rows = await q(
-          `SELECT ${COLUMNS} FROM sessions s JOIN namespaces n ON n.id = s.namespace_id
-           WHERE ${where.join(" AND ")} ORDER BY s.create_time ${dir}, s.id ${dir} LIMIT $${params.length}`,
-          params,
-        );
-        return rows.map(toSession);
-      },
-
-      async update(uuid, c) {
-        const sets = ["version = s.version + 1", "update_time = now()"];
-        const params: unknown[] = [uuid];
-        const set = (column: string, value: unknown) => {
-          params.push(value);
-          sets.push(`${column} = $${params.length}`);
-        };
-        if (c.data !== undefined) set("data", c.data);
-        if (c.labels !== undefined) set("labels", c.labels);
-        if (c.user !== undefined) set("user_id", c.user);
-        if (c.workflowId !== undefined) set("workflow_id", c.workflowId);
-        if (c.workflowVersion !== undefined) set("workflow_version", c.workflowVersion);
-        if (c.state !== undefined) set("state", c.state);
-        if (c.deleteTime === "now") sets.push("delete_time = now()");
-        else if (c.deleteTime !== undefined) set("delete_time", c.deleteTime);
-        // Wrapped in a CTE so that the rows come back as from a SELECT.
-        const rows = await q(`WITH s AS (UPDATE sessions s SET ${sets.join(", ")} WHERE s.id = $1 RETURNING s.*) SELECT ${COLUMNS} FROM s JOIN namespaces n ON n.id = s.namespace_id`, params);
-        return toSession(rows[0]);
-      },
-
-      async truncate(uuid) {
-        const deleted = await q("WITH d AS (DELETE FROM turns WHERE session_id = $1 RETURNING 1) SELECT count(*)::int AS n FROM d", [uuid]);
-        await q("UPDATE participants SET insights = '[]'::jsonb, last_integrated_seq = 0 WHERE session_id = $1", [uuid]);
-        const rows = await q(
-          `WITH s AS (UPDATE sessions s SET data = '{}'::jsonb, turn_count = 0, version = s.version + 1, update_time = now()
-                      WHERE s.id = $1 RETURNING s.*)
+          `WITH s AS (
+             INSERT INTO sessions (namespace_id, external_id, user_id, workflow_id, workflow_version, data, labels,
+                                   expire_time, max_requests_per_minute)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, now() + $8 * interval '1 millisecond', $9)
+             RETURNING *)
            SELECT ${COLUMNS} FROM s JOIN namespaces n ON n.id = s.namespace_id`,
-          [uuid],
+          [v.namespaceId, v.externalId, v.user, v.workflowId, v.workflowVersion, v.data, v.labels, v.expiresAfterMs, v.maxRequestsPerMinute],
         );
-        return { session: toSession(rows[0]), turnsDeleted: deleted[0].n };
-      },
+        return toSession(rows[0]);
+      } catch (err) {
+        if (databaseErrorCode(err) === UNIQUE_VIOLATION) throw new AlreadyExistsError(`session_id "${v.externalId}" already exists in this namespace`);
+        if (databaseErrorCode(err) === FOREIGN_KEY_VIOLATION) for (const [k, id] of namespaceCache) if (id === v.namespaceId) namespaceCache.delete(k);
+        throw err;
+      }
+    },
 
-      async delete(uuid, namespaceId) {
-        const [gone] = await deleteBatch(db, namespaceId, { kind: "uuid", values: [uuid] }, { dryRun: false, purgeMemories: false });
-        return gone.counts;
-      },
+    async find(key, lock = false) {
+      const params: unknown[] = [];
+      let where: string;
+      if ("uuid" in key) {
+        params.push(key.uuid);
+        where = "s.id = $1";
+        if (key.namespaceId) {
+          params.push(key.namespaceId);
+          where += " AND s.namespace_id = $2";
+        }
+      } else {
+        params.push(key.namespaceId, key.externalId);
+        where = "s.namespace_id = $1 AND s.external_id = $2";
+      }
+      const rows = await q(`SELECT ${COLUMNS} FROM sessions s JOIN namespaces n ON n.id = s.namespace_id WHERE ${where}${lock ? " FOR UPDATE OF s" : ""}`, params);
+      return rows.length ? toSession(rows[0]) : undefined;
+    },
 
-      transaction(work) {
-        if (db.queryRunner?.isTransactionActive) return work(store);
-        return db.transaction((tx) => work(bind(tx)));
-      },
-    };
-    return store;
-  }
+    async list(query) {
+      const { where: base, params } = filterSql(query.namespaceId, query.filter, query.showDeleted);
+      const where = [base];
+      const dir = query.ascending ? "ASC" : "DESC";
+      if (query.after) {
+        params.push(query.after.createTime, query.after.uuid);
+        where.push(`(s.create_time, s.id) ${query.ascending ? ">" : "<"} ($${params.length - 1}, $${params.length})`);
+      }
+      params.push(query.limit);
+      const rows = await q(
+        `SELECT ${COLUMNS} FROM sessions s JOIN namespaces n ON n.id = s.namespace_id
+         WHERE ${where.join(" AND ")} ORDER BY s.create_time ${dir}, s.id ${dir} LIMIT $${params.length}`,
+        params,
+      );
+      return rows.map(toSession);
+    },
 
-  return bind(dataSource.manager);
+    async update(uuid, c) {
+      const sets = ["version = s.version + 1", "update_time = now()"];
+      const params: unknown[] = [uuid];
+      const set = (column: string, value: unknown) => {
+        params.push(value);
+        sets.push(`${column} = $${params.length}`);
+      };
+      if (c.data !== undefined) set("data", c.data);
+      if (c.labels !== undefined) set("labels", c.labels);
+      if (c.user !== undefined) set("user_id", c.user);
+      if (c.workflowId !== undefined) set("workflow_id", c.workflowId);
+      if (c.workflowVersion !== undefined) set("workflow_version", c.workflowVersion);
+      if (c.state !== undefined) set("state", c.state);
+      if (c.deleteTime === "now") sets.push("delete_time = now()");
+      else if (c.deleteTime !== undefined) set("delete_time", c.deleteTime);
+      // Wrapped in a CTE so that the rows come back as from a SELECT.
+      const rows = await q(`WITH s AS (UPDATE sessions s SET ${sets.join(", ")} WHERE s.id = $1 RETURNING s.*) SELECT ${COLUMNS} FROM s JOIN namespaces n ON n.id = s.namespace_id`, params);
+      return toSession(rows[0]);
+    },
+
+    async truncate(uuid) {
+      const deleted = await q("WITH d AS (DELETE FROM turns WHERE session_id = $1 RETURNING 1) SELECT count(*)::int AS n FROM d", [uuid]);
+      await q("DELETE FROM turn_requests WHERE session_id = $1", [uuid]);
+      await q("UPDATE participants SET insights = '[]'::jsonb, last_integrated_seq = 0 WHERE session_id = $1", [uuid]);
+      const rows = await q(
+        `WITH s AS (UPDATE sessions s SET data = '{}'::jsonb, turn_count = 0, version = s.version + 1, update_time = now()
+                    WHERE s.id = $1 RETURNING s.*)
+         SELECT ${COLUMNS} FROM s JOIN namespaces n ON n.id = s.namespace_id`,
+        [uuid],
+      );
+      return { session: toSession(rows[0]), turnsDeleted: deleted[0].n };
+    },
+
+    async delete(uuid, namespaceId) {
+      const [gone] = await deleteBatch(db, namespaceId, { kind: "uuid", values: [uuid] }, { dryRun: false, purgeMemories: false });
+      return gone.counts;
+    },
+
+    transaction(work) {
+      if (db.queryRunner?.isTransactionActive) return work(store);
+      return db.transaction((tx) => work(bindSessionStore(tx, namespaceCache)));
+    },
+  };
+  return store;
 }

@@ -1,0 +1,165 @@
+/**
+ * Storage of memories, of what integration writes (insights, marks, counters) and of a namespace's
+ * integrator. Every statement is scoped by namespace_id.
+ */
+import type { DataSource, EntityManager } from "typeorm";
+import type { Cursor } from "../../domain/page-token.js";
+import type { ExtractedMemory, IntegratorConfig } from "../../domain/integrator.js";
+
+/** A stored memory. */
+export interface MemoryRow {
+  uuid: string;
+  sourceSessionUuid: string | null;
+  subjectParticipantId: string;
+  subjectUser: string;
+  content: string;
+  metadata: Record<string, unknown>;
+  integratedBy: string;
+  createTime: Date;
+}
+
+/** Which memories a list or delete selects (all set fields must match). */
+export interface MemorySelector {
+  ids?: string[];
+  sourceSessionUuid?: string;
+  subjectParticipantId?: string;
+  subjectUser?: string;
+}
+
+/** What one participant's integration stores, in one transaction. */
+export interface IntegrationWrite {
+  namespaceId: string;
+  sessionUuid: string;
+  participantId: string;
+  /** The mark the integration started from; the write is refused when it moved meanwhile. */
+  fromSeq: number;
+  toSeq: number;
+  insights: string[];
+  memories: ExtractedMemory[];
+}
+
+/** Insights kept per participant; the oldest go first. */
+export const MAX_STORED_INSIGHTS = 1000;
+
+function toMemory(row: any): MemoryRow {
+  return {
+    uuid: row.id,
+    sourceSessionUuid: row.source_session_id,
+    subjectParticipantId: row.subject_participant_id,
+    subjectUser: row.subject_user,
+    content: row.content,
+    metadata: row.metadata,
+    integratedBy: row.integrated_by,
+    createTime: row.create_time,
+  };
+}
+
+function selectorSql(namespaceId: string, sel: MemorySelector): { where: string; params: unknown[] } {
+  const params: unknown[] = [namespaceId];
+  const where = ["m.namespace_id = $1"];
+  const add = (sql: string, value: unknown) => {
+    params.push(value);
+    where.push(sql.replace("?", `$${params.length}`));
+  };
+  if (sel.ids) add("m.id = ANY(?::uuid[])", sel.ids);
+  if (sel.sourceSessionUuid) add("m.source_session_id = ?", sel.sourceSessionUuid);
+  if (sel.subjectParticipantId) add("m.subject_participant_id = ?", sel.subjectParticipantId);
+  if (sel.subjectUser) add("m.subject_user = ?", sel.subjectUser);
+  return { where: where.join(" AND "), params };
+}
+
+/** Memory storage bound to one connection or transaction. */
+export interface MemoryStore {
+  /** One page, newest first, after `after`. */
+  list(namespaceId: string, sel: MemorySelector, after: Cursor | undefined, limit: number): Promise<MemoryRow[]>;
+  /** Deletes the selected memories; returns how many. */
+  delete(namespaceId: string, sel: MemorySelector): Promise<number>;
+  /**
+   * Stores one participant's integration: locks the session row (the order every writer follows),
+   * advances the mark only if it is still `fromSeq`, appends the insights, inserts the memories and
+   * counts them on the session. Returns false, writing nothing, when the mark moved meanwhile (a
+   * concurrent integration got there first).
+   */
+  writeIntegration(w: IntegrationWrite): Promise<boolean>;
+  /** Counts one integration run on the session. */
+  countIntegration(sessionUuid: string): Promise<void>;
+  integratorConfig(namespaceId: string): Promise<IntegratorConfig>;
+  setIntegratorConfig(namespaceId: string, config: IntegratorConfig): Promise<IntegratorConfig>;
+}
+
+/** Creates the store over a DataSource or a transaction's EntityManager. */
+export function createMemoryStore(db: DataSource | EntityManager): MemoryStore {
+  const q = (sql: string, params: unknown[] = []) => db.query(sql, params) as Promise<any[]>;
+  const toConfig = (row: any): IntegratorConfig => ({ kind: row.integrator_kind, url: row.integrator_url, timeoutMs: row.integrator_timeout_ms });
+
+  return {
+    async list(namespaceId, sel, after, limit) {
+      const { where, params } = selectorSql(namespaceId, sel);
+      let cond = where;
+      if (after) {
+        params.push(after.createTime, after.uuid);
+        cond += ` AND (m.create_time, m.id) < ($${params.length - 1}, $${params.length})`;
+      }
+      params.push(limit);
+      const rows = await q(`SELECT m.* FROM memories m WHERE ${cond} ORDER BY m.create_time DESC, m.id DESC LIMIT $${params.length}`, params);
+      return rows.map(toMemory);
+    },
+
+    async delete(namespaceId, sel) {
+      const { where, params } = selectorSql(namespaceId, sel);
+      const [{ n }] = await q(`WITH d AS (DELETE FROM memories m WHERE ${where} RETURNING 1) SELECT count(*)::int AS n FROM d`, params);
+      return n;
+    },
+
+    async writeIntegration(w) {
+      await q("SELECT 1 FROM sessions WHERE id = $1 FOR UPDATE", [w.sessionUuid]);
+      const moved = await q(
+        `WITH p AS (
+           UPDATE participants SET last_integrated_seq = $4,
+             insights = CASE WHEN jsonb_array_length(insights || $5::jsonb) <= ${MAX_STORED_INSIGHTS} THEN insights || $5::jsonb
+               ELSE (SELECT jsonb_agg(e ORDER BY i) FROM jsonb_array_elements(insights || $5::jsonb) WITH ORDINALITY a(e, i)
+                     WHERE i > jsonb_array_length(insights || $5::jsonb) - ${MAX_STORED_INSIGHTS}) END
+           WHERE session_id = $1 AND participant_id = $2 AND last_integrated_seq = $3 RETURNING 1)
+         SELECT count(*)::int AS n FROM p`,
+        [w.sessionUuid, w.participantId, w.fromSeq, w.toSeq, JSON.stringify(w.insights)],
+      );
+      if (moved[0].n === 0) return false;
+      if (w.memories.length) {
+        await q(
+          `INSERT INTO memories (namespace_id, source_session_id, subject_participant_id, subject_user, content, metadata, integrated_by)
+           SELECT $1, $2, m.subject_participant_id, m.subject_user, m.content, m.metadata, $3
+           FROM unnest($4::text[], $5::text[], $6::text[], $7::jsonb[]) AS m(subject_participant_id, subject_user, content, metadata)`,
+          [
+            w.namespaceId,
+            w.sessionUuid,
+            w.participantId,
+            w.memories.map((m) => m.subjectParticipantId),
+            w.memories.map((m) => m.subjectUser),
+            w.memories.map((m) => m.content),
+            w.memories.map((m) => JSON.stringify(m.metadata)),
+          ],
+        );
+        await q("UPDATE sessions SET memories_extracted = memories_extracted + $2 WHERE id = $1", [w.sessionUuid, w.memories.length]);
+      }
+      return true;
+    },
+
+    async countIntegration(sessionUuid) {
+      await q("UPDATE sessions SET integration_count = integration_count + 1 WHERE id = $1", [sessionUuid]);
+    },
+
+    async integratorConfig(namespaceId) {
+      const rows = await q("SELECT integrator_kind, integrator_url, integrator_timeout_ms FROM namespaces WHERE id = $1", [namespaceId]);
+      return toConfig(rows[0]);
+    },
+
+    async setIntegratorConfig(namespaceId, c) {
+      const rows = await q(
+        `WITH n AS (UPDATE namespaces SET integrator_kind = $2, integrator_url = $3, integrator_timeout_ms = $4 WHERE id = $1 RETURNING *)
+         SELECT integrator_kind, integrator_url, integrator_timeout_ms FROM n`,
+        [namespaceId, c.kind, c.url, c.timeoutMs],
+      );
+      return toConfig(rows[0]);
+    },
+  };
+}

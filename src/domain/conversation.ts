@@ -1,0 +1,105 @@
+/**
+ * What a session holds besides its own fields: participants and their turns, as the domain sees them
+ * (no protobuf, no SQL), with the rules for their fields.
+ */
+import { createHash } from "node:crypto";
+import { InvalidInputError } from "./errors.js";
+import { checkData, checkText, type JsonObject } from "./session.js";
+
+export type ParticipantKind = "user" | "agent" | "system" | "tool";
+
+/** A participant bound to a session. */
+export interface Participant {
+  participantId: string;
+  kind: ParticipantKind;
+  displayName: string;
+  metadata: JsonObject;
+  insights: string[];
+  lastIntegratedSeq: number;
+  bindTime: Date;
+  leaveTime: Date | null;
+}
+
+/** A tool call made in a turn. */
+export interface ToolCall {
+  id: string;
+  name: string;
+  arguments: JsonObject;
+}
+
+/** A turn to append, as it arrives. */
+export interface NewTurn {
+  participantId: string;
+  /** Empty: follows the speaker's kind (see ROLE_OF_KIND). */
+  role: string;
+  content: string;
+  toolCalls: ToolCall[];
+  metadata: JsonObject;
+}
+
+/** A stored turn. */
+export interface Turn extends NewTurn {
+  seq: number;
+  requestId: string;
+  createTime: Date;
+}
+
+export const MAX_TURNS_PER_CALL = 100;
+export const MAX_CONTENT_BYTES = 64 * 1024;
+export const MAX_TOOL_CALLS = 64;
+export const MAX_METADATA_BYTES = 16 * 1024;
+export const MAX_PARTICIPANTS = 1000;
+export const MAX_REQUEST_ID = 128;
+export const DEFAULT_TURN_PAGE = 100;
+
+/** The role a turn gets when none is given. */
+export const ROLE_OF_KIND: Record<ParticipantKind, string> = { user: "user", agent: "assistant", system: "system", tool: "tool" };
+
+const ROLE = /^[a-z0-9_-]{1,32}$/;
+
+/** Checks a participant id (1 to 256 characters, no control characters). */
+export function checkParticipantId(value: string, field = "participant_id"): string {
+  return checkText(field, value, 256, { required: true, id: true });
+}
+
+/** Checks the turns of one AppendTurns call; errors name the turn, e.g. turns[3].content. */
+export function checkTurns(turns: NewTurn[]): NewTurn[] {
+  if (turns.length === 0) throw new InvalidInputError("turns", "must hold at least one turn");
+  if (turns.length > MAX_TURNS_PER_CALL) throw new InvalidInputError("turns", `at most ${MAX_TURNS_PER_CALL} per call, got ${turns.length}`);
+  turns.forEach((t, i) => {
+    const at = `turns[${i}]`;
+    checkParticipantId(t.participantId, `${at}.participant_id`);
+    if (t.role !== "" && !ROLE.test(t.role)) throw new InvalidInputError(`${at}.role`, "must be 1 to 32 characters of [a-z0-9_-]");
+    if (t.content === "") throw new InvalidInputError(`${at}.content`, "must not be empty");
+    const bytes = Buffer.byteLength(t.content, "utf8");
+    if (bytes > MAX_CONTENT_BYTES) throw new InvalidInputError(`${at}.content`, `must be at most ${MAX_CONTENT_BYTES} bytes, got ${bytes}`);
+    if (t.content.includes("\u0000")) throw new InvalidInputError(`${at}.content`, "must not contain NUL characters");
+    if (t.toolCalls.length > MAX_TOOL_CALLS) throw new InvalidInputError(`${at}.tool_calls`, `at most ${MAX_TOOL_CALLS}, got ${t.toolCalls.length}`);
+    t.toolCalls.forEach((c, j) => {
+      checkText(`${at}.tool_calls[${j}].id`, c.id, 256, { id: true });
+      checkText(`${at}.tool_calls[${j}].name`, c.name, 256, { required: true, id: true });
+      checkData(c.arguments, `${at}.tool_calls[${j}].arguments`, MAX_CONTENT_BYTES);
+    });
+    checkData(t.metadata, `${at}.metadata`, MAX_METADATA_BYTES);
+  });
+  return turns;
+}
+
+/** Checks an AppendTurns request_id (empty: none). */
+export function checkRequestId(value: string): string {
+  return checkText("request_id", value, MAX_REQUEST_ID, { id: true });
+}
+
+/** JSON with object keys sorted, so equal requests hash equally whatever the key order. */
+function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
+  if (value && typeof value === "object") {
+    return `{${Object.keys(value).sort().map((k) => `${JSON.stringify(k)}:${canonical((value as Record<string, unknown>)[k])}`).join(",")}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/** Fingerprint of an AppendTurns call's turns: a retry matches it, a reuse with other turns does not. */
+export function turnsFingerprint(turns: NewTurn[]): string {
+  return createHash("sha256").update(canonical(turns)).digest("hex");
+}

@@ -1,0 +1,129 @@
+/**
+ * Participants and turns: binding, leaving, appending and reading. Rules and transactions live here;
+ * SQL lives in the stores, protobuf in the handlers.
+ */
+import type { StoreSet } from "../db/repositories/stores.js";
+import {
+  checkParticipantId,
+  checkRequestId,
+  checkTurns,
+  DEFAULT_TURN_PAGE,
+  MAX_METADATA_BYTES,
+  MAX_PARTICIPANTS,
+  turnsFingerprint,
+  type NewTurn,
+  type Participant,
+  type ParticipantKind,
+  type Turn,
+} from "./conversation.js";
+import { AlreadyExistsError, InvalidInputError, NotFoundError, PreconditionError } from "./errors.js";
+import { decodeSeqToken, encodeSeqToken, fingerprint } from "./page-token.js";
+import { checkData, checkText, MAX_PAGE_SIZE, type JsonObject, type Session } from "./session.js";
+import { loadSession, type SessionAddress } from "./sessions.js";
+
+/** Input of {@link ConversationService.bind}. */
+export interface BindInput {
+  address: SessionAddress;
+  participantId: string;
+  /** undefined: not given (invalid). */
+  kind: ParticipantKind | undefined;
+  displayName: string;
+  metadata: JsonObject;
+}
+
+/** Input of {@link ConversationService.listTurns}. */
+export interface ListTurnsInput {
+  address: SessionAddress;
+  participantId: string;
+  afterSeq: number;
+  pageSize: number;
+  pageToken: string;
+}
+
+/** Participant and turn operations. */
+export interface ConversationService {
+  bind(input: BindInput): Promise<{ participant: Participant; created: boolean }>;
+  unbind(address: SessionAddress, participantId: string): Promise<Participant>;
+  participants(address: SessionAddress): Promise<Participant[]>;
+  append(address: SessionAddress, turns: NewTurn[], requestId: string): Promise<{ turns: Turn[]; replayed: boolean }>;
+  listTurns(input: ListTurnsInput): Promise<{ turns: Turn[]; nextPageToken: string }>;
+}
+
+/** Refuses writes to a session that is not active. */
+function checkWritable(session: Session, what: string) {
+  if (session.state !== "active") throw new PreconditionError(`session ${session.id} is ${session.state === "cancelled" ? "cancelled" : "deleted"}; ${what} is not allowed`);
+}
+
+/** Creates the service over the stores. */
+export function createConversationService(stores: StoreSet): ConversationService {
+  /** Explains why an append wrote nothing, as the error the caller gets. */
+  async function appendRefusal(address: SessionAddress, turns: NewTurn[], reason: "session" | "participant"): Promise<Error> {
+    const session = await loadSession(stores.sessions, address, { showDeleted: true });
+    if (reason === "session") {
+      checkWritable(session, "appending turns");
+      return new PreconditionError(`session ${session.id} changed during the call; retry`);
+    }
+    const bound = new Map((await stores.conversations.participants(session.uuid)).map((p) => [p.participantId, p]));
+    const i = turns.findIndex((t) => !bound.get(t.participantId) || bound.get(t.participantId)!.leaveTime);
+    const id = turns[Math.max(i, 0)].participantId;
+    return new PreconditionError(`turns[${Math.max(i, 0)}].participant_id: participant "${id}" ${bound.has(id) ? "has left the session" : "is not bound to the session"}`);
+  }
+
+  return {
+    async bind(input) {
+      const participantId = checkParticipantId(input.participantId);
+      if (!input.kind) throw new InvalidInputError("kind", "is required: USER, AGENT, SYSTEM or TOOL");
+      const kind = input.kind;
+      const displayName = checkText("display_name", input.displayName, 256);
+      const metadata = checkData(input.metadata, "metadata", MAX_METADATA_BYTES);
+      return stores.transaction(async (tx) => {
+        const session = await loadSession(tx.sessions, input.address, { lock: true, showDeleted: true });
+        checkWritable(session, "binding participants");
+        const existing = await tx.conversations.participant(session.uuid, participantId);
+        if (existing && existing.kind !== kind) throw new AlreadyExistsError(`participant "${participantId}" is bound as ${existing.kind.toUpperCase()}, not ${kind.toUpperCase()}`);
+        if (!existing && session.stats.participantCount >= MAX_PARTICIPANTS) throw new PreconditionError(`session ${session.id} has ${MAX_PARTICIPANTS} participants, the most it can hold`);
+        return tx.conversations.bind({ namespaceId: session.namespaceId, sessionUuid: session.uuid, participantId, kind, displayName, metadata });
+      });
+    },
+
+    async unbind(address, participantId) {
+      checkParticipantId(participantId);
+      const session = await loadSession(stores.sessions, address);
+      const participant = await stores.conversations.unbind(session.uuid, participantId);
+      if (!participant) throw new NotFoundError(`participant "${participantId}" not found in session ${session.id}`);
+      return participant;
+    },
+
+    async participants(address) {
+      const session = await loadSession(stores.sessions, address);
+      return stores.conversations.participants(session.uuid);
+    },
+
+    async append(address, turns, requestId) {
+      checkTurns(turns);
+      const request = checkRequestId(requestId) ? { id: requestId, fingerprint: turnsFingerprint(turns) } : undefined;
+      const session = await loadSession(stores.sessions, address, { showDeleted: true });
+      checkWritable(session, "appending turns");
+      const outcome = await stores.conversations.append(session.namespaceId, session.uuid, turns, request);
+      if (outcome.ok) return { turns: outcome.turns, replayed: false };
+      if (outcome.reason !== "request") throw await appendRefusal(address, turns, outcome.reason);
+      const prev = outcome.previous;
+      if (prev.fingerprint !== request!.fingerprint) throw new AlreadyExistsError(`request_id "${requestId}" was already used for different turns in this session`);
+      const stored = await stores.conversations.turns({ sessionUuid: session.uuid, afterSeq: prev.firstSeq - 1, untilSeq: prev.firstSeq + prev.count - 1, limit: prev.count });
+      return { turns: stored, replayed: true };
+    },
+
+    async listTurns(input) {
+      if (input.pageSize < 0 || input.pageSize > MAX_PAGE_SIZE) throw new InvalidInputError("page_size", `must be between 1 and ${MAX_PAGE_SIZE}`);
+      if (input.afterSeq < 0) throw new InvalidInputError("after_seq", "must not be negative");
+      if (input.participantId) checkParticipantId(input.participantId);
+      const limit = input.pageSize || DEFAULT_TURN_PAGE;
+      const session = await loadSession(stores.sessions, input.address);
+      const fp = fingerprint({ session: session.uuid, participant: input.participantId, after: input.afterSeq });
+      const after = input.pageToken ? decodeSeqToken(input.pageToken, fp, "the session, participant_id and after_seq") : input.afterSeq;
+      const rows = await stores.conversations.turns({ sessionUuid: session.uuid, participantId: input.participantId || undefined, afterSeq: after, limit: limit + 1 });
+      const turns = rows.slice(0, limit);
+      return { turns, nextPageToken: rows.length > limit ? encodeSeqToken(turns[turns.length - 1].seq, fp) : "" };
+    },
+  };
+}

@@ -1,0 +1,54 @@
+/**
+ * The integrator contract as the domain sees it: IntegrateSession hands an integrator one participant's
+ * new turns and stores what comes back. Implementations: the built-in rules (integrators/rules.ts) and
+ * a remote IntegratorService (handlers/remote-integrator.ts).
+ */
+import type { Participant, ParticipantKind, Turn } from "./conversation.js";
+import type { JsonObject } from "./session.js";
+
+/** What an integrator is given. */
+export interface IntegratorInput {
+  namespace: string;
+  session: { id: string; sessionId: string; user: string };
+  /** The participant integrating, with its insights so far. */
+  participant: Participant;
+  /** Every participant of the session (speakers' kinds and names). */
+  participants: { participantId: string; kind: ParticipantKind; displayName: string }[];
+  /** The session's turns after the participant's mark, in sequence order. */
+  turns: Turn[];
+}
+
+/** A memory an integrator extracted. */
+export interface ExtractedMemory {
+  content: string;
+  subjectParticipantId: string;
+  subjectUser: string;
+  metadata: JsonObject;
+}
+
+/** What an integrator returns. */
+export interface IntegratorOutput {
+  insights: string[];
+  memories: ExtractedMemory[];
+}
+
+/** Turns a participant's new turns into insights and memories. May throw; the caller records FAILED. */
+export interface Integrator {
+  integrate(input: IntegratorInput, signal: AbortSignal): Promise<IntegratorOutput>;
+}
+
+/** Which integrator a namespace uses. */
+export interface IntegratorConfig {
+  kind: "rules" | "remote";
+  url: string;
+  timeoutMs: number;
+}
+
+export const DEFAULT_INTEGRATOR_TIMEOUT_MS = 10_000;
+export const MAX_INTEGRATOR_TIMEOUT_MS = 120_000;
+/** Turns per Integrate call; a longer backlog takes several calls. */
+export const INTEGRATION_CHUNK = 200;
+export const MAX_INSIGHTS = 100;
+export const MAX_INSIGHT_CHARS = 2048;
+export const MAX_MEMORIES = 1000;
+export const MAX_MEMORY_BYTES = 8 * 1024;

@@ -1,0 +1,163 @@
+/**
+ * MemoryService: reading and removing what integration learned (by subject, by source session, by id),
+ * and a namespace's integrator configuration.
+ */
+import type { MemoryRow, MemorySelector } from "../db/repositories/memory-store.js";
+import type { StoreSet } from "../db/repositories/stores.js";
+import { checkParticipantId } from "./conversation.js";
+import { InvalidInputError } from "./errors.js";
+import { decodeGlobalId, encodeGlobalId } from "./ids.js";
+import { DEFAULT_INTEGRATOR_TIMEOUT_MS, MAX_INTEGRATOR_TIMEOUT_MS, type IntegratorConfig } from "./integrator.js";
+import { decodePageToken, encodePageToken, fingerprint } from "./page-token.js";
+import { checkNamespace, checkPageSize, checkText } from "./session.js";
+
+/** A memory as the API shows it. */
+export interface Memory {
+  id: string;
+  namespace: string;
+  /** Global id of the source session; "" once it is deleted. */
+  sourceSession: string;
+  subjectParticipantId: string;
+  subjectUser: string;
+  content: string;
+  metadata: Record<string, unknown>;
+  integratedBy: string;
+  createTime: Date;
+}
+
+/** Filters of ListMemories, as they arrive. */
+export interface ListMemoriesInput {
+  namespace: string;
+  subjectParticipantId: string;
+  subjectUser: string;
+  sourceSession: string;
+  sourceSessionId: string;
+  pageSize: number;
+  pageToken: string;
+}
+
+/** What DeleteMemories selects, as it arrives. */
+export type DeleteMemoriesSelector =
+  | { kind: "ids"; values: string[] }
+  | { kind: "sourceSession"; id: string }
+  | { kind: "sourceSessionId"; sessionId: string }
+  | { kind: "subject"; participantId: string; user: string }
+  | { kind: "none" };
+
+export const MAX_DELETE_MEMORY_IDS = 1000;
+const MAX_URL = 2048;
+
+/** Checks an integrator configuration; fills the default timeout. @throws InvalidInputError */
+export function checkIntegratorConfig(c: { kind: "rules" | "remote"; url: string; timeoutMs: number | undefined }): IntegratorConfig {
+  const timeoutMs = c.timeoutMs ?? DEFAULT_INTEGRATOR_TIMEOUT_MS;
+  if (!(timeoutMs >= 1 && timeoutMs <= MAX_INTEGRATOR_TIMEOUT_MS)) throw new InvalidInputError("config.timeout", `must be between 1 ms and ${MAX_INTEGRATOR_TIMEOUT_MS / 1000} s`);
+  if (c.kind === "rules") {
+    if (c.url) throw new InvalidInputError("config.url", "must be empty for the RULES integrator");
+    return { kind: "rules", url: "", timeoutMs };
+  }
+  let url: URL;
+  try {
+    url = new URL(c.url);
+  } catch {
+    throw new InvalidInputError("config.url", "must be an absolute http(s) URL for the REMOTE integrator");
+  }
+  if ((url.protocol !== "http:" && url.protocol !== "https:") || c.url.length > MAX_URL || url.username || url.password) {
+    throw new InvalidInputError("config.url", `must be an http(s) URL of at most ${MAX_URL} characters, without credentials`);
+  }
+  return { kind: "remote", url: c.url, timeoutMs };
+}
+
+/** Creates the service over the stores. */
+export function createMemoryService(stores: StoreSet) {
+  const toMemory = (namespace: string) => (m: MemoryRow): Memory => ({
+    id: encodeGlobalId("Memory", m.uuid),
+    namespace,
+    sourceSession: m.sourceSessionUuid ? encodeGlobalId("Session", m.sourceSessionUuid) : "",
+    subjectParticipantId: m.subjectParticipantId,
+    subjectUser: m.subjectUser,
+    content: m.content,
+    metadata: m.metadata,
+    integratedBy: m.integratedBy,
+    createTime: m.createTime,
+  });
+
+  /** The uuid of a source session named by global id or caller id; null when it does not exist. */
+  async function sourceUuid(namespaceId: string, id: string, sessionId: string, field: string): Promise<string | null | undefined> {
+    if (id && sessionId) throw new InvalidInputError(field, `set either ${field} or ${field}_id, not both`);
+    if (id) return decodeGlobalId("Session", id, field);
+    if (!sessionId) return undefined;
+    const session = await stores.sessions.find({ namespaceId, externalId: checkText(`${field}_id`, sessionId, 256, { id: true }) });
+    return session ? session.uuid : null;
+  }
+
+  return {
+    /** One page of a namespace's memories, newest first. */
+    async list(input: ListMemoriesInput): Promise<{ memories: Memory[]; nextPageToken: string }> {
+      const namespace = checkNamespace(input.namespace);
+      const limit = checkPageSize(input.pageSize);
+      const sel: MemorySelector = {
+        subjectParticipantId: input.subjectParticipantId ? checkParticipantId(input.subjectParticipantId, "subject_participant_id") : undefined,
+        subjectUser: input.subjectUser ? checkText("subject_user", input.subjectUser, 256) : undefined,
+      };
+      const fp = fingerprint({ namespace, ...sel, s: input.sourceSession, si: input.sourceSessionId });
+      const after = input.pageToken ? decodePageToken(input.pageToken, fp, "namespace and filters") : undefined;
+      if (input.sourceSession) decodeGlobalId("Session", input.sourceSession, "source_session");
+      const namespaceId = await stores.sessions.namespaceId(namespace, false);
+      if (!namespaceId) return { memories: [], nextPageToken: "" };
+      const source = await sourceUuid(namespaceId, input.sourceSession, input.sourceSessionId, "source_session");
+      if (source === null) return { memories: [], nextPageToken: "" };
+      if (source) sel.sourceSessionUuid = source;
+      const rows = await stores.memories.list(namespaceId, sel, after, limit + 1);
+      const page = rows.slice(0, limit);
+      const last = page[page.length - 1];
+      return { memories: page.map(toMemory(namespace)), nextPageToken: rows.length > limit ? encodePageToken({ createTime: last.createTime, uuid: last.uuid }, fp) : "" };
+    },
+
+    /** Deletes the selected memories of a namespace; returns how many went. */
+    async delete(namespaceName: string, selector: DeleteMemoriesSelector): Promise<number> {
+      const namespace = checkNamespace(namespaceName);
+      const sel: MemorySelector = {};
+      switch (selector.kind) {
+        case "none":
+          throw new InvalidInputError("selector", "set one of ids, source_session, source_session_id or subject");
+        case "ids":
+          if (selector.values.length === 0 || selector.values.length > MAX_DELETE_MEMORY_IDS) throw new InvalidInputError("ids.values", `must hold 1 to ${MAX_DELETE_MEMORY_IDS} ids`);
+          sel.ids = selector.values.map((id, i) => decodeGlobalId("Memory", id, `ids.values[${i}]`));
+          break;
+        case "sourceSession":
+          decodeGlobalId("Session", selector.id, "source_session");
+          break;
+        case "subject":
+          if (!selector.participantId && !selector.user) throw new InvalidInputError("subject", "set participant_id, user or both");
+          if (selector.participantId) sel.subjectParticipantId = checkParticipantId(selector.participantId, "subject.participant_id");
+          if (selector.user) sel.subjectUser = checkText("subject.user", selector.user, 256);
+          break;
+      }
+      const namespaceId = await stores.sessions.namespaceId(namespace, false);
+      if (!namespaceId) return 0;
+      if (selector.kind === "sourceSession" || selector.kind === "sourceSessionId") {
+        const source = await sourceUuid(namespaceId, selector.kind === "sourceSession" ? selector.id : "", selector.kind === "sourceSessionId" ? selector.sessionId : "", "source_session");
+        if (!source) return 0;
+        sel.sourceSessionUuid = source;
+      }
+      return stores.memories.delete(namespaceId, sel);
+    },
+
+    /** The namespace's integrator (RULES when the namespace has none configured or does not exist). */
+    async integratorConfig(namespaceName: string): Promise<IntegratorConfig> {
+      const namespaceId = await stores.sessions.namespaceId(checkNamespace(namespaceName), false);
+      return namespaceId ? stores.memories.integratorConfig(namespaceId) : { kind: "rules", url: "", timeoutMs: DEFAULT_INTEGRATOR_TIMEOUT_MS };
+    },
+
+    /** Sets the namespace's integrator, creating the namespace if needed. */
+    async updateIntegratorConfig(namespaceName: string, config: { kind: "rules" | "remote"; url: string; timeoutMs: number | undefined }): Promise<IntegratorConfig> {
+      const namespace = checkNamespace(namespaceName);
+      const checked = checkIntegratorConfig(config);
+      const namespaceId = (await stores.sessions.namespaceId(namespace, true))!;
+      return stores.memories.setIntegratorConfig(namespaceId, checked);
+    },
+  };
+}
+
+/** MemoryService's domain operations. */
+export type MemoryService = ReturnType<typeof createMemoryService>;

@@ -1,0 +1,127 @@
+/**
+ * Protobuf <-> domain conversions for participants, turns, integration results, memories and
+ * integrator configurations.
+ */
+import { create } from "@bufbuild/protobuf";
+import { durationFromMs, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { Participant as DomainParticipant, ParticipantKind as DomainKind, NewTurn as DomainNewTurn, Turn as DomainTurn } from "../domain/conversation.js";
+import { InvalidInputError } from "../domain/errors.js";
+import type { IntegrationResult as DomainResult } from "../domain/integration.js";
+import type { IntegratorConfig as DomainConfig } from "../domain/integrator.js";
+import type { Memory as DomainMemory } from "../domain/memories.js";
+import {
+  IntegrationOutcome,
+  IntegrationResultSchema,
+  ParticipantKind,
+  ParticipantSchema,
+  ToolCallSchema,
+  TurnSchema,
+  type IntegrationResult,
+  type NewTurn,
+  type Participant,
+  type Turn,
+} from "../../gen/sessiond/v1/conversation_pb.js";
+import { IntegratorConfigSchema, IntegratorKind, MemorySchema, type IntegratorConfig, type Memory } from "../../gen/sessiond/v1/memory_pb.js";
+import { durationToMs } from "./session-mapper.js";
+
+const KIND_TO_PROTO: Record<DomainKind, ParticipantKind> = {
+  user: ParticipantKind.USER,
+  agent: ParticipantKind.AGENT,
+  system: ParticipantKind.SYSTEM,
+  tool: ParticipantKind.TOOL,
+};
+
+/** Domain kind -> protobuf ParticipantKind. */
+export function kindToProto(kind: DomainKind): ParticipantKind {
+  return KIND_TO_PROTO[kind];
+}
+
+/** protobuf ParticipantKind -> domain kind; undefined when unset. @throws InvalidInputError on unknown values */
+export function kindFromProto(kind: ParticipantKind, field = "kind"): DomainKind | undefined {
+  if (kind === ParticipantKind.UNSPECIFIED) return undefined;
+  const found = (Object.keys(KIND_TO_PROTO) as DomainKind[]).find((k) => KIND_TO_PROTO[k] === kind);
+  if (!found) throw new InvalidInputError(field, `unknown kind ${kind}`);
+  return found;
+}
+
+/** Domain participant -> protobuf Participant. */
+export function participantToProto(p: DomainParticipant): Participant {
+  return create(ParticipantSchema, {
+    participantId: p.participantId,
+    kind: KIND_TO_PROTO[p.kind],
+    displayName: p.displayName,
+    metadata: p.metadata,
+    insights: p.insights,
+    lastIntegratedSeq: BigInt(p.lastIntegratedSeq),
+    bindTime: timestampFromDate(p.bindTime),
+    leaveTime: p.leaveTime ? timestampFromDate(p.leaveTime) : undefined,
+  });
+}
+
+/** protobuf NewTurn -> domain (unset messages become empty values). */
+export function newTurnFromProto(t: NewTurn): DomainNewTurn {
+  return {
+    participantId: t.participantId,
+    role: t.role,
+    content: t.content,
+    toolCalls: t.toolCalls.map((c) => ({ id: c.id, name: c.name, arguments: c.arguments ?? {} })),
+    metadata: t.metadata ?? {},
+  };
+}
+
+/** Domain turn -> protobuf Turn. */
+export function turnToProto(t: DomainTurn): Turn {
+  return create(TurnSchema, {
+    seq: BigInt(t.seq),
+    participantId: t.participantId,
+    role: t.role,
+    content: t.content,
+    toolCalls: t.toolCalls.map((c) => create(ToolCallSchema, c)),
+    metadata: t.metadata,
+    requestId: t.requestId,
+    createTime: timestampFromDate(t.createTime),
+  });
+}
+
+const OUTCOME: Record<DomainResult["outcome"], IntegrationOutcome> = {
+  integrated: IntegrationOutcome.INTEGRATED,
+  nothing_new: IntegrationOutcome.NOTHING_NEW,
+  failed: IntegrationOutcome.FAILED,
+};
+
+/** Domain integration result -> protobuf. */
+export function integrationResultToProto(r: DomainResult): IntegrationResult {
+  return create(IntegrationResultSchema, { ...r, outcome: OUTCOME[r.outcome], lastIntegratedSeq: BigInt(r.lastIntegratedSeq) });
+}
+
+/** Domain memory -> protobuf Memory. */
+export function memoryToProto(m: DomainMemory): Memory {
+  return create(MemorySchema, { ...m, metadata: m.metadata as Memory["metadata"], createTime: timestampFromDate(m.createTime) });
+}
+
+/** protobuf IntegratorConfig -> domain input (validated by the domain). */
+export function integratorConfigFromProto(c: IntegratorConfig | undefined): { kind: "rules" | "remote"; url: string; timeoutMs: number | undefined } {
+  if (!c) throw new InvalidInputError("config", "is required");
+  let kind: "rules" | "remote";
+  switch (c.kind) {
+    case IntegratorKind.UNSPECIFIED:
+    case IntegratorKind.RULES:
+      kind = "rules";
+      break;
+    case IntegratorKind.REMOTE:
+      kind = "remote";
+      break;
+    default:
+      throw new InvalidInputError("config.kind", `unknown kind ${c.kind}`);
+  }
+  return { kind, url: c.url, timeoutMs: durationToMs(c.timeout, "config.timeout") };
+}
+
+/** Domain integrator configuration -> protobuf. */
+export function integratorConfigToProto(c: DomainConfig): IntegratorConfig {
+  return create(IntegratorConfigSchema, {
+    kind: c.kind === "remote" ? IntegratorKind.REMOTE : IntegratorKind.RULES,
+    url: c.url,
+    timeout: durationFromMs(c.timeoutMs),
+  });
+}

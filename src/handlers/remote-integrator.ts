@@ -1,0 +1,56 @@
+/**
+ * The REMOTE integrator: a team's own IntegratorService, called over the Connect protocol (HTTP/1.1,
+ * binary protobuf) at the URL configured for the namespace. Clients are kept per URL so connections are
+ * reused across calls.
+ */
+import { create } from "@bufbuild/protobuf";
+import { createClient, type Client } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { ParticipantSchema } from "../../gen/sessiond/v1/conversation_pb.js";
+import { IntegratorService } from "../../gen/sessiond/v1/integrator_service_pb.js";
+import { rulesIntegrator } from "../domain/integrators/rules.js";
+import type { Integrator, IntegratorConfig } from "../domain/integrator.js";
+import { kindToProto, participantToProto, turnToProto } from "./conversation-mapper.js";
+
+/** Remote clients kept at most; the oldest is dropped beyond it. */
+const MAX_CLIENTS = 256;
+
+/** Returns the integrator for a configuration: the built-in rules, or a client of the remote service. */
+export function createIntegratorFactory(): (config: IntegratorConfig) => Integrator {
+  const clients = new Map<string, Client<typeof IntegratorService>>();
+
+  function clientFor(url: string) {
+    let client = clients.get(url);
+    if (!client) {
+      client = createClient(IntegratorService, createConnectTransport({ baseUrl: url, httpVersion: "1.1", useBinaryFormat: true }));
+      clients.set(url, client);
+      if (clients.size > MAX_CLIENTS) clients.delete(clients.keys().next().value!);
+    }
+    return client;
+  }
+
+  return (config) => {
+    if (config.kind === "rules") return rulesIntegrator;
+    const client = clientFor(config.url);
+    return {
+      async integrate(input, signal) {
+        const res = await client.integrate(
+          {
+            namespace: input.namespace,
+            session: input.session.id,
+            sessionId: input.session.sessionId,
+            user: input.session.user,
+            participant: participantToProto(input.participant),
+            turns: input.turns.map(turnToProto),
+            participants: input.participants.map((p) => create(ParticipantSchema, { participantId: p.participantId, kind: kindToProto(p.kind), displayName: p.displayName })),
+          },
+          { signal, timeoutMs: config.timeoutMs },
+        );
+        return {
+          insights: res.insights,
+          memories: res.memories.map((m) => ({ content: m.content, subjectParticipantId: m.subjectParticipantId, subjectUser: m.subjectUser, metadata: m.metadata ?? {} })),
+        };
+      },
+    };
+  };
+}

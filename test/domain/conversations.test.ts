@@ -1,0 +1,189 @@
+import { describe, expect, it } from "vitest";
+import type { NewTurn } from "../../src/domain/conversation.js";
+import { AlreadyExistsError, NotFoundError, PreconditionError } from "../../src/domain/errors.js";
+import { byId, byKey, newSession, useDatabase } from "../setup/context.js";
+
+const ctx = useDatabase();
+
+const turn = (participantId: string, content: string, over: Partial<NewTurn> = {}): NewTurn => ({ participantId, role: "", content, toolCalls: [], metadata: {}, ...over });
+
+/** A session with a user "u" and an agent "a" bound. */
+async function conversation(sessionId: string, namespace = "conv") {
+  const s = await ctx.sessions.create(newSession({ namespace, sessionId, user: "alice" }));
+  await ctx.services.conversations.bind({ address: byId(s.id), participantId: "u", kind: "user", displayName: "Alice", metadata: {} });
+  await ctx.services.conversations.bind({ address: byId(s.id), participantId: "a", kind: "agent", displayName: "Helper", metadata: { model: "x" } });
+  return s;
+}
+
+describe("BindParticipant", () => {
+  it("is idempotent on (session, participant_id), counts each participant once and brings back one that left", async () => {
+    const s = await ctx.sessions.create(newSession({ sessionId: "bind-1" }));
+    const c = ctx.services.conversations;
+    const first = await c.bind({ address: byId(s.id), participantId: "p1", kind: "agent", displayName: "A", metadata: { v: 1 } });
+    expect(first.created).toBe(true);
+    expect(first.participant).toMatchObject({ participantId: "p1", kind: "agent", displayName: "A", metadata: { v: 1 }, insights: [], lastIntegratedSeq: 0, leaveTime: null });
+    const again = await c.bind({ address: byId(s.id), participantId: "p1", kind: "agent", displayName: "B", metadata: {} });
+    expect(again).toMatchObject({ created: false, participant: { displayName: "B", metadata: {} } });
+    expect((await ctx.sessions.get(byId(s.id), false)).stats.participantCount).toBe(1);
+
+    const left = await c.unbind(byId(s.id), "p1");
+    expect(left.leaveTime).toBeInstanceOf(Date);
+    expect((await c.unbind(byId(s.id), "p1")).leaveTime).toEqual(left.leaveTime);
+    const back = await c.bind({ address: byId(s.id), participantId: "p1", kind: "agent", displayName: "B", metadata: {} });
+    expect(back).toMatchObject({ created: false, participant: { leaveTime: null } });
+    expect((await ctx.sessions.get(byId(s.id), false)).stats.participantCount).toBe(1);
+  });
+
+  it("refuses another kind for a bound participant, an unset kind, and bad fields", async () => {
+    const s = await ctx.sessions.create(newSession({ sessionId: "bind-2" }));
+    const c = ctx.services.conversations;
+    await c.bind({ address: byId(s.id), participantId: "p", kind: "user", displayName: "", metadata: {} });
+    await expect(c.bind({ address: byId(s.id), participantId: "p", kind: "agent", displayName: "", metadata: {} })).rejects.toThrow(AlreadyExistsError);
+    await expect(c.bind({ address: byId(s.id), participantId: "q", kind: undefined, displayName: "", metadata: {} })).rejects.toMatchObject({ field: "kind" });
+    await expect(c.bind({ address: byId(s.id), participantId: "", kind: "user", displayName: "", metadata: {} })).rejects.toMatchObject({ field: "participant_id" });
+    await expect(c.bind({ address: byId(s.id), participantId: "a\nb", kind: "user", displayName: "", metadata: {} })).rejects.toMatchObject({ field: "participant_id" });
+    await expect(c.bind({ address: byId(s.id), participantId: "q", kind: "user", displayName: "x".repeat(257), metadata: {} })).rejects.toMatchObject({ field: "display_name" });
+    await expect(c.bind({ address: byId(s.id), participantId: "q", kind: "user", displayName: "", metadata: { big: "x".repeat(17_000) } })).rejects.toMatchObject({ field: "metadata" });
+  });
+
+  it("refuses cancelled and soft-deleted sessions with failed_precondition, and unknown ones with not_found", async () => {
+    const c = ctx.services.conversations;
+    const cancelled = await ctx.sessions.create(newSession({ sessionId: "bind-c" }));
+    await ctx.sessions.cancel(byId(cancelled.id));
+    await expect(c.bind({ address: byId(cancelled.id), participantId: "p", kind: "user", displayName: "", metadata: {} })).rejects.toThrow(PreconditionError);
+    const gone = await ctx.sessions.create(newSession({ sessionId: "bind-d" }));
+    await ctx.sessions.softDelete(byId(gone.id));
+    await expect(c.bind({ address: byId(gone.id), participantId: "p", kind: "user", displayName: "", metadata: {} })).rejects.toThrow(PreconditionError);
+    await expect(c.bind({ address: byKey("nope"), participantId: "p", kind: "user", displayName: "", metadata: {} })).rejects.toThrow(NotFoundError);
+    await expect(c.unbind(byId(gone.id), "p")).rejects.toThrow(NotFoundError);
+  });
+});
+
+describe("AppendTurns", () => {
+  it("numbers turns 1, 2, 3 ... per session, defaults roles from the speaker's kind and counts them", async () => {
+    const s = await conversation("append-1");
+    const c = ctx.services.conversations;
+    const first = await c.append(byId(s.id), [turn("u", "hello"), turn("a", "hi there", { toolCalls: [{ id: "c1", name: "search", arguments: { q: "tea" } }] })], "");
+    expect(first.replayed).toBe(false);
+    expect(first.turns.map((t) => [t.seq, t.participantId, t.role])).toEqual([
+      [1, "u", "user"],
+      [2, "a", "assistant"],
+    ]);
+    const second = await c.append(byKey("append-1", "conv"), [turn("u", "thanks", { role: "customer", metadata: { lang: "en" } })], "");
+    expect(second.turns[0]).toMatchObject({ seq: 3, role: "customer", metadata: { lang: "en" } });
+    const listed = await c.listTurns({ address: byId(s.id), participantId: "", afterSeq: 0, pageSize: 0, pageToken: "" });
+    expect(listed.turns.map((t) => t.content)).toEqual(["hello", "hi there", "thanks"]);
+    expect(listed.turns[1].toolCalls).toEqual([{ id: "c1", name: "search", arguments: { q: "tea" } }]);
+    expect((await ctx.sessions.get(byId(s.id), false)).stats.turnCount).toBe(3);
+  });
+
+  it("keeps numbering gap-free and ordered under concurrent appends", async () => {
+    const s = await conversation("append-concurrent");
+    const c = ctx.services.conversations;
+    const calls = await Promise.all(Array.from({ length: 12 }, (_, i) => c.append(byId(s.id), [turn("u", `${i}-a`), turn("a", `${i}-b`), turn("u", `${i}-c`)], "")));
+    const seqs = calls.flatMap((r) => r.turns.map((t) => t.seq)).sort((x, y) => x - y);
+    expect(seqs).toEqual(Array.from({ length: 36 }, (_, i) => i + 1));
+    for (const r of calls) expect(r.turns.map((t) => t.seq)).toEqual([r.turns[0].seq, r.turns[0].seq + 1, r.turns[0].seq + 2]);
+    const rows = await ctx.db.sql("SELECT count(*)::int AS n, max(seq)::int AS m FROM turns WHERE session_id = $1", [s.uuid]);
+    expect(rows[0]).toEqual({ n: 36, m: 36 });
+    expect((await ctx.sessions.get(byId(s.id), false)).stats.turnCount).toBe(36);
+  });
+
+  it("replays a retried request_id, refuses it for other turns, and appends once under concurrent retries", async () => {
+    const s = await conversation("append-idem");
+    const c = ctx.services.conversations;
+    const turns = [turn("u", "one", { metadata: { a: 1, b: 2 } }), turn("a", "two")];
+    const first = await c.append(byId(s.id), turns, "req-1");
+    const retry = await c.append(byId(s.id), [turn("u", "one", { metadata: { b: 2, a: 1 } }), turn("a", "two")], "req-1");
+    expect(retry.replayed).toBe(true);
+    expect(retry.turns.map((t) => [t.seq, t.content, t.requestId])).toEqual(first.turns.map((t) => [t.seq, t.content, "req-1"]));
+    await expect(c.append(byId(s.id), [turn("u", "something else")], "req-1")).rejects.toThrow(AlreadyExistsError);
+
+    const racing = await Promise.all(Array.from({ length: 6 }, () => c.append(byId(s.id), [turn("u", "race")], "req-2")));
+    expect(racing.filter((r) => !r.replayed)).toHaveLength(1);
+    expect(new Set(racing.map((r) => r.turns[0].seq)).size).toBe(1);
+    const [{ n }] = await ctx.db.sql("SELECT count(*)::int AS n FROM turns WHERE session_id = $1", [s.uuid]);
+    expect(n).toBe(3);
+  });
+
+  it.each<[string, NewTurn[], string]>([
+    ["no turns", [], "turns"],
+    ["more than 100 turns", Array.from({ length: 101 }, () => turn("u", "x")), "turns"],
+    ["empty content", [turn("u", "ok"), turn("u", "")], "turns[1].content"],
+    ["content over 64 KiB", [turn("u", "é".repeat(32 * 1024 + 1))], "turns[0].content"],
+    ["a NUL character", [turn("u", "a\u0000b")], "turns[0].content"],
+    ["a bad role", [turn("u", "x", { role: "User!" })], "turns[0].role"],
+    ["a tool call without a name", [turn("u", "x", { toolCalls: [{ id: "1", name: "", arguments: {} }] })], "turns[0].tool_calls[0].name"],
+    ["oversized metadata", [turn("u", "x", { metadata: { m: "x".repeat(17_000) } })], "turns[0].metadata"],
+    ["an empty participant_id", [turn("", "x")], "turns[0].participant_id"],
+  ])("rejects %s with invalid_argument naming the field, appending nothing", async (name, turns, field) => {
+    const s = await conversation(`append-bad-${name}`);
+    await expect(ctx.services.conversations.append(byId(s.id), turns, "")).rejects.toMatchObject({ name: "InvalidInputError", field });
+    const [{ n }] = await ctx.db.sql("SELECT count(*)::int AS n FROM turns WHERE session_id = $1", [s.uuid]);
+    expect(n).toBe(0);
+  });
+
+  it("refuses an unknown or departed participant, and cancelled or soft-deleted sessions, appending nothing", async () => {
+    const s = await conversation("append-pre");
+    const c = ctx.services.conversations;
+    await expect(c.append(byId(s.id), [turn("u", "fine"), turn("ghost", "boo")], "")).rejects.toThrow('turns[1].participant_id: participant "ghost" is not bound to the session');
+    await c.unbind(byId(s.id), "a");
+    await expect(c.append(byId(s.id), [turn("a", "bye")], "")).rejects.toThrow('turns[0].participant_id: participant "a" has left the session');
+    await ctx.sessions.cancel(byId(s.id));
+    await expect(c.append(byId(s.id), [turn("u", "x")], "")).rejects.toThrow(PreconditionError);
+    const d = await conversation("append-deleted");
+    await ctx.sessions.softDelete(byId(d.id));
+    await expect(c.append(byId(d.id), [turn("u", "x")], "")).rejects.toThrow(PreconditionError);
+    const [{ n }] = await ctx.db.sql("SELECT count(*)::int AS n FROM turns WHERE session_id = ANY($1)", [[s.uuid, d.uuid]]);
+    expect(n).toBe(0);
+    expect((await ctx.sessions.get(byId(s.id), false)).stats.turnCount).toBe(0);
+  });
+});
+
+describe("ListTurns", () => {
+  it("pages by sequence number, filters by participant and after_seq, and refuses stale tokens", async () => {
+    const s = await conversation("list-turns");
+    const c = ctx.services.conversations;
+    await c.append(byId(s.id), Array.from({ length: 10 }, (_, i) => turn(i % 2 ? "a" : "u", `t${i + 1}`)), "");
+    const p1 = await c.listTurns({ address: byId(s.id), participantId: "u", afterSeq: 2, pageSize: 2, pageToken: "" });
+    expect(p1.turns.map((t) => t.seq)).toEqual([3, 5]);
+    const p2 = await c.listTurns({ address: byId(s.id), participantId: "u", afterSeq: 2, pageSize: 2, pageToken: p1.nextPageToken });
+    expect(p2.turns.map((t) => t.seq)).toEqual([7, 9]);
+    expect(p2.nextPageToken).toBe("");
+    await expect(c.listTurns({ address: byId(s.id), participantId: "a", afterSeq: 2, pageSize: 2, pageToken: p1.nextPageToken })).rejects.toMatchObject({ field: "page_token" });
+    await expect(c.listTurns({ address: byId(s.id), participantId: "", afterSeq: -1, pageSize: 0, pageToken: "" })).rejects.toMatchObject({ field: "after_seq" });
+    await expect(c.listTurns({ address: byId(s.id), participantId: "", afterSeq: 0, pageSize: 1001, pageToken: "" })).rejects.toMatchObject({ field: "page_size" });
+    expect((await c.listTurns({ address: byId(s.id), participantId: "nobody", afterSeq: 0, pageSize: 0, pageToken: "" })).turns).toEqual([]);
+  });
+});
+
+describe("TruncateSession and DeleteSession with participants and turns", () => {
+  it("truncate clears turns, insights and marks but keeps participants; numbering continues", async () => {
+    const s = await conversation("trunc");
+    const c = ctx.services.conversations;
+    await c.append(byId(s.id), [turn("u", "my name is Alice"), turn("a", "hi")], "r1");
+    await ctx.db.sql("UPDATE participants SET insights = '[\"x\"]', last_integrated_seq = 2 WHERE session_id = $1", [s.uuid]);
+    const { turnsDeleted, session } = await ctx.sessions.truncate(byId(s.id));
+    expect(turnsDeleted).toBe(2);
+    expect(session.stats).toMatchObject({ turnCount: 0, participantCount: 2 });
+    const ps = await c.participants(byId(s.id));
+    expect(ps.map((p) => [p.participantId, p.insights, p.lastIntegratedSeq])).toEqual([
+      ["u", [], 0],
+      ["a", [], 0],
+    ]);
+    const again = await c.append(byId(s.id), [turn("u", "again")], "r1");
+    expect(again).toMatchObject({ replayed: false, turns: [{ seq: 3 }] });
+  });
+
+  it("delete reports the participants and turns that went with the session", async () => {
+    const s = await conversation("del-conv");
+    await ctx.services.conversations.append(byId(s.id), [turn("u", "1"), turn("a", "2"), turn("u", "3")], "r");
+    const { deleted } = await ctx.sessions.delete(byId(s.id), "");
+    expect(deleted).toMatchObject({ participants: 2, turns: 3 });
+    const [{ p, t, r }] = await ctx.db.sql(
+      "SELECT (SELECT count(*)::int FROM participants WHERE session_id = $1) AS p, (SELECT count(*)::int FROM turns WHERE session_id = $1) AS t, (SELECT count(*)::int FROM turn_requests WHERE session_id = $1) AS r",
+      [s.uuid],
+    );
+    expect([p, t, r]).toEqual([0, 0, 0]);
+  });
+});
