@@ -44,6 +44,13 @@ export interface Turn extends NewTurn {
   createTime: Date;
 }
 
+/** What the session assigned to an appended turn. */
+export interface AppendedTurn {
+  seq: number;
+  role: string;
+  createTime: Date;
+}
+
 export const MAX_TURNS_PER_CALL = 100;
 export const MAX_CONTENT_BYTES = 64 * 1024;
 export const MAX_TOOL_CALLS = 64;

@@ -11,6 +11,7 @@ import {
   MAX_METADATA_BYTES,
   MAX_PARTICIPANTS,
   turnsFingerprint,
+  type AppendedTurn,
   type NewTurn,
   type Participant,
   type ParticipantKind,
@@ -19,7 +20,7 @@ import {
 import { AlreadyExistsError, InvalidInputError, NotFoundError, PreconditionError } from "./errors.js";
 import { decodeSeqToken, encodeSeqToken, fingerprint } from "./page-token.js";
 import { checkData, checkText, MAX_PAGE_SIZE, type JsonObject, type Session } from "./session.js";
-import { loadSession, type SessionAddress } from "./sessions.js";
+import { loadSession, parseAddress, type SessionAddress } from "./sessions.js";
 
 /** Input of {@link ConversationService.bind}. */
 export interface BindInput {
@@ -45,7 +46,7 @@ export interface ConversationService {
   bind(input: BindInput): Promise<{ participant: Participant; created: boolean }>;
   unbind(address: SessionAddress, participantId: string): Promise<Participant>;
   participants(address: SessionAddress): Promise<Participant[]>;
-  append(address: SessionAddress, turns: NewTurn[], requestId: string): Promise<{ turns: Turn[]; replayed: boolean }>;
+  append(address: SessionAddress, turns: NewTurn[], requestId: string): Promise<{ turns: AppendedTurn[]; replayed: boolean }>;
   listTurns(input: ListTurnsInput): Promise<{ turns: Turn[]; nextPageToken: string }>;
 }
 
@@ -102,15 +103,18 @@ export function createConversationService(stores: StoreSet): ConversationService
     async append(address, turns, requestId) {
       checkTurns(turns);
       const request = checkRequestId(requestId) ? { id: requestId, fingerprint: turnsFingerprint(turns) } : undefined;
-      const session = await loadSession(stores.sessions, address, { showDeleted: true });
-      checkWritable(session, "appending turns");
-      const outcome = await stores.conversations.append(session.namespaceId, session.uuid, turns, request);
+      // One round trip when all is well: the statement finds the session itself; only a refusal pays
+      // for the lookups that explain it.
+      const ref = parseAddress(address);
+      const namespaceId = ref.namespace === undefined ? undefined : await stores.sessions.namespaceId(ref.namespace, false);
+      if (ref.namespace !== undefined && !namespaceId) throw await appendRefusal(address, turns, "session");
+      const target = ref.kind === "uuid" ? { uuid: ref.uuid, namespaceId } : { namespaceId: namespaceId!, externalId: ref.sessionId };
+      const outcome = await stores.conversations.append(target, turns, request);
       if (outcome.ok) return { turns: outcome.turns, replayed: false };
       if (outcome.reason !== "request") throw await appendRefusal(address, turns, outcome.reason);
       const prev = outcome.previous;
       if (prev.fingerprint !== request!.fingerprint) throw new AlreadyExistsError(`request_id "${requestId}" was already used for different turns in this session`);
-      const stored = await stores.conversations.turns({ sessionUuid: session.uuid, afterSeq: prev.firstSeq - 1, untilSeq: prev.firstSeq + prev.count - 1, limit: prev.count });
-      return { turns: stored, replayed: true };
+      return { turns: await stores.conversations.appended(prev.sessionUuid, prev.firstSeq, prev.count), replayed: true };
     },
 
     async listTurns(input) {

@@ -3,6 +3,7 @@
  * errorInterceptor (handlers/errors.ts).
  */
 import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { Services } from "../domain/services.js";
 import {
@@ -130,7 +131,7 @@ export function createSessionHandlers(services: Pick<Services, "sessions" | "con
 
     async appendTurns(req) {
       const { turns, replayed } = await conversations.append(req, req.turns.map(newTurnFromProto), req.requestId);
-      return create(AppendTurnsResponseSchema, { turns: turns.map(turnToProto), replayed });
+      return create(AppendTurnsResponseSchema, { turns: turns.map((t) => ({ seq: BigInt(t.seq), role: t.role, createTime: timestampFromDate(t.createTime) })), replayed });
     },
 
     async listTurns(req) {

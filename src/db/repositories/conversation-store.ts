@@ -5,8 +5,10 @@
  * Counters: writes that add participants or turns update the session's counters in the same
  * statement or transaction, under the session row lock (see the INVARIANT on SessionEntity).
  */
+import { createHash } from "node:crypto";
 import type { DataSource, EntityManager } from "typeorm";
-import { ROLE_OF_KIND, type NewTurn, type Participant, type ParticipantKind, type Turn } from "../../domain/conversation.js";
+import type { PostgresDriver } from "typeorm/driver/postgres/PostgresDriver.js";
+import { ROLE_OF_KIND, type AppendedTurn, type NewTurn, type Participant, type ParticipantKind, type Turn } from "../../domain/conversation.js";
 import { databaseErrorCode } from "../../domain/errors.js";
 
 /** Values of a participant to bind. */
@@ -19,15 +21,18 @@ export interface BindValues {
   metadata: Record<string, unknown>;
 }
 
+/** The session an append names: by uuid (in a namespace, when known) or by caller id in a namespace. */
+export type AppendTarget = { uuid: string; namespaceId?: string } | { namespaceId: string; externalId: string };
+
 /** Outcome of one AppendTurns statement. */
 export type AppendOutcome =
-  | { ok: true; turns: Turn[] }
+  | { ok: true; turns: AppendedTurn[] }
   /** The session is no longer active (cancelled, soft-deleted or gone). */
   | { ok: false; reason: "session" }
   /** A speaker is not bound, or has left. */
   | { ok: false; reason: "participant" }
   /** The request_id was used before. */
-  | { ok: false; reason: "request"; previous: { firstSeq: number; count: number; fingerprint: string } };
+  | { ok: false; reason: "request"; previous: { sessionUuid: string; firstSeq: number; count: number; fingerprint: string } };
 
 /** A turn page query. */
 export interface TurnQuery {
@@ -82,13 +87,28 @@ export interface ConversationStore {
   /** Marks a participant as left (keeps an earlier leave time). */
   unbind(sessionUuid: string, participantId: string): Promise<Participant | undefined>;
   /**
-   * Appends turns in one statement: takes the session row lock, numbers the turns after the session's
-   * last sequence number, bumps the counters and records the request_id. Nothing is written unless all
-   * of it is.
+   * Appends turns in one statement (one round trip): finds the session, takes its row lock, numbers the
+   * turns after its last sequence number, bumps the counters and records the request_id. Nothing is
+   * written unless all of it is.
    */
-  append(namespaceId: string, sessionUuid: string, turns: NewTurn[], request?: { id: string; fingerprint: string }): Promise<AppendOutcome>;
+  append(target: AppendTarget, turns: NewTurn[], request?: { id: string; fingerprint: string }): Promise<AppendOutcome>;
+  /** The roles and times of turns seq in [from, from + count). */
+  appended(sessionUuid: string, from: number, count: number): Promise<AppendedTurn[]>;
   /** Turns in sequence order. */
   turns(query: TurnQuery): Promise<Turn[]>;
+}
+
+/**
+ * Runs `text` as a named (server-side prepared) statement when `db` is not inside a transaction, so
+ * Postgres plans it once per connection instead of on every call: AppendTurns is the hot path and its
+ * statement costs about as much to plan as to run. In a transaction it runs as a plain query.
+ */
+function prepared(db: DataSource | EntityManager, text: string, values: unknown[]): Promise<any[]> {
+  const manager = "manager" in db ? db.manager : db;
+  if (manager.queryRunner) return manager.query(text, values);
+  const pool = (manager.connection.driver as PostgresDriver).master;
+  const name = `sessiond_${createHash("sha1").update(text).digest("hex").slice(0, 16)}`;
+  return pool.query({ name, text, values }).then((r: { rows: any[] }) => r.rows);
 }
 
 /** Creates the store over a DataSource or a transaction's EntityManager. */
@@ -135,12 +155,10 @@ export function createConversationStore(db: DataSource | EntityManager): Convers
       return rows.length ? toParticipant(rows[0]) : undefined;
     },
 
-    async append(namespaceId, sessionUuid, turns, request) {
+    async append(target, turns, request) {
       // An unknown or departed speaker leaves participant_ref NULL, which fails the whole statement
-      // (NOT NULL); an inactive session matches no row in `s`, so nothing is inserted.
-      const params = [
-        sessionUuid,
-        namespaceId,
+      // (NOT NULL); a session that is missing or not active matches no row in `s`, so nothing is written.
+      const params: unknown[] = [
         turns.length,
         turns.map((t) => t.participantId),
         turns.map((t) => t.role),
@@ -150,42 +168,58 @@ export function createConversationStore(db: DataSource | EntityManager): Convers
         request?.id ?? null,
         request?.fingerprint ?? null,
       ];
+      const match: string[] = [];
+      const add = (column: string, value: unknown) => {
+        params.push(value);
+        match.push(`${column} = $${params.length}`);
+      };
+      if ("uuid" in target) add("id", target.uuid);
+      else add("external_id", target.externalId);
+      if (target.namespaceId) add("namespace_id", target.namespaceId);
       try {
-        const rows = await q(
+        const rows = await prepared(
+          db,
           `WITH s AS (
-             UPDATE sessions SET last_turn_seq = last_turn_seq + $3, turn_count = turn_count + $3
-             WHERE id = $1 AND namespace_id = $2 AND state = 'active' AND delete_time IS NULL
-             RETURNING last_turn_seq - $3 AS base),
+             UPDATE sessions SET last_turn_seq = last_turn_seq + $1, turn_count = turn_count + $1
+             WHERE ${match.join(" AND ")} AND state = 'active' AND delete_time IS NULL
+             RETURNING id, namespace_id, last_turn_seq - $1 AS base),
            n AS (
-             SELECT * FROM unnest($4::text[], $5::text[], $6::text[], $7::jsonb[], $8::jsonb[])
+             SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::jsonb[], $6::jsonb[])
                WITH ORDINALITY AS n(participant_id, role, content, tool_calls, metadata, ord)),
            t AS (
              INSERT INTO turns (namespace_id, session_id, participant_ref, seq, role, content, tool_calls, metadata, request_id)
-             SELECT $2, $1, p.id, s.base + n.ord, CASE WHEN n.role <> '' THEN n.role ELSE ${DEFAULT_ROLE} END,
-                    n.content, n.tool_calls, n.metadata, $9
+             SELECT s.namespace_id, s.id, p.id, s.base + n.ord, CASE WHEN n.role <> '' THEN n.role ELSE ${DEFAULT_ROLE} END,
+                    n.content, n.tool_calls, n.metadata, $7
              FROM n CROSS JOIN s
-             LEFT JOIN participants p ON p.session_id = $1 AND p.participant_id = n.participant_id AND p.left_time IS NULL
+             LEFT JOIN participants p ON p.session_id = s.id AND p.participant_id = n.participant_id AND p.left_time IS NULL
              RETURNING seq, role, create_time),
            r AS (
              INSERT INTO turn_requests (session_id, request_id, namespace_id, first_seq, turn_count, fingerprint)
-             SELECT $1, $9, $2, s.base + 1, $3, $10 FROM s WHERE $9::text IS NOT NULL)
+             SELECT s.id, $7, s.namespace_id, s.base + 1, $1, $8 FROM s WHERE $7::text IS NOT NULL)
            SELECT seq, role, create_time FROM t ORDER BY seq`,
           params,
         );
         if (!rows.length) return { ok: false, reason: "session" };
-        return {
-          ok: true,
-          turns: rows.map((r, i) => ({ ...turns[i], seq: Number(r.seq), role: r.role, requestId: request?.id ?? "", createTime: r.create_time })),
-        };
+        return { ok: true, turns: rows.map((r) => ({ seq: Number(r.seq), role: r.role, createTime: r.create_time })) };
       } catch (err) {
         const code = databaseErrorCode(err);
         if (code === NOT_NULL_VIOLATION) return { ok: false, reason: "participant" };
         if (code === UNIQUE_VIOLATION && request) {
-          const [prev] = await q("SELECT first_seq, turn_count, fingerprint FROM turn_requests WHERE session_id = $1 AND request_id = $2", [sessionUuid, request.id]);
-          if (prev) return { ok: false, reason: "request", previous: { firstSeq: Number(prev.first_seq), count: prev.turn_count, fingerprint: prev.fingerprint } };
+          const key = "uuid" in target ? ["s.id = $2", target.uuid] : ["s.external_id = $2", target.externalId];
+          const [prev] = await q(
+            `SELECT r.session_id, r.first_seq, r.turn_count, r.fingerprint FROM turn_requests r JOIN sessions s ON s.id = r.session_id
+             WHERE r.request_id = $1 AND ${key[0]} ${target.namespaceId ? "AND s.namespace_id = $3" : ""}`,
+            [request.id, key[1], ...(target.namespaceId ? [target.namespaceId] : [])],
+          );
+          if (prev) return { ok: false, reason: "request", previous: { sessionUuid: prev.session_id, firstSeq: Number(prev.first_seq), count: prev.turn_count, fingerprint: prev.fingerprint } };
         }
         throw err;
       }
+    },
+
+    async appended(sessionUuid, from, count) {
+      const rows = await q("SELECT seq, role, create_time FROM turns WHERE session_id = $1 AND seq >= $2 AND seq < $3 ORDER BY seq", [sessionUuid, from, from + count]);
+      return rows.map((r) => ({ seq: Number(r.seq), role: r.role, createTime: r.create_time }));
     },
 
     async turns(query) {
