@@ -12,7 +12,7 @@ import { createStores } from "./db/repositories/stores.js";
 import { createServices } from "./domain/services.js";
 import { createIntegratorFactory } from "./handlers/remote-integrator.js";
 import type { Logger } from "./logger.js";
-import { createInterceptors, createRoutes } from "./routes.js";
+import { createHttpRoutes, createInterceptors, createRoutes } from "./routes.js";
 import { build } from "./server.js";
 import { HealthStatus } from "./handlers/health.js";
 
@@ -66,6 +66,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     logger,
     routes: createRoutes({ services, health }),
     interceptors: createInterceptors(logger),
+    http: createHttpRoutes({ services, health }, { readMaxBytes: config.readMaxBytes, logger }),
   });
   let address: { port: number; url: string };
   try {

@@ -8,11 +8,19 @@ import { file_grpc_reflection_v1_reflection } from "../gen/grpc/reflection/v1/re
 import { file_grpc_reflection_v1alpha_reflection } from "../gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { file_sessiond_v1_memory_service, MemoryService } from "../gen/sessiond/v1/memory_service_pb.js";
 import { file_sessiond_v1_session_service, SessionService } from "../gen/sessiond/v1/session_service_pb.js";
+import { file_sessiond_v1_trace_service, TraceService } from "../gen/sessiond/v1/trace_service_pb.js";
+import {
+  file_opentelemetry_proto_collector_trace_v1_trace_service,
+  TraceService as OtlpTraceService,
+} from "../gen/opentelemetry/proto/collector/trace/v1/trace_service_pb.js";
 import type { Services } from "./domain/services.js";
 import { errorInterceptor } from "./handlers/errors.js";
 import { createHealthHandlers, type HealthStatus } from "./handlers/health.js";
 import { loggingInterceptor } from "./handlers/logging.js";
 import { createMemoryHandlers } from "./handlers/memory-service.js";
+import { createTraceHandlers } from "./handlers/trace-service.js";
+import { createOtlpGrpcHandlers, createOtlpHttpHandler } from "./handlers/otlp.js";
+import type { HttpHandler } from "./server.js";
 import { createReflectionRoutes } from "./handlers/reflection.js";
 import { createSessionHandlers } from "./handlers/session-service.js";
 import type { Logger } from "./logger.js";
@@ -21,6 +29,8 @@ import type { Logger } from "./logger.js";
 export const reflectedFiles = [
   file_sessiond_v1_session_service,
   file_sessiond_v1_memory_service,
+  file_sessiond_v1_trace_service,
+  file_opentelemetry_proto_collector_trace_v1_trace_service,
   file_grpc_health_v1_health,
   file_grpc_reflection_v1_reflection,
   file_grpc_reflection_v1alpha_reflection,
@@ -32,15 +42,22 @@ export interface RouteDeps {
   health: HealthStatus;
 }
 
-/** Registers SessionService, MemoryService, gRPC health and gRPC reflection (v1 and v1alpha). */
+/** Registers SessionService, MemoryService, TraceService, gRPC health and gRPC reflection (v1 and v1alpha). */
 export function createRoutes(deps: RouteDeps): (router: ConnectRouter) => void {
   const reflection = createReflectionRoutes(reflectedFiles);
   return (router) => {
     router.service(SessionService, createSessionHandlers(deps.services));
     router.service(MemoryService, createMemoryHandlers(deps.services.memories));
+    router.service(TraceService, createTraceHandlers(deps.services.tracing));
+    router.service(OtlpTraceService, createOtlpGrpcHandlers(deps.services.tracing));
     router.service(Health, createHealthHandlers(deps.health));
     reflection(router);
   };
+}
+
+/** Plain HTTP endpoints on the same port: OTLP/HTTP traces. */
+export function createHttpRoutes(deps: RouteDeps, opts: { readMaxBytes: number; logger: Logger }): Record<string, HttpHandler> {
+  return { "/v1/traces": createOtlpHttpHandler(deps.services.tracing, opts) };
 }
 
 /** The interceptor chain, outermost first: request id + access log, then error mapping. */

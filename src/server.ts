@@ -2,6 +2,7 @@
  * The sessiond server: Connect, gRPC and gRPC-Web on one cleartext port (HTTP/1.1 and HTTP/2), with a
  * graceful shutdown. `build()` has no side effects until `listen()` is called; nothing happens on import.
  */
+import type { IncomingMessage, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Code, ConnectError, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter, type ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
@@ -17,7 +18,12 @@ export interface ServerDeps {
   routes: (router: ConnectRouter) => void;
   /** Applied to every call, outermost first. */
   interceptors?: Interceptor[];
+  /** Plain HTTP endpoints beside the RPCs, by path (e.g. OTLP/HTTP's `/v1/traces`). */
+  http?: Record<string, HttpHandler>;
 }
+
+/** A plain HTTP endpoint. Errors it throws become a 500 without details. */
+export type HttpHandler = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>;
 
 /** A built server. */
 export interface Server {
@@ -56,7 +62,7 @@ export function build(deps: ServerDeps): Server {
     maxTimeoutMs: config.maxTimeoutMs,
     shutdownSignal: controller.signal,
     interceptors: deps.interceptors ?? [],
-    fallback: healthz(() => !controller.signal.aborted),
+    fallback: plainHttp(deps.http ?? {}, () => !controller.signal.aborted, logger),
   });
   // HTTP/2 receive windows sized for large requests (100,000 ids in one BulkDeleteSessions is ~4.6 MB):
   // with the protocol's default 64 KiB windows such an upload needs ~70 window round trips.
@@ -104,10 +110,24 @@ export function build(deps: ServerDeps): Server {
   };
 }
 
-/** `GET /healthz` for load balancers that do not speak gRPC: 200 "ok", or 503 once shutdown started. Anything else: 404. */
-function healthz(serving: () => boolean): NonNullable<ConnectNodeAdapterOptions["fallback"]> {
+/**
+ * What is not an RPC: the `http` endpoints by path, and `GET /healthz` for load balancers that do not
+ * speak gRPC (200 "ok", or 503 once shutdown started). Anything else: 404.
+ */
+function plainHttp(http: Record<string, HttpHandler>, serving: () => boolean, logger: Logger): NonNullable<ConnectNodeAdapterOptions["fallback"]> {
   return (req, res) => {
     const path = (req.url ?? "").split("?", 1)[0];
+    const endpoint = Object.hasOwn(http, path) ? http[path] : undefined;
+    if (endpoint) {
+      Promise.resolve()
+        .then(() => endpoint(req as IncomingMessage, res as ServerResponse))
+        .catch((err) => {
+          logger.error({ err, path }, "http endpoint failed");
+          if (!res.headersSent) res.writeHead(500);
+          res.end();
+        });
+      return;
+    }
     if (path === "/healthz" && (req.method === "GET" || req.method === "HEAD")) {
       const ok = serving();
       res.writeHead(ok ? 200 : 503, { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" });

@@ -9,6 +9,7 @@ import { createIntegrationService, type IntegrationFailureLog, type IntegrationS
 import type { Integrator, IntegratorConfig } from "./integrator.js";
 import { createMemoryService, type MemoryService } from "./memories.js";
 import { createSessionService, type SessionService } from "./sessions.js";
+import { createTracingService, type TracingService } from "./tracing.js";
 
 /** The domain services. */
 export interface Services {
@@ -16,6 +17,7 @@ export interface Services {
   conversations: ConversationService;
   integration: IntegrationService;
   memories: MemoryService;
+  tracing: TracingService;
 }
 
 /** What the services are built from. */
@@ -34,5 +36,6 @@ export function createServices(deps: ServiceDeps): Services {
     conversations: createConversationService(deps.stores),
     integration: createIntegrationService({ stores: deps.stores, integratorFor: deps.integratorFor, logFailure: deps.logIntegrationFailure }),
     memories: createMemoryService(deps.stores),
+    tracing: createTracingService(deps.stores),
   };
 }

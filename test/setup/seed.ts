@@ -67,8 +67,8 @@ export async function seedContents(ds: DataSource, sessionIds: string[], c: Sess
     [ids, sp],
   );
   await ds.query(
-    `INSERT INTO annotations (namespace_id, session_id, trace_id, target_kind, name, annotator_kind, label)
-     SELECT t.namespace_id, t.session_id, t.id, 'trace', 'quality', 'human', 'good'
+    `INSERT INTO annotations (namespace_id, session_id, trace_id, target_kind, target_key, name, annotator_kind, label)
+     SELECT t.namespace_id, t.session_id, t.id, 'trace', 'trace:' || t.id, 'quality', 'human', 'good'
      FROM traces t, generate_series(1, $2) g WHERE t.session_id = ANY($1)`,
     [ids, an],
   );

@@ -13,6 +13,8 @@ import { TraceEntity } from "./trace.js";
 @Index("ix_annotations_session", ["sessionId"])
 @Index("ix_annotations_trace", ["traceId"])
 @Index("ix_annotations_span", ["spanId"])
+@Index("ix_annotations_target", ["namespaceId", "targetKey", "createTime", "id"])
+@Index("uq_annotations_identifier", ["namespaceId", "targetKey", "name", "identifier"], { unique: true, where: `"identifier" <> ''` })
 export class AnnotationEntity {
   @PrimaryGeneratedColumn("uuid", { primaryKeyConstraintName: "pk_annotations" })
   id: string;
@@ -48,6 +50,10 @@ export class AnnotationEntity {
   /** session, trace or span. */
   @Column({ name: "target_kind", type: "varchar", length: 8 })
   targetKind: string;
+
+  /** The target as one key ("session:<uuid>", "trace:<uuid>", "span:<id>"): what lists and upserts go by. */
+  @Column({ name: "target_key", type: "varchar", length: 64 })
+  targetKey: string;
 
   @Column({ type: "varchar", length: 256 })
   name: string;

@@ -6,6 +6,7 @@ import { SessionEntity } from "./session.js";
 @Entity({ name: "traces" })
 @Unique("uq_traces_namespace_otel_trace_id", ["namespaceId", "otelTraceId"])
 @Index("ix_traces_session", ["sessionId"])
+@Index("ix_traces_namespace_session_create_time", ["namespaceId", "sessionId", "createTime", "id"])
 export class TraceEntity {
   @PrimaryGeneratedColumn("uuid", { primaryKeyConstraintName: "pk_traces" })
   id: string;

@@ -1,0 +1,268 @@
+/**
+ * Storage of traces, spans and annotations. Every statement is scoped by namespace_id.
+ *
+ * Lock order, the same for every writer: trace rows (in trace-id order, taken by the trace upsert),
+ * then session rows (in id order, taken by the counter updates at the end of the transaction). Session
+ * counters (trace_count, span_count, annotation_count) change in the same transaction as the rows they
+ * count (see the INVARIANT on SessionEntity).
+ */
+import type { EntityManager } from "typeorm";
+import type { Cursor } from "../../domain/page-token.js";
+import type { Annotation, AnnotatorKind, Span, Trace } from "../../domain/trace.js";
+
+/** What RecordSpans stored. */
+export interface RecordResult {
+  recorded: number;
+  duplicate: number;
+  tracesCreated: number;
+}
+
+/** An annotation target resolved to rows. */
+export interface ResolvedTarget {
+  kind: "session" | "trace" | "span";
+  /** The session the target belongs to (counted there), if any. */
+  sessionUuid: string | null;
+  traceUuid: string | null;
+  spanRowId: string | null;
+  key: string;
+}
+
+/** Values of an annotation. */
+export interface AnnotationValues {
+  name: string;
+  annotatorKind: AnnotatorKind;
+  label: string;
+  score: number | null;
+  explanation: string;
+  metadata: Record<string, unknown>;
+  identifier: string;
+}
+
+const TRACE_COLUMNS = "t.id, t.otel_trace_id, t.session_id, t.root_name, t.span_count, t.start_time, t.end_time, t.status_code, t.create_time";
+
+function toTrace(row: any): Trace {
+  return {
+    uuid: row.id,
+    traceId: row.otel_trace_id,
+    sessionUuid: row.session_id,
+    rootSpanName: row.root_name,
+    spanCount: row.span_count,
+    startTime: row.start_time,
+    endTime: row.end_time,
+    statusCode: row.status_code,
+  };
+}
+
+function toSpan(row: any): Span {
+  return {
+    traceId: row.trace_otel_id,
+    spanId: row.otel_span_id,
+    parentSpanId: row.otel_parent_span_id ?? "",
+    name: row.name,
+    kind: row.kind,
+    startTime: row.start_time,
+    endTime: row.end_time,
+    statusCode: row.status_code,
+    statusMessage: row.status_message,
+    attributes: row.attributes,
+    events: (row.events as { name: string; time: string; attributes: Record<string, unknown> }[]).map((e) => ({ name: e.name, time: new Date(e.time), attributes: e.attributes as never })),
+  };
+}
+
+function toAnnotation(row: any): Annotation {
+  const target: Annotation["target"] =
+    row.target_kind === "span"
+      ? { kind: "span", traceId: row.trace_otel_id, spanId: row.otel_span_id }
+      : row.target_kind === "trace"
+        ? { kind: "trace", traceId: row.trace_otel_id }
+        : { kind: "session", sessionUuid: row.session_id };
+  return {
+    uuid: row.id,
+    target,
+    name: row.name,
+    annotatorKind: row.annotator_kind,
+    label: row.label,
+    score: row.score,
+    explanation: row.explanation,
+    metadata: row.metadata,
+    identifier: row.identifier,
+    createTime: row.create_time,
+    updateTime: row.update_time,
+  };
+}
+
+/** Adds to the counters of several sessions, one statement per session in id order (the lock order). */
+async function bumpSessions(db: EntityManager, deltas: Map<string, { traces: number; spans: number; annotations: number }>) {
+  for (const id of [...deltas.keys()].sort()) {
+    const d = deltas.get(id)!;
+    if (!d.traces && !d.spans && !d.annotations) continue;
+    await db.query("UPDATE sessions SET trace_count = trace_count + $2, span_count = span_count + $3, annotation_count = annotation_count + $4 WHERE id = $1", [id, d.traces, d.spans, d.annotations]);
+  }
+}
+
+/** Trace storage bound to a transaction's EntityManager (or the DataSource's manager for reads). */
+export function createTraceStore(db: EntityManager) {
+  const q = (sql: string, params: unknown[] = []) => db.query(sql, params) as Promise<any[]>;
+
+  return {
+    /**
+     * Stores spans (call inside a transaction): creates missing traces under `sessionUuid`, inserts the
+     * spans that are new (ON CONFLICT DO NOTHING on (trace, span id)), folds them into their traces'
+     * summaries, and counts them on the traces' sessions. Spans of a trace that exists go to that trace,
+     * whatever session it belongs to.
+     */
+    async record(namespaceId: string, sessionUuid: string | null, spans: Span[]): Promise<RecordResult> {
+      const traceIds = [...new Set(spans.map((s) => s.traceId))].sort();
+      const traces: { id: string; otel_trace_id: string; session_id: string | null; created: boolean }[] = await q(
+        `INSERT INTO traces AS t (namespace_id, session_id, otel_trace_id)
+         SELECT $1, $2, x FROM unnest($3::text[]) AS x ORDER BY x
+         ON CONFLICT (namespace_id, otel_trace_id) DO UPDATE SET otel_trace_id = EXCLUDED.otel_trace_id
+         RETURNING t.id, t.otel_trace_id, t.session_id, (xmax = 0) AS created`,
+        [namespaceId, sessionUuid, traceIds],
+      );
+      const traceOf = new Map(traces.map((t) => [t.otel_trace_id, t]));
+      const inserted: { trace_id: string; n: number }[] = await q(
+        `WITH ins AS (
+           INSERT INTO spans (namespace_id, trace_id, otel_span_id, otel_parent_span_id, name, kind, start_time, end_time, status_code, status_message, attributes, events)
+           SELECT $1, x.trace_id, x.span_id, NULLIF(x.parent, ''), x.name, x.kind, x.start_time, x.end_time, x.status_code, x.status_message, x.attributes, x.events
+           FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::smallint[], $7::timestamptz[], $8::timestamptz[], $9::smallint[], $10::text[], $11::jsonb[], $12::jsonb[])
+             AS x(trace_id, span_id, parent, name, kind, start_time, end_time, status_code, status_message, attributes, events)
+           ON CONFLICT (trace_id, otel_span_id) DO NOTHING
+           RETURNING trace_id, otel_parent_span_id, name, start_time, end_time, status_code),
+         agg AS (
+           SELECT trace_id, count(*)::int AS n, min(start_time) AS first, max(end_time) AS last, max(status_code) AS status,
+                  (array_agg(name ORDER BY start_time) FILTER (WHERE otel_parent_span_id IS NULL))[1] AS root
+           FROM ins GROUP BY trace_id),
+         upd AS (
+           UPDATE traces t SET span_count = t.span_count + agg.n, start_time = LEAST(t.start_time, agg.first),
+             end_time = GREATEST(t.end_time, agg.last), status_code = GREATEST(t.status_code, agg.status),
+             root_name = CASE WHEN t.root_name = '' THEN COALESCE(agg.root, '') ELSE t.root_name END
+           FROM agg WHERE t.id = agg.trace_id RETURNING t.id)
+         SELECT trace_id, n FROM agg`,
+        [
+          namespaceId,
+          spans.map((s) => traceOf.get(s.traceId)!.id),
+          spans.map((s) => s.spanId),
+          spans.map((s) => s.parentSpanId),
+          spans.map((s) => s.name),
+          spans.map((s) => s.kind),
+          spans.map((s) => s.startTime),
+          spans.map((s) => s.endTime),
+          spans.map((s) => s.statusCode),
+          spans.map((s) => s.statusMessage),
+          spans.map((s) => JSON.stringify(s.attributes)),
+          spans.map((s) => JSON.stringify(s.events)),
+        ],
+      );
+      const sessionOfTrace = new Map(traces.map((t) => [t.id, t.session_id]));
+      const deltas = new Map<string, { traces: number; spans: number; annotations: number }>();
+      const delta = (id: string) => deltas.get(id) ?? deltas.set(id, { traces: 0, spans: 0, annotations: 0 }).get(id)!;
+      for (const t of traces) if (t.created && t.session_id) delta(t.session_id).traces++;
+      for (const r of inserted) {
+        const session = sessionOfTrace.get(r.trace_id);
+        if (session) delta(session).spans += r.n;
+      }
+      await bumpSessions(db, deltas);
+      const recorded = inserted.reduce((a, r) => a + r.n, 0);
+      return { recorded, duplicate: spans.length - recorded, tracesCreated: traces.filter((t) => t.created).length };
+    },
+
+    /** One page of a session's traces (or those under no session), newest first. */
+    async list(namespaceId: string, sessionUuid: string | null, after: Cursor | undefined, limit: number): Promise<(Trace & { createTime: Date })[]> {
+      const params: unknown[] = [namespaceId];
+      let where = "t.namespace_id = $1";
+      if (sessionUuid) {
+        params.push(sessionUuid);
+        where += ` AND t.session_id = $${params.length}`;
+      } else {
+        where += " AND t.session_id IS NULL";
+      }
+      if (after) {
+        params.push(after.createTime, after.uuid);
+        where += ` AND (t.create_time, t.id) < ($${params.length - 1}, $${params.length})`;
+      }
+      params.push(limit);
+      const rows = await q(`SELECT ${TRACE_COLUMNS} FROM traces t WHERE ${where} ORDER BY t.create_time DESC, t.id DESC LIMIT $${params.length}`, params);
+      return rows.map((r) => ({ ...toTrace(r), createTime: r.create_time }));
+    },
+
+    /** A trace by OpenTelemetry id, with its spans. */
+    async get(namespaceId: string, traceId: string): Promise<{ trace: Trace; spans: Span[] } | undefined> {
+      const [row] = await q(`SELECT ${TRACE_COLUMNS} FROM traces t WHERE t.namespace_id = $1 AND t.otel_trace_id = $2`, [namespaceId, traceId]);
+      if (!row) return undefined;
+      const spans = await q("SELECT s.*, $2::text AS trace_otel_id FROM spans s WHERE s.trace_id = $1 ORDER BY s.start_time, s.otel_span_id", [row.id, traceId]);
+      return { trace: toTrace(row), spans: spans.map(toSpan) };
+    },
+
+    /** Deletes traces (call inside a transaction); spans and annotations go by cascade and are counted. */
+    async delete(namespaceId: string, traceIds: string[]): Promise<{ traces: number; spans: number; annotations: number }> {
+      const rows: { id: string; session_id: string | null; span_count: number; annotations: number }[] = await q(
+        `SELECT t.id, t.session_id, t.span_count, (SELECT count(*)::int FROM annotations a WHERE a.trace_id = t.id) AS annotations
+         FROM traces t WHERE t.namespace_id = $1 AND t.otel_trace_id = ANY($2::text[]) ORDER BY t.otel_trace_id FOR UPDATE`,
+        [namespaceId, traceIds],
+      );
+      if (!rows.length) return { traces: 0, spans: 0, annotations: 0 };
+      await q("DELETE FROM traces WHERE id = ANY($1::uuid[])", [rows.map((r) => r.id)]);
+      const deltas = new Map<string, { traces: number; spans: number; annotations: number }>();
+      for (const r of rows) {
+        if (!r.session_id) continue;
+        const d = deltas.get(r.session_id) ?? { traces: 0, spans: 0, annotations: 0 };
+        d.traces--;
+        d.spans -= r.span_count;
+        d.annotations -= r.annotations;
+        deltas.set(r.session_id, d);
+      }
+      await bumpSessions(db, deltas);
+      return { traces: rows.length, spans: rows.reduce((a, r) => a + r.span_count, 0), annotations: rows.reduce((a, r) => a + r.annotations, 0) };
+    },
+
+    /** Resolves a trace or span target; undefined when it does not exist in the namespace. */
+    async resolve(namespaceId: string, traceId: string, spanId?: string): Promise<ResolvedTarget | undefined> {
+      const [t] = await q("SELECT id, session_id FROM traces WHERE namespace_id = $1 AND otel_trace_id = $2", [namespaceId, traceId]);
+      if (!t) return undefined;
+      if (spanId === undefined) return { kind: "trace", sessionUuid: t.session_id, traceUuid: t.id, spanRowId: null, key: `trace:${t.id}` };
+      const [s] = await q("SELECT id FROM spans WHERE trace_id = $1 AND otel_span_id = $2", [t.id, spanId]);
+      return s ? { kind: "span", sessionUuid: t.session_id, traceUuid: t.id, spanRowId: String(s.id), key: `span:${s.id}` } : undefined;
+    },
+
+    /** Inserts, or with an identifier upserts, an annotation (call inside a transaction); counts new ones on the session. */
+    async annotate(namespaceId: string, target: ResolvedTarget, v: AnnotationValues): Promise<{ annotation: Annotation; created: boolean }> {
+      const params = [namespaceId, target.sessionUuid, target.traceUuid, target.spanRowId, target.kind, target.key, v.name, v.annotatorKind, v.label, v.score, v.explanation, v.metadata, v.identifier];
+      const [row] = await q(
+        `WITH a AS (
+           INSERT INTO annotations AS a (namespace_id, session_id, trace_id, span_id, target_kind, target_key, name, annotator_kind, label, score, explanation, metadata, identifier)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+           ON CONFLICT (namespace_id, target_key, name, identifier) WHERE identifier <> ''
+           DO UPDATE SET annotator_kind = EXCLUDED.annotator_kind, label = EXCLUDED.label, score = EXCLUDED.score,
+             explanation = EXCLUDED.explanation, metadata = EXCLUDED.metadata, update_time = now()
+           RETURNING a.*, (xmax = 0) AS created)
+         SELECT a.*, t.otel_trace_id AS trace_otel_id, s.otel_span_id FROM a
+         LEFT JOIN traces t ON t.id = a.trace_id LEFT JOIN spans s ON s.id = a.span_id`,
+        params,
+      );
+      if (row.created && target.sessionUuid) await bumpSessions(db, new Map([[target.sessionUuid, { traces: 0, spans: 0, annotations: 1 }]]));
+      return { annotation: toAnnotation(row), created: row.created };
+    },
+
+    /** One page of a target's annotations, newest first. */
+    async annotations(namespaceId: string, key: string, after: Cursor | undefined, limit: number): Promise<Annotation[]> {
+      const params: unknown[] = [namespaceId, key];
+      let where = "a.namespace_id = $1 AND a.target_key = $2";
+      if (after) {
+        params.push(after.createTime, after.uuid);
+        where += ` AND (a.create_time, a.id) < ($3, $4)`;
+      }
+      params.push(limit);
+      const rows = await q(
+        `SELECT a.*, t.otel_trace_id AS trace_otel_id, s.otel_span_id FROM annotations a
+         LEFT JOIN traces t ON t.id = a.trace_id LEFT JOIN spans s ON s.id = a.span_id
+         WHERE ${where} ORDER BY a.create_time DESC, a.id DESC LIMIT $${params.length}`,
+        params,
+      );
+      return rows.map(toAnnotation);
+    },
+  };
+}
+
+/** Trace storage. */
+export type TraceStore = ReturnType<typeof createTraceStore>;

@@ -1,0 +1,222 @@
+/**
+ * TraceService: recording spans against sessions, reading traces as trees, deleting them, and
+ * annotating sessions, traces and spans. Rules and transactions live here; SQL in the trace store.
+ */
+import type { StoreSet } from "../db/repositories/stores.js";
+import type { AnnotationValues, RecordResult, ResolvedTarget } from "../db/repositories/trace-store.js";
+import { databaseErrorCode, InvalidInputError, NotFoundError, PreconditionError } from "./errors.js";
+import { decodeGlobalId } from "./ids.js";
+import { decodePageToken, encodePageToken, fingerprint } from "./page-token.js";
+import {
+  checkData,
+  checkNamespace,
+  checkPageSize,
+  checkText,
+  DEFAULT_EXPIRES_AFTER_MS,
+  DEFAULT_MAX_REQUESTS_PER_MINUTE,
+  type JsonObject,
+  type Session,
+} from "./session.js";
+import { loadSession, type SessionAddress } from "./sessions.js";
+import {
+  checkSpans,
+  checkSpanId,
+  checkTraceId,
+  MAX_ANNOTATION_METADATA_BYTES,
+  MAX_EXPLANATION_BYTES,
+  MAX_TRACE_IDS_PER_CALL,
+  spanTree,
+  type Annotation,
+  type AnnotationTargetInput,
+  type AnnotatorKind,
+  type Span,
+  type SpanInput,
+  type Trace,
+} from "./trace.js";
+
+/** Input of RecordSpans. */
+export interface RecordSpansInput {
+  namespace: string;
+  /** Global id of the session, or "". */
+  session: string;
+  /** Caller's session id, or "". */
+  sessionId: string;
+  spans: SpanInput[];
+}
+
+/** Input of Annotate. */
+export interface AnnotateInput {
+  namespace: string;
+  target: AnnotationTargetInput;
+  name: string;
+  annotatorKind: AnnotatorKind | undefined;
+  label: string;
+  score: number | undefined;
+  explanation: string;
+  metadata: JsonObject;
+  identifier: string;
+}
+
+const RETRYABLE = new Set(["40P01", "40001"]);
+
+/** Runs `work` again (up to 3 times) when Postgres reports a deadlock or serialization failure. */
+async function retrying<T>(work: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await work();
+    } catch (err) {
+      if (attempt >= 3 || !RETRYABLE.has(databaseErrorCode(err) ?? "")) throw err;
+    }
+  }
+}
+
+/** Creates the service over the stores. */
+export function createTracingService(stores: StoreSet) {
+  /** The session a call names by global id or caller id; undefined when it names none. */
+  async function sessionOf(namespace: string, id: string, sessionId: string, field: string): Promise<Session | undefined> {
+    if (!id && !sessionId) return undefined;
+    if (id && sessionId) throw new InvalidInputError(field, `set either ${field} or ${field}_id, not both`);
+    return loadSession(stores.sessions, { id, namespace, sessionId }, { showDeleted: true }).then((s) => {
+      if (s.namespace !== namespace) throw new NotFoundError(`session ${id} not found`);
+      if (s.state === "soft_deleted") throw new PreconditionError(`session ${s.id} is deleted; recording spans is not allowed`);
+      return s;
+    });
+  }
+
+  async function namespaceIdOf(name: string, create: boolean): Promise<string | undefined> {
+    return stores.sessions.namespaceId(name, create);
+  }
+
+  /** Resolves an annotation target in a namespace. @throws NotFoundError, InvalidInputError */
+  async function resolveTarget(namespace: string, namespaceId: string | undefined, target: AnnotationTargetInput): Promise<ResolvedTarget> {
+    switch (target.kind) {
+      case "none":
+        throw new InvalidInputError("target", "set one of session, session_id, trace_id or span");
+      case "session":
+      case "sessionId": {
+        const s = await loadSession(stores.sessions, target.kind === "session" ? { id: target.id, namespace, sessionId: "" } : { id: "", namespace, sessionId: target.sessionId });
+        if (s.namespace !== namespace) throw new NotFoundError(`session ${s.id} not found`);
+        return { kind: "session", sessionUuid: s.uuid, traceUuid: null, spanRowId: null, key: `session:${s.uuid}` };
+      }
+      case "trace":
+      case "span": {
+        const traceId = checkTraceId(target.traceId, target.kind === "trace" ? "target.trace_id" : "target.span.trace_id");
+        const spanId = target.kind === "span" ? checkSpanId(target.spanId, "target.span.span_id") : undefined;
+        const found = namespaceId ? await stores.traces.resolve(namespaceId, traceId, spanId) : undefined;
+        if (!found) throw new NotFoundError(spanId ? `span ${spanId} of trace ${traceId} not found` : `trace ${traceId} not found`);
+        return found;
+      }
+    }
+  }
+
+  return {
+    /** Records a batch of spans in one transaction. */
+    async record(input: RecordSpansInput, opts: { createSession?: boolean } = {}): Promise<RecordResult> {
+      const namespace = checkNamespace(input.namespace);
+      const spans = checkSpans(input.spans);
+      let session: Session | undefined;
+      if (opts.createSession && input.sessionId) {
+        session = await stores.sessions.find({ namespaceId: (await namespaceIdOf(namespace, true))!, externalId: input.sessionId });
+        if (!session) session = await createSessionForSpans(namespace, input.sessionId);
+        if (session.state === "soft_deleted") throw new PreconditionError(`session ${session.id} is deleted; recording spans is not allowed`);
+      } else {
+        session = await sessionOf(namespace, input.session, input.sessionId, "session");
+      }
+      if (session?.state === "cancelled") throw new PreconditionError(`session ${session.id} is cancelled; recording spans is not allowed`);
+      const namespaceId = session ? session.namespaceId : (await namespaceIdOf(namespace, true))!;
+      return retrying(() => stores.transaction((tx) => tx.traces.record(namespaceId, session?.uuid ?? null, spans)));
+    },
+
+    /** One page of a session's traces, or of the traces under no session. */
+    async list(input: { namespace: string; session: string; sessionId: string; withoutSession: boolean; pageSize: number; pageToken: string }): Promise<{ traces: Trace[]; nextPageToken: string }> {
+      const namespace = checkNamespace(input.namespace);
+      const limit = checkPageSize(input.pageSize);
+      if (input.withoutSession && (input.session || input.sessionId)) throw new InvalidInputError("without_session", "set it alone, without session or session_id");
+      if (!input.withoutSession && !input.session && !input.sessionId) throw new InvalidInputError("session", "set session, session_id or without_session");
+      const session = input.withoutSession ? undefined : await sessionOf(namespace, input.session, input.sessionId, "session").catch((err) => {
+        if (err instanceof PreconditionError) throw new NotFoundError(err.message);
+        throw err;
+      });
+      const fp = fingerprint({ namespace, session: session?.uuid ?? null });
+      const after = input.pageToken ? decodePageToken(input.pageToken, fp, "namespace and session") : undefined;
+      const namespaceId = session ? session.namespaceId : await namespaceIdOf(namespace, false);
+      if (!namespaceId) return { traces: [], nextPageToken: "" };
+      const rows = await stores.traces.list(namespaceId, session?.uuid ?? null, after, limit + 1);
+      const page = rows.slice(0, limit);
+      const last = page[page.length - 1];
+      return { traces: page, nextPageToken: rows.length > limit ? encodePageToken({ createTime: last.createTime, uuid: last.uuid }, fp) : "" };
+    },
+
+    /** A trace with its spans as a tree. */
+    async get(namespaceName: string, traceIdInput: string): Promise<{ trace: Trace; spans: { span: Span; depth: number }[] }> {
+      const namespace = checkNamespace(namespaceName);
+      const traceId = checkTraceId(traceIdInput);
+      const namespaceId = await namespaceIdOf(namespace, false);
+      const found = namespaceId ? await stores.traces.get(namespaceId, traceId) : undefined;
+      if (!found) throw new NotFoundError(`trace ${traceId} not found in namespace "${namespace}"`);
+      return { trace: found.trace, spans: spanTree(found.spans) };
+    },
+
+    /** Deletes traces with their spans and annotations. */
+    async delete(namespaceName: string, traceIds: string[]) {
+      const namespace = checkNamespace(namespaceName);
+      if (traceIds.length === 0 || traceIds.length > MAX_TRACE_IDS_PER_CALL) throw new InvalidInputError("trace_ids", `must hold 1 to ${MAX_TRACE_IDS_PER_CALL} ids`);
+      const ids = [...new Set(traceIds.map((id, i) => checkTraceId(id, `trace_ids[${i}]`)))];
+      const namespaceId = await namespaceIdOf(namespace, false);
+      if (!namespaceId) return { traces: 0, spans: 0, annotations: 0 };
+      return retrying(() => stores.transaction((tx) => tx.traces.delete(namespaceId, ids)));
+    },
+
+    /** Annotates a session, trace or span; with an identifier, repeats update. */
+    async annotate(input: AnnotateInput): Promise<{ annotation: Annotation; created: boolean }> {
+      const namespace = checkNamespace(input.namespace);
+      const values: AnnotationValues = {
+        name: checkText("name", input.name, 256, { required: true }),
+        annotatorKind: input.annotatorKind ?? (() => {
+          throw new InvalidInputError("annotator_kind", "is required: HUMAN, LLM or CODE");
+        })(),
+        label: checkText("label", input.label, 256),
+        score: input.score === undefined ? null : Number.isFinite(input.score) ? input.score : (() => {
+          throw new InvalidInputError("score", "must be a finite number");
+        })(),
+        explanation: checkText("explanation", input.explanation, MAX_EXPLANATION_BYTES),
+        metadata: checkData(input.metadata, "metadata", MAX_ANNOTATION_METADATA_BYTES),
+        identifier: checkText("identifier", input.identifier, 256),
+      };
+      if (Buffer.byteLength(values.explanation, "utf8") > MAX_EXPLANATION_BYTES) throw new InvalidInputError("explanation", `must be at most ${MAX_EXPLANATION_BYTES} bytes`);
+      const namespaceId = await namespaceIdOf(namespace, false);
+      const target = await resolveTarget(namespace, namespaceId, input.target);
+      return retrying(() => stores.transaction((tx) => tx.traces.annotate(namespaceId!, target, values)));
+    },
+
+    /** One page of a target's annotations. */
+    async annotations(input: { namespace: string; target: AnnotationTargetInput; pageSize: number; pageToken: string }): Promise<{ annotations: Annotation[]; nextPageToken: string }> {
+      const namespace = checkNamespace(input.namespace);
+      const limit = checkPageSize(input.pageSize);
+      const namespaceId = await namespaceIdOf(namespace, false);
+      const target = await resolveTarget(namespace, namespaceId, input.target);
+      const fp = fingerprint({ namespace, target: target.key });
+      const after = input.pageToken ? decodePageToken(input.pageToken, fp, "namespace and target") : undefined;
+      const rows = await stores.traces.annotations(namespaceId!, target.key, after, limit + 1);
+      const page = rows.slice(0, limit);
+      const last = page[page.length - 1];
+      return { annotations: page, nextPageToken: rows.length > limit ? encodePageToken({ createTime: last.createTime, uuid: last.uuid }, fp) : "" };
+    },
+  };
+
+  /** OTLP: a session named by spans' session.id that does not exist yet is created with the defaults. */
+  async function createSessionForSpans(namespace: string, sessionId: string): Promise<Session> {
+    const namespaceId = (await namespaceIdOf(namespace, true))!;
+    try {
+      return await stores.sessions.insert({ namespaceId, externalId: checkText("session.id", sessionId, 256, { required: true, id: true }), user: "", workflowId: "", workflowVersion: "", data: {}, labels: {}, expiresAfterMs: DEFAULT_EXPIRES_AFTER_MS, maxRequestsPerMinute: DEFAULT_MAX_REQUESTS_PER_MINUTE });
+    } catch (err) {
+      // Created meanwhile by a concurrent export.
+      const existing = await stores.sessions.find({ namespaceId, externalId: sessionId });
+      if (existing) return existing;
+      throw err;
+    }
+  }
+}
+
+/** TraceService's domain operations. */
+export type TracingService = ReturnType<typeof createTracingService>;
