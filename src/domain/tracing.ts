@@ -2,7 +2,7 @@
  * TraceService: recording spans against sessions, reading traces as trees, deleting them, and
  * annotating sessions, traces and spans. Rules and transactions live here; SQL in the trace store.
  */
-import type { StoreSet } from "../db/repositories/stores.js";
+import type { StoreSet, Stores } from "../db/repositories/stores.js";
 import type { AnnotationValues, RecordResult, ResolvedTarget } from "../db/repositories/trace-store.js";
 import { databaseErrorCode, InvalidInputError, NotFoundError, PreconditionError } from "./errors.js";
 import { decodeGlobalId } from "./ids.js";
@@ -87,22 +87,25 @@ export function createTracingService(stores: StoreSet) {
     return stores.sessions.namespaceId(name, create);
   }
 
-  /** Resolves an annotation target in a namespace. @throws NotFoundError, InvalidInputError */
-  async function resolveTarget(namespace: string, namespaceId: string | undefined, target: AnnotationTargetInput): Promise<ResolvedTarget> {
+  /**
+   * Resolves an annotation target in a namespace, with `tx` so that the target stays until commit (the
+   * session row locked, trace and span rows key-share locked). @throws NotFoundError, InvalidInputError
+   */
+  async function resolveTarget(tx: Stores, namespace: string, namespaceId: string | undefined, target: AnnotationTargetInput): Promise<ResolvedTarget> {
     switch (target.kind) {
       case "none":
         throw new InvalidInputError("target", "set one of session, session_id, trace_id or span");
       case "session":
       case "sessionId": {
-        const s = await loadSession(stores.sessions, target.kind === "session" ? { id: target.id, namespace, sessionId: "" } : { id: "", namespace, sessionId: target.sessionId });
-        if (s.namespace !== namespace) throw new NotFoundError(`session ${s.id} not found`);
+        const address = target.kind === "session" ? { id: target.id, namespace, sessionId: "" } : { id: "", namespace, sessionId: target.sessionId };
+        const s = await loadSession(tx.sessions, address, { lock: true });
         return { kind: "session", sessionUuid: s.uuid, traceUuid: null, spanRowId: null, key: `session:${s.uuid}` };
       }
       case "trace":
       case "span": {
         const traceId = checkTraceId(target.traceId, target.kind === "trace" ? "target.trace_id" : "target.span.trace_id");
         const spanId = target.kind === "span" ? checkSpanId(target.spanId, "target.span.span_id") : undefined;
-        const found = namespaceId ? await stores.traces.resolve(namespaceId, traceId, spanId) : undefined;
+        const found = namespaceId ? await tx.traces.resolve(namespaceId, traceId, spanId) : undefined;
         if (!found) throw new NotFoundError(spanId ? `span ${spanId} of trace ${traceId} not found` : `trace ${traceId} not found`);
         return found;
       }
@@ -124,7 +127,17 @@ export function createTracingService(stores: StoreSet) {
       }
       if (session?.state === "cancelled") throw new PreconditionError(`session ${session.id} is cancelled; recording spans is not allowed`);
       const namespaceId = session ? session.namespaceId : (await namespaceIdOf(namespace, true))!;
-      return retrying(() => stores.transaction((tx) => tx.traces.record(namespaceId, session?.uuid ?? null, spans)));
+      return retrying(() =>
+        stores.transaction(async (tx) => {
+          // Checked again under the row lock: a cancel or delete that committed meanwhile wins.
+          if (session) {
+            const now = await tx.sessions.find({ uuid: session.uuid }, true);
+            if (!now) throw new NotFoundError(`session ${session.id} not found`);
+            if (now.state !== "active") throw new PreconditionError(`session ${session.id} is ${now.state === "cancelled" ? "cancelled" : "deleted"}; recording spans is not allowed`);
+          }
+          return tx.traces.record(namespaceId, session?.uuid ?? null, spans);
+        }),
+      );
     },
 
     /** One page of a session's traces, or of the traces under no session. */
@@ -184,9 +197,14 @@ export function createTracingService(stores: StoreSet) {
         identifier: checkText("identifier", input.identifier, 256),
       };
       if (Buffer.byteLength(values.explanation, "utf8") > MAX_EXPLANATION_BYTES) throw new InvalidInputError("explanation", `must be at most ${MAX_EXPLANATION_BYTES} bytes`);
+      if (input.target.kind === "none") throw new InvalidInputError("target", "set one of session, session_id, trace_id or span");
       const namespaceId = await namespaceIdOf(namespace, false);
-      const target = await resolveTarget(namespace, namespaceId, input.target);
-      return retrying(() => stores.transaction((tx) => tx.traces.annotate(namespaceId!, target, values)));
+      return retrying(() =>
+        stores.transaction(async (tx) => {
+          const target = await resolveTarget(tx, namespace, namespaceId, input.target);
+          return tx.traces.annotate(namespaceId!, target, values);
+        }),
+      );
     },
 
     /** One page of a target's annotations. */
@@ -194,7 +212,7 @@ export function createTracingService(stores: StoreSet) {
       const namespace = checkNamespace(input.namespace);
       const limit = checkPageSize(input.pageSize);
       const namespaceId = await namespaceIdOf(namespace, false);
-      const target = await resolveTarget(namespace, namespaceId, input.target);
+      const target = await resolveTarget(stores, namespace, namespaceId, input.target);
       const fp = fingerprint({ namespace, target: target.key });
       const after = input.pageToken ? decodePageToken(input.pageToken, fp, "namespace and target") : undefined;
       const rows = await stores.traces.annotations(namespaceId!, target.key, after, limit + 1);

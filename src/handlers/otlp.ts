@@ -8,7 +8,9 @@
  * others under no session. The namespace comes from the `sessiond-namespace` request header ("default"
  * when absent). A span that breaks the rules of RecordSpans (malformed ids, end before start, over a
  * limit) is rejected alone and counted in `partial_success`, as the OTLP specification asks; a body
- * that does not decode is rejected whole (INVALID_ARGUMENT, or HTTP 400 with a google.rpc.Status).
+ * that does not decode is rejected whole: OTLP/HTTP answers 400 with a google.rpc.Status; over gRPC,
+ * connect-es decodes the message before any sessiond code runs and answers INTERNAL (a known deviation,
+ * pinned by test/e2e/otlp.test.ts).
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { gunzipSync } from "node:zlib";
@@ -25,7 +27,7 @@ import {
 import type { AnyValue, KeyValue } from "../../gen/opentelemetry/proto/common/v1/common_pb.js";
 import type { Span as OtlpSpan } from "../../gen/opentelemetry/proto/trace/v1/trace_pb.js";
 import { InvalidInputError, PreconditionError } from "../domain/errors.js";
-import type { JsonObject, JsonValue as DomainJson } from "../domain/session.js";
+import { checkText, type JsonObject, type JsonValue as DomainJson } from "../domain/session.js";
 import { checkSpan, MAX_SPANS_PER_CALL, type SpanInput } from "../domain/trace.js";
 import type { TracingService } from "../domain/tracing.js";
 import type { Logger } from "../logger.js";
@@ -95,7 +97,10 @@ async function ingest(tracing: TracingService, namespace: string, req: ExportTra
         const input = spanInput(s, attrs);
         try {
           checkSpan(input, "span");
-          if (session !== undefined && (typeof session !== "string" || session === "" || session.length > 256)) throw new InvalidInputError("span.attributes[session.id]", "must be a string of 1 to 256 characters");
+          if (session !== undefined) {
+            if (typeof session !== "string") throw new InvalidInputError("span.attributes[session.id]", "must be a string");
+            checkText("span.attributes[session.id]", session, 256, { required: true, id: true });
+          }
         } catch (err) {
           rejected++;
           firstError ||= err instanceof Error ? err.message : String(err);

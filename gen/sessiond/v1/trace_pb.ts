@@ -112,7 +112,7 @@ export type Span = Message<"sessiond.v1.Span"> & {
   statusCode: StatusCode;
 
   /**
-   * Status message (at most 4 KiB).
+   * Status message (at most 4096 characters).
    *
    * @generated from field: string status_message = 9;
    */

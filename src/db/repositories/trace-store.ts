@@ -1,8 +1,10 @@
 /**
  * Storage of traces, spans and annotations. Every statement is scoped by namespace_id.
  *
- * Lock order, the same for every writer: trace rows (in trace-id order, taken by the trace upsert),
- * then session rows (in id order, taken by the counter updates at the end of the transaction). Session
+ * Lock order: the session a call names (RecordSpans, Annotate on a session: locked first, so a
+ * concurrent cancel or delete waits or wins cleanly), then trace rows (in trace-id order, taken by the
+ * trace upsert), then the other sessions whose counters change (in id order, at the end). A deadlock
+ * between unusual interleavings is detected by Postgres and retried by the domain. Session
  * counters (trace_count, span_count, annotation_count) change in the same transaction as the rows they
  * count (see the INVARIANT on SessionEntity).
  */
@@ -196,12 +198,16 @@ export function createTraceStore(db: EntityManager) {
 
     /** Deletes traces (call inside a transaction); spans and annotations go by cascade and are counted. */
     async delete(namespaceId: string, traceIds: string[]): Promise<{ traces: number; spans: number; annotations: number }> {
-      const rows: { id: string; session_id: string | null; span_count: number; annotations: number }[] = await q(
-        `SELECT t.id, t.session_id, t.span_count, (SELECT count(*)::int FROM annotations a WHERE a.trace_id = t.id) AS annotations
-         FROM traces t WHERE t.namespace_id = $1 AND t.otel_trace_id = ANY($2::text[]) ORDER BY t.otel_trace_id FOR UPDATE`,
+      // Lock first, count after: spans and annotations reference their trace, so none can be added once
+      // the trace rows are locked, and a statement started after the lock sees every committed one.
+      const locked: { id: string; session_id: string | null; span_count: number }[] = await q(
+        "SELECT t.id, t.session_id, t.span_count FROM traces t WHERE t.namespace_id = $1 AND t.otel_trace_id = ANY($2::text[]) ORDER BY t.otel_trace_id FOR UPDATE",
         [namespaceId, traceIds],
       );
-      if (!rows.length) return { traces: 0, spans: 0, annotations: 0 };
+      if (!locked.length) return { traces: 0, spans: 0, annotations: 0 };
+      const counted: { id: string; n: number }[] = await q("SELECT trace_id AS id, count(*)::int AS n FROM annotations WHERE trace_id = ANY($1::uuid[]) GROUP BY 1", [locked.map((r) => r.id)]);
+      const annotationsOf = new Map(counted.map((c) => [c.id, c.n]));
+      const rows = locked.map((r) => ({ ...r, annotations: annotationsOf.get(r.id) ?? 0 }));
       await q("DELETE FROM traces WHERE id = ANY($1::uuid[])", [rows.map((r) => r.id)]);
       const deltas = new Map<string, { traces: number; spans: number; annotations: number }>();
       for (const r of rows) {
@@ -216,12 +222,16 @@ export function createTraceStore(db: EntityManager) {
       return { traces: rows.length, spans: rows.reduce((a, r) => a + r.span_count, 0), annotations: rows.reduce((a, r) => a + r.annotations, 0) };
     },
 
-    /** Resolves a trace or span target; undefined when it does not exist in the namespace. */
+    /**
+     * Resolves a trace or span target; undefined when it does not exist in the namespace. In a
+     * transaction it keeps the rows from being deleted until commit (FOR KEY SHARE), so an annotation
+     * inserted next cannot lose its target.
+     */
     async resolve(namespaceId: string, traceId: string, spanId?: string): Promise<ResolvedTarget | undefined> {
-      const [t] = await q("SELECT id, session_id FROM traces WHERE namespace_id = $1 AND otel_trace_id = $2", [namespaceId, traceId]);
+      const [t] = await q("SELECT id, session_id FROM traces WHERE namespace_id = $1 AND otel_trace_id = $2 FOR KEY SHARE", [namespaceId, traceId]);
       if (!t) return undefined;
       if (spanId === undefined) return { kind: "trace", sessionUuid: t.session_id, traceUuid: t.id, spanRowId: null, key: `trace:${t.id}` };
-      const [s] = await q("SELECT id FROM spans WHERE trace_id = $1 AND otel_span_id = $2", [t.id, spanId]);
+      const [s] = await q("SELECT id FROM spans WHERE trace_id = $1 AND otel_span_id = $2 FOR KEY SHARE", [t.id, spanId]);
       return s ? { kind: "span", sessionUuid: t.session_id, traceUuid: t.id, spanRowId: String(s.id), key: `span:${s.id}` } : undefined;
     },
 
