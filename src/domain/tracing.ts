@@ -2,6 +2,7 @@
  * TraceService: recording spans against sessions, reading traces as trees, deleting them, and
  * annotating sessions, traces and spans. Rules and transactions live here; SQL in the trace store.
  */
+import type { SessionKey } from "../db/repositories/session-store.js";
 import type { StoreSet, Stores } from "../db/repositories/stores.js";
 import type { AnnotationValues, RecordResult, ResolvedTarget } from "../db/repositories/trace-store.js";
 import { databaseErrorCode, InvalidInputError, NotFoundError, PreconditionError } from "./errors.js";
@@ -117,25 +118,34 @@ export function createTracingService(stores: StoreSet) {
     async record(input: RecordSpansInput, opts: { createSession?: boolean } = {}): Promise<RecordResult> {
       const namespace = checkNamespace(input.namespace);
       const spans = checkSpans(input.spans);
-      let session: Session | undefined;
+      if (input.session && input.sessionId) throw new InvalidInputError("session", "set either session or session_id, not both");
+      let key: SessionKey | undefined;
+      let namespaceId: string | undefined;
       if (opts.createSession && input.sessionId) {
-        session = await stores.sessions.find({ namespaceId: (await namespaceIdOf(namespace, true))!, externalId: input.sessionId });
-        if (!session) session = await createSessionForSpans(namespace, input.sessionId);
-        if (session.state === "soft_deleted") throw new PreconditionError(`session ${session.id} is deleted; recording spans is not allowed`);
+        // OTLP: the session named by session.id is created when it does not exist yet.
+        const session = await findOrCreateSession(namespace, input.sessionId);
+        key = { uuid: session.uuid };
+        namespaceId = session.namespaceId;
+      } else if (input.session || input.sessionId) {
+        namespaceId = await namespaceIdOf(namespace, false);
+        key = input.session
+          ? { uuid: decodeGlobalId("Session", input.session, "session"), namespaceId }
+          : { namespaceId: namespaceId ?? "", externalId: checkText("session_id", input.sessionId, 256, { id: true }) };
+        if (!namespaceId) throw new NotFoundError(`session ${input.session || `"${input.sessionId}"`} not found in namespace "${namespace}"`);
       } else {
-        session = await sessionOf(namespace, input.session, input.sessionId, "session");
+        namespaceId = (await namespaceIdOf(namespace, true))!;
       }
-      if (session?.state === "cancelled") throw new PreconditionError(`session ${session.id} is cancelled; recording spans is not allowed`);
-      const namespaceId = session ? session.namespaceId : (await namespaceIdOf(namespace, true))!;
       return retrying(() =>
         stores.transaction(async (tx) => {
-          // Checked again under the row lock: a cancel or delete that committed meanwhile wins.
-          if (session) {
-            const now = await tx.sessions.find({ uuid: session.uuid }, true);
-            if (!now) throw new NotFoundError(`session ${session.id} not found`);
-            if (now.state !== "active") throw new PreconditionError(`session ${session.id} is ${now.state === "cancelled" ? "cancelled" : "deleted"}; recording spans is not allowed`);
+          // The session is read under its row lock: a cancel or delete that commits meanwhile wins.
+          let sessionUuid: string | null = null;
+          if (key) {
+            const session = await tx.sessions.find(key, true);
+            if (!session) throw new NotFoundError(`session ${input.session || `"${input.sessionId}"`} not found in namespace "${namespace}"`);
+            if (session.state !== "active") throw new PreconditionError(`session ${session.id} is ${session.state === "cancelled" ? "cancelled" : "deleted"}; recording spans is not allowed`);
+            sessionUuid = session.uuid;
           }
-          return tx.traces.record(namespaceId, session?.uuid ?? null, spans);
+          return tx.traces.record(namespaceId!, sessionUuid, spans);
         }),
       );
     },
@@ -222,9 +232,11 @@ export function createTracingService(stores: StoreSet) {
     },
   };
 
-  /** OTLP: a session named by spans' session.id that does not exist yet is created with the defaults. */
-  async function createSessionForSpans(namespace: string, sessionId: string): Promise<Session> {
+  /** OTLP: the session named by spans' session.id, created with the defaults when it does not exist yet. */
+  async function findOrCreateSession(namespace: string, sessionId: string): Promise<Session> {
     const namespaceId = (await namespaceIdOf(namespace, true))!;
+    const found = await stores.sessions.find({ namespaceId, externalId: sessionId });
+    if (found) return found;
     try {
       return await stores.sessions.insert({ namespaceId, externalId: checkText("session.id", sessionId, 256, { required: true, id: true }), user: "", workflowId: "", workflowVersion: "", data: {}, labels: {}, expiresAfterMs: DEFAULT_EXPIRES_AFTER_MS, maxRequestsPerMinute: DEFAULT_MAX_REQUESTS_PER_MINUTE });
     } catch (err) {

@@ -93,6 +93,30 @@ function toAnnotation(row: any): Annotation {
   };
 }
 
+/** Per trace, what the newly stored spans add to its summary. */
+function summarize(spans: Span[], traceOf: Map<string, { id: string }>, added: { trace_id: string; otel_span_id: string }[]) {
+  const byKey = new Map<string, Span>();
+  for (const s of spans) {
+    const key = `${traceOf.get(s.traceId)!.id}:${s.spanId}`;
+    if (!byKey.has(key)) byKey.set(key, s);
+  }
+  const out = new Map<string, { trace_id: string; n: number; first: Date; last: Date; status: number; root: string; rootStart: number }>();
+  for (const a of added) {
+    const s = byKey.get(`${a.trace_id}:${a.otel_span_id}`)!;
+    const agg = out.get(a.trace_id) ?? { trace_id: a.trace_id, n: 0, first: s.startTime, last: s.endTime, status: 0, root: "", rootStart: Infinity };
+    agg.n++;
+    if (s.startTime < agg.first) agg.first = s.startTime;
+    if (s.endTime > agg.last) agg.last = s.endTime;
+    agg.status = Math.max(agg.status, s.statusCode);
+    if (!s.parentSpanId && s.startTime.getTime() < agg.rootStart) {
+      agg.root = s.name;
+      agg.rootStart = s.startTime.getTime();
+    }
+    out.set(a.trace_id, agg);
+  }
+  return [...out.values()];
+}
+
 /** Adds to the counters of several sessions, one statement per session in id order (the lock order). */
 async function bumpSessions(db: EntityManager, deltas: Map<string, { traces: number; spans: number; annotations: number }>) {
   for (const id of [...deltas.keys()].sort()) {
@@ -123,24 +147,15 @@ export function createTraceStore(db: EntityManager) {
         [namespaceId, sessionUuid, traceIds],
       );
       const traceOf = new Map(traces.map((t) => [t.otel_trace_id, t]));
-      const inserted: { trace_id: string; n: number }[] = await q(
-        `WITH ins AS (
-           INSERT INTO spans (namespace_id, trace_id, otel_span_id, otel_parent_span_id, name, kind, start_time, end_time, status_code, status_message, attributes, events)
-           SELECT $1, x.trace_id, x.span_id, NULLIF(x.parent, ''), x.name, x.kind, x.start_time, x.end_time, x.status_code, x.status_message, x.attributes, x.events
-           FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::smallint[], $7::timestamptz[], $8::timestamptz[], $9::smallint[], $10::text[], $11::jsonb[], $12::jsonb[])
-             AS x(trace_id, span_id, parent, name, kind, start_time, end_time, status_code, status_message, attributes, events)
-           ON CONFLICT (trace_id, otel_span_id) DO NOTHING
-           RETURNING trace_id, otel_parent_span_id, name, start_time, end_time, status_code),
-         agg AS (
-           SELECT trace_id, count(*)::int AS n, min(start_time) AS first, max(end_time) AS last, max(status_code) AS status,
-                  (array_agg(name ORDER BY start_time) FILTER (WHERE otel_parent_span_id IS NULL))[1] AS root
-           FROM ins GROUP BY trace_id),
-         upd AS (
-           UPDATE traces t SET span_count = t.span_count + agg.n, start_time = LEAST(t.start_time, agg.first),
-             end_time = GREATEST(t.end_time, agg.last), status_code = GREATEST(t.status_code, agg.status),
-             root_name = CASE WHEN t.root_name = '' THEN COALESCE(agg.root, '') ELSE t.root_name END
-           FROM agg WHERE t.id = agg.trace_id RETURNING t.id)
-         SELECT trace_id, n FROM agg`,
+      // The spans that are new come back; their traces' summaries are folded in by a second, small
+      // statement (folding them into the insert itself measured ~20% more Postgres CPU under load).
+      const added: { trace_id: string; otel_span_id: string }[] = await q(
+        `INSERT INTO spans (namespace_id, trace_id, otel_span_id, otel_parent_span_id, name, kind, start_time, end_time, status_code, status_message, attributes, events)
+         SELECT $1, x.trace_id, x.span_id, NULLIF(x.parent, ''), x.name, x.kind, x.start_time, x.end_time, x.status_code, x.status_message, x.attributes, x.events
+         FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::smallint[], $7::timestamptz[], $8::timestamptz[], $9::smallint[], $10::text[], $11::jsonb[], $12::jsonb[])
+           AS x(trace_id, span_id, parent, name, kind, start_time, end_time, status_code, status_message, attributes, events)
+         ON CONFLICT (trace_id, otel_span_id) DO NOTHING
+         RETURNING trace_id, otel_span_id`,
         [
           namespaceId,
           spans.map((s) => traceOf.get(s.traceId)!.id),
@@ -156,6 +171,16 @@ export function createTraceStore(db: EntityManager) {
           spans.map((s) => JSON.stringify(s.events)),
         ],
       );
+      const inserted = summarize(spans, traceOf, added);
+      if (inserted.length) {
+        await q(
+          `UPDATE traces t SET span_count = t.span_count + a.n, start_time = LEAST(t.start_time, a.first), end_time = GREATEST(t.end_time, a.last),
+             status_code = GREATEST(t.status_code, a.status), root_name = CASE WHEN t.root_name = '' THEN a.root ELSE t.root_name END
+           FROM unnest($1::uuid[], $2::int[], $3::timestamptz[], $4::timestamptz[], $5::smallint[], $6::text[]) AS a(id, n, first, last, status, root)
+           WHERE t.id = a.id`,
+          [inserted.map((i) => i.trace_id), inserted.map((i) => i.n), inserted.map((i) => i.first), inserted.map((i) => i.last), inserted.map((i) => i.status), inserted.map((i) => i.root)],
+        );
+      }
       const sessionOfTrace = new Map(traces.map((t) => [t.id, t.session_id]));
       const deltas = new Map<string, { traces: number; spans: number; annotations: number }>();
       const delta = (id: string) => deltas.get(id) ?? deltas.set(id, { traces: 0, spans: 0, annotations: 0 }).get(id)!;
