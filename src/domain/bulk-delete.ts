@@ -4,7 +4,7 @@
  * batches; when it is aborted the generator throws its reason (a plain return would read as success).
  */
 import type { BatchKeys, DeletedSession, SessionSnapshot } from "../db/repositories/session-deletion.js";
-import { databaseErrorCode, InvalidInputError, isDatabaseUnavailable } from "./errors.js";
+import { InvalidInputError, isConcurrencyConflict, isDatabaseUnavailable } from "./errors.js";
 import { decodeGlobalId, encodeGlobalId } from "./ids.js";
 import { checkFilter, checkNamespace, type DeletedCounts, type SessionFilter } from "./session.js";
 
@@ -76,7 +76,6 @@ interface Entry {
   error?: string;
 }
 
-const RETRYABLE = new Set(["40P01", "40001"]); // deadlock_detected, serialization_failure
 
 function validate(input: BulkDeleteInput): { namespace: string; batchSize: number } {
   const namespace = checkNamespace(input.namespace);
@@ -157,7 +156,7 @@ export async function* bulkDeleteSessions(store: BulkDeleteStore, input: BulkDel
           found = new Map(gone.map((g) => [kind === "uuid" ? g.uuid : g.externalId, g]));
         } catch (err) {
           if (isDatabaseUnavailable(err)) throw err;
-          if (RETRYABLE.has(databaseErrorCode(err) ?? "") && attempt < 4) continue;
+          if (isConcurrencyConflict(err) && attempt < 4) continue;
           logFailure(err, keys.length);
           failure = "the batch could not be deleted; the session is untouched (see server logs)";
         }

@@ -80,7 +80,7 @@ export function checkTurns(turns: NewTurn[]): NewTurn[] {
     if (t.content === "") throw new InvalidInputError(`${at}.content`, "must not be empty");
     const bytes = Buffer.byteLength(t.content, "utf8");
     if (bytes > MAX_CONTENT_BYTES) throw new InvalidInputError(`${at}.content`, `must be at most ${MAX_CONTENT_BYTES} bytes, got ${bytes}`);
-    if (t.content.includes("\u0000")) throw new InvalidInputError(`${at}.content`, "must not contain NUL characters");
+    checkText(`${at}.content`, t.content, Infinity);
     if (t.toolCalls.length > MAX_TOOL_CALLS) throw new InvalidInputError(`${at}.tool_calls`, `at most ${MAX_TOOL_CALLS}, got ${t.toolCalls.length}`);
     t.toolCalls.forEach((c, j) => {
       checkText(`${at}.tool_calls[${j}].id`, c.id, 256, { id: true });

@@ -111,15 +111,17 @@ export function createConversationService(stores: StoreSet): ConversationService
       const target = ref.kind === "uuid" ? { uuid: ref.uuid, namespaceId } : { namespaceId: namespaceId!, externalId: ref.sessionId };
       const outcome = await stores.conversations.append(target, turns, request);
       if (outcome.ok) return { turns: outcome.turns, replayed: false };
-      if (outcome.reason !== "request") throw await appendRefusal(address, turns, outcome.reason);
-      const prev = outcome.previous;
+      // A retry of a call that succeeded is answered as the first time, even if the session has been
+      // cancelled or soft-deleted since.
+      const prev = outcome.reason === "request" ? outcome.previous : request && (await stores.conversations.previousRequest(target, request.id));
+      if (!prev) throw await appendRefusal(address, turns, outcome.reason === "request" ? "session" : outcome.reason);
       if (prev.fingerprint !== request!.fingerprint) throw new AlreadyExistsError(`request_id "${requestId}" was already used for different turns in this session`);
       return { turns: await stores.conversations.appended(prev.sessionUuid, prev.firstSeq, prev.count), replayed: true };
     },
 
     async listTurns(input) {
       if (input.pageSize < 0 || input.pageSize > MAX_PAGE_SIZE) throw new InvalidInputError("page_size", `must be between 1 and ${MAX_PAGE_SIZE}`);
-      if (input.afterSeq < 0) throw new InvalidInputError("after_seq", "must not be negative");
+      if (input.afterSeq < 0 || !Number.isSafeInteger(input.afterSeq)) throw new InvalidInputError("after_seq", `must be between 0 and ${Number.MAX_SAFE_INTEGER}`);
       if (input.participantId) checkParticipantId(input.participantId);
       const limit = input.pageSize || DEFAULT_TURN_PAGE;
       const session = await loadSession(stores.sessions, input.address);

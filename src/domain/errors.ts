@@ -35,6 +35,12 @@ export class PreconditionError extends DomainError {}
 /** The backing store cannot be reached right now. -> unavailable */
 export class UnavailableError extends DomainError {}
 
+/** Whether `err` is a deadlock or serialization failure: the transaction lost a race and may be retried. */
+export function isConcurrencyConflict(err: unknown): boolean {
+  const code = databaseErrorCode(err);
+  return code === "40P01" || code === "40001";
+}
+
 /** The Postgres SQLSTATE (or Node error code) of a database error, through TypeORM's wrapper. */
 export function databaseErrorCode(err: unknown): string | undefined {
   const e = err as { code?: string; driverError?: { code?: string } };

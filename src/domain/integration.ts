@@ -11,6 +11,7 @@ import type { Participant, Turn } from "./conversation.js";
 import { DomainError } from "./errors.js";
 import {
   INTEGRATION_CHUNK,
+  MAX_CHUNKS_PER_RUN,
   MAX_INSIGHT_CHARS,
   MAX_INSIGHTS,
   MAX_MEMORIES,
@@ -96,7 +97,7 @@ export function createIntegrationService(deps: IntegrationDeps) {
       error: "",
     };
     const insights = [...participant.insights];
-    for (;;) {
+    for (let chunk = 0; chunk < MAX_CHUNKS_PER_RUN; chunk++) {
       if (signal.aborted) throw signal.reason;
       const turns: Turn[] = await stores.conversations.turns({ sessionUuid: session.uuid, afterSeq: result.lastIntegratedSeq, limit: INTEGRATION_CHUNK });
       if (!turns.length) return result;
@@ -142,6 +143,7 @@ export function createIntegrationService(deps: IntegrationDeps) {
       insights.push(...out.insights);
       if (turns.length < INTEGRATION_CHUNK) return result;
     }
+    return result;
   }
 
   return {

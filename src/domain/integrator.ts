@@ -48,6 +48,8 @@ export const DEFAULT_INTEGRATOR_TIMEOUT_MS = 10_000;
 export const MAX_INTEGRATOR_TIMEOUT_MS = 120_000;
 /** Turns per Integrate call; a longer backlog takes several calls. */
 export const INTEGRATION_CHUNK = 200;
+/** Integrate calls per participant in one IntegrateSession (10,000 turns); the rest waits for the next run. */
+export const MAX_CHUNKS_PER_RUN = 50;
 export const MAX_INSIGHTS = 100;
 export const MAX_INSIGHT_CHARS = 2048;
 export const MAX_MEMORIES = 1000;

@@ -61,10 +61,11 @@ export function checkIntegratorConfig(c: { kind: "rules" | "remote"; url: string
   } catch {
     throw new InvalidInputError("config.url", "must be an absolute http(s) URL for the REMOTE integrator");
   }
-  if ((url.protocol !== "http:" && url.protocol !== "https:") || c.url.length > MAX_URL || url.username || url.password) {
-    throw new InvalidInputError("config.url", `must be an http(s) URL of at most ${MAX_URL} characters, without credentials`);
+  checkText("config.url", c.url, MAX_URL, { id: true });
+  if ((url.protocol !== "http:" && url.protocol !== "https:") || url.username || url.password || url.search || url.hash || c.url.includes("#") || c.url.includes("?")) {
+    throw new InvalidInputError("config.url", `must be an http(s) base URL of at most ${MAX_URL} characters, without credentials, query or fragment`);
   }
-  return { kind: "remote", url: c.url, timeoutMs };
+  return { kind: "remote", url: url.href.replace(/\/$/, ""), timeoutMs };
 }
 
 /** Creates the service over the stores. */

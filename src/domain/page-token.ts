@@ -57,7 +57,8 @@ export function encodePageToken(cursor: Cursor, fp: string): string {
 /** Decodes a (create_time, uuid) token for the request with fingerprint `fp`. @throws InvalidInputError naming page_token */
 export function decodePageToken(token: string, fp: string, stale = "namespace, filter, order and show_deleted"): Cursor {
   const parsed = unseal(token, fp, stale);
-  if (typeof parsed.t !== "number" || !Number.isFinite(parsed.t) || typeof parsed.u !== "string" || !isUuid(parsed.u)) {
+  // Times a stored row can have (Postgres timestamptz and JS Date): anything else was not issued by us.
+  if (typeof parsed.t !== "number" || !Number.isSafeInteger(parsed.t) || Math.abs(parsed.t) > 8.64e15 || typeof parsed.u !== "string" || !isUuid(parsed.u)) {
     throw new InvalidInputError(FIELD, MALFORMED);
   }
   return { createTime: new Date(parsed.t), uuid: parsed.u };

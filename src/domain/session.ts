@@ -97,6 +97,7 @@ export function checkText(field: string, value: string, max: number, { required 
   if ([...value].length > max) throw new InvalidInputError(field, `must be at most ${max} characters`);
   if (id && CONTROL.test(value)) throw new InvalidInputError(field, "must not contain control characters");
   if (value.includes("\u0000")) throw new InvalidInputError(field, "must not contain NUL characters");
+  if (!value.isWellFormed()) throw new InvalidInputError(field, "must be valid Unicode (a lone surrogate was found)");
   return value;
 }
 
@@ -113,16 +114,19 @@ export function checkLabels(labels: Record<string, string>, field = "labels"): R
   return labels;
 }
 
-function hasNul(value: JsonValue): boolean {
-  if (typeof value === "string") return value.includes("\u0000");
-  if (Array.isArray(value)) return value.some(hasNul);
-  if (value && typeof value === "object") return Object.entries(value).some(([k, v]) => k.includes("\u0000") || hasNul(v));
+/** A string Postgres text and jsonb cannot hold: a NUL character or a lone UTF-16 surrogate. */
+const unstorable = (s: string) => s.includes("\u0000") || !s.isWellFormed();
+
+function hasUnstorable(value: JsonValue): boolean {
+  if (typeof value === "string") return unstorable(value);
+  if (Array.isArray(value)) return value.some(hasUnstorable);
+  if (value && typeof value === "object") return Object.entries(value).some(([k, v]) => unstorable(k) || hasUnstorable(v));
   return false;
 }
 
 /** Checks a JSON object (session data by default): no NUL characters, at most `max` bytes as JSON. */
 export function checkData(data: JsonObject, field = "data", max = MAX_DATA_BYTES): JsonObject {
-  if (hasNul(data)) throw new InvalidInputError(field, "must not contain NUL characters (Postgres jsonb cannot store them)");
+  if (hasUnstorable(data)) throw new InvalidInputError(field, "must not contain NUL characters or lone surrogates (Postgres jsonb cannot store them)");
   const json = JSON.stringify(data);
   const bytes = Buffer.byteLength(json, "utf8");
   if (bytes > max) throw new InvalidInputError(field, `must be at most ${max} bytes as JSON, got ${bytes}`);

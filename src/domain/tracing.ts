@@ -5,7 +5,7 @@
 import type { SessionKey } from "../db/repositories/session-store.js";
 import type { StoreSet, Stores } from "../db/repositories/stores.js";
 import type { AnnotationValues, RecordResult, ResolvedTarget } from "../db/repositories/trace-store.js";
-import { databaseErrorCode, InvalidInputError, NotFoundError, PreconditionError } from "./errors.js";
+import { InvalidInputError, isConcurrencyConflict, NotFoundError, PreconditionError } from "./errors.js";
 import { decodeGlobalId } from "./ids.js";
 import { decodePageToken, encodePageToken, fingerprint } from "./page-token.js";
 import {
@@ -58,15 +58,13 @@ export interface AnnotateInput {
   identifier: string;
 }
 
-const RETRYABLE = new Set(["40P01", "40001"]);
-
 /** Runs `work` again (up to 3 times) when Postgres reports a deadlock or serialization failure. */
 async function retrying<T>(work: () => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await work();
     } catch (err) {
-      if (attempt >= 3 || !RETRYABLE.has(databaseErrorCode(err) ?? "")) throw err;
+      if (attempt >= 3 || !isConcurrencyConflict(err)) throw err;
     }
   }
 }
@@ -92,14 +90,14 @@ export function createTracingService(stores: StoreSet) {
    * Resolves an annotation target in a namespace, with `tx` so that the target stays until commit (the
    * session row locked, trace and span rows key-share locked). @throws NotFoundError, InvalidInputError
    */
-  async function resolveTarget(tx: Stores, namespace: string, namespaceId: string | undefined, target: AnnotationTargetInput): Promise<ResolvedTarget> {
+  async function resolveTarget(tx: Stores, namespace: string, namespaceId: string | undefined, target: AnnotationTargetInput, lock = true): Promise<ResolvedTarget> {
     switch (target.kind) {
       case "none":
         throw new InvalidInputError("target", "set one of session, session_id, trace_id or span");
       case "session":
       case "sessionId": {
         const address = target.kind === "session" ? { id: target.id, namespace, sessionId: "" } : { id: "", namespace, sessionId: target.sessionId };
-        const s = await loadSession(tx.sessions, address, { lock: true });
+        const s = await loadSession(tx.sessions, address, { lock });
         return { kind: "session", sessionUuid: s.uuid, traceUuid: null, spanRowId: null, key: `session:${s.uuid}` };
       }
       case "trace":
@@ -222,7 +220,7 @@ export function createTracingService(stores: StoreSet) {
       const namespace = checkNamespace(input.namespace);
       const limit = checkPageSize(input.pageSize);
       const namespaceId = await namespaceIdOf(namespace, false);
-      const target = await resolveTarget(stores, namespace, namespaceId, input.target);
+      const target = await resolveTarget(stores, namespace, namespaceId, input.target, false);
       const fp = fingerprint({ namespace, target: target.key });
       const after = input.pageToken ? decodePageToken(input.pageToken, fp, "namespace and target") : undefined;
       const rows = await stores.traces.annotations(namespaceId!, target.key, after, limit + 1);

@@ -8,6 +8,7 @@ import {
   AlreadyExistsError,
   ConflictError,
   InvalidInputError,
+  isConcurrencyConflict,
   isDatabaseUnavailable,
   NotFoundError,
   PreconditionError,
@@ -24,6 +25,10 @@ export function toConnectError(err: unknown, requestId: string, logger: Logger):
   if (err instanceof AlreadyExistsError) return new ConnectError(err.message, Code.AlreadyExists);
   if (err instanceof ConflictError) return new ConnectError(err.message, Code.Aborted);
   if (err instanceof PreconditionError) return new ConnectError(err.message, Code.FailedPrecondition);
+  if (isConcurrencyConflict(err)) {
+    logger.info({ err: { code: "concurrency_conflict" }, request_id: requestId }, "transaction lost a race");
+    return new ConnectError(`a concurrent change to the same data won; retry the call (request id ${requestId})`, Code.Aborted);
+  }
   if (err instanceof UnavailableError || isDatabaseUnavailable(err)) {
     logger.warn({ err, request_id: requestId }, "database unavailable");
     return new ConnectError(`the database is unavailable; retry later (request id ${requestId})`, Code.Unavailable);

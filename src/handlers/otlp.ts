@@ -113,7 +113,9 @@ async function ingest(tracing: TracingService, namespace: string, req: ExportTra
       }
     }
   }
-  for (const [sessionId, spans] of groups) {
+  // Spans naming a session first: a trace keeps the session of its first stored span, so a root span
+  // without session.id must not make its trace sessionless when its children name the session.
+  for (const [sessionId, spans] of [...groups].sort(([a], [b]) => (a === "" ? 1 : 0) - (b === "" ? 1 : 0))) {
     for (let i = 0; i < spans.length; i += MAX_SPANS_PER_CALL) {
       try {
         await tracing.record({ namespace, session: "", sessionId, spans: spans.slice(i, i + MAX_SPANS_PER_CALL) }, { createSession: true });

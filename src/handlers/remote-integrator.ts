@@ -12,6 +12,9 @@ import { rulesIntegrator } from "../domain/integrators/rules.js";
 import type { Integrator, IntegratorConfig } from "../domain/integrator.js";
 import { kindToProto, participantToProto, turnToProto } from "./conversation-mapper.js";
 
+/** Largest Integrate response read (1,000 memories of 8 KiB plus insights fit well within it). */
+const MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
+
 /** Remote clients kept at most; the oldest is dropped beyond it. */
 const MAX_CLIENTS = 256;
 
@@ -22,7 +25,7 @@ export function createIntegratorFactory(): (config: IntegratorConfig) => Integra
   function clientFor(url: string) {
     let client = clients.get(url);
     if (!client) {
-      client = createClient(IntegratorService, createConnectTransport({ baseUrl: url, httpVersion: "1.1", useBinaryFormat: true }));
+      client = createClient(IntegratorService, createConnectTransport({ baseUrl: url, httpVersion: "1.1", useBinaryFormat: true, readMaxBytes: MAX_RESPONSE_BYTES }));
       clients.set(url, client);
       if (clients.size > MAX_CLIENTS) clients.delete(clients.keys().next().value!);
     }

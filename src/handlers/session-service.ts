@@ -138,7 +138,7 @@ export function createSessionHandlers(services: Pick<Services, "sessions" | "con
       const page = await conversations.listTurns({
         address: req,
         participantId: req.participantId,
-        afterSeq: Number(req.afterSeq),
+        afterSeq: req.afterSeq > BigInt(Number.MAX_SAFE_INTEGER) ? Infinity : Number(req.afterSeq),
         pageSize: req.pageSize,
         pageToken: req.pageToken,
       });

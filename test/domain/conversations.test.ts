@@ -133,6 +133,23 @@ describe("AppendTurns", () => {
     expect(n).toBe(0);
   });
 
+  it("replays a request_id retried after the session was cancelled, and refuses new turns", async () => {
+    const s = await conversation("append-retry-cancelled");
+    const c = ctx.services.conversations;
+    const first = await c.append(byId(s.id), [turn("u", "before the cancel")], "r-late");
+    await ctx.sessions.cancel(byId(s.id));
+    expect(await c.append(byId(s.id), [turn("u", "before the cancel")], "r-late")).toEqual({ turns: first.turns, replayed: true });
+    await expect(c.append(byId(s.id), [turn("u", "after the cancel")], "r-new")).rejects.toThrow(PreconditionError);
+  });
+
+  it("rejects lone surrogates and after_seq beyond the safe integer range, naming the field", async () => {
+    const s = await conversation("append-unicode");
+    const c = ctx.services.conversations;
+    await expect(c.append(byId(s.id), [turn("u", "ok", { metadata: { k: "\ud800" } })], "")).rejects.toMatchObject({ name: "InvalidInputError", field: "turns[0].metadata" });
+    await expect(c.append(byId(s.id), [turn("u", "bad \udc00 text")], "")).rejects.toMatchObject({ name: "InvalidInputError", field: "turns[0].content" });
+    await expect(c.listTurns({ address: byId(s.id), participantId: "", afterSeq: Infinity, pageSize: 0, pageToken: "" })).rejects.toMatchObject({ field: "after_seq" });
+  });
+
   it("refuses an unknown or departed participant, and cancelled or soft-deleted sessions, appending nothing", async () => {
     const s = await conversation("append-pre");
     const c = ctx.services.conversations;

@@ -218,6 +218,10 @@ describe("MemoryService", () => {
     await expect(m.updateIntegratorConfig("x", { kind: "remote", url: "ftp://h/", timeoutMs: undefined })).rejects.toMatchObject({ field: "config.url" });
     await expect(m.updateIntegratorConfig("x", { kind: "rules", url: "http://h/", timeoutMs: undefined })).rejects.toMatchObject({ field: "config.url" });
     await expect(m.updateIntegratorConfig("x", { kind: "remote", url: "http://h/", timeoutMs: 200_000 })).rejects.toMatchObject({ field: "config.timeout" });
+    for (const url of ["http://h/admin#", "http://h/x?y=1", "http://u:p@h/", "http://h/a\u0000b"]) {
+      await expect(m.updateIntegratorConfig("x", { kind: "remote", url, timeoutMs: undefined })).rejects.toMatchObject({ field: "config.url" });
+    }
+    expect(await m.updateIntegratorConfig("x", { kind: "remote", url: "http://integrator:8080/base/", timeoutMs: undefined })).toEqual({ kind: "remote", url: "http://integrator:8080/base", timeoutMs: 10_000 });
     expect(await m.integratorConfig("never-configured")).toEqual({ kind: "rules", url: "", timeoutMs: 10_000 });
   });
 });

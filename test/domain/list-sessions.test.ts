@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { InvalidInputError } from "../../src/domain/errors.js";
 import type { ListSessionsInput } from "../../src/domain/sessions.js";
@@ -96,6 +97,10 @@ describe("ListSessions", () => {
     const [payload, check] = page.nextPageToken.split(".");
     const forged = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(payload, "base64url").toString()), t: 0 })).toString("base64url");
     await expect(list({ namespace: "tokens", pageToken: `${forged}.${check}` })).rejects.toThrow(/^page_token: malformed or altered/);
+    // A well-formed token (right checksum) whose time no stored row can have: malformed, not a database error.
+    const outOfRange = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(payload, "base64url").toString()), t: 1e16 })).toString("base64url");
+    const sum = createHash("sha256").update(outOfRange).digest("base64url").slice(0, 12);
+    await expect(list({ namespace: "tokens", pageToken: `${outOfRange}.${sum}` })).rejects.toThrow(/^page_token: malformed or altered/);
     await expect(list({ namespace: "tokens", pageToken: page.nextPageToken, ascending: true })).rejects.toThrow(/^page_token: was issued for a different request/);
     await expect(list({ namespace: "tokens", pageToken: page.nextPageToken, filter: { user: "x" } })).rejects.toThrow(/^page_token: was issued/);
     await expect(list({ namespace: "tokens", pageToken: page.nextPageToken, pageSize: 3 })).resolves.toBeTruthy();

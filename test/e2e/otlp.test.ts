@@ -548,6 +548,20 @@ describe("the collector's gRPC TraceService/Export", () => {
   const otlp = () => createClient(OtlpTraceService, createGrpcTransport({ baseUrl: ctx.url }));
   const nsHeader = (ns: string) => ({ headers: { [NS_HEADER]: ns } });
 
+  it("gives a trace the session its spans name even when its root, listed first, names none", async () => {
+    const ns = "otlp-grpc-root-first";
+    const t = traceHex();
+    const root = spanHex();
+    await otlp().export(
+      pbRequest([pbSpan(t, { spanId: hexBytes(root), name: "root" }), pbSpan(t, { parentSpanId: hexBytes(root), name: "child", attributes: [str("session.id", "chat-7")] })]),
+      nsHeader(ns),
+    );
+    const { traces } = clients();
+    const inSession = await traces.listTraces({ namespace: ns, sessionId: "chat-7" });
+    expect(inSession.traces.map((x) => [x.traceId, x.spanCount, x.rootSpanName])).toEqual([[t, 2, "root"]]);
+    expect((await traces.listTraces({ namespace: ns, withoutSession: true })).traces).toEqual([]);
+  });
+
   it("rejects malformed spans alone, reports them in partial_success, and creates no session for spans it rejected", async () => {
     const ns = "otlp-grpc-malformed";
     const t = traceHex();

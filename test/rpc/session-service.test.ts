@@ -62,6 +62,15 @@ describe("SessionService handlers", () => {
     expect(logs.join("")).toContain("secret_column");
   });
 
+  it("reports a deadlock or serialization failure as ABORTED, to be retried, without database details", async () => {
+    for (const code of ["40P01", "40001"]) {
+      const lost = { ...ctx.services, sessions: { ...ctx.sessions, get: async () => { throw Object.assign(new Error("deadlock detected on relation sessions"), { code }); } } } as Services;
+      const err = (await clientFor(lost).getSession({ id: "x" }).catch((e) => e)) as ConnectError;
+      expect(err.code).toBe(Code.Aborted);
+      expect(err.rawMessage).toMatch(/^a concurrent change to the same data won; retry the call \(request id [\w-]+\)$/);
+    }
+  });
+
   it("reports an unreachable database as UNAVAILABLE", async () => {
     const down = { ...ctx.services, sessions: { ...ctx.sessions, get: async () => { throw Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:5432"), { code: "ECONNREFUSED" }); } } } as Services;
     await expect(clientFor(down).getSession({ id: "x" })).rejects.toMatchObject({ code: Code.Unavailable });

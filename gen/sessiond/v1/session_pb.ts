@@ -200,7 +200,8 @@ export type SessionStats = Message<"sessiond.v1.SessionStats"> & {
   spanCount: number;
 
   /**
-   * Memories extracted from the session by integration.
+   * Memories extracted from the session by integration: a running total (deleting memories does not
+   * lower it; ListMemories shows those that remain).
    *
    * @generated from field: int32 memories_extracted = 5;
    */

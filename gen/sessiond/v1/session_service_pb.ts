@@ -1756,7 +1756,8 @@ export const SessionService: GenService<{
    * Integrates the session for every participant that has not left: feeds the turns after each
    * participant's mark to the namespace's integrator (MemoryService.GetIntegratorConfig), stores the
    * insights it returns on the participant and the memories in the memory store, and advances the
-   * mark. A failing or slow integrator gives that participant a FAILED result and loses nothing.
+   * mark. At most 10,000 turns per participant per call (the rest waits for the next call). A failing
+   * or slow integrator gives that participant a FAILED result and loses nothing.
    * Running it twice in a row integrates nothing new.
    * Errors: NOT_FOUND (session).
    *

@@ -510,7 +510,8 @@ export const TraceService: GenService<{
     output: typeof ListTracesResponseSchema;
   },
   /**
-   * Returns a trace with its spans as a tree: parents before children, siblings by start time.
+   * Returns a trace with its spans as a tree: parents before children, siblings by start time. At most
+   * the 10,000 earliest spans are returned; Trace.span_count says how many there are.
    * Errors: INVALID_ARGUMENT (trace_id); NOT_FOUND (no such trace in the namespace).
    *
    * @generated from rpc sessiond.v1.TraceService.GetTrace

@@ -32,7 +32,15 @@ export type AppendOutcome =
   /** A speaker is not bound, or has left. */
   | { ok: false; reason: "participant" }
   /** The request_id was used before. */
-  | { ok: false; reason: "request"; previous: { sessionUuid: string; firstSeq: number; count: number; fingerprint: string } };
+  | { ok: false; reason: "request"; previous: PreviousRequest };
+
+/** An earlier AppendTurns call with a request_id. */
+export interface PreviousRequest {
+  sessionUuid: string;
+  firstSeq: number;
+  count: number;
+  fingerprint: string;
+}
 
 /** A turn page query. */
 export interface TurnQuery {
@@ -92,6 +100,8 @@ export interface ConversationStore {
    * written unless all of it is.
    */
   append(target: AppendTarget, turns: NewTurn[], request?: { id: string; fingerprint: string }): Promise<AppendOutcome>;
+  /** The AppendTurns call made earlier with `requestId` on the target session, if any. */
+  previousRequest(target: AppendTarget, requestId: string): Promise<PreviousRequest | undefined>;
   /** The roles and times of turns seq in [from, from + count). */
   appended(sessionUuid: string, from: number, count: number): Promise<AppendedTurn[]>;
   /** Turns in sequence order. */
@@ -115,7 +125,7 @@ function prepared(db: DataSource | EntityManager, text: string, values: unknown[
 export function createConversationStore(db: DataSource | EntityManager): ConversationStore {
   const q = (sql: string, params: unknown[] = []) => db.query(sql, params) as Promise<any[]>;
 
-  return {
+  const store: ConversationStore = {
     async participants(sessionUuid, opts = {}) {
       const rows = await q(
         `SELECT ${PARTICIPANT_COLUMNS} FROM participants p WHERE p.session_id = $1 ${opts.activeOnly ? "AND p.left_time IS NULL" : ""} ORDER BY p.bound_time, p.id`,
@@ -205,16 +215,21 @@ export function createConversationStore(db: DataSource | EntityManager): Convers
         const code = databaseErrorCode(err);
         if (code === NOT_NULL_VIOLATION) return { ok: false, reason: "participant" };
         if (code === UNIQUE_VIOLATION && request) {
-          const key = "uuid" in target ? ["s.id = $2", target.uuid] : ["s.external_id = $2", target.externalId];
-          const [prev] = await q(
-            `SELECT r.session_id, r.first_seq, r.turn_count, r.fingerprint FROM turn_requests r JOIN sessions s ON s.id = r.session_id
-             WHERE r.request_id = $1 AND ${key[0]} ${target.namespaceId ? "AND s.namespace_id = $3" : ""}`,
-            [request.id, key[1], ...(target.namespaceId ? [target.namespaceId] : [])],
-          );
-          if (prev) return { ok: false, reason: "request", previous: { sessionUuid: prev.session_id, firstSeq: Number(prev.first_seq), count: prev.turn_count, fingerprint: prev.fingerprint } };
+          const previous = await store.previousRequest(target, request.id);
+          if (previous) return { ok: false, reason: "request", previous };
         }
         throw err;
       }
+    },
+
+    async previousRequest(target, requestId) {
+      const key = "uuid" in target ? ["s.id = $2", target.uuid] : ["s.external_id = $2", target.externalId];
+      const [prev] = await q(
+        `SELECT r.session_id, r.first_seq, r.turn_count, r.fingerprint FROM turn_requests r JOIN sessions s ON s.id = r.session_id
+         WHERE r.request_id = $1 AND ${key[0]} ${target.namespaceId ? "AND s.namespace_id = $3" : ""}`,
+        [requestId, key[1], ...(target.namespaceId ? [target.namespaceId] : [])],
+      );
+      return prev ? { sessionUuid: prev.session_id, firstSeq: Number(prev.first_seq), count: prev.turn_count, fingerprint: prev.fingerprint } : undefined;
     },
 
     async appended(sessionUuid, from, count) {
@@ -243,4 +258,5 @@ export function createConversationStore(db: DataSource | EntityManager): Convers
       return rows.map(toTurn);
     },
   };
+  return store;
 }

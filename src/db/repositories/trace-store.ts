@@ -40,6 +40,9 @@ export interface AnnotationValues {
   identifier: string;
 }
 
+/** GetTrace returns at most this many spans (the earliest); Trace.span_count tells the total. */
+export const MAX_TRACE_SPANS_READ = 10_000;
+
 const TRACE_COLUMNS = "t.id, t.otel_trace_id, t.session_id, t.root_name, t.span_count, t.start_time, t.end_time, t.status_code, t.create_time";
 
 function toTrace(row: any): Trace {
@@ -217,7 +220,7 @@ export function createTraceStore(db: EntityManager) {
     async get(namespaceId: string, traceId: string): Promise<{ trace: Trace; spans: Span[] } | undefined> {
       const [row] = await q(`SELECT ${TRACE_COLUMNS} FROM traces t WHERE t.namespace_id = $1 AND t.otel_trace_id = $2`, [namespaceId, traceId]);
       if (!row) return undefined;
-      const spans = await q("SELECT s.*, $2::text AS trace_otel_id FROM spans s WHERE s.trace_id = $1 ORDER BY s.start_time, s.otel_span_id", [row.id, traceId]);
+      const spans = await q("SELECT s.*, $2::text AS trace_otel_id FROM spans s WHERE s.trace_id = $1 ORDER BY s.start_time, s.otel_span_id LIMIT $3", [row.id, traceId, MAX_TRACE_SPANS_READ]);
       return { trace: toTrace(row), spans: spans.map(toSpan) };
     },
 
