@@ -13,15 +13,14 @@
  * interceptors, no validation, no locking) whose AppendTurns handler runs the baseline INSERT. It shows
  * what gRPC itself costs on this machine; RESULT reports the service against it as `vs_bare_grpc`.
  */
-import http2 from "node:http2";
 import { createClient, type ConnectRouter } from "@connectrpc/connect";
-import { connectNodeAdapter, createGrpcTransport } from "@connectrpc/connect-node";
-import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { isMainThread, parentPort, workerData } from "node:worker_threads";
 import pg from "pg";
 import { ParticipantKind } from "../gen/sessiond/v1/conversation_pb.js";
 import { SessionService } from "../gen/sessiond/v1/session_service_pb.js";
 import { decodeGlobalId } from "../src/domain/ids.js";
-import { benchApp, benchDatabase, load, median } from "./harness.js";
+import { load, serveForWorker } from "./harness.js";
 
 const WRITERS = 16;
 const TURNS = 20;
@@ -58,24 +57,7 @@ function bareRoutes(pool: pg.Pool) {
 }
 
 if (isMainThread) {
-  // The server: alone on this thread.
-  const db = await benchDatabase();
-  const app = await benchApp(db.url, { SESSIOND_DB_POOL_SIZE: String(POOL) });
-  const barePool = new pg.Pool({ connectionString: db.url, max: POOL });
-  const bare = http2.createServer(connectNodeAdapter({ routes: bareRoutes(barePool) }));
-  await new Promise<void>((r) => bare.listen(0, "127.0.0.1", r));
-  const bareUrl = `http://127.0.0.1:${(bare.address() as { port: number }).port}`;
-  const worker = new Worker(new URL(import.meta.url), { workerData: { url: app.url, bareUrl, dbUrl: db.url } });
-  const result = await new Promise<{ service: number[]; baseline: number[]; bare: number[] }>((resolve, reject) => {
-    worker.once("message", resolve);
-    worker.once("error", reject);
-  });
-  await worker.terminate();
-  bare.close();
-  await barePool.end();
-  await app.stop();
-  await db.close();
-  const [s, b, g] = [median(result.service), median(result.baseline), median(result.bare)];
+  const { service: s, baseline: b, bare: g } = await serveForWorker(new URL(import.meta.url), POOL, bareRoutes);
   console.log(
     `RESULT append ratio=${(s / b).toFixed(3)} service_tps=${s.toFixed(0)} baseline_tps=${b.toFixed(0)} bare_grpc_tps=${g.toFixed(0)} vs_bare_grpc=${(s / g).toFixed(3)}`,
   );

@@ -3,6 +3,10 @@
  * is unset), a real sessiond on port 0 over it, a closed-loop load generator and medians.
  */
 import { mkdtempSync, chmodSync, rmSync } from "node:fs";
+import http2 from "node:http2";
+import { Worker } from "node:worker_threads";
+import type { ConnectRouter } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
 import os from "node:os";
 import path from "node:path";
 import pg from "pg";
@@ -84,4 +88,37 @@ export async function timeMs(fn: () => Promise<unknown>): Promise<number> {
   const t = performance.now();
   await fn();
   return performance.now() - t;
+}
+
+/** What a load generator in a worker thread measured, round by round. */
+export interface Rounds {
+  service: number[];
+  baseline: number[];
+  bare: number[];
+}
+
+/**
+ * The server side of a three-way benchmark, alone on this thread: sessiond (pool of `poolSize`) and a
+ * bare connect-node HTTP/2 server whose routes `bareRoutes` builds over a pg pool of the same size. The
+ * load generator is `workerUrl` (the benchmark's own file) run in a worker thread with workerData
+ * { url, bareUrl, dbUrl }; it posts back its Rounds. Returns their medians once everything is stopped.
+ */
+export async function serveForWorker(workerUrl: URL, poolSize: number, bareRoutes: (pool: pg.Pool) => (router: ConnectRouter) => void) {
+  const db = await benchDatabase();
+  const app = await benchApp(db.url, { SESSIOND_DB_POOL_SIZE: String(poolSize) });
+  const barePool = new pg.Pool({ connectionString: db.url, max: poolSize });
+  const bare = http2.createServer(connectNodeAdapter({ routes: bareRoutes(barePool) }));
+  await new Promise<void>((r) => bare.listen(0, "127.0.0.1", r));
+  const bareUrl = `http://127.0.0.1:${(bare.address() as { port: number }).port}`;
+  const worker = new Worker(workerUrl, { workerData: { url: app.url, bareUrl, dbUrl: db.url } });
+  const rounds = await new Promise<Rounds>((resolve, reject) => {
+    worker.once("message", resolve);
+    worker.once("error", reject);
+  });
+  await worker.terminate();
+  bare.close();
+  await barePool.end();
+  await app.stop();
+  await db.close();
+  return { service: median(rounds.service), baseline: median(rounds.baseline), bare: median(rounds.bare) };
 }

@@ -20,19 +20,18 @@
  * validation) whose RecordSpans handler runs the baseline statement. It shows what gRPC itself costs on
  * this machine; RESULT reports the service against it as `vs_bare_grpc`.
  */
-import http2 from "node:http2";
 import { randomBytes, randomUUID } from "node:crypto";
-import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
+import { isMainThread, parentPort, workerData } from "node:worker_threads";
 import type { JsonObject } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { createClient, type ConnectRouter } from "@connectrpc/connect";
-import { connectNodeAdapter, createGrpcTransport } from "@connectrpc/connect-node";
+import { createGrpcTransport } from "@connectrpc/connect-node";
 import pg from "pg";
 import { SessionService } from "../gen/sessiond/v1/session_service_pb.js";
 import { SpanKind, StatusCode } from "../gen/sessiond/v1/trace_pb.js";
 import { TraceService } from "../gen/sessiond/v1/trace_service_pb.js";
 import { decodeGlobalId } from "../src/domain/ids.js";
-import { benchApp, benchDatabase, load, median } from "./harness.js";
+import { load, serveForWorker } from "./harness.js";
 
 const CLIENTS = 8;
 const TRACES = 5;
@@ -77,24 +76,7 @@ function bareRoutes(pool: pg.Pool) {
 }
 
 if (isMainThread) {
-  // The server: alone on this thread.
-  const db = await benchDatabase();
-  const app = await benchApp(db.url, { SESSIOND_DB_POOL_SIZE: String(POOL) });
-  const barePool = new pg.Pool({ connectionString: db.url, max: POOL });
-  const bare = http2.createServer(connectNodeAdapter({ routes: bareRoutes(barePool) }));
-  await new Promise<void>((r) => bare.listen(0, "127.0.0.1", r));
-  const bareUrl = `http://127.0.0.1:${(bare.address() as { port: number }).port}`;
-  const worker = new Worker(new URL(import.meta.url), { workerData: { url: app.url, bareUrl, dbUrl: db.url } });
-  const result = await new Promise<{ service: number[]; baseline: number[]; bare: number[] }>((resolve, reject) => {
-    worker.once("message", resolve);
-    worker.once("error", reject);
-  });
-  await worker.terminate();
-  bare.close();
-  await barePool.end();
-  await app.stop();
-  await db.close();
-  const [s, b, g] = [median(result.service), median(result.baseline), median(result.bare)];
+  const { service: s, baseline: b, bare: g } = await serveForWorker(new URL(import.meta.url), POOL, bareRoutes);
   console.log(
     `RESULT ingest ratio=${(s / b).toFixed(3)} service_sps=${s.toFixed(0)} baseline_sps=${b.toFixed(0)} bare_grpc_sps=${g.toFixed(0)} vs_bare_grpc=${(s / g).toFixed(3)}`,
   );
