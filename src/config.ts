@@ -29,6 +29,11 @@ export interface Config {
    * several times its live size). Keeps memory flat through a 100,000-id bulk delete.
    */
   heapGrowthPercent: number;
+  /**
+   * Browser origins allowed to call the API (`SESSIOND_CORS_ORIGINS`, comma-separated, e.g.
+   * `https://app.example.com,http://localhost:5173`; `*` allows any origin; default none).
+   */
+  corsOrigins: string[];
 }
 
 /** A configuration value that could not be accepted. */
@@ -41,6 +46,22 @@ function int(env: NodeJS.ProcessEnv, name: string, dflt: number, min: number, ma
   const value = Number(raw);
   if (value < min || value > max) throw new ConfigError(`${name}: must be between ${min} and ${max}, got ${value}`);
   return value;
+}
+
+/** Parses SESSIOND_CORS_ORIGINS: `*`, or origins such as https://app.example.com (no path). */
+function origins(raw: string): string[] {
+  const list = raw.split(",").map((s) => s.trim()).filter(Boolean);
+  for (const o of list) {
+    if (o === "*") continue;
+    let url: URL | undefined;
+    try {
+      url = new URL(o);
+    } catch {}
+    if (!url || (url.protocol !== "http:" && url.protocol !== "https:") || url.origin !== o) {
+      throw new ConfigError(`SESSIOND_CORS_ORIGINS: "${o}" is not an origin like https://app.example.com (scheme, host, optional port; no path)`);
+    }
+  }
+  return list;
 }
 
 const LOG_LEVELS = new Set(["fatal", "error", "warn", "info", "debug", "trace", "silent"]);
@@ -60,5 +81,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dbPoolSize: int(env, "SESSIOND_DB_POOL_SIZE", 10, 1, 1000),
     logLevel,
     heapGrowthPercent: int(env, "SESSIOND_HEAP_GROWTH_PERCENT", 10, 0, 1000),
+    corsOrigins: origins(env.SESSIOND_CORS_ORIGINS ?? ""),
   };
 }

@@ -7,6 +7,7 @@ import { file_grpc_health_v1_health, Health } from "../gen/grpc/health/v1/health
 import { file_grpc_reflection_v1_reflection } from "../gen/grpc/reflection/v1/reflection_pb.js";
 import { file_grpc_reflection_v1alpha_reflection } from "../gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { file_sessiond_v1_memory_service, MemoryService } from "../gen/sessiond/v1/memory_service_pb.js";
+import { file_sessiond_v1_server_info_service, ServerInfoService } from "../gen/sessiond/v1/server_info_service_pb.js";
 import { file_sessiond_v1_session_service, SessionService } from "../gen/sessiond/v1/session_service_pb.js";
 import { file_sessiond_v1_trace_service, TraceService } from "../gen/sessiond/v1/trace_service_pb.js";
 import {
@@ -19,6 +20,7 @@ import { createHealthHandlers, type HealthStatus } from "./handlers/health.js";
 import { loggingInterceptor } from "./handlers/logging.js";
 import { createMemoryHandlers } from "./handlers/memory-service.js";
 import { createTraceHandlers } from "./handlers/trace-service.js";
+import { createServerInfoHandlers } from "./handlers/server-info.js";
 import { createOtlpGrpcHandlers, createOtlpHttpHandler } from "./handlers/otlp.js";
 import type { HttpHandler } from "./server.js";
 import { createReflectionRoutes } from "./handlers/reflection.js";
@@ -30,6 +32,7 @@ export const reflectedFiles = [
   file_sessiond_v1_session_service,
   file_sessiond_v1_memory_service,
   file_sessiond_v1_trace_service,
+  file_sessiond_v1_server_info_service,
   file_opentelemetry_proto_collector_trace_v1_trace_service,
   file_grpc_health_v1_health,
   file_grpc_reflection_v1_reflection,
@@ -42,13 +45,14 @@ export interface RouteDeps {
   health: HealthStatus;
 }
 
-/** Registers SessionService, MemoryService, TraceService, gRPC health and gRPC reflection (v1 and v1alpha). */
+/** Registers SessionService, MemoryService, TraceService, ServerInfoService, OTLP's TraceService, gRPC health and reflection (v1 and v1alpha). */
 export function createRoutes(deps: RouteDeps): (router: ConnectRouter) => void {
   const reflection = createReflectionRoutes(reflectedFiles);
   return (router) => {
     router.service(SessionService, createSessionHandlers(deps.services));
     router.service(MemoryService, createMemoryHandlers(deps.services.memories));
     router.service(TraceService, createTraceHandlers(deps.services.tracing));
+    router.service(ServerInfoService, createServerInfoHandlers());
     router.service(OtlpTraceService, createOtlpGrpcHandlers(deps.services.tracing));
     router.service(Health, createHealthHandlers(deps.health));
     reflection(router);

@@ -3,16 +3,51 @@
  * graceful shutdown. `build()` has no side effects until `listen()` is called; nothing happens on import.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import type { AddressInfo } from "node:net";
-import { Code, ConnectError, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, cors as corsHeaders, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter, type ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
 import type { Config } from "./config.js";
 import type { Logger } from "./logger.js";
 import { createOnePortServer } from "./net/one-port.js";
+import { VERSION } from "./version.js";
+
+/** Carried by every response: which sessiond answered. */
+export const VERSION_HEADER = "sessiond-version";
+
+/** Request headers a browser may send besides Connect's: credentials and the OTLP namespace. */
+const EXTRA_ALLOWED_HEADERS = ["Authorization", "X-API-Key", "Sessiond-Namespace", "X-Request-Id"];
+
+/**
+ * CORS for browser clients (Connect-Web): for an allowed Origin, answers preflights itself (204 with
+ * Connect's methods and headers plus Authorization) and marks the other responses readable by the
+ * page; other origins get no CORS headers, so browsers keep them out. Returns true when it answered.
+ */
+function corsFor(origins: string[]) {
+  const any = origins.includes("*");
+  const allowed = new Set(origins);
+  return (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse): boolean => {
+    const origin = req.headers.origin;
+    if (!origin || (!any && !allowed.has(origin))) return false;
+    res.setHeader("Access-Control-Allow-Origin", any ? "*" : origin);
+    res.setHeader("Vary", "Origin");
+    if (req.method === "OPTIONS" && req.headers["access-control-request-method"]) {
+      (res as ServerResponse).writeHead(204, {
+        "Access-Control-Allow-Methods": corsHeaders.allowedMethods.join(", "),
+        "Access-Control-Allow-Headers": [...corsHeaders.allowedHeaders, ...EXTRA_ALLOWED_HEADERS].join(", "),
+        "Access-Control-Max-Age": "7200",
+      });
+      res.end();
+      return true;
+    }
+    res.setHeader("Access-Control-Expose-Headers", [...corsHeaders.exposedHeaders, VERSION_HEADER, "X-Request-Id"].join(", "));
+    return false;
+  };
+}
 
 /** What {@link build} needs. */
 export interface ServerDeps {
-  config: Pick<Config, "port" | "host" | "readMaxBytes" | "maxTimeoutMs" | "shutdownGraceMs">;
+  config: Pick<Config, "port" | "host" | "readMaxBytes" | "maxTimeoutMs" | "shutdownGraceMs"> & Partial<Pick<Config, "corsOrigins">>;
   logger: Logger;
   /** Registers every service (see routes.ts). */
   routes: (router: ConnectRouter) => void;
@@ -67,7 +102,11 @@ export function build(deps: ServerDeps): Server {
   // HTTP/2 receive windows sized for large requests (100,000 ids in one BulkDeleteSessions is ~4.6 MB):
   // with the protocol's default 64 KiB windows such an upload needs ~70 window round trips.
   const window = Math.min(Math.max(config.readMaxBytes, 1 << 20), 2 ** 31 - 1);
-  const port = createOnePortServer(handler, {
+  const cors = corsFor(config.corsOrigins ?? []);
+  const port = createOnePortServer((req, res) => {
+    res.setHeader(VERSION_HEADER, VERSION);
+    if (!cors(req, res)) handler(req, res);
+  }, {
     http2: { settings: { initialWindowSize: window } },
     onError: (err, where) => logger.debug({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code }, where }, "connection error"),
   });

@@ -15,11 +15,12 @@ async function bufCurl(protocol: string, method: string, body: object): Promise<
 }
 
 describe("buf curl with server reflection", () => {
-  it("lists SessionService, MemoryService, TraceService, OTLP's TraceService, Health and reflection", async () => {
+  it("lists every service: sessiond's, OTLP's TraceService, Health and reflection", async () => {
     const { stdout } = await run(BUF, ["curl", "--list-services", ctx.url], { timeout: 30_000 });
     expect(stdout.split("\n").filter(Boolean).sort()).toEqual(["grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection",
       "opentelemetry.proto.collector.trace.v1.TraceService",
       "sessiond.v1.MemoryService",
+      "sessiond.v1.ServerInfoService",
       "sessiond.v1.SessionService",
       "sessiond.v1.TraceService",
     ]);

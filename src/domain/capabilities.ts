@@ -1,0 +1,21 @@
+/**
+ * What this server can do, as stable names a client can check for (GetServerInfo). A name is only
+ * ever added, never renamed or reused; each is described in the README ("Capabilities").
+ */
+export const CAPABILITIES = [
+  "sessions.v1",
+  "sessions.bulk_delete.stream",
+  "participants.v1",
+  "turns.append.request_id",
+  "integration.rules",
+  "integration.remote",
+  "memories.v1",
+  "traces.v1",
+  "annotations.identifier_upsert",
+  "otlp.grpc",
+  "otlp.http",
+  "cors",
+] as const;
+
+/** A capability name. */
+export type Capability = (typeof CAPABILITIES)[number];
