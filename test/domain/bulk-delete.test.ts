@@ -22,6 +22,31 @@ async function run(over: Partial<BulkDeleteInput>, signal = new AbortController(
 const gid = (uuid: string) => encodeGlobalId("Session", uuid);
 
 describe("BulkDeleteSessions (domain)", () => {
+  it("reports a batch that fails for a reason other than an outage as FAILED, rolls it back, and goes on", async () => {
+    const uuids = await seedSessions(ctx.db.dataSource, 6, "bulk-fail");
+    await seedContents(ctx.db.dataSource, uuids, SHAPE);
+    // A real fault inside Postgres: a trigger that refuses to delete one session (the third).
+    await ctx.db.sql(`UPDATE sessions SET labels = '{"explode":"yes"}' WHERE id = $1`, [uuids[2]]);
+    await ctx.db.sql(
+      `CREATE FUNCTION refuse_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+       BEGIN IF OLD.labels ? 'explode' THEN RAISE EXCEPTION 'refusing to delete %', OLD.id; END IF; RETURN OLD; END $$`,
+    );
+    await ctx.db.sql("CREATE TRIGGER refuse_delete BEFORE DELETE ON sessions FOR EACH ROW EXECUTE FUNCTION refuse_delete()");
+    try {
+      const { events, byId } = await run({ namespace: "bulk-fail", selector: { kind: "ids", values: uuids.map(gid) }, batchSize: 2 });
+      expect(uuids.map((u) => byId.get(gid(u))?.outcome)).toEqual(["deleted", "deleted", "failed", "failed", "deleted", "deleted"]);
+      expect(byId.get(gid(uuids[2]))).toMatchObject({ id: gid(uuids[2]), error: "the batch could not be deleted; the session is untouched (see server logs)" });
+      expect(byId.get(gid(uuids[2]))?.error).not.toContain("refusing");
+      expect(events.at(-1)).toMatchObject({ type: "summary", counters: { completed: 6, deleted: 4, failed: 2, notFound: 0 } });
+      const left = await ctx.db.sql("SELECT id FROM sessions WHERE id = ANY($1) ORDER BY id", [uuids]);
+      expect(left.map((r: { id: string }) => r.id)).toEqual([uuids[2], uuids[3]].sort());
+      expect(await countContents(ctx.db.dataSource, [uuids[2], uuids[3]])).toMatchObject({ participants: 4, turns: 20, spans: 12 });
+    } finally {
+      await ctx.db.sql("DROP TRIGGER refuse_delete ON sessions");
+      await ctx.db.sql("DROP FUNCTION refuse_delete()");
+    }
+  });
+
   it("streams started, one progress per batch and a summary, reporting every id once with its cascade counts", async () => {
     const uuids = await seedSessions(ctx.db.dataSource, 7, "bulk-a");
     await seedContents(ctx.db.dataSource, uuids, SHAPE);

@@ -149,6 +149,22 @@ describe("IntegrateSession with a remote IntegratorService", () => {
     expect(await marks()).toEqual([1, 1]);
   });
 
+  it("stores nothing from turns truncated while the integrator was working", async () => {
+    await ctx.services.memories.updateIntegratorConfig("remote-trunc", { kind: "remote", url: remote.url, timeoutMs: 5000 });
+    const s = await conversation("remote-trunc", "s");
+    await ctx.services.conversations.unbind(byId(s.id), "alice");
+    await ctx.services.conversations.append(byId(s.id), [turn("bot", "my secret is 42")], "");
+    remote.behave = async () => {
+      await ctx.sessions.truncate(byId(s.id));
+      return { insights: ["secret: 42"], memories: [{ content: "secret is 42", subjectParticipantId: "bot", subjectUser: "", metadata: {} }] };
+    };
+    const { results, stats } = await ctx.services.integration.integrate(byId(s.id), never);
+    expect(results).toEqual([expect.objectContaining({ participantId: "bot", outcome: "nothing_new", memoriesCreated: 0, lastIntegratedSeq: 0 })]);
+    expect(stats.memoriesExtracted).toBe(0);
+    const [bot] = await ctx.services.conversations.participants(byId(s.id)).then((ps) => ps.filter((p) => p.participantId === "bot"));
+    expect([bot.insights, bot.lastIntegratedSeq]).toEqual([[], 0]);
+  });
+
   it("feeds a long backlog in chunks of 200 turns, advancing the mark after each", async () => {
     await ctx.services.memories.updateIntegratorConfig("remote-long", { kind: "remote", url: remote.url, timeoutMs: 5000 });
     const s = await conversation("remote-long", "s");

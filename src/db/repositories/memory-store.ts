@@ -76,9 +76,10 @@ export interface MemoryStore {
   delete(namespaceId: string, sel: MemorySelector): Promise<number>;
   /**
    * Stores one participant's integration: locks the session row (the order every writer follows),
-   * advances the mark only if it is still `fromSeq`, appends the insights, inserts the memories and
-   * counts them on the session. Returns false, writing nothing, when the mark moved meanwhile (a
-   * concurrent integration got there first).
+   * advances the mark only if it is still `fromSeq` and the last integrated turn still exists, appends
+   * the insights, inserts the memories and counts them on the session. Returns false, writing nothing,
+   * when the mark moved meanwhile (a concurrent integration got there first) or the turns were
+   * truncated while the integrator was working.
    */
   writeIntegration(w: IntegrationWrite): Promise<boolean>;
   /** Counts one integration run on the session. */
@@ -119,7 +120,8 @@ export function createMemoryStore(db: DataSource | EntityManager): MemoryStore {
              insights = CASE WHEN jsonb_array_length(insights || $5::jsonb) <= ${MAX_STORED_INSIGHTS} THEN insights || $5::jsonb
                ELSE (SELECT jsonb_agg(e ORDER BY i) FROM jsonb_array_elements(insights || $5::jsonb) WITH ORDINALITY a(e, i)
                      WHERE i > jsonb_array_length(insights || $5::jsonb) - ${MAX_STORED_INSIGHTS}) END
-           WHERE session_id = $1 AND participant_id = $2 AND last_integrated_seq = $3 RETURNING 1)
+           WHERE session_id = $1 AND participant_id = $2 AND last_integrated_seq = $3
+             AND EXISTS (SELECT 1 FROM turns WHERE session_id = $1 AND seq = $4) RETURNING 1)
          SELECT count(*)::int AS n FROM p`,
         [w.sessionUuid, w.participantId, w.fromSeq, w.toSeq, JSON.stringify(w.insights)],
       );
