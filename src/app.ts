@@ -10,7 +10,7 @@ import { startEmbeddedPostgres, type EmbeddedPostgres } from "./db/embedded.js";
 import { createBulkDeleteStore } from "./db/repositories/session-deletion.js";
 import { createStores } from "./db/repositories/stores.js";
 import { createServices } from "./domain/services.js";
-import { createIntegratorFactory } from "./handlers/remote-integrator.js";
+import { createIntegratorFactory } from "./handlers/integrators.js";
 import type { Logger } from "./logger.js";
 import { createHttpRoutes, createInterceptors, createRoutes } from "./routes.js";
 import { build } from "./server.js";

@@ -18,8 +18,8 @@ import {
   type Turn,
 } from "./conversation.js";
 import { AlreadyExistsError, InvalidInputError, NotFoundError, PreconditionError } from "./errors.js";
-import { decodeSeqToken, encodeSeqToken, fingerprint } from "./page-token.js";
-import { checkData, checkText, MAX_PAGE_SIZE, type JsonObject, type Session } from "./session.js";
+import { decodeSeqToken, encodeSeqToken, fingerprint, pageOf } from "./page-token.js";
+import { checkData, checkPageSize, checkText, type JsonObject, type Session } from "./session.js";
 import { loadSession, parseAddress, type SessionAddress } from "./sessions.js";
 
 /** Input of {@link ConversationService.bind}. */
@@ -120,16 +120,15 @@ export function createConversationService(stores: StoreSet): ConversationService
     },
 
     async listTurns(input) {
-      if (input.pageSize < 0 || input.pageSize > MAX_PAGE_SIZE) throw new InvalidInputError("page_size", `must be between 1 and ${MAX_PAGE_SIZE}`);
+      const limit = checkPageSize(input.pageSize, DEFAULT_TURN_PAGE);
       if (input.afterSeq < 0 || !Number.isSafeInteger(input.afterSeq)) throw new InvalidInputError("after_seq", `must be between 0 and ${Number.MAX_SAFE_INTEGER}`);
       if (input.participantId) checkParticipantId(input.participantId);
-      const limit = input.pageSize || DEFAULT_TURN_PAGE;
       const session = await loadSession(stores.sessions, input.address);
       const fp = fingerprint({ session: session.uuid, participant: input.participantId, after: input.afterSeq });
       const after = input.pageToken ? decodeSeqToken(input.pageToken, fp, "the session, participant_id and after_seq") : input.afterSeq;
       const rows = await stores.conversations.turns({ sessionUuid: session.uuid, participantId: input.participantId || undefined, afterSeq: after, limit: limit + 1 });
-      const turns = rows.slice(0, limit);
-      return { turns, nextPageToken: rows.length > limit ? encodeSeqToken(turns[turns.length - 1].seq, fp) : "" };
+      const page = pageOf(rows, limit, (last) => encodeSeqToken(last.seq, fp));
+      return { turns: page.items, nextPageToken: page.nextPageToken };
     },
   };
 }

@@ -1,7 +1,7 @@
 /**
  * The integrator contract as the domain sees it: IntegrateSession hands an integrator one participant's
  * new turns and stores what comes back. Implementations: the built-in rules (integrators/rules.ts) and
- * a remote IntegratorService (handlers/remote-integrator.ts).
+ * a remote IntegratorService (handlers/integrators.ts).
  */
 import type { Participant, ParticipantKind, Turn } from "./conversation.js";
 import type { JsonObject } from "./session.js";

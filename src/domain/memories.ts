@@ -8,7 +8,7 @@ import { checkParticipantId } from "./conversation.js";
 import { InvalidInputError } from "./errors.js";
 import { decodeGlobalId, encodeGlobalId } from "./ids.js";
 import { DEFAULT_INTEGRATOR_TIMEOUT_MS, MAX_INTEGRATOR_TIMEOUT_MS, type IntegratorConfig } from "./integrator.js";
-import { decodePageToken, encodePageToken, fingerprint } from "./page-token.js";
+import { decodePageToken, encodePageToken, fingerprint, pageOf } from "./page-token.js";
 import { checkNamespace, checkPageSize, checkText } from "./session.js";
 
 /** A memory as the API shows it. */
@@ -62,7 +62,9 @@ export function checkIntegratorConfig(c: { kind: "rules" | "remote"; url: string
     throw new InvalidInputError("config.url", "must be an absolute http(s) URL for the REMOTE integrator");
   }
   checkText("config.url", c.url, MAX_URL, { id: true });
-  if ((url.protocol !== "http:" && url.protocol !== "https:") || url.username || url.password || url.search || url.hash || c.url.includes("#") || c.url.includes("?")) {
+  // "?" and "#" checked in the text: `new URL` drops an empty query or fragment, which would still
+  // change the path the client appends the method to.
+  if ((url.protocol !== "http:" && url.protocol !== "https:") || url.username || url.password || c.url.includes("?") || c.url.includes("#")) {
     throw new InvalidInputError("config.url", `must be an http(s) base URL of at most ${MAX_URL} characters, without credentials, query or fragment`);
   }
   return { kind: "remote", url: url.href.replace(/\/$/, ""), timeoutMs };
@@ -109,9 +111,8 @@ export function createMemoryService(stores: StoreSet) {
       if (source === null) return { memories: [], nextPageToken: "" };
       if (source) sel.sourceSessionUuid = source;
       const rows = await stores.memories.list(namespaceId, sel, after, limit + 1);
-      const page = rows.slice(0, limit);
-      const last = page[page.length - 1];
-      return { memories: page.map(toMemory(namespace)), nextPageToken: rows.length > limit ? encodePageToken({ createTime: last.createTime, uuid: last.uuid }, fp) : "" };
+      const page = pageOf(rows, limit, (last) => encodePageToken(last, fp));
+      return { memories: page.items.map(toMemory(namespace)), nextPageToken: page.nextPageToken };
     },
 
     /** Deletes the selected memories of a namespace; returns how many went. */

@@ -64,6 +64,15 @@ export function decodePageToken(token: string, fp: string, stale = "namespace, f
   return { createTime: new Date(parsed.t), uuid: parsed.u };
 }
 
+/**
+ * Cuts one page from `rows`, fetched with limit + 1: the first `limit` rows, and a token for the next
+ * page (made from the last row kept) when there was one more row.
+ */
+export function pageOf<T>(rows: T[], limit: number, tokenFor: (last: T) => string): { items: T[]; nextPageToken: string } {
+  const items = rows.slice(0, limit);
+  return { items, nextPageToken: rows.length > limit ? tokenFor(items[items.length - 1]) : "" };
+}
+
 /** Encodes a sequence-number cursor (ListTurns). */
 export function encodeSeqToken(seq: number, fp: string): string {
   return seal({ s: seq }, fp);

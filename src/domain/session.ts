@@ -148,9 +148,9 @@ export function checkMaxRequestsPerMinute(value: number): number {
   return value;
 }
 
-/** Resolves page_size (0 = default). */
-export function checkPageSize(value: number): number {
-  if (value === 0) return DEFAULT_PAGE_SIZE;
+/** Resolves page_size (0 = the default of the list, DEFAULT_PAGE_SIZE unless given). */
+export function checkPageSize(value: number, dflt = DEFAULT_PAGE_SIZE): number {
+  if (value === 0) return dflt;
   if (value < 0 || value > MAX_PAGE_SIZE) throw new InvalidInputError("page_size", `must be between 1 and ${MAX_PAGE_SIZE}`);
   return value;
 }

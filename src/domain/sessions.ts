@@ -6,7 +6,7 @@ import type { SessionStore } from "../db/repositories/session-store.js";
 import { bulkDeleteSessions, type BulkDeleteEvent, type BulkDeleteInput, type BulkDeleteStore, type FailureLog } from "./bulk-delete.js";
 import { ConflictError, InvalidInputError, NotFoundError, PreconditionError } from "./errors.js";
 import { decodeGlobalId } from "./ids.js";
-import { decodePageToken, encodePageToken, fingerprint } from "./page-token.js";
+import { decodePageToken, encodePageToken, fingerprint, pageOf } from "./page-token.js";
 import {
   checkData,
   checkExpiresAfter,
@@ -147,9 +147,7 @@ export function createSessionService(deps: { store: SessionStore; bulkStore: Bul
       const namespaceId = await store.namespaceId(namespace, false);
       if (!namespaceId) return { sessions: [], nextPageToken: "" };
       const rows = await store.list({ namespaceId, filter, showDeleted: input.showDeleted, ascending: input.ascending, after, limit: limit + 1 });
-      const sessions = rows.slice(0, limit);
-      const last = sessions[sessions.length - 1];
-      const nextPageToken = rows.length > limit ? encodePageToken({ createTime: last.createTime, uuid: last.uuid }, fp) : "";
+      const { items: sessions, nextPageToken } = pageOf(rows, limit, (last) => encodePageToken(last, fp));
       return { sessions, nextPageToken };
     },
 

@@ -7,7 +7,7 @@ import type { StoreSet, Stores } from "../db/repositories/stores.js";
 import type { AnnotationValues, RecordResult, ResolvedTarget } from "../db/repositories/trace-store.js";
 import { InvalidInputError, isConcurrencyConflict, NotFoundError, PreconditionError } from "./errors.js";
 import { decodeGlobalId } from "./ids.js";
-import { decodePageToken, encodePageToken, fingerprint } from "./page-token.js";
+import { decodePageToken, encodePageToken, fingerprint, pageOf } from "./page-token.js";
 import {
   checkData,
   checkNamespace,
@@ -71,20 +71,7 @@ async function retrying<T>(work: () => Promise<T>): Promise<T> {
 
 /** Creates the service over the stores. */
 export function createTracingService(stores: StoreSet) {
-  /** The session a call names by global id or caller id; undefined when it names none. */
-  async function sessionOf(namespace: string, id: string, sessionId: string, field: string): Promise<Session | undefined> {
-    if (!id && !sessionId) return undefined;
-    if (id && sessionId) throw new InvalidInputError(field, `set either ${field} or ${field}_id, not both`);
-    return loadSession(stores.sessions, { id, namespace, sessionId }, { showDeleted: true }).then((s) => {
-      if (s.namespace !== namespace) throw new NotFoundError(`session ${id} not found`);
-      if (s.state === "soft_deleted") throw new PreconditionError(`session ${s.id} is deleted; recording spans is not allowed`);
-      return s;
-    });
-  }
-
-  async function namespaceIdOf(name: string, create: boolean): Promise<string | undefined> {
-    return stores.sessions.namespaceId(name, create);
-  }
+  const namespaceIdOf = (name: string, create: boolean) => stores.sessions.namespaceId(name, create);
 
   /**
    * Resolves an annotation target in a namespace, with `tx` so that the target stays until commit (the
@@ -154,18 +141,16 @@ export function createTracingService(stores: StoreSet) {
       const limit = checkPageSize(input.pageSize);
       if (input.withoutSession && (input.session || input.sessionId)) throw new InvalidInputError("without_session", "set it alone, without session or session_id");
       if (!input.withoutSession && !input.session && !input.sessionId) throw new InvalidInputError("session", "set session, session_id or without_session");
-      const session = input.withoutSession ? undefined : await sessionOf(namespace, input.session, input.sessionId, "session").catch((err) => {
-        if (err instanceof PreconditionError) throw new NotFoundError(err.message);
-        throw err;
-      });
+      if (input.session && input.sessionId) throw new InvalidInputError("session", "set either session or session_id, not both");
+      if (input.session) decodeGlobalId("Session", input.session, "session");
+      const session = input.withoutSession ? undefined : await loadSession(stores.sessions, { id: input.session, namespace, sessionId: input.sessionId });
       const fp = fingerprint({ namespace, session: session?.uuid ?? null });
       const after = input.pageToken ? decodePageToken(input.pageToken, fp, "namespace and session") : undefined;
       const namespaceId = session ? session.namespaceId : await namespaceIdOf(namespace, false);
       if (!namespaceId) return { traces: [], nextPageToken: "" };
       const rows = await stores.traces.list(namespaceId, session?.uuid ?? null, after, limit + 1);
-      const page = rows.slice(0, limit);
-      const last = page[page.length - 1];
-      return { traces: page, nextPageToken: rows.length > limit ? encodePageToken({ createTime: last.createTime, uuid: last.uuid }, fp) : "" };
+      const page = pageOf(rows, limit, (last) => encodePageToken(last, fp));
+      return { traces: page.items, nextPageToken: page.nextPageToken };
     },
 
     /** A trace with its spans as a tree. */
@@ -191,15 +176,13 @@ export function createTracingService(stores: StoreSet) {
     /** Annotates a session, trace or span; with an identifier, repeats update. */
     async annotate(input: AnnotateInput): Promise<{ annotation: Annotation; created: boolean }> {
       const namespace = checkNamespace(input.namespace);
+      if (!input.annotatorKind) throw new InvalidInputError("annotator_kind", "is required: HUMAN, LLM or CODE");
+      if (input.score !== undefined && !Number.isFinite(input.score)) throw new InvalidInputError("score", "must be a finite number");
       const values: AnnotationValues = {
         name: checkText("name", input.name, 256, { required: true }),
-        annotatorKind: input.annotatorKind ?? (() => {
-          throw new InvalidInputError("annotator_kind", "is required: HUMAN, LLM or CODE");
-        })(),
+        annotatorKind: input.annotatorKind,
         label: checkText("label", input.label, 256),
-        score: input.score === undefined ? null : Number.isFinite(input.score) ? input.score : (() => {
-          throw new InvalidInputError("score", "must be a finite number");
-        })(),
+        score: input.score ?? null,
         explanation: checkText("explanation", input.explanation, MAX_EXPLANATION_BYTES),
         metadata: checkData(input.metadata, "metadata", MAX_ANNOTATION_METADATA_BYTES),
         identifier: checkText("identifier", input.identifier, 256),
@@ -224,9 +207,8 @@ export function createTracingService(stores: StoreSet) {
       const fp = fingerprint({ namespace, target: target.key });
       const after = input.pageToken ? decodePageToken(input.pageToken, fp, "namespace and target") : undefined;
       const rows = await stores.traces.annotations(namespaceId!, target.key, after, limit + 1);
-      const page = rows.slice(0, limit);
-      const last = page[page.length - 1];
-      return { annotations: page, nextPageToken: rows.length > limit ? encodePageToken({ createTime: last.createTime, uuid: last.uuid }, fp) : "" };
+      const page = pageOf(rows, limit, (last) => encodePageToken(last, fp));
+      return { annotations: page.items, nextPageToken: page.nextPageToken };
     },
   };
 

@@ -130,15 +130,10 @@ async function ingest(tracing: TracingService, namespace: string, req: ExportTra
   return create(ExportTraceServiceResponseSchema, rejected ? { partialSuccess: { rejectedSpans: BigInt(rejected), errorMessage: firstError } } : {});
 }
 
-/** The namespace an OTLP call records into. */
-function namespaceOf(value: string | null | undefined): string {
-  return value ?? "";
-}
-
 /** The collector's gRPC TraceService (served by the Connect router: gRPC, gRPC-Web and Connect). */
 export function createOtlpGrpcHandlers(tracing: TracingService): ServiceImpl<typeof OtlpTraceService> {
   return {
-    export: (req, context: HandlerContext) => ingest(tracing, namespaceOf(context.requestHeader.get(NAMESPACE_HEADER)), req),
+    export: (req, context: HandlerContext) => ingest(tracing, context.requestHeader.get(NAMESPACE_HEADER) ?? "", req),
   };
 }
 
@@ -207,7 +202,7 @@ export function createOtlpHttpHandler(tracing: TracingService, opts: { readMaxBy
       return fail(Code.InvalidArgument, `the body is not a valid OTLP ExportTraceServiceRequest (${json ? "JSON" : "protobuf"}): ${err instanceof Error ? err.message.slice(0, 200) : "unreadable"}`);
     }
     try {
-      const response = await ingest(tracing, namespaceOf(req.headers[NAMESPACE_HEADER] as string | undefined), request);
+      const response = await ingest(tracing, (req.headers[NAMESPACE_HEADER] as string | undefined) ?? "", request);
       reply(200, json ? JSON.stringify(toJson(ExportTraceServiceResponseSchema, response)) : toBinary(ExportTraceServiceResponseSchema, response));
     } catch (err) {
       const e = toConnectError(err, String(req.headers["x-request-id"] ?? "otlp-http"), opts.logger);

@@ -6,7 +6,7 @@ import { createBulkDeleteStore } from "../../src/db/repositories/session-deletio
 import { createStores } from "../../src/db/repositories/stores.js";
 import { createServices, type Services } from "../../src/domain/services.js";
 import type { SessionService } from "../../src/domain/sessions.js";
-import { createIntegratorFactory } from "../../src/handlers/remote-integrator.js";
+import { createIntegratorFactory } from "../../src/handlers/integrators.js";
 import { createTestDatabase, type TestDatabase } from "./databases.js";
 
 /** Registers beforeAll/afterAll hooks that give the file its own database and services. */

@@ -2,7 +2,7 @@
  * Storage of sessions: every SQL statement about the sessions table lives here. Rows are converted to
  * domain Sessions at this boundary. Every statement is scoped by namespace_id.
  */
-import type { DataSource, EntityManager } from "typeorm";
+import type { EntityManager } from "typeorm";
 import { AlreadyExistsError, databaseErrorCode } from "../../domain/errors.js";
 import { encodeGlobalId } from "../../domain/ids.js";
 import type { Cursor } from "../../domain/page-token.js";
@@ -104,14 +104,10 @@ export interface SessionStore {
 }
 
 /**
- * Creates the store. Namespace ids are cached per process (names never change; a namespace deleted
- * meanwhile is detected by the foreign key on insert and the cache entry dropped).
+ * The store bound to `db` (a DataSource's manager or a transaction's). Namespace ids are cached in
+ * `namespaceCache`, one per process (see stores.ts): names never change, and a namespace deleted
+ * meanwhile is detected by the foreign key on insert and its cache entry dropped.
  */
-export function createSessionStore(dataSource: DataSource): SessionStore {
-  return bindSessionStore(dataSource.manager, new Map());
-}
-
-/** The store bound to `db` (a DataSource's manager or a transaction's), sharing a namespace-id cache. */
 export function bindSessionStore(db: EntityManager, namespaceCache: Map<string, string>): SessionStore {
   const q = (sql: string, params: unknown[] = []) => db.query(sql, params) as Promise<any[]>;
 

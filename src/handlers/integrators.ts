@@ -1,7 +1,8 @@
 /**
- * The REMOTE integrator: a team's own IntegratorService, called over the Connect protocol (HTTP/1.1,
- * binary protobuf) at the URL configured for the namespace. Clients are kept per URL so connections are
- * reused across calls.
+ * Which integrator a namespace's configuration means: the built-in rules, or REMOTE, a team's own
+ * IntegratorService called over the Connect protocol (HTTP/1.1, binary protobuf) at the configured URL.
+ * It lives with the handlers because the remote one is a Connect client. Clients are kept per URL so
+ * connections are reused across calls.
  */
 import { create } from "@bufbuild/protobuf";
 import { createClient, type Client } from "@connectrpc/connect";
