@@ -14,13 +14,12 @@
  * what gRPC itself costs on this machine; RESULT reports the service against it as `vs_bare_grpc`.
  */
 import { createClient, type ConnectRouter } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
 import { isMainThread, parentPort, workerData } from "node:worker_threads";
 import pg from "pg";
 import { ParticipantKind } from "../gen/sessiond/v1/conversation_pb.js";
 import { SessionService } from "../gen/sessiond/v1/session_service_pb.js";
 import { decodeGlobalId } from "../src/domain/ids.js";
-import { load, serveForWorker } from "./harness.js";
+import { grpcTransport, load, serveForWorker } from "./harness.js";
 
 const WRITERS = 16;
 const TURNS = 20;
@@ -66,8 +65,8 @@ if (isMainThread) {
 
 // The load generator.
 const { url, bareUrl, dbUrl } = workerData as { url: string; bareUrl: string; dbUrl: string };
-const bareClient = createClient(SessionService, createGrpcTransport({ baseUrl: bareUrl }));
-const client = createClient(SessionService, createGrpcTransport({ baseUrl: url }));
+const bareClient = createClient(SessionService, grpcTransport(bareUrl));
+const client = createClient(SessionService, grpcTransport(url));
 const pool = new pg.Pool({ connectionString: dbUrl, max: POOL });
 
 // ~200-byte turns that read like a support conversation, varied per turn so no two rows are alike.

@@ -8,13 +8,12 @@
  * Targets: ratio >= 0.8, first message within 100 ms, RSS growth < 50 MB.
  */
 import { createClient } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
 import pg from "pg";
 import { DataSource, In } from "typeorm";
 import { SessionService } from "../gen/sessiond/v1/session_service_pb.js";
 import { encodeGlobalId } from "../src/domain/ids.js";
 import { seedContents, seedSessions } from "../test/setup/seed.js";
-import { benchApp, benchDatabase } from "./harness.js";
+import { benchApp, benchDatabase, grpcTransport } from "./harness.js";
 import { NaiveSession, naiveEntities } from "./naive-entities.js";
 import { rssOf, startServerProcess } from "./process.js";
 
@@ -24,7 +23,7 @@ const SHAPE = { participants: 2, turnsPerParticipant: 5, traces: 5, spansPerTrac
 
 const db = await benchDatabase();
 const app = await benchApp(db.url);
-const client = createClient(SessionService, createGrpcTransport({ baseUrl: app.url }));
+const client = createClient(SessionService, grpcTransport(app.url));
 
 async function seed(n: number, ns: string): Promise<string[]> {
   const uuids: string[] = [];
@@ -80,7 +79,7 @@ if (process.env.BENCH_MEMORY !== "0") {
   const many = await seedSessions(app.dataSource, 100_000, "mem");
   const ids = many.map((u) => encodeGlobalId("Session", u));
   const server = await startServerProcess(db.url);
-  const memClient = createClient(SessionService, createGrpcTransport({ baseUrl: server.url }));
+  const memClient = createClient(SessionService, grpcTransport(server.url));
   // Warm up the process (code paths, pools) before taking the baseline.
   for await (const _ of memClient.bulkDeleteSessions({ namespace: "mem", selector: { case: "ids", value: { values: ids.slice(0, 1000) } }, dryRun: true }));
   const base = rssOf(server.pid);

@@ -5,8 +5,8 @@
 import { mkdtempSync, chmodSync, rmSync } from "node:fs";
 import http2 from "node:http2";
 import { Worker } from "node:worker_threads";
-import type { ConnectRouter } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { ConnectRouter, Transport } from "@connectrpc/connect";
+import { connectNodeAdapter, createGrpcTransport } from "@connectrpc/connect-node";
 import os from "node:os";
 import path from "node:path";
 import pg from "pg";
@@ -14,7 +14,16 @@ import { startApp, type App } from "../src/app.js";
 import { loadConfig } from "../src/config.js";
 import { startEmbeddedPostgres } from "../src/db/embedded.js";
 import { createLogger } from "../src/logger.js";
+import { bearer, TEST_ADMIN_KEY } from "../test/setup/auth.js";
 import { withDatabase } from "../test/setup/databases.js";
+
+/** The bootstrap ADMIN key benchmark servers start with. */
+export const BENCH_KEY = TEST_ADMIN_KEY;
+
+/** A gRPC transport sending BENCH_KEY, to the service and to bare baselines alike (same bytes on the wire). */
+export function grpcTransport(baseUrl: string): Transport {
+  return createGrpcTransport({ baseUrl, interceptors: [bearer(BENCH_KEY)] });
+}
 
 /** A benchmark database server with one fresh database. */
 export interface BenchDatabase {
@@ -55,7 +64,7 @@ export async function benchDatabase(): Promise<BenchDatabase> {
 
 /** Starts sessiond (default configuration, logs discarded) over `url` on a free port. */
 export async function benchApp(url: string, env: Record<string, string> = {}): Promise<App> {
-  const config = loadConfig({ PORT: "0", HOST: "127.0.0.1", DATABASE_URL: url, ...env });
+  const config = loadConfig({ PORT: "0", HOST: "127.0.0.1", DATABASE_URL: url, SESSIOND_BOOTSTRAP_ADMIN_KEY: BENCH_KEY, ...env });
   const devNull = { write: () => true };
   return startApp(config, createLogger(config.logLevel, devNull as never));
 }

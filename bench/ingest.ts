@@ -25,13 +25,12 @@ import { isMainThread, parentPort, workerData } from "node:worker_threads";
 import type { JsonObject } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { createClient, type ConnectRouter } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
 import pg from "pg";
 import { SessionService } from "../gen/sessiond/v1/session_service_pb.js";
 import { SpanKind, StatusCode } from "../gen/sessiond/v1/trace_pb.js";
 import { TraceService } from "../gen/sessiond/v1/trace_service_pb.js";
 import { decodeGlobalId } from "../src/domain/ids.js";
-import { load, serveForWorker } from "./harness.js";
+import { grpcTransport, load, serveForWorker } from "./harness.js";
 
 const CLIENTS = 8;
 const TRACES = 5;
@@ -85,9 +84,9 @@ if (isMainThread) {
 
 // The load generator.
 const { url, bareUrl, dbUrl } = workerData as { url: string; bareUrl: string; dbUrl: string };
-const clients = Array.from({ length: CLIENTS }, () => createClient(TraceService, createGrpcTransport({ baseUrl: url })));
-const bareClients = Array.from({ length: CLIENTS }, () => createClient(TraceService, createGrpcTransport({ baseUrl: bareUrl })));
-const sessionClient = createClient(SessionService, createGrpcTransport({ baseUrl: url }));
+const clients = Array.from({ length: CLIENTS }, () => createClient(TraceService, grpcTransport(url)));
+const bareClients = Array.from({ length: CLIENTS }, () => createClient(TraceService, grpcTransport(bareUrl)));
+const sessionClient = createClient(SessionService, grpcTransport(url));
 const pool = new pg.Pool({ connectionString: dbUrl, max: POOL });
 
 const CHILDREN = ["llm.call", "tool.search", "retriever.query", "llm.call", "tool.http_get", "embedding.create", "tool.code_exec", "memory.lookup"];

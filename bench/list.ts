@@ -4,10 +4,9 @@
  * Keyset pagination should make both cost the same. Target: deep_over_first <= 1.5.
  */
 import { createClient } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
 import { SessionService } from "../gen/sessiond/v1/session_service_pb.js";
 import { seedSessions } from "../test/setup/seed.js";
-import { benchApp, benchDatabase, median, timeMs } from "./harness.js";
+import { benchApp, benchDatabase, grpcTransport, median, timeMs } from "./harness.js";
 
 const TOTAL = 100_000;
 const DEPTH = 50_000;
@@ -21,7 +20,7 @@ await app.dataSource.query("ANALYZE sessions");
 // Noise from other namespaces, so that the namespace filter has to do its job.
 await seedSessions(app.dataSource, 10_000, "other");
 
-const client = createClient(SessionService, createGrpcTransport({ baseUrl: app.url }));
+const client = createClient(SessionService, grpcTransport(app.url));
 
 // Walk to 50,000 rows deep with big pages, then continue with PAGE-sized ones.
 let token = "";

@@ -5,6 +5,7 @@
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { freePort } from "../src/net/free-port.js";
+import { TEST_ADMIN_KEY as BENCH_KEY } from "../test/setup/auth.js";
 import net from "node:net";
 import path from "node:path";
 
@@ -18,7 +19,7 @@ export function rssOf(pid: number): number {
 export async function startServerProcess(databaseUrl: string): Promise<{ pid: number; url: string; stop(): void }> {
   const port = await freePort();
   const child = spawn(path.resolve("node_modules/.bin/node"), ["--max-semi-space-size=4", "--import", "tsx", "src/main.ts"], {
-    env: { ...process.env, DATABASE_URL: databaseUrl, PORT: String(port), HOST: "127.0.0.1", LOG_LEVEL: "warn" },
+    env: { ...process.env, DATABASE_URL: databaseUrl, PORT: String(port), HOST: "127.0.0.1", LOG_LEVEL: "warn", SESSIOND_BOOTSTRAP_ADMIN_KEY: BENCH_KEY },
     stdio: ["ignore", "pipe", "inherit"],
   });
   await new Promise<void>((resolve, reject) => {

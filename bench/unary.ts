@@ -14,7 +14,7 @@ import { GetSessionResponseSchema, SessionService } from "../gen/sessiond/v1/ses
 import { SessionState } from "../gen/sessiond/v1/session_pb.js";
 import { decodeGlobalId, encodeGlobalId } from "../src/domain/ids.js";
 import { seedSessions } from "../test/setup/seed.js";
-import { benchApp, benchDatabase, load, median } from "./harness.js";
+import { benchApp, benchDatabase, grpcTransport, load, median } from "./harness.js";
 
 const CONCURRENCY = 32;
 const ROUND_MS = Number(process.env.BENCH_ROUND_MS ?? 4000);
@@ -52,7 +52,7 @@ const bare = http2.createServer(connectNodeAdapter({ routes: bareRoutes }));
 await new Promise<void>((r) => bare.listen(0, "127.0.0.1", r));
 const barePort = (bare.address() as { port: number }).port;
 
-const serviceClient = createClient(SessionService, createGrpcTransport({ baseUrl: app.url }));
+const serviceClient = createClient(SessionService, grpcTransport(app.url));
 const bareClient = createClient(SessionService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${barePort}` }));
 const call = (client: typeof serviceClient) => (i: number) => client.getSession({ id: ids[i % ids.length] });
 

@@ -15,6 +15,8 @@ import type { Logger } from "./logger.js";
 import { createHttpRoutes, createInterceptors, createRoutes } from "./routes.js";
 import { build } from "./server.js";
 import { HealthStatus } from "./handlers/health.js";
+import { createAccess } from "./handlers/auth.js";
+import { encodeGlobalId } from "./domain/ids.js";
 
 /** A running sessiond. */
 export interface App {
@@ -22,6 +24,11 @@ export interface App {
   url: string;
   port: number;
   dataSource: DataSource;
+  /**
+   * The secret of the ADMIN key made at the first start of an embedded-database install without
+   * SESSIOND_BOOTSTRAP_ADMIN_KEY; set only on that start, for the process to show once.
+   */
+  firstStartKey?: string;
   /** Graceful stop: in-flight calls finish, streams end with `unavailable`, then the database closes. */
   stop(): Promise<void>;
 }
@@ -60,13 +67,33 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     integratorFor: createIntegratorFactory(),
     logBatchFailure: (err, identifiers) => logger.error({ err, identifiers }, "bulk delete batch failed"),
     logIntegrationFailure: (err, context) => logger.warn({ err, ...context }, "integrator failed"),
+    logAuditFailure: (err, dropped) => logger.error({ err, dropped }, "audit events could not be written; kept for the next attempt"),
   });
+  let firstStartKey: string | undefined;
+  try {
+    if (config.bootstrapAdminKey) {
+      const key = await services.apiKeys.ensureBootstrap(config.bootstrapAdminKey);
+      logger.info({ key_id: encodeGlobalId("ApiKey", key.uuid) }, "bootstrap admin key ready (SESSIOND_BOOTSTRAP_ADMIN_KEY)");
+    } else if (embedded) {
+      const first = await services.apiKeys.createFirstKey();
+      if (first) {
+        firstStartKey = first.secret;
+        logger.info({ key_id: encodeGlobalId("ApiKey", first.key.uuid) }, "first start: created an ADMIN key for all namespaces (its secret is shown once, outside the log)");
+      }
+    }
+  } catch (err) {
+    await dataSource.destroy();
+    await embedded?.stop();
+    throw err;
+  }
+  const access = createAccess({ credentials: services.credentials, audit: services.audit, logger });
   const server = build({
     config,
     logger,
     routes: createRoutes({ services, health }),
-    interceptors: createInterceptors(logger),
-    http: createHttpRoutes({ services, health }, { readMaxBytes: config.readMaxBytes, logger }),
+    interceptors: createInterceptors(logger, access),
+    requestGate: access.requestGate,
+    http: createHttpRoutes({ services, health }, { readMaxBytes: config.readMaxBytes, logger, access }),
   });
   let address: { port: number; url: string };
   try {
@@ -80,9 +107,11 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
   return {
     ...address,
     dataSource,
+    firstStartKey,
     async stop() {
       health.setAll("NOT_SERVING");
       await server.shutdown();
+      await services.audit.close();
       await dataSource.destroy();
       await embedded?.stop();
     },

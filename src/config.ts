@@ -34,7 +34,14 @@ export interface Config {
    * `https://app.example.com,http://localhost:5173`; `*` allows any origin; default none).
    */
   corsOrigins: string[];
+  /**
+   * An operator-chosen secret (`SESSIOND_BOOTSTRAP_ADMIN_KEY`, at least 32 characters): at start, an
+   * ADMIN key for all namespaces with this secret is made to exist (stored hashed).
+   */
+  bootstrapAdminKey: string | undefined;
 }
+
+import { MIN_BOOTSTRAP_SECRET_LENGTH } from "./domain/access.js";
 
 /** A configuration value that could not be accepted. */
 export class ConfigError extends Error {}
@@ -64,6 +71,14 @@ function origins(raw: string): string[] {
   return list;
 }
 
+/** Checks SESSIOND_BOOTSTRAP_ADMIN_KEY without ever echoing it. */
+function bootstrapKey(raw: string | undefined): string | undefined {
+  if (!raw) return undefined;
+  if (raw.length < MIN_BOOTSTRAP_SECRET_LENGTH) throw new ConfigError(`SESSIOND_BOOTSTRAP_ADMIN_KEY: must be at least ${MIN_BOOTSTRAP_SECRET_LENGTH} characters (got ${raw.length})`);
+  if (!/^[\x21-\x7e]+$/.test(raw)) throw new ConfigError("SESSIOND_BOOTSTRAP_ADMIN_KEY: must be printable ASCII without spaces (it is sent in an HTTP header)");
+  return raw;
+}
+
 const LOG_LEVELS = new Set(["fatal", "error", "warn", "info", "debug", "trace", "silent"]);
 
 /** Reads the configuration from `env`; throws ConfigError naming the variable on a bad value. */
@@ -82,5 +97,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel,
     heapGrowthPercent: int(env, "SESSIOND_HEAP_GROWTH_PERCENT", 10, 0, 1000),
     corsOrigins: origins(env.SESSIOND_CORS_ORIGINS ?? ""),
+    bootstrapAdminKey: bootstrapKey(env.SESSIOND_BOOTSTRAP_ADMIN_KEY),
   };
 }

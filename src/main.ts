@@ -23,6 +23,14 @@ async function main() {
   const started = Date.now();
   const app = await startApp(config, logger);
   logger.info({ url: app.url, port: app.port, startup_ms: Date.now() - started }, "sessiond listening (Connect, gRPC and gRPC-Web on one port)");
+  // Shown once, on the terminal and never in the log: only its hash is stored.
+  if (app.firstStartKey) {
+    process.stderr.write(
+      `\nsessiond: first start, so an ADMIN API key for all namespaces was created. It is shown only now:\n\n` +
+        `    export SESSIOND_KEY=${app.firstStartKey}\n\n` +
+        `Send it as "Authorization: Bearer $SESSIOND_KEY". Lost it? Make another with: npm run keys -- create --role admin\n\n`,
+    );
+  }
 
   let stopping = false;
   const stop = (signal: string) => {

@@ -6,6 +6,7 @@ import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { file_grpc_health_v1_health, Health } from "../gen/grpc/health/v1/health_pb.js";
 import { file_grpc_reflection_v1_reflection } from "../gen/grpc/reflection/v1/reflection_pb.js";
 import { file_grpc_reflection_v1alpha_reflection } from "../gen/grpc/reflection/v1alpha/reflection_pb.js";
+import { AdminService, file_sessiond_v1_admin_service } from "../gen/sessiond/v1/admin_service_pb.js";
 import { file_sessiond_v1_memory_service, MemoryService } from "../gen/sessiond/v1/memory_service_pb.js";
 import { file_sessiond_v1_server_info_service, ServerInfoService } from "../gen/sessiond/v1/server_info_service_pb.js";
 import { file_sessiond_v1_session_service, SessionService } from "../gen/sessiond/v1/session_service_pb.js";
@@ -15,6 +16,8 @@ import {
   TraceService as OtlpTraceService,
 } from "../gen/opentelemetry/proto/collector/trace/v1/trace_service_pb.js";
 import type { Services } from "./domain/services.js";
+import { createAdminHandlers } from "./handlers/admin-service.js";
+import type { createAccess } from "./handlers/auth.js";
 import { errorInterceptor } from "./handlers/errors.js";
 import { createHealthHandlers, type HealthStatus } from "./handlers/health.js";
 import { loggingInterceptor } from "./handlers/logging.js";
@@ -33,6 +36,7 @@ export const reflectedFiles = [
   file_sessiond_v1_memory_service,
   file_sessiond_v1_trace_service,
   file_sessiond_v1_server_info_service,
+  file_sessiond_v1_admin_service,
   file_opentelemetry_proto_collector_trace_v1_trace_service,
   file_grpc_health_v1_health,
   file_grpc_reflection_v1_reflection,
@@ -45,13 +49,14 @@ export interface RouteDeps {
   health: HealthStatus;
 }
 
-/** Registers SessionService, MemoryService, TraceService, ServerInfoService, OTLP's TraceService, gRPC health and reflection (v1 and v1alpha). */
+/** Registers SessionService, MemoryService, TraceService, AdminService, ServerInfoService, OTLP's TraceService, gRPC health and reflection (v1 and v1alpha). */
 export function createRoutes(deps: RouteDeps): (router: ConnectRouter) => void {
   const reflection = createReflectionRoutes(reflectedFiles);
   return (router) => {
     router.service(SessionService, createSessionHandlers(deps.services));
     router.service(MemoryService, createMemoryHandlers(deps.services.memories));
     router.service(TraceService, createTraceHandlers(deps.services.tracing));
+    router.service(AdminService, createAdminHandlers(deps.services));
     router.service(ServerInfoService, createServerInfoHandlers());
     router.service(OtlpTraceService, createOtlpGrpcHandlers(deps.services.tracing));
     router.service(Health, createHealthHandlers(deps.health));
@@ -59,12 +64,18 @@ export function createRoutes(deps: RouteDeps): (router: ConnectRouter) => void {
   };
 }
 
+/** Who may call what (handlers/auth.ts). */
+export type Access = ReturnType<typeof createAccess>;
+
 /** Plain HTTP endpoints on the same port: OTLP/HTTP traces. */
-export function createHttpRoutes(deps: RouteDeps, opts: { readMaxBytes: number; logger: Logger }): Record<string, HttpHandler> {
+export function createHttpRoutes(deps: RouteDeps, opts: { readMaxBytes: number; logger: Logger; access: Access }): Record<string, HttpHandler> {
   return { "/v1/traces": createOtlpHttpHandler(deps.services.tracing, opts) };
 }
 
-/** The interceptor chain, outermost first: request id + access log, then error mapping. */
-export function createInterceptors(logger: Logger): Interceptor[] {
-  return [loggingInterceptor(logger), errorInterceptor(logger)];
+/**
+ * The interceptor chain, outermost first: request id + access log, audit (which sees the final code),
+ * error mapping, then the namespace scope of the caller.
+ */
+export function createInterceptors(logger: Logger, access: Access): Interceptor[] {
+  return [loggingInterceptor(logger), access.auditInterceptor, errorInterceptor(logger), access.scopeInterceptor];
 }

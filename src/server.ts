@@ -5,7 +5,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import type { AddressInfo } from "node:net";
-import { Code, ConnectError, cors as corsHeaders, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, cors as corsHeaders, type ConnectRouter, type HandlerContext, type Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter, type ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
 import type { Config } from "./config.js";
 import type { Logger } from "./logger.js";
@@ -53,6 +53,8 @@ export interface ServerDeps {
   routes: (router: ConnectRouter) => void;
   /** Applied to every call, outermost first. */
   interceptors?: Interceptor[];
+  /** Runs before a request body is read (authentication); throws a ConnectError to reject. */
+  requestGate?: (context: HandlerContext) => void | Promise<void>;
   /** Plain HTTP endpoints beside the RPCs, by path (e.g. OTLP/HTTP's `/v1/traces`). */
   http?: Record<string, HttpHandler>;
 }
@@ -97,6 +99,7 @@ export function build(deps: ServerDeps): Server {
     maxTimeoutMs: config.maxTimeoutMs,
     shutdownSignal: controller.signal,
     interceptors: deps.interceptors ?? [],
+    requestGate: deps.requestGate,
     fallback: plainHttp(deps.http ?? {}, () => !controller.signal.aborted, logger),
   });
   // HTTP/2 receive windows sized for large requests (100,000 ids in one BulkDeleteSessions is ~4.6 MB):

@@ -32,6 +32,26 @@ export class ConflictError extends DomainError {}
 /** The resource is not in a state that allows the operation. -> failed_precondition */
 export class PreconditionError extends DomainError {}
 
+/** No credential, or one that is unknown, revoked or expired. -> unauthenticated */
+export class UnauthenticatedError extends DomainError {}
+
+/** The credential is valid but may not do this (role, namespace or session). -> permission_denied */
+export class PermissionDeniedError extends DomainError {}
+
+/** A client secret is over its session's per-minute limit. -> resource_exhausted with a retry delay */
+export class RateLimitedError extends DomainError {
+  constructor(
+    message: string,
+    /** How long until a request would be admitted. */
+    readonly retryAfterMs: number,
+  ) {
+    super(message);
+  }
+}
+
+/** A namespace id cached by this process names a namespace deleted meanwhile; resolve the name again. */
+export class NamespaceGoneError extends DomainError {}
+
 /** The backing store cannot be reached right now. -> unavailable */
 export class UnavailableError extends DomainError {}
 

@@ -9,7 +9,7 @@ const BASE64URL = /^[A-Za-z0-9_-]+$/;
 const KIND = /^[A-Z][A-Za-z]{0,31}$/;
 
 /** Kinds of resources that have global ids. */
-export type IdKind = "Session" | "Participant" | "Trace" | "Annotation" | "Memory" | "Namespace" | "ApiKey";
+export type IdKind = "Session" | "Participant" | "Trace" | "Annotation" | "Memory" | "Namespace" | "ApiKey" | "AuditEvent";
 
 /** Encodes a global id. */
 export function encodeGlobalId(kind: IdKind, uuid: string): string {

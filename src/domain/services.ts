@@ -3,11 +3,15 @@
  * factory, failure logs). One place to wire them, for the server and for tests alike.
  */
 import type { StoreSet } from "../db/repositories/stores.js";
+import { createApiKeyService, type ApiKeyService } from "./api-keys.js";
+import { createAuditLog, type AuditLog } from "./audit.js";
 import type { BulkDeleteStore, FailureLog } from "./bulk-delete.js";
+import { createCredentials, type Credentials } from "./credentials.js";
 import { createConversationService, type ConversationService } from "./conversations.js";
 import { createIntegrationService, type IntegrationFailureLog, type IntegrationService } from "./integration.js";
 import type { Integrator, IntegratorConfig } from "./integrator.js";
 import { createMemoryService, type MemoryService } from "./memories.js";
+import { createNamespaceService, type NamespaceService } from "./namespaces.js";
 import { createSessionService, type SessionService } from "./sessions.js";
 import { createTracingService, type TracingService } from "./tracing.js";
 
@@ -18,6 +22,10 @@ export interface Services {
   integration: IntegrationService;
   memories: MemoryService;
   tracing: TracingService;
+  namespaces: NamespaceService;
+  apiKeys: ApiKeyService;
+  credentials: Credentials;
+  audit: AuditLog;
 }
 
 /** What the services are built from. */
@@ -27,6 +35,7 @@ export interface ServiceDeps {
   integratorFor(config: IntegratorConfig): Integrator;
   logBatchFailure?: FailureLog;
   logIntegrationFailure?: IntegrationFailureLog;
+  logAuditFailure?: (err: unknown, dropped: number) => void;
 }
 
 /** Builds every domain service. */
@@ -37,5 +46,9 @@ export function createServices(deps: ServiceDeps): Services {
     integration: createIntegrationService({ stores: deps.stores, integratorFor: deps.integratorFor, logFailure: deps.logIntegrationFailure }),
     memories: createMemoryService(deps.stores),
     tracing: createTracingService(deps.stores),
+    namespaces: createNamespaceService({ namespaces: deps.stores.namespaces, bulkStore: deps.bulkStore, forget: deps.stores.forgetNamespace, logBatchFailure: deps.logBatchFailure }),
+    apiKeys: createApiKeyService(deps.stores),
+    credentials: createCredentials(deps.stores),
+    audit: createAuditLog({ store: deps.stores.audit, sessions: deps.stores.sessions, onError: deps.logAuditFailure }),
   };
 }

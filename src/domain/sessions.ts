@@ -4,7 +4,8 @@
  */
 import type { SessionStore } from "../db/repositories/session-store.js";
 import { bulkDeleteSessions, type BulkDeleteEvent, type BulkDeleteInput, type BulkDeleteStore, type FailureLog } from "./bulk-delete.js";
-import { ConflictError, InvalidInputError, NotFoundError, PreconditionError } from "./errors.js";
+import { hashSecret, newSecret } from "./access.js";
+import { ConflictError, InvalidInputError, NamespaceGoneError, NotFoundError, PreconditionError } from "./errors.js";
 import { decodeGlobalId } from "./ids.js";
 import { decodePageToken, encodePageToken, fingerprint, pageOf } from "./page-token.js";
 import {
@@ -67,7 +68,8 @@ export interface UpdateSessionInput {
 
 /** The session lifecycle operations. */
 export interface SessionService {
-  create(input: CreateSessionInput): Promise<Session>;
+  /** Creates a session with its client secret (returned only here). */
+  create(input: CreateSessionInput): Promise<Session & { clientSecret: ClientSecret }>;
   get(address: SessionAddress, showDeleted: boolean): Promise<Session>;
   list(input: ListSessionsInput): Promise<{ sessions: Session[]; nextPageToken: string }>;
   update(input: UpdateSessionInput): Promise<Session>;
@@ -75,9 +77,32 @@ export interface SessionService {
   softDelete(address: SessionAddress): Promise<Session>;
   undelete(address: SessionAddress): Promise<Session>;
   truncate(address: SessionAddress): Promise<{ session: Session; turnsDeleted: number }>;
+  /** Cancels the session and revokes its client secret. */
   cancel(address: SessionAddress): Promise<Session>;
+  /** Issues a new client secret for an active session, valid for expiresAfterMs (default 10 minutes). */
+  refreshClientSecret(address: SessionAddress, expiresAfterMs: number | undefined): Promise<{ session: Session; clientSecret: ClientSecret }>;
   /** Streams a bulk delete (see bulk-delete.ts). */
   bulkDelete(input: BulkDeleteInput, signal: AbortSignal): AsyncGenerator<BulkDeleteEvent>;
+}
+
+/** A session's client secret, as issued (only at creation and refresh). */
+export interface ClientSecret {
+  value: string;
+  expireTime: Date;
+}
+
+/**
+ * Resolves (creating on first use) the namespace `name` and runs `insert` in it. The namespace id is
+ * cached per process, so when another process deleted the namespace meanwhile the insert fails on the
+ * foreign key: then the name is resolved once more (re-creating the namespace) and the insert retried.
+ */
+export async function insertRetryingGoneNamespace<T>(store: Pick<SessionStore, "namespaceId">, name: string, insert: (namespaceId: string) => Promise<T>): Promise<T> {
+  try {
+    return await insert((await store.namespaceId(name, true))!);
+  } catch (err) {
+    if (!(err instanceof NamespaceGoneError)) throw err;
+    return insert((await store.namespaceId(name, true))!);
+  }
 }
 
 /** Validates how a call names a session. @throws InvalidInputError */
@@ -127,8 +152,10 @@ export function createSessionService(deps: { store: SessionStore; bulkStore: Bul
         expiresAfterMs: checkExpiresAfter(input.expiresAfterMs),
         maxRequestsPerMinute: checkMaxRequestsPerMinute(input.maxRequestsPerMinute),
       };
-      const namespaceId = (await store.namespaceId(namespace, true))!;
-      return store.insert({ namespaceId, ...values });
+      const uuid = crypto.randomUUID();
+      const secret = newSecret("cs", uuid);
+      const session = await insertRetryingGoneNamespace(store, namespace, (namespaceId) => store.insert({ uuid, namespaceId, clientSecretHash: hashSecret(secret), ...values }));
+      return { ...session, clientSecret: { value: secret, expireTime: session.expireTime } };
     },
 
     get: (address, showDeleted) => loadSession(store, address, { showDeleted }),
@@ -206,7 +233,18 @@ export function createSessionService(deps: { store: SessionStore; bulkStore: Bul
     cancel: (address) =>
       store.transaction(async (tx) => {
         const session = await loadSession(tx, address, { lock: true });
-        return session.state === "cancelled" ? session : tx.update(session.uuid, { state: "cancelled" });
+        return session.state === "cancelled" ? session : tx.update(session.uuid, { state: "cancelled", clientSecretHash: null });
       }),
+
+    async refreshClientSecret(address, expiresAfterMs) {
+      const ms = checkExpiresAfter(expiresAfterMs);
+      return store.transaction(async (tx) => {
+        const session = await loadSession(tx, address, { lock: true, showDeleted: true });
+        if (session.state !== "active") throw new PreconditionError(`session ${session.id} is ${session.state === "cancelled" ? "cancelled" : "soft-deleted"}; its client secret cannot be refreshed`);
+        const secret = newSecret("cs", session.uuid);
+        const updated = await tx.update(session.uuid, { clientSecretHash: hashSecret(secret), expiresAfterMs: ms });
+        return { session: updated, clientSecret: { value: secret, expireTime: updated.expireTime } };
+      });
+    },
   };
 }

@@ -3,19 +3,40 @@
  * (user-facing) messages; anything else becomes `internal` with a generic message carrying the request
  * id, and its cause is logged, never sent: raw errors may hold SQL or stack traces.
  */
+import { create } from "@bufbuild/protobuf";
+import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { RetryInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import {
   AlreadyExistsError,
   ConflictError,
+  databaseErrorCode,
   InvalidInputError,
   isConcurrencyConflict,
   isDatabaseUnavailable,
+  NamespaceGoneError,
   NotFoundError,
+  PermissionDeniedError,
   PreconditionError,
+  RateLimitedError,
+  UnauthenticatedError,
   UnavailableError,
 } from "../domain/errors.js";
 import type { Logger } from "../logger.js";
 import { requestIdKey } from "./logging.js";
+
+const FOREIGN_KEY_VIOLATION = "23503";
+
+/**
+ * `resource_exhausted` with when to retry, twice: a google.rpc.RetryInfo detail (for gRPC clients that
+ * read details) and a `retry-after` header in whole seconds (for HTTP tooling and browsers).
+ */
+function rateLimited(err: RateLimitedError): ConnectError {
+  const seconds = Math.max(1, Math.ceil(err.retryAfterMs / 1000));
+  const e = new ConnectError(`${err.message}; retry in ${seconds} s`, Code.ResourceExhausted, { "retry-after": String(seconds) });
+  e.details.push({ desc: RetryInfoSchema, value: create(RetryInfoSchema, { retryDelay: durationFromMs(err.retryAfterMs) }) });
+  return e;
+}
 
 /** Converts any thrown value into a ConnectError that is safe to send. */
 export function toConnectError(err: unknown, requestId: string, logger: Logger): ConnectError {
@@ -25,6 +46,13 @@ export function toConnectError(err: unknown, requestId: string, logger: Logger):
   if (err instanceof AlreadyExistsError) return new ConnectError(err.message, Code.AlreadyExists);
   if (err instanceof ConflictError) return new ConnectError(err.message, Code.Aborted);
   if (err instanceof PreconditionError) return new ConnectError(err.message, Code.FailedPrecondition);
+  if (err instanceof UnauthenticatedError) return new ConnectError(err.message, Code.Unauthenticated);
+  if (err instanceof PermissionDeniedError) return new ConnectError(err.message, Code.PermissionDenied);
+  if (err instanceof RateLimitedError) return rateLimited(err);
+  // A row it refers to (its namespace, typically) was deleted by a concurrent call.
+  if (err instanceof NamespaceGoneError || databaseErrorCode(err) === FOREIGN_KEY_VIOLATION) {
+    return new ConnectError(`what the call refers to was deleted meanwhile (its namespace?); retry the call (request id ${requestId})`, Code.Aborted);
+  }
   if (isConcurrencyConflict(err)) {
     logger.info({ err: { code: "concurrency_conflict" }, request_id: requestId }, "transaction lost a race");
     return new ConnectError(`a concurrent change to the same data won; retry the call (request id ${requestId})`, Code.Aborted);

@@ -31,6 +31,8 @@ import { checkText, type JsonObject, type JsonValue as DomainJson } from "../dom
 import { checkSpan, MAX_SPANS_PER_CALL, type SpanInput } from "../domain/trace.js";
 import type { TracingService } from "../domain/tracing.js";
 import type { Logger } from "../logger.js";
+import type { Access } from "../routes.js";
+import { itemsNamed } from "./auth.js";
 import { toConnectError } from "./errors.js";
 
 /** The header naming the namespace OTLP spans are recorded in. */
@@ -168,7 +170,7 @@ function hexIdsToBase64(body: any): any {
 const HTTP_STATUS: Partial<Record<Code, number>> = { [Code.InvalidArgument]: 400, [Code.Unavailable]: 503, [Code.ResourceExhausted]: 413 };
 
 /** `POST /v1/traces`: OTLP/HTTP with binary protobuf or JSON bodies. */
-export function createOtlpHttpHandler(tracing: TracingService, opts: { readMaxBytes: number; logger: Logger }) {
+export function createOtlpHttpHandler(tracing: TracingService, opts: { readMaxBytes: number; logger: Logger; access: Pick<Access, "authorizeHttp"> }) {
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const type = (req.headers["content-type"] ?? "").split(";")[0].trim().toLowerCase();
     const json = type === "application/json";
@@ -190,6 +192,14 @@ export function createOtlpHttpHandler(tracing: TracingService, opts: { readMaxBy
       res.end("use Content-Type application/x-protobuf or application/json");
       return;
     }
+    // Credentials are checked before the body is read, as for the RPCs.
+    let call: Awaited<ReturnType<Access["authorizeHttp"]>>;
+    try {
+      call = await opts.access.authorizeHttp(headersOf(req), OtlpTraceService.method.export);
+    } catch (err) {
+      const e = toConnectError(err, "-", opts.logger);
+      return fail(e.code, e.rawMessage);
+    }
     let request: ExportTraceServiceRequest;
     try {
       let body = await readBody(req, opts.readMaxBytes);
@@ -202,11 +212,20 @@ export function createOtlpHttpHandler(tracing: TracingService, opts: { readMaxBy
       return fail(Code.InvalidArgument, `the body is not a valid OTLP ExportTraceServiceRequest (${json ? "JSON" : "protobuf"}): ${err instanceof Error ? err.message.slice(0, 200) : "unreadable"}`);
     }
     try {
-      const response = await ingest(tracing, (req.headers[NAMESPACE_HEADER] as string | undefined) ?? "", request);
+      const response = await ingest(tracing, call.namespace, request);
+      call.record(undefined, itemsNamed(request as never));
       reply(200, json ? JSON.stringify(toJson(ExportTraceServiceResponseSchema, response)) : toBinary(ExportTraceServiceResponseSchema, response));
     } catch (err) {
       const e = toConnectError(err, String(req.headers["x-request-id"] ?? "otlp-http"), opts.logger);
+      call.record(e.code, itemsNamed(request as never));
       fail(e.code, e.rawMessage);
     }
   };
+}
+
+/** The request's headers as a fetch Headers object (repeated headers joined). */
+function headersOf(req: IncomingMessage): Headers {
+  const h = new Headers();
+  for (const [k, v] of Object.entries(req.headers)) if (v !== undefined) h.set(k, Array.isArray(v) ? v.join(", ") : v);
+  return h;
 }

@@ -5,6 +5,8 @@ import { create } from "@bufbuild/protobuf";
 import { durationMs, timestampDate, timestampFromDate, type Duration, type Timestamp } from "@bufbuild/protobuf/wkt";
 import type { Session as DomainSession, SessionFilter as DomainFilter, SessionState as DomainState, JsonObject, DeletedCounts as DomainCounts } from "../domain/session.js";
 import { InvalidInputError } from "../domain/errors.js";
+import type { ClientSecret as DomainClientSecret } from "../domain/sessions.js";
+import { ClientSecretSchema, type ClientSecret } from "../../gen/sessiond/v1/session_service_pb.js";
 import {
   DeletedCountsSchema,
   SessionSchema,
@@ -61,6 +63,11 @@ function time(t: Timestamp | undefined, field: string): Date | undefined {
   const year = date.getUTCFullYear();
   if (Number.isNaN(date.getTime()) || year < 1 || year > 9999) throw new InvalidInputError(field, "must be a valid time between years 1 and 9999");
   return date;
+}
+
+/** A client secret as issued -> protobuf. */
+export function clientSecretToProto(c: DomainClientSecret): ClientSecret {
+  return create(ClientSecretSchema, { value: c.value, expireTime: timestampFromDate(c.expireTime) });
 }
 
 /** protobuf SessionFilter -> domain filter (unset fields dropped). */

@@ -17,6 +17,7 @@ import {
   ListParticipantsResponseSchema,
   ListSessionsResponseSchema,
   ListTurnsResponseSchema,
+  RefreshClientSecretResponseSchema,
   SessionService,
   SoftDeleteSessionResponseSchema,
   TruncateSessionResponseSchema,
@@ -27,7 +28,7 @@ import {
 import { SessionStatsSchema, SortOrder } from "../../gen/sessiond/v1/session_pb.js";
 import { bulkEventToProto, selectorFromProto } from "./bulk-delete-mapper.js";
 import { integrationResultToProto, kindFromProto, newTurnFromProto, participantToProto, turnToProto } from "./conversation-mapper.js";
-import { dataFromProto, deletedCountsToProto, durationToMs, filterFromProto, sessionToProto } from "./session-mapper.js";
+import { clientSecretToProto, dataFromProto, deletedCountsToProto, durationToMs, filterFromProto, sessionToProto } from "./session-mapper.js";
 
 /** Builds the SessionService implementation over the domain services. */
 export function createSessionHandlers(services: Pick<Services, "sessions" | "conversations" | "integration">): ServiceImpl<typeof SessionService> {
@@ -44,7 +45,7 @@ export function createSessionHandlers(services: Pick<Services, "sessions" | "con
         expiresAfterMs: durationToMs(req.expiresAfter, "expires_after"),
         maxRequestsPerMinute: req.maxRequestsPerMinute,
       });
-      return create(CreateSessionResponseSchema, { session: sessionToProto(session) });
+      return create(CreateSessionResponseSchema, { session: sessionToProto(session), clientSecret: clientSecretToProto(session.clientSecret) });
     },
 
     async getSession(req) {
@@ -100,6 +101,11 @@ export function createSessionHandlers(services: Pick<Services, "sessions" | "con
 
     async cancelSession(req) {
       return create(CancelSessionResponseSchema, { session: sessionToProto(await sessions.cancel(req)) });
+    },
+
+    async refreshClientSecret(req) {
+      const { session, clientSecret } = await sessions.refreshClientSecret(req, durationToMs(req.expiresAfter, "expires_after"));
+      return create(RefreshClientSecretResponseSchema, { session: sessionToProto(session), clientSecret: clientSecretToProto(clientSecret) });
     },
 
     async *bulkDeleteSessions(req, context) {

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { AlreadyExistsError, ConflictError, InvalidInputError, NotFoundError, PreconditionError } from "../../src/domain/errors.js";
 import { encodeGlobalId } from "../../src/domain/ids.js";
@@ -22,11 +23,16 @@ describe("CreateSession", () => {
   });
 
   it("stores what it is given", async () => {
-    const s = await ctx.sessions.create(
+    const { clientSecret, ...s } = await ctx.sessions.create(
       newSession({ namespace: "acme", sessionId: "chat-1", workflow: { id: "wf", version: "3" }, data: { a: [1, "x", { b: null }] }, labels: { env: "prod" }, expiresAfterMs: 60_000, maxRequestsPerMinute: 99 }),
     );
     const got = await ctx.sessions.get(byKey("chat-1", "acme"), false);
     expect(got).toEqual(s);
+    // The client secret is returned once; only its hash is stored.
+    expect(clientSecret.value).toMatch(/^cs_[A-Za-z0-9_-]{22}_[A-Za-z0-9_-]{43}$/);
+    expect(clientSecret.expireTime).toEqual(s.expireTime);
+    const [stored] = await ctx.db.sql("SELECT encode(client_secret_hash, 'hex') AS h FROM sessions WHERE id = $1", [s.uuid]);
+    expect(stored.h).toBe(createHash("sha256").update(clientSecret.value).digest("hex"));
     expect(got.data).toEqual({ a: [1, "x", { b: null }] });
     expect(got.expireTime.getTime() - got.createTime.getTime()).toBe(60_000);
   });
@@ -62,7 +68,7 @@ describe("CreateSession", () => {
 
 describe("GetSession", () => {
   it("finds a session by global id and by namespace + session_id", async () => {
-    const s = await ctx.sessions.create(newSession({ sessionId: "get-me", namespace: "ns-get" }));
+    const { clientSecret: _, ...s } = await ctx.sessions.create(newSession({ sessionId: "get-me", namespace: "ns-get" }));
     expect(await ctx.sessions.get(byId(s.id), false)).toEqual(s);
     expect(await ctx.sessions.get({ id: s.id, namespace: "ns-get", sessionId: "" }, false)).toEqual(s);
     expect(await ctx.sessions.get(byKey("get-me", "ns-get"), false)).toEqual(s);

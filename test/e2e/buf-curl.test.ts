@@ -2,6 +2,7 @@ import { execFile } from "node:child_process";
 import path from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
+import { TEST_ADMIN_KEY } from "../setup/auth.js";
 import { useServer } from "../setup/server.js";
 
 const run = promisify(execFile);
@@ -10,7 +11,7 @@ const ctx = useServer();
 
 /** Runs `buf curl` against the server with server reflection (no --schema). */
 async function bufCurl(protocol: string, method: string, body: object): Promise<any> {
-  const { stdout } = await run(BUF, ["curl", "--protocol", protocol, "-d", JSON.stringify(body), `${ctx.url}/sessiond.v1.SessionService/${method}`], { timeout: 30_000 });
+  const { stdout } = await run(BUF, ["curl", "-H", `Authorization: Bearer ${TEST_ADMIN_KEY}`, "--protocol", protocol, "-d", JSON.stringify(body), `${ctx.url}/sessiond.v1.SessionService/${method}`], { timeout: 30_000 });
   return JSON.parse(stdout);
 }
 
@@ -19,6 +20,7 @@ describe("buf curl with server reflection", () => {
     const { stdout } = await run(BUF, ["curl", "--list-services", ctx.url], { timeout: 30_000 });
     expect(stdout.split("\n").filter(Boolean).sort()).toEqual(["grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection",
       "opentelemetry.proto.collector.trace.v1.TraceService",
+      "sessiond.v1.AdminService",
       "sessiond.v1.MemoryService",
       "sessiond.v1.ServerInfoService",
       "sessiond.v1.SessionService",
@@ -43,7 +45,7 @@ describe("buf curl with server reflection", () => {
   });
 
   it("prints a precise error code for bad input", async () => {
-    const err = await run(BUF, ["curl", "--protocol", "grpc", "-d", '{"id":"nope"}', `${ctx.url}/sessiond.v1.SessionService/GetSession`], { timeout: 30_000 }).catch((e) => e);
+    const err = await run(BUF, ["curl", "-H", `Authorization: Bearer ${TEST_ADMIN_KEY}`, "--protocol", "grpc", "-d", '{"id":"nope"}', `${ctx.url}/sessiond.v1.SessionService/GetSession`], { timeout: 30_000 }).catch((e) => e);
     expect(err.code).not.toBe(0);
     expect(JSON.parse(err.stderr)).toMatchObject({ code: "invalid_argument", message: "id: not a valid Session id" });
   });

@@ -2,7 +2,6 @@ import { execFile, spawn } from "node:child_process";
 import path from "node:path";
 import { promisify } from "node:util";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { describe, expect, it } from "vitest";
 import { BulkDeleteOutcome, SessionService, type BulkDeleteSessionsRequest, type BulkDeleteSessionsResponse } from "../../gen/sessiond/v1/session_service_pb.js";
 import type { MessageInitShape } from "@bufbuild/protobuf";
@@ -12,7 +11,8 @@ import { loadConfig } from "../../src/config.js";
 import { encodeGlobalId } from "../../src/domain/ids.js";
 import { createLogger } from "../../src/logger.js";
 import { countContents, seedContents, seedSessions } from "../setup/seed.js";
-import { useServer } from "../setup/server.js";
+import { TEST_ADMIN_KEY } from "../setup/auth.js";
+import { grpcTransport, transports, useServer } from "../setup/server.js";
 
 const ctx = useServer();
 const SHAPE = { participants: 2, turnsPerParticipant: 5, traces: 2, spansPerTrace: 5, annotationsPerTrace: 1, memories: 1 };
@@ -40,8 +40,8 @@ async function expectNoHalfDeleted(uuids: string[]) {
 }
 
 describe.each([
-  ["grpc/http2", () => createGrpcTransport({ baseUrl: ctx.url })],
-  ["connect/http1.1", () => createConnectTransport({ baseUrl: ctx.url, httpVersion: "1.1" })],
+  ["grpc/http2", () => grpcTransport(ctx.url)],
+  ["connect/http1.1", () => transports(ctx.url)["connect/http1.1"]],
 ])("BulkDeleteSessions over %s", (name, transport) => {
   it("streams started, per-batch progress and a summary, and the rows are gone", async () => {
     const ns = `bulk-${name.replace(/[^a-z0-9]/g, "")}`;
@@ -81,7 +81,7 @@ describe.each([
 
 describe("BulkDeleteSessions limits and interruptions", () => {
   it("rejects more than 100,000 ids", async () => {
-    const client = createClient(SessionService, createGrpcTransport({ baseUrl: ctx.url }));
+    const client = createClient(SessionService, grpcTransport(ctx.url));
     const values = Array.from({ length: 100_001 }, () => gid(crypto.randomUUID()));
     const err = await consume(client.bulkDeleteSessions({ selector: { case: "ids", value: { values } } })).catch((e) => e);
     expect([err.code, err.rawMessage]).toEqual([Code.InvalidArgument, "ids.values: at most 100000 per call, got 100001"]);
@@ -91,7 +91,7 @@ describe("BulkDeleteSessions limits and interruptions", () => {
     const ns = "bulk-abort";
     const uuids = await seedSessions(ctx.db.dataSource, 300, ns);
     await seedContents(ctx.db.dataSource, uuids, SHAPE);
-    const client = createClient(SessionService, createGrpcTransport({ baseUrl: ctx.url }));
+    const client = createClient(SessionService, grpcTransport(ctx.url));
     const abort = new AbortController();
     const req: Req = { namespace: ns, selector: { case: "ids", value: { values: uuids.map(gid) } }, batchSize: 10 };
     const err = await consume(client.bulkDeleteSessions(req, { signal: abort.signal }), (m) => {
@@ -113,7 +113,7 @@ describe("BulkDeleteSessions limits and interruptions", () => {
     const ns = "bulk-deadline";
     const uuids = await seedSessions(ctx.db.dataSource, 600, ns);
     await seedContents(ctx.db.dataSource, uuids, SHAPE);
-    const client = createClient(SessionService, createGrpcTransport({ baseUrl: ctx.url }));
+    const client = createClient(SessionService, grpcTransport(ctx.url));
     const err = await consume(client.bulkDeleteSessions({ namespace: ns, selector: { case: "ids", value: { values: uuids.map(gid) } }, batchSize: 1 }, { timeoutMs: 400 })).catch((e) => e);
     expect(ConnectError.from(err).code).toBe(Code.DeadlineExceeded);
     await new Promise((r) => setTimeout(r, 300));
@@ -124,9 +124,9 @@ describe("BulkDeleteSessions limits and interruptions", () => {
     const ns = "bulk-shutdown";
     const uuids = await seedSessions(ctx.db.dataSource, 400, ns);
     await seedContents(ctx.db.dataSource, uuids, SHAPE);
-    const config = loadConfig({ PORT: "0", HOST: "127.0.0.1", DATABASE_URL: ctx.db.url, LOG_LEVEL: "silent", SESSIOND_SHUTDOWN_GRACE_MS: "3000" });
+    const config = loadConfig({ PORT: "0", HOST: "127.0.0.1", DATABASE_URL: ctx.db.url, LOG_LEVEL: "silent", SESSIOND_SHUTDOWN_GRACE_MS: "3000", SESSIOND_BOOTSTRAP_ADMIN_KEY: TEST_ADMIN_KEY });
     const app = await startApp(config, createLogger("silent"));
-    const client = createClient(SessionService, createGrpcTransport({ baseUrl: app.url }));
+    const client = createClient(SessionService, grpcTransport(app.url));
     let stopping: Promise<void> | undefined;
     const err = await consume(client.bulkDeleteSessions({ namespace: ns, selector: { case: "ids", value: { values: uuids.map(gid) } }, batchSize: 5 }), (m) => {
       if (m.event.case === "progress" && !stopping) stopping = app.stop();
@@ -142,7 +142,7 @@ describe("BulkDeleteSessions limits and interruptions", () => {
     await seedContents(ctx.db.dataSource, uuids, { participants: 1, turnsPerParticipant: 2, traces: 1, spansPerTrace: 3, annotationsPerTrace: 1 });
     // A second, separate sessiond process on the same database.
     const port = 20000 + Math.floor(Math.random() * 20000);
-    const child = spawn(path.resolve("node_modules/.bin/tsx"), ["src/main.ts"], { env: { ...process.env, DATABASE_URL: ctx.db.url, PORT: String(port), HOST: "127.0.0.1" }, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(path.resolve("node_modules/.bin/tsx"), ["src/main.ts"], { env: { ...process.env, DATABASE_URL: ctx.db.url, PORT: String(port), HOST: "127.0.0.1", SESSIOND_BOOTSTRAP_ADMIN_KEY: TEST_ADMIN_KEY }, stdio: ["ignore", "pipe", "pipe"] });
     try {
       await new Promise<void>((resolve, reject) => {
         let out = "";
@@ -153,8 +153,8 @@ describe("BulkDeleteSessions limits and interruptions", () => {
         child.on("exit", (code) => reject(new Error(`second process exited with ${code}: ${out}`)));
       });
       const ids = uuids.map(gid);
-      const a = createClient(SessionService, createGrpcTransport({ baseUrl: ctx.url }));
-      const b = createClient(SessionService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${port}` }));
+      const a = createClient(SessionService, grpcTransport(ctx.url));
+      const b = createClient(SessionService, grpcTransport(`http://127.0.0.1:${port}`));
       const [ra, rb] = await Promise.all([
         consume(a.bulkDeleteSessions({ namespace: ns, selector: { case: "ids", value: { values: ids.slice(0, 450) } }, batchSize: 25 })),
         consume(b.bulkDeleteSessions({ namespace: ns, selector: { case: "ids", value: { values: ids.slice(150).reverse() } }, batchSize: 40 })),
@@ -172,7 +172,7 @@ describe("BulkDeleteSessions limits and interruptions", () => {
     const ns = "bulk-curl";
     const uuids = await seedSessions(ctx.db.dataSource, 3, ns);
     const body = JSON.stringify({ namespace: ns, ids: { values: uuids.map(gid) }, batchSize: 2 });
-    const { stdout } = await promisify(execFile)(path.resolve("node_modules/.bin/buf"), ["curl", "--protocol", "grpc", "-d", body, `${ctx.url}/sessiond.v1.SessionService/BulkDeleteSessions`], { timeout: 30_000 });
+    const { stdout } = await promisify(execFile)(path.resolve("node_modules/.bin/buf"), ["curl", "-H", `Authorization: Bearer ${TEST_ADMIN_KEY}`, "--protocol", "grpc", "-d", body, `${ctx.url}/sessiond.v1.SessionService/BulkDeleteSessions`], { timeout: 30_000 });
     const messages = stdout.trim().split(/\n(?=\{)/).map((m) => JSON.parse(m));
     expect(messages[0]).toEqual({ started: { total: "3", batchSize: 2 } });
     expect(messages.slice(1, 3).flatMap((m) => m.progress.results.map((r: any) => r.outcome))).toEqual(Array(3).fill("BULK_DELETE_OUTCOME_DELETED"));

@@ -7,6 +7,7 @@ import { IntegrationOutcome, ParticipantKind } from "../../gen/sessiond/v1/conve
 import { IntegratorKind } from "../../gen/sessiond/v1/memory_pb.js";
 import { MemoryService } from "../../gen/sessiond/v1/memory_service_pb.js";
 import { SessionService } from "../../gen/sessiond/v1/session_service_pb.js";
+import { TEST_ADMIN_KEY } from "../setup/auth.js";
 import { transports, useServer } from "../setup/server.js";
 
 const ctx = useServer();
@@ -109,7 +110,7 @@ describe("buf curl", () => {
     const client = createClient(SessionService, transports(ctx.url)["grpc/http2"]);
     await client.createSession({ namespace: "curl", sessionId: "c" });
     const call = async (method: string, body: unknown) =>
-      JSON.parse((await run(BUF, ["curl", "--protocol", "grpc", "-d", JSON.stringify(body), `${ctx.url}/sessiond.v1.SessionService/${method}`], { timeout: 30_000 })).stdout);
+      JSON.parse((await run(BUF, ["curl", "-H", `Authorization: Bearer ${TEST_ADMIN_KEY}`, "--protocol", "grpc", "-d", JSON.stringify(body), `${ctx.url}/sessiond.v1.SessionService/${method}`], { timeout: 30_000 })).stdout);
     await call("BindParticipant", { namespace: "curl", sessionId: "c", participantId: "op", kind: "PARTICIPANT_KIND_USER" });
     const appended = await call("AppendTurns", { namespace: "curl", sessionId: "c", turns: [{ participantId: "op", content: "from buf curl" }] });
     expect(appended.turns[0]).toMatchObject({ seq: "1", role: "user" });

@@ -10,7 +10,6 @@ import { gzipSync } from "node:zlib";
 import { create, fromBinary, toBinary, type MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, createClient } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Metadata } from "@grpc/grpc-js";
 import { context, SpanKind as OtelSpanKind, SpanStatusCode, trace, type Tracer } from "@opentelemetry/api";
 import { ExportResultCode, type ExportResult } from "@opentelemetry/core";
@@ -38,7 +37,8 @@ import { SessionState } from "../../gen/sessiond/v1/session_pb.js";
 import { SessionService } from "../../gen/sessiond/v1/session_service_pb.js";
 import { SpanKind, StatusCode } from "../../gen/sessiond/v1/trace_pb.js";
 import { TraceService } from "../../gen/sessiond/v1/trace_service_pb.js";
-import { transports, useServer } from "../setup/server.js";
+import { TEST_ADMIN_KEY } from "../setup/auth.js";
+import { grpcTransport, transports, useServer } from "../setup/server.js";
 
 const ctx = useServer();
 
@@ -80,10 +80,11 @@ type ExporterKind = "grpc" | "http/protobuf";
 function otlpExporter(kind: ExporterKind, ns: string | undefined): SpanExporter {
   if (kind === "grpc") {
     const metadata = new Metadata();
+    metadata.set("authorization", `Bearer ${TEST_ADMIN_KEY}`);
     if (ns !== undefined) metadata.set(NS_HEADER, ns);
     return new OtlpGrpcExporter({ url: ctx.url, metadata, timeoutMillis: 10_000 });
   }
-  return new OtlpProtoExporter({ url: `${ctx.url}/v1/traces`, headers: ns === undefined ? {} : { [NS_HEADER]: ns }, timeoutMillis: 10_000 });
+  return new OtlpProtoExporter({ url: `${ctx.url}/v1/traces`, headers: { authorization: `Bearer ${TEST_ADMIN_KEY}`, ...(ns === undefined ? {} : { [NS_HEADER]: ns }) }, timeoutMillis: 10_000 });
 }
 
 /** Runs `build` with a tracer of a fresh SDK provider and returns the finished spans (ReadableSpans). */
@@ -338,7 +339,7 @@ const jsonRequest = (spans: unknown[]) => ({
 
 /** POST /v1/traces. */
 const post = (body: string | Uint8Array, headers: Record<string, string>, method = "POST") =>
-  fetch(`${ctx.url}/v1/traces`, { method, headers, body: method === "GET" || method === "HEAD" ? undefined : body });
+  fetch(`${ctx.url}/v1/traces`, { method, headers: { authorization: `Bearer ${TEST_ADMIN_KEY}`, ...headers }, body: method === "GET" || method === "HEAD" ? undefined : body });
 
 describe("OTLP/HTTP POST /v1/traces", () => {
   it("accepts a hand-written OTLP/JSON body (hex ids, string nanos) and answers with a JSON ExportTraceServiceResponse", async () => {
@@ -523,7 +524,7 @@ async function rawGrpc(path: string, payload: Uint8Array, headers: Record<string
   const session = http2.connect(ctx.url);
   try {
     return await new Promise((resolve, reject) => {
-      const req = session.request({ ":method": "POST", ":path": path, "content-type": "application/grpc", te: "trailers", ...headers });
+      const req = session.request({ ":method": "POST", ":path": path, "content-type": "application/grpc", te: "trailers", authorization: `Bearer ${TEST_ADMIN_KEY}`, ...headers });
       let head: http2.IncomingHttpHeaders = {};
       let tail: http2.IncomingHttpHeaders = {};
       req.on("response", (h) => (head = h));
@@ -545,7 +546,7 @@ async function rawGrpc(path: string, payload: Uint8Array, headers: Record<string
 }
 
 describe("the collector's gRPC TraceService/Export", () => {
-  const otlp = () => createClient(OtlpTraceService, createGrpcTransport({ baseUrl: ctx.url }));
+  const otlp = () => createClient(OtlpTraceService, grpcTransport(ctx.url));
   const nsHeader = (ns: string) => ({ headers: { [NS_HEADER]: ns } });
 
   it("gives a trace the session its spans name even when its root, listed first, names none", async () => {

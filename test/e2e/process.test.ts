@@ -12,6 +12,7 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, describe, expect, inject, it } from "vitest";
 import { SessionService } from "../../gen/sessiond/v1/session_service_pb.js";
 import { freePort } from "../../src/net/free-port.js";
+import { bearer } from "../setup/auth.js";
 
 const dataDir = mkdtempSync(path.join(os.tmpdir(), "sessiond-process-"));
 chmodSync(dataDir, 0o755);
@@ -56,11 +57,19 @@ async function stop(started: { child: ChildProcess; output: () => string }, sign
   return { ms: Date.now() - t0 };
 }
 
+async function until(ok: () => boolean): Promise<void> {
+  for (const t0 = Date.now(); !ok(); await new Promise((r) => setTimeout(r, 20))) if (Date.now() - t0 > 5000) throw new Error("timed out");
+}
+
 describe.skipIf(inject("database").kind !== "embedded")("npm start", () => {
   it("serves within 15 s on an embedded Postgres, keeps data across restarts, and stops on SIGTERM", async () => {
     const port = await freePort();
     const first = await start(port);
-    const client = createClient(SessionService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${port}` }));
+    // The first start of a local install makes an ADMIN key and shows its secret once, outside the log.
+    await until(() => /export SESSIOND_KEY=(\S+)/.test(first.output()));
+    const key = /export SESSIOND_KEY=(\S+)/.exec(first.output())![1];
+    expect(first.output().split(key).length - 1).toBe(1);
+    const client = createClient(SessionService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${port}`, interceptors: [bearer(key)] }));
     const { session } = await client.createSession({ namespace: "proc", sessionId: "survivor", data: { kept: true } });
     const stopped = await stop(first, "SIGTERM");
     expect(stopped.ms).toBeLessThan(10_000);
@@ -68,6 +77,8 @@ describe.skipIf(inject("database").kind !== "embedded")("npm start", () => {
 
     const second = await start(port);
     const got = await client.getSession({ namespace: "proc", sessionId: "survivor" });
+    expect(second.output()).not.toContain(key);
+    expect(second.output()).not.toContain("SESSIOND_KEY=");
     expect(got.session?.id).toBe(session!.id);
     expect(got.session?.data).toEqual({ kept: true });
     expect((await stop(second, "SIGINT")).ms).toBeLessThan(10_000);

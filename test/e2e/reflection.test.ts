@@ -112,10 +112,12 @@ describe.each(["v1", "v1alpha"] as const)("reflection %s over connect-node", (ve
     const [answer] = await reflect(version, [{ case: "fileContainingSymbol", value: "sessiond.v1.SessionService" }]);
     const protos = files(answer);
     expect(protos.map((f) => f.name).sort()).toEqual([
+      "google/protobuf/descriptor.proto",
       "google/protobuf/duration.proto",
       "google/protobuf/field_mask.proto",
       "google/protobuf/struct.proto",
       "google/protobuf/timestamp.proto",
+      "sessiond/v1/auth.proto",
       "sessiond/v1/conversation.proto",
       "sessiond/v1/session.proto",
       "sessiond/v1/session_service.proto",

@@ -6,10 +6,12 @@ import { ServerInfoService } from "../../gen/sessiond/v1/server_info_service_pb.
 import { SessionService } from "../../gen/sessiond/v1/session_service_pb.js";
 import { MissingCapabilityError, requireCapabilities } from "../../src/client/capabilities.js";
 import { ConfigError, loadConfig } from "../../src/config.js";
+import { bearer, TEST_ADMIN_KEY } from "../setup/auth.js";
 import { useServer } from "../setup/server.js";
 
 const ORIGIN = "https://app.example.com";
 const ctx = useServer({ SESSIOND_CORS_ORIGINS: `${ORIGIN},http://localhost:5173` });
+const AUTH = `Bearer ${TEST_ADMIN_KEY}`;
 const VERSION = JSON.parse(readFileSync("package.json", "utf8")).version as string;
 
 describe("GetServerInfo and the sessiond-version header", () => {
@@ -30,7 +32,7 @@ describe("GetServerInfo and the sessiond-version header", () => {
     await createClient(ServerInfoService, createGrpcTransport({ baseUrl: ctx.url, interceptors: [capture] })).getServerInfo({});
     expect(seen).toEqual([VERSION]);
 
-    const missing = await fetch(`${ctx.url}/sessiond.v1.SessionService/GetSession`, { method: "POST", headers: { "content-type": "application/json" }, body: '{"sessionId":"nope"}' });
+    const missing = await fetch(`${ctx.url}/sessiond.v1.SessionService/GetSession`, { method: "POST", headers: { "content-type": "application/json", authorization: AUTH }, body: '{"sessionId":"nope"}' });
     expect(missing.status).toBe(404);
     expect(missing.headers.get("sessiond-version")).toBe(VERSION);
     for (const [path, init] of [["/healthz", {}], ["/v1/traces", { method: "POST", headers: { "content-type": "text/plain" }, body: "x" }]] as const) {
@@ -69,7 +71,7 @@ describe("CORS for browser clients", () => {
   it("marks responses to an allowed origin readable, including the version header, and keeps other origins out", async () => {
     const ok = await fetch(`${ctx.url}/sessiond.v1.SessionService/CreateSession`, {
       method: "POST",
-      headers: { Origin: "http://localhost:5173", "content-type": "application/json" },
+      headers: { Origin: "http://localhost:5173", "content-type": "application/json", authorization: AUTH },
       body: JSON.stringify({ namespace: "cors" }),
     });
     expect(ok.status).toBe(200);
@@ -103,7 +105,7 @@ describe("sessiond-version on streams", () => {
       seen.push(res.header.get("sessiond-version"));
       return res;
     };
-    const client = createClient(SessionService, createGrpcTransport({ baseUrl: ctx.url, interceptors: [capture] }));
+    const client = createClient(SessionService, createGrpcTransport({ baseUrl: ctx.url, interceptors: [capture, bearer(TEST_ADMIN_KEY)] }));
     const err = await (async () => {
       for await (const _ of client.bulkDeleteSessions({ namespace: "v", selector: { case: "ids", value: { values: ["not-an-id"] } } }));
     })().catch((e) => e);

@@ -9,6 +9,7 @@ import { describe, expect, it } from "vitest";
 import { SessionService } from "../../gen/sessiond/v1/session_service_pb.js";
 import { AnnotatorKind, SpanKind, StatusCode, type SpanSchema } from "../../gen/sessiond/v1/trace_pb.js";
 import { TraceService } from "../../gen/sessiond/v1/trace_service_pb.js";
+import { TEST_ADMIN_KEY } from "../setup/auth.js";
 import { transports, useServer } from "../setup/server.js";
 
 const ctx = useServer();
@@ -159,7 +160,7 @@ describe.each(["connect/http1.1", "grpc/http2", "grpc-web/http1.1"])("TraceServi
 describe("buf curl", () => {
   it("records a span from JSON with RFC 3339 times and reads it back with GetTrace", async () => {
     const call = async (method: string, body: unknown) =>
-      JSON.parse((await run(BUF, ["curl", "--protocol", "grpc", "-d", JSON.stringify(body), `${ctx.url}/sessiond.v1.TraceService/${method}`], { timeout: 30_000 })).stdout);
+      JSON.parse((await run(BUF, ["curl", "-H", `Authorization: Bearer ${TEST_ADMIN_KEY}`, "--protocol", "grpc", "-d", JSON.stringify(body), `${ctx.url}/sessiond.v1.TraceService/${method}`], { timeout: 30_000 })).stdout);
     const traceId = traceHex();
     const spanId = spanHex();
     const recorded = await call("RecordSpans", {

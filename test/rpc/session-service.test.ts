@@ -1,22 +1,30 @@
 import { Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
-import { describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { SessionService } from "../../gen/sessiond/v1/session_service_pb.js";
 import { SessionState } from "../../gen/sessiond/v1/session_pb.js";
 import type { Services } from "../../src/domain/services.js";
 import { createSessionHandlers } from "../../src/handlers/session-service.js";
 import { createInterceptors } from "../../src/routes.js";
 import { createLogger } from "../../src/logger.js";
+import { createAccess } from "../../src/handlers/auth.js";
+import { bearer, TEST_ADMIN_KEY } from "../setup/auth.js";
 import { useDatabase } from "../setup/context.js";
 
 const ctx = useDatabase();
 
 function clientFor(services: Services, logs: string[] = []) {
   const logger = createLogger("info", { write: (l: string) => logs.push(l) } as never);
+  const access = createAccess({ credentials: services.credentials, audit: services.audit, logger });
   const transport = createRouterTransport((router) => router.service(SessionService, createSessionHandlers(services)), {
-    router: { interceptors: createInterceptors(logger) },
+    router: { interceptors: createInterceptors(logger, access), requestGate: access.requestGate },
+    transport: { interceptors: [bearer(TEST_ADMIN_KEY)] },
   });
   return createClient(SessionService, transport);
 }
+
+beforeAll(async () => {
+  await ctx.services.apiKeys.ensureBootstrap(TEST_ADMIN_KEY);
+});
 
 describe("SessionService handlers", () => {
   it("map every Session field to protobuf and back", async () => {

@@ -6,6 +6,7 @@ import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobu
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Duration, FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import { file_sessiond_v1_auth } from "./auth_pb.js";
 import type { IntegrationResult, NewTurn, Participant, ParticipantKind, Turn } from "./conversation_pb.js";
 import { file_sessiond_v1_conversation } from "./conversation_pb.js";
 import type { DeletedCounts, Session, SessionFilter, SessionStats, SortOrder, Workflow } from "./session_pb.js";
@@ -16,7 +17,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file sessiond/v1/session_service.proto.
  */
 export const file_sessiond_v1_session_service: GenFile = /*@__PURE__*/
-  fileDesc("CiFzZXNzaW9uZC92MS9zZXNzaW9uX3NlcnZpY2UucHJvdG8SC3Nlc3Npb25kLnYxItwCChRDcmVhdGVTZXNzaW9uUmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSEgoKc2Vzc2lvbl9pZBgCIAEoCRIMCgR1c2VyGAMgASgJEicKCHdvcmtmbG93GAQgASgLMhUuc2Vzc2lvbmQudjEuV29ya2Zsb3cSJQoEZGF0YRgFIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSPQoGbGFiZWxzGAYgAygLMi0uc2Vzc2lvbmQudjEuQ3JlYXRlU2Vzc2lvblJlcXVlc3QuTGFiZWxzRW50cnkSMAoNZXhwaXJlc19hZnRlchgHIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIfChdtYXhfcmVxdWVzdHNfcGVyX21pbnV0ZRgIIAEoBRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIj4KFUNyZWF0ZVNlc3Npb25SZXNwb25zZRIlCgdzZXNzaW9uGAEgASgLMhQuc2Vzc2lvbmQudjEuU2Vzc2lvbiJcChFHZXRTZXNzaW9uUmVxdWVzdBIKCgJpZBgBIAEoCRIRCgluYW1lc3BhY2UYAiABKAkSEgoKc2Vzc2lvbl9pZBgDIAEoCRIUCgxzaG93X2RlbGV0ZWQYBCABKAgiOwoSR2V0U2Vzc2lvblJlc3BvbnNlEiUKB3Nlc3Npb24YASABKAsyFC5zZXNzaW9uZC52MS5TZXNzaW9uIrgBChNMaXN0U2Vzc2lvbnNSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCRIqCgZmaWx0ZXIYBCABKAsyGi5zZXNzaW9uZC52MS5TZXNzaW9uRmlsdGVyEhQKDHNob3dfZGVsZXRlZBgFIAEoCBIlCgVvcmRlchgGIAEoDjIWLnNlc3Npb25kLnYxLlNvcnRPcmRlciJXChRMaXN0U2Vzc2lvbnNSZXNwb25zZRImCghzZXNzaW9ucxgBIAMoCzIULnNlc3Npb25kLnYxLlNlc3Npb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIm4KFFVwZGF0ZVNlc3Npb25SZXF1ZXN0EiUKB3Nlc3Npb24YASABKAsyFC5zZXNzaW9uZC52MS5TZXNzaW9uEi8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayI+ChVVcGRhdGVTZXNzaW9uUmVzcG9uc2USJQoHc2Vzc2lvbhgBIAEoCzIULnNlc3Npb25kLnYxLlNlc3Npb24iVwoURGVsZXRlU2Vzc2lvblJlcXVlc3QSCgoCaWQYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJEhIKCnNlc3Npb25faWQYAyABKAkSDAoEZXRhZxgEIAEoCSJkChVEZWxldGVTZXNzaW9uUmVzcG9uc2USCgoCaWQYASABKAkSEgoKc2Vzc2lvbl9pZBgCIAEoCRIrCgdkZWxldGVkGAMgASgLMhouc2Vzc2lvbmQudjEuRGVsZXRlZENvdW50cyJNChhTb2Z0RGVsZXRlU2Vzc2lvblJlcXVlc3QSCgoCaWQYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJEhIKCnNlc3Npb25faWQYAyABKAkiQgoZU29mdERlbGV0ZVNlc3Npb25SZXNwb25zZRIlCgdzZXNzaW9uGAEgASgLMhQuc2Vzc2lvbmQudjEuU2Vzc2lvbiJLChZVbmRlbGV0ZVNlc3Npb25SZXF1ZXN0EgoKAmlkGAEgASgJEhEKCW5hbWVzcGFjZRgCIAEoCRISCgpzZXNzaW9uX2lkGAMgASgJIkAKF1VuZGVsZXRlU2Vzc2lvblJlc3BvbnNlEiUKB3Nlc3Npb24YASABKAsyFC5zZXNzaW9uZC52MS5TZXNzaW9uIksKFlRydW5jYXRlU2Vzc2lvblJlcXVlc3QSCgoCaWQYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJEhIKCnNlc3Npb25faWQYAyABKAkiVwoXVHJ1bmNhdGVTZXNzaW9uUmVzcG9uc2USJQoHc2Vzc2lvbhgBIAEoCzIULnNlc3Npb25kLnYxLlNlc3Npb24SFQoNdHVybnNfZGVsZXRlZBgCIAEoBSJJChRDYW5jZWxTZXNzaW9uUmVxdWVzdBIKCgJpZBgBIAEoCRIRCgluYW1lc3BhY2UYAiABKAkSEgoKc2Vzc2lvbl9pZBgDIAEoCSI+ChVDYW5jZWxTZXNzaW9uUmVzcG9uc2USJQoHc2Vzc2lvbhgBIAEoCzIULnNlc3Npb25kLnYxLlNlc3Npb24i+AEKGUJ1bGtEZWxldGVTZXNzaW9uc1JlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEiIKA2lkcxgCIAEoCzITLnNlc3Npb25kLnYxLklkTGlzdEgAEioKC3Nlc3Npb25faWRzGAMgASgLMhMuc2Vzc2lvbmQudjEuSWRMaXN0SAASLwoGZmlsdGVyGAQgASgLMh0uc2Vzc2lvbmQudjEuQnVsa0RlbGV0ZUZpbHRlckgAEg8KB2RyeV9ydW4YBSABKAgSFgoOcHVyZ2VfbWVtb3JpZXMYBiABKAgSEgoKYmF0Y2hfc2l6ZRgHIAEoBUIKCghzZWxlY3RvciIYCgZJZExpc3QSDgoGdmFsdWVzGAEgAygJIlcKEEJ1bGtEZWxldGVGaWx0ZXISKgoGZmlsdGVyGAEgASgLMhouc2Vzc2lvbmQudjEuU2Vzc2lvbkZpbHRlchIXCg9pbmNsdWRlX2RlbGV0ZWQYAiABKAgiwAEKGkJ1bGtEZWxldGVTZXNzaW9uc1Jlc3BvbnNlEjEKB3N0YXJ0ZWQYASABKAsyHi5zZXNzaW9uZC52MS5CdWxrRGVsZXRlU3RhcnRlZEgAEjMKCHByb2dyZXNzGAIgASgLMh8uc2Vzc2lvbmQudjEuQnVsa0RlbGV0ZVByb2dyZXNzSAASMQoHc3VtbWFyeRgDIAEoCzIeLnNlc3Npb25kLnYxLkJ1bGtEZWxldGVTdW1tYXJ5SABCBwoFZXZlbnQiRwoRQnVsa0RlbGV0ZVN0YXJ0ZWQSDQoFdG90YWwYASABKAMSDwoHZHJ5X3J1bhgCIAEoCBISCgpiYXRjaF9zaXplGAMgASgFInsKEkJ1bGtEZWxldGVDb3VudGVycxIRCgljb21wbGV0ZWQYASABKAMSDQoFdG90YWwYAiABKAMSDwoHZGVsZXRlZBgDIAEoAxIRCglub3RfZm91bmQYBCABKAMSDwoHaW52YWxpZBgFIAEoAxIOCgZmYWlsZWQYBiABKAMidwoSQnVsa0RlbGV0ZVByb2dyZXNzEi4KB3Jlc3VsdHMYASADKAsyHS5zZXNzaW9uZC52MS5CdWxrRGVsZXRlUmVzdWx0EjEKCGNvdW50ZXJzGAIgASgLMh8uc2Vzc2lvbmQudjEuQnVsa0RlbGV0ZUNvdW50ZXJzIrEBChBCdWxrRGVsZXRlUmVzdWx0EhIKCmlkZW50aWZpZXIYASABKAkSCgoCaWQYAiABKAkSLwoHb3V0Y29tZRgDIAEoDjIeLnNlc3Npb25kLnYxLkJ1bGtEZWxldGVPdXRjb21lEisKB2RlbGV0ZWQYBCABKAsyGi5zZXNzaW9uZC52MS5EZWxldGVkQ291bnRzEhAKCG1lbW9yaWVzGAUgASgFEg0KBWVycm9yGAYgASgJIrABChFCdWxrRGVsZXRlU3VtbWFyeRIxCghjb3VudGVycxgBIAEoCzIfLnNlc3Npb25kLnYxLkJ1bGtEZWxldGVDb3VudGVycxIrCgdkZWxldGVkGAIgASgLMhouc2Vzc2lvbmQudjEuRGVsZXRlZENvdW50cxIqCgdlbGFwc2VkGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEg8KB2RyeV9ydW4YBCABKAgi0AEKFkJpbmRQYXJ0aWNpcGFudFJlcXVlc3QSCgoCaWQYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJEhIKCnNlc3Npb25faWQYAyABKAkSFgoOcGFydGljaXBhbnRfaWQYBCABKAkSKgoEa2luZBgFIAEoDjIcLnNlc3Npb25kLnYxLlBhcnRpY2lwYW50S2luZBIUCgxkaXNwbGF5X25hbWUYBiABKAkSKQoIbWV0YWRhdGEYByABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IlkKF0JpbmRQYXJ0aWNpcGFudFJlc3BvbnNlEi0KC3BhcnRpY2lwYW50GAEgASgLMhguc2Vzc2lvbmQudjEuUGFydGljaXBhbnQSDwoHY3JlYXRlZBgCIAEoCCJlChhVbmJpbmRQYXJ0aWNpcGFudFJlcXVlc3QSCgoCaWQYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJEhIKCnNlc3Npb25faWQYAyABKAkSFgoOcGFydGljaXBhbnRfaWQYBCABKAkiSgoZVW5iaW5kUGFydGljaXBhbnRSZXNwb25zZRItCgtwYXJ0aWNpcGFudBgBIAEoCzIYLnNlc3Npb25kLnYxLlBhcnRpY2lwYW50IkwKF0xpc3RQYXJ0aWNpcGFudHNSZXF1ZXN0EgoKAmlkGAEgASgJEhEKCW5hbWVzcGFjZRgCIAEoCRISCgpzZXNzaW9uX2lkGAMgASgJIkoKGExpc3RQYXJ0aWNpcGFudHNSZXNwb25zZRIuCgxwYXJ0aWNpcGFudHMYASADKAsyGC5zZXNzaW9uZC52MS5QYXJ0aWNpcGFudCKAAQoSQXBwZW5kVHVybnNSZXF1ZXN0EgoKAmlkGAEgASgJEhEKCW5hbWVzcGFjZRgCIAEoCRISCgpzZXNzaW9uX2lkGAMgASgJEiMKBXR1cm5zGAQgAygLMhQuc2Vzc2lvbmQudjEuTmV3VHVybhISCgpyZXF1ZXN0X2lkGAUgASgJIlEKE0FwcGVuZFR1cm5zUmVzcG9uc2USKAoFdHVybnMYASADKAsyGS5zZXNzaW9uZC52MS5BcHBlbmRlZFR1cm4SEAoIcmVwbGF5ZWQYAiABKAgiWgoMQXBwZW5kZWRUdXJuEgsKA3NlcRgBIAEoAxIMCgRyb2xlGAIgASgJEi8KC2NyZWF0ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKXAQoQTGlzdFR1cm5zUmVxdWVzdBIKCgJpZBgBIAEoCRIRCgluYW1lc3BhY2UYAiABKAkSEgoKc2Vzc2lvbl9pZBgDIAEoCRIWCg5wYXJ0aWNpcGFudF9pZBgEIAEoCRIRCglhZnRlcl9zZXEYBSABKAMSEQoJcGFnZV9zaXplGAYgASgFEhIKCnBhZ2VfdG9rZW4YByABKAkiTgoRTGlzdFR1cm5zUmVzcG9uc2USIAoFdHVybnMYASADKAsyES5zZXNzaW9uZC52MS5UdXJuEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJMChdJbnRlZ3JhdGVTZXNzaW9uUmVxdWVzdBIKCgJpZBgBIAEoCRIRCgluYW1lc3BhY2UYAiABKAkSEgoKc2Vzc2lvbl9pZBgDIAEoCSJ1ChhJbnRlZ3JhdGVTZXNzaW9uUmVzcG9uc2USLwoHcmVzdWx0cxgBIAMoCzIeLnNlc3Npb25kLnYxLkludGVncmF0aW9uUmVzdWx0EigKBXN0YXRzGAIgASgLMhkuc2Vzc2lvbmQudjEuU2Vzc2lvblN0YXRzKuYBChFCdWxrRGVsZXRlT3V0Y29tZRIjCh9CVUxLX0RFTEVURV9PVVRDT01FX1VOU1BFQ0lGSUVEEAASHwobQlVMS19ERUxFVEVfT1VUQ09NRV9ERUxFVEVEEAESIQodQlVMS19ERUxFVEVfT1VUQ09NRV9OT1RfRk9VTkQQAhIiCh5CVUxLX0RFTEVURV9PVVRDT01FX0lOVkFMSURfSUQQAxIeChpCVUxLX0RFTEVURV9PVVRDT01FX0ZBSUxFRBAEEiQKIEJVTEtfREVMRVRFX09VVENPTUVfV09VTERfREVMRVRFEAUyvwsKDlNlc3Npb25TZXJ2aWNlElYKDUNyZWF0ZVNlc3Npb24SIS5zZXNzaW9uZC52MS5DcmVhdGVTZXNzaW9uUmVxdWVzdBoiLnNlc3Npb25kLnYxLkNyZWF0ZVNlc3Npb25SZXNwb25zZRJNCgpHZXRTZXNzaW9uEh4uc2Vzc2lvbmQudjEuR2V0U2Vzc2lvblJlcXVlc3QaHy5zZXNzaW9uZC52MS5HZXRTZXNzaW9uUmVzcG9uc2USUwoMTGlzdFNlc3Npb25zEiAuc2Vzc2lvbmQudjEuTGlzdFNlc3Npb25zUmVxdWVzdBohLnNlc3Npb25kLnYxLkxpc3RTZXNzaW9uc1Jlc3BvbnNlElYKDVVwZGF0ZVNlc3Npb24SIS5zZXNzaW9uZC52MS5VcGRhdGVTZXNzaW9uUmVxdWVzdBoiLnNlc3Npb25kLnYxLlVwZGF0ZVNlc3Npb25SZXNwb25zZRJWCg1EZWxldGVTZXNzaW9uEiEuc2Vzc2lvbmQudjEuRGVsZXRlU2Vzc2lvblJlcXVlc3QaIi5zZXNzaW9uZC52MS5EZWxldGVTZXNzaW9uUmVzcG9uc2USYgoRU29mdERlbGV0ZVNlc3Npb24SJS5zZXNzaW9uZC52MS5Tb2Z0RGVsZXRlU2Vzc2lvblJlcXVlc3QaJi5zZXNzaW9uZC52MS5Tb2Z0RGVsZXRlU2Vzc2lvblJlc3BvbnNlElwKD1VuZGVsZXRlU2Vzc2lvbhIjLnNlc3Npb25kLnYxLlVuZGVsZXRlU2Vzc2lvblJlcXVlc3QaJC5zZXNzaW9uZC52MS5VbmRlbGV0ZVNlc3Npb25SZXNwb25zZRJcCg9UcnVuY2F0ZVNlc3Npb24SIy5zZXNzaW9uZC52MS5UcnVuY2F0ZVNlc3Npb25SZXF1ZXN0GiQuc2Vzc2lvbmQudjEuVHJ1bmNhdGVTZXNzaW9uUmVzcG9uc2USVgoNQ2FuY2VsU2Vzc2lvbhIhLnNlc3Npb25kLnYxLkNhbmNlbFNlc3Npb25SZXF1ZXN0GiIuc2Vzc2lvbmQudjEuQ2FuY2VsU2Vzc2lvblJlc3BvbnNlEmcKEkJ1bGtEZWxldGVTZXNzaW9ucxImLnNlc3Npb25kLnYxLkJ1bGtEZWxldGVTZXNzaW9uc1JlcXVlc3QaJy5zZXNzaW9uZC52MS5CdWxrRGVsZXRlU2Vzc2lvbnNSZXNwb25zZTABElwKD0JpbmRQYXJ0aWNpcGFudBIjLnNlc3Npb25kLnYxLkJpbmRQYXJ0aWNpcGFudFJlcXVlc3QaJC5zZXNzaW9uZC52MS5CaW5kUGFydGljaXBhbnRSZXNwb25zZRJiChFVbmJpbmRQYXJ0aWNpcGFudBIlLnNlc3Npb25kLnYxLlVuYmluZFBhcnRpY2lwYW50UmVxdWVzdBomLnNlc3Npb25kLnYxLlVuYmluZFBhcnRpY2lwYW50UmVzcG9uc2USXwoQTGlzdFBhcnRpY2lwYW50cxIkLnNlc3Npb25kLnYxLkxpc3RQYXJ0aWNpcGFudHNSZXF1ZXN0GiUuc2Vzc2lvbmQudjEuTGlzdFBhcnRpY2lwYW50c1Jlc3BvbnNlElAKC0FwcGVuZFR1cm5zEh8uc2Vzc2lvbmQudjEuQXBwZW5kVHVybnNSZXF1ZXN0GiAuc2Vzc2lvbmQudjEuQXBwZW5kVHVybnNSZXNwb25zZRJKCglMaXN0VHVybnMSHS5zZXNzaW9uZC52MS5MaXN0VHVybnNSZXF1ZXN0Gh4uc2Vzc2lvbmQudjEuTGlzdFR1cm5zUmVzcG9uc2USXwoQSW50ZWdyYXRlU2Vzc2lvbhIkLnNlc3Npb25kLnYxLkludGVncmF0ZVNlc3Npb25SZXF1ZXN0GiUuc2Vzc2lvbmQudjEuSW50ZWdyYXRlU2Vzc2lvblJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_struct, file_google_protobuf_timestamp, file_sessiond_v1_conversation, file_sessiond_v1_session]);
+  fileDesc("CiFzZXNzaW9uZC92MS9zZXNzaW9uX3NlcnZpY2UucHJvdG8SC3Nlc3Npb25kLnYxItwCChRDcmVhdGVTZXNzaW9uUmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSEgoKc2Vzc2lvbl9pZBgCIAEoCRIMCgR1c2VyGAMgASgJEicKCHdvcmtmbG93GAQgASgLMhUuc2Vzc2lvbmQudjEuV29ya2Zsb3cSJQoEZGF0YRgFIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSPQoGbGFiZWxzGAYgAygLMi0uc2Vzc2lvbmQudjEuQ3JlYXRlU2Vzc2lvblJlcXVlc3QuTGFiZWxzRW50cnkSMAoNZXhwaXJlc19hZnRlchgHIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIfChdtYXhfcmVxdWVzdHNfcGVyX21pbnV0ZRgIIAEoBRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBInAKFUNyZWF0ZVNlc3Npb25SZXNwb25zZRIlCgdzZXNzaW9uGAEgASgLMhQuc2Vzc2lvbmQudjEuU2Vzc2lvbhIwCg1jbGllbnRfc2VjcmV0GAIgASgLMhkuc2Vzc2lvbmQudjEuQ2xpZW50U2VjcmV0Ik4KDENsaWVudFNlY3JldBINCgV2YWx1ZRgBIAEoCRIvCgtleHBpcmVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAigQEKGlJlZnJlc2hDbGllbnRTZWNyZXRSZXF1ZXN0EgoKAmlkGAEgASgJEhEKCW5hbWVzcGFjZRgCIAEoCRISCgpzZXNzaW9uX2lkGAMgASgJEjAKDWV4cGlyZXNfYWZ0ZXIYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24idgobUmVmcmVzaENsaWVudFNlY3JldFJlc3BvbnNlEiUKB3Nlc3Npb24YASABKAsyFC5zZXNzaW9uZC52MS5TZXNzaW9uEjAKDWNsaWVudF9zZWNyZXQYAiABKAsyGS5zZXNzaW9uZC52MS5DbGllbnRTZWNyZXQiXAoRR2V0U2Vzc2lvblJlcXVlc3QSCgoCaWQYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJEhIKCnNlc3Npb25faWQYAyABKAkSFAoMc2hvd19kZWxldGVkGAQgASgIIjsKEkdldFNlc3Npb25SZXNwb25zZRIlCgdzZXNzaW9uGAEgASgLMhQuc2Vzc2lvbmQudjEuU2Vzc2lvbiK4AQoTTGlzdFNlc3Npb25zUmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkSKgoGZmlsdGVyGAQgASgLMhouc2Vzc2lvbmQudjEuU2Vzc2lvbkZpbHRlchIUCgxzaG93X2RlbGV0ZWQYBSABKAgSJQoFb3JkZXIYBiABKA4yFi5zZXNzaW9uZC52MS5Tb3J0T3JkZXIiVwoUTGlzdFNlc3Npb25zUmVzcG9uc2USJgoIc2Vzc2lvbnMYASADKAsyFC5zZXNzaW9uZC52MS5TZXNzaW9uEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJuChRVcGRhdGVTZXNzaW9uUmVxdWVzdBIlCgdzZXNzaW9uGAEgASgLMhQuc2Vzc2lvbmQudjEuU2Vzc2lvbhIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siPgoVVXBkYXRlU2Vzc2lvblJlc3BvbnNlEiUKB3Nlc3Npb24YASABKAsyFC5zZXNzaW9uZC52MS5TZXNzaW9uIlcKFERlbGV0ZVNlc3Npb25SZXF1ZXN0EgoKAmlkGAEgASgJEhEKCW5hbWVzcGFjZRgCIAEoCRISCgpzZXNzaW9uX2lkGAMgASgJEgwKBGV0YWcYBCABKAkiZAoVRGVsZXRlU2Vzc2lvblJlc3BvbnNlEgoKAmlkGAEgASgJEhIKCnNlc3Npb25faWQYAiABKAkSKwoHZGVsZXRlZBgDIAEoCzIaLnNlc3Npb25kLnYxLkRlbGV0ZWRDb3VudHMiTQoYU29mdERlbGV0ZVNlc3Npb25SZXF1ZXN0EgoKAmlkGAEgASgJEhEKCW5hbWVzcGFjZRgCIAEoCRISCgpzZXNzaW9uX2lkGAMgASgJIkIKGVNvZnREZWxldGVTZXNzaW9uUmVzcG9uc2USJQoHc2Vzc2lvbhgBIAEoCzIULnNlc3Npb25kLnYxLlNlc3Npb24iSwoWVW5kZWxldGVTZXNzaW9uUmVxdWVzdBIKCgJpZBgBIAEoCRIRCgluYW1lc3BhY2UYAiABKAkSEgoKc2Vzc2lvbl9pZBgDIAEoCSJAChdVbmRlbGV0ZVNlc3Npb25SZXNwb25zZRIlCgdzZXNzaW9uGAEgASgLMhQuc2Vzc2lvbmQudjEuU2Vzc2lvbiJLChZUcnVuY2F0ZVNlc3Npb25SZXF1ZXN0EgoKAmlkGAEgASgJEhEKCW5hbWVzcGFjZRgCIAEoCRISCgpzZXNzaW9uX2lkGAMgASgJIlcKF1RydW5jYXRlU2Vzc2lvblJlc3BvbnNlEiUKB3Nlc3Npb24YASABKAsyFC5zZXNzaW9uZC52MS5TZXNzaW9uEhUKDXR1cm5zX2RlbGV0ZWQYAiABKAUiSQoUQ2FuY2VsU2Vzc2lvblJlcXVlc3QSCgoCaWQYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJEhIKCnNlc3Npb25faWQYAyABKAkiPgoVQ2FuY2VsU2Vzc2lvblJlc3BvbnNlEiUKB3Nlc3Npb24YASABKAsyFC5zZXNzaW9uZC52MS5TZXNzaW9uIvgBChlCdWxrRGVsZXRlU2Vzc2lvbnNSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRIiCgNpZHMYAiABKAsyEy5zZXNzaW9uZC52MS5JZExpc3RIABIqCgtzZXNzaW9uX2lkcxgDIAEoCzITLnNlc3Npb25kLnYxLklkTGlzdEgAEi8KBmZpbHRlchgEIAEoCzIdLnNlc3Npb25kLnYxLkJ1bGtEZWxldGVGaWx0ZXJIABIPCgdkcnlfcnVuGAUgASgIEhYKDnB1cmdlX21lbW9yaWVzGAYgASgIEhIKCmJhdGNoX3NpemUYByABKAVCCgoIc2VsZWN0b3IiGAoGSWRMaXN0Eg4KBnZhbHVlcxgBIAMoCSJXChBCdWxrRGVsZXRlRmlsdGVyEioKBmZpbHRlchgBIAEoCzIaLnNlc3Npb25kLnYxLlNlc3Npb25GaWx0ZXISFwoPaW5jbHVkZV9kZWxldGVkGAIgASgIIsABChpCdWxrRGVsZXRlU2Vzc2lvbnNSZXNwb25zZRIxCgdzdGFydGVkGAEgASgLMh4uc2Vzc2lvbmQudjEuQnVsa0RlbGV0ZVN0YXJ0ZWRIABIzCghwcm9ncmVzcxgCIAEoCzIfLnNlc3Npb25kLnYxLkJ1bGtEZWxldGVQcm9ncmVzc0gAEjEKB3N1bW1hcnkYAyABKAsyHi5zZXNzaW9uZC52MS5CdWxrRGVsZXRlU3VtbWFyeUgAQgcKBWV2ZW50IkcKEUJ1bGtEZWxldGVTdGFydGVkEg0KBXRvdGFsGAEgASgDEg8KB2RyeV9ydW4YAiABKAgSEgoKYmF0Y2hfc2l6ZRgDIAEoBSJ7ChJCdWxrRGVsZXRlQ291bnRlcnMSEQoJY29tcGxldGVkGAEgASgDEg0KBXRvdGFsGAIgASgDEg8KB2RlbGV0ZWQYAyABKAMSEQoJbm90X2ZvdW5kGAQgASgDEg8KB2ludmFsaWQYBSABKAMSDgoGZmFpbGVkGAYgASgDIncKEkJ1bGtEZWxldGVQcm9ncmVzcxIuCgdyZXN1bHRzGAEgAygLMh0uc2Vzc2lvbmQudjEuQnVsa0RlbGV0ZVJlc3VsdBIxCghjb3VudGVycxgCIAEoCzIfLnNlc3Npb25kLnYxLkJ1bGtEZWxldGVDb3VudGVycyKxAQoQQnVsa0RlbGV0ZVJlc3VsdBISCgppZGVudGlmaWVyGAEgASgJEgoKAmlkGAIgASgJEi8KB291dGNvbWUYAyABKA4yHi5zZXNzaW9uZC52MS5CdWxrRGVsZXRlT3V0Y29tZRIrCgdkZWxldGVkGAQgASgLMhouc2Vzc2lvbmQudjEuRGVsZXRlZENvdW50cxIQCghtZW1vcmllcxgFIAEoBRINCgVlcnJvchgGIAEoCSKwAQoRQnVsa0RlbGV0ZVN1bW1hcnkSMQoIY291bnRlcnMYASABKAsyHy5zZXNzaW9uZC52MS5CdWxrRGVsZXRlQ291bnRlcnMSKwoHZGVsZXRlZBgCIAEoCzIaLnNlc3Npb25kLnYxLkRlbGV0ZWRDb3VudHMSKgoHZWxhcHNlZBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIPCgdkcnlfcnVuGAQgASgIItABChZCaW5kUGFydGljaXBhbnRSZXF1ZXN0EgoKAmlkGAEgASgJEhEKCW5hbWVzcGFjZRgCIAEoCRISCgpzZXNzaW9uX2lkGAMgASgJEhYKDnBhcnRpY2lwYW50X2lkGAQgASgJEioKBGtpbmQYBSABKA4yHC5zZXNzaW9uZC52MS5QYXJ0aWNpcGFudEtpbmQSFAoMZGlzcGxheV9uYW1lGAYgASgJEikKCG1ldGFkYXRhGAcgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCJZChdCaW5kUGFydGljaXBhbnRSZXNwb25zZRItCgtwYXJ0aWNpcGFudBgBIAEoCzIYLnNlc3Npb25kLnYxLlBhcnRpY2lwYW50Eg8KB2NyZWF0ZWQYAiABKAgiZQoYVW5iaW5kUGFydGljaXBhbnRSZXF1ZXN0EgoKAmlkGAEgASgJEhEKCW5hbWVzcGFjZRgCIAEoCRISCgpzZXNzaW9uX2lkGAMgASgJEhYKDnBhcnRpY2lwYW50X2lkGAQgASgJIkoKGVVuYmluZFBhcnRpY2lwYW50UmVzcG9uc2USLQoLcGFydGljaXBhbnQYASABKAsyGC5zZXNzaW9uZC52MS5QYXJ0aWNpcGFudCJMChdMaXN0UGFydGljaXBhbnRzUmVxdWVzdBIKCgJpZBgBIAEoCRIRCgluYW1lc3BhY2UYAiABKAkSEgoKc2Vzc2lvbl9pZBgDIAEoCSJKChhMaXN0UGFydGljaXBhbnRzUmVzcG9uc2USLgoMcGFydGljaXBhbnRzGAEgAygLMhguc2Vzc2lvbmQudjEuUGFydGljaXBhbnQigAEKEkFwcGVuZFR1cm5zUmVxdWVzdBIKCgJpZBgBIAEoCRIRCgluYW1lc3BhY2UYAiABKAkSEgoKc2Vzc2lvbl9pZBgDIAEoCRIjCgV0dXJucxgEIAMoCzIULnNlc3Npb25kLnYxLk5ld1R1cm4SEgoKcmVxdWVzdF9pZBgFIAEoCSJRChNBcHBlbmRUdXJuc1Jlc3BvbnNlEigKBXR1cm5zGAEgAygLMhkuc2Vzc2lvbmQudjEuQXBwZW5kZWRUdXJuEhAKCHJlcGxheWVkGAIgASgIIloKDEFwcGVuZGVkVHVybhILCgNzZXEYASABKAMSDAoEcm9sZRgCIAEoCRIvCgtjcmVhdGVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAilwEKEExpc3RUdXJuc1JlcXVlc3QSCgoCaWQYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJEhIKCnNlc3Npb25faWQYAyABKAkSFgoOcGFydGljaXBhbnRfaWQYBCABKAkSEQoJYWZ0ZXJfc2VxGAUgASgDEhEKCXBhZ2Vfc2l6ZRgGIAEoBRISCgpwYWdlX3Rva2VuGAcgASgJIk4KEUxpc3RUdXJuc1Jlc3BvbnNlEiAKBXR1cm5zGAEgAygLMhEuc2Vzc2lvbmQudjEuVHVybhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiTAoXSW50ZWdyYXRlU2Vzc2lvblJlcXVlc3QSCgoCaWQYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJEhIKCnNlc3Npb25faWQYAyABKAkidQoYSW50ZWdyYXRlU2Vzc2lvblJlc3BvbnNlEi8KB3Jlc3VsdHMYASADKAsyHi5zZXNzaW9uZC52MS5JbnRlZ3JhdGlvblJlc3VsdBIoCgVzdGF0cxgCIAEoCzIZLnNlc3Npb25kLnYxLlNlc3Npb25TdGF0cyrmAQoRQnVsa0RlbGV0ZU91dGNvbWUSIwofQlVMS19ERUxFVEVfT1VUQ09NRV9VTlNQRUNJRklFRBAAEh8KG0JVTEtfREVMRVRFX09VVENPTUVfREVMRVRFRBABEiEKHUJVTEtfREVMRVRFX09VVENPTUVfTk9UX0ZPVU5EEAISIgoeQlVMS19ERUxFVEVfT1VUQ09NRV9JTlZBTElEX0lEEAMSHgoaQlVMS19ERUxFVEVfT1VUQ09NRV9GQUlMRUQQBBIkCiBCVUxLX0RFTEVURV9PVVRDT01FX1dPVUxEX0RFTEVURRAFMpsNCg5TZXNzaW9uU2VydmljZRJcCg1DcmVhdGVTZXNzaW9uEiEuc2Vzc2lvbmQudjEuQ3JlYXRlU2Vzc2lvblJlcXVlc3QaIi5zZXNzaW9uZC52MS5DcmVhdGVTZXNzaW9uUmVzcG9uc2UiBMjzGAISVwoKR2V0U2Vzc2lvbhIeLnNlc3Npb25kLnYxLkdldFNlc3Npb25SZXF1ZXN0Gh8uc2Vzc2lvbmQudjEuR2V0U2Vzc2lvblJlc3BvbnNlIgjI8xgB0PMYARJZCgxMaXN0U2Vzc2lvbnMSIC5zZXNzaW9uZC52MS5MaXN0U2Vzc2lvbnNSZXF1ZXN0GiEuc2Vzc2lvbmQudjEuTGlzdFNlc3Npb25zUmVzcG9uc2UiBMjzGAESXAoNVXBkYXRlU2Vzc2lvbhIhLnNlc3Npb25kLnYxLlVwZGF0ZVNlc3Npb25SZXF1ZXN0GiIuc2Vzc2lvbmQudjEuVXBkYXRlU2Vzc2lvblJlc3BvbnNlIgTI8xgCElwKDURlbGV0ZVNlc3Npb24SIS5zZXNzaW9uZC52MS5EZWxldGVTZXNzaW9uUmVxdWVzdBoiLnNlc3Npb25kLnYxLkRlbGV0ZVNlc3Npb25SZXNwb25zZSIEyPMYAhJoChFTb2Z0RGVsZXRlU2Vzc2lvbhIlLnNlc3Npb25kLnYxLlNvZnREZWxldGVTZXNzaW9uUmVxdWVzdBomLnNlc3Npb25kLnYxLlNvZnREZWxldGVTZXNzaW9uUmVzcG9uc2UiBMjzGAISYgoPVW5kZWxldGVTZXNzaW9uEiMuc2Vzc2lvbmQudjEuVW5kZWxldGVTZXNzaW9uUmVxdWVzdBokLnNlc3Npb25kLnYxLlVuZGVsZXRlU2Vzc2lvblJlc3BvbnNlIgTI8xgCEmIKD1RydW5jYXRlU2Vzc2lvbhIjLnNlc3Npb25kLnYxLlRydW5jYXRlU2Vzc2lvblJlcXVlc3QaJC5zZXNzaW9uZC52MS5UcnVuY2F0ZVNlc3Npb25SZXNwb25zZSIEyPMYAhJcCg1DYW5jZWxTZXNzaW9uEiEuc2Vzc2lvbmQudjEuQ2FuY2VsU2Vzc2lvblJlcXVlc3QaIi5zZXNzaW9uZC52MS5DYW5jZWxTZXNzaW9uUmVzcG9uc2UiBMjzGAISbgoTUmVmcmVzaENsaWVudFNlY3JldBInLnNlc3Npb25kLnYxLlJlZnJlc2hDbGllbnRTZWNyZXRSZXF1ZXN0Giguc2Vzc2lvbmQudjEuUmVmcmVzaENsaWVudFNlY3JldFJlc3BvbnNlIgTI8xgCEm0KEkJ1bGtEZWxldGVTZXNzaW9ucxImLnNlc3Npb25kLnYxLkJ1bGtEZWxldGVTZXNzaW9uc1JlcXVlc3QaJy5zZXNzaW9uZC52MS5CdWxrRGVsZXRlU2Vzc2lvbnNSZXNwb25zZSIEyPMYAjABEmIKD0JpbmRQYXJ0aWNpcGFudBIjLnNlc3Npb25kLnYxLkJpbmRQYXJ0aWNpcGFudFJlcXVlc3QaJC5zZXNzaW9uZC52MS5CaW5kUGFydGljaXBhbnRSZXNwb25zZSIEyPMYAhJoChFVbmJpbmRQYXJ0aWNpcGFudBIlLnNlc3Npb25kLnYxLlVuYmluZFBhcnRpY2lwYW50UmVxdWVzdBomLnNlc3Npb25kLnYxLlVuYmluZFBhcnRpY2lwYW50UmVzcG9uc2UiBMjzGAISZQoQTGlzdFBhcnRpY2lwYW50cxIkLnNlc3Npb25kLnYxLkxpc3RQYXJ0aWNpcGFudHNSZXF1ZXN0GiUuc2Vzc2lvbmQudjEuTGlzdFBhcnRpY2lwYW50c1Jlc3BvbnNlIgTI8xgBEloKC0FwcGVuZFR1cm5zEh8uc2Vzc2lvbmQudjEuQXBwZW5kVHVybnNSZXF1ZXN0GiAuc2Vzc2lvbmQudjEuQXBwZW5kVHVybnNSZXNwb25zZSIIyPMYAtDzGAESVAoJTGlzdFR1cm5zEh0uc2Vzc2lvbmQudjEuTGlzdFR1cm5zUmVxdWVzdBoeLnNlc3Npb25kLnYxLkxpc3RUdXJuc1Jlc3BvbnNlIgjI8xgB0PMYARJlChBJbnRlZ3JhdGVTZXNzaW9uEiQuc2Vzc2lvbmQudjEuSW50ZWdyYXRlU2Vzc2lvblJlcXVlc3QaJS5zZXNzaW9uZC52MS5JbnRlZ3JhdGVTZXNzaW9uUmVzcG9uc2UiBMjzGAJiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_struct, file_google_protobuf_timestamp, file_sessiond_v1_auth, file_sessiond_v1_conversation, file_sessiond_v1_session]);
 
 /**
  * Request of CreateSession.
@@ -101,6 +102,14 @@ export type CreateSessionResponse = Message<"sessiond.v1.CreateSessionResponse">
    * @generated from field: sessiond.v1.Session session = 1;
    */
   session?: Session | undefined;
+
+  /**
+   * The session's client secret, for a browser. Returned only here and by RefreshClientSecret; the
+   * server keeps only its hash.
+   *
+   * @generated from field: sessiond.v1.ClientSecret client_secret = 2;
+   */
+  clientSecret?: ClientSecret | undefined;
 };
 
 /**
@@ -109,6 +118,108 @@ export type CreateSessionResponse = Message<"sessiond.v1.CreateSessionResponse">
  */
 export const CreateSessionResponseSchema: GenMessage<CreateSessionResponse> = /*@__PURE__*/
   messageDesc(file_sessiond_v1_session_service, 1);
+
+/**
+ * A short-lived credential for one session, meant for a browser: sent as
+ * `Authorization: Bearer <value>`, it allows GetSession, AppendTurns, ListTurns and
+ * TraceService.RecordSpans on that session only, at most max_requests_per_minute times in any
+ * 60 seconds. Not accepted once expired, once the session is cancelled or soft-deleted, or once a
+ * newer secret was issued.
+ *
+ * @generated from message sessiond.v1.ClientSecret
+ */
+export type ClientSecret = Message<"sessiond.v1.ClientSecret"> & {
+  /**
+   * The secret.
+   *
+   * @generated from field: string value = 1;
+   */
+  value: string;
+
+  /**
+   * When it stops being accepted (the session's expire_time).
+   *
+   * @generated from field: google.protobuf.Timestamp expire_time = 2;
+   */
+  expireTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message sessiond.v1.ClientSecret.
+ * Use `create(ClientSecretSchema)` to create a new message.
+ */
+export const ClientSecretSchema: GenMessage<ClientSecret> = /*@__PURE__*/
+  messageDesc(file_sessiond_v1_session_service, 2);
+
+/**
+ * Request of RefreshClientSecret.
+ *
+ * @generated from message sessiond.v1.RefreshClientSecretRequest
+ */
+export type RefreshClientSecretRequest = Message<"sessiond.v1.RefreshClientSecretRequest"> & {
+  /**
+   * Global id of the session. Either this or session_id.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * Namespace of session_id.
+   *
+   * @generated from field: string namespace = 2;
+   */
+  namespace: string;
+
+  /**
+   * The caller's session id. Either this or id.
+   *
+   * @generated from field: string session_id = 3;
+   */
+  sessionId: string;
+
+  /**
+   * How long the new secret stays valid: default 10 minutes, at most 24 hours.
+   *
+   * @generated from field: google.protobuf.Duration expires_after = 4;
+   */
+  expiresAfter?: Duration | undefined;
+};
+
+/**
+ * Describes the message sessiond.v1.RefreshClientSecretRequest.
+ * Use `create(RefreshClientSecretRequestSchema)` to create a new message.
+ */
+export const RefreshClientSecretRequestSchema: GenMessage<RefreshClientSecretRequest> = /*@__PURE__*/
+  messageDesc(file_sessiond_v1_session_service, 3);
+
+/**
+ * Response of RefreshClientSecret.
+ *
+ * @generated from message sessiond.v1.RefreshClientSecretResponse
+ */
+export type RefreshClientSecretResponse = Message<"sessiond.v1.RefreshClientSecretResponse"> & {
+  /**
+   * The session with its new expire_time.
+   *
+   * @generated from field: sessiond.v1.Session session = 1;
+   */
+  session?: Session | undefined;
+
+  /**
+   * The new client secret (shown only here).
+   *
+   * @generated from field: sessiond.v1.ClientSecret client_secret = 2;
+   */
+  clientSecret?: ClientSecret | undefined;
+};
+
+/**
+ * Describes the message sessiond.v1.RefreshClientSecretResponse.
+ * Use `create(RefreshClientSecretResponseSchema)` to create a new message.
+ */
+export const RefreshClientSecretResponseSchema: GenMessage<RefreshClientSecretResponse> = /*@__PURE__*/
+  messageDesc(file_sessiond_v1_session_service, 4);
 
 /**
  * Request of GetSession.
@@ -150,7 +261,7 @@ export type GetSessionRequest = Message<"sessiond.v1.GetSessionRequest"> & {
  * Use `create(GetSessionRequestSchema)` to create a new message.
  */
 export const GetSessionRequestSchema: GenMessage<GetSessionRequest> = /*@__PURE__*/
-  messageDesc(file_sessiond_v1_session_service, 2);
+  messageDesc(file_sessiond_v1_session_service, 5);
 
 /**
  * Response of GetSession.
@@ -171,7 +282,7 @@ export type GetSessionResponse = Message<"sessiond.v1.GetSessionResponse"> & {
  * Use `create(GetSessionResponseSchema)` to create a new message.
  */
 export const GetSessionResponseSchema: GenMessage<GetSessionResponse> = /*@__PURE__*/
-  messageDesc(file_sessiond_v1_session_service, 3);
+  messageDesc(file_sessiond_v1_session_service, 6);
 
 /**
  * Request of ListSessions.
@@ -228,7 +339,7 @@ export type ListSessionsRequest = Message<"sessiond.v1.ListSessionsRequest"> & {
  * Use `create(ListSessionsRequestSchema)` to create a new message.
  */
 export const ListSessionsRequestSchema: GenMessage<ListSessionsRequest> = /*@__PURE__*/
-  messageDesc(file_sessiond_v1_session_service, 4);
+  messageDesc(file_sessiond_v1_session_service, 7);
 
 /**
  * Response of ListSessions.
@@ -256,7 +367,7 @@ export type ListSessionsResponse = Message<"sessiond.v1.ListSessionsResponse"> &
  * Use `create(ListSessionsResponseSchema)` to create a new message.
  */
 export const ListSessionsResponseSchema: GenMessage<ListSessionsResponse> = /*@__PURE__*/
-  messageDesc(file_sessiond_v1_session_service, 5);
+  messageDesc(file_sessiond_v1_session_service, 8);
 
 /**
  * Request of UpdateSession.
@@ -285,7 +396,7 @@ export type UpdateSessionRequest = Message<"sessiond.v1.UpdateSessionRequest"> &
  * Use `create(UpdateSessionRequestSchema)` to create a new message.
  */
 export const UpdateSessionRequestSchema: GenMessage<UpdateSessionRequest> = /*@__PURE__*/
-  messageDesc(file_sessiond_v1_session_service, 6);
+  messageDesc(file_sessiond_v1_session_service, 9);
 
 /**
  * Response of UpdateSession.
@@ -306,7 +417,7 @@ export type UpdateSessionResponse = Message<"sessiond.v1.UpdateSessionResponse">
  * Use `create(UpdateSessionResponseSchema)` to create a new message.
  */
 export const UpdateSessionResponseSchema: GenMessage<UpdateSessionResponse> = /*@__PURE__*/
-  messageDesc(file_sessiond_v1_session_service, 7);
+  messageDesc(file_sessiond_v1_session_service, 10);
 
 /**
  * Request of DeleteSession.
@@ -348,7 +459,7 @@ export type DeleteSessionRequest = Message<"sessiond.v1.DeleteSessionRequest"> &
  * Use `create(DeleteSessionRequestSchema)` to create a new message.
  */
 export const DeleteSessionRequestSchema: GenMessage<DeleteSessionRequest> = /*@__PURE__*/
-  messageDesc(file_sessiond_v1_session_service, 8);
+  messageDesc(file_sessiond_v1_session_service, 11);
 
 /**
  * Response of DeleteSession.
@@ -383,7 +494,7 @@ export type DeleteSessionResponse = Message<"sessiond.v1.DeleteSessionResponse">
  * Use `create(DeleteSessionResponseSchema)` to create a new message.
  */
 export const DeleteSessionResponseSchema: GenMessage<DeleteSessionResponse> = /*@__PURE__*/
-  messageDesc(file_sessiond_v1_session_service, 9);
+  messageDesc(file_sessiond_v1_session_service, 12);
 
 /**
  * Request of SoftDeleteSession.
@@ -418,7 +529,7 @@ export type SoftDeleteSessionRequest = Message<"sessiond.v1.SoftDeleteSessionReq
  * Use `create(SoftDeleteSessionRequestSchema)` to create a new message.
  */
 export const SoftDeleteSessionRequestSchema: GenMessage<SoftDeleteSessionRequest> = /*@__PURE__*/
-  messageDesc(file_sessiond_v1_session_service, 10);
+  messageDesc(file_sessiond_v1_session_service, 13);
 
 /**
  * Response of SoftDeleteSession.
@@ -439,7 +550,7 @@ export type SoftDeleteSessionResponse = Message<"sessiond.v1.SoftDeleteSessionRe
  * Use `create(SoftDeleteSessionResponseSchema)` to create a new message.
  */
 export const SoftDeleteSessionResponseSchema: GenMessage<SoftDeleteSessionResponse> = /*@__PURE__*/
-  messageDesc(file_sessiond_v1_session_service, 11);
+  messageDesc(file_sessiond_v1_session_service, 14);
 
 /**
  * Request of UndeleteSession.
@@ -474,7 +585,7 @@ export type UndeleteSessionRequest = Message<"sessiond.v1.UndeleteSessionRequest
  * Use `create(UndeleteSessionRequestSchema)` to create a new message.
  */
 export const UndeleteSessionRequestSchema: GenMessage<UndeleteSessionRequest> = /*@__PURE__*/
-  messageDesc(file_sessiond_v1_session_service, 12);
+  messageDesc(file_sessiond_v1_session_service, 15);
 
 /**
  * Response of UndeleteSession.
@@ -495,7 +606,7 @@ export type UndeleteSessionResponse = Message<"sessiond.v1.UndeleteSessionRespon
  * Use `create(UndeleteSessionResponseSchema)` to create a new message.
  */
 export const UndeleteSessionResponseSchema: GenMessage<UndeleteSessionResponse> = /*@__PURE__*/
-  messageDesc(file_sessiond_v1_session_service, 13);
+  messageDesc(file_sessiond_v1_session_service, 16);
 
 /**
  * Request of TruncateSession.
@@ -530,7 +641,7 @@ export type TruncateSessionRequest = Message<"sessiond.v1.TruncateSessionRequest
  * Use `create(TruncateSessionRequestSchema)` to create a new message.
  */
 export const TruncateSessionRequestSchema: GenMessage<TruncateSessionRequest> = /*@__PURE__*/
-  messageDesc(file_sessiond_v1_session_service, 14);
+  messageDesc(file_sessiond_v1_session_service, 17);
 
 /**
  * Response of TruncateSession.
@@ -558,7 +669,7 @@ export type TruncateSessionResponse = Message<"sessiond.v1.TruncateSessionRespon
  * Use `create(TruncateSessionResponseSchema)` to create a new message.
  */
 export const TruncateSessionResponseSchema: GenMessage<TruncateSessionResponse> = /*@__PURE__*/
-  messageDesc(file_sessiond_v1_session_service, 15);
+  messageDesc(file_sessiond_v1_session_service, 18);
 
 /**
  * Request of CancelSession.
@@ -593,7 +704,7 @@ export type CancelSessionRequest = Message<"sessiond.v1.CancelSessionRequest"> &
  * Use `create(CancelSessionRequestSchema)` to create a new message.
  */
 export const CancelSessionRequestSchema: GenMessage<CancelSessionRequest> = /*@__PURE__*/
-  messageDesc(file_sessiond_v1_session_service, 16);
+  messageDesc(file_sessiond_v1_session_service, 19);
 
 /**
  * Response of CancelSession.
@@ -614,7 +725,7 @@ export type CancelSessionResponse = Message<"sessiond.v1.CancelSessionResponse">
  * Use `create(CancelSessionResponseSchema)` to create a new message.
  */
 export const CancelSessionResponseSchema: GenMessage<CancelSessionResponse> = /*@__PURE__*/
-  messageDesc(file_sessiond_v1_session_service, 17);
+  messageDesc(file_sessiond_v1_session_service, 20);
 
 /**
  * Request of BulkDeleteSessions.
@@ -692,7 +803,7 @@ export type BulkDeleteSessionsRequest = Message<"sessiond.v1.BulkDeleteSessionsR
  * Use `create(BulkDeleteSessionsRequestSchema)` to create a new message.
  */
 export const BulkDeleteSessionsRequestSchema: GenMessage<BulkDeleteSessionsRequest> = /*@__PURE__*/
-  messageDesc(file_sessiond_v1_session_service, 18);
+  messageDesc(file_sessiond_v1_session_service, 21);
 
 /**
  * A list of identifiers (a oneof member cannot be repeated itself).
@@ -713,7 +824,7 @@ export type IdList = Message<"sessiond.v1.IdList"> & {
  * Use `create(IdListSchema)` to create a new message.
  */
 export const IdListSchema: GenMessage<IdList> = /*@__PURE__*/
-  messageDesc(file_sessiond_v1_session_service, 19);
+  messageDesc(file_sessiond_v1_session_service, 22);
 
 /**
  * Filter mode of BulkDeleteSessions.
@@ -741,7 +852,7 @@ export type BulkDeleteFilter = Message<"sessiond.v1.BulkDeleteFilter"> & {
  * Use `create(BulkDeleteFilterSchema)` to create a new message.
  */
 export const BulkDeleteFilterSchema: GenMessage<BulkDeleteFilter> = /*@__PURE__*/
-  messageDesc(file_sessiond_v1_session_service, 20);
+  messageDesc(file_sessiond_v1_session_service, 23);
 
 /**
  * One message of the BulkDeleteSessions stream.
@@ -786,7 +897,7 @@ export type BulkDeleteSessionsResponse = Message<"sessiond.v1.BulkDeleteSessions
  * Use `create(BulkDeleteSessionsResponseSchema)` to create a new message.
  */
 export const BulkDeleteSessionsResponseSchema: GenMessage<BulkDeleteSessionsResponse> = /*@__PURE__*/
-  messageDesc(file_sessiond_v1_session_service, 21);
+  messageDesc(file_sessiond_v1_session_service, 24);
 
 /**
  * First message of a bulk delete.
@@ -821,7 +932,7 @@ export type BulkDeleteStarted = Message<"sessiond.v1.BulkDeleteStarted"> & {
  * Use `create(BulkDeleteStartedSchema)` to create a new message.
  */
 export const BulkDeleteStartedSchema: GenMessage<BulkDeleteStarted> = /*@__PURE__*/
-  messageDesc(file_sessiond_v1_session_service, 22);
+  messageDesc(file_sessiond_v1_session_service, 25);
 
 /**
  * Running counters of a bulk delete.
@@ -877,7 +988,7 @@ export type BulkDeleteCounters = Message<"sessiond.v1.BulkDeleteCounters"> & {
  * Use `create(BulkDeleteCountersSchema)` to create a new message.
  */
 export const BulkDeleteCountersSchema: GenMessage<BulkDeleteCounters> = /*@__PURE__*/
-  messageDesc(file_sessiond_v1_session_service, 23);
+  messageDesc(file_sessiond_v1_session_service, 26);
 
 /**
  * Results of one batch.
@@ -905,7 +1016,7 @@ export type BulkDeleteProgress = Message<"sessiond.v1.BulkDeleteProgress"> & {
  * Use `create(BulkDeleteProgressSchema)` to create a new message.
  */
 export const BulkDeleteProgressSchema: GenMessage<BulkDeleteProgress> = /*@__PURE__*/
-  messageDesc(file_sessiond_v1_session_service, 24);
+  messageDesc(file_sessiond_v1_session_service, 27);
 
 /**
  * What happened to one requested identifier.
@@ -961,7 +1072,7 @@ export type BulkDeleteResult = Message<"sessiond.v1.BulkDeleteResult"> & {
  * Use `create(BulkDeleteResultSchema)` to create a new message.
  */
 export const BulkDeleteResultSchema: GenMessage<BulkDeleteResult> = /*@__PURE__*/
-  messageDesc(file_sessiond_v1_session_service, 25);
+  messageDesc(file_sessiond_v1_session_service, 28);
 
 /**
  * Last message of a bulk delete.
@@ -1003,7 +1114,7 @@ export type BulkDeleteSummary = Message<"sessiond.v1.BulkDeleteSummary"> & {
  * Use `create(BulkDeleteSummarySchema)` to create a new message.
  */
 export const BulkDeleteSummarySchema: GenMessage<BulkDeleteSummary> = /*@__PURE__*/
-  messageDesc(file_sessiond_v1_session_service, 26);
+  messageDesc(file_sessiond_v1_session_service, 29);
 
 /**
  * Request of BindParticipant.
@@ -1066,7 +1177,7 @@ export type BindParticipantRequest = Message<"sessiond.v1.BindParticipantRequest
  * Use `create(BindParticipantRequestSchema)` to create a new message.
  */
 export const BindParticipantRequestSchema: GenMessage<BindParticipantRequest> = /*@__PURE__*/
-  messageDesc(file_sessiond_v1_session_service, 27);
+  messageDesc(file_sessiond_v1_session_service, 30);
 
 /**
  * Response of BindParticipant.
@@ -1094,7 +1205,7 @@ export type BindParticipantResponse = Message<"sessiond.v1.BindParticipantRespon
  * Use `create(BindParticipantResponseSchema)` to create a new message.
  */
 export const BindParticipantResponseSchema: GenMessage<BindParticipantResponse> = /*@__PURE__*/
-  messageDesc(file_sessiond_v1_session_service, 28);
+  messageDesc(file_sessiond_v1_session_service, 31);
 
 /**
  * Request of UnbindParticipant.
@@ -1136,7 +1247,7 @@ export type UnbindParticipantRequest = Message<"sessiond.v1.UnbindParticipantReq
  * Use `create(UnbindParticipantRequestSchema)` to create a new message.
  */
 export const UnbindParticipantRequestSchema: GenMessage<UnbindParticipantRequest> = /*@__PURE__*/
-  messageDesc(file_sessiond_v1_session_service, 29);
+  messageDesc(file_sessiond_v1_session_service, 32);
 
 /**
  * Response of UnbindParticipant.
@@ -1157,7 +1268,7 @@ export type UnbindParticipantResponse = Message<"sessiond.v1.UnbindParticipantRe
  * Use `create(UnbindParticipantResponseSchema)` to create a new message.
  */
 export const UnbindParticipantResponseSchema: GenMessage<UnbindParticipantResponse> = /*@__PURE__*/
-  messageDesc(file_sessiond_v1_session_service, 30);
+  messageDesc(file_sessiond_v1_session_service, 33);
 
 /**
  * Request of ListParticipants.
@@ -1192,7 +1303,7 @@ export type ListParticipantsRequest = Message<"sessiond.v1.ListParticipantsReque
  * Use `create(ListParticipantsRequestSchema)` to create a new message.
  */
 export const ListParticipantsRequestSchema: GenMessage<ListParticipantsRequest> = /*@__PURE__*/
-  messageDesc(file_sessiond_v1_session_service, 31);
+  messageDesc(file_sessiond_v1_session_service, 34);
 
 /**
  * Response of ListParticipants.
@@ -1213,7 +1324,7 @@ export type ListParticipantsResponse = Message<"sessiond.v1.ListParticipantsResp
  * Use `create(ListParticipantsResponseSchema)` to create a new message.
  */
 export const ListParticipantsResponseSchema: GenMessage<ListParticipantsResponse> = /*@__PURE__*/
-  messageDesc(file_sessiond_v1_session_service, 32);
+  messageDesc(file_sessiond_v1_session_service, 35);
 
 /**
  * Request of AppendTurns.
@@ -1264,7 +1375,7 @@ export type AppendTurnsRequest = Message<"sessiond.v1.AppendTurnsRequest"> & {
  * Use `create(AppendTurnsRequestSchema)` to create a new message.
  */
 export const AppendTurnsRequestSchema: GenMessage<AppendTurnsRequest> = /*@__PURE__*/
-  messageDesc(file_sessiond_v1_session_service, 33);
+  messageDesc(file_sessiond_v1_session_service, 36);
 
 /**
  * Response of AppendTurns.
@@ -1293,7 +1404,7 @@ export type AppendTurnsResponse = Message<"sessiond.v1.AppendTurnsResponse"> & {
  * Use `create(AppendTurnsResponseSchema)` to create a new message.
  */
 export const AppendTurnsResponseSchema: GenMessage<AppendTurnsResponse> = /*@__PURE__*/
-  messageDesc(file_sessiond_v1_session_service, 34);
+  messageDesc(file_sessiond_v1_session_service, 37);
 
 /**
  * What the session assigned to one appended turn.
@@ -1328,7 +1439,7 @@ export type AppendedTurn = Message<"sessiond.v1.AppendedTurn"> & {
  * Use `create(AppendedTurnSchema)` to create a new message.
  */
 export const AppendedTurnSchema: GenMessage<AppendedTurn> = /*@__PURE__*/
-  messageDesc(file_sessiond_v1_session_service, 35);
+  messageDesc(file_sessiond_v1_session_service, 38);
 
 /**
  * Request of ListTurns.
@@ -1391,7 +1502,7 @@ export type ListTurnsRequest = Message<"sessiond.v1.ListTurnsRequest"> & {
  * Use `create(ListTurnsRequestSchema)` to create a new message.
  */
 export const ListTurnsRequestSchema: GenMessage<ListTurnsRequest> = /*@__PURE__*/
-  messageDesc(file_sessiond_v1_session_service, 36);
+  messageDesc(file_sessiond_v1_session_service, 39);
 
 /**
  * Response of ListTurns.
@@ -1419,7 +1530,7 @@ export type ListTurnsResponse = Message<"sessiond.v1.ListTurnsResponse"> & {
  * Use `create(ListTurnsResponseSchema)` to create a new message.
  */
 export const ListTurnsResponseSchema: GenMessage<ListTurnsResponse> = /*@__PURE__*/
-  messageDesc(file_sessiond_v1_session_service, 37);
+  messageDesc(file_sessiond_v1_session_service, 40);
 
 /**
  * Request of IntegrateSession.
@@ -1454,7 +1565,7 @@ export type IntegrateSessionRequest = Message<"sessiond.v1.IntegrateSessionReque
  * Use `create(IntegrateSessionRequestSchema)` to create a new message.
  */
 export const IntegrateSessionRequestSchema: GenMessage<IntegrateSessionRequest> = /*@__PURE__*/
-  messageDesc(file_sessiond_v1_session_service, 38);
+  messageDesc(file_sessiond_v1_session_service, 41);
 
 /**
  * Response of IntegrateSession.
@@ -1482,7 +1593,7 @@ export type IntegrateSessionResponse = Message<"sessiond.v1.IntegrateSessionResp
  * Use `create(IntegrateSessionResponseSchema)` to create a new message.
  */
 export const IntegrateSessionResponseSchema: GenMessage<IntegrateSessionResponse> = /*@__PURE__*/
-  messageDesc(file_sessiond_v1_session_service, 39);
+  messageDesc(file_sessiond_v1_session_service, 42);
 
 /**
  * Outcome for one identifier.
@@ -1544,18 +1655,26 @@ export const BulkDeleteOutcomeSchema: GenEnum<BulkDeleteOutcome> = /*@__PURE__*/
  * ways a session ends (cancel, soft delete, truncate, hard delete with cascade).
  *
  * Addressing a session: every call that names one session takes either `id` (the global id) or
- * `session_id` (the caller's id) together with `namespace` (default "default"). Setting both `id`
- * and `session_id` is INVALID_ARGUMENT. A session of another namespace is NOT_FOUND.
+ * `session_id` (the caller's id) together with `namespace`. An empty namespace means the API key's
+ * namespace for a key of one namespace, and "default" for a key of all namespaces. Setting both
+ * `id` and `session_id` is INVALID_ARGUMENT. A session of another namespace is NOT_FOUND.
+ *
+ * Who may call: each RPC's `required_role` option (see auth.proto). GetSession, AppendTurns and
+ * ListTurns also accept the session's own client secret.
  *
  * Errors common to all calls: INVALID_ARGUMENT names the offending field in its message;
- * RESOURCE_EXHAUSTED when a request body is over the server's size limit; UNAVAILABLE when the
- * database cannot be reached or the server is shutting down.
+ * UNAUTHENTICATED (no credential, or an unknown, revoked or expired one); PERMISSION_DENIED (the
+ * credential lacks the role, or names another namespace or session); RESOURCE_EXHAUSTED when a
+ * request body is over the server's size limit, or a client secret is over its session's
+ * max_requests_per_minute (with a google.rpc.RetryInfo detail and a retry-after header);
+ * UNAVAILABLE when the database cannot be reached or the server is shutting down.
  *
  * @generated from service sessiond.v1.SessionService
  */
 export const SessionService: GenService<{
   /**
-   * Creates a session. Returns it with its global id and etag.
+   * Creates a session. Returns it with its global id and etag, and its client secret for a browser
+   * (shown only in this response).
    * Errors: INVALID_ARGUMENT (namespace, session_id, user, workflow, data, labels, expires_after or
    * max_requests_per_minute out of bounds); ALREADY_EXISTS (session_id taken in the namespace).
    *
@@ -1653,7 +1772,8 @@ export const SessionService: GenService<{
     output: typeof TruncateSessionResponseSchema;
   },
   /**
-   * Cancels a session: it stays readable, but its client secret is no longer accepted. Idempotent.
+   * Cancels a session: it stays readable, but its client secret is no longer accepted, from the
+   * next request on. Idempotent.
    * Errors: NOT_FOUND.
    *
    * @generated from rpc sessiond.v1.SessionService.CancelSession
@@ -1662,6 +1782,19 @@ export const SessionService: GenService<{
     methodKind: "unary";
     input: typeof CancelSessionRequestSchema;
     output: typeof CancelSessionResponseSchema;
+  },
+  /**
+   * Issues a new client secret for an active session and moves its expire_time to now +
+   * expires_after. The previous secret stops being accepted at once.
+   * Errors: NOT_FOUND; FAILED_PRECONDITION (the session is cancelled or soft-deleted);
+   * INVALID_ARGUMENT (expires_after out of bounds).
+   *
+   * @generated from rpc sessiond.v1.SessionService.RefreshClientSecret
+   */
+  refreshClientSecret: {
+    methodKind: "unary";
+    input: typeof RefreshClientSecretRequestSchema;
+    output: typeof RefreshClientSecretResponseSchema;
   },
   /**
    * Deletes many sessions (each with everything under it, as DeleteSession) and streams every

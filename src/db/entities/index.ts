@@ -1,5 +1,8 @@
 /** Every entity, in dependency order; the DataSource and the migration check use this list. */
 import { AnnotationEntity } from "./annotation.js";
+import { ApiKeyEntity } from "./api-key.js";
+import { AuditEventEntity } from "./audit-event.js";
+import { ClientRequestEntity } from "./client-request.js";
 import { MemoryEntity } from "./memory.js";
 import { NamespaceEntity } from "./namespace.js";
 import { ParticipantEntity } from "./participant.js";
@@ -9,6 +12,6 @@ import { TraceEntity } from "./trace.js";
 import { TurnEntity } from "./turn.js";
 import { TurnRequestEntity } from "./turn-request.js";
 
-export { AnnotationEntity, MemoryEntity, NamespaceEntity, ParticipantEntity, SessionEntity, SpanEntity, TraceEntity, TurnEntity, TurnRequestEntity };
+export { AnnotationEntity, ApiKeyEntity, AuditEventEntity, ClientRequestEntity, MemoryEntity, NamespaceEntity, ParticipantEntity, SessionEntity, SpanEntity, TraceEntity, TurnEntity, TurnRequestEntity };
 
-export const entities = [NamespaceEntity, SessionEntity, ParticipantEntity, TurnEntity, TurnRequestEntity, TraceEntity, SpanEntity, AnnotationEntity, MemoryEntity];
+export const entities = [NamespaceEntity, SessionEntity, ParticipantEntity, TurnEntity, TurnRequestEntity, TraceEntity, SpanEntity, AnnotationEntity, MemoryEntity, ApiKeyEntity, ClientRequestEntity, AuditEventEntity];

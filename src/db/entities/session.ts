@@ -72,6 +72,10 @@ export class SessionEntity {
   @Column({ name: "max_requests_per_minute", type: "integer" })
   maxRequestsPerMinute: number;
 
+  /** SHA-256 of the session's current client secret; NULL once revoked (CancelSession). */
+  @Column({ name: "client_secret_hash", type: "bytea", nullable: true })
+  clientSecretHash: Buffer | null;
+
   @Column({ name: "participant_count", type: "integer", default: 0 })
   participantCount: number;
 

@@ -3,7 +3,7 @@
  * domain Sessions at this boundary. Every statement is scoped by namespace_id.
  */
 import type { EntityManager } from "typeorm";
-import { AlreadyExistsError, databaseErrorCode } from "../../domain/errors.js";
+import { AlreadyExistsError, databaseErrorCode, NamespaceGoneError } from "../../domain/errors.js";
 import { encodeGlobalId } from "../../domain/ids.js";
 import type { Cursor } from "../../domain/page-token.js";
 import { deleteBatch } from "./session-deletion.js";
@@ -12,6 +12,8 @@ import { etagOf, type DeletedCounts, type JsonObject, type Session, type Session
 
 /** Values of a new session. */
 export interface NewSession {
+  /** Chosen by the caller: the client secret names it. */
+  uuid: string;
   namespaceId: string;
   externalId: string;
   user: string;
@@ -21,6 +23,8 @@ export interface NewSession {
   labels: Record<string, string>;
   expiresAfterMs: number;
   maxRequestsPerMinute: number;
+  /** SHA-256 of the session's client secret; null for none (sessions created by OTLP export). */
+  clientSecretHash: Buffer | null;
 }
 
 /** Changes UpdateSession may make. */
@@ -32,6 +36,10 @@ export interface SessionChanges {
   workflowVersion?: string;
   state?: "active" | "cancelled";
   deleteTime?: Date | null | "now";
+  /** A new client secret (its hash), or null to revoke the current one. */
+  clientSecretHash?: Buffer | null;
+  /** Moves expire_time to now + this many ms. */
+  expiresAfterMs?: number;
 }
 
 /** A list query, already validated. */
@@ -43,6 +51,12 @@ export interface ListQuery {
   after?: Cursor;
   limit: number;
 }
+
+/** Namespace ids by name, each until a time (ms since the epoch). */
+export type NamespaceCache = Map<string, { id: string; until: number }>;
+
+/** How long a process trusts a cached namespace id. */
+export const NAMESPACE_CACHE_MS = 5000;
 
 /** Where to find one session. */
 export type SessionKey = { uuid: string; namespaceId?: string } | { namespaceId: string; externalId: string };
@@ -105,23 +119,24 @@ export interface SessionStore {
 
 /**
  * The store bound to `db` (a DataSource's manager or a transaction's). Namespace ids are cached in
- * `namespaceCache`, one per process (see stores.ts): names never change, and a namespace deleted
+ * `namespaceCache`, one per process (see stores.ts), for NAMESPACE_CACHE_MS: a namespace deleted by
+ * another process is forgotten by then. A namespace deleted
  * meanwhile is detected by the foreign key on insert and its cache entry dropped.
  */
-export function bindSessionStore(db: EntityManager, namespaceCache: Map<string, string>): SessionStore {
+export function bindSessionStore(db: EntityManager, namespaceCache: NamespaceCache): SessionStore {
   const q = (sql: string, params: unknown[] = []) => db.query(sql, params) as Promise<any[]>;
 
   const store: SessionStore = {
     async namespaceId(name, create) {
       const cached = namespaceCache.get(name);
-      if (cached) return cached;
+      if (cached && cached.until > Date.now()) return cached.id;
       let rows = await q("SELECT id FROM namespaces WHERE name = $1", [name]);
       if (!rows.length && create) {
         await q("INSERT INTO namespaces (name) VALUES ($1) ON CONFLICT (name) DO NOTHING", [name]);
         rows = await q("SELECT id FROM namespaces WHERE name = $1", [name]);
       }
       if (!rows.length) return undefined;
-      namespaceCache.set(name, rows[0].id);
+      namespaceCache.set(name, { id: rows[0].id, until: Date.now() + NAMESPACE_CACHE_MS });
       return rows[0].id as string;
     },
 
@@ -129,17 +144,20 @@ export function bindSessionStore(db: EntityManager, namespaceCache: Map<string, 
       try {
         const rows = await q(
           `WITH s AS (
-             INSERT INTO sessions (namespace_id, external_id, user_id, workflow_id, workflow_version, data, labels,
-                                   expire_time, max_requests_per_minute)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, now() + $8 * interval '1 millisecond', $9)
+             INSERT INTO sessions (id, namespace_id, external_id, user_id, workflow_id, workflow_version, data, labels,
+                                   expire_time, max_requests_per_minute, client_secret_hash)
+             VALUES ($11, $1, $2, $3, $4, $5, $6, $7, now() + $8 * interval '1 millisecond', $9, $10)
              RETURNING *)
            SELECT ${COLUMNS} FROM s JOIN namespaces n ON n.id = s.namespace_id`,
-          [v.namespaceId, v.externalId, v.user, v.workflowId, v.workflowVersion, v.data, v.labels, v.expiresAfterMs, v.maxRequestsPerMinute],
+          [v.namespaceId, v.externalId, v.user, v.workflowId, v.workflowVersion, v.data, v.labels, v.expiresAfterMs, v.maxRequestsPerMinute, v.clientSecretHash, v.uuid],
         );
         return toSession(rows[0]);
       } catch (err) {
         if (databaseErrorCode(err) === UNIQUE_VIOLATION) throw new AlreadyExistsError(`session_id "${v.externalId}" already exists in this namespace`);
-        if (databaseErrorCode(err) === FOREIGN_KEY_VIOLATION) for (const [k, id] of namespaceCache) if (id === v.namespaceId) namespaceCache.delete(k);
+        if (databaseErrorCode(err) === FOREIGN_KEY_VIOLATION) {
+          for (const [k, c] of namespaceCache) if (c.id === v.namespaceId) namespaceCache.delete(k);
+          throw new NamespaceGoneError("the namespace was deleted meanwhile");
+        }
         throw err;
       }
     },
@@ -194,6 +212,11 @@ export function bindSessionStore(db: EntityManager, namespaceCache: Map<string, 
       if (c.state !== undefined) set("state", c.state);
       if (c.deleteTime === "now") sets.push("delete_time = now()");
       else if (c.deleteTime !== undefined) set("delete_time", c.deleteTime);
+      if (c.clientSecretHash !== undefined) set("client_secret_hash", c.clientSecretHash);
+      if (c.expiresAfterMs !== undefined) {
+        params.push(c.expiresAfterMs);
+        sets.push(`expire_time = now() + $${params.length} * interval '1 millisecond'`);
+      }
       // Wrapped in a CTE so that the rows come back as from a SELECT.
       const rows = await q(`WITH s AS (UPDATE sessions s SET ${sets.join(", ")} WHERE s.id = $1 RETURNING s.*) SELECT ${COLUMNS} FROM s JOIN namespaces n ON n.id = s.namespace_id`, params);
       return toSession(rows[0]);

@@ -1,0 +1,39 @@
+import { Column, Entity, Index, PrimaryGeneratedColumn } from "typeorm";
+
+/**
+ * One mutating call. Deliberately without foreign keys: the record of who deleted a namespace, a
+ * session or a key outlives what it names. `namespace_id` is kept for filtering; `namespace` is the
+ * name at the time of the call.
+ */
+@Entity({ name: "audit_events" })
+@Index("ix_audit_events_time", ["time", "id"])
+@Index("ix_audit_events_namespace_time", ["namespaceId", "time", "id"])
+@Index("ix_audit_events_actor_time", ["actor", "time", "id"])
+export class AuditEventEntity {
+  @PrimaryGeneratedColumn("uuid", { primaryKeyConstraintName: "pk_audit_events" })
+  id: string;
+
+  @Column({ type: "timestamptz", precision: 3 })
+  time: Date;
+
+  @Column({ name: "namespace_id", type: "uuid", nullable: true })
+  namespaceId: string | null;
+
+  @Column({ type: "varchar", length: 63, default: "" })
+  namespace: string;
+
+  @Column({ type: "varchar", length: 160 })
+  actor: string;
+
+  @Column({ type: "varchar", length: 160 })
+  method: string;
+
+  @Column({ name: "item_count", type: "integer" })
+  itemCount: number;
+
+  @Column({ type: "varchar", length: 32 })
+  code: string;
+
+  @Column({ name: "request_id", type: "varchar", length: 128 })
+  requestId: string;
+}

@@ -1,0 +1,65 @@
+/**
+ * Storage of the audit log: appended in batches, read newest first.
+ */
+import type { EntityManager } from "typeorm";
+import type { AuditEvent } from "../../domain/audit.js";
+import type { Cursor } from "../../domain/page-token.js";
+
+/** Which events a list shows. */
+export interface AuditListQuery {
+  namespaceId?: string;
+  actor?: string;
+  after?: Cursor;
+  limit: number;
+}
+
+/** Storage of audit events. */
+export interface AuditStore {
+  /** Appends events in one statement. */
+  append(events: AuditEvent[]): Promise<void>;
+  list(query: AuditListQuery): Promise<AuditEvent[]>;
+}
+
+/** The store over `db`. */
+export function createAuditStore(db: EntityManager): AuditStore {
+  const q = (sql: string, params: unknown[]) => db.query(sql, params) as Promise<any[]>;
+  return {
+    async append(events) {
+      if (!events.length) return;
+      const col = <K extends keyof AuditEvent>(k: K) => events.map((e) => e[k]);
+      await q(
+        `INSERT INTO audit_events (id, time, namespace_id, namespace, actor, method, item_count, code, request_id)
+         SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::int[], $8::text[], $9::text[])`,
+        [col("uuid"), col("time"), col("namespaceId"), col("namespace"), col("actor"), col("method"), col("itemCount"), col("code"), col("requestId")],
+      );
+    },
+
+    async list(query) {
+      const params: unknown[] = [];
+      const where: string[] = [];
+      const add = (sql: (n: number) => string, ...values: unknown[]) => {
+        params.push(...values);
+        where.push(sql(params.length));
+      };
+      if (query.namespaceId) add((n) => `namespace_id = $${n}`, query.namespaceId);
+      if (query.actor) add((n) => `actor = $${n}`, query.actor);
+      if (query.after) add((n) => `(time, id) < ($${n - 1}, $${n})`, query.after.createTime, query.after.uuid);
+      params.push(query.limit);
+      const rows = await q(
+        `SELECT * FROM audit_events ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY time DESC, id DESC LIMIT $${params.length}`,
+        params,
+      );
+      return rows.map((r) => ({
+        uuid: r.id,
+        time: r.time,
+        namespaceId: r.namespace_id,
+        namespace: r.namespace,
+        actor: r.actor,
+        method: r.method,
+        itemCount: r.item_count,
+        code: r.code,
+        requestId: r.request_id,
+      }));
+    },
+  };
+}

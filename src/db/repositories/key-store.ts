@@ -1,0 +1,139 @@
+/**
+ * Storage of API keys. Only hashes of secrets are stored. Rows are converted to domain ApiKeys here.
+ */
+import type { EntityManager } from "typeorm";
+import type { ApiKey, Role } from "../../domain/access.js";
+import type { Cursor } from "../../domain/page-token.js";
+
+/** A stored key with what authentication needs. */
+export interface ApiKeyRow extends ApiKey {
+  secretHash: Buffer;
+}
+
+/** Values of a new key. */
+export interface NewApiKey {
+  uuid: string;
+  namespaceId: string | null;
+  displayName: string;
+  role: Role;
+  secretHash: Buffer;
+  secretPrefix: string;
+  createdBy: string;
+  expiresAfterMs: number | null;
+}
+
+/** Which keys a list shows: of one namespace, or all (`namespaceId` undefined). */
+export interface KeyListQuery {
+  namespaceId?: string;
+  showRevoked: boolean;
+  after?: Cursor;
+  limit: number;
+}
+
+/** Storage of API keys. */
+export interface KeyStore {
+  insert(v: NewApiKey): Promise<ApiKeyRow>;
+  find(uuid: string): Promise<ApiKeyRow | undefined>;
+  /** The bootstrap key, if one was made. */
+  findBootstrap(): Promise<ApiKeyRow | undefined>;
+  /** Makes the bootstrap key have this secret (an ADMIN key for all namespaces, not revoked, no expiry). */
+  upsertBootstrap(secretHash: Buffer, secretPrefix: string): Promise<ApiKeyRow>;
+  /** Whether any key was ever made. */
+  any(): Promise<boolean>;
+  list(query: KeyListQuery): Promise<ApiKeyRow[]>;
+  /** Sets revoke_time if unset; scoped to `namespaceId` when given. Undefined when no such key. */
+  revoke(uuid: string, namespaceId: string | undefined): Promise<ApiKeyRow | undefined>;
+}
+
+const COLUMNS = `k.id, k.namespace_id, n.name AS namespace_name, k.display_name, k.role, k.secret_hash, k.secret_prefix,
+  k.bootstrap, k.created_by, k.create_time, k.expire_time, k.revoke_time`;
+
+function toRow(r: any): ApiKeyRow {
+  return {
+    uuid: r.id,
+    namespaceId: r.namespace_id,
+    namespace: r.namespace_name ?? null,
+    displayName: r.display_name,
+    role: r.role,
+    secretHash: r.secret_hash,
+    secretPrefix: r.secret_prefix,
+    createdBy: r.created_by,
+    createTime: r.create_time,
+    expireTime: r.expire_time,
+    revokeTime: r.revoke_time,
+  };
+}
+
+/** The store over `db`. */
+export function createKeyStore(db: EntityManager): KeyStore {
+  const q = (sql: string, params: unknown[] = []) => db.query(sql, params) as Promise<any[]>;
+  const select = async (cte: string, params: unknown[]) => (await q(`WITH k AS (${cte}) SELECT ${COLUMNS} FROM k LEFT JOIN namespaces n ON n.id = k.namespace_id`, params)).map(toRow);
+  return {
+    async insert(v) {
+      const [row] = await select(
+        `INSERT INTO api_keys (id, namespace_id, display_name, role, secret_hash, secret_prefix, created_by, expire_time)
+         VALUES ($8, $1, $2, $3, $4, $5, $6, CASE WHEN $7::bigint IS NULL THEN NULL ELSE now() + $7::bigint * interval '1 millisecond' END)
+         RETURNING *`,
+        [v.namespaceId, v.displayName, v.role, v.secretHash, v.secretPrefix, v.createdBy, v.expiresAfterMs, v.uuid],
+      );
+      return row;
+    },
+
+    async find(uuid) {
+      const rows = await q(`SELECT ${COLUMNS} FROM api_keys k LEFT JOIN namespaces n ON n.id = k.namespace_id WHERE k.id = $1`, [uuid]);
+      return rows.length ? toRow(rows[0]) : undefined;
+    },
+
+    async findBootstrap() {
+      const rows = await q(`SELECT ${COLUMNS} FROM api_keys k LEFT JOIN namespaces n ON n.id = k.namespace_id WHERE k.bootstrap`);
+      return rows.length ? toRow(rows[0]) : undefined;
+    },
+
+    async upsertBootstrap(secretHash, secretPrefix) {
+      const [row] = await select(
+        `INSERT INTO api_keys (namespace_id, display_name, role, secret_hash, secret_prefix, created_by, bootstrap)
+         VALUES (NULL, 'bootstrap admin (SESSIOND_BOOTSTRAP_ADMIN_KEY)', 'admin', $1, $2, 'bootstrap', true)
+         ON CONFLICT (bootstrap) WHERE bootstrap DO UPDATE
+           SET secret_hash = EXCLUDED.secret_hash, secret_prefix = EXCLUDED.secret_prefix, role = 'admin',
+               namespace_id = NULL, expire_time = NULL, revoke_time = NULL
+         RETURNING *`,
+        [secretHash, secretPrefix],
+      );
+      return row;
+    },
+
+    async any() {
+      return (await q("SELECT EXISTS (SELECT 1 FROM api_keys) AS any"))[0].any;
+    },
+
+    async list(query) {
+      const params: unknown[] = [];
+      const where: string[] = [];
+      if (query.namespaceId) {
+        params.push(query.namespaceId);
+        where.push(`k.namespace_id = $${params.length}`);
+      }
+      if (!query.showRevoked) where.push("k.revoke_time IS NULL");
+      if (query.after) {
+        params.push(query.after.createTime, query.after.uuid);
+        where.push(`(k.create_time, k.id) < ($${params.length - 1}, $${params.length})`);
+      }
+      params.push(query.limit);
+      const rows = await q(
+        `SELECT ${COLUMNS} FROM api_keys k LEFT JOIN namespaces n ON n.id = k.namespace_id
+         ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY k.create_time DESC, k.id DESC LIMIT $${params.length}`,
+        params,
+      );
+      return rows.map(toRow);
+    },
+
+    async revoke(uuid, namespaceId) {
+      const rows = await select(
+        `UPDATE api_keys SET revoke_time = coalesce(revoke_time, now())
+         WHERE id = $1 AND ($2::uuid IS NULL OR namespace_id = $2::uuid) RETURNING *`,
+        [uuid, namespaceId ?? null],
+      );
+      return rows[0];
+    },
+  };
+}

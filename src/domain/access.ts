@@ -1,0 +1,76 @@
+/**
+ * Who is calling: roles, API keys and client secrets as the domain sees them, the secrets' formats,
+ * and how a presented secret is checked (hash, then a constant-time comparison of the hashes).
+ */
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+
+/** What an API key may do; each role includes the ones before it. */
+export type Role = "reader" | "writer" | "admin";
+
+const RANK: Record<Role, number> = { reader: 1, writer: 2, admin: 3 };
+
+/** Whether `held` is at least `needed`. */
+export function roleAllows(held: Role, needed: Role): boolean {
+  return RANK[held] >= RANK[needed];
+}
+
+/** An API key, without its secret. */
+export interface ApiKey {
+  uuid: string;
+  /** The one namespace it may reach (id and name); null for all. */
+  namespaceId: string | null;
+  namespace: string | null;
+  displayName: string;
+  role: Role;
+  secretPrefix: string;
+  createdBy: string;
+  createTime: Date;
+  expireTime: Date | null;
+  revokeTime: Date | null;
+}
+
+/** The caller of a request, once its credential was checked. */
+export type Principal =
+  | { kind: "key"; keyUuid: string; role: Role; namespace: string | null }
+  | { kind: "client"; sessionUuid: string; externalId: string; namespace: string; maxRequestsPerMinute: number };
+
+/** Secrets this server issues: a kind prefix, the 16-byte id of what they unlock, and 32 random bytes. */
+const ISSUED = /^(sk|cs)_([A-Za-z0-9_-]{22})_([A-Za-z0-9_-]{43})$/;
+
+/** Shortest secret accepted in SESSIOND_BOOTSTRAP_ADMIN_KEY. */
+export const MIN_BOOTSTRAP_SECRET_LENGTH = 32;
+
+/** A new secret for the API key or session `uuid`: `sk_…` for keys, `cs_…` for client secrets. */
+export function newSecret(kind: "sk" | "cs", uuid: string): string {
+  return `${kind}_${Buffer.from(uuid.replaceAll("-", ""), "hex").toString("base64url")}_${randomBytes(32).toString("base64url")}`;
+}
+
+/** What a presented secret names: an issued key or client secret (with its uuid), or anything else. */
+export function parseSecret(secret: string): { kind: "sk" | "cs"; uuid: string } | { kind: "other" } {
+  const m = ISSUED.exec(secret);
+  if (!m) return { kind: "other" };
+  const hex = Buffer.from(m[2], "base64url").toString("hex");
+  return { kind: m[1] as "sk" | "cs", uuid: `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}` };
+}
+
+/** SHA-256 of a secret: what is stored. Secrets are long random strings, so a fast hash suffices. */
+export function hashSecret(secret: string): Buffer {
+  return createHash("sha256").update(secret, "utf8").digest();
+}
+
+/** What lists show of a secret: enough to tell keys apart, far too little to use. */
+export function secretPrefix(secret: string): string {
+  return secret.slice(0, 11);
+}
+
+/**
+ * Whether `secret` hashes to `storedHash`, in time that does not depend on where they differ: both
+ * sides are 32-byte digests compared with crypto.timingSafeEqual, whatever the secret's length.
+ */
+export function secretMatches(secret: string, storedHash: Buffer | null | undefined): boolean {
+  const presented = hashSecret(secret);
+  // Compare against a digest of the same length even when there is nothing stored, so that the
+  // absence of a secret costs the same as a mismatch.
+  const expected = storedHash && storedHash.length === presented.length ? storedHash : Buffer.alloc(presented.length);
+  return timingSafeEqual(presented, expected) && expected === storedHash;
+}
