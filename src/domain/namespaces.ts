@@ -51,12 +51,17 @@ export function createNamespaceService(deps: { namespaces: NamespaceStore; bulkS
         signal,
         deps.logBatchFailure ?? (() => {}),
       );
-      yield* sessions;
+      // Memories of the sessions went with them (purged); the rest go with the namespace row.
+      let purged = 0;
+      for await (const event of sessions) {
+        if (event.type === "progress") for (const r of event.results) if (r.outcome === "deleted") purged += r.memories;
+        yield event;
+      }
       if (signal.aborted) throw signal.reason;
       const gone = await namespaces.delete(found.uuid);
       deps.forget(name);
       if (!gone) throw new NotFoundError(`namespace "${name}" was deleted by a concurrent call`);
-      yield { type: "deleted", ...gone };
+      yield { type: "deleted", ...gone, memories: gone.memories + purged };
     },
   };
 }

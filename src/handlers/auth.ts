@@ -118,31 +118,63 @@ export function createAccess(deps: { credentials: Credentials; audit: AuditLog; 
   /** Keeps the caller inside its namespace (and a client secret on its session); see the file comment. */
   const scopeInterceptor: Interceptor = (next) => async (req) => {
     const p = req.contextValues.get(principalKey);
-    if (p && !req.stream) scope(p, req.method, req.message as unknown as Record<string, unknown>, req.header);
-    return next(req);
+    if (!p) return next(req);
+    if (!req.stream) {
+      scope(p, req.method, req.message as unknown as Record<string, unknown>, req.header);
+      return next(req);
+    }
+    // A server stream's request arrives as a stream of one message.
+    const source = req.message;
+    return next({
+      ...req,
+      message: (async function* () {
+        for await (const m of source) {
+          scope(p, req.method, m as unknown as Record<string, unknown>, req.header);
+          yield m;
+        }
+      })(),
+    });
   };
 
   /** Records mutating calls in the audit log when they end. Put it outside the error mapping. */
   const auditInterceptor: Interceptor = (next) => async (req) => {
     const policy = policyOf(req.method);
     if (!policy.mutating || policy.open) return next(req);
-    const message = req.stream ? undefined : (req.message as unknown as Record<string, unknown>);
+    // A server stream's request is a stream of one message: note it as it passes.
+    let message = req.stream ? undefined : (req.message as unknown as Record<string, unknown>);
+    if (req.stream) {
+      const source = req.message;
+      req = {
+        ...req,
+        message: (async function* () {
+          for await (const m of source) {
+            message = m as unknown as Record<string, unknown>;
+            yield m;
+          }
+        })(),
+      };
+    }
     const base = { actor: actorOf(req.contextValues.get(principalKey)), method: policy.name, requestId: req.contextValues.get(requestIdKey) };
-    const namespaceOf = (res?: Record<string, unknown>) => namespaceNamed(req.method, message, req.header) || sessionNamespace(res);
-    const record = (code: Code | undefined, items: number, res?: Record<string, unknown>) =>
-      audit.record({ ...base, time: new Date(), namespace: namespaceOf(res), itemCount: items, code: code === undefined ? "ok" : codeToString(code) });
-    const items = message ? itemsNamed(message) : 1;
+    const record = (code: Code | undefined, items: number | undefined, res?: Record<string, unknown>) =>
+      audit.record({
+        ...base,
+        time: new Date(),
+        namespace: namespaceNamed(req.method, message, req.header) || sessionNamespace(res),
+        itemCount: items ?? (message ? itemsNamed(message) : 1),
+        code: code === undefined ? "ok" : codeToString(code),
+      });
+    const codeOf = (err: unknown) => (err instanceof ConnectError ? err.code : Code.Internal);
     try {
       const res = await next(req);
       if (!res.stream) {
-        record(undefined, items, res.message as unknown as Record<string, unknown>);
+        record(undefined, undefined, res.message as unknown as Record<string, unknown>);
         return res;
       }
       const source = res.message;
       return {
         ...res,
         message: (async function* () {
-          let total = items;
+          let total: number | undefined;
           try {
             for await (const m of source) {
               total = streamTotal(m as unknown as Record<string, unknown>) ?? total;
@@ -150,13 +182,13 @@ export function createAccess(deps: { credentials: Credentials; audit: AuditLog; 
             }
             record(undefined, total);
           } catch (err) {
-            record(err instanceof ConnectError ? err.code : Code.Internal, total);
+            record(codeOf(err), total);
             throw err;
           }
         })(),
       };
     } catch (err) {
-      record(err instanceof ConnectError ? err.code : Code.Internal, items);
+      record(codeOf(err), undefined);
       throw err;
     }
   };
@@ -220,7 +252,7 @@ function scope(p: Principal, method: DescMethod, message: Record<string, unknown
 /** Keeps a client secret's call on its own session: an empty address becomes the session's id. */
 function bindToSession(p: Extract<Principal, { kind: "client" }>, desc: DescMessage, message: Record<string, unknown>): void {
   const globalField = desc.field.id ? "id" : desc.field.session?.fieldKind === "scalar" ? "session" : undefined;
-  if (!globalField || !desc.field.session_id) throw denied("this client secret may only address its own session");
+  if (!globalField || !desc.field.sessionId) throw denied("this client secret may only address its own session");
   const id = encodeGlobalId("Session", p.sessionUuid);
   const global = String(message[globalField] ?? "");
   const external = String(message.sessionId ?? "");

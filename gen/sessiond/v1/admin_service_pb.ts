@@ -246,7 +246,7 @@ export type NamespaceDeleted = Message<"sessiond.v1.NamespaceDeleted"> & {
   namespace?: Namespace | undefined;
 
   /**
-   * Memories deleted with it.
+   * Memories deleted with it (those of its sessions included).
    *
    * @generated from field: int64 memories_deleted = 2;
    */
