@@ -104,7 +104,7 @@ async function waitReady(adminUrl: string, child: ChildProcess, timeoutMs: numbe
 
 /**
  * Starts (initialising on first use) a Postgres cluster in `dataDir`, listening on 127.0.0.1 only,
- * with a password generated at initialisation and kept in `<dataDir>/../pg-password` (mode 0600).
+ * with a password generated at initialisation and kept beside it in `<dataDir>.password` (mode 0600).
  */
 export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
   const bin = await binaries();
