@@ -15,6 +15,11 @@ export const CAPABILITIES = [
   "otlp.grpc",
   "otlp.http",
   "cors",
+  "auth.api_keys",
+  "auth.client_secrets",
+  "auth.client_secrets.rate_limit",
+  "admin.namespaces",
+  "admin.audit",
 ] as const;
 
 /** A capability name. */

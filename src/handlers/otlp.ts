@@ -167,7 +167,13 @@ function hexIdsToBase64(body: any): any {
   return body;
 }
 
-const HTTP_STATUS: Partial<Record<Code, number>> = { [Code.InvalidArgument]: 400, [Code.Unavailable]: 503, [Code.ResourceExhausted]: 413 };
+const HTTP_STATUS: Partial<Record<Code, number>> = {
+  [Code.InvalidArgument]: 400,
+  [Code.Unauthenticated]: 401,
+  [Code.PermissionDenied]: 403,
+  [Code.ResourceExhausted]: 413,
+  [Code.Unavailable]: 503,
+};
 
 /** `POST /v1/traces`: OTLP/HTTP with binary protobuf or JSON bodies. */
 export function createOtlpHttpHandler(tracing: TracingService, opts: { readMaxBytes: number; logger: Logger; access: Pick<Access, "authorizeHttp"> }) {

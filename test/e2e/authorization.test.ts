@@ -156,6 +156,26 @@ describe("the authorization matrix", () => {
   }, 120_000);
 });
 
+describe("OTLP/HTTP POST /v1/traces", () => {
+  const post = (secret: string, namespace?: string) =>
+    fetch(`${ctx.url}/v1/traces`, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...(secret ? { authorization: `Bearer ${secret}` } : {}), ...(namespace ? { "sessiond-namespace": namespace } : {}) },
+      body: JSON.stringify({ resourceSpans: [] }),
+    });
+  const key = (role: string, namespace?: string) => callers.find((c) => c.kind === "key" && c.role === role && c.namespace === namespace)!.secret;
+
+  it("is guarded like the gRPC Export: a WRITER key, inside its namespace", async () => {
+    expect((await post("")).status).toBe(401);
+    expect((await post("sk_nope")).status).toBe(401);
+    expect((await post(key("reader"))).status).toBe(403);
+    expect((await post(key("writer", A), B)).status).toBe(403);
+    expect((await post(callers.find((c) => c.kind === "client")!.secret)).status).toBe(403);
+    expect((await post(key("writer", A))).status).toBe(200);
+    expect((await post(key("writer"), B)).status).toBe(200);
+  });
+});
+
 describe("a key of one namespace", () => {
   it("never sees, lists, changes or deletes another namespace's sessions", async () => {
     const writerA = callers.find((c) => c.kind === "key" && c.role === "writer" && c.namespace === A)!;
