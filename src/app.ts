@@ -16,6 +16,7 @@ import { createHttpRoutes, createInterceptors, createRoutes } from "./routes.js"
 import { build } from "./server.js";
 import { HealthStatus } from "./handlers/health.js";
 import { createAccess } from "./handlers/auth.js";
+import { createMetrics } from "./handlers/metrics.js";
 import { encodeGlobalId } from "./domain/ids.js";
 
 /** A running sessiond. */
@@ -87,13 +88,16 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     throw err;
   }
   const access = createAccess({ credentials: services.credentials, audit: services.audit, logger });
+  // One registry per app (tests run several apps in one process); the pool gauges read the pg.Pool
+  // TypeORM's postgres driver keeps as `master`.
+  const metrics = createMetrics({ pool: (dataSource.driver as any).master });
   const server = build({
     config,
     logger,
     routes: createRoutes({ services, health }),
-    interceptors: createInterceptors(logger, access),
-    requestGate: access.requestGate,
-    http: createHttpRoutes({ services, health }, { readMaxBytes: config.readMaxBytes, logger, access }),
+    interceptors: createInterceptors(logger, access, metrics),
+    requestGate: metrics.gate(access.requestGate),
+    http: createHttpRoutes({ services, health }, { readMaxBytes: config.readMaxBytes, logger, access, metrics }),
   });
   let address: { port: number; url: string };
   try {

@@ -21,6 +21,7 @@ import type { createAccess } from "./handlers/auth.js";
 import { errorInterceptor } from "./handlers/errors.js";
 import { createHealthHandlers, type HealthStatus } from "./handlers/health.js";
 import { loggingInterceptor } from "./handlers/logging.js";
+import type { Metrics } from "./handlers/metrics.js";
 import { createMemoryHandlers } from "./handlers/memory-service.js";
 import { createTraceHandlers } from "./handlers/trace-service.js";
 import { createServerInfoHandlers } from "./handlers/server-info.js";
@@ -67,15 +68,15 @@ export function createRoutes(deps: RouteDeps): (router: ConnectRouter) => void {
 /** Who may call what (handlers/auth.ts). */
 export type Access = ReturnType<typeof createAccess>;
 
-/** Plain HTTP endpoints on the same port: OTLP/HTTP traces. */
-export function createHttpRoutes(deps: RouteDeps, opts: { readMaxBytes: number; logger: Logger; access: Access }): Record<string, HttpHandler> {
-  return { "/v1/traces": createOtlpHttpHandler(deps.services.tracing, opts) };
+/** Plain HTTP endpoints on the same port: OTLP/HTTP traces and Prometheus metrics (open, like /healthz). */
+export function createHttpRoutes(deps: RouteDeps, opts: { readMaxBytes: number; logger: Logger; access: Access; metrics: Metrics }): Record<string, HttpHandler> {
+  return { "/v1/traces": createOtlpHttpHandler(deps.services.tracing, opts), "/metrics": opts.metrics.handler };
 }
 
 /**
- * The interceptor chain, outermost first: request id + access log, audit (which sees the final code),
- * error mapping, then the namespace scope of the caller.
+ * The interceptor chain, outermost first: request id + access log, metrics (when given; both see the
+ * final code), audit (which sees the final code too), error mapping, then the namespace scope of the caller.
  */
-export function createInterceptors(logger: Logger, access: Access): Interceptor[] {
-  return [loggingInterceptor(logger), access.auditInterceptor, errorInterceptor(logger), access.scopeInterceptor];
+export function createInterceptors(logger: Logger, access: Access, metrics?: Metrics): Interceptor[] {
+  return [loggingInterceptor(logger), ...(metrics ? [metrics.interceptor] : []), access.auditInterceptor, errorInterceptor(logger), access.scopeInterceptor];
 }

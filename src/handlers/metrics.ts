@@ -1,0 +1,173 @@
+/**
+ * Prometheus metrics, served at `GET /metrics`: RPC calls and durations by final code, the per-id
+ * outcomes of bulk deletes, the database pool, and prom-client's process metrics. Everything lives in a
+ * registry of its own (never prom-client's global one), so several apps can run in one process.
+ *
+ * Labels are bounded: service and method names of registered RPCs (unknown methods never reach
+ * interceptors), Connect code strings, fixed outcome and state names. Never ids, namespaces or secrets.
+ */
+import { isMessage } from "@bufbuild/protobuf";
+import { Code, ConnectError, type HandlerContext, type Interceptor } from "@connectrpc/connect";
+import { codeToString } from "@connectrpc/connect/protocol-connect";
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import { BulkDeleteOutcome, BulkDeleteProgressSchema } from "../../gen/sessiond/v1/session_service_pb.js";
+import type { HttpHandler } from "../server.js";
+
+/** Every metric name starts with it (prom-client's process metrics too). */
+const PREFIX = "sessiond_";
+
+/** From 1 ms (a cached read) to 60 s (a large bulk delete); slower calls land in +Inf. */
+const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+/** Label values of `sessiond_bulk_delete_ids_total`; UNSPECIFIED is never sent and not counted. */
+const OUTCOMES: Partial<Record<BulkDeleteOutcome, string>> = {
+  [BulkDeleteOutcome.DELETED]: "deleted",
+  [BulkDeleteOutcome.NOT_FOUND]: "not_found",
+  [BulkDeleteOutcome.INVALID_ID]: "invalid_id",
+  [BulkDeleteOutcome.FAILED]: "failed",
+  [BulkDeleteOutcome.WOULD_DELETE]: "would_delete",
+};
+
+/** What the pool gauges read on each scrape: the counters of a node-postgres `Pool`. */
+export interface PoolStats {
+  readonly totalCount: number;
+  readonly idleCount: number;
+  readonly waitingCount: number;
+  readonly options?: { readonly max?: number };
+}
+
+/** The metrics of one app. */
+export interface Metrics {
+  /** The app's own registry. */
+  readonly registry: Registry;
+  /**
+   * Counts every call when it ends (a server stream: when the stream ends) with its final code, and
+   * the per-id outcomes of bulk delete streams as their `progress` messages pass. Put it right inside
+   * the logging interceptor so it sees the same codes.
+   */
+  readonly interceptor: Interceptor;
+  /** `GET`/`HEAD /metrics`: the registry in Prometheus text format; other methods get 405. Open, like /healthz. */
+  readonly handler: HttpHandler;
+  /** Wraps a request gate so that the calls it refuses (they never reach interceptors) are counted. */
+  gate(inner: (context: HandlerContext) => void | Promise<void>): (context: HandlerContext) => Promise<void>;
+}
+
+/**
+ * Creates a registry with sessiond's metrics and prom-client's default process metrics. `pool`, when
+ * given, is read on every scrape for `sessiond_db_pool_connections` and `sessiond_db_pool_max`.
+ */
+export function createMetrics(deps: { pool?: PoolStats } = {}): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: PREFIX });
+
+  const labelNames = ["service", "method", "code"] as const;
+  const calls = new Counter({ name: `${PREFIX}rpc_calls_total`, help: "RPCs handled, by final code (ok or a Connect code); a server stream counts when it ends.", labelNames, registers: [registry] });
+  const duration = new Histogram({ name: `${PREFIX}rpc_duration_seconds`, help: "RPC duration in seconds, by final code; for a server stream, until the stream ends.", labelNames, buckets: DURATION_BUCKETS, registers: [registry] });
+  const outcomes = new Counter({ name: `${PREFIX}bulk_delete_ids_total`, help: "Identifiers reported by BulkDeleteSessions and DeleteNamespace progress messages, by outcome.", labelNames: ["outcome"] as const, registers: [registry] });
+  for (const outcome of Object.values(OUTCOMES)) outcomes.inc({ outcome }, 0);
+  const rejected = new Counter({ name: `${PREFIX}rpc_rejected_total`, help: "RPCs refused before their body was read (credentials, role, rate limit), by code.", labelNames, registers: [registry] });
+
+  const { pool } = deps;
+  if (pool) {
+    new Gauge({
+      name: `${PREFIX}db_pool_connections`,
+      help: "Database pool: open connections (total), idle ones, and queries waiting for a connection.",
+      labelNames: ["state"] as const,
+      registers: [registry],
+      collect() {
+        this.set({ state: "total" }, pool.totalCount);
+        this.set({ state: "idle" }, pool.idleCount);
+        this.set({ state: "waiting" }, pool.waitingCount);
+      },
+    });
+    new Gauge({
+      name: `${PREFIX}db_pool_max`,
+      help: "Database pool: most connections it opens (SESSIOND_DB_POOL_SIZE).",
+      registers: [registry],
+      collect() {
+        this.set(pool.options?.max ?? 10); // node-postgres's default when unset
+      },
+    });
+  }
+
+  const interceptor: Interceptor = (next) => async (req) => {
+    const started = performance.now();
+    const service = req.service.typeName;
+    const method = req.method.name;
+    const observe = (code: Code | undefined) => {
+      const labels = { service, method, code: code === undefined ? "ok" : codeToString(code) };
+      calls.inc(labels);
+      duration.observe(labels, (performance.now() - started) / 1000);
+    };
+    // Like the logging interceptor: anything but a ConnectError reaches the client as `internal`.
+    const codeOf = (err: unknown) => (err instanceof ConnectError ? err.code : Code.Internal);
+    let res;
+    try {
+      res = await next(req);
+    } catch (err) {
+      observe(codeOf(err));
+      throw err;
+    }
+    if (!res.stream) {
+      observe(undefined);
+      return res;
+    }
+    const source = res.message;
+    return {
+      ...res,
+      message: (async function* () {
+        let ended = false;
+        try {
+          for await (const m of source) {
+            countOutcomes(outcomes, m);
+            yield m;
+          }
+          ended = true;
+          observe(undefined);
+        } catch (err) {
+          ended = true;
+          observe(codeOf(err));
+          throw err;
+        } finally {
+          // The consumer stopped early: the client went away or the response could not be written.
+          if (!ended) observe(Code.Canceled);
+        }
+      })(),
+    };
+  };
+
+  const handler: HttpHandler = async (req, res) => {
+    if (req.method !== "GET" && req.method !== "HEAD") {
+      res.writeHead(405, { allow: "GET, HEAD" });
+      res.end();
+      return;
+    }
+    const body = req.method === "GET" ? await registry.metrics() : "";
+    res.writeHead(200, { "content-type": registry.contentType, "cache-control": "no-store" });
+    res.end(body);
+  };
+
+  const gate: Metrics["gate"] = (inner) => async (context) => {
+    try {
+      await inner(context);
+    } catch (err) {
+      const code = err instanceof ConnectError ? err.code : Code.Internal;
+      rejected.inc({ service: context.method.parent.typeName, method: context.method.name, code: codeToString(code) });
+      throw err;
+    }
+  };
+
+  return { registry, interceptor, handler, gate };
+}
+
+/** Adds a stream message's per-id outcomes when it is a bulk delete `progress` message. */
+function countOutcomes(outcomes: Counter<"outcome">, message: unknown): void {
+  const event = (message as { event?: { case?: string; value?: unknown } }).event;
+  if (event?.case !== "progress" || !isMessage(event.value, BulkDeleteProgressSchema)) return;
+  const counts = new Map<string, number>();
+  for (const r of event.value.results) {
+    const outcome = OUTCOMES[r.outcome];
+    if (outcome) counts.set(outcome, (counts.get(outcome) ?? 0) + 1);
+  }
+  for (const [outcome, n] of counts) outcomes.inc({ outcome }, n);
+}
