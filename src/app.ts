@@ -81,6 +81,8 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
         firstStartKey = first.secret;
         logger.info({ key_id: encodeGlobalId("ApiKey", first.key.uuid) }, "first start: created an ADMIN key for all namespaces (its secret is shown once, outside the log)");
       }
+    } else if (!(await stores.keys.any())) {
+      logger.warn("no API key exists yet, so every call will be refused: set SESSIOND_BOOTSTRAP_ADMIN_KEY, or run `npm run keys -- create --role admin` with the same DATABASE_URL");
     }
   } catch (err) {
     await dataSource.destroy();
