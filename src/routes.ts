@@ -17,6 +17,7 @@ import {
 } from "../gen/opentelemetry/proto/collector/trace/v1/trace_service_pb.js";
 import type { Services } from "./domain/services.js";
 import { createAdminHandlers } from "./handlers/admin-service.js";
+import { createConsoleRoutes } from "./handlers/console.js";
 import type { createAccess } from "./handlers/auth.js";
 import { errorInterceptor } from "./handlers/errors.js";
 import { createHealthHandlers, type HealthStatus } from "./handlers/health.js";
@@ -68,9 +69,9 @@ export function createRoutes(deps: RouteDeps): (router: ConnectRouter) => void {
 /** Who may call what (handlers/auth.ts). */
 export type Access = ReturnType<typeof createAccess>;
 
-/** Plain HTTP endpoints on the same port: OTLP/HTTP traces and Prometheus metrics (open, like /healthz). */
+/** Plain HTTP endpoints on the same port: OTLP/HTTP traces, Prometheus metrics (open, like /healthz) and the web console (static; its API calls need a key). */
 export function createHttpRoutes(deps: RouteDeps, opts: { readMaxBytes: number; logger: Logger; access: Access; metrics: Metrics }): Record<string, HttpHandler> {
-  return { "/v1/traces": createOtlpHttpHandler(deps.services.tracing, opts), "/metrics": opts.metrics.handler };
+  return { "/v1/traces": createOtlpHttpHandler(deps.services.tracing, opts), "/metrics": opts.metrics.handler, ...createConsoleRoutes() };
 }
 
 /**

@@ -1,0 +1,278 @@
+/**
+ * The admin console at /console, in Chromium against a real server: sign-in, the sessions list with
+ * filters and pages, a session in detail, and bulk deletes (by filter, cancelled midway, by selection)
+ * whose counters must agree with the database.
+ */
+import { randomBytes } from "node:crypto";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { createClient } from "@connectrpc/connect";
+import type { Page } from "playwright-core";
+import { beforeAll, describe, expect, it } from "vitest";
+import { ParticipantKind } from "../../gen/sessiond/v1/conversation_pb.js";
+import { SessionService } from "../../gen/sessiond/v1/session_service_pb.js";
+import { AnnotatorKind, SpanKind, StatusCode } from "../../gen/sessiond/v1/trace_pb.js";
+import { TraceService } from "../../gen/sessiond/v1/trace_service_pb.js";
+import { TEST_ADMIN_KEY } from "../setup/auth.js";
+import { newPage, noBrowser, screenshot, useBrowser } from "../setup/browser.js";
+import { countContents, seedContents, seedSessions } from "../setup/seed.js";
+import { grpcTransport, useServer } from "../setup/server.js";
+
+/** What every seeded session of the bulk namespace holds, to check that none is half-deleted. */
+const SHAPE = { participants: 2, turnsPerParticipant: 2, traces: 1, spansPerTrace: 3, annotationsPerTrace: 1 };
+const WHOLE = { sessions: 1, participants: 2, turns: 4, traces: 1, spans: 3, annotations: 1 };
+const BULK_NS = "bulk";
+
+/** Text of an element by test id. */
+const text = async (page: Page, testId: string) => (await page.getByTestId(testId).textContent())?.trim() ?? "";
+/** "1,234" -> 1234; the first number of a text like "1,240 / 2,000 (62%)". */
+const firstNumber = (s: string) => Number(/[\d,]+/.exec(s)?.[0].replaceAll(",", "") ?? NaN);
+const rows = (page: Page) => page.getByTestId("session-row");
+
+/** Fills the namespace field and commits it (Enter), which reloads the list. */
+async function openNamespace(page: Page, ns: string) {
+  await page.getByTestId("namespace").fill(ns);
+  await page.getByTestId("namespace").press("Enter");
+}
+
+/** Starts a bulk delete from a toolbar button and confirms it in the dialog; returns the dialog's text. */
+async function deleteAndConfirm(page: Page, button: "delete-matching" | "delete-selected") {
+  await page.getByTestId(button).click();
+  const dialog = page.getByTestId("confirm-dialog");
+  await dialog.waitFor();
+  const question = await text(page, "confirm-text");
+  await page.getByTestId("confirm-delete").click();
+  return question;
+}
+
+/** Waits for the bulk-delete panel to reach `state` (done, cancelled, failed). */
+const bulkState = (page: Page, state: string, timeout = 20_000) => page.locator(`[data-testid="bulk-panel"][data-state="${state}"]`).waitFor({ timeout });
+
+/** The counters the panel shows. */
+async function counters(page: Page) {
+  const bar = page.getByTestId("bulk-progress");
+  return {
+    completed: await text(page, "bulk-completed"),
+    deleted: firstNumber(await text(page, "bulk-deleted")),
+    notFound: firstNumber(await text(page, "bulk-not-found")),
+    failed: firstNumber(await text(page, "bulk-failed")),
+    bar: [Number(await bar.getAttribute("value")), Number(await bar.getAttribute("max"))],
+  };
+}
+
+describe.skipIf(noBrowser)("the admin console", () => {
+  const ctx = useServer();
+  const b = useBrowser();
+  let page: Page;
+  let errors: string[];
+
+  /** chat-1: two participants, three turns, a trace of four spans and an annotation; chat-2, chat-3 plain. */
+  beforeAll(async () => {
+    const sessions = createClient(SessionService, grpcTransport(ctx.url));
+    const traces = createClient(TraceService, grpcTransport(ctx.url));
+    const ns = "demo";
+    const { session } = await sessions.createSession({ namespace: ns, sessionId: "chat-1", user: "alice", labels: { env: "dev", team: "support" }, workflow: { id: "support-bot", version: "3" }, data: { topic: "refund" } });
+    await sessions.bindParticipant({ id: session!.id, participantId: "alice", kind: ParticipantKind.USER, displayName: "Alice" });
+    await sessions.bindParticipant({ id: session!.id, participantId: "bot", kind: ParticipantKind.AGENT, displayName: "Support bot" });
+    await sessions.appendTurns({
+      id: session!.id,
+      turns: [
+        { participantId: "alice", content: "Hi, I'd like a refund for order 1042." },
+        { participantId: "bot", content: "Sure. Which email is on the order?" },
+        { participantId: "alice", content: "alice@example.com" },
+      ],
+    });
+    const traceId = randomBytes(16).toString("hex");
+    const [root, llm, tool, db] = Array.from({ length: 4 }, () => randomBytes(8).toString("hex"));
+    const t0 = Date.now() - 60_000;
+    const at = (ms: number) => timestampFromDate(new Date(t0 + ms));
+    await traces.recordSpans({
+      namespace: ns,
+      session: session!.id,
+      spans: [
+        { traceId, spanId: root, name: "agent.run", kind: SpanKind.SERVER, startTime: at(0), endTime: at(900), statusCode: StatusCode.OK },
+        { traceId, spanId: llm, parentSpanId: root, name: "llm.chat", kind: SpanKind.CLIENT, startTime: at(20), endTime: at(400) },
+        { traceId, spanId: tool, parentSpanId: root, name: "tool.lookup_order", kind: SpanKind.CLIENT, startTime: at(420), endTime: at(800), statusCode: StatusCode.ERROR, statusMessage: "order 1042 not found" },
+        { traceId, spanId: db, parentSpanId: tool, name: "db.query", kind: SpanKind.CLIENT, startTime: at(430), endTime: at(780) },
+      ],
+    });
+    await traces.annotate({ namespace: ns, target: { target: { case: "session", value: session!.id } }, name: "helpfulness", annotatorKind: AnnotatorKind.HUMAN, label: "good", score: 0.9, explanation: "Asked for the one missing detail." });
+    await sessions.createSession({ namespace: ns, sessionId: "chat-2", user: "bob", labels: { env: "prod" } });
+    await sessions.createSession({ namespace: ns, sessionId: "chat-3", user: "alice", labels: { env: "dev" } });
+    await sessions.cancelSession({ namespace: ns, sessionId: "chat-3" });
+
+    ({ page, errors } = await newPage(b.browser));
+  });
+
+  it("serves the page and its assets without caching, and refuses other methods", async () => {
+    for (const [path, type] of [["/console", "text/html"], ["/console/app.js", "text/javascript"], ["/console/app.css", "text/css"]]) {
+      const res = await fetch(ctx.url + path);
+      expect(res.status, path).toBe(200);
+      expect(res.headers.get("content-type"), path).toContain(type);
+      expect(res.headers.get("cache-control"), path).toBe("no-store");
+    }
+    expect((await fetch(`${ctx.url}/console`)).headers.get("content-security-policy")).toContain("frame-ancestors 'none'");
+    expect((await fetch(`${ctx.url}/console/`, { redirect: "manual" })).headers.get("location")).toBe("/console");
+    expect((await fetch(`${ctx.url}/console`, { method: "POST" })).status).toBe(405);
+    expect((await fetch(`${ctx.url}/console`, { method: "HEAD" })).status).toBe(200);
+  });
+
+  it("shows the server's UNAUTHENTICATED for a wrong key, then signs in with a good one", async () => {
+    await page.goto(`${ctx.url}/console`);
+    await page.getByTestId("api-key").waitFor();
+    await screenshot(page, "sign-in");
+
+    await page.getByTestId("api-key").fill("sk_not_a_real_key");
+    await page.getByTestId("sign-in").click();
+    await expect.poll(() => text(page, "signin-error")).toBe("UNAUTHENTICATED: the credential is unknown, revoked or expired");
+    expect(await page.getByTestId("session-rows").isVisible()).toBe(false);
+
+    await page.getByTestId("api-key").fill(TEST_ADMIN_KEY);
+    await page.getByTestId("sign-in").click();
+    await page.getByTestId("sessions-table").waitFor();
+    expect(await page.evaluate("sessionStorage.getItem('sessiond.console.key')")).toBe(TEST_ADMIN_KEY);
+  });
+
+  it("lists a namespace's sessions with their counts, and filters them by user, state and label", async () => {
+    await openNamespace(page, "demo");
+    await expect.poll(() => rows(page).count()).toBe(3);
+    expect(await rows(page).evaluateAll((trs) => trs.map((tr) => (tr as unknown as { innerText: string }).innerText.split("\t").map((c) => c.trim())))).toEqual([
+      ["", "chat-3", "alice", "cancelled", expect.any(String), "0", "0", "0"],
+      ["", "chat-2", "bob", "active", expect.any(String), "0", "0", "0"],
+      ["", "chat-1", "alice", "active", expect.any(String), "2", "3", "1"],
+    ]);
+    const ids = () => rows(page).evaluateAll((trs) => trs.map((tr) => tr.getAttribute("data-session-id")));
+
+    await page.getByTestId("filter-user").fill("alice");
+    await page.getByTestId("apply-filters").click();
+    await expect.poll(ids).toEqual(["chat-3", "chat-1"]);
+    await page.getByTestId("filter-state").selectOption({ label: "Active" });
+    await page.getByTestId("apply-filters").click();
+    await expect.poll(ids).toEqual(["chat-1"]);
+    await page.getByTestId("clear-filters").click();
+    await expect.poll(ids).toEqual(["chat-3", "chat-2", "chat-1"]);
+    await page.getByTestId("filter-labels").fill("env=prod");
+    await page.getByTestId("apply-filters").click();
+    await expect.poll(ids).toEqual(["chat-2"]);
+    await page.getByTestId("filter-labels").fill("env");
+    await page.getByTestId("apply-filters").click();
+    await expect.poll(() => text(page, "list-error")).toBe('labels: "env" is not key=value');
+    await page.getByTestId("clear-filters").click();
+    await expect.poll(ids).toEqual(["chat-3", "chat-2", "chat-1"]);
+    await screenshot(page, "list");
+  });
+
+  it("opens a session: fields, participants, turns, the trace as a span tree, and its annotation", async () => {
+    await page.locator('[data-session-id="chat-1"]').click();
+    const detail = page.getByTestId("session-detail");
+    await expect.poll(() => text(page, "detail-title")).toBe("chat-1");
+    await expect.poll(() => detail.getByTestId("span").count()).toBe(4);
+
+    const fields = await detail.getByTestId("detail-fields").innerText();
+    for (const s of ["demo", "alice", "active", "support-bot @ 3", "env=dev", "team=support", "2 participants · 3 turns · 1 trace · 4 spans · 0 memories"]) expect(fields).toContain(s);
+    expect(await detail.getByTestId("participant").allInnerTexts()).toEqual([expect.stringMatching(/^alice\s+user\s+Alice/), expect.stringMatching(/^bot\s+agent\s+Support bot/)]);
+    expect(await detail.getByTestId("turn").allInnerTexts()).toEqual([
+      expect.stringMatching(/^#1 alice \(user\)\s+Hi, I'd like a refund for order 1042\.$/),
+      expect.stringMatching(/^#2 bot \(assistant\)\s+Sure\. Which email is on the order\?$/),
+      expect.stringMatching(/^#3 alice \(user\)\s+alice@example\.com$/),
+    ]);
+    expect(await detail.getByTestId("trace").locator("summary").innerText()).toMatch(/^agent\.run · 4 spans · 900 ms error [0-9a-f]{32}$/);
+    const spans = await detail.getByTestId("span").evaluateAll((els) => els.map((el) => [Number(el.getAttribute("data-depth")), (el.textContent ?? "").replace("└ ", "")]));
+    expect(spans).toEqual([
+      [0, "agent.run server · 900 ms"],
+      [1, "llm.chat client · 380 ms"],
+      [1, "tool.lookup_order client · 380 ms · error: order 1042 not found"],
+      [2, "db.query client · 350 ms"],
+    ]);
+    expect(await detail.getByTestId("annotation").innerText()).toMatch(/^helpfulness\s*good score 0\.9 · human · .+\nAsked for the one missing detail\.$/);
+    await screenshot(page, "session-detail");
+    await detail.getByTestId("detail-traces").scrollIntoViewIfNeeded();
+    await screenshot(page, "session-detail-traces");
+    await detail.getByTestId("detail-close").click();
+    expect(await detail.isVisible()).toBe(false);
+  });
+
+  it("bulk-deletes 2,000 sessions matching the filter, with the bar at 100% and 2,000 deleted", async () => {
+    const uuids = await seedSessions(ctx.db.dataSource, 2000, BULK_NS);
+    await seedContents(ctx.db.dataSource, uuids, SHAPE);
+    await openNamespace(page, BULK_NS);
+    await expect.poll(() => rows(page).count()).toBe(50);
+    expect(await text(page, "page-info")).toBe("Page 1 · sessions 1–50");
+    const firstOnPage1 = await rows(page).first().getAttribute("data-id");
+    await page.getByTestId("next-page").click();
+    await expect.poll(() => text(page, "page-info")).toBe("Page 2 · sessions 51–100");
+    expect(await rows(page).first().getAttribute("data-id")).not.toBe(firstOnPage1);
+
+    const question = await deleteAndConfirm(page, "delete-matching");
+    expect(question).toBe('Delete ALL sessions of namespace "bulk" (no filter is set)?');
+    await bulkState(page, "done");
+    expect(await counters(page)).toEqual({ completed: "2,000 / 2,000 (100%)", deleted: 2000, notFound: 0, failed: 0, bar: [2000, 2000] });
+    expect(await text(page, "bulk-status")).toMatch(/^Done in .+ With the sessions went 4,000 participants, 8,000 turns, 2,000 traces, 6,000 spans and 2,000 annotations\.$/);
+    await expect.poll(() => page.getByTestId("empty").isVisible()).toBe(true);
+    await screenshot(page, "bulk-delete-done");
+    expect(await countContents(ctx.db.dataSource, uuids)).toEqual({ sessions: 0, participants: 0, turns: 0, traces: 0, spans: 0, annotations: 0, memories: 0 });
+  });
+
+  it("cancels a bulk delete midway, and the counters it ends with agree with the database", async () => {
+    const uuids = await seedSessions(ctx.db.dataSource, 2000, BULK_NS);
+    await seedContents(ctx.db.dataSource, uuids, SHAPE);
+    await page.getByTestId("refresh").click();
+    await expect.poll(() => rows(page).count()).toBe(50);
+    await page.getByTestId("bulk-close").click();
+
+    const batch = 2;
+    await page.getByTestId("batch-size").fill(String(batch));
+    await deleteAndConfirm(page, "delete-matching");
+    await expect.poll(async () => firstNumber(await text(page, "bulk-completed")), { timeout: 10_000 }).toBeGreaterThan(0);
+    await screenshot(page, "bulk-delete-in-progress");
+    await page.getByTestId("bulk-cancel").click();
+    await bulkState(page, "cancelled");
+    await screenshot(page, "bulk-delete-cancelled");
+
+    const shown = await counters(page);
+    const status = await text(page, "bulk-status");
+    const [, reported, unreported] = (/\(([\d,]+) reported before the cancel, ([\d,]+) more in batches the server finished as the cancel reached it\)/.exec(status) ?? []).map(firstNumber);
+    const left = (await countContents(ctx.db.dataSource, uuids)).sessions;
+    console.info(`cancelled bulk delete: ${reported} deletions reported by the stream, ${unreported} more found by the recount, ${left} left`);
+    expect(left).toBeGreaterThan(0); // the cancel stopped it
+    expect(shown.deleted).toBe(2000 - left);
+    // The stream's last counters fall short by what the server finished while the cancel travelled
+    // (the batch in hand and the messages in flight); the console's recount makes up the difference.
+    expect(reported + unreported).toBe(shown.deleted);
+    expect(unreported % batch).toBe(0);
+    expect(shown).toMatchObject({ completed: `${(2000 - left).toLocaleString("en-US")} / 2,000 (${Math.floor(((2000 - left) / 2000) * 100)}%)`, notFound: 0, failed: 0 });
+    expect(status).toContain(`${left.toLocaleString("en-US")} left untouched`);
+
+    // Nothing is half-deleted: each session is whole or gone with everything under it.
+    const [{ ids }] = await ctx.db.dataSource.query("SELECT coalesce(array_agg(id), '{}') AS ids FROM sessions WHERE id = ANY($1)", [uuids]);
+    const gone = uuids.filter((u) => !(ids as string[]).includes(u));
+    expect(await countContents(ctx.db.dataSource, gone)).toEqual({ sessions: 0, participants: 0, turns: 0, traces: 0, spans: 0, annotations: 0, memories: 0 });
+    const kept = await countContents(ctx.db.dataSource, ids);
+    expect(kept).toEqual({ sessions: left, participants: left * WHOLE.participants, turns: left * WHOLE.turns, traces: left * WHOLE.traces, spans: left * WHOLE.spans, annotations: left * WHOLE.annotations, memories: 0 });
+
+    // The list was refreshed: it shows what is left.
+    await expect.poll(() => rows(page).count()).toBe(Math.min(50, left));
+  });
+
+  it("deletes the sessions selected with 'select all on this page'", async () => {
+    const before = Number((await ctx.db.dataSource.query("SELECT count(*)::int AS n FROM sessions s JOIN namespaces n ON n.id = s.namespace_id WHERE n.name = $1", [BULK_NS]))[0].n);
+    expect(before).toBeGreaterThan(0);
+    await page.getByTestId("bulk-close").click();
+    await page.getByTestId("batch-size").fill("500");
+    await page.getByTestId("select-all").check();
+    const onPage = Math.min(50, before);
+    await expect.poll(() => text(page, "delete-selected")).toBe(`Delete selected (${onPage})`);
+    const question = await deleteAndConfirm(page, "delete-selected");
+    expect(question).toBe(`Delete the ${onPage} selected sessions of namespace "bulk"?`);
+    await bulkState(page, "done");
+    expect(await counters(page)).toMatchObject({ completed: `${onPage} / ${onPage} (100%)`, deleted: onPage, notFound: 0, failed: 0 });
+    const after = Number((await ctx.db.dataSource.query("SELECT count(*)::int AS n FROM sessions s JOIN namespaces n ON n.id = s.namespace_id WHERE n.name = $1", [BULK_NS]))[0].n);
+    expect(after).toBe(before - onPage);
+    expect(errors).toEqual([]);
+  });
+
+  it("signs out and forgets the key", async () => {
+    await page.getByTestId("sign-out").click();
+    await page.getByTestId("api-key").waitFor();
+    expect(await page.evaluate("sessionStorage.getItem('sessiond.console.key')")).toBeNull();
+  });
+});
