@@ -26,8 +26,11 @@ export interface AuditEvent {
   requestId: string;
 }
 
-/** What a caller records. */
-export type AuditRecord = Omit<AuditEvent, "uuid" | "namespaceId">;
+/**
+ * What a caller records, with the uuid of the session it addressed by global id, if any: when the
+ * call named no namespace, the session's is found when the event is written.
+ */
+export type AuditRecord = Omit<AuditEvent, "uuid" | "namespaceId"> & { sessionUuid?: string };
 
 /** The audit log of a process. */
 export interface AuditLog {
@@ -53,10 +56,22 @@ export function createAuditLog(deps: { store: AuditStore; sessions: Pick<Session
   let timer: NodeJS.Timeout | undefined;
   let writing: Promise<void> = Promise.resolve();
 
+  // Namespaces of sessions seen in recent events: resolves calls by global id even when the session
+  // was deleted before their event was written (e.g. DeleteSession in the same batch).
+  const learned = new Map<string, string>();
+  const learn = (uuid: string, namespace: string) => {
+    if (learned.size >= 10_000) learned.clear();
+    learned.set(uuid, namespace);
+  };
+
   async function write(batch: AuditRecord[]) {
+    for (const e of batch) if (e.namespace && e.sessionUuid) learn(e.sessionUuid, e.namespace);
+    const unknown = [...new Set(batch.filter((e) => !e.namespace && e.sessionUuid && !learned.has(e.sessionUuid)).map((e) => e.sessionUuid!))];
+    if (unknown.length) for (const [uuid, name] of await store.namespacesOfSessions(unknown)) learn(uuid, name);
+    const named = batch.map(({ sessionUuid, ...e }) => (e.namespace || !sessionUuid ? e : { ...e, namespace: learned.get(sessionUuid) ?? "" }));
     const ids = new Map<string, string | null>();
-    for (const name of new Set(batch.map((e) => e.namespace))) ids.set(name, name ? ((await sessions.namespaceId(name, false)) ?? null) : null);
-    await store.append(batch.map((e) => ({ ...e, uuid: crypto.randomUUID(), namespaceId: ids.get(e.namespace) ?? null })));
+    for (const name of new Set(named.map((e) => e.namespace))) ids.set(name, name ? ((await sessions.namespaceId(name, false)) ?? null) : null);
+    await store.append(named.map((e) => ({ ...e, uuid: crypto.randomUUID(), namespaceId: ids.get(e.namespace) ?? null })));
   }
 
   function flush(): Promise<void> {

@@ -16,7 +16,7 @@ import { all_namespaces, client_secret_allowed, required_role, Role as ProtoRole
 import { roleAllows, type Principal, type Role } from "../domain/access.js";
 import type { AuditLog } from "../domain/audit.js";
 import type { Credentials } from "../domain/credentials.js";
-import { encodeGlobalId } from "../domain/ids.js";
+import { decodeGlobalId, encodeGlobalId } from "../domain/ids.js";
 import type { Logger } from "../logger.js";
 import { toConnectError } from "./errors.js";
 import { requestIdKey } from "./logging.js";
@@ -160,6 +160,7 @@ export function createAccess(deps: { credentials: Credentials; audit: AuditLog; 
         ...base,
         time: new Date(),
         namespace: namespaceNamed(req.method, message, req.header) || sessionNamespace(res),
+        sessionUuid: message ? sessionUuidOf(sessionGlobalId(req.method, message)) : undefined,
         itemCount: items ?? (message ? itemsNamed(message) : 1),
         code: code === undefined ? "ok" : codeToString(code),
       });
@@ -224,11 +225,34 @@ function namespaceHolder(desc: DescMessage, message: Record<string, unknown>): R
 /** The namespace header of OTLP's gRPC Export, the one method whose namespace is not in the message. */
 const NAMESPACE_HEADER = "sessiond-namespace";
 
+/**
+ * The namespace a request names, for the audit log: its `namespace` field (or header); when that is
+ * empty, "default" (what the services read it as), except for AdminService (empty means all) and for a
+ * session addressed by global id, whose namespace is the session's: "" here, resolved later.
+ */
 function namespaceNamed(method: DescMethod, message: Record<string, unknown> | undefined, header: Headers): string {
   if (!message) return "";
   const holder = namespaceHolder(method.input, message);
-  if (holder) return String(holder.namespace ?? "");
-  return header.get(NAMESPACE_HEADER) ?? "";
+  const named = holder ? String(holder.namespace ?? "") : (header.get(NAMESPACE_HEADER) ?? "");
+  if (named || method.parent.typeName === "sessiond.v1.AdminService" || sessionGlobalId(method, message)) return named;
+  return "default";
+}
+
+/** The session global id a request addresses (`id`, `session`, or UpdateSession's `session.id`), if any. */
+function sessionGlobalId(method: DescMethod, message: Record<string, unknown>): string {
+  if (method.parent.typeName === "sessiond.v1.SessionService" && typeof message.id === "string") return message.id;
+  if (typeof message.session === "string") return message.session;
+  const inner = message.session as { id?: unknown } | undefined;
+  return typeof inner?.id === "string" ? inner.id : "";
+}
+
+/** The uuid behind a session global id, or undefined when it is not one. */
+function sessionUuidOf(id: string): string | undefined {
+  try {
+    return id ? decodeGlobalId("Session", id) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Applies the namespace (and session) scope of `p` to a parsed request. @throws ConnectError permission_denied */
@@ -283,8 +307,8 @@ function streamTotal(m: Record<string, unknown>): number | undefined {
   return event?.case === "started" && event.value?.total !== undefined ? Number(event.value.total) : undefined;
 }
 
-/** The namespace of the session a response carries, if any. */
+/** The namespace of the session a response carries (or names, as DeleteSession's does), if any. */
 function sessionNamespace(res: Record<string, unknown> | undefined): string {
   const s = res?.session as { namespace?: string } | undefined;
-  return s?.namespace ?? "";
+  return s?.namespace ?? (typeof res?.namespace === "string" ? res.namespace : "");
 }

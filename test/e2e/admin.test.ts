@@ -146,9 +146,22 @@ describe("the audit log", () => {
       ["sessiond.v1.SessionService/CreateSession", "audit", 1n, "ok"],
     ]);
     expect(events.every((e) => e.actor === key.id && e.requestId.length > 0)).toBe(true);
+    // A session addressed by global id alone is logged under its namespace, also once deleted.
+    const { session: byId } = await client.createSession({ namespace: "audit", sessionId: "by-id" });
+    await client.bindParticipant({ id: byId!.id, participantId: "u", kind: ParticipantKind.USER });
+    await client.appendTurns({ id: byId!.id, turns: [{ participantId: "u", content: "hi" }] });
+    await client.deleteSession({ id: byId!.id });
+    const latest = (await admin.listAuditEvents({ actor: key.id, pageSize: 3 })).events;
+    expect(latest.map((e) => [e.method.split("/")[1], e.namespace])).toEqual([
+      ["DeleteSession", "audit"],
+      ["AppendTurns", "audit"],
+      ["BindParticipant", "audit"],
+    ]);
+    expect((await admin.listAuditEvents({ namespace: "audit", actor: key.id, pageSize: 100 })).events).toHaveLength(7);
     // Pages.
-    const first = await admin.listAuditEvents({ actor: key.id, pageSize: 2 });
-    const second = await admin.listAuditEvents({ actor: key.id, pageSize: 2, pageToken: first.nextPageToken });
-    expect([...first.events, ...second.events].map((e) => e.id)).toEqual(events.map((e) => e.id));
+    const all = (await admin.listAuditEvents({ actor: key.id, pageSize: 100 })).events;
+    const first = await admin.listAuditEvents({ actor: key.id, pageSize: 4 });
+    const second = await admin.listAuditEvents({ actor: key.id, pageSize: 4, pageToken: first.nextPageToken });
+    expect([...first.events, ...second.events].map((e) => e.id)).toEqual(all.map((e) => e.id));
   });
 });

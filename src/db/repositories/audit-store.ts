@@ -18,6 +18,8 @@ export interface AuditStore {
   /** Appends events in one statement. */
   append(events: AuditEvent[]): Promise<void>;
   list(query: AuditListQuery): Promise<AuditEvent[]>;
+  /** Namespace names of these sessions (those that still exist), by session uuid. */
+  namespacesOfSessions(uuids: string[]): Promise<Map<string, string>>;
 }
 
 /** The store over `db`. */
@@ -32,6 +34,11 @@ export function createAuditStore(db: EntityManager): AuditStore {
          SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::int[], $8::text[], $9::text[])`,
         [col("uuid"), col("time"), col("namespaceId"), col("namespace"), col("actor"), col("method"), col("itemCount"), col("code"), col("requestId")],
       );
+    },
+
+    async namespacesOfSessions(uuids) {
+      const rows = await q("SELECT s.id, n.name FROM sessions s JOIN namespaces n ON n.id = s.namespace_id WHERE s.id = ANY($1::uuid[])", [uuids]);
+      return new Map(rows.map((r) => [r.id as string, r.name as string]));
     },
 
     async list(query) {
