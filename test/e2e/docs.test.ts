@@ -1,0 +1,114 @@
+/**
+ * docs/api-tour.md, run as printed: every ```sh block in order, as one bash script (only the URL is
+ * changed to this test server's), with `npx buf`, `node` and `curl`, as a user pasting the blocks
+ * would. Any failing command fails the test; the blocks that show an error on purpose check that it is
+ * the expected one.
+ */
+import { execFile } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { promisify } from "node:util";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { describe, expect, it } from "vitest";
+import { AdminService } from "../../gen/sessiond/v1/admin_service_pb.js";
+import { MemoryService } from "../../gen/sessiond/v1/memory_service_pb.js";
+import { ServerInfoService } from "../../gen/sessiond/v1/server_info_service_pb.js";
+import { SessionService } from "../../gen/sessiond/v1/session_service_pb.js";
+import { TraceService } from "../../gen/sessiond/v1/trace_service_pb.js";
+import { bearer, TEST_ADMIN_KEY } from "../setup/auth.js";
+import { grpcTransport, useServer } from "../setup/server.js";
+
+const ctx = useServer();
+const TOUR = "docs/api-tour.md";
+const DOC_URL = "http://localhost:8080";
+
+/** The fenced blocks of a markdown file: language and body, in order. */
+function fences(markdown: string): { lang: string; body: string }[] {
+  return [...markdown.matchAll(/^```(\S*)\n([\s\S]*?)^```$/gm)].map((m) => ({ lang: m[1], body: m[2] }));
+}
+
+/** Lines that start a command (not continuations, here-document bodies or comments). */
+function commands(script: string, program: RegExp): number {
+  return script.split("\n").filter((line) => program.test(line)).length;
+}
+
+/** Runs `script` with bash -euo pipefail; on failure, the tail of what it printed. */
+async function runScript(script: string): Promise<{ stdout: string; stderr: string }> {
+  try {
+    return await promisify(execFile)("bash", ["-euo", "pipefail", "-c", script], {
+      env: { ...process.env, SESSIOND_KEY: TEST_ADMIN_KEY },
+      timeout: 280_000,
+      maxBuffer: 16 * 1024 * 1024,
+    });
+  } catch (err) {
+    const e = err as { code?: unknown; signal?: unknown; stdout?: string; stderr?: string };
+    const tail = (s = "") => s.split("\n").filter((l) => !l.startsWith("npm warn")).slice(-40).join("\n");
+    throw new Error(`the tour failed (exit ${String(e.code)}, signal ${String(e.signal)})\n--- stdout (end) ---\n${tail(e.stdout)}\n--- stderr (end) ---\n${tail(e.stderr)}`);
+  }
+}
+
+describe("docs/api-tour.md", () => {
+  const markdown = readFileSync(TOUR, "utf8");
+  const blocks = fences(markdown);
+  const sh = blocks.filter((b) => b.lang === "sh").map((b) => b.body);
+  const script = sh.join("\n");
+
+  it("walks through every RPC of the five services, in sh blocks only (other fences are json or text)", () => {
+    expect(blocks.filter((b) => !["sh", "json", "text"].includes(b.lang)).map((b) => b.lang)).toEqual([]);
+    expect(sh.length).toBeGreaterThanOrEqual(20);
+    const bufCurls = commands(script, /^(\S+=\$\(|\()?npx buf curl /);
+    expect(bufCurls).toBeGreaterThanOrEqual(20);
+    expect(bufCurls).toBeLessThanOrEqual(60);
+    const missing = [SessionService, MemoryService, TraceService, AdminService, ServerInfoService]
+      .flatMap((s) => s.methods.map((m) => `${s.typeName}/${m.name}`))
+      .filter((rpc) => !new RegExp(`${DOC_URL}/${rpc.replace(/\./g, "\\.")}(?![A-Za-z])`).test(script));
+    expect(missing).toEqual([]);
+    for (const extra of ["--list-services", "/grpc.health.v1.Health/Check", "/v1/traces", "/healthz"]) expect(script).toContain(extra);
+  });
+
+  it("runs top to bottom as printed, as one bash script", async () => {
+    const run = `${script.replaceAll(DOC_URL, ctx.url)}\necho "TOUR_ID=$ID"\necho "TOUR_CLIENT_SECRET=$CLIENT_SECRET"\necho "TOUR_READER_KEY=$READER_KEY"\n`;
+    const { stdout } = await runScript(run);
+    const value = (name: string) => new RegExp(`^${name}=(\\S+)$`, "m").exec(stdout)![1];
+    const [id, clientSecret, readerKey] = [value("TOUR_ID"), value("TOUR_CLIENT_SECRET"), value("TOUR_READER_KEY")];
+    expect(clientSecret).toMatch(/^cs_/);
+    expect(readerKey).toMatch(/^sk_/);
+
+    // What the prose tells the reader to look at.
+    expect(stdout).toContain('"sessions.bulk_delete.stream"');
+    expect(stdout).toContain("sessiond.v1.AdminService\n");
+    expect(stdout).toContain('"status": "SERVING"');
+    expect(stdout).toContain('"displayName": "tour dashboard"');
+    expect(stdout).toContain(`"id": "${id}"`);
+    expect(stdout).toContain('"etag": "\\"v2\\""');
+    expect(stdout).toContain('"replayed": true');
+    expect(stdout).toContain('"content": "Remember that I am vegetarian."');
+    expect(stdout).toContain('"outcome": "INTEGRATION_OUTCOME_INTEGRATED"');
+    expect(stdout).toContain('"deletedCount": 1');
+    expect(stdout).toContain('"rootSpanName": "embeddings.create"');
+    expect(stdout).toContain('"statusCode": "STATUS_CODE_ERROR"');
+    expect(stdout).toContain('"label": "permanent"');
+    expect(stdout).toContain('"turnsDeleted": 3');
+    expect(stdout).toContain('"state": "SESSION_STATE_SOFT_DELETED"');
+    expect(stdout).toMatch(/"deleted": \{\n\s+"participants": 2,\n\s+"traces": 1,\n\s+"spans": 3,\n\s+"annotations": 2\n/);
+    expect(stdout.match(/"outcome": "BULK_DELETE_OUTCOME_WOULD_DELETE"/g)).toHaveLength(2);
+    expect(stdout.match(/"outcome": "BULK_DELETE_OUTCOME_DELETED"/g)).toHaveLength(2);
+    expect(stdout).toContain('"method": "sessiond.v1.SessionService/BulkDeleteSessions"');
+    expect(stdout).toContain(`"actor": "session:${id}"`);
+    expect(stdout).toContain('"apiKeysDeleted": "1"');
+    // The errors shown on purpose, each the expected one.
+    for (const code of ["permission_denied", "aborted", "unauthenticated"]) expect(stdout).toContain(`"code": "${code}"`);
+
+    // The namespace is gone, with its key; the client secret no longer works; no secret reached the log.
+    const { namespaces } = await createClient(AdminService, grpcTransport(ctx.url)).listNamespaces({ pageSize: 1000 });
+    expect(namespaces.map((n) => n.name)).not.toContain("tour");
+    const code = (secret: string) =>
+      createClient(SessionService, createConnectTransport({ baseUrl: ctx.url, httpVersion: "1.1", interceptors: [bearer(secret)] }))
+        .getSession({})
+        .then(() => undefined, (e) => ConnectError.from(e).code);
+    expect(await code(readerKey)).toBe(Code.Unauthenticated);
+    expect(await code(clientSecret)).toBe(Code.Unauthenticated);
+    const logs = ctx.logs.join("");
+    for (const secret of [TEST_ADMIN_KEY, clientSecret, readerKey]) expect(logs).not.toContain(secret);
+  }, 300_000);
+});
