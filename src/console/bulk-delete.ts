@@ -7,7 +7,8 @@
  * finishes the batch it holds (one transaction: the whole batch or nothing), and the progress messages
  * already on their way are dropped with the connection, so the last counters the page saw are a few
  * batches short. After a cancel the console therefore recounts with a dry run of the same selection
- * (its row locks wait for a batch still committing) and adds the difference to the counters, saying so.
+ * (its row locks wait for a batch still committing; it is repeated until it stops changing, since the
+ * server hears of the cancel a moment after the page) and adds the difference to the counters, saying so.
  */
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { SessionState } from "../../gen/sessiond/v1/session_pb.js";
@@ -115,6 +116,21 @@ export function createBulkDelete(api: Api, onRunning: (running: boolean) => void
     return left;
   }
 
+  /**
+   * `remaining`, asked until two answers 250 ms apart agree (at most ~2 s): the server learns of the
+   * cancel a moment after the page, and may start one more batch meanwhile.
+   */
+  async function settledRemaining(namespace: string, selector: Selector): Promise<number> {
+    let last = await remaining(namespace, selector);
+    for (let i = 0; i < 8; i++) {
+      await new Promise((r) => setTimeout(r, 250));
+      const now = await remaining(namespace, selector);
+      if (now === last) return now;
+      last = now;
+    }
+    return last;
+  }
+
   async function run(target: BulkTarget, namespace: string, batchSize: number): Promise<void> {
     controller = new AbortController();
     const selector = selectorOf(target);
@@ -149,7 +165,7 @@ export function createBulkDelete(api: Api, onRunning: (running: boolean) => void
         try {
           const unreported = target.kind === "ids" ? { case: "ids" as const, value: { values: target.ids.filter((id) => !reported.has(id)) } } : selector;
           const expected = c.total - c.completed;
-          const left = expected > 0 ? await remaining(namespace, unreported) : 0;
+          const left = expected > 0 ? await settledRemaining(namespace, unreported) : 0;
           const extra = Math.min(Math.max(expected - left, 0), expected);
           const shown = c.deleted;
           c = { ...c, deleted: c.deleted + extra, completed: c.completed + extra };
