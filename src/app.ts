@@ -15,6 +15,7 @@ import type { Logger } from "./logger.js";
 import { createHttpRoutes, createInterceptors, createRoutes } from "./routes.js";
 import { build } from "./server.js";
 import { HealthStatus } from "./handlers/health.js";
+import { createAuditing } from "./handlers/audit.js";
 import { createAccess } from "./handlers/auth.js";
 import { createMetrics } from "./handlers/metrics.js";
 import { encodeGlobalId } from "./domain/ids.js";
@@ -89,7 +90,8 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     await embedded?.stop();
     throw err;
   }
-  const access = createAccess({ credentials: services.credentials, audit: services.audit, logger });
+  const access = createAccess({ credentials: services.credentials, logger });
+  const auditing = createAuditing(services.audit);
   // One registry per app (tests run several apps in one process); the pool gauges read the pg.Pool
   // TypeORM's postgres driver keeps as `master`.
   const metrics = createMetrics({ pool: (dataSource.driver as any).master });
@@ -97,9 +99,9 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     config,
     logger,
     routes: createRoutes({ services, health }),
-    interceptors: createInterceptors(logger, access, metrics),
+    interceptors: createInterceptors(logger, { access, auditing, metrics }),
     requestGate: metrics.gate(access.requestGate),
-    http: createHttpRoutes({ services, health }, { readMaxBytes: config.readMaxBytes, logger, access, metrics }),
+    http: createHttpRoutes({ services, health }, { readMaxBytes: config.readMaxBytes, logger, access, auditing, metrics }),
   });
   let address: { port: number; url: string };
   try {

@@ -18,6 +18,7 @@ import {
 import type { Services } from "./domain/services.js";
 import { createAdminHandlers } from "./handlers/admin-service.js";
 import { createConsoleRoutes } from "./handlers/console.js";
+import type { createAuditing } from "./handlers/audit.js";
 import type { createAccess } from "./handlers/auth.js";
 import { errorInterceptor } from "./handlers/errors.js";
 import { createHealthHandlers, type HealthStatus } from "./handlers/health.js";
@@ -68,9 +69,19 @@ export function createRoutes(deps: RouteDeps): (router: ConnectRouter) => void {
 
 /** Who may call what (handlers/auth.ts). */
 export type Access = ReturnType<typeof createAccess>;
+/** What records calls in the audit log (handlers/audit.ts). */
+export type Auditing = ReturnType<typeof createAuditing>;
+
+/** Who may call, and what is recorded of the calls: the guards every call passes. */
+export interface Guards {
+  access: Access;
+  auditing: Auditing;
+  /** Counted when given. */
+  metrics?: Metrics;
+}
 
 /** Plain HTTP endpoints on the same port: OTLP/HTTP traces, Prometheus metrics (open, like /healthz) and the web console (static; its API calls need a key). */
-export function createHttpRoutes(deps: RouteDeps, opts: { readMaxBytes: number; logger: Logger; access: Access; metrics: Metrics }): Record<string, HttpHandler> {
+export function createHttpRoutes(deps: RouteDeps, opts: { readMaxBytes: number; logger: Logger } & Guards & { metrics: Metrics }): Record<string, HttpHandler> {
   return { "/v1/traces": createOtlpHttpHandler(deps.services.tracing, opts), "/metrics": opts.metrics.handler, ...createConsoleRoutes() };
 }
 
@@ -78,6 +89,7 @@ export function createHttpRoutes(deps: RouteDeps, opts: { readMaxBytes: number; 
  * The interceptor chain, outermost first: request id + access log, metrics (when given; both see the
  * final code), audit (which sees the final code too), error mapping, then the namespace scope of the caller.
  */
-export function createInterceptors(logger: Logger, access: Access, metrics?: Metrics): Interceptor[] {
-  return [loggingInterceptor(logger), ...(metrics ? [metrics.interceptor] : []), access.auditInterceptor, errorInterceptor(logger), access.scopeInterceptor];
+export function createInterceptors(logger: Logger, guards: Guards): Interceptor[] {
+  const { access, auditing, metrics } = guards;
+  return [loggingInterceptor(logger), ...(metrics ? [metrics.interceptor] : []), auditing.interceptor, errorInterceptor(logger), access.scopeInterceptor];
 }

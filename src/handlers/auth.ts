@@ -6,20 +6,20 @@
  *   may call, and its per-minute limit);
  * - `scopeInterceptor`, once the message is parsed: keeps a key of one namespace inside it (an empty
  *   namespace becomes its own; another one is permission_denied) and a client secret on its session;
- * - `auditInterceptor`: records every mutating call.
- * Health, reflection and GetServerInfo are open. A method without a declared role is closed.
+ * - `authorizeHttp`: both, for a plain HTTP endpoint that stands for an RPC (OTLP/HTTP).
+ * Health, reflection and GetServerInfo are open. A method without a declared role is closed. What
+ * callers did is recorded by handlers/audit.ts.
  */
 import { getOption, type DescMessage, type DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError, createContextKey, type HandlerContext, type Interceptor } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { all_namespaces, client_secret_allowed, required_role, Role as ProtoRole } from "../../gen/sessiond/v1/auth_pb.js";
 import { roleAllows, type Principal, type Role } from "../domain/access.js";
-import type { AuditLog } from "../domain/audit.js";
 import type { Credentials } from "../domain/credentials.js";
-import { decodeGlobalId, encodeGlobalId } from "../domain/ids.js";
+import { encodeGlobalId } from "../domain/ids.js";
 import type { Logger } from "../logger.js";
 import { toConnectError } from "./errors.js";
-import { requestIdKey } from "./logging.js";
+import { seeRequest } from "./streams.js";
 
 /** The authenticated caller of a call (undefined for open methods). */
 export const principalKey = createContextKey<Principal | undefined>(undefined, { description: "sessiond caller" });
@@ -84,8 +84,8 @@ function presentedSecret(headers: Headers): string | undefined {
 }
 
 /** Authentication and authorization of requests, for RPCs and for plain HTTP endpoints. */
-export function createAccess(deps: { credentials: Credentials; audit: AuditLog; logger: Logger }) {
-  const { credentials, audit, logger } = deps;
+export function createAccess(deps: { credentials: Credentials; logger: Logger }) {
+  const { credentials, logger } = deps;
 
   /** Checks a request's credential against a method's policy. @throws ConnectError */
   async function authorize(headers: Headers, policy: MethodPolicy): Promise<Principal | undefined> {
@@ -118,104 +118,24 @@ export function createAccess(deps: { credentials: Credentials; audit: AuditLog; 
   /** Keeps the caller inside its namespace (and a client secret on its session); see the file comment. */
   const scopeInterceptor: Interceptor = (next) => async (req) => {
     const p = req.contextValues.get(principalKey);
-    if (!p) return next(req);
-    if (!req.stream) {
-      scope(p, req.method, req.message as unknown as Record<string, unknown>, req.header);
-      return next(req);
-    }
-    // A server stream's request arrives as a stream of one message.
-    const source = req.message;
-    return next({
-      ...req,
-      message: (async function* () {
-        for await (const m of source) {
-          scope(p, req.method, m as unknown as Record<string, unknown>, req.header);
-          yield m;
-        }
-      })(),
-    });
-  };
-
-  /** Records mutating calls in the audit log when they end. Put it outside the error mapping. */
-  const auditInterceptor: Interceptor = (next) => async (req) => {
-    const policy = policyOf(req.method);
-    if (!policy.mutating || policy.open) return next(req);
-    // A server stream's request is a stream of one message: note it as it passes.
-    let message = req.stream ? undefined : (req.message as unknown as Record<string, unknown>);
-    if (req.stream) {
-      const source = req.message;
-      req = {
-        ...req,
-        message: (async function* () {
-          for await (const m of source) {
-            message = m as unknown as Record<string, unknown>;
-            yield m;
-          }
-        })(),
-      };
-    }
-    const base = { actor: actorOf(req.contextValues.get(principalKey)), method: policy.name, requestId: req.contextValues.get(requestIdKey) };
-    const record = (code: Code | undefined, items: number | undefined, res?: Record<string, unknown>) =>
-      audit.record({
-        ...base,
-        time: new Date(),
-        namespace: namespaceNamed(req.method, message, req.header) || sessionNamespace(res),
-        sessionUuid: message ? sessionUuidOf(sessionGlobalId(req.method, message)) : undefined,
-        itemCount: items ?? (message ? itemsNamed(message) : 1),
-        code: code === undefined ? "ok" : codeToString(code),
-      });
-    const codeOf = (err: unknown) => (err instanceof ConnectError ? err.code : Code.Internal);
-    try {
-      const res = await next(req);
-      if (!res.stream) {
-        record(undefined, undefined, res.message as unknown as Record<string, unknown>);
-        return res;
-      }
-      const source = res.message;
-      return {
-        ...res,
-        message: (async function* () {
-          let total: number | undefined;
-          try {
-            for await (const m of source) {
-              total = streamTotal(m as unknown as Record<string, unknown>) ?? total;
-              yield m;
-            }
-            record(undefined, total);
-          } catch (err) {
-            record(codeOf(err), total);
-            throw err;
-          }
-        })(),
-      };
-    } catch (err) {
-      record(codeOf(err), undefined);
-      throw err;
-    }
+    return next(p ? seeRequest(req, (message) => scope(p, req.method, message, req.header)) : req);
   };
 
   /**
    * For a plain HTTP endpoint standing for `method` (OTLP/HTTP for OTLP's Export): authorizes the
-   * request, and returns the namespace it may write to and how to record it in the audit log.
-   * @throws ConnectError
+   * request and keeps it in the caller's namespace (the `sessiond-namespace` header). @throws ConnectError
    */
-  async function authorizeHttp(headers: Headers, method: DescMethod) {
-    const policy = policyOf(method);
-    const p = await authorize(headers, policy);
-    if (p) scope(p, method, {}, headers);
-    const namespace = headers.get(NAMESPACE_HEADER) ?? "";
-    const base = { actor: actorOf(p), method: policy.name, requestId: headers.get("x-request-id") ?? "", namespace };
-    return {
-      namespace,
-      record: (code: Code | undefined, items: number) => audit.record({ ...base, time: new Date(), itemCount: items, code: code === undefined ? "ok" : codeToString(code) }),
-    };
+  async function authorizeHttp(headers: Headers, method: DescMethod): Promise<{ principal: Principal | undefined; namespace: string }> {
+    const principal = await authorize(headers, policyOf(method));
+    if (principal) scope(principal, method, {}, headers);
+    return { principal, namespace: headers.get(NAMESPACE_HEADER) ?? "" };
   }
 
-  return { authorize, authorizeHttp, requestGate, scopeInterceptor, auditInterceptor };
+  return { authorizeHttp, requestGate, scopeInterceptor };
 }
 
 /** The message holding a request's `namespace` field: the request, or its `session` (UpdateSession). */
-function namespaceHolder(desc: DescMessage, message: Record<string, unknown>): Record<string, unknown> | undefined {
+export function namespaceHolder(desc: DescMessage, message: Record<string, unknown>): Record<string, unknown> | undefined {
   if (desc.field.namespace?.fieldKind === "scalar") return message;
   const inner = desc.field.session;
   if (inner?.fieldKind === "message" && inner.message.field.namespace) return (message.session as Record<string, unknown> | undefined) ?? undefined;
@@ -223,37 +143,7 @@ function namespaceHolder(desc: DescMessage, message: Record<string, unknown>): R
 }
 
 /** The namespace header of OTLP's gRPC Export, the one method whose namespace is not in the message. */
-const NAMESPACE_HEADER = "sessiond-namespace";
-
-/**
- * The namespace a request names, for the audit log: its `namespace` field (or header); when that is
- * empty, "default" (what the services read it as), except for AdminService (empty means all) and for a
- * session addressed by global id, whose namespace is the session's: "" here, resolved later.
- */
-function namespaceNamed(method: DescMethod, message: Record<string, unknown> | undefined, header: Headers): string {
-  if (!message) return "";
-  const holder = namespaceHolder(method.input, message);
-  const named = holder ? String(holder.namespace ?? "") : (header.get(NAMESPACE_HEADER) ?? "");
-  if (named || method.parent.typeName === "sessiond.v1.AdminService" || sessionGlobalId(method, message)) return named;
-  return "default";
-}
-
-/** The session global id a request addresses (`id`, `session`, or UpdateSession's `session.id`), if any. */
-function sessionGlobalId(method: DescMethod, message: Record<string, unknown>): string {
-  if (method.parent.typeName === "sessiond.v1.SessionService" && typeof message.id === "string") return message.id;
-  if (typeof message.session === "string") return message.session;
-  const inner = message.session as { id?: unknown } | undefined;
-  return typeof inner?.id === "string" ? inner.id : "";
-}
-
-/** The uuid behind a session global id, or undefined when it is not one. */
-function sessionUuidOf(id: string): string | undefined {
-  try {
-    return id ? decodeGlobalId("Session", id) : undefined;
-  } catch {
-    return undefined;
-  }
-}
+export const NAMESPACE_HEADER = "sessiond-namespace";
 
 /** Applies the namespace (and session) scope of `p` to a parsed request. @throws ConnectError permission_denied */
 function scope(p: Principal, method: DescMethod, message: Record<string, unknown>, header: Headers): void {
@@ -282,33 +172,4 @@ function bindToSession(p: Extract<Principal, { kind: "client" }>, desc: DescMess
   const external = String(message.sessionId ?? "");
   if (!global && !external) message[globalField] = id;
   else if ((global && global !== id) || (external && external !== p.externalId)) throw denied(`${global ? (globalField === "id" ? "id" : "session") : "session_id"}: this client secret may only address its own session`);
-}
-
-/** How many items a request names, for the audit log: ids in a list, turns, spans; else 1. */
-export function itemsNamed(message: Record<string, unknown>): number {
-  for (const key of ["turns", "spans", "traceIds", "resourceSpans"]) {
-    const v = message[key];
-    if (Array.isArray(v)) return key === "resourceSpans" ? countOtlpSpans(v) : v.length;
-  }
-  const selector = message.selector as { case?: string; value?: { values?: unknown[] } } | undefined;
-  if (selector?.value && Array.isArray(selector.value.values)) return selector.value.values.length;
-  return 1;
-}
-
-function countOtlpSpans(resourceSpans: any[]): number {
-  let n = 0;
-  for (const r of resourceSpans) for (const s of r.scopeSpans ?? []) n += s.spans?.length ?? 0;
-  return n;
-}
-
-/** A bulk stream's total, from its `started` message. */
-function streamTotal(m: Record<string, unknown>): number | undefined {
-  const event = m.event as { case?: string; value?: { total?: number | bigint } } | undefined;
-  return event?.case === "started" && event.value?.total !== undefined ? Number(event.value.total) : undefined;
-}
-
-/** The namespace of the session a response carries (or names, as DeleteSession's does), if any. */
-function sessionNamespace(res: Record<string, unknown> | undefined): string {
-  const s = res?.session as { namespace?: string } | undefined;
-  return s?.namespace ?? (typeof res?.namespace === "string" ? res.namespace : "");
 }

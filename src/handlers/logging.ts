@@ -5,6 +5,7 @@ import { randomUUID } from "node:crypto";
 import { Code, ConnectError, createContextKey, type Interceptor } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import type { Logger } from "../logger.js";
+import { watchStream } from "./streams.js";
 
 /** The call's request id (context value), for handlers and other interceptors: `ctx.values.get(requestIdKey)`. */
 export const requestIdKey = createContextKey<string>("", { description: "sessiond request id" });
@@ -40,41 +41,34 @@ export function loggingInterceptor(logger: Logger): Interceptor {
       if (code !== undefined && SERVER_FAULTS.has(code)) logger.error(line, "rpc");
       else logger.info(line, "rpc");
     };
-    const fail = (err: unknown): never => {
-      // Non-Connect errors are handled like connect-es does (generic `internal`, message not sent).
+    // Non-Connect errors are handled like connect-es does (generic `internal`, message not sent).
+    const asConnectError = (err: unknown) => {
       const connectErr = err instanceof ConnectError ? err : new ConnectError("internal error", Code.Internal, undefined, undefined, err);
       connectErr.metadata.set(requestIdHeader, requestId);
+      return connectErr;
+    };
+    let res;
+    try {
+      res = await next(req);
+    } catch (err) {
+      const connectErr = asConnectError(err);
       log(connectErr.code);
       throw connectErr;
-    };
-    try {
-      const res = await next(req);
-      res.header.set(requestIdHeader, requestId);
-      if (!res.stream) {
-        log(undefined);
-        return res;
-      }
-      const source = res.message;
-      return {
-        ...res,
-        message: (async function* () {
-          let ended = false;
-          try {
-            yield* source;
-            ended = true;
-            log(undefined);
-          } catch (err) {
-            ended = true;
-            fail(err);
-          } finally {
-            // The consumer stopped early: the client went away or the response could not be written.
-            if (!ended) log(Code.Canceled);
-          }
-        })(),
-      };
-    } catch (err) {
-      return fail(err);
     }
+    res.header.set(requestIdHeader, requestId);
+    if (!res.stream) {
+      log(undefined);
+      return res;
+    }
+    return {
+      ...res,
+      message: watchStream(res.message, {
+        onEnd: (code, err) => {
+          log(code);
+          return err === undefined ? undefined : asConnectError(err);
+        },
+      }),
+    };
   };
 }
 

@@ -7,11 +7,12 @@
  * interceptors), Connect code strings, fixed outcome and state names. Never ids, namespaces or secrets.
  */
 import { isMessage } from "@bufbuild/protobuf";
-import { Code, ConnectError, type HandlerContext, type Interceptor } from "@connectrpc/connect";
+import { Code, type HandlerContext, type Interceptor } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import { BulkDeleteOutcome, BulkDeleteProgressSchema } from "../../gen/sessiond/v1/session_service_pb.js";
 import type { HttpHandler } from "../server.js";
+import { codeOf, watchStream } from "./streams.js";
 
 /** Every metric name starts with it (prom-client's process metrics too). */
 const PREFIX = "sessiond_";
@@ -99,8 +100,6 @@ export function createMetrics(deps: { pool?: PoolStats } = {}): Metrics {
       calls.inc(labels);
       duration.observe(labels, (performance.now() - started) / 1000);
     };
-    // Like the logging interceptor: anything but a ConnectError reaches the client as `internal`.
-    const codeOf = (err: unknown) => (err instanceof ConnectError ? err.code : Code.Internal);
     let res;
     try {
       res = await next(req);
@@ -112,28 +111,7 @@ export function createMetrics(deps: { pool?: PoolStats } = {}): Metrics {
       observe(undefined);
       return res;
     }
-    const source = res.message;
-    return {
-      ...res,
-      message: (async function* () {
-        let ended = false;
-        try {
-          for await (const m of source) {
-            countOutcomes(outcomes, m);
-            yield m;
-          }
-          ended = true;
-          observe(undefined);
-        } catch (err) {
-          ended = true;
-          observe(codeOf(err));
-          throw err;
-        } finally {
-          // The consumer stopped early: the client went away or the response could not be written.
-          if (!ended) observe(Code.Canceled);
-        }
-      })(),
-    };
+    return { ...res, message: watchStream(res.message, { onMessage: (m) => countOutcomes(outcomes, m), onEnd: observe }) };
   };
 
   const handler: HttpHandler = async (req, res) => {
@@ -151,8 +129,7 @@ export function createMetrics(deps: { pool?: PoolStats } = {}): Metrics {
     try {
       await inner(context);
     } catch (err) {
-      const code = err instanceof ConnectError ? err.code : Code.Internal;
-      rejected.inc({ service: context.method.parent.typeName, method: context.method.name, code: codeToString(code) });
+      rejected.inc({ service: context.method.parent.typeName, method: context.method.name, code: codeToString(codeOf(err)) });
       throw err;
     }
   };

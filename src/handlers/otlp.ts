@@ -31,8 +31,7 @@ import { checkText, type JsonObject, type JsonValue as DomainJson } from "../dom
 import { checkSpan, MAX_SPANS_PER_CALL, type SpanInput } from "../domain/trace.js";
 import type { TracingService } from "../domain/tracing.js";
 import type { Logger } from "../logger.js";
-import type { Access } from "../routes.js";
-import { itemsNamed } from "./auth.js";
+import type { Access, Auditing } from "../routes.js";
 import { toConnectError } from "./errors.js";
 
 /** The header naming the namespace OTLP spans are recorded in. */
@@ -176,7 +175,7 @@ const HTTP_STATUS: Partial<Record<Code, number>> = {
 };
 
 /** `POST /v1/traces`: OTLP/HTTP with binary protobuf or JSON bodies. */
-export function createOtlpHttpHandler(tracing: TracingService, opts: { readMaxBytes: number; logger: Logger; access: Pick<Access, "authorizeHttp"> }) {
+export function createOtlpHttpHandler(tracing: TracingService, opts: { readMaxBytes: number; logger: Logger; access: Pick<Access, "authorizeHttp">; auditing: Pick<Auditing, "httpCall"> }) {
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const type = (req.headers["content-type"] ?? "").split(";")[0].trim().toLowerCase();
     const json = type === "application/json";
@@ -199,9 +198,10 @@ export function createOtlpHttpHandler(tracing: TracingService, opts: { readMaxBy
       return;
     }
     // Credentials are checked before the body is read, as for the RPCs.
+    const headers = headersOf(req);
     let call: Awaited<ReturnType<Access["authorizeHttp"]>>;
     try {
-      call = await opts.access.authorizeHttp(headersOf(req), OtlpTraceService.method.export);
+      call = await opts.access.authorizeHttp(headers, OtlpTraceService.method.export);
     } catch (err) {
       const e = toConnectError(err, "-", opts.logger);
       return fail(e.code, e.rawMessage);
@@ -217,13 +217,14 @@ export function createOtlpHttpHandler(tracing: TracingService, opts: { readMaxBy
     } catch (err) {
       return fail(Code.InvalidArgument, `the body is not a valid OTLP ExportTraceServiceRequest (${json ? "JSON" : "protobuf"}): ${err instanceof Error ? err.message.slice(0, 200) : "unreadable"}`);
     }
+    const audited = opts.auditing.httpCall(call.principal, OtlpTraceService.method.export, headers);
     try {
       const response = await ingest(tracing, call.namespace, request);
-      call.record(undefined, itemsNamed(request as never));
+      audited(undefined, request as unknown as Record<string, unknown>);
       reply(200, json ? JSON.stringify(toJson(ExportTraceServiceResponseSchema, response)) : toBinary(ExportTraceServiceResponseSchema, response));
     } catch (err) {
       const e = toConnectError(err, String(req.headers["x-request-id"] ?? "otlp-http"), opts.logger);
-      call.record(e.code, itemsNamed(request as never));
+      audited(e.code, request as unknown as Record<string, unknown>);
       fail(e.code, e.rawMessage);
     }
   };

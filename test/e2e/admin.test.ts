@@ -13,6 +13,7 @@ import { MemoryService } from "../../gen/sessiond/v1/memory_service_pb.js";
 import { SessionService } from "../../gen/sessiond/v1/session_service_pb.js";
 import { TraceService } from "../../gen/sessiond/v1/trace_service_pb.js";
 import { bearer } from "../setup/auth.js";
+import { seedSessions } from "../setup/seed.js";
 import { grpcTransport, useServer } from "../setup/server.js";
 
 const ctx = useServer();
@@ -132,6 +133,23 @@ describe("API keys", () => {
 });
 
 describe("the audit log", () => {
+  it("records a server stream the client walked away from as canceled, with the total it was going through", async () => {
+    const { key, secret } = await newKey(Role.WRITER, undefined, "walks away");
+    await seedSessions(ctx.db.dataSource, 300, "audit-cancel");
+    const abort = new AbortController();
+    const stream = as(SessionService, secret).bulkDeleteSessions({ namespace: "audit-cancel", selector: { case: "filter", value: {} }, batchSize: 1 }, { signal: abort.signal });
+    await expect(
+      (async () => {
+        for await (const m of stream) if (m.event.case === "progress") abort.abort();
+      })(),
+    ).rejects.toMatchObject({ code: Code.Canceled });
+    let events: { method: string; code: string; itemCount: bigint }[] = [];
+    for (const t0 = Date.now(); !events.length && Date.now() - t0 < 5000; await new Promise((r) => setTimeout(r, 100))) {
+      events = (await admin.listAuditEvents({ actor: key.id })).events;
+    }
+    expect(events.map((e) => [e.method, e.code, e.itemCount])).toEqual([["sessiond.v1.SessionService/BulkDeleteSessions", "canceled", 300n]]);
+  });
+
   it("records who made each mutating call, which RPC, which namespace, how many ids and how it ended", async () => {
     const { key, secret } = await newKey(Role.WRITER, undefined, "auditor test");
     const client = as(SessionService, secret);

@@ -6,6 +6,7 @@ import type { Services } from "../../src/domain/services.js";
 import { createSessionHandlers } from "../../src/handlers/session-service.js";
 import { createInterceptors } from "../../src/routes.js";
 import { createLogger } from "../../src/logger.js";
+import { createAuditing } from "../../src/handlers/audit.js";
 import { createAccess } from "../../src/handlers/auth.js";
 import { bearer, TEST_ADMIN_KEY } from "../setup/auth.js";
 import { useDatabase } from "../setup/context.js";
@@ -14,9 +15,9 @@ const ctx = useDatabase();
 
 function clientFor(services: Services, logs: string[] = []) {
   const logger = createLogger("info", { write: (l: string) => logs.push(l) } as never);
-  const access = createAccess({ credentials: services.credentials, audit: services.audit, logger });
+  const access = createAccess({ credentials: services.credentials, logger });
   const transport = createRouterTransport((router) => router.service(SessionService, createSessionHandlers(services)), {
-    router: { interceptors: createInterceptors(logger, access), requestGate: access.requestGate },
+    router: { interceptors: createInterceptors(logger, { access, auditing: createAuditing(services.audit) }), requestGate: access.requestGate },
     transport: { interceptors: [bearer(TEST_ADMIN_KEY)] },
   });
   return createClient(SessionService, transport);

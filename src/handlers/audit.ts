@@ -1,0 +1,133 @@
+/**
+ * The audit log's side of a call: every mutating call (all but Get* and List*) is recorded when it
+ * ends, with who made it (principalKey), which RPC, which namespace, how many items it named and the
+ * code it ended with (a server stream: when the stream ends, `canceled` if the client went away).
+ * Calls refused before their body was read never get here: they are logged and counted as rejected.
+ */
+import type { DescMethod } from "@bufbuild/protobuf";
+import type { Code, Interceptor } from "@connectrpc/connect";
+import { codeToString } from "@connectrpc/connect/protocol-connect";
+import type { Principal } from "../domain/access.js";
+import type { AuditLog } from "../domain/audit.js";
+import { decodeGlobalId } from "../domain/ids.js";
+import { actorOf, NAMESPACE_HEADER, namespaceHolder, policyOf, principalKey } from "./auth.js";
+import { requestIdKey } from "./logging.js";
+import { codeOf, seeRequest, watchStream } from "./streams.js";
+
+/** What a finished call tells the audit log. */
+interface Call {
+  principal: Principal | undefined;
+  method: DescMethod;
+  requestId: string;
+  /** The request message (undefined when it never arrived). */
+  message: Record<string, unknown> | undefined;
+  header: Headers;
+}
+
+/** Records calls in `audit`: as an interceptor for RPCs, and by hand for plain HTTP endpoints. */
+export function createAuditing(audit: AuditLog) {
+  function record(call: Call, code: Code | undefined, items?: number, res?: Record<string, unknown>): void {
+    const { message } = call;
+    audit.record({
+      actor: actorOf(call.principal),
+      method: policyOf(call.method).name,
+      requestId: call.requestId,
+      time: new Date(),
+      namespace: namespaceNamed(call.method, message, call.header) || sessionNamespace(res),
+      sessionUuid: message ? sessionUuidOf(sessionGlobalId(call.method, message)) : undefined,
+      itemCount: items ?? (message ? itemsNamed(message) : 1),
+      code: code === undefined ? "ok" : codeToString(code),
+    });
+  }
+
+  /** Put it outside the error mapping, so that it sees the codes clients get. */
+  const interceptor: Interceptor = (next) => async (req) => {
+    const policy = policyOf(req.method);
+    if (!policy.mutating || policy.open) return next(req);
+    const call: Call = { principal: req.contextValues.get(principalKey), method: req.method, requestId: req.contextValues.get(requestIdKey), message: undefined, header: req.header };
+    let res;
+    try {
+      res = await next(seeRequest(req, (message) => (call.message = message)));
+    } catch (err) {
+      record(call, codeOf(err));
+      throw err;
+    }
+    if (!res.stream) {
+      record(call, undefined, undefined, res.message as unknown as Record<string, unknown>);
+      return res;
+    }
+    let total: number | undefined;
+    return {
+      ...res,
+      message: watchStream(res.message, {
+        onMessage: (m) => (total = streamTotal(m as unknown as Record<string, unknown>) ?? total),
+        onEnd: (code) => record(call, code, total),
+      }),
+    };
+  };
+
+  /** For a plain HTTP endpoint standing for `method` (OTLP/HTTP): records its call once it is answered. */
+  const httpCall = (principal: Principal | undefined, method: DescMethod, header: Headers) => (code: Code | undefined, message: Record<string, unknown> | undefined) =>
+    record({ principal, method, requestId: header.get("x-request-id") ?? "", message, header }, code, message ? undefined : 0);
+
+  return { interceptor, httpCall };
+}
+
+/**
+ * The namespace a request names, for the audit log: its `namespace` field (or header); when that is
+ * empty, "default" (what the services read it as), except for AdminService (empty means all) and for a
+ * session addressed by global id, whose namespace is the session's: "" here, resolved later.
+ */
+function namespaceNamed(method: DescMethod, message: Record<string, unknown> | undefined, header: Headers): string {
+  if (!message) return "";
+  const holder = namespaceHolder(method.input, message);
+  const named = holder ? String(holder.namespace ?? "") : (header.get(NAMESPACE_HEADER) ?? "");
+  if (named || method.parent.typeName === "sessiond.v1.AdminService" || sessionGlobalId(method, message)) return named;
+  return "default";
+}
+
+/** The session global id a request addresses (`id`, `session`, or UpdateSession's `session.id`), if any. */
+function sessionGlobalId(method: DescMethod, message: Record<string, unknown>): string {
+  if (method.parent.typeName === "sessiond.v1.SessionService" && typeof message.id === "string") return message.id;
+  if (typeof message.session === "string") return message.session;
+  const inner = message.session as { id?: unknown } | undefined;
+  return typeof inner?.id === "string" ? inner.id : "";
+}
+
+/** The uuid behind a session global id, or undefined when it is not one. */
+function sessionUuidOf(id: string): string | undefined {
+  try {
+    return id ? decodeGlobalId("Session", id) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** How many items a request names, for the audit log: ids in a list, turns, spans; else 1. */
+function itemsNamed(message: Record<string, unknown>): number {
+  for (const key of ["turns", "spans", "traceIds", "resourceSpans"]) {
+    const v = message[key];
+    if (Array.isArray(v)) return key === "resourceSpans" ? countOtlpSpans(v) : v.length;
+  }
+  const selector = message.selector as { case?: string; value?: { values?: unknown[] } } | undefined;
+  if (selector?.value && Array.isArray(selector.value.values)) return selector.value.values.length;
+  return 1;
+}
+
+function countOtlpSpans(resourceSpans: any[]): number {
+  let n = 0;
+  for (const r of resourceSpans) for (const s of r.scopeSpans ?? []) n += s.spans?.length ?? 0;
+  return n;
+}
+
+/** A bulk stream's total, from its `started` message. */
+function streamTotal(m: Record<string, unknown>): number | undefined {
+  const event = m.event as { case?: string; value?: { total?: number | bigint } } | undefined;
+  return event?.case === "started" && event.value?.total !== undefined ? Number(event.value.total) : undefined;
+}
+
+/** The namespace of the session a response carries (or names, as DeleteSession's does), if any. */
+function sessionNamespace(res: Record<string, unknown> | undefined): string {
+  const s = res?.session as { namespace?: string } | undefined;
+  return s?.namespace ?? (typeof res?.namespace === "string" ? res.namespace : "");
+}
