@@ -24,6 +24,7 @@ import {
 } from "../domain/errors.js";
 import type { Logger } from "../logger.js";
 import { requestIdKey } from "./logging.js";
+import { watchStream } from "./streams.js";
 
 const FOREIGN_KEY_VIOLATION = "23503";
 
@@ -75,17 +76,7 @@ export function errorInterceptor(logger: Logger): Interceptor {
     try {
       const res = await next(req);
       if (!res.stream) return res;
-      const source = res.message;
-      return {
-        ...res,
-        message: (async function* () {
-          try {
-            yield* source;
-          } catch (err) {
-            throw toConnectError(err, requestId, logger);
-          }
-        })(),
-      };
+      return { ...res, message: watchStream(res.message, { onEnd: (_code, err) => (err === undefined ? undefined : toConnectError(err, requestId, logger)) }) };
     } catch (err) {
       throw toConnectError(err, requestId, logger);
     }
