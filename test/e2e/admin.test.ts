@@ -3,7 +3,6 @@
  * once, listed without secrets, revoked, expired) and the audit log.
  */
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
 import { toJsonString } from "@bufbuild/protobuf";
 import { beforeAll, describe, expect, it } from "vitest";
 import { AdminService, ListApiKeysResponseSchema, type DeleteNamespaceResponse } from "../../gen/sessiond/v1/admin_service_pb.js";
@@ -12,14 +11,13 @@ import { ParticipantKind } from "../../gen/sessiond/v1/conversation_pb.js";
 import { MemoryService } from "../../gen/sessiond/v1/memory_service_pb.js";
 import { SessionService } from "../../gen/sessiond/v1/session_service_pb.js";
 import { TraceService } from "../../gen/sessiond/v1/trace_service_pb.js";
-import { bearer } from "../setup/auth.js";
+import { codeOf, connectAs } from "../setup/auth.js";
 import { seedSessions } from "../setup/seed.js";
 import { grpcTransport, useServer } from "../setup/server.js";
 
 const ctx = useServer();
 const as = <S extends Parameters<typeof createClient>[0]>(service: S, secret?: string) =>
-  createClient(service, secret === undefined ? grpcTransport(ctx.url) : createConnectTransport({ baseUrl: ctx.url, httpVersion: "1.1", interceptors: [bearer(secret)] }));
-const codeOf = (p: Promise<unknown>) => p.then(() => undefined, (e) => ConnectError.from(e).code);
+  createClient(service, secret === undefined ? grpcTransport(ctx.url) : connectAs(ctx.url, secret));
 let admin: ReturnType<typeof as<typeof AdminService>>;
 beforeAll(() => void (admin = as(AdminService)));
 

@@ -14,7 +14,7 @@ import { MemoryService } from "../../gen/sessiond/v1/memory_service_pb.js";
 import { ServerInfoService } from "../../gen/sessiond/v1/server_info_service_pb.js";
 import { BulkDeleteOutcome, SessionService } from "../../gen/sessiond/v1/session_service_pb.js";
 import { TraceService } from "../../gen/sessiond/v1/trace_service_pb.js";
-import { bearer } from "../setup/auth.js";
+import { bearer, codeOf, connectAs } from "../setup/auth.js";
 import { transports, useServer } from "../setup/server.js";
 
 const ctx = useServer();
@@ -179,20 +179,19 @@ describe("OTLP/HTTP POST /v1/traces", () => {
 describe("a key of one namespace", () => {
   it("never sees, lists, changes or deletes another namespace's sessions", async () => {
     const writerA = callers.find((c) => c.kind === "key" && c.role === "writer" && c.namespace === A)!;
-    const asA = createClient(SessionService, createConnectTransport({ baseUrl: ctx.url, httpVersion: "1.1", interceptors: [bearer(writerA.secret)] }));
+    const asA = createClient(SessionService, connectAs(ctx.url, writerA.secret));
     const asAdmin = createClient(SessionService, transports(ctx.url)["grpc/http2"]);
     const { session: theirs } = await asAdmin.createSession({ namespace: B, sessionId: "secret-plans" });
     const { session: mine } = await asA.createSession({ sessionId: "mine" });
     expect(mine!.namespace).toBe(A);
 
-    const code = (p: Promise<unknown>) => p.then(() => undefined, (e) => ConnectError.from(e).code);
-    expect(await code(asA.getSession({ id: theirs!.id }))).toBe(Code.NotFound);
-    expect(await code(asA.getSession({ namespace: B, sessionId: "secret-plans" }))).toBe(Code.PermissionDenied);
-    expect(await code(asA.updateSession({ session: { id: theirs!.id, user: "x" }, updateMask: { paths: ["user"] } }))).toBe(Code.NotFound);
-    expect(await code(asA.deleteSession({ id: theirs!.id }))).toBe(Code.NotFound);
-    expect(await code(asA.cancelSession({ id: theirs!.id }))).toBe(Code.NotFound);
-    expect(await code(asA.appendTurns({ id: theirs!.id, turns: [{ participantId: "p", content: "x" }] }))).toBe(Code.NotFound);
-    expect(await code(asA.listSessions({ namespace: B }))).toBe(Code.PermissionDenied);
+    expect(await codeOf(asA.getSession({ id: theirs!.id }))).toBe(Code.NotFound);
+    expect(await codeOf(asA.getSession({ namespace: B, sessionId: "secret-plans" }))).toBe(Code.PermissionDenied);
+    expect(await codeOf(asA.updateSession({ session: { id: theirs!.id, user: "x" }, updateMask: { paths: ["user"] } }))).toBe(Code.NotFound);
+    expect(await codeOf(asA.deleteSession({ id: theirs!.id }))).toBe(Code.NotFound);
+    expect(await codeOf(asA.cancelSession({ id: theirs!.id }))).toBe(Code.NotFound);
+    expect(await codeOf(asA.appendTurns({ id: theirs!.id, turns: [{ participantId: "p", content: "x" }] }))).toBe(Code.NotFound);
+    expect(await codeOf(asA.listSessions({ namespace: B }))).toBe(Code.PermissionDenied);
     const listed = await asA.listSessions({});
     expect(listed.sessions.map((s) => s.sessionId)).not.toContain("secret-plans");
     expect(listed.sessions.every((s) => s.namespace === A)).toBe(true);

@@ -5,22 +5,21 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import path from "node:path";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import { createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { afterAll, describe, expect, it } from "vitest";
 import { RetryInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { ParticipantKind } from "../../gen/sessiond/v1/conversation_pb.js";
 import { SessionService } from "../../gen/sessiond/v1/session_service_pb.js";
 import { TraceService } from "../../gen/sessiond/v1/trace_service_pb.js";
 import { freePort } from "../../src/net/free-port.js";
-import { bearer, TEST_ADMIN_KEY } from "../setup/auth.js";
+import { bearer, codeOf, connectAs, TEST_ADMIN_KEY } from "../setup/auth.js";
 import { grpcTransport, useServer } from "../setup/server.js";
 
 const ctx = useServer();
 const admin = () => createClient(SessionService, grpcTransport(ctx.url));
-const asBrowser = (secret: string, baseUrl = ctx.url) => createClient(SessionService, createConnectTransport({ baseUrl, httpVersion: "1.1", interceptors: [bearer(secret)] }));
+const asBrowser = (secret: string, baseUrl = ctx.url) => createClient(SessionService, connectAs(baseUrl, secret));
 /** The error a call fails with (the test fails if it succeeds). */
 const failure = (p: Promise<unknown>) => p.then(() => expect.unreachable("the call succeeded"), (e) => ConnectError.from(e));
-const codeOf = (p: Promise<unknown>) => p.then(() => undefined, (e) => ConnectError.from(e).code);
 /** Every secret this file saw: none may reach a log. */
 const secrets = new Set<string>([TEST_ADMIN_KEY]);
 
@@ -38,7 +37,7 @@ describe("a client secret", () => {
     await admin().bindParticipant({ id: session.id, participantId: "alice", kind: ParticipantKind.USER });
 
     for (const transport of [
-      createConnectTransport({ baseUrl: ctx.url, httpVersion: "1.1", interceptors: [bearer(secret)] }),
+      connectAs(ctx.url, secret),
       createGrpcWebTransport({ baseUrl: ctx.url, httpVersion: "1.1", interceptors: [bearer(secret)] }),
       createGrpcTransport({ baseUrl: ctx.url, interceptors: [bearer(secret)] }),
     ]) {
@@ -49,7 +48,7 @@ describe("a client secret", () => {
       await browser.appendTurns({ turns: [{ participantId: "alice", content: "hi" }] });
       expect((await browser.listTurns({ id: session.id })).turns.length).toBeGreaterThan(0);
     }
-    const spans = createClient(TraceService, createConnectTransport({ baseUrl: ctx.url, httpVersion: "1.1", interceptors: [bearer(secret)] }));
+    const spans = createClient(TraceService, connectAs(ctx.url, secret));
     const recorded = await spans.recordSpans({ spans: [{ traceId: "0af7651916cd43dd8448eb211c80319c", spanId: "b7ad6b7169203331", name: "click", startTime: { seconds: 1n }, endTime: { seconds: 2n } }] });
     expect(recorded.spansRecorded).toBe(1);
     expect((await admin().getSession({ id: session.id })).session?.stats?.traceCount).toBe(1);

@@ -4,47 +4,25 @@
  * would. Any failing command fails the test; the blocks that show an error on purpose check that it is
  * the expected one.
  */
-import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { promisify } from "node:util";
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
+import { Code, createClient } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import { AdminService } from "../../gen/sessiond/v1/admin_service_pb.js";
 import { MemoryService } from "../../gen/sessiond/v1/memory_service_pb.js";
 import { ServerInfoService } from "../../gen/sessiond/v1/server_info_service_pb.js";
 import { SessionService } from "../../gen/sessiond/v1/session_service_pb.js";
 import { TraceService } from "../../gen/sessiond/v1/trace_service_pb.js";
-import { bearer, TEST_ADMIN_KEY } from "../setup/auth.js";
+import { codeOf, connectAs, TEST_ADMIN_KEY } from "../setup/auth.js";
+import { fences, runBash } from "../setup/markdown.js";
 import { grpcTransport, useServer } from "../setup/server.js";
 
 const ctx = useServer();
 const TOUR = "docs/api-tour.md";
 const DOC_URL = "http://localhost:8080";
 
-/** The fenced blocks of a markdown file: language and body, in order. */
-function fences(markdown: string): { lang: string; body: string }[] {
-  return [...markdown.matchAll(/^```(\S*)\n([\s\S]*?)^```$/gm)].map((m) => ({ lang: m[1], body: m[2] }));
-}
-
 /** Lines that start a command (not continuations, here-document bodies or comments). */
 function commands(script: string, program: RegExp): number {
   return script.split("\n").filter((line) => program.test(line)).length;
-}
-
-/** Runs `script` with bash -euo pipefail; on failure, the tail of what it printed. */
-async function runScript(script: string): Promise<{ stdout: string; stderr: string }> {
-  try {
-    return await promisify(execFile)("bash", ["-euo", "pipefail", "-c", script], {
-      env: { ...process.env, SESSIOND_KEY: TEST_ADMIN_KEY },
-      timeout: 280_000,
-      maxBuffer: 16 * 1024 * 1024,
-    });
-  } catch (err) {
-    const e = err as { code?: unknown; signal?: unknown; stdout?: string; stderr?: string };
-    const tail = (s = "") => s.split("\n").filter((l) => !l.startsWith("npm warn")).slice(-40).join("\n");
-    throw new Error(`the tour failed (exit ${String(e.code)}, signal ${String(e.signal)})\n--- stdout (end) ---\n${tail(e.stdout)}\n--- stderr (end) ---\n${tail(e.stderr)}`);
-  }
 }
 
 describe("docs/api-tour.md", () => {
@@ -68,7 +46,7 @@ describe("docs/api-tour.md", () => {
 
   it("runs top to bottom as printed, as one bash script", async () => {
     const run = `${script.replaceAll(DOC_URL, ctx.url)}\necho "TOUR_ID=$ID"\necho "TOUR_CLIENT_SECRET=$CLIENT_SECRET"\necho "TOUR_READER_KEY=$READER_KEY"\n`;
-    const { stdout } = await runScript(run);
+    const { stdout } = await runBash(run, { SESSIOND_KEY: TEST_ADMIN_KEY }, 280_000);
     const value = (name: string) => new RegExp(`^${name}=(\\S+)$`, "m").exec(stdout)![1];
     const [id, clientSecret, readerKey] = [value("TOUR_ID"), value("TOUR_CLIENT_SECRET"), value("TOUR_READER_KEY")];
     expect(clientSecret).toMatch(/^cs_/);
@@ -102,10 +80,7 @@ describe("docs/api-tour.md", () => {
     // The namespace is gone, with its key; the client secret no longer works; no secret reached the log.
     const { namespaces } = await createClient(AdminService, grpcTransport(ctx.url)).listNamespaces({ pageSize: 1000 });
     expect(namespaces.map((n) => n.name)).not.toContain("tour");
-    const code = (secret: string) =>
-      createClient(SessionService, createConnectTransport({ baseUrl: ctx.url, httpVersion: "1.1", interceptors: [bearer(secret)] }))
-        .getSession({})
-        .then(() => undefined, (e) => ConnectError.from(e).code);
+    const code = (secret: string) => codeOf(createClient(SessionService, connectAs(ctx.url, secret)).getSession({}));
     expect(await code(readerKey)).toBe(Code.Unauthenticated);
     expect(await code(clientSecret)).toBe(Code.Unauthenticated);
     const logs = ctx.logs.join("");
