@@ -2,7 +2,7 @@
  * API keys: created with a secret shown once (only its hash is stored), listed, revoked, and the keys
  * an operator starts with (SESSIOND_BOOTSTRAP_ADMIN_KEY, or a first-start key for a local install).
  */
-import type { KeyStore } from "../db/repositories/key-store.js";
+import type { ApiKeyRow, KeyStore } from "../db/repositories/key-store.js";
 import type { NamespaceStore } from "../db/repositories/namespace-store.js";
 import { hashSecret, MIN_BOOTSTRAP_SECRET_LENGTH, newSecret, secretPrefix, type ApiKey, type Role } from "./access.js";
 import { InvalidInputError, NotFoundError } from "./errors.js";
@@ -39,6 +39,11 @@ export interface ApiKeyService {
   createFirstKey(): Promise<{ key: ApiKey; secret: string } | undefined>;
 }
 
+/** A stored key as the API shows it: never with its hash. */
+function withoutSecret({ secretHash: _, ...key }: ApiKeyRow): ApiKey {
+  return key;
+}
+
 /** Checks a role from the API. */
 function checkRole(role: Role | undefined): Role {
   if (!role) throw new InvalidInputError("role", "is required: ROLE_READER, ROLE_WRITER or ROLE_ADMIN");
@@ -54,8 +59,7 @@ export function createApiKeyService(deps: { keys: KeyStore; namespaces: Namespac
     const uuid = crypto.randomUUID();
     const secret = newSecret("sk", uuid);
     const row = await keys.insert({ uuid, ...v, secretHash: hashSecret(secret), secretPrefix: secretPrefix(secret) });
-    const { secretHash: _, ...key } = row;
-    return { key, secret };
+    return { key: withoutSecret(row), secret };
   }
 
   return {
@@ -84,7 +88,7 @@ export function createApiKeyService(deps: { keys: KeyStore; namespaces: Namespac
       }
       const rows = await keys.list({ namespaceId, showRevoked: input.showRevoked, after, limit: limit + 1 });
       const page = pageOf(rows, limit, (last) => encodePageToken({ createTime: last.createTime, uuid: last.uuid }, fp));
-      return { keys: page.items.map(({ secretHash: _, ...k }) => k), nextPageToken: page.nextPageToken };
+      return { keys: page.items.map(withoutSecret), nextPageToken: page.nextPageToken };
     },
 
     async revoke(id, namespace) {
@@ -96,14 +100,12 @@ export function createApiKeyService(deps: { keys: KeyStore; namespaces: Namespac
       }
       const row = await keys.revoke(uuid, namespaceId);
       if (!row) throw new NotFoundError(`API key ${id} not found${namespace ? ` in namespace "${namespace}"` : ""}`);
-      const { secretHash: _, ...key } = row;
-      return key;
+      return withoutSecret(row);
     },
 
     async ensureBootstrap(secret) {
       if (secret.length < MIN_BOOTSTRAP_SECRET_LENGTH) throw new InvalidInputError("SESSIOND_BOOTSTRAP_ADMIN_KEY", `must be at least ${MIN_BOOTSTRAP_SECRET_LENGTH} characters`);
-      const { secretHash: _, ...key } = await keys.upsertBootstrap(hashSecret(secret), "");
-      return key;
+      return withoutSecret(await keys.upsertBootstrap(hashSecret(secret), ""));
     },
 
     async createFirstKey() {

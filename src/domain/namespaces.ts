@@ -35,7 +35,7 @@ export function createNamespaceService(deps: { namespaces: NamespaceStore; bulkS
     async list(input) {
       const limit = checkPageSize(input.pageSize);
       const fp = fingerprint("namespaces");
-      const after = input.pageToken ? decodePageToken(input.pageToken, fp, "nothing") : undefined;
+      const after = input.pageToken ? decodePageToken(input.pageToken, fp, "the request") : undefined;
       const rows = await namespaces.list(after, limit + 1);
       const page = pageOf(rows, limit, (last) => encodePageToken({ createTime: last.createTime, uuid: last.uuid }, fp));
       return { namespaces: page.items, nextPageToken: page.nextPageToken };

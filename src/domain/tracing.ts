@@ -18,7 +18,7 @@ import {
   type JsonObject,
   type Session,
 } from "./session.js";
-import { loadSession, type SessionAddress } from "./sessions.js";
+import { insertRetryingGoneNamespace, loadSession, type SessionAddress } from "./sessions.js";
 import {
   checkSpans,
   checkSpanId,
@@ -214,17 +214,18 @@ export function createTracingService(stores: StoreSet) {
 
   /** OTLP: the session named by spans' session.id, created with the defaults (and no client secret) when it does not exist yet. */
   async function findOrCreateSession(namespace: string, sessionId: string): Promise<Session> {
-    const namespaceId = (await namespaceIdOf(namespace, true))!;
-    const found = await stores.sessions.find({ namespaceId, externalId: sessionId });
-    if (found) return found;
-    try {
-      return await stores.sessions.insert({ uuid: crypto.randomUUID(), clientSecretHash: null, namespaceId, externalId: checkText("session.id", sessionId, 256, { required: true, id: true }), user: "", workflowId: "", workflowVersion: "", data: {}, labels: {}, expiresAfterMs: DEFAULT_EXPIRES_AFTER_MS, maxRequestsPerMinute: DEFAULT_MAX_REQUESTS_PER_MINUTE });
-    } catch (err) {
-      // Created meanwhile by a concurrent export.
-      const existing = await stores.sessions.find({ namespaceId, externalId: sessionId });
-      if (existing) return existing;
-      throw err;
-    }
+    return insertRetryingGoneNamespace(stores.sessions, namespace, async (namespaceId) => {
+      const found = await stores.sessions.find({ namespaceId, externalId: sessionId });
+      if (found) return found;
+      try {
+        return await stores.sessions.insert({ uuid: crypto.randomUUID(), clientSecretHash: null, namespaceId, externalId: checkText("session.id", sessionId, 256, { required: true, id: true }), user: "", workflowId: "", workflowVersion: "", data: {}, labels: {}, expiresAfterMs: DEFAULT_EXPIRES_AFTER_MS, maxRequestsPerMinute: DEFAULT_MAX_REQUESTS_PER_MINUTE });
+      } catch (err) {
+        // Created meanwhile by a concurrent export.
+        const existing = await stores.sessions.find({ namespaceId, externalId: sessionId });
+        if (existing) return existing;
+        throw err;
+      }
+    });
   }
 }
 

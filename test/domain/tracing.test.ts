@@ -701,3 +701,16 @@ describe("namespaces", () => {
     expect((await ctx.services.tracing.get("ns-a", t)).trace).toMatchObject({ rootSpanName: "a-root", spanCount: 1 });
   });
 });
+
+describe("OTLP session creation", () => {
+  it("re-creates a namespace that another process deleted after this one cached its id", async () => {
+    const ns = "otlp-gone";
+    const session = (id: string) => ctx.services.tracing.record({ namespace: ns, session: "", sessionId: id, spans: [span(traceHex())] }, { createSession: true });
+    await session("first");
+    // As AdminService.DeleteNamespace in another server process: this process's cached id goes stale.
+    await ctx.db.sql("DELETE FROM namespaces WHERE name = $1", [ns]);
+    await expect(session("second")).resolves.toMatchObject({ recorded: 1 });
+    const [row] = await ctx.db.sql("SELECT count(*)::int AS n FROM sessions s JOIN namespaces n ON n.id = s.namespace_id WHERE n.name = $1", [ns]);
+    expect(row.n).toBe(1);
+  });
+});

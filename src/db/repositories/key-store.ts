@@ -67,6 +67,10 @@ function toRow(r: any): ApiKeyRow {
 /** The store over `db`. */
 export function createKeyStore(db: EntityManager): KeyStore {
   const q = (sql: string, params: unknown[] = []) => db.query(sql, params) as Promise<any[]>;
+  const one = async (where: string, params: unknown[]) => {
+    const rows = await q(`SELECT ${COLUMNS} FROM api_keys k LEFT JOIN namespaces n ON n.id = k.namespace_id WHERE ${where}`, params);
+    return rows.length ? toRow(rows[0]) : undefined;
+  };
   const select = async (cte: string, params: unknown[]) => (await q(`WITH k AS (${cte}) SELECT ${COLUMNS} FROM k LEFT JOIN namespaces n ON n.id = k.namespace_id`, params)).map(toRow);
   return {
     async insert(v) {
@@ -79,15 +83,9 @@ export function createKeyStore(db: EntityManager): KeyStore {
       return row;
     },
 
-    async find(uuid) {
-      const rows = await q(`SELECT ${COLUMNS} FROM api_keys k LEFT JOIN namespaces n ON n.id = k.namespace_id WHERE k.id = $1`, [uuid]);
-      return rows.length ? toRow(rows[0]) : undefined;
-    },
+    find: (uuid) => one("k.id = $1", [uuid]),
 
-    async findBootstrap() {
-      const rows = await q(`SELECT ${COLUMNS} FROM api_keys k LEFT JOIN namespaces n ON n.id = k.namespace_id WHERE k.bootstrap`);
-      return rows.length ? toRow(rows[0]) : undefined;
-    },
+    findBootstrap: () => one("k.bootstrap", []),
 
     async upsertBootstrap(secretHash, secretPrefix) {
       const [row] = await select(
