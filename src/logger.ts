@@ -9,7 +9,8 @@ export function createLogger(level: string, destination?: pino.DestinationStream
   return pino(
     {
       level,
-      base: { service: "sessiond" },
+      // `app`, not `service`: call lines carry the RPC service under `service`.
+      base: { app: "sessiond" },
       redact: {
         paths: ["authorization", "*.authorization", "headers.authorization", "*.headers.authorization", "x-api-key", "*.x-api-key", "client_secret", "*.client_secret", "password", "*.password"],
         censor: "[redacted]",
