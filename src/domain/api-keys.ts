@@ -6,7 +6,7 @@ import type { ApiKeyRow, KeyStore } from "../db/repositories/key-store.js";
 import type { NamespaceStore } from "../db/repositories/namespace-store.js";
 import { hashSecret, MIN_BOOTSTRAP_SECRET_LENGTH, newSecret, secretPrefix, type ApiKey, type Role } from "./access.js";
 import { InvalidInputError, NotFoundError } from "./errors.js";
-import { decodeGlobalId } from "./ids.js";
+import { decodeGlobalId, newUuid } from "./ids.js";
 import { decodePageToken, encodePageToken, fingerprint, pageOf } from "./page-token.js";
 import { checkNamespace, checkPageSize, checkText } from "./session.js";
 
@@ -56,7 +56,7 @@ export function createApiKeyService(deps: { keys: KeyStore; namespaces: Namespac
 
   async function insert(v: { namespaceId: string | null; displayName: string; role: Role; createdBy: string; expiresAfterMs: number | null }) {
     // The secret embeds the key's id, so the id is chosen here rather than by the database.
-    const uuid = crypto.randomUUID();
+    const uuid = newUuid();
     const secret = newSecret("sk", uuid);
     const row = await keys.insert({ uuid, ...v, secretHash: hashSecret(secret), secretPrefix: secretPrefix(secret) });
     return { key: withoutSecret(row), secret };

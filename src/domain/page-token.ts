@@ -1,7 +1,9 @@
 /**
  * Opaque keyset page tokens. A token carries the position of the last row served ((create_time, uuid)
- * for sessions and memories, the sequence number for turns), a fingerprint of the request it belongs
- * to, and a checksum. A token that does not decode or whose checksum fails is rejected as malformed;
+ * for sessions, traces, annotations, memories, namespaces, API keys and audit events, the sequence number
+ * for turns), a fingerprint of the request it belongs to, and a checksum. (create_time, uuid) is a total
+ * order that follows creation, also within one millisecond of create_time: ids are time-ordered UUIDv7
+ * (sessiond_uuid_v7() in the database, newUuid() in ids.ts), so a row made later has a greater id. A token that does not decode or whose checksum fails is rejected as malformed;
  * one used with different request parameters is rejected as stale. Tokens are not secrets: the namespace scope of the query
  * is enforced independently of them.
  */

@@ -6,7 +6,7 @@ import type { SessionStore } from "../db/repositories/session-store.js";
 import { bulkDeleteSessions, type BulkDeleteEvent, type BulkDeleteInput, type BulkDeleteStore, type FailureLog } from "./bulk-delete.js";
 import { hashSecret, newSecret } from "./access.js";
 import { ConflictError, InvalidInputError, NamespaceGoneError, NotFoundError, PreconditionError } from "./errors.js";
-import { decodeGlobalId } from "./ids.js";
+import { decodeGlobalId, newUuid } from "./ids.js";
 import { decodePageToken, encodePageToken, fingerprint, pageOf } from "./page-token.js";
 import {
   checkData,
@@ -152,7 +152,7 @@ export function createSessionService(deps: { store: SessionStore; bulkStore: Bul
         expiresAfterMs: checkExpiresAfter(input.expiresAfterMs),
         maxRequestsPerMinute: checkMaxRequestsPerMinute(input.maxRequestsPerMinute),
       };
-      const uuid = crypto.randomUUID();
+      const uuid = newUuid();
       const secret = newSecret("cs", uuid);
       const session = await insertRetryingGoneNamespace(store, namespace, (namespaceId) => store.insert({ uuid, namespaceId, clientSecretHash: hashSecret(secret), ...values }));
       return { ...session, clientSecret: { value: secret, expireTime: session.expireTime } };

@@ -6,7 +6,7 @@ import type { SessionKey } from "../db/repositories/session-store.js";
 import type { StoreSet, Stores } from "../db/repositories/stores.js";
 import type { AnnotationValues, RecordResult, ResolvedTarget } from "../db/repositories/trace-store.js";
 import { InvalidInputError, isConcurrencyConflict, NotFoundError, PreconditionError } from "./errors.js";
-import { decodeGlobalId } from "./ids.js";
+import { decodeGlobalId, newUuid } from "./ids.js";
 import { decodePageToken, encodePageToken, fingerprint, pageOf } from "./page-token.js";
 import {
   checkData,
@@ -218,7 +218,7 @@ export function createTracingService(stores: StoreSet) {
       const found = await stores.sessions.find({ namespaceId, externalId: sessionId });
       if (found) return found;
       try {
-        return await stores.sessions.insert({ uuid: crypto.randomUUID(), clientSecretHash: null, namespaceId, externalId: checkText("session.id", sessionId, 256, { required: true, id: true }), user: "", workflowId: "", workflowVersion: "", data: {}, labels: {}, expiresAfterMs: DEFAULT_EXPIRES_AFTER_MS, maxRequestsPerMinute: DEFAULT_MAX_REQUESTS_PER_MINUTE });
+        return await stores.sessions.insert({ uuid: newUuid(), clientSecretHash: null, namespaceId, externalId: checkText("session.id", sessionId, 256, { required: true, id: true }), user: "", workflowId: "", workflowVersion: "", data: {}, labels: {}, expiresAfterMs: DEFAULT_EXPIRES_AFTER_MS, maxRequestsPerMinute: DEFAULT_MAX_REQUESTS_PER_MINUTE });
       } catch (err) {
         // Created meanwhile by a concurrent export.
         const existing = await stores.sessions.find({ namespaceId, externalId: sessionId });

@@ -21,6 +21,14 @@ async function all(over: Partial<ListSessionsInput>): Promise<string[]> {
   return ids;
 }
 
+/**
+ * Waits until the database clock is a millisecond past `time`, so that a session created next has a
+ * later create_time (create_time has millisecond precision): for tests of the create_time filter.
+ */
+async function pastMillisecondOf(time: Date): Promise<void> {
+  while (!(await ctx.db.sql("SELECT clock_timestamp() >= $1::timestamptz + interval '1 millisecond' AS past", [time]))[0].past);
+}
+
 describe("ListSessions", () => {
   it("pages through every session exactly once in create_time order, both directions", async () => {
     await seedSessions(ctx.db.dataSource, 120, "paging", { prefix: "p" });
@@ -61,6 +69,8 @@ describe("ListSessions", () => {
   it("filters by user, state, workflow, labels and create_time, and hides soft-deleted sessions unless asked", async () => {
     const ns = "filters";
     const a = await ctx.sessions.create(newSession({ namespace: ns, sessionId: "a", user: "ann", labels: { env: "prod", tier: "1" }, workflow: { id: "wf-x", version: "" } }));
+    // The create_time filters below tell a from b by time; the order of the lists comes from the ids.
+    await pastMillisecondOf(a.createTime);
     const b = await ctx.sessions.create(newSession({ namespace: ns, sessionId: "b", user: "bob", labels: { env: "prod" } }));
     const c = await ctx.sessions.create(newSession({ namespace: ns, sessionId: "c", user: "ann", labels: { env: "dev" } }));
     await ctx.sessions.cancel({ id: b.id, namespace: "", sessionId: "" });

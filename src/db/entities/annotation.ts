@@ -1,4 +1,4 @@
-import { Column, Entity, Index, JoinColumn, ManyToOne, PrimaryGeneratedColumn } from "typeorm";
+import { Column, Entity, Index, JoinColumn, ManyToOne, PrimaryColumn } from "typeorm";
 import { NamespaceEntity } from "./namespace.js";
 import { SessionEntity } from "./session.js";
 import { SpanEntity } from "./span.js";
@@ -16,7 +16,8 @@ import { TraceEntity } from "./trace.js";
 @Index("ix_annotations_target", ["namespaceId", "targetKey", "createTime", "id"])
 @Index("uq_annotations_identifier", ["namespaceId", "targetKey", "name", "identifier"], { unique: true, where: `"identifier" <> ''` })
 export class AnnotationEntity {
-  @PrimaryGeneratedColumn("uuid", { primaryKeyConstraintName: "pk_annotations" })
+  /** UUIDv7 made by the database (TimeOrderedIds migration): later rows sort later, so lists by (create_time, id) follow creation order. */
+  @PrimaryColumn({ type: "uuid", default: () => "sessiond_uuid_v7()", primaryKeyConstraintName: "pk_annotations" })
   id: string;
 
   @Column({ name: "namespace_id", type: "uuid" })

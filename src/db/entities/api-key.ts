@@ -1,4 +1,4 @@
-import { Check, Column, Entity, Index, JoinColumn, ManyToOne, PrimaryGeneratedColumn } from "typeorm";
+import { Check, Column, Entity, Index, JoinColumn, ManyToOne, PrimaryColumn } from "typeorm";
 import { NamespaceEntity } from "./namespace.js";
 
 /**
@@ -12,7 +12,11 @@ import { NamespaceEntity } from "./namespace.js";
 @Index("uq_api_keys_bootstrap", ["bootstrap"], { unique: true, where: `"bootstrap"` })
 @Check("ck_api_keys_role", `"role" IN ('reader', 'writer', 'admin')`)
 export class ApiKeyEntity {
-  @PrimaryGeneratedColumn("uuid", { primaryKeyConstraintName: "pk_api_keys" })
+  /**
+   * UUIDv7: later rows sort later, so lists by (create_time, id) follow creation order. Chosen by
+   * CreateApiKey (newUuid in domain/ids.ts: its secret names it) or, for the bootstrap key, by the database; the default (TimeOrderedIds migration) makes the same kind.
+   */
+  @PrimaryColumn({ type: "uuid", default: () => "sessiond_uuid_v7()", primaryKeyConstraintName: "pk_api_keys" })
   id: string;
 
   @Column({ name: "namespace_id", type: "uuid", nullable: true })

@@ -1,4 +1,4 @@
-import { Column, Entity, Index, PrimaryGeneratedColumn } from "typeorm";
+import { Column, Entity, Index, PrimaryColumn } from "typeorm";
 
 /**
  * One mutating call. Deliberately without foreign keys: the record of who deleted a namespace, a
@@ -10,7 +10,12 @@ import { Column, Entity, Index, PrimaryGeneratedColumn } from "typeorm";
 @Index("ix_audit_events_namespace_time", ["namespaceId", "time", "id"])
 @Index("ix_audit_events_actor_time", ["actor", "time", "id"])
 export class AuditEventEntity {
-  @PrimaryGeneratedColumn("uuid", { primaryKeyConstraintName: "pk_audit_events" })
+  /**
+   * UUIDv7: later rows sort later, so the list by (time, id) keeps the order of events of one
+   * millisecond. Chosen by the audit log (newUuid in domain/ids.ts); the default (TimeOrderedIds
+   * migration) makes the same kind.
+   */
+  @PrimaryColumn({ type: "uuid", default: () => "sessiond_uuid_v7()", primaryKeyConstraintName: "pk_audit_events" })
   id: string;
 
   @Column({ type: "timestamptz", precision: 3 })

@@ -1,4 +1,4 @@
-import { Column, Entity, Index, JoinColumn, ManyToOne, PrimaryGeneratedColumn } from "typeorm";
+import { Column, Entity, Index, JoinColumn, ManyToOne, PrimaryColumn } from "typeorm";
 import { NamespaceEntity } from "./namespace.js";
 import { SessionEntity } from "./session.js";
 
@@ -12,7 +12,8 @@ import { SessionEntity } from "./session.js";
 @Index("ix_memories_namespace_subject_participant", ["namespaceId", "subjectParticipantId"])
 @Index("ix_memories_namespace_create_time", ["namespaceId", "createTime", "id"])
 export class MemoryEntity {
-  @PrimaryGeneratedColumn("uuid", { primaryKeyConstraintName: "pk_memories" })
+  /** UUIDv7 made by the database (TimeOrderedIds migration): later rows sort later, so lists by (create_time, id) follow creation order. */
+  @PrimaryColumn({ type: "uuid", default: () => "sessiond_uuid_v7()", primaryKeyConstraintName: "pk_memories" })
   id: string;
 
   @Column({ name: "namespace_id", type: "uuid" })

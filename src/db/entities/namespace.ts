@@ -1,11 +1,12 @@
-import { Check, Column, CreateDateColumn, Entity, PrimaryGeneratedColumn, Unique } from "typeorm";
+import { Check, Column, CreateDateColumn, Entity, PrimaryColumn, Unique } from "typeorm";
 
 /** A tenant. Every other table carries its id; deleting a namespace deletes everything in it. */
 @Entity({ name: "namespaces" })
 @Unique("uq_namespaces_name", ["name"])
 @Check("ck_namespaces_integrator_kind", `"integrator_kind" IN ('rules', 'remote')`)
 export class NamespaceEntity {
-  @PrimaryGeneratedColumn("uuid", { primaryKeyConstraintName: "pk_namespaces" })
+  /** UUIDv7 made by the database (TimeOrderedIds migration): later rows sort later, so lists by (create_time, id) follow creation order. */
+  @PrimaryColumn({ type: "uuid", default: () => "sessiond_uuid_v7()", primaryKeyConstraintName: "pk_namespaces" })
   id: string;
 
   @Column({ type: "varchar", length: 63 })

@@ -1,11 +1,12 @@
-import { Column, Entity, JoinColumn, ManyToOne, PrimaryGeneratedColumn, Unique } from "typeorm";
+import { Column, Entity, JoinColumn, ManyToOne, PrimaryColumn, Unique } from "typeorm";
 import { SessionEntity } from "./session.js";
 
 /** A user, agent, system or tool bound to a session. Goes with its session (FK cascade). */
 @Entity({ name: "participants" })
 @Unique("uq_participants_session_participant", ["sessionId", "participantId"])
 export class ParticipantEntity {
-  @PrimaryGeneratedColumn("uuid", { primaryKeyConstraintName: "pk_participants" })
+  /** UUIDv7 made by the database (TimeOrderedIds migration): later rows sort later, so lists by (create_time, id) follow creation order. */
+  @PrimaryColumn({ type: "uuid", default: () => "sessiond_uuid_v7()", primaryKeyConstraintName: "pk_participants" })
   id: string;
 
   @Column({ name: "namespace_id", type: "uuid" })

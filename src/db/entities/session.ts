@@ -1,4 +1,4 @@
-import { Check, Column, Entity, Index, JoinColumn, ManyToOne, PrimaryGeneratedColumn, Unique } from "typeorm";
+import { Check, Column, Entity, Index, JoinColumn, ManyToOne, PrimaryColumn, Unique } from "typeorm";
 import { NamespaceEntity } from "./namespace.js";
 
 /**
@@ -19,7 +19,11 @@ import { NamespaceEntity } from "./namespace.js";
 @Index("ix_sessions_namespace_state", ["namespaceId", "state", "createTime", "id"])
 @Check("ck_sessions_state", `"state" IN ('active', 'cancelled')`)
 export class SessionEntity {
-  @PrimaryGeneratedColumn("uuid", { primaryKeyConstraintName: "pk_sessions" })
+  /**
+   * UUIDv7: later rows sort later, so lists by (create_time, id) follow creation order. Chosen by
+   * CreateSession (newUuid in domain/ids.ts: its client secret names it); the default (TimeOrderedIds migration) makes the same kind.
+   */
+  @PrimaryColumn({ type: "uuid", default: () => "sessiond_uuid_v7()", primaryKeyConstraintName: "pk_sessions" })
   id: string;
 
   @Column({ name: "namespace_id", type: "uuid" })

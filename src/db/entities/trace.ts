@@ -1,4 +1,4 @@
-import { Column, Entity, Index, JoinColumn, ManyToOne, PrimaryGeneratedColumn, Unique } from "typeorm";
+import { Column, Entity, Index, JoinColumn, ManyToOne, PrimaryColumn, Unique } from "typeorm";
 import { NamespaceEntity } from "./namespace.js";
 import { SessionEntity } from "./session.js";
 
@@ -8,7 +8,8 @@ import { SessionEntity } from "./session.js";
 @Index("ix_traces_session", ["sessionId"])
 @Index("ix_traces_namespace_session_create_time", ["namespaceId", "sessionId", "createTime", "id"])
 export class TraceEntity {
-  @PrimaryGeneratedColumn("uuid", { primaryKeyConstraintName: "pk_traces" })
+  /** UUIDv7 made by the database (TimeOrderedIds migration): later rows sort later, so lists by (create_time, id) follow creation order. */
+  @PrimaryColumn({ type: "uuid", default: () => "sessiond_uuid_v7()", primaryKeyConstraintName: "pk_traces" })
   id: string;
 
   @Column({ name: "namespace_id", type: "uuid" })

@@ -127,10 +127,12 @@ export function createMemoryStore(db: DataSource | EntityManager): MemoryStore {
       );
       if (moved[0].n === 0) return false;
       if (w.memories.length) {
+        // In the order given: ids are time-ordered, so memories list in the order the integrator returned them.
         await q(
           `INSERT INTO memories (namespace_id, source_session_id, subject_participant_id, subject_user, content, metadata, integrated_by)
            SELECT $1, $2, m.subject_participant_id, m.subject_user, m.content, m.metadata, $3
-           FROM unnest($4::text[], $5::text[], $6::text[], $7::jsonb[]) AS m(subject_participant_id, subject_user, content, metadata)`,
+           FROM unnest($4::text[], $5::text[], $6::text[], $7::jsonb[]) WITH ORDINALITY AS m(subject_participant_id, subject_user, content, metadata, i)
+           ORDER BY m.i`,
           [
             w.namespaceId,
             w.sessionUuid,
