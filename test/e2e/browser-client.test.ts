@@ -104,7 +104,7 @@ const lower = (h: Record<string, string> | undefined) => Object.fromEntries(Obje
 const pagePort = await freePort();
 const pageOrigin = `http://127.0.0.1:${pagePort}`;
 
-describe.skipIf(noBrowser)("a page on another origin with a session's client secret (ChatKit's flow)", () => {
+describe.skipIf(noBrowser)("a page on another origin with a session's client secret (ChatKit's flow)", { timeout: 90_000 }, () => {
   const ctx = useServer({ SESSIOND_CORS_ORIGINS: pageOrigin });
   const b = useBrowser();
   let site: Awaited<ReturnType<typeof serveStatic>>;
@@ -126,7 +126,8 @@ describe.skipIf(noBrowser)("a page on another origin with a session's client sec
   /** Opens the page at `origin` with the secret in the hash; resolves with what it reports. */
   async function runPage(page: Page, origin: string, secret: string) {
     await page.goto(`${origin}/#${new URLSearchParams({ api: ctx.url, secret })}`);
-    await page.locator("#result:not(:empty)").waitFor({ timeout: 10_000 });
+    // A generous bound (no deadline): the page reports once its calls are done, however busy the machine.
+    await page.locator("#result:not(:empty)").waitFor({ timeout: 30_000 });
     return JSON.parse((await page.locator("#result").textContent()) ?? "{}") as { appended?: number[]; turns?: { seq: number; participantId: string; content: string }[]; error?: string; listSessions?: string };
   }
 

@@ -91,13 +91,18 @@ describe("a client secret", () => {
 
   it("is replaced by RefreshClientSecret: the old one stops, the new one works until the new expire_time", async () => {
     const { session, secret } = await newSession({ expiresAfter: { seconds: 60n, nanos: 0 } });
+    const before = Date.now();
     const refreshed = await admin().refreshClientSecret({ id: session.id, expiresAfter: { seconds: 3600n, nanos: 0 } });
+    const after = Date.now();
     const fresh = refreshed.clientSecret!.value;
     secrets.add(fresh);
     expect(fresh).not.toBe(secret);
     expect(refreshed.clientSecret!.expireTime).toEqual(refreshed.session!.expireTime);
-    const lifetime = Number(refreshed.session!.expireTime!.seconds) - Date.now() / 1000;
-    expect(lifetime).toBeGreaterThan(3500);
+    // expire_time is the refresh's own time plus 3600 s: between the call's start and its answer, on
+    // this machine's clock (to the millisecond), however long the call took.
+    const expireMs = Number(refreshed.session!.expireTime!.seconds) * 1000 + refreshed.session!.expireTime!.nanos / 1e6;
+    expect(expireMs).toBeGreaterThanOrEqual(before + 3600_000);
+    expect(expireMs).toBeLessThanOrEqual(after + 1 + 3600_000);
     expect(await codeOf(asBrowser(secret).getSession({}))).toBe(Code.Unauthenticated);
     expect((await asBrowser(fresh).getSession({})).session?.id).toBe(session.id);
     expect(await codeOf(admin().refreshClientSecret({ id: session.id, expiresAfter: { seconds: 2n * 86400n, nanos: 0 } }))).toBe(Code.InvalidArgument);

@@ -21,12 +21,19 @@ import { grpcTransport, useServer } from "../setup/server.js";
 const SHAPE = { participants: 2, turnsPerParticipant: 2, traces: 1, spansPerTrace: 3, annotationsPerTrace: 1 };
 const WHOLE = { sessions: 1, participants: 2, turns: 4, traces: 1, spans: 3, annotations: 1 };
 const BULK_NS = "bulk";
+/** Bound of every wait for the page: generous, since it is no deadline, only a way to fail clearly. */
+const PATIENCE_MS = 30_000;
 
 /** Text of an element by test id. */
 const text = async (page: Page, testId: string) => (await page.getByTestId(testId).textContent())?.trim() ?? "";
 /** "1,234" -> 1234; the first number of a text like "1,240 / 2,000 (62%)". */
 const firstNumber = (s: string) => Number(/[\d,]+/.exec(s)?.[0].replaceAll(",", "") ?? NaN);
 const rows = (page: Page) => page.getByTestId("session-row");
+/**
+ * Polls until the expectation holds. Vitest's default gives up after 1 s, which a browser on a busy
+ * machine can miss; this bound only turns a hang into a failure.
+ */
+const poll = <T>(actual: () => T | Promise<T>) => expect.poll(actual, { timeout: PATIENCE_MS });
 
 /** Fills the namespace field and commits it (Enter), which reloads the list. */
 async function openNamespace(page: Page, ns: string) {
@@ -45,7 +52,7 @@ async function deleteAndConfirm(page: Page, button: "delete-matching" | "delete-
 }
 
 /** Waits for the bulk-delete panel to reach `state` (done, cancelled, failed). */
-const bulkState = (page: Page, state: string, timeout = 20_000) => page.locator(`[data-testid="bulk-panel"][data-state="${state}"]`).waitFor({ timeout });
+const bulkState = (page: Page, state: string, timeout = PATIENCE_MS) => page.locator(`[data-testid="bulk-panel"][data-state="${state}"]`).waitFor({ timeout });
 
 /** The counters the panel shows. */
 async function counters(page: Page) {
@@ -59,7 +66,7 @@ async function counters(page: Page) {
   };
 }
 
-describe.skipIf(noBrowser)("the admin console", () => {
+describe.skipIf(noBrowser)("the admin console", { timeout: 4 * PATIENCE_MS }, () => {
   const ctx = useServer();
   const b = useBrowser();
   let page: Page;
@@ -123,7 +130,7 @@ describe.skipIf(noBrowser)("the admin console", () => {
 
     await page.getByTestId("api-key").fill("sk_not_a_real_key");
     await page.getByTestId("sign-in").click();
-    await expect.poll(() => text(page, "signin-error")).toBe("UNAUTHENTICATED: the credential is unknown, revoked or expired");
+    await poll(() => text(page, "signin-error")).toBe("UNAUTHENTICATED: the credential is unknown, revoked or expired");
     expect(await page.getByTestId("session-rows").isVisible()).toBe(false);
 
     await page.getByTestId("api-key").fill(TEST_ADMIN_KEY);
@@ -134,7 +141,7 @@ describe.skipIf(noBrowser)("the admin console", () => {
 
   it("lists a namespace's sessions with their counts, and filters them by user, state and label", async () => {
     await openNamespace(page, "demo");
-    await expect.poll(() => rows(page).count()).toBe(3);
+    await poll(() => rows(page).count()).toBe(3);
     expect(await rows(page).evaluateAll((trs) => trs.map((tr) => (tr as unknown as { innerText: string }).innerText.split("\t").map((c) => c.trim())))).toEqual([
       ["", "chat-3", "alice", "cancelled", expect.any(String), "0", "0", "0"],
       ["", "chat-2", "bob", "active", expect.any(String), "0", "0", "0"],
@@ -144,28 +151,28 @@ describe.skipIf(noBrowser)("the admin console", () => {
 
     await page.getByTestId("filter-user").fill("alice");
     await page.getByTestId("apply-filters").click();
-    await expect.poll(ids).toEqual(["chat-3", "chat-1"]);
+    await poll(ids).toEqual(["chat-3", "chat-1"]);
     await page.getByTestId("filter-state").selectOption({ label: "Active" });
     await page.getByTestId("apply-filters").click();
-    await expect.poll(ids).toEqual(["chat-1"]);
+    await poll(ids).toEqual(["chat-1"]);
     await page.getByTestId("clear-filters").click();
-    await expect.poll(ids).toEqual(["chat-3", "chat-2", "chat-1"]);
+    await poll(ids).toEqual(["chat-3", "chat-2", "chat-1"]);
     await page.getByTestId("filter-labels").fill("env=prod");
     await page.getByTestId("apply-filters").click();
-    await expect.poll(ids).toEqual(["chat-2"]);
+    await poll(ids).toEqual(["chat-2"]);
     await page.getByTestId("filter-labels").fill("env");
     await page.getByTestId("apply-filters").click();
-    await expect.poll(() => text(page, "list-error")).toBe('labels: "env" is not key=value');
+    await poll(() => text(page, "list-error")).toBe('labels: "env" is not key=value');
     await page.getByTestId("clear-filters").click();
-    await expect.poll(ids).toEqual(["chat-3", "chat-2", "chat-1"]);
+    await poll(ids).toEqual(["chat-3", "chat-2", "chat-1"]);
     await screenshot(page, "list");
   });
 
   it("opens a session: fields, participants, turns, the trace as a span tree, and its annotation", async () => {
     await page.locator('[data-session-id="chat-1"]').click();
     const detail = page.getByTestId("session-detail");
-    await expect.poll(() => text(page, "detail-title")).toBe("chat-1");
-    await expect.poll(() => detail.getByTestId("span").count()).toBe(4);
+    await poll(() => text(page, "detail-title")).toBe("chat-1");
+    await poll(() => detail.getByTestId("span").count()).toBe(4);
 
     const fields = await detail.getByTestId("detail-fields").innerText();
     for (const s of ["demo", "alice", "active", "support-bot @ 3", "env=dev", "team=support", "2 participants · 3 turns · 1 trace · 4 spans · 0 memories"]) expect(fields).toContain(s);
@@ -195,11 +202,11 @@ describe.skipIf(noBrowser)("the admin console", () => {
     const uuids = await seedSessions(ctx.db.dataSource, 2000, BULK_NS);
     await seedContents(ctx.db.dataSource, uuids, SHAPE);
     await openNamespace(page, BULK_NS);
-    await expect.poll(() => rows(page).count()).toBe(50);
+    await poll(() => rows(page).count()).toBe(50);
     expect(await text(page, "page-info")).toBe("Page 1 · sessions 1–50");
     const firstOnPage1 = await rows(page).first().getAttribute("data-id");
     await page.getByTestId("next-page").click();
-    await expect.poll(() => text(page, "page-info")).toBe("Page 2 · sessions 51–100");
+    await poll(() => text(page, "page-info")).toBe("Page 2 · sessions 51–100");
     expect(await rows(page).first().getAttribute("data-id")).not.toBe(firstOnPage1);
 
     const question = await deleteAndConfirm(page, "delete-matching");
@@ -207,7 +214,7 @@ describe.skipIf(noBrowser)("the admin console", () => {
     await bulkState(page, "done");
     expect(await counters(page)).toEqual({ completed: "2,000 / 2,000 (100%)", deleted: 2000, notFound: 0, failed: 0, bar: [2000, 2000] });
     expect(await text(page, "bulk-status")).toMatch(/^Done in .+ With the sessions went 4,000 participants, 8,000 turns, 2,000 traces, 6,000 spans and 2,000 annotations\.$/);
-    await expect.poll(() => page.getByTestId("empty").isVisible()).toBe(true);
+    await poll(() => page.getByTestId("empty").isVisible()).toBe(true);
     await screenshot(page, "bulk-delete-done");
     expect(await countContents(ctx.db.dataSource, uuids)).toEqual({ sessions: 0, participants: 0, turns: 0, traces: 0, spans: 0, annotations: 0, memories: 0 });
   });
@@ -216,13 +223,13 @@ describe.skipIf(noBrowser)("the admin console", () => {
     const uuids = await seedSessions(ctx.db.dataSource, 2000, BULK_NS);
     await seedContents(ctx.db.dataSource, uuids, SHAPE);
     await page.getByTestId("refresh").click();
-    await expect.poll(() => rows(page).count()).toBe(50);
+    await poll(() => rows(page).count()).toBe(50);
     await page.getByTestId("bulk-close").click();
 
     const batch = 2;
     await page.getByTestId("batch-size").fill(String(batch));
     await deleteAndConfirm(page, "delete-matching");
-    await expect.poll(async () => firstNumber(await text(page, "bulk-completed")), { timeout: 10_000 }).toBeGreaterThan(0);
+    await poll(async () => firstNumber(await text(page, "bulk-completed"))).toBeGreaterThan(0);
     await screenshot(page, "bulk-delete-in-progress");
     await page.getByTestId("bulk-cancel").click();
     await bulkState(page, "cancelled");
@@ -250,7 +257,7 @@ describe.skipIf(noBrowser)("the admin console", () => {
     expect(kept).toEqual({ sessions: left, participants: left * WHOLE.participants, turns: left * WHOLE.turns, traces: left * WHOLE.traces, spans: left * WHOLE.spans, annotations: left * WHOLE.annotations, memories: 0 });
 
     // The list was refreshed: it shows what is left.
-    await expect.poll(() => rows(page).count()).toBe(Math.min(50, left));
+    await poll(() => rows(page).count()).toBe(Math.min(50, left));
   });
 
   it("deletes the sessions selected with 'select all on this page'", async () => {
@@ -260,7 +267,7 @@ describe.skipIf(noBrowser)("the admin console", () => {
     await page.getByTestId("batch-size").fill("500");
     await page.getByTestId("select-all").check();
     const onPage = Math.min(50, before);
-    await expect.poll(() => text(page, "delete-selected")).toBe(`Delete selected (${onPage})`);
+    await poll(() => text(page, "delete-selected")).toBe(`Delete selected (${onPage})`);
     const question = await deleteAndConfirm(page, "delete-selected");
     expect(question).toBe(`Delete the ${onPage} selected sessions of namespace "bulk"?`);
     await bulkState(page, "done");

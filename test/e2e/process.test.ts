@@ -18,61 +18,62 @@ const dataDir = mkdtempSync(path.join(os.tmpdir(), "sessiond-process-"));
 chmodSync(dataDir, 0o755);
 afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
 
+/** Generous bound of every wait below: it only turns a hang into a clear failure, and is no deadline. */
+const PATIENCE_MS = 60_000;
+
+/** Waits until `ok()` holds; fails after PATIENCE_MS with `what` and the process's output. */
+async function until(ok: () => boolean, what: string, output: () => string): Promise<void> {
+  for (const t0 = Date.now(); !ok(); await new Promise((r) => setTimeout(r, 20))) {
+    if (Date.now() - t0 > PATIENCE_MS) throw new Error(`${what}: still not the case after ${PATIENCE_MS / 1000} s; output:\n${output()}`);
+  }
+}
+
 /** Starts `npm start` and resolves once it logs that it is listening. */
-async function start(port: number): Promise<{ child: ChildProcess; output: () => string; startupMs: number }> {
+async function start(port: number): Promise<{ child: ChildProcess; output: () => string }> {
   const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(port), HOST: "127.0.0.1", SESSIOND_DATA_DIR: dataDir };
   delete env.DATABASE_URL;
-  const t0 = Date.now();
   // Its own process group, like a terminal job: signals go to the whole group, as Ctrl-C does.
   const child = spawn("npm", ["start", "--silent"], { env, stdio: ["ignore", "pipe", "pipe"], detached: true });
   let out = "";
   child.stdout!.on("data", (d) => (out += d));
   child.stderr!.on("data", (d) => (out += d));
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`not listening after 15 s:\n${out}`)), 15_000);
-    const check = () => {
-      if (out.includes("sessiond listening")) {
-        clearTimeout(timer);
-        resolve();
-      }
-    };
-    child.stdout!.on("data", check);
-    child.on("exit", (code) => reject(new Error(`exited with ${code}:\n${out}`)));
-  });
-  return { child, output: () => out, startupMs: Date.now() - t0 };
+  const output = () => out;
+  await until(
+    () => {
+      if (child.exitCode !== null) throw new Error(`exited with ${child.exitCode} before listening:\n${out}`);
+      return out.includes("sessiond listening");
+    },
+    "npm start is listening",
+    output,
+  );
+  return { child, output };
 }
 
 /**
  * Signals the job's process group (npm does not forward signals to its script) and waits until the
  * service has logged its clean stop and the embedded Postgres has shut down (its pid file removed).
+ * A clean stop is one the process finished itself: its own timer ends a shutdown that outlasts the
+ * grace period plus 1.5 s (10 s at most, as the README promises) with "shutdown took too long".
  */
-async function stop(started: { child: ChildProcess; output: () => string }, signal: NodeJS.Signals): Promise<{ ms: number }> {
-  const t0 = Date.now();
+async function stop(started: { child: ChildProcess; output: () => string }, signal: NodeJS.Signals): Promise<void> {
   process.kill(-started.child.pid!, signal);
   const pidFile = path.join(dataDir, "pg", "postmaster.pid");
-  while (!(started.output().includes('"msg":"stopped"') && !existsSync(pidFile))) {
-    if (Date.now() - t0 > 12_000) throw new Error(`did not stop cleanly:\n${started.output()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return { ms: Date.now() - t0 };
-}
-
-async function until(ok: () => boolean): Promise<void> {
-  for (const t0 = Date.now(); !ok(); await new Promise((r) => setTimeout(r, 20))) if (Date.now() - t0 > 5000) throw new Error("timed out");
+  await until(() => started.output().includes('"msg":"stopped"') && !existsSync(pidFile), `a clean stop on ${signal}`, started.output);
+  expect(started.output()).not.toContain("shutdown took too long");
+  expect(started.output()).not.toContain("error during shutdown");
 }
 
 describe.skipIf(inject("database").kind !== "embedded")("npm start", () => {
-  it("serves within 15 s on an embedded Postgres, keeps data across restarts, and stops on SIGTERM", async () => {
+  it("serves on an embedded Postgres, keeps data across restarts, and stops cleanly within its grace period on SIGTERM and SIGINT", async () => {
     const port = await freePort();
     const first = await start(port);
     // The first start of a local install makes an ADMIN key and shows its secret once, outside the log.
-    await until(() => /export SESSIOND_KEY=(\S+)/.test(first.output()));
+    await until(() => /export SESSIOND_KEY=(\S+)/.test(first.output()), "the first start shows an ADMIN key", first.output);
     const key = /export SESSIOND_KEY=(\S+)/.exec(first.output())![1];
     expect(first.output().split(key).length - 1).toBe(1);
     const client = createClient(SessionService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${port}`, interceptors: [bearer(key)] }));
     const { session } = await client.createSession({ namespace: "proc", sessionId: "survivor", data: { kept: true } });
-    const stopped = await stop(first, "SIGTERM");
-    expect(stopped.ms).toBeLessThan(10_000);
+    await stop(first, "SIGTERM");
     expect(first.output()).toContain("embedded Postgres started");
 
     const second = await start(port);
@@ -81,6 +82,6 @@ describe.skipIf(inject("database").kind !== "embedded")("npm start", () => {
     expect(second.output()).not.toContain("SESSIOND_KEY=");
     expect(got.session?.id).toBe(session!.id);
     expect(got.session?.data).toEqual({ kept: true });
-    expect((await stop(second, "SIGINT")).ms).toBeLessThan(10_000);
-  }, 60_000);
+    await stop(second, "SIGINT");
+  }, 5 * PATIENCE_MS);
 });
