@@ -21,6 +21,30 @@ export interface Config {
   shutdownGraceMs: number;
   /** Database connection pool size (`SESSIOND_DB_POOL_SIZE`, default 10). */
   dbPoolSize: number;
+  /**
+   * How long a call may wait for a pooled database connection, in ms (`SESSIOND_DB_CONNECT_TIMEOUT_MS`,
+   * default 3000). Past it the call fails `unavailable` with a retry hint instead of hanging: a pool that
+   * is exhausted for longer than this is overloaded, and the client should back off.
+   */
+  dbConnectTimeoutMs: number;
+  /**
+   * Most bulk deletes (BulkDeleteSessions and AdminService.DeleteNamespace together) running at once in
+   * this process (`SESSIOND_MAX_BULK_OPERATIONS`, default 4). Each uses one pooled connection at a time,
+   * so this is the share of the pool long work may take; it is capped at half the pool (at least 1) so
+   * live calls always keep the other half.
+   */
+  maxBulkOperations: number;
+  /**
+   * Bulk deletes that may wait for a free slot beyond `maxBulkOperations` (`SESSIOND_BULK_QUEUE_SIZE`,
+   * default 16; 0 refuses the excess at once). A call beyond the queue fails `resource_exhausted` with a
+   * retry hint.
+   */
+  bulkQueueSize: number;
+  /**
+   * How long a queued bulk delete waits for a slot, in ms (`SESSIOND_BULK_QUEUE_WAIT_MS`, default 5000),
+   * before it fails `resource_exhausted` with a retry hint.
+   */
+  bulkQueueWaitMs: number;
   /** Log level for pino (`LOG_LEVEL`, default info). */
   logLevel: string;
   /**
@@ -85,6 +109,7 @@ const LOG_LEVELS = new Set(["fatal", "error", "warn", "info", "debug", "trace", 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const logLevel = env.LOG_LEVEL || "info";
   if (!LOG_LEVELS.has(logLevel)) throw new ConfigError(`LOG_LEVEL: expected one of ${[...LOG_LEVELS].join(", ")}`);
+  const dbPoolSize = int(env, "SESSIOND_DB_POOL_SIZE", 10, 1, 1000);
   return {
     port: int(env, "PORT", 8080, 0, 65535),
     host: env.HOST || "0.0.0.0",
@@ -93,7 +118,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     readMaxBytes: int(env, "SESSIOND_MAX_MESSAGE_BYTES", 8 * 1024 * 1024, 1024, 256 * 1024 * 1024),
     maxTimeoutMs: int(env, "SESSIOND_MAX_TIMEOUT_MS", 60 * 60 * 1000, 1000, 24 * 60 * 60 * 1000),
     shutdownGraceMs: int(env, "SESSIOND_SHUTDOWN_GRACE_MS", 8000, 0, 60_000),
-    dbPoolSize: int(env, "SESSIOND_DB_POOL_SIZE", 10, 1, 1000),
+    dbPoolSize,
+    dbConnectTimeoutMs: int(env, "SESSIOND_DB_CONNECT_TIMEOUT_MS", 3000, 100, 600_000),
+    maxBulkOperations: Math.min(int(env, "SESSIOND_MAX_BULK_OPERATIONS", 4, 1, 1000), Math.max(1, Math.floor(dbPoolSize / 2))),
+    bulkQueueSize: int(env, "SESSIOND_BULK_QUEUE_SIZE", 16, 0, 10_000),
+    bulkQueueWaitMs: int(env, "SESSIOND_BULK_QUEUE_WAIT_MS", 5000, 0, 600_000),
     logLevel,
     heapGrowthPercent: int(env, "SESSIOND_HEAP_GROWTH_PERCENT", 10, 0, 1000),
     corsOrigins: origins(env.SESSIOND_CORS_ORIGINS ?? ""),

@@ -8,9 +8,19 @@ export interface DataSourceOptions {
   url: string;
   /** Pool size (node-postgres `max`). */
   poolSize?: number;
+  /**
+   * How long a query waits for a pooled connection before failing (node-postgres
+   * `connectionTimeoutMillis`; default 3000). Without a bound a call waits forever when the pool is
+   * exhausted; with it, the call fails with "timeout exceeded when trying to connect", which
+   * handlers/errors.ts maps to `unavailable` with a retry hint.
+   */
+  connectTimeoutMs?: number;
   /** Application name shown in pg_stat_activity. */
   applicationName?: string;
 }
+
+/** The bound on waiting for a pooled connection when the caller names none (SESSIOND_DB_CONNECT_TIMEOUT_MS's default). */
+export const DEFAULT_CONNECT_TIMEOUT_MS = 3000;
 
 /**
  * The one TypeORM DataSource factory. The schema is changed only by migrations (never `synchronize`).
@@ -27,6 +37,6 @@ export function createDataSource(options: DataSourceOptions): DataSource {
     applicationName: options.applicationName ?? "sessiond",
     installExtensions: false,
     uuidExtension: "pgcrypto",
-    extra: { max: options.poolSize ?? 10 },
+    extra: { max: options.poolSize ?? 10, connectionTimeoutMillis: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS },
   });
 }

@@ -2,8 +2,12 @@
  * BulkDeleteSessions as an async generator of events: `started` at once with the total, one `progress`
  * per committed batch with every identifier's outcome, a final `summary`. The signal is checked between
  * batches; when it is aborted the generator throws its reason (a plain return would read as success).
+ * A bulk delete first takes a slot of the store's admission (bulk-admission.ts) and then uses one pooled
+ * connection at a time (a page read, then a batch transaction), never holding one while waiting for
+ * another: however many run, they cannot lock the pool up, and live calls keep their share.
  */
 import type { BatchKeys, DeletedSession, SessionSnapshot } from "../db/repositories/session-deletion.js";
+import type { Admission } from "./bulk-admission.js";
 import { InvalidInputError, isConcurrencyConflict, isDatabaseUnavailable } from "./errors.js";
 import { decodeGlobalId, encodeGlobalId } from "./ids.js";
 import { checkFilter, checkNamespace, type DeletedCounts, type SessionFilter } from "./session.js";
@@ -58,11 +62,14 @@ export type BulkDeleteEvent =
   | { type: "progress"; results: BulkResult[]; counters: BulkCounters }
   | { type: "summary"; counters: BulkCounters; deleted: DeletedCounts; elapsedMs: number; dryRun: boolean };
 
-/** The storage a bulk delete needs. */
+/** The storage a bulk delete needs, and the slots that bound how much of it long work may take. */
 export interface BulkDeleteStore {
   namespaceId(name: string, create: boolean): Promise<string | undefined>;
+  /** When set, every bulk delete holds one of its slots from its first event to its end. */
+  admission?: Admission;
   /** Deletes (or counts, in a dry run) one batch in its own transaction. */
   deleteBatch(namespaceId: string, keys: BatchKeys, opts: { dryRun: boolean; purgeMemories: boolean }): Promise<DeletedSession[]>;
+  /** The sessions matching `filter` as the call begins; must not hold a connection between pages. */
   openSnapshot(namespaceId: string, filter: SessionFilter, includeDeleted: boolean): Promise<SessionSnapshot>;
 }
 
@@ -120,16 +127,17 @@ export async function* bulkDeleteSessions(store: BulkDeleteStore, input: BulkDel
   const { namespace, batchSize } = validate(input);
   const { dryRun, purgeMemories } = input;
   const sel = input.selector;
-  const namespaceId = await store.namespaceId(namespace, false);
-
+  const release = store.admission ? await store.admission.acquire(signal) : () => {};
   let snapshot: SessionSnapshot | undefined;
-  let identifiers: string[] = [];
-  if (sel.kind === "filter") {
-    if (namespaceId) snapshot = await store.openSnapshot(namespaceId, sel.filter, sel.includeDeleted);
-  } else if (sel.kind !== "none") {
-    identifiers = distinct(sel.values);
-  }
   try {
+    if (signal.aborted) throw signal.reason;
+    const namespaceId = await store.namespaceId(namespace, false);
+    let identifiers: string[] = [];
+    if (sel.kind === "filter") {
+      if (namespaceId) snapshot = await store.openSnapshot(namespaceId, sel.filter, sel.includeDeleted);
+    } else if (sel.kind !== "none") {
+      identifiers = distinct(sel.values);
+    }
     const total = snapshot ? snapshot.total : identifiers.length;
     const counters: BulkCounters = { completed: 0, total, deleted: 0, notFound: 0, invalid: 0, failed: 0 };
     const sum: DeletedCounts = { participants: 0, turns: 0, traces: 0, spans: 0, annotations: 0 };
@@ -145,6 +153,7 @@ export async function* bulkDeleteSessions(store: BulkDeleteStore, input: BulkDel
         batch = identifiers.slice(offset, offset + batchSize).map((identifier) => entryOf(kind, identifier));
       }
       if (!batch.length) break;
+      if (signal.aborted) throw signal.reason;
 
       const keys = batch.flatMap((e) => (e.key === undefined ? [] : [e.key]));
       let found: Map<string, DeletedSession> | undefined;
@@ -186,6 +195,7 @@ export async function* bulkDeleteSessions(store: BulkDeleteStore, input: BulkDel
     if (signal.aborted) throw signal.reason;
     yield { type: "summary", counters: { ...counters }, deleted: sum, elapsedMs: performance.now() - started, dryRun };
   } finally {
+    release();
     await snapshot?.close();
   }
 }

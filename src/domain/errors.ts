@@ -38,7 +38,10 @@ export class UnauthenticatedError extends DomainError {}
 /** The credential is valid but may not do this (role, namespace or session). -> permission_denied */
 export class PermissionDeniedError extends DomainError {}
 
-/** A client secret is over its session's per-minute limit. -> resource_exhausted with a retry delay */
+/**
+ * A caller is over a limit: a client secret over its session's per-minute rate, or more bulk deletes
+ * than the process admits at once. -> resource_exhausted with a retry delay
+ */
 export class RateLimitedError extends DomainError {
   constructor(
     message: string,

@@ -2,7 +2,8 @@
  * Namespaces as AdminService manages them. Deleting one streams the deletion of its sessions with the
  * BulkDeleteSessions machinery (batches, progress, cancellation between batches), then deletes the
  * namespace row, which takes its memories, sessionless traces, API keys and anything created meanwhile
- * by foreign-key cascade.
+ * by foreign-key cascade. It shares BulkDeleteSessions' admission slots (services.ts): long work of
+ * both kinds together keeps to a bounded share of the database pool.
  */
 import type { NamespaceDeletion, NamespaceRow, NamespaceStore } from "../db/repositories/namespace-store.js";
 import { bulkDeleteSessions, type BulkDeleteEvent, type BulkDeleteStore, type FailureLog } from "./bulk-delete.js";

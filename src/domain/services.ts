@@ -4,7 +4,8 @@
  */
 import type { StoreSet } from "../db/repositories/stores.js";
 import { createApiKeyService, type ApiKeyService } from "./api-keys.js";
-import { createAuditLog, type AuditLog } from "./audit.js";
+import { createAuditLog, type AuditLog, type AuditLogger } from "./audit.js";
+import { createAdmission, type BulkLimits } from "./bulk-admission.js";
 import type { BulkDeleteStore, FailureLog } from "./bulk-delete.js";
 import { createCredentials, type Credentials } from "./credentials.js";
 import { createConversationService, type ConversationService } from "./conversations.js";
@@ -32,23 +33,30 @@ export interface Services {
 export interface ServiceDeps {
   stores: StoreSet;
   bulkStore: BulkDeleteStore;
+  /**
+   * How many bulk deletes and namespace deletions run at once, and how many may queue: one set of slots
+   * shared by both, so long work keeps to a bounded share of the pool (default DEFAULT_BULK_LIMITS).
+   */
+  bulkLimits?: BulkLimits;
   integratorFor(config: IntegratorConfig): Integrator;
   logBatchFailure?: FailureLog;
   logIntegrationFailure?: IntegrationFailureLog;
-  logAuditFailure?: (err: unknown, dropped: number) => void;
+  /** Where the audit log reports falling behind, catching up and lost events. */
+  logAudit?: AuditLogger;
 }
 
 /** Builds every domain service. */
 export function createServices(deps: ServiceDeps): Services {
+  const bulkStore: BulkDeleteStore = { ...deps.bulkStore, admission: deps.bulkStore.admission ?? createAdmission(deps.bulkLimits) };
   return {
-    sessions: createSessionService({ store: deps.stores.sessions, bulkStore: deps.bulkStore, logBatchFailure: deps.logBatchFailure }),
+    sessions: createSessionService({ store: deps.stores.sessions, bulkStore, logBatchFailure: deps.logBatchFailure }),
     conversations: createConversationService(deps.stores),
     integration: createIntegrationService({ stores: deps.stores, integratorFor: deps.integratorFor, logFailure: deps.logIntegrationFailure }),
     memories: createMemoryService(deps.stores),
     tracing: createTracingService(deps.stores),
-    namespaces: createNamespaceService({ namespaces: deps.stores.namespaces, bulkStore: deps.bulkStore, forget: deps.stores.forgetNamespace, logBatchFailure: deps.logBatchFailure }),
+    namespaces: createNamespaceService({ namespaces: deps.stores.namespaces, bulkStore, forget: deps.stores.forgetNamespace, logBatchFailure: deps.logBatchFailure }),
     apiKeys: createApiKeyService(deps.stores),
     credentials: createCredentials(deps.stores),
-    audit: createAuditLog({ store: deps.stores.audit, sessions: deps.stores.sessions, onError: deps.logAuditFailure }),
+    audit: createAuditLog({ store: deps.stores.audit, sessions: deps.stores.sessions, log: deps.logAudit }),
   };
 }

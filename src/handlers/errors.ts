@@ -33,10 +33,26 @@ const FOREIGN_KEY_VIOLATION = "23503";
  * read details) and a `retry-after` header in whole seconds (for HTTP tooling and browsers).
  */
 function rateLimited(err: RateLimitedError): ConnectError {
-  const seconds = Math.max(1, Math.ceil(err.retryAfterMs / 1000));
-  const e = new ConnectError(`${err.message}; retry in ${seconds} s`, Code.ResourceExhausted, { "retry-after": String(seconds) });
-  e.details.push({ desc: RetryInfoSchema, value: create(RetryInfoSchema, { retryDelay: durationFromMs(err.retryAfterMs) }) });
+  return withRetry(err.message, Code.ResourceExhausted, err.retryAfterMs);
+}
+
+/** A ConnectError saying when to retry: `; retry in N s`, a `retry-after` header and a RetryInfo detail. */
+function withRetry(message: string, code: Code, retryAfterMs: number): ConnectError {
+  const seconds = Math.max(1, Math.ceil(retryAfterMs / 1000));
+  const e = new ConnectError(`${message}; retry in ${seconds} s`, code, { "retry-after": String(seconds) });
+  e.details.push({ desc: RetryInfoSchema, value: create(RetryInfoSchema, { retryDelay: durationFromMs(retryAfterMs) }) });
   return e;
+}
+
+/** When a client should retry a call that found the database unavailable or its pool exhausted. */
+const UNAVAILABLE_RETRY_MS = 1000;
+
+/** node-postgres's error when no pooled connection frees up within `connectionTimeoutMillis`. */
+function isPoolTimeout(err: unknown): boolean {
+  for (let e: any = err, depth = 0; e && depth < 4; e = e.driverError ?? e.cause, depth++) {
+    if (typeof e.message === "string" && /timeout exceeded when trying to connect/i.test(e.message)) return true;
+  }
+  return false;
 }
 
 /** Converts any thrown value into a ConnectError that is safe to send. */
@@ -58,9 +74,14 @@ export function toConnectError(err: unknown, requestId: string, logger: Logger):
     logger.info({ err: { code: "concurrency_conflict" }, request_id: requestId }, "transaction lost a race");
     return new ConnectError(`a concurrent change to the same data won; retry the call (request id ${requestId})`, Code.Aborted);
   }
+  if (isPoolTimeout(err)) {
+    // Overload, not a fault: every pooled connection stayed busy for SESSIOND_DB_CONNECT_TIMEOUT_MS.
+    logger.warn({ err: { message: (err as Error).message }, request_id: requestId }, "database pool exhausted");
+    return withRetry(`the server is busy (no database connection free); request id ${requestId}`, Code.Unavailable, UNAVAILABLE_RETRY_MS);
+  }
   if (err instanceof UnavailableError || isDatabaseUnavailable(err)) {
     logger.warn({ err, request_id: requestId }, "database unavailable");
-    return new ConnectError(`the database is unavailable; retry later (request id ${requestId})`, Code.Unavailable);
+    return withRetry(`the database is unavailable (request id ${requestId})`, Code.Unavailable, UNAVAILABLE_RETRY_MS);
   }
   logger.error({ err, request_id: requestId }, "internal error");
   return new ConnectError(`internal error (request id ${requestId})`, Code.Internal);

@@ -1,7 +1,19 @@
-import { describe, expect, it } from "vitest";
+import { Code } from "@connectrpc/connect";
+import type { DataSource } from "typeorm";
+import { afterAll, describe, expect, it } from "vitest";
+import { loadConfig } from "../../src/config.js";
+import { createDataSource } from "../../src/db/data-source.js";
+import { createBulkDeleteStore } from "../../src/db/repositories/session-deletion.js";
+import { createStores } from "../../src/db/repositories/stores.js";
+import { createAdmission, type BulkLimits } from "../../src/domain/bulk-admission.js";
 import type { BulkDeleteEvent, BulkDeleteInput, BulkResult } from "../../src/domain/bulk-delete.js";
-import { InvalidInputError } from "../../src/domain/errors.js";
+import { InvalidInputError, RateLimitedError } from "../../src/domain/errors.js";
 import { encodeGlobalId } from "../../src/domain/ids.js";
+import { createServices } from "../../src/domain/services.js";
+import { toConnectError } from "../../src/handlers/errors.js";
+import { createIntegratorFactory } from "../../src/handlers/integrators.js";
+import { createLogger } from "../../src/logger.js";
+import { RetryInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { useDatabase } from "../setup/context.js";
 import { countContents, seedContents, seedSessions } from "../setup/seed.js";
 
@@ -177,5 +189,114 @@ describe("BulkDeleteSessions (domain)", () => {
     const err = await run(over as Partial<BulkDeleteInput>).catch((e) => e);
     expect(err).toBeInstanceOf(InvalidInputError);
     expect(err.field).toBe(field);
+  });
+});
+
+/** Resolves once `check()` holds (polling; fails the test by its timeout otherwise). */
+async function waitFor(check: () => boolean): Promise<void> {
+  while (!check()) await new Promise((r) => setTimeout(r, 5));
+}
+
+/** Extra DataSources on the file's database, closed when the file ends. */
+const extra: DataSource[] = [];
+afterAll(async () => {
+  for (const ds of extra) if (ds.isInitialized) await ds.destroy();
+});
+
+/** Services over a pool of `poolSize` connections on the file's database, with the given bulk slots. */
+async function servicesOn(poolSize: number, limits?: BulkLimits, connectTimeoutMs = 5000) {
+  const ds = createDataSource({ url: ctx.db.url, poolSize, connectTimeoutMs });
+  await ds.initialize();
+  extra.push(ds);
+  const stores = createStores(ds);
+  const admission = createAdmission(limits);
+  const services = createServices({ stores, bulkStore: { ...createBulkDeleteStore(ds, stores.sessions.namespaceId), admission }, integratorFor: createIntegratorFactory() });
+  const pool = (ds.driver as any).master as { totalCount: number; idleCount: number; waitingCount: number };
+  return { ds, services, admission, pool, inUse: () => pool.totalCount - pool.idleCount };
+}
+
+const filterAll = (namespace: string, batchSize = 10) => input({ namespace, selector: { kind: "filter", filter: {}, includeDeleted: false }, dryRun: true, batchSize });
+
+describe("BulkDeleteSessions and the database pool (issue 12)", () => {
+  it("a bulk delete by filter holds no pooled connection between its units, so it runs to the end on a pool of one", async () => {
+    await seedSessions(ctx.db.dataSource, 35, "pool-one");
+    const { services, inUse } = await servicesOn(1);
+    const events: BulkDeleteEvent[] = [];
+    for await (const e of services.sessions.bulkDelete(filterAll("pool-one"), new AbortController().signal)) {
+      // Suspended at an event (as when the client stops reading): nothing is checked out of the pool.
+      expect(inUse(), `connections held at a ${e.type} event`).toBe(0);
+      events.push(e);
+    }
+    expect(events[0]).toMatchObject({ type: "started", total: 35 });
+    expect(events.at(-1)).toMatchObject({ type: "summary", counters: { completed: 35, deleted: 35 } });
+  });
+
+  it("waiting for a pooled connection is bounded: an exhausted pool fails unavailable with a retry hint, logged at warn", async () => {
+    const { ds } = await servicesOn(1, undefined, 200);
+    const holder = ds.createQueryRunner();
+    await holder.connect();
+    try {
+      await holder.query("SELECT 1");
+      const err = await ds.query("SELECT 1").catch((e) => e);
+      const lines: any[] = [];
+      const logger = createLogger("debug", { write: (line: string) => void lines.push(JSON.parse(line)) });
+      const mapped = toConnectError(err, "req-pool", logger);
+      expect(mapped.code).toBe(Code.Unavailable);
+      expect(mapped.message).toContain("req-pool");
+      expect(Number(mapped.metadata.get("retry-after"))).toBeGreaterThan(0);
+      expect(mapped.findDetails(RetryInfoSchema)[0]?.retryDelay).toBeDefined();
+      expect(lines.map((l) => l.level)).toEqual([40]);
+    } finally {
+      await holder.release();
+    }
+  });
+
+  it("beyond the process's slots a bulk delete waits in a bounded queue; beyond the queue it is refused with a retry hint", async () => {
+    await seedSessions(ctx.db.dataSource, 30, "slots");
+    const { services, admission } = await servicesOn(4, { maxOperations: 1, maxQueued: 1, maxWaitMs: 60_000 });
+    const signal = new AbortController().signal;
+    const first = services.sessions.bulkDelete(filterAll("slots"), signal);
+    expect((await first.next()).value).toMatchObject({ type: "started", total: 30 });
+    const second = services.sessions.bulkDelete(filterAll("slots"), signal);
+    const secondStarted = second.next();
+    await waitFor(() => admission.stats().queued === 1);
+    const refused = await services.sessions.bulkDelete(filterAll("slots"), signal).next().catch((e) => e);
+    expect(refused).toBeInstanceOf(RateLimitedError);
+    expect(refused.retryAfterMs).toBeGreaterThan(0);
+    // DeleteNamespace takes the same slots.
+    const nsRefused = await services.namespaces.delete({ name: "slots", batchSize: 10 }, signal).next().catch((e) => e);
+    expect(nsRefused).toBeInstanceOf(RateLimitedError);
+    expect((await ctx.db.sql("SELECT count(*)::int AS n FROM namespaces WHERE name = 'slots'"))[0].n).toBe(1);
+    for await (const _ of first);
+    expect((await secondStarted).value).toMatchObject({ type: "started", total: 30 });
+    for await (const _ of second);
+    expect(admission.stats()).toEqual({ running: 0, queued: 0 });
+  });
+
+  it("configuration bounds the slots to half the pool, and the wait for a connection to a few seconds by default", () => {
+    expect(loadConfig({})).toMatchObject({ dbConnectTimeoutMs: 3000, maxBulkOperations: 4, bulkQueueSize: 16, bulkQueueWaitMs: 5000 });
+    expect(loadConfig({ SESSIOND_DB_POOL_SIZE: "4", SESSIOND_MAX_BULK_OPERATIONS: "8" }).maxBulkOperations).toBe(2);
+    expect(loadConfig({ SESSIOND_DB_POOL_SIZE: "1" }).maxBulkOperations).toBe(1);
+    expect(() => loadConfig({ SESSIOND_MAX_BULK_OPERATIONS: "0" })).toThrow(/^SESSIOND_MAX_BULK_OPERATIONS: must be between 1/);
+  });
+
+  it("a queued bulk delete gives up after the bounded wait, and one whose client goes away leaves the queue at once", async () => {
+    await seedSessions(ctx.db.dataSource, 10, "slots-wait");
+    const { services, admission } = await servicesOn(4, { maxOperations: 1, maxQueued: 4, maxWaitMs: 300 });
+    const holder = services.sessions.bulkDelete(filterAll("slots-wait"), new AbortController().signal);
+    await holder.next();
+    const timedOut = await services.sessions.bulkDelete(filterAll("slots-wait"), new AbortController().signal).next().catch((e) => e);
+    expect(timedOut).toBeInstanceOf(RateLimitedError);
+    expect(timedOut.message).toMatch(/waited 300 ms/);
+
+    const abort = new AbortController();
+    const reason = new Error("client went away");
+    const queued = services.sessions.bulkDelete(filterAll("slots-wait"), abort.signal).next().catch((e) => e);
+    await waitFor(() => admission.stats().queued === 1);
+    abort.abort(reason);
+    expect(await queued).toBe(reason);
+    expect(admission.stats()).toEqual({ running: 1, queued: 0 });
+    await holder.return(undefined);
+    expect(admission.stats()).toEqual({ running: 0, queued: 0 });
   });
 });

@@ -6,7 +6,7 @@
  * went with each session is read from the counters of the deleted row (`RETURNING`): every write of
  * child rows updates those counters under the session row lock, so they are exact at this point.
  */
-import type { DataSource, EntityManager, QueryRunner } from "typeorm";
+import type { DataSource, EntityManager } from "typeorm";
 import type { DeletedCounts, SessionFilter } from "../../domain/session.js";
 import { filterSql } from "./session-filter.js";
 
@@ -28,12 +28,16 @@ export interface BatchOptions {
   purgeMemories: boolean;
 }
 
-/** A snapshot of the sessions matching a filter, read page by page in the order they were created. */
+/**
+ * The sessions that matched a filter when a call began, read page by page in the order they were
+ * created. Holds no connection between pages: each `next` is one statement.
+ */
 export interface SessionSnapshot {
-  /** How many sessions the snapshot holds. */
+  /** How many sessions matched when the call began. */
   total: number;
   /** The next `limit` session uuids; empty when done. */
   next(limit: number): Promise<string[]>;
+  /** Releases what the snapshot holds (nothing today; kept so a store may hold state). */
   close(): Promise<void>;
 }
 
@@ -74,48 +78,46 @@ export async function deleteBatch(db: EntityManager, namespaceId: string, keys: 
 }
 
 /**
- * Opens a REPEATABLE READ snapshot of the namespace's sessions matching `filter`: the total and every
- * page come from the moment the call began, so sessions created meanwhile are never caught, and memory
- * stays flat however many sessions match (pages are read by keyset). Holds one connection until closed.
+ * Fixes the set of the namespace's sessions matching `filter` as the call begins, without holding a
+ * connection: one statement counts them and notes the last of them in (create_time, id) order (the
+ * high-water mark); each page is then one short keyset statement of its own, bounded by that mark, so a
+ * bulk delete uses one pooled connection at a time and never waits for a second while holding one.
+ * Sessions created after the call began sort after the mark (create_time is the creating transaction's
+ * start) and are never caught; memory stays flat however many sessions match. Unlike a held
+ * transaction, each page sees the present: sessions deleted meanwhile, or that stopped matching, are
+ * skipped (a session whose creation was committing at the very instant the call began may or may not be).
  */
 export async function openSnapshot(dataSource: DataSource, namespaceId: string, filter: SessionFilter, includeDeleted: boolean): Promise<SessionSnapshot> {
-  const runner: QueryRunner = dataSource.createQueryRunner("slave");
-  await runner.connect();
-  try {
-    await runner.startTransaction("REPEATABLE READ");
-    await runner.query("SET TRANSACTION READ ONLY");
-    const { where, params } = filterSql(namespaceId, filter, includeDeleted);
-    const [{ n }] = await runner.query(`SELECT count(*)::int AS n FROM sessions s WHERE ${where}`, params);
-    let after: { createTime: Date; id: string } | undefined;
-    let closed = false;
-    return {
-      total: n,
-      async next(limit) {
-        const p = [...params];
-        let cond = where;
-        if (after) {
-          p.push(after.createTime, after.id);
-          cond += ` AND (s.create_time, s.id) > ($${p.length - 1}, $${p.length})`;
-        }
-        p.push(limit);
-        const rows: { id: string; create_time: Date }[] = await runner.query(
-          `SELECT s.id, s.create_time FROM sessions s WHERE ${cond} ORDER BY s.create_time, s.id LIMIT $${p.length}`,
-          p,
-        );
-        if (rows.length) after = { createTime: rows[rows.length - 1].create_time, id: rows[rows.length - 1].id };
-        return rows.map((r) => r.id);
-      },
-      async close() {
-        if (closed) return;
-        closed = true;
-        await runner.rollbackTransaction().catch(() => {});
-        await runner.release();
-      },
-    };
-  } catch (err) {
-    await runner.release();
-    throw err;
-  }
+  const { where, params } = filterSql(namespaceId, filter, includeDeleted);
+  const [head]: { n: number; create_time: Date | null; id: string | null }[] = await dataSource.query(
+    `SELECT c.n, l.create_time, l.id
+     FROM (SELECT count(*)::int AS n FROM sessions s WHERE ${where}) c
+     LEFT JOIN LATERAL (SELECT s.create_time, s.id FROM sessions s WHERE ${where} ORDER BY s.create_time DESC, s.id DESC LIMIT 1) l ON true`,
+    params,
+  );
+  // create_time is timestamptz(3): a Date carries it exactly, so keyset bounds round-trip.
+  const mark = head.id === null ? undefined : { createTime: head.create_time!, id: head.id };
+  let after: { createTime: Date; id: string } | undefined;
+  return {
+    total: head.n,
+    async next(limit) {
+      if (!mark) return [];
+      const p = [...params, mark.createTime, mark.id];
+      let cond = `${where} AND (s.create_time, s.id) <= ($${p.length - 1}, $${p.length})`;
+      if (after) {
+        p.push(after.createTime, after.id);
+        cond += ` AND (s.create_time, s.id) > ($${p.length - 1}, $${p.length})`;
+      }
+      p.push(limit);
+      const rows: { id: string; create_time: Date }[] = await dataSource.query(
+        `SELECT s.id, s.create_time FROM sessions s WHERE ${cond} ORDER BY s.create_time, s.id LIMIT $${p.length}`,
+        p,
+      );
+      if (rows.length) after = { createTime: rows[rows.length - 1].create_time, id: rows[rows.length - 1].id };
+      return rows.map((r) => r.id);
+    },
+    async close() {},
+  };
 }
 
 /** The storage BulkDeleteSessions runs on: each batch in a transaction of its own. */
