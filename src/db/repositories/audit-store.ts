@@ -3,6 +3,7 @@
  */
 import type { EntityManager } from "typeorm";
 import type { AuditEvent } from "../../domain/audit.js";
+import { databaseErrorCode, InvalidInputError } from "../../domain/errors.js";
 import type { Cursor } from "../../domain/page-token.js";
 
 /** Which events a list shows. */
@@ -15,7 +16,7 @@ export interface AuditListQuery {
 
 /** Storage of audit events. */
 export interface AuditStore {
-  /** Appends events in one statement. */
+  /** Appends events in one statement. @throws InvalidInputError when Postgres refuses the rows themselves (bad data, a constraint) */
   append(events: AuditEvent[]): Promise<void>;
   list(query: AuditListQuery): Promise<AuditEvent[]>;
   /** Namespace names of these sessions (those that still exist), by session uuid. */
@@ -29,11 +30,18 @@ export function createAuditStore(db: EntityManager): AuditStore {
     async append(events) {
       if (!events.length) return;
       const col = <K extends keyof AuditEvent>(k: K) => events.map((e) => e[k]);
-      await q(
-        `INSERT INTO audit_events (id, time, namespace_id, namespace, actor, method, item_count, code, request_id)
-         SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::int[], $8::text[], $9::text[])`,
-        [col("uuid"), col("time"), col("namespaceId"), col("namespace"), col("actor"), col("method"), col("itemCount"), col("code"), col("requestId")],
-      );
+      try {
+        await q(
+          `INSERT INTO audit_events (id, time, namespace_id, namespace, actor, method, item_count, code, request_id)
+           SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::int[], $8::text[], $9::text[])`,
+          [col("uuid"), col("time"), col("namespaceId"), col("namespace"), col("actor"), col("method"), col("itemCount"), col("code"), col("requestId")],
+        );
+      } catch (err) {
+        // Classes 22 (data exception) and 23 (integrity constraint): these rows, not the database, are at fault.
+        const code = databaseErrorCode(err) ?? "";
+        if (/^2[23]/.test(code)) throw Object.assign(new InvalidInputError("audit event", `refused by the database (SQLSTATE ${code}): ${(err as Error).message}`), { cause: err });
+        throw err;
+      }
     },
 
     async namespacesOfSessions(uuids) {
