@@ -12,12 +12,14 @@ import { createStores } from "./db/repositories/stores.js";
 import { createServices } from "./domain/services.js";
 import { createIntegratorFactory } from "./handlers/integrators.js";
 import type { Logger } from "./logger.js";
-import { createHttpRoutes, createInterceptors, createRoutes } from "./routes.js";
+import { createHttpRoutes, createInterceptors, createRoutes, healthServiceNames } from "./routes.js";
 import { build } from "./server.js";
 import { HealthStatus } from "./handlers/health.js";
+import { Readiness } from "./handlers/readiness.js";
+import { createDatabaseProbe } from "./db/probe.js";
 import { createAuditing } from "./handlers/audit.js";
 import { createAccess } from "./handlers/auth.js";
-import { createMetrics } from "./handlers/metrics.js";
+import { createMetrics, registerAuditMetrics } from "./handlers/metrics.js";
 import { encodeGlobalId } from "./domain/ids.js";
 
 /** A running sessiond. */
@@ -36,7 +38,7 @@ export interface App {
 }
 
 /** Opens the database (starting an embedded Postgres when no URL is configured) and applies pending migrations. */
-export async function openDatabase(config: Pick<Config, "databaseUrl" | "dataDir" | "dbPoolSize">, logger: Logger): Promise<{ dataSource: DataSource; embedded?: EmbeddedPostgres }> {
+export async function openDatabase(config: Pick<Config, "databaseUrl" | "dataDir" | "dbPoolSize"> & Partial<Pick<Config, "dbConnectTimeoutMs">>, logger: Logger): Promise<{ dataSource: DataSource; embedded?: EmbeddedPostgres }> {
   let embedded: EmbeddedPostgres | undefined;
   let url = config.databaseUrl;
   if (!url) {
@@ -45,7 +47,7 @@ export async function openDatabase(config: Pick<Config, "databaseUrl" | "dataDir
     url = embedded.url;
     logger.info({ data_dir: dataDir, port: embedded.port }, "embedded Postgres started (set DATABASE_URL to use your own)");
   }
-  const dataSource = createDataSource({ url, poolSize: config.dbPoolSize });
+  const dataSource = createDataSource({ url, poolSize: config.dbPoolSize, connectTimeoutMs: config.dbConnectTimeoutMs });
   try {
     await dataSource.initialize();
     const applied = await dataSource.runMigrations({ transaction: "each" });
@@ -61,15 +63,17 @@ export async function openDatabase(config: Pick<Config, "databaseUrl" | "dataDir
 /** Starts sessiond with `config`: database, migrations, then the server on config.port. */
 export async function startApp(config: Config, logger: Logger): Promise<App> {
   const { dataSource, embedded } = await openDatabase(config, logger);
-  const health = new HealthStatus();
+  // "" and every service name, NOT_SERVING until the first readiness probe after listening.
+  const health = new HealthStatus(Object.fromEntries(["", ...healthServiceNames].map((name) => [name, "NOT_SERVING" as const])));
   const stores = createStores(dataSource);
   const services = createServices({
     stores,
     bulkStore: createBulkDeleteStore(dataSource, stores.sessions.namespaceId),
+    bulkLimits: { maxOperations: config.maxBulkOperations, maxQueued: config.bulkQueueSize, maxWaitMs: config.bulkQueueWaitMs },
     integratorFor: createIntegratorFactory(),
     logBatchFailure: (err, identifiers) => logger.error({ err, identifiers }, "bulk delete batch failed"),
     logIntegrationFailure: (err, context) => logger.warn({ err, ...context }, "integrator failed"),
-    logAuditFailure: (err, dropped) => logger.error({ err, dropped }, "audit events could not be written; kept for the next attempt"),
+    logAudit: logger.child({ component: "audit" }),
   });
   let firstStartKey: string | undefined;
   try {
@@ -95,10 +99,20 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
   // One registry per app (tests run several apps in one process); the pool gauges read the pg.Pool
   // TypeORM's postgres driver keeps as `master`.
   const metrics = createMetrics({ pool: (dataSource.driver as any).master });
+  // The audit queue depth and dropped events, read on scrape.
+  registerAuditMetrics(metrics.registry, services.audit.stats);
+  // Readiness = the database answers within 1 s through the pool (db/probe.ts); drives /readyz and gRPC health.
+  const readiness = new Readiness({
+    health,
+    probe: createDatabaseProbe(dataSource, { onFailure: (err) => logger.debug({ err }, "readiness probe failed") }),
+    onChange: ({ ready, reason }) => (ready ? logger.info("ready: the database answers") : logger.warn({ reason }, "not ready")),
+  });
   const server = build({
     config,
     logger,
-    routes: createRoutes({ services, health }),
+    readiness: () => readiness.check(),
+    onRefused: metrics.refused,
+    routes: createRoutes({ services, health, readiness }),
     interceptors: createInterceptors(logger, { access, auditing, metrics }),
     requestGate: metrics.gate(access.requestGate),
     http: createHttpRoutes({ services, health }, { readMaxBytes: config.readMaxBytes, logger, access, auditing, metrics }),
@@ -107,16 +121,18 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
   try {
     address = await server.listen();
   } catch (err) {
+    readiness.stop();
     await dataSource.destroy();
     await embedded?.stop();
     throw err;
   }
-  health.setAll("SERVING");
+  await readiness.check();
   return {
     ...address,
     dataSource,
     firstStartKey,
     async stop() {
+      readiness.stop();
       health.setAll("NOT_SERVING");
       await server.shutdown();
       await services.audit.close();

@@ -21,7 +21,7 @@ import { createConsoleRoutes } from "./handlers/console.js";
 import type { createAuditing } from "./handlers/audit.js";
 import type { createAccess } from "./handlers/auth.js";
 import { errorInterceptor } from "./handlers/errors.js";
-import { createHealthHandlers, type HealthStatus } from "./handlers/health.js";
+import { createHealthHandlers, type HealthStatus, type ReadinessCheck } from "./handlers/health.js";
 import { loggingInterceptor } from "./handlers/logging.js";
 import type { Metrics } from "./handlers/metrics.js";
 import { createMemoryHandlers } from "./handlers/memory-service.js";
@@ -50,7 +50,15 @@ export const reflectedFiles = [
 export interface RouteDeps {
   services: Services;
   health: HealthStatus;
+  /** Refreshes `health` before Health answers (handlers/readiness.ts); without it `health` is answered as set. */
+  readiness?: ReadinessCheck;
 }
+
+/**
+ * The names gRPC Health reports besides "" (the whole server): every service that needs the database.
+ * They follow readiness together, for probes and load balancers configured per service name.
+ */
+export const healthServiceNames = [SessionService, MemoryService, TraceService, AdminService, ServerInfoService, OtlpTraceService].map((s) => s.typeName);
 
 /** Registers SessionService, MemoryService, TraceService, AdminService, ServerInfoService, OTLP's TraceService, gRPC health and reflection (v1 and v1alpha). */
 export function createRoutes(deps: RouteDeps): (router: ConnectRouter) => void {
@@ -62,7 +70,7 @@ export function createRoutes(deps: RouteDeps): (router: ConnectRouter) => void {
     router.service(AdminService, createAdminHandlers(deps.services));
     router.service(ServerInfoService, createServerInfoHandlers());
     router.service(OtlpTraceService, createOtlpGrpcHandlers(deps.services.tracing));
-    router.service(Health, createHealthHandlers(deps.health));
+    router.service(Health, createHealthHandlers(deps.health, deps.readiness));
     reflection(router);
   };
 }

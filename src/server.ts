@@ -6,8 +6,9 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import type { AddressInfo } from "node:net";
 import { Code, ConnectError, cors as corsHeaders, type ConnectRouter, type HandlerContext, type Interceptor } from "@connectrpc/connect";
-import { connectNodeAdapter, type ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
+import { codeToString } from "@connectrpc/connect/protocol-connect";
 import type { Config } from "./config.js";
+import { createRpcEdge, type RefusedCall, type RpcEdgeOptions } from "./handlers/edge.js";
 import type { Logger } from "./logger.js";
 import { createOnePortServer } from "./net/one-port.js";
 import { VERSION } from "./version.js";
@@ -57,6 +58,10 @@ export interface ServerDeps {
   requestGate?: (context: HandlerContext) => void | Promise<void>;
   /** Plain HTTP endpoints beside the RPCs, by path (e.g. OTLP/HTTP's `/v1/traces`). */
   http?: Record<string, HttpHandler>;
+  /** Readiness for `/readyz` and `/healthz` (handlers/readiness.ts); without it the server is ready while it serves. */
+  readiness?: () => Promise<{ ready: boolean; reason?: string }>;
+  /** Told of every call refused before the interceptors (they are logged here), e.g. to count it. */
+  onRefused?: (call: RefusedCall) => void;
 }
 
 /** A plain HTTP endpoint. Errors it throws become a 500 without details. */
@@ -88,7 +93,8 @@ export const shutdownReason = () => new ConnectError("server is shutting down", 
 export function build(deps: ServerDeps): Server {
   const { config, logger } = deps;
   const controller = new AbortController();
-  const handler = connectNodeAdapter({
+  const serving = () => !controller.signal.aborted;
+  const handler = createRpcEdge({
     routes: deps.routes,
     grpc: true,
     grpcWeb: true,
@@ -100,7 +106,14 @@ export function build(deps: ServerDeps): Server {
     shutdownSignal: controller.signal,
     interceptors: deps.interceptors ?? [],
     requestGate: deps.requestGate,
-    fallback: plainHttp(deps.http ?? {}, () => !controller.signal.aborted, logger),
+    fallback: plainHttp(deps.http ?? {}, probes(serving, deps.readiness), logger),
+    // The client's fault, so warn (not error); one access-log line like the interceptors' (msg "rpc").
+    onRefused: (call) => {
+      const { service, method, protocol, requestId, code, reason, httpStatus, durationMs } = call;
+      logger.warn({ service, method, protocol, request_id: requestId, code: codeToString(code), refused: reason, http_status: httpStatus, duration_ms: Math.round(durationMs * 10) / 10 }, "rpc");
+      deps.onRefused?.(call);
+    },
+    onCrash: (err, method) => logger.error({ err, method }, "rpc handler failed outside the call"),
   });
   // HTTP/2 receive windows sized for large requests (100,000 ids in one BulkDeleteSessions is ~4.6 MB):
   // with the protocol's default 64 KiB windows such an upload needs ~70 window round trips.
@@ -152,11 +165,28 @@ export function build(deps: ServerDeps): Server {
   };
 }
 
+/** The probe endpoints' answers: liveness (the process serves HTTP) and readiness (also: not shutting down, and `readiness` says ready). */
+function probes(serving: () => boolean, readiness: ServerDeps["readiness"]) {
+  return {
+    live: async (): Promise<{ ready: boolean; reason?: string }> => ({ ready: true }),
+    ready: async (): Promise<{ ready: boolean; reason?: string }> => {
+      if (!serving()) return { ready: false, reason: "shutting down" };
+      const result = readiness ? await readiness() : { ready: true };
+      return serving() ? result : { ready: false, reason: "shutting down" };
+    },
+  };
+}
+
+/** Probe endpoints, by path: `/livez` is liveness; `/readyz` and `/healthz` (kept for existing load balancers) are readiness. */
+const PROBES: Record<string, "live" | "ready"> = { "/livez": "live", "/readyz": "ready", "/healthz": "ready" };
+
 /**
- * What is not an RPC: the `http` endpoints by path, and `GET /healthz` for load balancers that do not
- * speak gRPC (200 "ok", or 503 once shutdown started). Anything else: 404.
+ * What is not an RPC: the `http` endpoints by path, and the probes for load balancers and Kubernetes
+ * that do not speak gRPC: `GET`/`HEAD /livez` (200 "ok" while the process serves HTTP), `/readyz` and
+ * `/healthz` (200 "ok" when ready, else 503 with the reason: database unavailable or too slow, pool
+ * starved, shutting down). Anything else: 404.
  */
-function plainHttp(http: Record<string, HttpHandler>, serving: () => boolean, logger: Logger): NonNullable<ConnectNodeAdapterOptions["fallback"]> {
+function plainHttp(http: Record<string, HttpHandler>, check: ReturnType<typeof probes>, logger: Logger): RpcEdgeOptions["fallback"] {
   return (req, res) => {
     const path = (req.url ?? "").split("?", 1)[0];
     const endpoint = Object.hasOwn(http, path) ? http[path] : undefined;
@@ -170,10 +200,12 @@ function plainHttp(http: Record<string, HttpHandler>, serving: () => boolean, lo
         });
       return;
     }
-    if (path === "/healthz" && (req.method === "GET" || req.method === "HEAD")) {
-      const ok = serving();
-      res.writeHead(ok ? 200 : 503, { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" });
-      res.end(ok ? "ok" : "shutting down");
+    const probe = Object.hasOwn(PROBES, path) ? PROBES[path] : undefined;
+    if (probe && (req.method === "GET" || req.method === "HEAD")) {
+      void check[probe]().then(({ ready, reason }) => {
+        res.writeHead(ready ? 200 : 503, { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" });
+        res.end(ready ? "ok" : (reason ?? "not ready"));
+      });
       return;
     }
     res.writeHead(404);

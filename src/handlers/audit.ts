@@ -49,7 +49,7 @@ export function createAuditing(audit: AuditLog) {
     try {
       res = await next(seeRequest(req, (message) => (call.message = message)));
     } catch (err) {
-      record(call, codeOf(err));
+      record(call, codeOf(err, req.signal));
       throw err;
     }
     if (!res.stream) {
@@ -60,6 +60,7 @@ export function createAuditing(audit: AuditLog) {
     return {
       ...res,
       message: watchStream(res.message, {
+        signal: req.signal,
         onMessage: (m) => (total = streamTotal(m as unknown as Record<string, unknown>) ?? total),
         onEnd: (code) => record(call, code, total),
       }),

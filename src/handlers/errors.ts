@@ -24,7 +24,7 @@ import {
 } from "../domain/errors.js";
 import type { Logger } from "../logger.js";
 import { requestIdKey } from "./logging.js";
-import { watchStream } from "./streams.js";
+import { endingError, watchStream } from "./streams.js";
 
 const FOREIGN_KEY_VIOLATION = "23503";
 
@@ -94,12 +94,14 @@ export function toConnectError(err: unknown, requestId: string, logger: Logger):
 export function errorInterceptor(logger: Logger): Interceptor {
   return (next) => async (req) => {
     const requestId = req.contextValues.get(requestIdKey);
+    // A raw error raised because the client went away (or its deadline passed) is the abort's code, not a fault.
+    const map = (err: unknown) => (req.signal.aborted && !(err instanceof ConnectError) ? endingError(err, req.signal) : toConnectError(err, requestId, logger));
     try {
       const res = await next(req);
       if (!res.stream) return res;
-      return { ...res, message: watchStream(res.message, { onEnd: (_code, err) => (err === undefined ? undefined : toConnectError(err, requestId, logger)) }) };
+      return { ...res, message: watchStream(res.message, { signal: req.signal, onEnd: (_code, err) => (err === undefined ? undefined : map(err)) }) };
     } catch (err) {
-      throw toConnectError(err, requestId, logger);
+      throw map(err);
     }
   };
 }

@@ -45,6 +45,11 @@ export class HealthStatus {
     return this.#statuses.get(service);
   }
 
+  /** How many Watch streams are open: readiness (readiness.ts) probes in the background only while someone watches. */
+  get watchers(): number {
+    return this.#listeners.size;
+  }
+
   /** A snapshot of every known service's status. */
   list(): Map<string, ServingStatus> {
     return new Map(this.#statuses);
@@ -89,18 +94,30 @@ export class HealthStatus {
   }
 }
 
-/** The Health service over a {@link HealthStatus}. Check on an unknown service fails with `not_found`. */
-export function createHealthHandlers(status: HealthStatus): ServiceImpl<typeof Health> {
+/** What the Health handlers ask before answering: a fresh (briefly cached) readiness probe, which updates the statuses. */
+export interface ReadinessCheck {
+  check(): Promise<unknown>;
+}
+
+/**
+ * The Health service over a {@link HealthStatus}. Check on an unknown service fails with `not_found`.
+ * With `readiness`, Check, List and the start of Watch first refresh the statuses from its probe
+ * (cached briefly, so a probe storm costs nothing); Watch then reports every transition.
+ */
+export function createHealthHandlers(status: HealthStatus, readiness?: ReadinessCheck): ServiceImpl<typeof Health> {
   return {
-    check(req) {
+    async check(req) {
+      await readiness?.check();
       const value = status.get(req.service);
       if (value === undefined) throw new ConnectError(`unknown service ${JSON.stringify(req.service.slice(0, 200))}`, Code.NotFound);
       return { status: value };
     },
     async *watch(req, context) {
+      await readiness?.check();
       for await (const value of status.watch(req.service, context.signal)) yield { status: value };
     },
-    list() {
+    async list() {
+      await readiness?.check();
       const statuses: Record<string, { status: ServingStatus }> = {};
       for (const [service, value] of status.list()) statuses[service] = { status: value };
       return { statuses };

@@ -1,11 +1,12 @@
 /**
- * Request ids and one access-log line per call.
+ * Request ids and one access-log line per call (the calls connect-es refuses before the interceptors
+ * get theirs from the edge, edge.ts).
  */
 import { randomUUID } from "node:crypto";
-import { Code, ConnectError, createContextKey, type Interceptor } from "@connectrpc/connect";
+import { type Code, createContextKey, type Interceptor } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import type { Logger } from "../logger.js";
-import { watchStream } from "./streams.js";
+import { endingError, isServerFault, isUndecodable, watchStream } from "./streams.js";
 
 /** The call's request id (context value), for handlers and other interceptors: `ctx.values.get(requestIdKey)`. */
 export const requestIdKey = createContextKey<string>("", { description: "sessiond request id" });
@@ -16,34 +17,54 @@ export const requestIdHeader = "x-request-id";
 /** A client-provided id is kept only if it is short and plain: it ends up in logs and headers. */
 const VALID_ID = /^[A-Za-z0-9._-]{1,128}$/;
 
-/** Codes that mean the server failed, logged at error level; the others are the client's business. */
-const SERVER_FAULTS = new Set([Code.Internal, Code.Unknown, Code.DataLoss]);
+/** Returns `incoming` when it may serve as a request id (short and plain: it ends up in logs and headers), else undefined. */
+export function requestIdOf(incoming: string | null | undefined): string | undefined {
+  return incoming != null && VALID_ID.test(incoming) ? incoming : undefined;
+}
 
 /**
- * Interceptor (put it first, outermost) that gives every call a request id (the incoming `x-request-id`
- * if valid, else a random UUID), stores it under {@link requestIdKey}, returns it in the `x-request-id`
- * response header (in the error's metadata when the call fails), and logs one JSON line when the call
- * ends (a server stream: when the stream ends) with service, method, protocol, code, duration_ms and
- * request_id. Headers, messages and error details are never logged.
+ * What the RPC edge (edge.ts) and the interceptors tell each other about a call: its request id, whether
+ * the interceptors were reached (else the edge logs and counts the refusal), and whether the request
+ * gate refused it (then the gate reported it already).
+ */
+export interface CallEdge {
+  readonly requestId: string;
+  reached: boolean;
+  gateRefused: boolean;
+}
+
+/** The call's {@link CallEdge}, when it came through the edge (not through createRouterTransport). */
+export const callEdgeKey = createContextKey<CallEdge | undefined>(undefined, { description: "sessiond call edge" });
+
+/**
+ * Interceptor (put it first, outermost) that gives every call a request id (the one the edge chose,
+ * else the incoming `x-request-id` if valid, else a random UUID), stores it under {@link requestIdKey},
+ * returns it in the `x-request-id` response header (in the error's metadata when the call fails), and
+ * logs one JSON line when the call ends (a server stream: when the stream ends) with service, method,
+ * protocol, code, duration_ms and request_id. Headers, messages and error details are never logged.
+ * The code is decided by streams.ts `codeOf` (a client that cancelled or whose deadline passed is
+ * `canceled` / `deadline_exceeded`, at info level); only server faults are logged at error level.
  *
- * Calls rejected before interceptors run (bad content type, a request body over readMaxBytes for unary
- * calls, an invalid timeout) produce no line.
+ * Calls refused before interceptors run (bad content type, a request body over readMaxBytes for unary
+ * calls, an invalid timeout) are logged by the edge (edge.ts, server.ts).
  */
 export function loggingInterceptor(logger: Logger): Interceptor {
   return (next) => async (req) => {
     const started = performance.now();
-    const incoming = req.header.get(requestIdHeader);
-    const requestId = incoming !== null && VALID_ID.test(incoming) ? incoming : randomUUID();
+    const edge = req.contextValues.get(callEdgeKey);
+    if (edge) edge.reached = true;
+    const requestId = edge?.requestId ?? requestIdOf(req.header.get(requestIdHeader)) ?? randomUUID();
     req.contextValues.set(requestIdKey, requestId);
     const fields = { service: req.service.typeName, method: req.method.name, protocol: protocolOf(req.header.get("content-type")), request_id: requestId };
-    const log = (code: Code | undefined) => {
+    const log = (code: Code | undefined, err?: unknown) => {
       const line = { ...fields, code: code === undefined ? "ok" : codeToString(code), duration_ms: Math.round((performance.now() - started) * 10) / 10 };
-      if (code !== undefined && SERVER_FAULTS.has(code)) logger.error(line, "rpc");
+      if (isServerFault(code, err)) logger.error(line, "rpc");
+      else if (code !== undefined && isUndecodable(err)) logger.warn({ ...line, refused: "undecodable" }, "rpc");
       else logger.info(line, "rpc");
     };
-    // Non-Connect errors are handled like connect-es does (generic `internal`, message not sent).
+    // The error the client gets: decided once (streams.ts), with the request id in its metadata.
     const asConnectError = (err: unknown) => {
-      const connectErr = err instanceof ConnectError ? err : new ConnectError("internal error", Code.Internal, undefined, undefined, err);
+      const connectErr = endingError(err, req.signal);
       connectErr.metadata.set(requestIdHeader, requestId);
       return connectErr;
     };
@@ -52,7 +73,7 @@ export function loggingInterceptor(logger: Logger): Interceptor {
       res = await next(req);
     } catch (err) {
       const connectErr = asConnectError(err);
-      log(connectErr.code);
+      log(connectErr.code, connectErr);
       throw connectErr;
     }
     res.header.set(requestIdHeader, requestId);
@@ -63,9 +84,12 @@ export function loggingInterceptor(logger: Logger): Interceptor {
     return {
       ...res,
       message: watchStream(res.message, {
+        signal: req.signal,
         onEnd: (code, err) => {
-          log(code);
-          return err === undefined ? undefined : asConnectError(err);
+          if (err === undefined) return log(code);
+          const connectErr = asConnectError(err);
+          log(connectErr.code, connectErr);
+          return connectErr;
         },
       }),
     };
@@ -73,7 +97,7 @@ export function loggingInterceptor(logger: Logger): Interceptor {
 }
 
 /** The RPC protocol, from the request content type (Connect GET requests have none). */
-function protocolOf(contentType: string | null): string {
+export function protocolOf(contentType: string | null): string {
   if (contentType?.startsWith("application/grpc-web")) return "grpc-web";
   if (contentType?.startsWith("application/grpc")) return "grpc";
   return "connect";

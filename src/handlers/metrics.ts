@@ -12,7 +12,10 @@ import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import { BulkDeleteOutcome, BulkDeleteProgressSchema } from "../../gen/sessiond/v1/session_service_pb.js";
 import type { HttpHandler } from "../server.js";
+import type { RefusedCall } from "./edge.js";
+import { callEdgeKey } from "./logging.js";
 import { codeOf, watchStream } from "./streams.js";
+import { AUDIT_DROP_REASONS, type AuditStats } from "../domain/audit.js";
 
 /** Every metric name starts with it (prom-client's process metrics too). */
 const PREFIX = "sessiond_";
@@ -51,6 +54,12 @@ export interface Metrics {
   readonly handler: HttpHandler;
   /** Wraps a request gate so that the calls it refuses (they never reach interceptors) are counted. */
   gate(inner: (context: HandlerContext) => void | Promise<void>): (context: HandlerContext) => Promise<void>;
+  /**
+   * Counts a call connect-es refused before the interceptors (undecodable body, too large, wrong
+   * content type, invalid timeout), in `sessiond_rpc_rejected_total` with its `reason`: the edge's
+   * `onRefused` (server.ts).
+   */
+  refused(call: RefusedCall): void;
 }
 
 /**
@@ -66,7 +75,14 @@ export function createMetrics(deps: { pool?: PoolStats } = {}): Metrics {
   const duration = new Histogram({ name: `${PREFIX}rpc_duration_seconds`, help: "RPC duration in seconds, by final code; for a server stream, until the stream ends.", labelNames, buckets: DURATION_BUCKETS, registers: [registry] });
   const outcomes = new Counter({ name: `${PREFIX}bulk_delete_ids_total`, help: "Identifiers reported by BulkDeleteSessions and DeleteNamespace progress messages, by outcome.", labelNames: ["outcome"] as const, registers: [registry] });
   for (const outcome of Object.values(OUTCOMES)) outcomes.inc({ outcome }, 0);
-  const rejected = new Counter({ name: `${PREFIX}rpc_rejected_total`, help: "RPCs refused before their body was read (credentials, role, rate limit), by code.", labelNames, registers: [registry] });
+  // `reason` is set for the calls connect-es refused (undecodable, too_large, content_type, timeout,
+  // protocol) and absent (Prometheus reads: empty) for those the request gate refused.
+  const rejected = new Counter({
+    name: `${PREFIX}rpc_rejected_total`,
+    help: "RPCs refused before the interceptors, by code: by the request gate (credentials, role, rate limit; no reason label) or by the protocol layer (reason: undecodable, too_large, content_type, timeout, protocol).",
+    labelNames: [...labelNames, "reason"] as const,
+    registers: [registry],
+  });
 
   const { pool } = deps;
   if (pool) {
@@ -95,6 +111,7 @@ export function createMetrics(deps: { pool?: PoolStats } = {}): Metrics {
     const started = performance.now();
     const service = req.service.typeName;
     const method = req.method.name;
+    // codeOf with the call's signal: a client that went away is canceled / deadline_exceeded (streams.ts).
     const observe = (code: Code | undefined) => {
       const labels = { service, method, code: code === undefined ? "ok" : codeToString(code) };
       calls.inc(labels);
@@ -104,14 +121,14 @@ export function createMetrics(deps: { pool?: PoolStats } = {}): Metrics {
     try {
       res = await next(req);
     } catch (err) {
-      observe(codeOf(err));
+      observe(codeOf(err, req.signal));
       throw err;
     }
     if (!res.stream) {
       observe(undefined);
       return res;
     }
-    return { ...res, message: watchStream(res.message, { onMessage: (m) => countOutcomes(outcomes, m), onEnd: observe }) };
+    return { ...res, message: watchStream(res.message, { signal: req.signal, onMessage: (m) => countOutcomes(outcomes, m), onEnd: observe }) };
   };
 
   const handler: HttpHandler = async (req, res) => {
@@ -129,12 +146,18 @@ export function createMetrics(deps: { pool?: PoolStats } = {}): Metrics {
     try {
       await inner(context);
     } catch (err) {
-      rejected.inc({ service: context.method.parent.typeName, method: context.method.name, code: codeToString(codeOf(err)) });
+      const edge = context.values.get(callEdgeKey);
+      if (edge) edge.gateRefused = true; // counted here; the edge only adds the request id
+      rejected.inc({ service: context.method.parent.typeName, method: context.method.name, code: codeToString(codeOf(err, context.signal)) });
       throw err;
     }
   };
 
-  return { registry, interceptor, handler, gate };
+  const refused: Metrics["refused"] = (call) => {
+    rejected.inc({ service: call.service, method: call.method, code: codeToString(call.code), reason: call.reason });
+  };
+
+  return { registry, interceptor, handler, gate, refused };
 }
 
 /** Adds a stream message's per-id outcomes when it is a bulk delete `progress` message. */
@@ -147,4 +170,32 @@ function countOutcomes(outcomes: Counter<"outcome">, message: unknown): void {
     if (outcome) counts.set(outcome, (counts.get(outcome) ?? 0) + 1);
   }
   for (const [outcome, n] of counts) outcomes.inc({ outcome }, n);
+}
+
+/**
+ * Audit log metrics, read from `stats` on each scrape (the audit log is built before the registry):
+ * `sessiond_audit_queue_depth` shows the audit falling behind while the database is unavailable, and
+ * `sessiond_audit_events_dropped_total` counts events lost, by reason (queue_full, unwritable,
+ * shutdown), each present from 0 so that an alert can use rate() from the start.
+ */
+export function registerAuditMetrics(registry: Registry, stats: () => AuditStats): void {
+  new Gauge({
+    name: `${PREFIX}audit_queue_depth`,
+    help: "Audit events recorded but not yet written (they grow while the database is unavailable).",
+    registers: [registry],
+    collect() {
+      this.set(stats().queued);
+    },
+  });
+  new Counter({
+    name: `${PREFIX}audit_events_dropped_total`,
+    help: "Audit events lost, by reason: queue_full (database unavailable too long), unwritable (refused by the database), shutdown (still queued at stop).",
+    labelNames: ["reason"] as const,
+    registers: [registry],
+    collect() {
+      const { dropped } = stats();
+      this.reset();
+      for (const reason of AUDIT_DROP_REASONS) this.inc({ reason }, dropped[reason]);
+    },
+  });
 }

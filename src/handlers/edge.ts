@@ -1,0 +1,157 @@
+/**
+ * The edge of every RPC, between Node's HTTP servers and connect-es (it replaces connect-node's
+ * `connectNodeAdapter`, which it mirrors). It does three things the interceptors cannot:
+ * - gives every call its request id before anything can refuse it, and returns it in `x-request-id`
+ *   even when connect-es refuses the call before the interceptors run;
+ * - turns a client that went away (reset HTTP/2 stream, closed HTTP/1.1 connection) into a call signal
+ *   aborted with a ConnectError `canceled`, or `deadline_exceeded` when the client's deadline is what
+ *   passed, so that every observer decides the same code (see streams.ts);
+ * - reports the calls the interceptors never saw (undecodable body, body over readMaxBytes, wrong
+ *   content type, invalid timeout, ...) with their code and a reason, for the access log and metrics.
+ * Its cost per call: a context-values object, an AbortController and a listener (see docs/operations.md).
+ */
+import { randomUUID } from "node:crypto";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
+import { Code, ConnectError, createConnectRouter, createContextValues, type ConnectRouter, type ConnectRouterOptions } from "@connectrpc/connect";
+import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse, type ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
+import { codeFromHttpStatus, codeFromString, parseTimeout as parseConnectTimeout } from "@connectrpc/connect/protocol-connect";
+import { parseTimeout as parseGrpcTimeout } from "@connectrpc/connect/protocol-grpc";
+import type { UniversalServerResponse } from "@connectrpc/connect/protocol";
+import { callEdgeKey, protocolOf, requestIdHeader, requestIdKey, requestIdOf, type CallEdge } from "./logging.js";
+
+/** Why connect-es refused a call before the interceptors: the `reason` label and log field. */
+export type RefusalReason = "undecodable" | "too_large" | "content_type" | "timeout" | "protocol";
+
+/** A call refused before the interceptors, as the edge reports it. */
+export interface RefusedCall {
+  service: string;
+  method: string;
+  protocol: string;
+  requestId: string;
+  code: Code;
+  reason: RefusalReason;
+  httpStatus: number;
+  durationMs: number;
+}
+
+/** What {@link createRpcEdge} needs besides connect-es's router options. */
+export interface RpcEdgeOptions extends ConnectRouterOptions {
+  routes: (router: ConnectRouter) => void;
+  /** Called for every other request (plain HTTP endpoints, 404). */
+  fallback: NonNullable<ConnectNodeAdapterOptions["fallback"]>;
+  /** Told of every call refused before the interceptors (not of those the request gate refused: they are reported there). */
+  onRefused: (call: RefusedCall) => void;
+  /** Told of a handler that failed outside any call's error handling (should never happen). */
+  onCrash: (err: unknown, method: string) => void;
+}
+
+/** Builds the request listener serving every RPC of `routes` (see the file comment). */
+export function createRpcEdge(options: RpcEdgeOptions) {
+  const maxTimeoutMs = options.maxTimeoutMs ?? 0;
+  const router = createConnectRouter({ acceptCompression: [compressionGzip, compressionBrotli], ...options });
+  options.routes(router);
+  const paths = new Map(router.handlers.map((h) => [h.requestPath, h]));
+
+  return (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse): void => {
+    const handler = paths.get((req.url ?? "").split("?", 1)[0]);
+    if (!handler) return options.fallback(req, res);
+    const started = performance.now();
+    const edge: CallEdge = { requestId: requestIdOf(headerValue(req.headers[requestIdHeader])) ?? randomUUID(), reached: false, gateRefused: false };
+    const values = createContextValues().set(requestIdKey, edge.requestId).set(callEdgeKey, edge);
+    const uReq = universalRequestFromNodeRequest(req, res, undefined, values);
+    const timeout = requestTimeout(req, maxTimeoutMs);
+    const signal = clientSignal(uReq.signal, timeout, started);
+    handler({ ...uReq, signal })
+      .then(async (uRes) => {
+        if (edge.reached) return uRes;
+        const out = await withRequestId(uRes, edge.requestId);
+        if (!edge.gateRefused) {
+          const code = refusedCode(out.res, out.body);
+          options.onRefused({
+            service: handler.service.typeName,
+            method: handler.method.name,
+            protocol: protocolOf(headerValue(req.headers["content-type"]) ?? null),
+            requestId: edge.requestId,
+            code,
+            reason: reasonOf(code, out.res.status, timeout),
+            httpStatus: out.res.status,
+            durationMs: performance.now() - started,
+          });
+        }
+        return out.res;
+      })
+      .then((uRes) => universalResponseToNodeResponse(uRes, res))
+      .catch((err) => {
+        // connect-node's adapter ignores these too: the client went away while we wrote.
+        if (ConnectError.from(err).code !== Code.Aborted) options.onCrash(err, handler.method.name);
+      });
+  };
+}
+
+function headerValue(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/** The timeout the client asked for (ms), `invalid` when it is unparsable or over the limit, or undefined. */
+function requestTimeout(req: IncomingMessage | Http2ServerRequest, maxTimeoutMs: number): number | "invalid" | undefined {
+  const grpc = headerValue(req.headers["grpc-timeout"]);
+  const connect = headerValue(req.headers["connect-timeout-ms"]);
+  if (grpc === undefined && connect === undefined) return undefined;
+  const parsed = grpc !== undefined ? parseGrpcTimeout(grpc, maxTimeoutMs) : parseConnectTimeout(connect!, maxTimeoutMs);
+  return parsed.error ? "invalid" : parsed.timeoutMs;
+}
+
+/**
+ * A signal that follows connect-node's request signal, with a ConnectError as reason whenever the
+ * client went away: `deadline_exceeded` when the client's deadline is (about) over, as a gRPC client
+ * resets the stream when its deadline passes, else `canceled`. Other reasons (an HTTP/2 reset asking to
+ * slow down, say) are kept.
+ */
+function clientSignal(inner: AbortSignal, timeout: number | "invalid" | undefined, started: number): AbortSignal {
+  const controller = new AbortController();
+  const onAbort = () => {
+    const reason = inner.reason;
+    if (reason instanceof ConnectError && ![Code.Canceled, Code.Aborted, Code.Internal, Code.Unknown].includes(reason.code)) return controller.abort(reason);
+    if (typeof timeout === "number") {
+      const remaining = timeout - (performance.now() - started);
+      // The client's clock started before ours; allow for the trip here (at most 250 ms).
+      if (remaining <= Math.min(250, Math.max(20, timeout / 10))) return controller.abort(new ConnectError("the client's deadline passed", Code.DeadlineExceeded));
+    }
+    controller.abort(new ConnectError("the client cancelled the call", Code.Canceled));
+  };
+  if (inner.aborted) onAbort();
+  else inner.addEventListener("abort", onAbort, { once: true });
+  return controller.signal;
+}
+
+/** A response the interceptors never saw (an error made by connect-es, small), buffered, with the request id header added. */
+async function withRequestId(uRes: UniversalServerResponse, requestId: string): Promise<{ res: UniversalServerResponse; body: Uint8Array }> {
+  const header = new Headers(uRes.header);
+  header.set(requestIdHeader, requestId);
+  const chunks: Uint8Array[] = [];
+  if (uRes.body) for await (const chunk of uRes.body) chunks.push(chunk);
+  const body = Buffer.concat(chunks);
+  return {
+    res: { ...uRes, header, body: body.length ? (async function* () { yield body; })() : undefined },
+    body,
+  };
+}
+
+/** The code of a response connect-es made for a refused call: gRPC status, gRPC-Web trailer, Connect error JSON, or the HTTP status. */
+function refusedCode(res: UniversalServerResponse, body: Uint8Array): Code {
+  const grpc = res.trailer?.get("grpc-status") ?? res.header?.get("grpc-status") ?? /grpc-status:\s*(\d+)/.exec(Buffer.from(body).toString("latin1"))?.[1];
+  if (grpc != null && /^\d+$/.test(grpc)) return Number(grpc) as Code;
+  const json = /"code"\s*:\s*"([a-z_]+)"/.exec(Buffer.from(body).toString("utf8"))?.[1];
+  const code = json === undefined ? undefined : codeFromString(json);
+  return code ?? codeFromHttpStatus(res.status);
+}
+
+/** The reason label of a refused call. */
+function reasonOf(code: Code, httpStatus: number, timeout: number | "invalid" | undefined): RefusalReason {
+  if (httpStatus === 415) return "content_type";
+  if (code === Code.ResourceExhausted) return "too_large";
+  if (timeout === "invalid" && code === Code.InvalidArgument) return "timeout";
+  if (code === Code.Internal || code === Code.InvalidArgument) return "undecodable";
+  return "protocol";
+}
