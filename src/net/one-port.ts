@@ -31,6 +31,8 @@ export type DualRequestListener = (
 export interface OnePortOptions {
   /** A connection that has not sent enough bytes to pick a protocol within this time is closed (default 10 s). */
   sniffTimeoutMs?: number;
+  /** How long idle HTTP/1.1 keep-alive connections stay open once draining starts (default 500 ms; see drain()). */
+  idleLingerMs?: number;
   /** Options for the HTTP/1.1 server (timeouts, header limits). */
   http1?: http.ServerOptions;
   /** Options for the HTTP/2 server (settings, limits). */
@@ -54,9 +56,10 @@ export interface OnePortServer {
   /** True once {@link OnePortServer.drain} was called. */
   readonly draining: boolean;
   /**
-   * Starts a graceful close: stops accepting connections, sends GOAWAY to every HTTP/2 session (its open
-   * streams may finish), closes idle HTTP/1.1 connections now and busy ones when their response is done
-   * (`Connection: close` where headers are not sent yet). Resolves once every connection is closed.
+   * Starts a graceful close: stops accepting connections, sends the two-step GOAWAY to every HTTP/2
+   * session (streams the client already sent are served, open ones may finish), closes busy HTTP/1.1
+   * connections when their response is done (`Connection: close` where headers are not sent yet) and
+   * idle ones after `idleLingerMs`. Resolves once every connection is closed.
    */
   drain(): Promise<void>;
   /** Destroys every remaining connection (after a grace period). */
@@ -69,6 +72,7 @@ export interface OnePortServer {
  */
 export function createOnePortServer(handler: DualRequestListener, options: OnePortOptions = {}): OnePortServer {
   const sniffTimeoutMs = options.sniffTimeoutMs ?? 10_000;
+  const idleLingerMs = options.idleLingerMs ?? 500;
   const onError = options.onError ?? (() => {});
   const sockets = new Set<net.Socket>();
   const sessions = new Set<http2.ServerHttp2Session>();
@@ -78,11 +82,8 @@ export function createOnePortServer(handler: DualRequestListener, options: OnePo
   const h1 = http.createServer(options.http1 ?? {}, (req, res) => {
     if (draining) res.setHeader("Connection", "close");
     h1Responses.add(res);
-    res.once("close", () => {
-      h1Responses.delete(res);
-      // The connection is idle once the response is done: close it while draining.
-      if (draining) setImmediate(() => h1.closeIdleConnections());
-    });
+    // While draining, the `Connection: close` above makes Node close the connection after this response.
+    res.once("close", () => h1Responses.delete(res));
     handler(req, res);
   });
   // `http.Server` starts its connection tracking (headersTimeout/requestTimeout checks and
@@ -93,7 +94,7 @@ export function createOnePortServer(handler: DualRequestListener, options: OnePo
   h2.on("session", (session: http2.ServerHttp2Session) => {
     sessions.add(session);
     session.once("close", () => sessions.delete(session));
-    if (draining) session.close();
+    if (draining) closeGracefully(session);
   });
   h2.on("sessionError", (err: Error) => onError(err, "http2-session"));
 
@@ -131,6 +132,23 @@ export function createOnePortServer(handler: DualRequestListener, options: OnePo
     socket.on("data", onData);
   }
 
+  /**
+   * The two-step GOAWAY of RFC 9113 §6.8 (as grpc-go and Envoy do it): first a GOAWAY naming the
+   * largest stream id, so the client opens no new streams here while the ones it already sent are still
+   * served; after a PING round trip every such stream has arrived, and `close()` sends the final GOAWAY
+   * with the last stream id processed. A single GOAWAY would refuse streams in flight (REFUSED_STREAM).
+   */
+  function closeGracefully(session: http2.ServerHttp2Session): void {
+    if (session.closed || session.destroyed) return;
+    try {
+      session.goaway(http2.constants.NGHTTP2_NO_ERROR, 2 ** 31 - 1);
+      const sent = session.ping(() => session.close());
+      if (!sent) session.close();
+    } catch {
+      session.close();
+    }
+  }
+
   let drained: Promise<void> | undefined;
   return {
     listener,
@@ -148,9 +166,12 @@ export function createOnePortServer(handler: DualRequestListener, options: OnePo
         // Resolves when the listener is closed and its last connection ended (or it never listened).
         listener.close(() => resolve());
       });
-      for (const session of sessions) session.close();
+      for (const session of sessions) closeGracefully(session);
       for (const res of h1Responses) if (!res.headersSent) res.setHeader("Connection", "close");
-      h1.close(); // closes idle connections and stops the timeout checks; it never listened itself
+      // An idle keep-alive connection closed at the instant its client sends a request makes that
+      // request fail with ECONNRESET. Busy clients get `Connection: close` on their next response within
+      // this linger; what is still idle after it is closed (and the timeout checks stop).
+      setTimeout(() => h1.close(), idleLingerMs).unref();
       return drained;
     },
     destroyAll() {

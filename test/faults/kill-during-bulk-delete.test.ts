@@ -1,0 +1,115 @@
+/**
+ * kill -9 of a server process in the middle of a bulk delete: what was committed stays committed,
+ * what was not is whole, no child row outlives its session, every session's counters still equal its
+ * rows, and the same request sent again to a fresh process finishes the job, reporting NOT_FOUND for
+ * exactly what went before the kill.
+ */
+import { createClient } from "@connectrpc/connect";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { BulkDeleteOutcome, SessionService } from "../../gen/sessiond/v1/session_service_pb.js";
+import { encodeGlobalId } from "../../src/domain/ids.js";
+import { createTestDatabase, type TestDatabase } from "../setup/databases.js";
+import { grpcTransport } from "../setup/server.js";
+import { seedContents, seedSessions } from "../setup/seed.js";
+import { spawnServer } from "./harness.js";
+
+let db: TestDatabase;
+beforeAll(async () => {
+  db = await createTestDatabase(inject("database"));
+});
+afterAll(async () => {
+  await db?.close();
+});
+
+const SHAPE = { participants: 2, turnsPerParticipant: 3, traces: 2, spansPerTrace: 4, annotationsPerTrace: 1, memories: 1 };
+
+/** Child rows whose session (or trace) no longer exists: must always be zero (foreign keys cascade). */
+async function orphans(): Promise<Record<string, number>> {
+  const [row] = await db.sql(
+    `SELECT (SELECT count(*) FROM participants p WHERE NOT EXISTS (SELECT 1 FROM sessions s WHERE s.id = p.session_id))::int AS participants,
+            (SELECT count(*) FROM turns t WHERE NOT EXISTS (SELECT 1 FROM sessions s WHERE s.id = t.session_id))::int AS turns,
+            (SELECT count(*) FROM traces t WHERE t.session_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.id = t.session_id))::int AS traces,
+            (SELECT count(*) FROM spans sp WHERE NOT EXISTS (SELECT 1 FROM traces t WHERE t.id = sp.trace_id))::int AS spans,
+            (SELECT count(*) FROM annotations a WHERE a.session_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.id = a.session_id))::int AS annotations`,
+  );
+  return row;
+}
+
+/** Sessions whose counters disagree with their rows. */
+async function counterMismatches(): Promise<number> {
+  const [{ n }] = await db.sql(
+    `SELECT count(*)::int AS n FROM sessions s WHERE
+       s.participant_count <> (SELECT count(*) FROM participants p WHERE p.session_id = s.id)
+    OR s.turn_count <> (SELECT count(*) FROM turns t WHERE t.session_id = s.id)
+    OR s.trace_count <> (SELECT count(*) FROM traces t WHERE t.session_id = s.id)
+    OR s.span_count <> (SELECT count(*) FROM spans sp JOIN traces t ON t.id = sp.trace_id WHERE t.session_id = s.id)
+    OR s.annotation_count <> (SELECT count(*) FROM annotations a WHERE a.session_id = s.id)`,
+  );
+  return n;
+}
+
+describe("kill -9 during BulkDeleteSessions", () => {
+  it("leaves no orphan and no half-deleted session, and a rerun on a new process finishes with NOT_FOUND for what went", async () => {
+    const ns = "kill9";
+    const uuids = await seedSessions(db.dataSource, 1200, ns);
+    await seedContents(db.dataSource, uuids, SHAPE);
+    const ids = uuids.map((u) => encodeGlobalId("Session", u));
+
+    const first = await spawnServer({ databaseUrl: db.url });
+    const client = createClient(SessionService, grpcTransport(first.url));
+    const reported = new Map<string, BulkDeleteOutcome>();
+    const call = (async () => {
+      for await (const m of client.bulkDeleteSessions({ namespace: ns, selector: { case: "ids", value: { values: ids } }, batchSize: 25 })) {
+        if (m.event.case !== "progress") continue;
+        for (const r of m.event.value.results) reported.set(r.identifier, r.outcome);
+        // Mid-stream: some batches committed, more to come.
+        if (reported.size >= 200) first.kill("SIGKILL");
+      }
+    })();
+    const err = await call.catch((e) => e);
+    expect(err, "the stream must not end cleanly when its server dies").toBeInstanceOf(Error);
+    expect((await first.exited).signal).toBe("SIGKILL");
+    expect(reported.size).toBeGreaterThanOrEqual(200);
+    expect(reported.size).toBeLessThan(ids.length);
+
+    // Every id reported DELETED is gone; every remaining session is whole.
+    const left = new Set((await db.sql<{ id: string }>("SELECT id FROM sessions WHERE id = ANY($1)", [uuids])).map((r) => r.id));
+    for (const [identifier, outcome] of reported) {
+      expect(outcome).toBe(BulkDeleteOutcome.DELETED);
+      expect(left.has(uuids[ids.indexOf(identifier)])).toBe(false);
+    }
+    expect(await orphans()).toEqual({ participants: 0, turns: 0, traces: 0, spans: 0, annotations: 0 });
+    expect(await counterMismatches()).toBe(0);
+    const [whole] = await db.sql(
+      `SELECT count(*)::int AS sessions, sum(participant_count)::int AS participants, sum(turn_count)::int AS turns, sum(span_count)::int AS spans
+       FROM sessions WHERE id = ANY($1)`,
+      [uuids],
+    );
+    expect(whole).toEqual({ sessions: left.size, participants: left.size * 2, turns: left.size * 6, spans: left.size * 8 });
+    // Memories are kept (not purged) and detached from deleted sessions, never lost.
+    const [{ memories }] = await db.sql("SELECT count(*)::int AS memories FROM memories m JOIN namespaces n ON n.id = m.namespace_id WHERE n.name = $1", [ns]);
+    expect(memories).toBe(uuids.length);
+
+    // The same request again, on a fresh process: what went is NOT_FOUND, the rest DELETED, each once.
+    const second = await spawnServer({ databaseUrl: db.url });
+    const again = createClient(SessionService, grpcTransport(second.url));
+    const outcomes = new Map<string, BulkDeleteOutcome>();
+    for await (const m of again.bulkDeleteSessions({ namespace: ns, selector: { case: "ids", value: { values: ids } }, batchSize: 100 })) {
+      if (m.event.case !== "progress") continue;
+      for (const r of m.event.value.results) {
+        expect(outcomes.has(r.identifier)).toBe(false);
+        outcomes.set(r.identifier, r.outcome);
+      }
+    }
+    expect(outcomes.size).toBe(ids.length);
+    for (let i = 0; i < ids.length; i++) {
+      const expected = left.has(uuids[i]) ? BulkDeleteOutcome.DELETED : BulkDeleteOutcome.NOT_FOUND;
+      expect(outcomes.get(ids[i]), ids[i]).toBe(expected);
+    }
+    const [{ n }] = await db.sql("SELECT count(*)::int AS n FROM sessions WHERE id = ANY($1)", [uuids]);
+    expect(n).toBe(0);
+    expect(await orphans()).toEqual({ participants: 0, turns: 0, traces: 0, spans: 0, annotations: 0 });
+    second.kill("SIGTERM");
+    expect((await second.exited).code).toBe(0);
+  });
+});
