@@ -2,11 +2,20 @@
  * The sessiond process: read config, start, and shut down gracefully on SIGTERM/SIGINT.
  */
 import v8 from "node:v8";
+import { runInNewContext } from "node:vm";
 import { ConfigError, loadConfig } from "./config.js";
 import { createLogger } from "./logger.js";
 import { startApp } from "./app.js";
 
+/** The oldest Node that runs sessiond (connect-node 2.2 needs 22; `npm start` runs the pinned Node 24). */
+const MIN_NODE = [22, 12];
+
 async function main() {
+  const [major, minor] = process.versions.node.split(".").map(Number);
+  if (major < MIN_NODE[0] || (major === MIN_NODE[0] && minor < MIN_NODE[1])) {
+    console.error(`sessiond: needs Node ${MIN_NODE.join(".")} or later, this is ${process.versions.node} (npm start runs the pinned Node 24: node_modules/.bin/node)`);
+    process.exit(1);
+  }
   let config;
   try {
     config = loadConfig();
@@ -53,6 +62,19 @@ async function main() {
       },
     );
   };
+  // Test hook, off unless SESSIOND_TEST_MEMORY_SIGNAL=1 (the fault suite's soak test sets it): on SIGUSR2,
+  // run a full garbage collection and log memoryUsage() (msg "memory"), so a test can compare memory
+  // before and after a load with the garbage left out. Exposes gc() only in that case.
+  if (process.env.SESSIOND_TEST_MEMORY_SIGNAL === "1") {
+    v8.setFlagsFromString("--expose-gc");
+    const gc = runInNewContext("gc") as () => void;
+    process.on("SIGUSR2", () => {
+      gc();
+      gc();
+      const m = process.memoryUsage();
+      logger.info({ rss: m.rss, heap_used: m.heapUsed, heap_total: m.heapTotal, external: m.external, array_buffers: m.arrayBuffers }, "memory");
+    });
+  }
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));
 }

@@ -123,7 +123,9 @@ export function build(deps: ServerDeps): Server {
     res.setHeader(VERSION_HEADER, VERSION);
     if (!cors(req, res)) handler(req, res);
   }, {
-    http2: { settings: { initialWindowSize: window } },
+    // Node refuses new streams (ENHANCE_YOUR_CALM) once a connection holds more than maxSessionMemory
+    // (default 10 MB) of unprocessed data; with 8 MiB windows one client can reach that legitimately.
+    http2: { settings: { initialWindowSize: window }, maxSessionMemory: Math.ceil((2 * window) / 2 ** 20) + 10 },
     onError: (err, where) => logger.debug({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code }, where }, "connection error"),
   });
 

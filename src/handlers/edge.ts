@@ -81,6 +81,25 @@ export function createRpcEdge(options: RpcEdgeOptions) {
         }
         return out.res;
       })
+      .catch((err) => {
+        // connect-es percent-encodes an error's message into the gRPC status, and a request it could not
+        // decode because of a lone surrogate is echoed in that message: encodeURIComponent throws and
+        // the call would be left without any status. Answer it as the decode error it is.
+        if (!(err instanceof URIError) || edge.reached) throw err;
+        const code = Code.InvalidArgument;
+        const out = undecodableGrpc(headerValue(req.headers["content-type"]) ?? "application/grpc", edge.requestId, code);
+        options.onRefused({
+          service: handler.service.typeName,
+          method: handler.method.name,
+          protocol: protocolOf(headerValue(req.headers["content-type"]) ?? null),
+          requestId: edge.requestId,
+          code,
+          reason: "undecodable",
+          httpStatus: out.status,
+          durationMs: performance.now() - started,
+        });
+        return out;
+      })
       .then((uRes) => universalResponseToNodeResponse(uRes, res))
       .catch((err) => {
         // connect-node's adapter ignores these too: the client went away while we wrote.
@@ -154,4 +173,25 @@ function reasonOf(code: Code, httpStatus: number, timeout: number | "invalid" | 
   if (timeout === "invalid" && code === Code.InvalidArgument) return "timeout";
   if (code === Code.Internal || code === Code.InvalidArgument) return "undecodable";
   return "protocol";
+}
+
+/**
+ * A trailers-only gRPC (or gRPC-Web) answer for a request whose message could not be decoded and whose
+ * decode error could not be encoded as a status (see createRpcEdge).
+ */
+function undecodableGrpc(contentType: string, requestId: string, code: Code): UniversalServerResponse {
+  const message = encodeURIComponent("cannot decode the request message: it holds malformed Unicode");
+  const header = new Headers({ "content-type": contentType, [requestIdHeader]: requestId });
+  if (!contentType.startsWith("application/grpc-web")) {
+    header.set("grpc-status", String(code));
+    header.set("grpc-message", message);
+    return { status: 200, header };
+  }
+  // gRPC-Web carries its status in a trailer frame (flag 0x80) of the body.
+  const text = Buffer.from(`grpc-status: ${code}\r\ngrpc-message: ${message}\r\n`);
+  const frame = Buffer.alloc(5 + text.length);
+  frame[0] = 0x80;
+  frame.writeUInt32BE(text.length, 1);
+  text.copy(frame, 5);
+  return { status: 200, header, body: (async function* () { yield new Uint8Array(frame); })() };
 }

@@ -3,7 +3,7 @@
  * get theirs from the edge, edge.ts).
  */
 import { randomUUID } from "node:crypto";
-import { type Code, createContextKey, type Interceptor } from "@connectrpc/connect";
+import { type Code, ConnectError, createContextKey, type Interceptor } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import type { Logger } from "../logger.js";
 import { endingError, isServerFault, isUndecodable, watchStream } from "./streams.js";
@@ -64,7 +64,7 @@ export function loggingInterceptor(logger: Logger): Interceptor {
     };
     // The error the client gets: decided once (streams.ts), with the request id in its metadata.
     const asConnectError = (err: unknown) => {
-      const connectErr = endingError(err, req.signal);
+      const connectErr = wellFormed(endingError(err, req.signal));
       connectErr.metadata.set(requestIdHeader, requestId);
       return connectErr;
     };
@@ -101,4 +101,16 @@ export function protocolOf(contentType: string | null): string {
   if (contentType?.startsWith("application/grpc-web")) return "grpc-web";
   if (contentType?.startsWith("application/grpc")) return "grpc";
   return "connect";
+}
+
+/**
+ * `err` with a message that is well-formed Unicode. Messages may echo what a client sent (a field path
+ * such as `labels["\ud800"]`); gRPC sends the message percent-encoded in a trailer, and
+ * `encodeURIComponent` throws on a lone surrogate, which would leave the call without a status.
+ */
+export function wellFormed(err: ConnectError): ConnectError {
+  if (err.rawMessage.isWellFormed()) return err;
+  const fixed = new ConnectError(err.rawMessage.toWellFormed(), err.code, err.metadata, undefined, err.cause);
+  fixed.details.push(...err.details);
+  return fixed;
 }

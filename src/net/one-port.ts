@@ -18,6 +18,9 @@ import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
 
+/** How long the first GOAWAY's PING may take before the final GOAWAY is sent anyway. */
+const GOAWAY_PING_WAIT_MS = 250;
+
 /** The HTTP/2 client connection preface (RFC 9113 §3.4). */
 const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
 
@@ -140,12 +143,20 @@ export function createOnePortServer(handler: DualRequestListener, options: OnePo
    */
   function closeGracefully(session: http2.ServerHttp2Session): void {
     if (session.closed || session.destroyed) return;
+    let closed = false;
+    const close = () => {
+      if (closed) return;
+      closed = true;
+      clearTimeout(timer);
+      session.close();
+    };
+    // Node's own HTTP/2 client stops answering PINGs once it has seen a GOAWAY: do not wait on it for long.
+    const timer = setTimeout(close, GOAWAY_PING_WAIT_MS).unref();
     try {
       session.goaway(http2.constants.NGHTTP2_NO_ERROR, 2 ** 31 - 1);
-      const sent = session.ping(() => session.close());
-      if (!sent) session.close();
+      if (!session.ping(close)) close();
     } catch {
-      session.close();
+      close();
     }
   }
 

@@ -43,7 +43,7 @@ export interface SpawnOptions {
   startTimeoutMs?: number;
 }
 
-/** Starts `node --import tsx src/main.ts` and resolves once it listens. */
+/** Starts `node --import tsx src/main.ts` (with npm start's V8 flags) and resolves once it listens. */
 export async function spawnServer(opts: SpawnOptions): Promise<ServerProcess> {
   const port = opts.port ?? (await freePort());
   const env: NodeJS.ProcessEnv = {
@@ -55,7 +55,7 @@ export async function spawnServer(opts: SpawnOptions): Promise<ServerProcess> {
     SESSIOND_BOOTSTRAP_ADMIN_KEY: TEST_ADMIN_KEY,
     ...opts.env,
   };
-  const child = spawn(process.execPath, ["--import", "tsx", path.resolve("src/main.ts")], { env, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, ["--max-semi-space-size=4", "--import", "tsx", path.resolve("src/main.ts")], { env, stdio: ["ignore", "pipe", "pipe"] });
   live.add(child);
   let out = "";
   const parsed: Record<string, any>[] = [];
