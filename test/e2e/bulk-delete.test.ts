@@ -19,6 +19,19 @@ const SHAPE = { participants: 2, turnsPerParticipant: 5, traces: 2, spansPerTrac
 const gid = (u: string) => encodeGlobalId("Session", u);
 type Req = MessageInitShape<typeof BulkDeleteSessionsRequestSchema>;
 
+/**
+ * The server's access-log line of the call with `requestId`, once it is written: it is written when the
+ * call's stream has ended on the server (handlers/streams.ts watchStream), after the batch in hand has
+ * committed, so no statement of that call still runs and the counts are final.
+ */
+async function accessLogOf(requestId: string, ms = 30_000): Promise<Record<string, unknown>> {
+  for (const end = Date.now() + ms; ; await new Promise((r) => setTimeout(r, 20))) {
+    const line = ctx.logs.flatMap((chunk) => chunk.split("\n")).filter(Boolean).map((l) => JSON.parse(l)).find((l) => l.msg === "rpc" && l.request_id === requestId);
+    if (line) return line;
+    if (Date.now() > end) throw new Error(`no access-log line for request ${requestId} within ${ms} ms`);
+  }
+}
+
 async function consume(stream: AsyncIterable<BulkDeleteSessionsResponse>, onMessage?: (m: BulkDeleteSessionsResponse, i: number) => void) {
   const messages: BulkDeleteSessionsResponse[] = [];
   for await (const m of stream) {
@@ -94,11 +107,12 @@ describe("BulkDeleteSessions limits and interruptions", () => {
     const client = createClient(SessionService, grpcTransport(ctx.url));
     const abort = new AbortController();
     const req: Req = { namespace: ns, selector: { case: "ids", value: { values: uuids.map(gid) } }, batchSize: 10 };
-    const err = await consume(client.bulkDeleteSessions(req, { signal: abort.signal }), (m) => {
+    const err = await consume(client.bulkDeleteSessions(req, { signal: abort.signal, headers: { "x-request-id": "bulk-abort-1" } }), (m) => {
       if (m.event.case === "progress" && m.event.value.counters!.completed >= 50n) abort.abort();
     }).catch((e) => e);
     expect(ConnectError.from(err).code).toBe(Code.Canceled);
-    await new Promise((r) => setTimeout(r, 300)); // let the batch in hand finish on the server
+    // The batch in hand finishes on the server: wait for the call to have ended there.
+    expect(await accessLogOf("bulk-abort-1")).toMatchObject({ method: "BulkDeleteSessions", code: "canceled" });
     await expectNoHalfDeleted(uuids);
     const left = (await countContents(ctx.db.dataSource, uuids)).sessions;
     expect(left).toBeGreaterThan(0);
@@ -114,9 +128,11 @@ describe("BulkDeleteSessions limits and interruptions", () => {
     const uuids = await seedSessions(ctx.db.dataSource, 600, ns);
     await seedContents(ctx.db.dataSource, uuids, SHAPE);
     const client = createClient(SessionService, grpcTransport(ctx.url));
-    const err = await consume(client.bulkDeleteSessions({ namespace: ns, selector: { case: "ids", value: { values: uuids.map(gid) } }, batchSize: 1 }, { timeoutMs: 400 })).catch((e) => e);
+    const err = await consume(client.bulkDeleteSessions({ namespace: ns, selector: { case: "ids", value: { values: uuids.map(gid) } }, batchSize: 1 }, { timeoutMs: 400, headers: { "x-request-id": "bulk-deadline-1" } })).catch((e) => e);
     expect(ConnectError.from(err).code).toBe(Code.DeadlineExceeded);
-    await new Promise((r) => setTimeout(r, 300));
+    // The batch in hand finishes on the server: wait for the call to have ended there (the server sees
+    // its own deadline or the client's reset stream first, whichever comes first).
+    expect((await accessLogOf("bulk-deadline-1")).code).toMatch(/^(deadline_exceeded|canceled)$/);
     await expectNoHalfDeleted(uuids);
   });
 

@@ -114,8 +114,11 @@ export function connect(port: number): Promise<net.Socket> {
   });
 }
 
-/** What the peer sends until it closes the connection, `ms` pass, or `enough` bytes arrived. */
-export function readAll(socket: net.Socket, ms = 2_000, enough = Infinity): Promise<Buffer> {
+/**
+ * What the peer sends until it closes the connection or `enough` bytes arrived; `ms` is only a safety
+ * bound for a peer that does neither (generous: it must never be what ends a read on a busy machine).
+ */
+export function readAll(socket: net.Socket, ms = 30_000, enough = Infinity): Promise<Buffer> {
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     const done = () => {
@@ -132,6 +135,12 @@ export function readAll(socket: net.Socket, ms = 2_000, enough = Infinity): Prom
   });
 }
 
+/** Resolves once the connection is closed (by either side); errors such as ECONNRESET are expected then and ignored. */
+export function closed(socket: net.Socket): Promise<void> {
+  socket.on("error", () => {});
+  return new Promise((resolve) => (socket.closed ? resolve() : socket.once("close", () => resolve())));
+}
+
 /** Consumes a server stream in the background, recording statuses and the final error. */
 export function collect(stream: AsyncIterable<HealthCheckResponse>) {
   const out = { seen: [] as ServingStatus[], error: undefined as ConnectError | undefined, done: Promise.resolve() };
@@ -145,11 +154,11 @@ export function collect(stream: AsyncIterable<HealthCheckResponse>) {
   return out;
 }
 
-/** Polls `check` every 10 ms until it holds (throws after `ms`). */
-export async function until(check: () => boolean, ms = 3_000): Promise<void> {
+/** Polls `check` every 10 ms until it holds; throws, naming the condition (its source unless `what` is given), after `ms`. */
+export async function until(check: () => boolean, ms = 30_000, what = check.toString()): Promise<void> {
   const end = Date.now() + ms;
   while (!check()) {
-    if (Date.now() > end) throw new Error("condition not met in time");
+    if (Date.now() > end) throw new Error(`condition not met within ${ms} ms: ${what}`);
     await sleep(10);
   }
 }

@@ -5,8 +5,11 @@
 import { randomUUID } from "node:crypto";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { beforeAll, describe, expect, it } from "vitest";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { Health } from "../../gen/grpc/health/v1/health_pb.js";
 import { AdminService } from "../../gen/sessiond/v1/admin_service_pb.js";
 import { encodeGlobalId } from "../../src/domain/ids.js";
+import { bearer, TEST_ADMIN_KEY } from "../setup/auth.js";
 import { grpcTransport, useServer } from "../setup/server.js";
 
 const ctx = useServer();
@@ -103,5 +106,46 @@ describe("GET /metrics", () => {
     expect([head.status, head.headers.get("content-type"), await head.text()]).toEqual([200, "text/plain; version=0.0.4; charset=utf-8", ""]);
     const post = await fetch(`${ctx.url}/metrics`, { method: "POST", body: "x" });
     expect([post.status, post.headers.get("allow")]).toEqual([405, "GET, HEAD"]);
+  });
+
+  it("counts calls connect-es refuses before the interceptors in sessiond_rpc_rejected_total, by reason, with a request id and a log line", async () => {
+    const auth = { authorization: `Bearer ${TEST_ADMIN_KEY}` };
+    const post = async (headers: Record<string, string>, body: Uint8Array | string) => {
+      const res = await fetch(`${ctx.url}/sessiond.v1.SessionService/GetSession`, { method: "POST", headers: { ...auth, ...headers }, body });
+      await res.arrayBuffer();
+      return { status: res.status, requestId: res.headers.get("x-request-id") };
+    };
+    const refused = [
+      await post({ "content-type": "application/proto" }, Buffer.from([0xff, 0xff, 0xff, 0xff, 0x0f])),
+      await post({ "content-type": "application/proto" }, Buffer.alloc(9 * 1024 * 1024, 0x0a)),
+      await post({ "content-type": "text/plain" }, "hello"),
+    ];
+    expect(refused.map((r) => r.status)).toEqual([500, 429, 415]);
+    for (const { requestId } of refused) {
+      expect(requestId).toBeTruthy();
+      const line = ctx.logs.map((l) => JSON.parse(l)).find((l) => l.request_id === requestId);
+      expect(line).toMatchObject({ msg: "rpc", service: "sessiond.v1.SessionService", method: "GetSession", level: 40 });
+    }
+    const { lines } = await scrape();
+    expect(lines).toEqual(expect.arrayContaining([
+      `sessiond_rpc_rejected_total{${SESSIONS},method="GetSession",code="internal",reason="undecodable"} 1`,
+      `sessiond_rpc_rejected_total{${SESSIONS},method="GetSession",code="resource_exhausted",reason="too_large"} 1`,
+      expect.stringMatching(new RegExp(`^sessiond_rpc_rejected_total\\{${SESSIONS},method="GetSession",code="[a-z_]+",reason="content_type"\\} 1$`)),
+    ]));
+  });
+
+  it("counts a server stream the client abandons over HTTP/1.1 as canceled, not internal", async () => {
+    const health = createClient(Health, createConnectTransport({ baseUrl: ctx.url, httpVersion: "1.1", interceptors: [bearer(TEST_ADMIN_KEY)] }));
+    const abort = new AbortController();
+    const stream = health.watch({ service: "" }, { signal: abort.signal });
+    for await (const _ of stream) break; // the first status, then the client goes away
+    abort.abort();
+    const watch = 'sessiond_rpc_calls_total{service="grpc.health.v1.Health",method="Watch",code=';
+    let lines: string[] = [];
+    for (const end = Date.now() + 30_000; !lines.some((l) => l.startsWith(watch)); await new Promise((r) => setTimeout(r, 25))) {
+      if (Date.now() > end) throw new Error("no sessiond_rpc_calls_total sample for Health/Watch within 30 s");
+      lines = (await scrape()).lines;
+    }
+    expect(lines.filter((l) => l.startsWith(watch))).toEqual([`${watch}"canceled"} 1`]);
   });
 });

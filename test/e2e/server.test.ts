@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Health, HealthCheckResponse_ServingStatus as S } from "../../gen/grpc/health/v1/health_pb.js";
 import { HealthStatus } from "../../src/handlers/health.js";
 import { createOnePortServer } from "../../src/net/one-port.js";
-import { collect, connect, dribblingSocket, readAll, startServer, transports, until, type TestServer } from "./harness.js";
+import { closed, collect, connect, dribblingSocket, readAll, startServer, transports, until, type TestServer } from "./harness.js";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -46,7 +46,7 @@ describe("one port, every protocol", () => {
 
   it("routes a connection whose HTTP/2 preface arrives in pieces to HTTP/2", async () => {
     const raw = await connect(t.port);
-    const received = readAll(raw, 1_000, 9);
+    const received = readAll(raw, 30_000, 9);
     raw.write("PRI * HTTP/2.0\r\n");
     await sleep(50);
     raw.write("\r\nSM\r\n\r\n");
@@ -173,6 +173,115 @@ describe("request ids and access logs", () => {
   });
 });
 
+describe("calls the client ends: cancels and deadlines", () => {
+  let t: TestServer;
+  beforeAll(async () => void (t = await startServer()));
+  afterAll(() => t.server.shutdown());
+
+  const NAMES = ["grpc/http2", "connect/http1.1", "grpc-web/http1.1", "connect/http2"];
+  const idOf = (kind: string, name: string) => `${kind}-${name.replace(/[^a-z0-9]/g, "_")}`;
+
+  it("logs server streams the client cancels as canceled, at info level, over every protocol", async () => {
+    for (const name of NAMES) {
+      const abort = new AbortController();
+      const requestId = idOf("cancel", name);
+      const w = collect(createClient(Health, transports(t.url)[name]).watch({ service: "" }, { signal: abort.signal, headers: { "x-request-id": requestId } }));
+      await until(() => w.seen.length === 1);
+      abort.abort();
+      await w.done;
+      await until(() => t.logs.some((l) => l.request_id === requestId));
+      expect(t.logs.filter((l) => l.request_id === requestId), name).toEqual([expect.objectContaining({ msg: "rpc", method: "Watch", code: "canceled", level: 30 })]);
+    }
+  });
+
+  it("logs server streams whose deadline passes as deadline_exceeded, at info level, over every protocol", async () => {
+    const watches = NAMES.map((name) => {
+      const requestId = idOf("deadline", name);
+      return { name, requestId, w: collect(createClient(Health, transports(t.url)[name]).watch({ service: "" }, { timeoutMs: 300, headers: { "x-request-id": requestId } })) };
+    });
+    for (const { name, requestId, w } of watches) {
+      await w.done;
+      expect(w.error?.code, name).toBe(Code.DeadlineExceeded);
+      await until(() => t.logs.some((l) => l.request_id === requestId));
+      expect(t.logs.filter((l) => l.request_id === requestId), name).toEqual([expect.objectContaining({ msg: "rpc", method: "Watch", code: "deadline_exceeded", level: 30 })]);
+    }
+  });
+
+  it("logs a stream whose HTTP/2 stream the client resets as canceled, and no line at error level", async () => {
+    const session = http2.connect(t.url);
+    const req = session.request({ ":method": "POST", ":path": "/grpc.health.v1.Health/Watch", "content-type": "application/grpc", te: "trailers", "x-request-id": "rst-1" });
+    req.end(Buffer.from([0, 0, 0, 0, 0])); // one empty HealthCheckRequest
+    await new Promise((resolve) => req.once("data", resolve)); // the first status
+    req.close(http2.constants.NGHTTP2_CANCEL);
+    await until(() => t.logs.some((l) => l.request_id === "rst-1"));
+    session.close();
+    expect(t.logs.find((l) => l.request_id === "rst-1")).toMatchObject({ code: "canceled", level: 30 });
+    expect(t.logs.filter((l) => (l.level as number) >= 50)).toEqual([]);
+  });
+});
+
+describe("calls refused before the interceptors", () => {
+  let t: TestServer;
+  beforeAll(async () => void (t = await startServer({ readMaxBytes: 1024, maxTimeoutMs: 2_000 })));
+  afterAll(() => t.server.shutdown());
+
+  /** Posts `body` to Health/Check with `headers`; returns the status, the x-request-id header and the log lines of that id. */
+  async function post(headers: Record<string, string>, body: Uint8Array | string) {
+    const res = await fetch(`${t.url}/grpc.health.v1.Health/Check`, { method: "POST", headers, body });
+    await res.arrayBuffer();
+    const requestId = res.headers.get("x-request-id");
+    await until(() => t.logs.some((l) => l.request_id === requestId));
+    return { status: res.status, requestId, lines: t.logs.filter((l) => l.request_id === requestId) };
+  }
+  const envelope = (b: Uint8Array) => Buffer.concat([Buffer.from([0, 0, 0, 0, b.length]), b]);
+  const undecodable = Buffer.from([0xff, 0xff, 0xff, 0xff, 0x0f]);
+
+  it("gives an undecodable protobuf body a request id and a warn line (internal, as gRPC prescribes)", async () => {
+    const connect = await post({ "content-type": "application/proto" }, undecodable);
+    expect(connect.status).toBe(500);
+    expect(connect.requestId).toMatch(UUID);
+    expect(connect.lines).toEqual([expect.objectContaining({ msg: "rpc", service: "grpc.health.v1.Health", method: "Check", protocol: "connect", code: "internal", refused: "undecodable", level: 40 })]);
+    const grpcWeb = await post({ "content-type": "application/grpc-web+proto", "x-request-id": "undecodable-1" }, envelope(undecodable));
+    expect(grpcWeb.requestId).toBe("undecodable-1");
+    expect(grpcWeb.lines).toEqual([expect.objectContaining({ protocol: "grpc-web", code: "internal", refused: "undecodable", level: 40 })]);
+  });
+
+  it("gives a body over readMaxBytes a request id and a warn line (resource_exhausted)", async () => {
+    const { status, requestId, lines } = await post({ "content-type": "application/proto" }, Buffer.alloc(2_000, 0x0a));
+    expect(status).toBe(429);
+    expect(requestId).toMatch(UUID);
+    expect(lines).toEqual([expect.objectContaining({ msg: "rpc", method: "Check", code: "resource_exhausted", refused: "too_large", level: 40 })]);
+  });
+
+  it("gives a wrong content type a request id and a warn line", async () => {
+    const { status, requestId, lines } = await post({ "content-type": "text/plain" }, "hello");
+    expect(status).toBe(415);
+    expect(requestId).toMatch(UUID);
+    expect(lines).toEqual([expect.objectContaining({ msg: "rpc", method: "Check", refused: "content_type", http_status: 415, level: 40 })]);
+  });
+
+  it("gives an invalid timeout a request id and a warn line (invalid_argument)", async () => {
+    const { status, requestId, lines } = await post({ "content-type": "application/proto", "connect-timeout-ms": "60000" }, new Uint8Array());
+    expect(status).toBe(400);
+    expect(requestId).toMatch(UUID);
+    expect(lines).toEqual([expect.objectContaining({ msg: "rpc", method: "Check", code: "invalid_argument", refused: "timeout", level: 40 })]);
+  });
+
+  it("gives a refused gRPC call over HTTP/2 the request id in its trailers-only response", async () => {
+    const session = http2.connect(t.url);
+    const headers = await new Promise<http2.IncomingHttpHeaders>((resolve, reject) => {
+      const req = session.request({ ":method": "POST", ":path": "/grpc.health.v1.Health/Check", "content-type": "application/grpc", te: "trailers", "x-request-id": "grpc-refused-1" });
+      req.on("response", resolve);
+      req.on("error", reject);
+      req.end(envelope(undecodable));
+    });
+    session.close();
+    expect(headers["x-request-id"]).toBe("grpc-refused-1");
+    await until(() => t.logs.some((l) => l.request_id === "grpc-refused-1"));
+    expect(t.logs.find((l) => l.request_id === "grpc-refused-1")).toMatchObject({ protocol: "grpc", code: "internal", refused: "undecodable", level: 40 });
+  });
+});
+
 describe("health", () => {
   let t: TestServer;
   beforeAll(async () => void (t = await startServer()));
@@ -215,7 +324,7 @@ describe("health", () => {
 
 describe("graceful shutdown", () => {
   it("finishes unary calls, ends streams with unavailable, then refuses connections", async () => {
-    const t = await startServer({ shutdownGraceMs: 3_000 });
+    const t = await startServer({ shutdownGraceMs: 60_000 }); // never the reason shutdown ends, however busy the machine
     const ts = transports(t.url);
     const watches = ["grpc/http2", "connect/http1.1", "grpc-web/http1.1", "connect/http2"].map((name) => collect(createClient(Health, ts[name]).watch({ service: "" })));
     await until(() => watches.every((w) => w.seen.length === 1));
@@ -234,44 +343,53 @@ describe("graceful shutdown", () => {
       expect(w.error?.code).toBe(Code.Unavailable);
     }
     expect(took).toBeGreaterThan(250); // it waited for the slow calls
-    expect(took).toBeLessThan(3_000); // and did not need the grace period
+    expect(t.logs.find((l) => l.msg === "server closed")).toMatchObject({ forced_connections: 0 }); // and every connection closed by itself
     expect(t.server.signal.aborted).toBe(true);
     expect(t.logs.filter((l) => l.method === "Watch").map((l) => l.code)).toEqual(["unavailable", "unavailable", "unavailable", "unavailable"]);
     await expect(connect(t.port)).rejects.toMatchObject({ code: "ECONNREFUSED" });
-  });
+  }, 90_000); // past the grace period: a connection that never closes fails the forced_connections check, not the test's timeout
 
   it("destroys what is left after shutdownGraceMs", async () => {
     const t = await startServer({ shutdownGraceMs: 300 });
     const w = collect(createClient(Health, transports(t.url)["grpc/http2"]).watch({ service: "stubborn" }));
     const idle = await connect(t.port); // a connection that never sends a byte
-    const idleClosed = readAll(idle, 5_000);
+    const idleClosed = closed(idle);
     await until(() => w.seen.length === 1);
     const started = performance.now();
     await t.server.shutdown();
     const took = performance.now() - started;
-    expect(took).toBeGreaterThanOrEqual(290);
-    expect(took).toBeLessThan(1_500);
+    expect(took).toBeGreaterThanOrEqual(290); // it waited for the grace period
+    expect(t.logs.find((l) => l.msg === "server closed")?.forced_connections).toBeGreaterThan(0); // then destroyed what was left
     await w.done;
     expect(w.error).toBeInstanceOf(ConnectError);
-    await idleClosed;
-    expect(performance.now() - started).toBeLessThan(2_000);
+    await idleClosed; // the idle connection was destroyed too
     await expect(connect(t.port)).rejects.toMatchObject({ code: "ECONNREFUSED" });
   });
 });
 
 describe("one-port listener", () => {
   it("closes connections that do not pick a protocol within sniffTimeoutMs", async () => {
-    const port = createOnePortServer((_req, res) => res.end(), { sniffTimeoutMs: 100 });
-    await new Promise<void>((r) => port.listener.listen(0, "127.0.0.1", r));
-    const { port: p } = port.listener.address() as net.AddressInfo;
+    const listening = async (sniffTimeoutMs: number) => {
+      const server = createOnePortServer((_req, res) => res.end(), { sniffTimeoutMs });
+      await new Promise<void>((r) => server.listener.listen(0, "127.0.0.1", r));
+      return { server, port: (server.listener.address() as net.AddressInfo).port };
+    };
+    // The control: the same silence on a server with a long sniffTimeoutMs, connected first. Its connection
+    // still being open when ours are closed shows they were closed by their 100 ms, not by the default (10 s).
+    const patient = await listening(60_000);
+    const control = await connect(patient.port);
+    const controlClosed = closed(control);
+    const { server: port, port: p } = await listening(100);
     const silent = await connect(p);
     const partial = await connect(p);
     partial.write("PRI * HTTP/2");
-    const started = performance.now();
-    await Promise.all([readAll(silent, 2_000), readAll(partial, 2_000)]);
-    expect(performance.now() - started).toBeLessThan(1_000);
+    await Promise.all([closed(silent), closed(partial)]); // the server closes both
+    expect([control.closed, patient.server.sockets.size]).toEqual([false, 1]);
     await until(() => port.sockets.size === 0);
     await port.drain();
+    control.destroy();
+    await controlClosed;
+    await patient.server.drain();
   });
 
   it("enforces the HTTP/1.1 server's headersTimeout on handed-over connections", async () => {
@@ -279,9 +397,7 @@ describe("one-port listener", () => {
     await new Promise<void>((r) => port.listener.listen(0, "127.0.0.1", r));
     const slow = await connect((port.listener.address() as net.AddressInfo).port);
     slow.write("GET / HTTP/1.1\r\nHost: x\r\n"); // headers never finish
-    const started = performance.now();
-    expect((await readAll(slow, 2_000)).toString("latin1")).toMatch(/^HTTP\/1\.1 408 /);
-    expect(performance.now() - started).toBeLessThan(1_000);
+    expect((await readAll(slow)).toString("latin1")).toMatch(/^HTTP\/1\.1 408 /); // returns once the server closes the connection
     await port.drain();
   });
 });
