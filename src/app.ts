@@ -3,13 +3,13 @@
  * main.ts runs it as a process; tests and benchmarks run it in-process.
  */
 import path from "node:path";
-import type { DataSource } from "typeorm";
+import type { DataSource } from "./db/data-source.js";
 import type { Config } from "./config.js";
 import { createDataSource } from "./db/data-source.js";
 import { startEmbeddedPostgres, type EmbeddedPostgres } from "./db/embedded.js";
-import { createBulkDeleteStore } from "./db/repositories/session-deletion.js";
 import { createStores } from "./db/repositories/stores.js";
-import { createServices } from "./domain/services.js";
+import { createServices, type ServiceDeps, type Services } from "./domain/services.js";
+import type { Stores } from "./domain/stores.js";
 import { createIntegratorFactory } from "./handlers/integrators.js";
 import type { Logger } from "./logger.js";
 import { createHttpRoutes, createInterceptors, createRoutes, healthServiceNames } from "./routes.js";
@@ -35,6 +35,19 @@ export interface App {
   firstStartKey?: string;
   /** Graceful stop: in-flight calls finish, streams end with `unavailable`, then the database closes. */
   stop(): Promise<void>;
+}
+
+/** What {@link createServicesOn} is told besides the database: limits, failure logs, the integrators. */
+export type ServiceOptions = Omit<ServiceDeps, "stores" | "integratorFor"> & Partial<Pick<ServiceDeps, "integratorFor">>;
+
+/**
+ * The stores over `dataSource` and every domain service over them: the wiring the server and the tests
+ * share. The integrators default to the ones the server offers (RULES and REMOTE).
+ */
+export function createServicesOn(dataSource: DataSource, options: ServiceOptions = {}): { stores: Stores; services: Services } {
+  const stores = createStores(dataSource);
+  const services = createServices({ ...options, stores, integratorFor: options.integratorFor ?? createIntegratorFactory() });
+  return { stores, services };
 }
 
 /** Opens the database (starting an embedded Postgres when no URL is configured) and applies pending migrations. */
@@ -65,12 +78,8 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
   const { dataSource, embedded } = await openDatabase(config, logger);
   // "" and every service name, NOT_SERVING until the first readiness probe after listening.
   const health = new HealthStatus(Object.fromEntries(["", ...healthServiceNames].map((name) => [name, "NOT_SERVING" as const])));
-  const stores = createStores(dataSource);
-  const services = createServices({
-    stores,
-    bulkStore: createBulkDeleteStore(dataSource, stores.sessions.namespaceId),
+  const { stores, services } = createServicesOn(dataSource, {
     bulkLimits: { maxOperations: config.maxBulkOperations, maxQueued: config.bulkQueueSize, maxWaitMs: config.bulkQueueWaitMs },
-    integratorFor: createIntegratorFactory(),
     logBatchFailure: (err, identifiers) => logger.error({ err, identifiers }, "bulk delete batch failed"),
     logIntegrationFailure: (err, context) => logger.warn({ err, ...context }, "integrator failed"),
     logAudit: logger.child({ component: "audit" }),

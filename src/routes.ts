@@ -16,21 +16,21 @@ import {
   TraceService as OtlpTraceService,
 } from "../gen/opentelemetry/proto/collector/trace/v1/trace_service_pb.js";
 import type { Services } from "./domain/services.js";
-import { createAdminHandlers } from "./handlers/admin-service.js";
+import { createAdminHandlers } from "./handlers/admin-handlers.js";
 import { createConsoleRoutes } from "./handlers/console.js";
-import type { createAuditing } from "./handlers/audit.js";
-import type { createAccess } from "./handlers/auth.js";
+import type { CallAuditor } from "./handlers/audit.js";
+import type { AccessControl } from "./handlers/auth.js";
 import { errorInterceptor } from "./handlers/errors.js";
 import { createHealthHandlers, type HealthStatus, type ReadinessCheck } from "./handlers/health.js";
 import { loggingInterceptor } from "./handlers/logging.js";
 import type { Metrics } from "./handlers/metrics.js";
-import { createMemoryHandlers } from "./handlers/memory-service.js";
-import { createTraceHandlers } from "./handlers/trace-service.js";
+import { createMemoryHandlers } from "./handlers/memory-handlers.js";
+import { createTraceHandlers } from "./handlers/trace-handlers.js";
 import { createServerInfoHandlers } from "./handlers/server-info.js";
 import { createOtlpGrpcHandlers, createOtlpHttpHandler } from "./handlers/otlp.js";
 import type { HttpHandler } from "./server.js";
 import { createReflectionRoutes } from "./handlers/reflection.js";
-import { createSessionHandlers } from "./handlers/session-service.js";
+import { createSessionHandlers } from "./handlers/session-handlers.js";
 import type { Logger } from "./logger.js";
 
 /** Files whose services and types server reflection describes (with their dependencies). */
@@ -75,15 +75,12 @@ export function createRoutes(deps: RouteDeps): (router: ConnectRouter) => void {
   };
 }
 
-/** Who may call what (handlers/auth.ts). */
-export type Access = ReturnType<typeof createAccess>;
-/** What records calls in the audit log (handlers/audit.ts). */
-export type Auditing = ReturnType<typeof createAuditing>;
-
 /** Who may call, and what is recorded of the calls: the guards every call passes. */
 export interface Guards {
-  access: Access;
-  auditing: Auditing;
+  /** Who may call what (handlers/auth.ts). */
+  access: AccessControl;
+  /** What records calls in the audit log (handlers/audit.ts). */
+  auditing: CallAuditor;
   /** Counted when given. */
   metrics?: Metrics;
 }

@@ -11,13 +11,13 @@ import { existsSync, readFileSync } from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import type { DataSource } from "typeorm";
+import type { DataSource } from "../db/data-source.js";
 import { ConfigError, loadConfig, type Config } from "../config.js";
-import type { StoreSet } from "../db/repositories/stores.js";
 import type { ApiKey, Role } from "../domain/access.js";
-import { createApiKeyService, MAX_KEY_EXPIRY_MS, MIN_KEY_EXPIRY_MS, type ApiKeyService } from "../domain/api-keys.js";
+import { createApiKeyService, MAX_KEY_EXPIRY_MS, MIN_KEY_EXPIRY_MS, type ApiKeyService } from "../domain/api-key-service.js";
 import { DomainError, InvalidInputError, NotFoundError } from "../domain/errors.js";
 import { encodeGlobalId } from "../domain/ids.js";
+import type { Stores } from "../domain/stores.js";
 
 const USAGE = `Usage: npm run keys -- <command> [options]
 
@@ -108,7 +108,7 @@ async function open(config: Config): Promise<{ dataSource: DataSource; close(): 
 }
 
 /** What a command does once the database is open. */
-type Work = (db: { keys: ApiKeyService; stores: StoreSet }) => Promise<void>;
+type Work = (db: { keys: ApiKeyService; stores: Stores }) => Promise<void>;
 
 function create(args: string[]): Work {
   const { values } = parse(args, { role: { type: "string" }, namespace: { type: "string" }, name: { type: "string" }, "expires-in": { type: "string" } }, 0);

@@ -1,4 +1,7 @@
 import { DataSource } from "typeorm";
+
+/** The TypeORM DataSource, as app.ts and the CLI hold it (they reach TypeORM only through db/). */
+export type { DataSource };
 import { entities } from "./entities/index.js";
 import { migrations } from "./migrations/index.js";
 
@@ -11,8 +14,8 @@ export interface DataSourceOptions {
   /**
    * How long a query waits for a pooled connection before failing (node-postgres
    * `connectionTimeoutMillis`; default 3000). Without a bound a call waits forever when the pool is
-   * exhausted; with it, the call fails with "timeout exceeded when trying to connect", which
-   * handlers/errors.ts maps to `unavailable` with a retry hint.
+   * exhausted; with it, the call fails with "timeout exceeded when trying to connect", which db/errors.ts
+   * translates into StoreBusyError (`unavailable` with a retry hint).
    */
   connectTimeoutMs?: number;
   /** Application name shown in pg_stat_activity. */

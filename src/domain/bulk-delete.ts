@@ -6,15 +6,17 @@
  * connection at a time (a page read, then a batch transaction), never holding one while waiting for
  * another: however many run, they cannot lock the pool up, and live calls keep their share.
  */
-import type { BatchKeys, DeletedSession, SessionSnapshot } from "../db/repositories/session-deletion.js";
-import type { Admission } from "./bulk-admission.js";
-import { InvalidInputError, isConcurrencyConflict, isDatabaseUnavailable } from "./errors.js";
+import type { BulkDeleteStore, DeletedSession, SessionSnapshot } from "./bulk-delete-store.js";
+import { InvalidInputError, UnavailableError } from "./errors.js";
 import { decodeGlobalId, encodeGlobalId } from "./ids.js";
-import { checkFilter, checkNamespace, type DeletedCounts, type SessionFilter } from "./session.js";
+import { retryOnConflict } from "./retry.js";
+import { checkFilter, checkNamespace, type DeletedCounts, type SessionFilter } from "./session-model.js";
 
 export const MAX_BULK_IDS = 100_000;
 export const DEFAULT_BULK_BATCH = 500;
 export const MAX_BULK_BATCH = 5_000;
+/** A batch that loses a race with a concurrent transaction is run again, up to this many times in all. */
+const BATCH_ATTEMPTS = 4;
 
 /** Which sessions a bulk delete names. */
 export type BulkSelector =
@@ -61,17 +63,6 @@ export type BulkDeleteEvent =
   | { type: "started"; total: number; dryRun: boolean; batchSize: number }
   | { type: "progress"; results: BulkResult[]; counters: BulkCounters }
   | { type: "summary"; counters: BulkCounters; deleted: DeletedCounts; elapsedMs: number; dryRun: boolean };
-
-/** The storage a bulk delete needs, and the slots that bound how much of it long work may take. */
-export interface BulkDeleteStore {
-  namespaceId(name: string, create: boolean): Promise<string | undefined>;
-  /** When set, every bulk delete holds one of its slots from its first event to its end. */
-  admission?: Admission;
-  /** Deletes (or counts, in a dry run) one batch in its own transaction. */
-  deleteBatch(namespaceId: string, keys: BatchKeys, opts: { dryRun: boolean; purgeMemories: boolean }): Promise<DeletedSession[]>;
-  /** The sessions matching `filter` as the call begins; must not hold a connection between pages. */
-  openSnapshot(namespaceId: string, filter: SessionFilter, includeDeleted: boolean): Promise<SessionSnapshot>;
-}
 
 /** Logs a batch failure (the cause stays in the logs; the client gets a generic reason). */
 export type FailureLog = (err: unknown, identifiers: number) => void;
@@ -158,14 +149,14 @@ export async function* bulkDeleteSessions(store: BulkDeleteStore, input: BulkDel
       const keys = batch.flatMap((e) => (e.key === undefined ? [] : [e.key]));
       let found: Map<string, DeletedSession> | undefined;
       let failure: string | undefined;
-      for (let attempt = 1; namespaceId && keys.length && !found && !failure; attempt++) {
+      if (namespaceId && keys.length) {
         try {
           const kind = sel.kind === "sessionIds" ? "external" : "uuid";
-          const gone = await store.deleteBatch(namespaceId, { kind, values: keys }, { dryRun, purgeMemories });
+          const gone = await retryOnConflict(() => store.deleteBatch(namespaceId, { kind, values: keys }, { dryRun, purgeMemories }), { attempts: BATCH_ATTEMPTS });
           found = new Map(gone.map((g) => [kind === "uuid" ? g.uuid : g.externalId, g]));
         } catch (err) {
-          if (isDatabaseUnavailable(err)) throw err;
-          if (isConcurrencyConflict(err) && attempt < 4) continue;
+          // The whole call stops (the client may retry it); any other failure is this batch's alone.
+          if (err instanceof UnavailableError) throw err;
           logFailure(err, keys.length);
           failure = "the batch could not be deleted; the session is untouched (see server logs)";
         }

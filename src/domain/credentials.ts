@@ -5,8 +5,8 @@
  * cancel or refresh takes effect at once everywhere, and are counted against their session's
  * per-minute limit in the database, shared by every server process.
  */
-import type { ClientSecretStore } from "../db/repositories/client-secret-store.js";
-import type { ApiKeyRow, KeyStore } from "../db/repositories/key-store.js";
+import type { ClientSecretStore } from "./client-secret-store.js";
+import type { HashedApiKey as ApiKeyRow, KeyStore } from "./key-store.js";
 import { parseSecret, secretMatches, type Principal } from "./access.js";
 import { RateLimitedError, UnauthenticatedError } from "./errors.js";
 

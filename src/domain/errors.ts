@@ -52,36 +52,26 @@ export class RateLimitedError extends DomainError {
   }
 }
 
+/**
+ * What the call refers to (a row it links to) was deleted by a concurrent call meanwhile. -> aborted,
+ * to be retried
+ */
+export class GoneError extends DomainError {}
+
 /** A namespace id cached by this process names a namespace deleted meanwhile; resolve the name again. */
-export class NamespaceGoneError extends DomainError {}
-
-/** The backing store cannot be reached right now. -> unavailable */
-export class UnavailableError extends DomainError {}
-
-/** Whether `err` is a deadlock or serialization failure: the transaction lost a race and may be retried. */
-export function isConcurrencyConflict(err: unknown): boolean {
-  const code = databaseErrorCode(err);
-  return code === "40P01" || code === "40001";
-}
-
-/** The Postgres SQLSTATE (or Node error code) of a database error, through TypeORM's wrapper. */
-export function databaseErrorCode(err: unknown): string | undefined {
-  const e = err as { code?: string; driverError?: { code?: string } };
-  return e?.driverError?.code ?? e?.code;
-}
-
-const CONNECTION_ERROR_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "ENOTFOUND", "EHOSTUNREACH"]);
+export class NamespaceGoneError extends GoneError {}
 
 /**
- * Whether `err` says the database is unreachable or refusing work (connection failures, Postgres
- * classes 08 connection_exception and 57P admin/crash shutdown, 53300 too_many_connections), as
- * opposed to a bug. Such errors are worth a retry by the client.
+ * The transaction lost a race with a concurrent one (a deadlock or a serialization failure) and wrote
+ * nothing: running it again may succeed (see retryOnConflict in retry.ts). -> aborted, to be retried
  */
-export function isDatabaseUnavailable(err: unknown): boolean {
-  for (let e: any = err, depth = 0; e && depth < 4; e = e.driverError ?? e.cause, depth++) {
-    const code = typeof e.code === "string" ? e.code : "";
-    if (CONNECTION_ERROR_CODES.has(code) || code.startsWith("08") || code.startsWith("57P") || code === "53300") return true;
-    if (typeof e.message === "string" && /Connection terminated|timeout exceeded when trying to connect|connection timeout/i.test(e.message)) return true;
-  }
-  return false;
-}
+export class RetryableConflictError extends DomainError {}
+
+/** The backing store cannot be reached right now, or refuses work. -> unavailable, with a retry hint */
+export class UnavailableError extends DomainError {}
+
+/**
+ * The backing store is up but has no connection free within its bound: overload, not a fault.
+ * -> unavailable, with a retry hint
+ */
+export class StoreBusyError extends UnavailableError {}

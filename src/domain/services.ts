@@ -2,19 +2,20 @@
  * Every domain service, built from the stores and what they are told from outside (the integrator
  * factory, failure logs). One place to wire them, for the server and for tests alike.
  */
-import type { StoreSet } from "../db/repositories/stores.js";
-import { createApiKeyService, type ApiKeyService } from "./api-keys.js";
-import { createAuditLog, type AuditLog, type AuditLogger } from "./audit.js";
-import { createAdmission, type BulkLimits } from "./bulk-admission.js";
-import type { BulkDeleteStore, FailureLog } from "./bulk-delete.js";
+import { createApiKeyService, type ApiKeyService } from "./api-key-service.js";
+import { createAuditLog, type AuditLog, type AuditLogger } from "./audit-log.js";
+import { createAdmission, type Admission, type BulkLimits } from "./bulk-admission.js";
+import type { FailureLog } from "./bulk-delete.js";
+import type { BulkDeleteStore } from "./bulk-delete-store.js";
 import { createCredentials, type Credentials } from "./credentials.js";
-import { createConversationService, type ConversationService } from "./conversations.js";
-import { createIntegrationService, type IntegrationFailureLog, type IntegrationService } from "./integration.js";
-import type { Integrator, IntegratorConfig } from "./integrator.js";
-import { createMemoryService, type MemoryService } from "./memories.js";
-import { createNamespaceService, type NamespaceService } from "./namespaces.js";
-import { createSessionService, type SessionService } from "./sessions.js";
-import { createTracingService, type TracingService } from "./tracing.js";
+import { createConversationService, type ConversationService } from "./conversation-service.js";
+import { createIntegrationService, type IntegrationFailureLog, type IntegrationService } from "./integration-service.js";
+import type { Integrator, IntegratorConfig } from "./integrator-contract.js";
+import { createMemoryService, type MemoryService } from "./memory-service.js";
+import { createNamespaceService, type NamespaceService } from "./namespace-service.js";
+import { createSessionService, type SessionService } from "./session-service.js";
+import type { Stores } from "./stores.js";
+import { createTracingService, type TracingService } from "./trace-service.js";
 
 /** The domain services. */
 export interface Services {
@@ -31,13 +32,14 @@ export interface Services {
 
 /** What the services are built from. */
 export interface ServiceDeps {
-  stores: StoreSet;
-  bulkStore: BulkDeleteStore;
+  stores: Stores;
   /**
    * How many bulk deletes and namespace deletions run at once, and how many may queue: one set of slots
    * shared by both, so long work keeps to a bounded share of the pool (default DEFAULT_BULK_LIMITS).
    */
   bulkLimits?: BulkLimits;
+  /** The slots themselves, when the caller wants to watch them (tests); made from bulkLimits otherwise. */
+  admission?: Admission;
   integratorFor(config: IntegratorConfig): Integrator;
   logBatchFailure?: FailureLog;
   logIntegrationFailure?: IntegrationFailureLog;
@@ -47,7 +49,7 @@ export interface ServiceDeps {
 
 /** Builds every domain service. */
 export function createServices(deps: ServiceDeps): Services {
-  const bulkStore: BulkDeleteStore = { ...deps.bulkStore, admission: deps.bulkStore.admission ?? createAdmission(deps.bulkLimits) };
+  const bulkStore: BulkDeleteStore = { ...deps.stores.bulkDeletes, admission: deps.admission ?? createAdmission(deps.bulkLimits) };
   return {
     sessions: createSessionService({ store: deps.stores.sessions, bulkStore, logBatchFailure: deps.logBatchFailure }),
     conversations: createConversationService(deps.stores),

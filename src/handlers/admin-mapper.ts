@@ -6,9 +6,9 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { ApiKeySchema, AuditEventSchema, NamespaceSchema, type ApiKey, type AuditEvent, type Namespace } from "../../gen/sessiond/v1/admin_service_pb.js";
 import { Role as ProtoRole } from "../../gen/sessiond/v1/auth_pb.js";
 import type { ApiKey as DomainApiKey, Role } from "../domain/access.js";
-import type { AuditEvent as DomainAuditEvent } from "../domain/audit.js";
+import type { AuditEvent as DomainAuditEvent } from "../domain/audit-log.js";
 import { encodeGlobalId } from "../domain/ids.js";
-import type { NamespaceRow } from "../db/repositories/namespace-store.js";
+import type { Namespace as DomainNamespace } from "../domain/namespace-store.js";
 
 const TO_PROTO: Record<Role, ProtoRole> = { reader: ProtoRole.READER, writer: ProtoRole.WRITER, admin: ProtoRole.ADMIN };
 
@@ -31,7 +31,7 @@ export function apiKeyToProto(k: DomainApiKey): ApiKey {
   });
 }
 
-export function namespaceToProto(n: NamespaceRow): Namespace {
+export function namespaceToProto(n: DomainNamespace): Namespace {
   return create(NamespaceSchema, { id: encodeGlobalId("Namespace", n.uuid), name: n.name, createTime: timestampFromDate(n.createTime) });
 }
 

@@ -8,7 +8,7 @@ import type { DescMethod } from "@bufbuild/protobuf";
 import type { Code, Interceptor } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import type { Principal } from "../domain/access.js";
-import type { AuditLog } from "../domain/audit.js";
+import type { AuditLog } from "../domain/audit-log.js";
 import { decodeGlobalId } from "../domain/ids.js";
 import { actorOf, NAMESPACE_HEADER, namespaceHolder, policyOf, principalKey } from "./auth.js";
 import { requestIdKey } from "./logging.js";
@@ -24,8 +24,20 @@ interface Call {
   header: Headers;
 }
 
+/** Records finished calls in the audit log. */
+export interface CallAuditor {
+  /** Records mutating RPCs when they end; put it outside the error mapping, so that it sees the codes clients get. */
+  interceptor: Interceptor;
+  /**
+   * For a plain HTTP endpoint standing for `method` (OTLP/HTTP): returns the function that records the
+   * call once it is answered, with its code (undefined for ok) and its request message (undefined when
+   * the body never decoded).
+   */
+  httpCall(principal: Principal | undefined, method: DescMethod, header: Headers): (code: Code | undefined, message: Record<string, unknown> | undefined) => void;
+}
+
 /** Records calls in `audit`: as an interceptor for RPCs, and by hand for plain HTTP endpoints. */
-export function createAuditing(audit: AuditLog) {
+export function createAuditing(audit: AuditLog): CallAuditor {
   function record(call: Call, code: Code | undefined, items?: number, res?: Record<string, unknown>): void {
     const { message } = call;
     audit.record({

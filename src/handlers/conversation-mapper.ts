@@ -4,11 +4,11 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { durationFromMs, timestampFromDate } from "@bufbuild/protobuf/wkt";
-import type { Participant as DomainParticipant, ParticipantKind as DomainKind, NewTurn as DomainNewTurn, Turn as DomainTurn } from "../domain/conversation.js";
+import type { Participant as DomainParticipant, ParticipantKind as DomainKind, NewTurn as DomainNewTurn, Turn as DomainTurn } from "../domain/conversation-model.js";
 import { InvalidInputError } from "../domain/errors.js";
-import type { IntegrationResult as DomainResult } from "../domain/integration.js";
-import type { IntegratorConfig as DomainConfig } from "../domain/integrator.js";
-import type { Memory as DomainMemory } from "../domain/memories.js";
+import type { IntegrationResult as DomainResult } from "../domain/integration-service.js";
+import type { IntegratorConfig as DomainConfig } from "../domain/integrator-contract.js";
+import type { Memory as DomainMemory } from "../domain/memory-service.js";
 import {
   IntegrationOutcome,
   IntegrationResultSchema,

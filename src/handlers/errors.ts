@@ -10,23 +10,20 @@ import { RetryInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import {
   AlreadyExistsError,
   ConflictError,
-  databaseErrorCode,
+  GoneError,
   InvalidInputError,
-  isConcurrencyConflict,
-  isDatabaseUnavailable,
-  NamespaceGoneError,
   NotFoundError,
   PermissionDeniedError,
   PreconditionError,
   RateLimitedError,
+  RetryableConflictError,
+  StoreBusyError,
   UnauthenticatedError,
   UnavailableError,
 } from "../domain/errors.js";
 import type { Logger } from "../logger.js";
 import { requestIdKey } from "./logging.js";
 import { endingError, watchStream } from "./streams.js";
-
-const FOREIGN_KEY_VIOLATION = "23503";
 
 /**
  * `resource_exhausted` with when to retry, twice: a google.rpc.RetryInfo detail (for gRPC clients that
@@ -47,14 +44,6 @@ function withRetry(message: string, code: Code, retryAfterMs: number): ConnectEr
 /** When a client should retry a call that found the database unavailable or its pool exhausted. */
 const UNAVAILABLE_RETRY_MS = 1000;
 
-/** node-postgres's error when no pooled connection frees up within `connectionTimeoutMillis`. */
-function isPoolTimeout(err: unknown): boolean {
-  for (let e: any = err, depth = 0; e && depth < 4; e = e.driverError ?? e.cause, depth++) {
-    if (typeof e.message === "string" && /timeout exceeded when trying to connect/i.test(e.message)) return true;
-  }
-  return false;
-}
-
 /** Converts any thrown value into a ConnectError that is safe to send. */
 export function toConnectError(err: unknown, requestId: string, logger: Logger): ConnectError {
   if (err instanceof ConnectError) return err;
@@ -67,19 +56,19 @@ export function toConnectError(err: unknown, requestId: string, logger: Logger):
   if (err instanceof PermissionDeniedError) return new ConnectError(err.message, Code.PermissionDenied);
   if (err instanceof RateLimitedError) return rateLimited(err);
   // A row it refers to (its namespace, typically) was deleted by a concurrent call.
-  if (err instanceof NamespaceGoneError || databaseErrorCode(err) === FOREIGN_KEY_VIOLATION) {
+  if (err instanceof GoneError) {
     return new ConnectError(`what the call refers to was deleted meanwhile (its namespace?); retry the call (request id ${requestId})`, Code.Aborted);
   }
-  if (isConcurrencyConflict(err)) {
+  if (err instanceof RetryableConflictError) {
     logger.info({ err: { code: "concurrency_conflict" }, request_id: requestId }, "transaction lost a race");
     return new ConnectError(`a concurrent change to the same data won; retry the call (request id ${requestId})`, Code.Aborted);
   }
-  if (isPoolTimeout(err)) {
+  if (err instanceof StoreBusyError) {
     // Overload, not a fault: every pooled connection stayed busy for SESSIOND_DB_CONNECT_TIMEOUT_MS.
-    logger.warn({ err: { message: (err as Error).message }, request_id: requestId }, "database pool exhausted");
+    logger.warn({ err: { message: err.message }, request_id: requestId }, "database pool exhausted");
     return withRetry(`the server is busy (no database connection free); request id ${requestId}`, Code.Unavailable, UNAVAILABLE_RETRY_MS);
   }
-  if (err instanceof UnavailableError || isDatabaseUnavailable(err)) {
+  if (err instanceof UnavailableError) {
     logger.warn({ err, request_id: requestId }, "database unavailable");
     return withRetry(`the database is unavailable (request id ${requestId})`, Code.Unavailable, UNAVAILABLE_RETRY_MS);
   }

@@ -10,7 +10,7 @@ import { createConnectTransport } from "@connectrpc/connect-node";
 import { ParticipantSchema } from "../../gen/sessiond/v1/conversation_pb.js";
 import { IntegratorService } from "../../gen/sessiond/v1/integrator_service_pb.js";
 import { rulesIntegrator } from "../domain/integrators/rules.js";
-import type { Integrator, IntegratorConfig } from "../domain/integrator.js";
+import type { Integrator, IntegratorConfig } from "../domain/integrator-contract.js";
 import { kindToProto, participantToProto, turnToProto } from "./conversation-mapper.js";
 
 /** Largest Integrate response read (1,000 memories of 8 KiB plus insights fit well within it). */

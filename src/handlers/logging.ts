@@ -62,10 +62,11 @@ export function loggingInterceptor(logger: Logger): Interceptor {
       else if (code !== undefined && isUndecodable(err)) logger.warn({ ...line, refused: "undecodable" }, "rpc");
       else logger.info(line, "rpc");
     };
-    // The error the client gets: decided once (streams.ts), with the request id in its metadata.
-    const asConnectError = (err: unknown) => {
+    // The error the client gets: decided once (streams.ts), with the request id in its metadata unless
+    // the response headers (which a stream's have) already carry it: clients merge the two.
+    const asConnectError = (err: unknown, headerHasId = false) => {
       const connectErr = wellFormed(endingError(err, req.signal));
-      connectErr.metadata.set(requestIdHeader, requestId);
+      if (!headerHasId) connectErr.metadata.set(requestIdHeader, requestId);
       return connectErr;
     };
     let res;
@@ -87,7 +88,7 @@ export function loggingInterceptor(logger: Logger): Interceptor {
         signal: req.signal,
         onEnd: (code, err) => {
           if (err === undefined) return log(code);
-          const connectErr = asConnectError(err);
+          const connectErr = asConnectError(err, true);
           log(connectErr.code, connectErr);
           return connectErr;
         },

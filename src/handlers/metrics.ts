@@ -15,7 +15,7 @@ import type { HttpHandler } from "../server.js";
 import type { RefusedCall } from "./edge.js";
 import { callEdgeKey } from "./logging.js";
 import { codeOf, watchStream } from "./streams.js";
-import { AUDIT_DROP_REASONS, type AuditStats } from "../domain/audit.js";
+import { AUDIT_DROP_REASONS, type AuditStats } from "../domain/audit-log.js";
 
 /** Every metric name starts with it (prom-client's process metrics too). */
 const PREFIX = "sessiond_";

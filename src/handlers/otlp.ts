@@ -3,13 +3,11 @@
  * (`opentelemetry.proto.collector.trace.v1.TraceService/Export`, also over Connect and gRPC-Web) and
  * OTLP/HTTP (`POST /v1/traces`, binary protobuf or JSON, optionally gzipped).
  *
- * Spans carrying a `session.id` attribute (the OpenInference convention; on the span, else on its
- * resource) are recorded in that session of the caller's namespace, which is created if missing; the
- * others under no session. The namespace comes from the `sessiond-namespace` request header ("default"
- * when absent). A span that breaks the rules of RecordSpans (malformed ids, end before start, over a
- * limit) is rejected alone and counted in `partial_success`, as the OTLP specification asks; a body
- * that does not decode is rejected whole: OTLP/HTTP answers 400 with a google.rpc.Status; over gRPC,
- * connect-es decodes the message before any sessiond code runs and answers INTERNAL (a known deviation,
+ * This file is transport only: it maps messages (handlers/otlp-mapper.ts) and makes one call to the
+ * ingestion rules (domain/otlp-ingest.ts: sessions from `session.id`, spans rejected alone and counted
+ * in `partial_success`). The namespace comes from the `sessiond-namespace` request header ("default"
+ * when absent). A body that does not decode is rejected whole: OTLP/HTTP answers 400 with a
+ * google.rpc.Status; over gRPC, connect-es decodes the message before any sessiond code runs and answers INTERNAL (a known deviation,
  * pinned by test/e2e/otlp.test.ts).
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
@@ -22,119 +20,19 @@ import {
   ExportTraceServiceResponseSchema,
   TraceService as OtlpTraceService,
   type ExportTraceServiceRequest,
-  type ExportTraceServiceResponse,
 } from "../../gen/opentelemetry/proto/collector/trace/v1/trace_service_pb.js";
-import type { AnyValue, KeyValue } from "../../gen/opentelemetry/proto/common/v1/common_pb.js";
-import type { Span as OtlpSpan } from "../../gen/opentelemetry/proto/trace/v1/trace_pb.js";
-import { InvalidInputError, PreconditionError } from "../domain/errors.js";
-import { checkText, type JsonObject, type JsonValue as DomainJson } from "../domain/session.js";
-import { checkSpan, MAX_SPANS_PER_CALL, type SpanInput } from "../domain/trace.js";
-import type { TracingService } from "../domain/tracing.js";
+import { createOtlpIngest, type SpanRecorder } from "../domain/otlp-ingest.js";
 import type { Logger } from "../logger.js";
-import type { Access, Auditing } from "../routes.js";
+import type { CallAuditor } from "./audit.js";
+import { NAMESPACE_HEADER, type AccessControl, type HttpAuthorization } from "./auth.js";
 import { toConnectError } from "./errors.js";
-
-/** The header naming the namespace OTLP spans are recorded in. */
-export const NAMESPACE_HEADER = "sessiond-namespace";
-const SESSION_ATTRIBUTE = "session.id";
-
-function anyValue(v: AnyValue | undefined): DomainJson {
-  const x = v?.value;
-  switch (x?.case) {
-    case "stringValue":
-    case "boolValue":
-      return x.value;
-    case "intValue":
-      return Number.isSafeInteger(Number(x.value)) ? Number(x.value) : x.value.toString();
-    case "doubleValue":
-      return Number.isFinite(x.value) ? x.value : String(x.value);
-    case "arrayValue":
-      return x.value.values.map(anyValue);
-    case "kvlistValue":
-      return attributes(x.value.values);
-    case "bytesValue":
-      return Buffer.from(x.value).toString("base64");
-    default:
-      return null;
-  }
-}
-
-function attributes(kvs: KeyValue[]): JsonObject {
-  const out: JsonObject = {};
-  for (const kv of kvs) out[kv.key] = anyValue(kv.value);
-  return out;
-}
-
-const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString("hex");
-const nanosToDate = (ns: bigint) => (ns > 0n ? new Date(Number(ns / 1_000_000n)) : undefined);
-
-function spanInput(s: OtlpSpan, attrs: JsonObject): SpanInput {
-  return {
-    traceId: hex(s.traceId),
-    spanId: hex(s.spanId),
-    parentSpanId: s.parentSpanId.length ? hex(s.parentSpanId) : "",
-    name: s.name,
-    kind: s.kind,
-    startTime: nanosToDate(s.startTimeUnixNano),
-    endTime: nanosToDate(s.endTimeUnixNano),
-    statusCode: s.status?.code ?? 0,
-    statusMessage: s.status?.message ?? "",
-    attributes: attrs,
-    events: s.events.map((e) => ({ name: e.name, time: nanosToDate(e.timeUnixNano) ?? new Date(0), attributes: attributes(e.attributes) })),
-  };
-}
-
-/** Records an export request; returns how many spans were rejected and why (the first reason). */
-async function ingest(tracing: TracingService, namespace: string, req: ExportTraceServiceRequest): Promise<ExportTraceServiceResponse> {
-  const groups = new Map<string, SpanInput[]>();
-  let rejected = 0;
-  let firstError = "";
-  for (const rs of req.resourceSpans) {
-    const resourceAttrs = attributes(rs.resource?.attributes ?? []);
-    for (const ss of rs.scopeSpans) {
-      for (const s of ss.spans) {
-        const attrs = attributes(s.attributes);
-        const session = attrs[SESSION_ATTRIBUTE] ?? resourceAttrs[SESSION_ATTRIBUTE];
-        const input = spanInput(s, attrs);
-        try {
-          checkSpan(input, "span");
-          if (session !== undefined) {
-            if (typeof session !== "string") throw new InvalidInputError("span.attributes[session.id]", "must be a string");
-            checkText("span.attributes[session.id]", session, 256, { required: true, id: true });
-          }
-        } catch (err) {
-          rejected++;
-          firstError ||= err instanceof Error ? err.message : String(err);
-          continue;
-        }
-        const key = typeof session === "string" ? session : "";
-        const list = groups.get(key) ?? [];
-        list.push(input);
-        groups.set(key, list);
-      }
-    }
-  }
-  // Spans naming a session first: a trace keeps the session of its first stored span, so a root span
-  // without session.id must not make its trace sessionless when its children name the session.
-  for (const [sessionId, spans] of [...groups].sort(([a], [b]) => (a === "" ? 1 : 0) - (b === "" ? 1 : 0))) {
-    for (let i = 0; i < spans.length; i += MAX_SPANS_PER_CALL) {
-      try {
-        await tracing.record({ namespace, session: "", sessionId, spans: spans.slice(i, i + MAX_SPANS_PER_CALL) }, { createSession: true });
-      } catch (err) {
-        // A session that refuses spans (cancelled or deleted) rejects its spans, not the whole export.
-        if (!(err instanceof PreconditionError)) throw err;
-        rejected += Math.min(MAX_SPANS_PER_CALL, spans.length - i);
-        firstError ||= (err as Error).message;
-      }
-    }
-  }
-  return create(ExportTraceServiceResponseSchema, rejected ? { partialSuccess: { rejectedSpans: BigInt(rejected), errorMessage: firstError } } : {});
-}
+import { exportResponseOf, hexIdsToBase64, ingestRequestOf } from "./otlp-mapper.js";
 
 /** The collector's gRPC TraceService (served by the Connect router: gRPC, gRPC-Web and Connect). */
-export function createOtlpGrpcHandlers(tracing: TracingService): ServiceImpl<typeof OtlpTraceService> {
+export function createOtlpGrpcHandlers(tracing: SpanRecorder): ServiceImpl<typeof OtlpTraceService> {
+  const otlp = createOtlpIngest(tracing);
   return {
-    export: (req, context: HandlerContext) => ingest(tracing, context.requestHeader.get(NAMESPACE_HEADER) ?? "", req),
+    export: async (req, context: HandlerContext) => exportResponseOf(await otlp.ingest(ingestRequestOf(context.requestHeader.get(NAMESPACE_HEADER) ?? "", req))),
   };
 }
 
@@ -150,22 +48,6 @@ async function readBody(req: IncomingMessage, limit: number): Promise<Buffer | u
   return Buffer.concat(chunks);
 }
 
-/** OTLP/JSON carries trace and span ids as hex; protobuf JSON expects base64 for bytes. */
-function hexIdsToBase64(body: any): any {
-  const fix = (o: any, keys: string[]) => {
-    for (const k of keys) if (typeof o?.[k] === "string" && /^[0-9a-fA-F]*$/.test(o[k])) o[k] = Buffer.from(o[k], "hex").toString("base64");
-  };
-  for (const rs of body?.resourceSpans ?? body?.resource_spans ?? []) {
-    for (const ss of rs?.scopeSpans ?? rs?.scope_spans ?? []) {
-      for (const s of ss?.spans ?? []) {
-        fix(s, ["traceId", "trace_id", "spanId", "span_id", "parentSpanId", "parent_span_id"]);
-        for (const l of s?.links ?? []) fix(l, ["traceId", "trace_id", "spanId", "span_id"]);
-      }
-    }
-  }
-  return body;
-}
-
 const HTTP_STATUS: Partial<Record<Code, number>> = {
   [Code.InvalidArgument]: 400,
   [Code.Unauthenticated]: 401,
@@ -175,7 +57,8 @@ const HTTP_STATUS: Partial<Record<Code, number>> = {
 };
 
 /** `POST /v1/traces`: OTLP/HTTP with binary protobuf or JSON bodies. */
-export function createOtlpHttpHandler(tracing: TracingService, opts: { readMaxBytes: number; logger: Logger; access: Pick<Access, "authorizeHttp">; auditing: Pick<Auditing, "httpCall"> }) {
+export function createOtlpHttpHandler(tracing: SpanRecorder, opts: { readMaxBytes: number; logger: Logger; access: Pick<AccessControl, "authorizeHttp">; auditing: Pick<CallAuditor, "httpCall"> }) {
+  const otlp = createOtlpIngest(tracing);
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const type = (req.headers["content-type"] ?? "").split(";")[0].trim().toLowerCase();
     const json = type === "application/json";
@@ -199,7 +82,7 @@ export function createOtlpHttpHandler(tracing: TracingService, opts: { readMaxBy
     }
     // Credentials are checked before the body is read, as for the RPCs.
     const headers = headersOf(req);
-    let call: Awaited<ReturnType<Access["authorizeHttp"]>>;
+    let call: HttpAuthorization;
     try {
       call = await opts.access.authorizeHttp(headers, OtlpTraceService.method.export);
     } catch (err) {
@@ -219,7 +102,7 @@ export function createOtlpHttpHandler(tracing: TracingService, opts: { readMaxBy
     }
     const audited = opts.auditing.httpCall(call.principal, OtlpTraceService.method.export, headers);
     try {
-      const response = await ingest(tracing, call.namespace, request);
+      const response = exportResponseOf(await otlp.ingest(ingestRequestOf(call.namespace, request)));
       audited(undefined, request as unknown as Record<string, unknown>);
       reply(200, json ? JSON.stringify(toJson(ExportTraceServiceResponseSchema, response)) : toBinary(ExportTraceServiceResponseSchema, response));
     } catch (err) {

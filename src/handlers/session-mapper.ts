@@ -3,9 +3,9 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { durationMs, timestampDate, timestampFromDate, type Duration, type Timestamp } from "@bufbuild/protobuf/wkt";
-import type { Session as DomainSession, SessionFilter as DomainFilter, SessionState as DomainState, JsonObject, DeletedCounts as DomainCounts } from "../domain/session.js";
+import type { Session as DomainSession, SessionFilter as DomainFilter, SessionState as DomainState, JsonObject, DeletedCounts as DomainCounts } from "../domain/session-model.js";
 import { InvalidInputError } from "../domain/errors.js";
-import type { ClientSecret as DomainClientSecret } from "../domain/sessions.js";
+import type { ClientSecret as DomainClientSecret } from "../domain/session-service.js";
 import { ClientSecretSchema, type ClientSecret } from "../../gen/sessiond/v1/session_service_pb.js";
 import {
   DeletedCountsSchema,

@@ -5,7 +5,7 @@ import { create } from "@bufbuild/protobuf";
 import { durationFromMs, timestampDate, timestampFromDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { InvalidInputError } from "../domain/errors.js";
 import { encodeGlobalId } from "../domain/ids.js";
-import type { Annotation as DomainAnnotation, AnnotationTargetInput, AnnotatorKind as DomainAnnotator, Span as DomainSpan, SpanInput, Trace as DomainTrace } from "../domain/trace.js";
+import type { Annotation as DomainAnnotation, AnnotationTargetInput, AnnotatorKind as DomainAnnotator, Span as DomainSpan, SpanInput, Trace as DomainTrace } from "../domain/trace-model.js";
 import {
   AnnotationSchema,
   AnnotatorKind,

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import type { DataSource } from "typeorm";
 import { createDataSource } from "../../src/db/data-source.js";
 import { createStores } from "../../src/db/repositories/stores.js";
-import { createAuditLog, type AuditLog, type AuditLogger, type AuditRecord } from "../../src/domain/audit.js";
+import { createAuditLog, type AuditLog, type AuditLogger, type AuditRecord } from "../../src/domain/audit-log.js";
 import { createMetrics, registerAuditMetrics } from "../../src/handlers/metrics.js";
 import { createTestDatabase, type TestDatabase } from "../setup/databases.js";
 import { waitFor } from "../faults/harness.js";

@@ -1,17 +1,13 @@
 import { Code } from "@connectrpc/connect";
 import type { DataSource } from "typeorm";
 import { afterAll, describe, expect, it } from "vitest";
-import { loadConfig } from "../../src/config.js";
+import { createServicesOn } from "../../src/app.js";
 import { createDataSource } from "../../src/db/data-source.js";
-import { createBulkDeleteStore } from "../../src/db/repositories/session-deletion.js";
-import { createStores } from "../../src/db/repositories/stores.js";
 import { createAdmission, type BulkLimits } from "../../src/domain/bulk-admission.js";
 import type { BulkDeleteEvent, BulkDeleteInput, BulkResult } from "../../src/domain/bulk-delete.js";
 import { InvalidInputError, RateLimitedError } from "../../src/domain/errors.js";
 import { encodeGlobalId } from "../../src/domain/ids.js";
-import { createServices } from "../../src/domain/services.js";
 import { toConnectError } from "../../src/handlers/errors.js";
-import { createIntegratorFactory } from "../../src/handlers/integrators.js";
 import { createLogger } from "../../src/logger.js";
 import { RetryInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { useDatabase } from "../setup/context.js";
@@ -208,11 +204,10 @@ async function servicesOn(poolSize: number, limits?: BulkLimits, connectTimeoutM
   const ds = createDataSource({ url: ctx.db.url, poolSize, connectTimeoutMs });
   await ds.initialize();
   extra.push(ds);
-  const stores = createStores(ds);
   const admission = createAdmission(limits);
-  const services = createServices({ stores, bulkStore: { ...createBulkDeleteStore(ds, stores.sessions.namespaceId), admission }, integratorFor: createIntegratorFactory() });
+  const { stores, services } = createServicesOn(ds, { admission });
   const pool = (ds.driver as any).master as { totalCount: number; idleCount: number; waitingCount: number };
-  return { ds, services, admission, pool, inUse: () => pool.totalCount - pool.idleCount };
+  return { ds, stores, services, admission, pool, inUse: () => pool.totalCount - pool.idleCount };
 }
 
 const filterAll = (namespace: string, batchSize = 10) => input({ namespace, selector: { kind: "filter", filter: {}, includeDeleted: false }, dryRun: true, batchSize });
@@ -232,12 +227,12 @@ describe("BulkDeleteSessions and the database pool (issue 12)", () => {
   });
 
   it("waiting for a pooled connection is bounded: an exhausted pool fails unavailable with a retry hint, logged at warn", async () => {
-    const { ds } = await servicesOn(1, undefined, 200);
+    const { ds, stores } = await servicesOn(1, undefined, 200);
     const holder = ds.createQueryRunner();
     await holder.connect();
     try {
       await holder.query("SELECT 1");
-      const err = await ds.query("SELECT 1").catch((e) => e);
+      const err = await stores.keys.any().catch((e) => e);
       const lines: any[] = [];
       const logger = createLogger("debug", { write: (line: string) => void lines.push(JSON.parse(line)) });
       const mapped = toConnectError(err, "req-pool", logger);
@@ -271,13 +266,6 @@ describe("BulkDeleteSessions and the database pool (issue 12)", () => {
     expect((await secondStarted).value).toMatchObject({ type: "started", total: 30 });
     for await (const _ of second);
     expect(admission.stats()).toEqual({ running: 0, queued: 0 });
-  });
-
-  it("configuration bounds the slots to half the pool, and the wait for a connection to a few seconds by default", () => {
-    expect(loadConfig({})).toMatchObject({ dbConnectTimeoutMs: 3000, maxBulkOperations: 4, bulkQueueSize: 16, bulkQueueWaitMs: 5000 });
-    expect(loadConfig({ SESSIOND_DB_POOL_SIZE: "4", SESSIOND_MAX_BULK_OPERATIONS: "8" }).maxBulkOperations).toBe(2);
-    expect(loadConfig({ SESSIOND_DB_POOL_SIZE: "1" }).maxBulkOperations).toBe(1);
-    expect(() => loadConfig({ SESSIOND_MAX_BULK_OPERATIONS: "0" })).toThrow(/^SESSIOND_MAX_BULK_OPERATIONS: must be between 1/);
   });
 
   it("a queued bulk delete gives up after the bounded wait, and one whose client goes away leaves the queue at once", async () => {

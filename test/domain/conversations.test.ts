@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { NewTurn } from "../../src/domain/conversation.js";
+import type { NewTurn } from "../../src/domain/conversation-model.js";
 import { AlreadyExistsError, NotFoundError, PreconditionError } from "../../src/domain/errors.js";
 import { byId, byKey, newSession, useDatabase } from "../setup/context.js";
 

@@ -4,7 +4,7 @@ import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { IntegratorService, type IntegrateRequest } from "../../gen/sessiond/v1/integrator_service_pb.js";
-import type { NewTurn } from "../../src/domain/conversation.js";
+import type { NewTurn } from "../../src/domain/conversation-model.js";
 import { byId, newSession, useDatabase } from "../setup/context.js";
 
 const ctx = useDatabase();

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { InvalidInputError } from "../../src/domain/errors.js";
-import type { ListSessionsInput } from "../../src/domain/sessions.js";
+import type { ListSessionsInput } from "../../src/domain/session-service.js";
 import { newSession, useDatabase } from "../setup/context.js";
 import { seedSessions } from "../setup/seed.js";
 

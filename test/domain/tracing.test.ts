@@ -4,8 +4,8 @@ import { describe, expect, it } from "vitest";
 import type { BulkDeleteEvent } from "../../src/domain/bulk-delete.js";
 import { NotFoundError, PreconditionError } from "../../src/domain/errors.js";
 import { encodeGlobalId } from "../../src/domain/ids.js";
-import type { AnnotationTargetInput, SpanInput } from "../../src/domain/trace.js";
-import type { AnnotateInput, RecordSpansInput } from "../../src/domain/tracing.js";
+import type { AnnotationTargetInput, SpanInput } from "../../src/domain/trace-model.js";
+import type { AnnotateInput, RecordSpansInput } from "../../src/domain/trace-service.js";
 import { byId, newSession, useDatabase } from "../setup/context.js";
 
 const ctx = useDatabase();

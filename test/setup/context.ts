@@ -2,11 +2,9 @@
  * Per-file fixtures: a fresh database cloned from the migrated template, and the services over it.
  */
 import { afterAll, beforeAll, inject } from "vitest";
-import { createBulkDeleteStore } from "../../src/db/repositories/session-deletion.js";
-import { createStores } from "../../src/db/repositories/stores.js";
-import { createServices, type Services } from "../../src/domain/services.js";
-import type { SessionService } from "../../src/domain/sessions.js";
-import { createIntegratorFactory } from "../../src/handlers/integrators.js";
+import { createServicesOn } from "../../src/app.js";
+import type { Services } from "../../src/domain/services.js";
+import type { SessionService } from "../../src/domain/session-service.js";
 import { createTestDatabase, type TestDatabase } from "./databases.js";
 
 /** Registers beforeAll/afterAll hooks that give the file its own database and services. */
@@ -14,8 +12,7 @@ export function useDatabase() {
   const ctx = {} as { db: TestDatabase; services: Services; sessions: SessionService };
   beforeAll(async () => {
     ctx.db = await createTestDatabase(inject("database"));
-    const stores = createStores(ctx.db.dataSource);
-    ctx.services = createServices({ stores, bulkStore: createBulkDeleteStore(ctx.db.dataSource, stores.sessions.namespaceId), integratorFor: createIntegratorFactory() });
+    ctx.services = createServicesOn(ctx.db.dataSource).services;
     ctx.sessions = ctx.services.sessions;
   });
   afterAll(async () => {

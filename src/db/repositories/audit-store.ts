@@ -1,27 +1,10 @@
 /**
- * Storage of the audit log: appended in batches, read newest first.
+ * Storage of the audit log (the domain's AuditStore): appended in batches, read newest first.
  */
 import type { EntityManager } from "typeorm";
-import type { AuditEvent } from "../../domain/audit.js";
-import { databaseErrorCode, InvalidInputError } from "../../domain/errors.js";
-import type { Cursor } from "../../domain/page-token.js";
-
-/** Which events a list shows. */
-export interface AuditListQuery {
-  namespaceId?: string;
-  actor?: string;
-  after?: Cursor;
-  limit: number;
-}
-
-/** Storage of audit events. */
-export interface AuditStore {
-  /** Appends events in one statement. @throws InvalidInputError when Postgres refuses the rows themselves (bad data, a constraint) */
-  append(events: AuditEvent[]): Promise<void>;
-  list(query: AuditListQuery): Promise<AuditEvent[]>;
-  /** Namespace names of these sessions (those that still exist), by session uuid. */
-  namespacesOfSessions(uuids: string[]): Promise<Map<string, string>>;
-}
+import type { AuditEvent, AuditStore } from "../../domain/audit-log.js";
+import { InvalidInputError } from "../../domain/errors.js";
+import { isRowRefused, sqlState } from "../errors.js";
 
 /** The store over `db`. */
 export function createAuditStore(db: EntityManager): AuditStore {
@@ -38,8 +21,7 @@ export function createAuditStore(db: EntityManager): AuditStore {
         );
       } catch (err) {
         // Classes 22 (data exception) and 23 (integrity constraint): these rows, not the database, are at fault.
-        const code = databaseErrorCode(err) ?? "";
-        if (/^2[23]/.test(code)) throw Object.assign(new InvalidInputError("audit event", `refused by the database (SQLSTATE ${code}): ${(err as Error).message}`), { cause: err });
+        if (isRowRefused(err)) throw Object.assign(new InvalidInputError("audit event", `refused by the database (SQLSTATE ${sqlState(err)}): ${(err as Error).message}`), { cause: err });
         throw err;
       }
     },

@@ -1,5 +1,6 @@
 /**
- * Deleting sessions: one code path for DeleteSession and BulkDeleteSessions. A batch is one transaction
+ * The bulk-delete store (the domain's BulkDeleteStore) and the batch delete behind it: one code path
+ * for DeleteSession and BulkDeleteSessions. A batch is one transaction
  * of three statements: lock the sessions in id order (so overlapping batches of concurrent calls cannot
  * deadlock, and a second caller finds them gone), count or purge their memories, then one DELETE; the
  * rest goes by foreign-key cascade. What
@@ -7,39 +8,10 @@
  * child rows updates those counters under the session row lock, so they are exact at this point.
  */
 import type { DataSource, EntityManager } from "typeorm";
-import type { DeletedCounts, SessionFilter } from "../../domain/session.js";
+import type { BatchKeys, BatchOptions, BulkDeleteStore, DeletedSession, SessionSnapshot } from "../../domain/bulk-delete-store.js";
+import type { SessionFilter } from "../../domain/session-model.js";
+import { translated } from "../errors.js";
 import { filterSql } from "./session-filter.js";
-
-/** Which sessions a batch names: database uuids, or caller ids in the namespace. */
-export type BatchKeys = { kind: "uuid"; values: string[] } | { kind: "external"; values: string[] };
-
-/** What happened to one session of a batch that was found (and deleted, unless a dry run). */
-export interface DeletedSession {
-  uuid: string;
-  externalId: string;
-  counts: DeletedCounts;
-  /** Memories deleted (purge) or detached (kept). */
-  memories: number;
-}
-
-/** Options of a deletion batch. */
-export interface BatchOptions {
-  dryRun: boolean;
-  purgeMemories: boolean;
-}
-
-/**
- * The sessions that matched a filter when a call began, read page by page in the order they were
- * created. Holds no connection between pages: each `next` is one statement.
- */
-export interface SessionSnapshot {
-  /** How many sessions matched when the call began. */
-  total: number;
-  /** The next `limit` session uuids; empty when done. */
-  next(limit: number): Promise<string[]>;
-  /** Releases what the snapshot holds (nothing today; kept so a store may hold state). */
-  close(): Promise<void>;
-}
 
 /** SQL for a parameter holding comma-separated uuids, as uuid[]. */
 const UUIDS = (param: string) => `string_to_array(${param}, ',')::uuid[]`;
@@ -120,11 +92,15 @@ export async function openSnapshot(dataSource: DataSource, namespaceId: string, 
   };
 }
 
-/** The storage BulkDeleteSessions runs on: each batch in a transaction of its own. */
-export function createBulkDeleteStore(dataSource: DataSource, namespaceId: (name: string, create: boolean) => Promise<string | undefined>) {
+/**
+ * The storage BulkDeleteSessions runs on: each batch in a transaction of its own, the snapshot's pages
+ * one statement each. `namespaceId` resolves names (the session store's, with its cache).
+ */
+export function createBulkDeleteStore(dataSource: DataSource, namespaceId: BulkDeleteStore["namespaceId"]): BulkDeleteStore {
   return {
     namespaceId,
-    deleteBatch: (ns: string, keys: BatchKeys, opts: BatchOptions) => dataSource.transaction((tx) => deleteBatch(tx, ns, keys, opts)),
-    openSnapshot: (ns: string, filter: SessionFilter, includeDeleted: boolean) => openSnapshot(dataSource, ns, filter, includeDeleted),
+    deleteBatch: (ns, keys, opts) => dataSource.transaction((tx) => deleteBatch(tx, ns, keys, opts)),
+    // The snapshot outlives this call: its pages' errors are translated too.
+    openSnapshot: async (ns, filter, includeDeleted) => translated(await openSnapshot(dataSource, ns, filter, includeDeleted)),
   };
 }

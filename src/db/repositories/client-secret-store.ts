@@ -1,33 +1,10 @@
 /**
- * What a request made with a session's client secret needs from the database: the secret's hash and
- * the session's state (read fresh on every request, so that a cancel or a refresh takes effect at
- * once on every server process), and a slot in the session's shared per-minute window.
+ * What a request made with a session's client secret needs from the database (the domain's
+ * ClientSecretStore): the secret's hash and the session's state, read fresh on every request, and a
+ * slot in the session's shared per-minute window.
  */
 import type { EntityManager } from "typeorm";
-
-/** A session as its client secret sees it. */
-export interface ClientSecretRow {
-  sessionUuid: string;
-  externalId: string;
-  namespaceId: string;
-  namespace: string;
-  /** SHA-256 of the current secret; null once revoked. */
-  secretHash: Buffer | null;
-  /** Active, not soft-deleted and not past expire_time, by the database's clock. */
-  usable: boolean;
-  maxRequestsPerMinute: number;
-}
-
-/** Storage behind client secrets. */
-export interface ClientSecretStore {
-  /** The session `uuid`, or undefined when there is none. */
-  find(uuid: string): Promise<ClientSecretRow | undefined>;
-  /**
-   * Admits one request if fewer than `limit` were admitted in the last 60 seconds, across all server
-   * processes. Returns 0 when admitted, else the ms until a slot frees up.
-   */
-  admit(uuid: string, limit: number): Promise<number>;
-}
+import type { ClientSecretStore } from "../../domain/client-secret-store.js";
 
 /** The store over `db`. */
 export function createClientSecretStore(db: EntityManager): ClientSecretStore {

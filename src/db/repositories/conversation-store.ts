@@ -1,6 +1,7 @@
 /**
- * Storage of participants and turns: every SQL statement about them lives here. Every statement is
- * scoped by session (whose namespace the domain has already checked) and, for writes, by namespace_id.
+ * Storage of participants and turns (the domain's ConversationStore): every SQL statement about them
+ * lives here. Every statement is scoped by session (whose namespace the domain has already checked)
+ * and, for writes, by namespace_id.
  *
  * Counters: writes that add participants or turns update the session's counters in the same
  * statement or transaction, under the session row lock (see the INVARIANT on SessionEntity).
@@ -8,57 +9,12 @@
 import { createHash } from "node:crypto";
 import type { DataSource, EntityManager } from "typeorm";
 import type { PostgresDriver } from "typeorm/driver/postgres/PostgresDriver.js";
-import { ROLE_OF_KIND, type AppendedTurn, type NewTurn, type Participant, type ParticipantKind, type Turn } from "../../domain/conversation.js";
-import { databaseErrorCode } from "../../domain/errors.js";
-
-/** Values of a participant to bind. */
-export interface BindValues {
-  namespaceId: string;
-  sessionUuid: string;
-  participantId: string;
-  kind: ParticipantKind;
-  displayName: string;
-  metadata: Record<string, unknown>;
-}
-
-/** The session an append names: by uuid (in a namespace, when known) or by caller id in a namespace. */
-export type AppendTarget = { uuid: string; namespaceId?: string } | { namespaceId: string; externalId: string };
-
-/** Outcome of one AppendTurns statement. */
-export type AppendOutcome =
-  | { ok: true; turns: AppendedTurn[] }
-  /** The session is no longer active (cancelled, soft-deleted or gone). */
-  | { ok: false; reason: "session" }
-  /** A speaker is not bound, or has left. */
-  | { ok: false; reason: "participant" }
-  /** The request_id was used before. */
-  | { ok: false; reason: "request"; previous: PreviousRequest };
-
-/** An earlier AppendTurns call with a request_id. */
-export interface PreviousRequest {
-  sessionUuid: string;
-  firstSeq: number;
-  count: number;
-  fingerprint: string;
-}
-
-/** A turn page query. */
-export interface TurnQuery {
-  sessionUuid: string;
-  participantId?: string;
-  afterSeq: number;
-  /** Inclusive upper bound of seq, when set. */
-  untilSeq?: number;
-  limit: number;
-}
-
-const NOT_NULL_VIOLATION = "23502";
-const UNIQUE_VIOLATION = "23505";
+import type { Participant, Turn } from "../../domain/conversation-model.js";
+import type { ConversationStore } from "../../domain/conversation-store.js";
+import { isNotNullViolation, isUniqueViolation } from "../errors.js";
 
 const PARTICIPANT_COLUMNS = `p.participant_id, p.kind, p.display_name, p.metadata, p.insights, p.last_integrated_seq, p.bound_time, p.left_time`;
 const TURN_COLUMNS = `t.seq, p.participant_id, t.role, t.content, t.tool_calls, t.metadata, t.request_id, t.create_time`;
-/** ROLE_OF_KIND in SQL: the role of a turn given without one. */
-const DEFAULT_ROLE = `CASE p.kind ${Object.entries(ROLE_OF_KIND).map(([kind, role]) => `WHEN '${kind}' THEN '${role}'`).join(" ")} END`;
 
 function toParticipant(row: any): Participant {
   return {
@@ -84,28 +40,6 @@ function toTurn(row: any): Turn {
     requestId: row.request_id ?? "",
     createTime: row.create_time,
   };
-}
-
-/** Participant and turn storage bound to one connection or transaction. */
-export interface ConversationStore {
-  participants(sessionUuid: string, opts?: { activeOnly?: boolean }): Promise<Participant[]>;
-  participant(sessionUuid: string, participantId: string): Promise<Participant | undefined>;
-  /** Inserts or re-binds; counts a new participant on the session. Call with the session row locked. */
-  bind(values: BindValues): Promise<{ participant: Participant; created: boolean }>;
-  /** Marks a participant as left (keeps an earlier leave time). */
-  unbind(sessionUuid: string, participantId: string): Promise<Participant | undefined>;
-  /**
-   * Appends turns in one statement (one round trip): finds the session, takes its row lock, numbers the
-   * turns after its last sequence number, bumps the counters and records the request_id. Nothing is
-   * written unless all of it is.
-   */
-  append(target: AppendTarget, turns: NewTurn[], request?: { id: string; fingerprint: string }): Promise<AppendOutcome>;
-  /** The AppendTurns call made earlier with `requestId` on the target session, if any. */
-  previousRequest(target: AppendTarget, requestId: string): Promise<PreviousRequest | undefined>;
-  /** The roles and times of turns seq in [from, from + count). */
-  appended(sessionUuid: string, from: number, count: number): Promise<AppendedTurn[]>;
-  /** Turns in sequence order. */
-  turns(query: TurnQuery): Promise<Turn[]>;
 }
 
 /**
@@ -165,7 +99,7 @@ export function createConversationStore(db: DataSource | EntityManager): Convers
       return rows.length ? toParticipant(rows[0]) : undefined;
     },
 
-    async append(target, turns, request) {
+    async append(target, turns, { defaultRoles, request }) {
       // An unknown or departed speaker leaves participant_ref NULL, which fails the whole statement
       // (NOT NULL); a session that is missing or not active matches no row in `s`, so nothing is written.
       const params: unknown[] = [
@@ -177,6 +111,7 @@ export function createConversationStore(db: DataSource | EntityManager): Convers
         turns.map((t) => JSON.stringify(t.metadata)),
         request?.id ?? null,
         request?.fingerprint ?? null,
+        JSON.stringify(defaultRoles),
       ];
       const match: string[] = [];
       const add = (column: string, value: unknown) => {
@@ -198,7 +133,7 @@ export function createConversationStore(db: DataSource | EntityManager): Convers
                WITH ORDINALITY AS n(participant_id, role, content, tool_calls, metadata, ord)),
            t AS (
              INSERT INTO turns (namespace_id, session_id, participant_ref, seq, role, content, tool_calls, metadata, request_id)
-             SELECT s.namespace_id, s.id, p.id, s.base + n.ord, CASE WHEN n.role <> '' THEN n.role ELSE ${DEFAULT_ROLE} END,
+             SELECT s.namespace_id, s.id, p.id, s.base + n.ord, CASE WHEN n.role <> '' THEN n.role ELSE $9::jsonb ->> p.kind END,
                     n.content, n.tool_calls, n.metadata, $7
              FROM n CROSS JOIN s
              LEFT JOIN participants p ON p.session_id = s.id AND p.participant_id = n.participant_id AND p.left_time IS NULL
@@ -212,9 +147,8 @@ export function createConversationStore(db: DataSource | EntityManager): Convers
         if (!rows.length) return { ok: false, reason: "session" };
         return { ok: true, turns: rows.map((r) => ({ seq: Number(r.seq), role: r.role, createTime: r.create_time })) };
       } catch (err) {
-        const code = databaseErrorCode(err);
-        if (code === NOT_NULL_VIOLATION) return { ok: false, reason: "participant" };
-        if (code === UNIQUE_VIOLATION && request) {
+        if (isNotNullViolation(err)) return { ok: false, reason: "participant" };
+        if (isUniqueViolation(err) && request) {
           const previous = await store.previousRequest(target, request.id);
           if (previous) return { ok: false, reason: "request", previous };
         }

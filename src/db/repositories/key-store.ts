@@ -1,54 +1,14 @@
 /**
- * Storage of API keys. Only hashes of secrets are stored. Rows are converted to domain ApiKeys here.
+ * Storage of API keys (the domain's KeyStore). Only hashes of secrets are stored. Rows are converted
+ * to domain HashedApiKeys here.
  */
 import type { EntityManager } from "typeorm";
-import type { ApiKey, Role } from "../../domain/access.js";
-import type { Cursor } from "../../domain/page-token.js";
-
-/** A stored key with what authentication needs. */
-export interface ApiKeyRow extends ApiKey {
-  secretHash: Buffer;
-}
-
-/** Values of a new key. */
-export interface NewApiKey {
-  uuid: string;
-  namespaceId: string | null;
-  displayName: string;
-  role: Role;
-  secretHash: Buffer;
-  secretPrefix: string;
-  createdBy: string;
-  expiresAfterMs: number | null;
-}
-
-/** Which keys a list shows: of one namespace, or all (`namespaceId` undefined). */
-export interface KeyListQuery {
-  namespaceId?: string;
-  showRevoked: boolean;
-  after?: Cursor;
-  limit: number;
-}
-
-/** Storage of API keys. */
-export interface KeyStore {
-  insert(v: NewApiKey): Promise<ApiKeyRow>;
-  find(uuid: string): Promise<ApiKeyRow | undefined>;
-  /** The bootstrap key, if one was made. */
-  findBootstrap(): Promise<ApiKeyRow | undefined>;
-  /** Makes the bootstrap key have this secret (an ADMIN key for all namespaces, not revoked, no expiry). */
-  upsertBootstrap(secretHash: Buffer, secretPrefix: string): Promise<ApiKeyRow>;
-  /** Whether any key was ever made. */
-  any(): Promise<boolean>;
-  list(query: KeyListQuery): Promise<ApiKeyRow[]>;
-  /** Sets revoke_time if unset; scoped to `namespaceId` when given. Undefined when no such key. */
-  revoke(uuid: string, namespaceId: string | undefined): Promise<ApiKeyRow | undefined>;
-}
+import type { HashedApiKey, KeyStore } from "../../domain/key-store.js";
 
 const COLUMNS = `k.id, k.namespace_id, n.name AS namespace_name, k.display_name, k.role, k.secret_hash, k.secret_prefix,
   k.bootstrap, k.created_by, k.create_time, k.expire_time, k.revoke_time`;
 
-function toRow(r: any): ApiKeyRow {
+function toKey(r: any): HashedApiKey {
   return {
     uuid: r.id,
     namespaceId: r.namespace_id,
@@ -69,9 +29,9 @@ export function createKeyStore(db: EntityManager): KeyStore {
   const q = (sql: string, params: unknown[] = []) => db.query(sql, params) as Promise<any[]>;
   const one = async (where: string, params: unknown[]) => {
     const rows = await q(`SELECT ${COLUMNS} FROM api_keys k LEFT JOIN namespaces n ON n.id = k.namespace_id WHERE ${where}`, params);
-    return rows.length ? toRow(rows[0]) : undefined;
+    return rows.length ? toKey(rows[0]) : undefined;
   };
-  const select = async (cte: string, params: unknown[]) => (await q(`WITH k AS (${cte}) SELECT ${COLUMNS} FROM k LEFT JOIN namespaces n ON n.id = k.namespace_id`, params)).map(toRow);
+  const select = async (cte: string, params: unknown[]) => (await q(`WITH k AS (${cte}) SELECT ${COLUMNS} FROM k LEFT JOIN namespaces n ON n.id = k.namespace_id`, params)).map(toKey);
   return {
     async insert(v) {
       const [row] = await select(
@@ -122,7 +82,7 @@ export function createKeyStore(db: EntityManager): KeyStore {
          ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY k.create_time DESC, k.id DESC LIMIT $${params.length}`,
         params,
       );
-      return rows.map(toRow);
+      return rows.map(toKey);
     },
 
     async revoke(uuid, namespaceId) {

@@ -1,47 +1,15 @@
 /**
- * Storage of memories, of what integration writes (insights, marks, counters) and of a namespace's
+ * Storage of memories (the domain's MemoryStore), of what integration writes (insights, marks, counters) and of a namespace's
  * integrator. Every statement is scoped by namespace_id.
  */
 import type { DataSource, EntityManager } from "typeorm";
-import type { Cursor } from "../../domain/page-token.js";
-import type { ExtractedMemory, IntegratorConfig } from "../../domain/integrator.js";
-
-/** A stored memory. */
-export interface MemoryRow {
-  uuid: string;
-  sourceSessionUuid: string | null;
-  subjectParticipantId: string;
-  subjectUser: string;
-  content: string;
-  metadata: Record<string, unknown>;
-  integratedBy: string;
-  createTime: Date;
-}
-
-/** Which memories a list or delete selects (all set fields must match). */
-export interface MemorySelector {
-  ids?: string[];
-  sourceSessionUuid?: string;
-  subjectParticipantId?: string;
-  subjectUser?: string;
-}
-
-/** What one participant's integration stores, in one transaction. */
-export interface IntegrationWrite {
-  namespaceId: string;
-  sessionUuid: string;
-  participantId: string;
-  /** The mark the integration started from; the write is refused when it moved meanwhile. */
-  fromSeq: number;
-  toSeq: number;
-  insights: string[];
-  memories: ExtractedMemory[];
-}
+import type { IntegratorConfig } from "../../domain/integrator-contract.js";
+import type { MemorySelector, MemoryStore, StoredMemory } from "../../domain/memory-store.js";
 
 /** Insights kept per participant; the oldest go first. */
 export const MAX_STORED_INSIGHTS = 1000;
 
-function toMemory(row: any): MemoryRow {
+function toMemory(row: any): StoredMemory {
   return {
     uuid: row.id,
     sourceSessionUuid: row.source_session_id,
@@ -66,26 +34,6 @@ function selectorSql(namespaceId: string, sel: MemorySelector): { where: string;
   if (sel.subjectParticipantId) add("m.subject_participant_id = ?", sel.subjectParticipantId);
   if (sel.subjectUser) add("m.subject_user = ?", sel.subjectUser);
   return { where: where.join(" AND "), params };
-}
-
-/** Memory storage bound to one connection or transaction. */
-export interface MemoryStore {
-  /** One page, newest first, after `after`. */
-  list(namespaceId: string, sel: MemorySelector, after: Cursor | undefined, limit: number): Promise<MemoryRow[]>;
-  /** Deletes the selected memories; returns how many. */
-  delete(namespaceId: string, sel: MemorySelector): Promise<number>;
-  /**
-   * Stores one participant's integration: locks the session row (the order every writer follows),
-   * advances the mark only if it is still `fromSeq` and the last integrated turn still exists, appends
-   * the insights, inserts the memories and counts them on the session. Returns false, writing nothing,
-   * when the mark moved meanwhile (a concurrent integration got there first) or the turns were
-   * truncated while the integrator was working.
-   */
-  writeIntegration(w: IntegrationWrite): Promise<boolean>;
-  /** Counts one integration run on the session. */
-  countIntegration(sessionUuid: string): Promise<void>;
-  integratorConfig(namespaceId: string): Promise<IntegratorConfig>;
-  setIntegratorConfig(namespaceId: string, config: IntegratorConfig): Promise<IntegratorConfig>;
 }
 
 /** Creates the store over a DataSource or a transaction's EntityManager. */

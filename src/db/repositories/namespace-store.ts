@@ -1,40 +1,13 @@
 /**
- * Storage of namespaces themselves (AdminService). Their sessions are deleted with the bulk-delete
+ * Storage of namespaces themselves (the domain's NamespaceStore, for AdminService). Their sessions are deleted with the bulk-delete
  * machinery first; deleting the row then takes the rest by foreign-key cascade.
  */
 import type { EntityManager } from "typeorm";
-import { AlreadyExistsError, databaseErrorCode } from "../../domain/errors.js";
-import type { Cursor } from "../../domain/page-token.js";
+import { AlreadyExistsError } from "../../domain/errors.js";
+import type { Namespace, NamespaceStore } from "../../domain/namespace-store.js";
+import { isUniqueViolation } from "../errors.js";
 
-/** A namespace row. */
-export interface NamespaceRow {
-  uuid: string;
-  name: string;
-  createTime: Date;
-}
-
-/** What went with a deleted namespace (besides its sessions). */
-export interface NamespaceDeletion {
-  namespace: NamespaceRow;
-  memories: number;
-  traces: number;
-  apiKeys: number;
-}
-
-/** Storage of namespaces. */
-export interface NamespaceStore {
-  /** @throws AlreadyExistsError */
-  insert(name: string): Promise<NamespaceRow>;
-  find(name: string): Promise<NamespaceRow | undefined>;
-  /** Up to `limit` namespaces, oldest first, after the cursor. */
-  list(after: Cursor | undefined, limit: number): Promise<NamespaceRow[]>;
-  /** Deletes the namespace row (and by cascade all it still holds). Undefined when already gone. */
-  delete(uuid: string): Promise<NamespaceDeletion | undefined>;
-}
-
-const UNIQUE_VIOLATION = "23505";
-
-const toRow = (r: any): NamespaceRow => ({ uuid: r.id, name: r.name, createTime: r.create_time });
+const toNamespace = (r: any): Namespace => ({ uuid: r.id, name: r.name, createTime: r.create_time });
 
 /** The store over `db`. */
 export function createNamespaceStore(db: EntityManager): NamespaceStore {
@@ -42,23 +15,23 @@ export function createNamespaceStore(db: EntityManager): NamespaceStore {
   return {
     async insert(name) {
       try {
-        return toRow((await q("INSERT INTO namespaces (name) VALUES ($1) RETURNING id, name, create_time", [name]))[0]);
+        return toNamespace((await q("INSERT INTO namespaces (name) VALUES ($1) RETURNING id, name, create_time", [name]))[0]);
       } catch (err) {
-        if (databaseErrorCode(err) === UNIQUE_VIOLATION) throw new AlreadyExistsError(`namespace "${name}" already exists`);
+        if (isUniqueViolation(err)) throw new AlreadyExistsError(`namespace "${name}" already exists`);
         throw err;
       }
     },
 
     async find(name) {
       const rows = await q("SELECT id, name, create_time FROM namespaces WHERE name = $1", [name]);
-      return rows.length ? toRow(rows[0]) : undefined;
+      return rows.length ? toNamespace(rows[0]) : undefined;
     },
 
     async list(after, limit) {
       const rows = after
         ? await q("SELECT id, name, create_time FROM namespaces WHERE (create_time, id) > ($1, $2) ORDER BY create_time, id LIMIT $3", [after.createTime, after.uuid, limit])
         : await q("SELECT id, name, create_time FROM namespaces ORDER BY create_time, id LIMIT $1", [limit]);
-      return rows.map(toRow);
+      return rows.map(toNamespace);
     },
 
     async delete(uuid) {
@@ -71,7 +44,7 @@ export function createNamespaceStore(db: EntityManager): NamespaceStore {
         [uuid],
       );
       const r = rows[0];
-      return r ? { namespace: toRow(r), memories: r.memories, traces: r.traces, apiKeys: r.api_keys } : undefined;
+      return r ? { namespace: toNamespace(r), memories: r.memories, traces: r.traces, apiKeys: r.api_keys } : undefined;
     },
   };
 }

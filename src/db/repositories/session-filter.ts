@@ -1,4 +1,4 @@
-import type { SessionFilter } from "../../domain/session.js";
+import type { SessionFilter } from "../../domain/session-model.js";
 
 /**
  * The WHERE clause (over alias `s`) selecting a namespace's sessions that match `filter`, with its

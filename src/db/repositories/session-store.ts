@@ -1,56 +1,15 @@
 /**
- * Storage of sessions: every SQL statement about the sessions table lives here. Rows are converted to
- * domain Sessions at this boundary. Every statement is scoped by namespace_id.
+ * Storage of sessions (the domain's SessionStore): every SQL statement about the sessions table lives
+ * here. Rows are converted to domain StoredSessions at this boundary. Every statement is scoped by
+ * namespace_id.
  */
 import type { EntityManager } from "typeorm";
-import { AlreadyExistsError, databaseErrorCode, NamespaceGoneError } from "../../domain/errors.js";
-import { encodeGlobalId } from "../../domain/ids.js";
-import type { Cursor } from "../../domain/page-token.js";
-import { deleteBatch } from "./session-deletion.js";
+import { AlreadyExistsError, NamespaceGoneError } from "../../domain/errors.js";
+import type { StoredSession } from "../../domain/session-model.js";
+import type { SessionStore } from "../../domain/session-store.js";
+import { isForeignKeyViolation, isUniqueViolation, translated } from "../errors.js";
+import { deleteBatch } from "./bulk-delete-store.js";
 import { filterSql } from "./session-filter.js";
-import { etagOf, type DeletedCounts, type JsonObject, type Session, type SessionFilter } from "../../domain/session.js";
-
-/** Values of a new session. */
-export interface NewSession {
-  /** Chosen by the caller: the client secret names it. */
-  uuid: string;
-  namespaceId: string;
-  externalId: string;
-  user: string;
-  workflowId: string;
-  workflowVersion: string;
-  data: JsonObject;
-  labels: Record<string, string>;
-  expiresAfterMs: number;
-  maxRequestsPerMinute: number;
-  /** SHA-256 of the session's client secret; null for none (sessions created by OTLP export). */
-  clientSecretHash: Buffer | null;
-}
-
-/** Changes UpdateSession may make. */
-export interface SessionChanges {
-  data?: JsonObject;
-  labels?: Record<string, string>;
-  user?: string;
-  workflowId?: string;
-  workflowVersion?: string;
-  state?: "active" | "cancelled";
-  deleteTime?: Date | null | "now";
-  /** A new client secret (its hash), or null to revoke the current one. */
-  clientSecretHash?: Buffer | null;
-  /** Moves expire_time to now + this many ms. */
-  expiresAfterMs?: number;
-}
-
-/** A list query, already validated. */
-export interface ListQuery {
-  namespaceId: string;
-  filter: SessionFilter;
-  showDeleted: boolean;
-  ascending: boolean;
-  after?: Cursor;
-  limit: number;
-}
 
 /** Namespace ids by name, each until a time (ms since the epoch). */
 export type NamespaceCache = Map<string, { id: string; until: number }>;
@@ -58,20 +17,13 @@ export type NamespaceCache = Map<string, { id: string; until: number }>;
 /** How long a process trusts a cached namespace id. */
 export const NAMESPACE_CACHE_MS = 5000;
 
-/** Where to find one session. */
-export type SessionKey = { uuid: string; namespaceId?: string } | { namespaceId: string; externalId: string };
-
 const COLUMNS = `s.id, s.namespace_id, s.external_id, s.user_id, s.workflow_id, s.workflow_version, s.data, s.labels, s.state,
   s.version, s.create_time, s.update_time, s.delete_time, s.expire_time, s.max_requests_per_minute, s.participant_count,
   s.turn_count, s.trace_count, s.span_count, s.memories_extracted, s.integration_count, n.name AS namespace_name`;
 
-const UNIQUE_VIOLATION = "23505";
-const FOREIGN_KEY_VIOLATION = "23503";
-
-function toSession(row: any): Session {
+function toSession(row: any): StoredSession {
   return {
     uuid: row.id,
-    id: encodeGlobalId("Session", row.id),
     sessionId: row.external_id,
     namespace: row.namespace_name,
     namespaceId: row.namespace_id,
@@ -84,7 +36,7 @@ function toSession(row: any): Session {
     updateTime: row.update_time,
     deleteTime: row.delete_time,
     expireTime: row.expire_time,
-    etag: etagOf(row.version),
+    version: row.version,
     stats: {
       participantCount: row.participant_count,
       turnCount: row.turn_count,
@@ -97,33 +49,13 @@ function toSession(row: any): Session {
   };
 }
 
-/** Session storage bound to one connection or transaction. */
-export interface SessionStore {
-  /** Id of the namespace `name`, creating it when `create` is set; undefined if absent. */
-  namespaceId(name: string, create: boolean): Promise<string | undefined>;
-  /** Inserts a session. @throws AlreadyExistsError when the external id is taken in the namespace. */
-  insert(values: NewSession): Promise<Session>;
-  /** One session by key, soft-deleted included; `lock` takes a row lock (FOR UPDATE) in a transaction. */
-  find(key: SessionKey, lock?: boolean): Promise<Session | undefined>;
-  /** One page (limit rows) of a namespace's sessions in keyset order. */
-  list(query: ListQuery): Promise<Session[]>;
-  /** Applies changes, bumps version and update_time, returns the new state. */
-  update(uuid: string, changes: SessionChanges): Promise<Session>;
-  /** Clears data, turns, insights and integration marks; returns the session and the turns deleted. */
-  truncate(uuid: string): Promise<{ session: Session; turnsDeleted: number }>;
-  /** Hard-deletes a locked session; children go by FK cascade. Returns what went with it. */
-  delete(uuid: string, namespaceId: string): Promise<DeletedCounts>;
-  /** Runs `work` in one transaction, with a store bound to it. */
-  transaction<T>(work: (store: SessionStore) => Promise<T>): Promise<T>;
-}
-
 /**
  * The store bound to `db` (a DataSource's manager or a transaction's). Namespace ids are cached in
  * `namespaceCache`, one per process (see stores.ts), for NAMESPACE_CACHE_MS: a namespace deleted by
  * another process is forgotten by then. A namespace deleted
  * meanwhile is detected by the foreign key on insert and its cache entry dropped.
  */
-export function bindSessionStore(db: EntityManager, namespaceCache: NamespaceCache): SessionStore {
+export function createSessionStore(db: EntityManager, namespaceCache: NamespaceCache): SessionStore {
   const q = (sql: string, params: unknown[] = []) => db.query(sql, params) as Promise<any[]>;
 
   const store: SessionStore = {
@@ -153,8 +85,8 @@ export function bindSessionStore(db: EntityManager, namespaceCache: NamespaceCac
         );
         return toSession(rows[0]);
       } catch (err) {
-        if (databaseErrorCode(err) === UNIQUE_VIOLATION) throw new AlreadyExistsError(`session_id "${v.externalId}" already exists in this namespace`);
-        if (databaseErrorCode(err) === FOREIGN_KEY_VIOLATION) {
+        if (isUniqueViolation(err)) throw new AlreadyExistsError(`session_id "${v.externalId}" already exists in this namespace`);
+        if (isForeignKeyViolation(err)) {
           for (const [k, c] of namespaceCache) if (c.id === v.namespaceId) namespaceCache.delete(k);
           throw new NamespaceGoneError("the namespace was deleted meanwhile");
         }
@@ -241,8 +173,9 @@ export function bindSessionStore(db: EntityManager, namespaceCache: NamespaceCac
     },
 
     transaction(work) {
-      if (db.queryRunner?.isTransactionActive) return work(store);
-      return db.transaction((tx) => work(bindSessionStore(tx, namespaceCache)));
+      // The store handed to `work` translates its errors like every store (see stores.ts).
+      if (db.queryRunner?.isTransactionActive) return work(translated(store));
+      return db.transaction((tx) => work(translated(createSessionStore(tx, namespaceCache))));
     },
   };
   return store;

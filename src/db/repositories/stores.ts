@@ -1,52 +1,46 @@
 /**
- * The stores a domain service works with, on the pool or together inside one transaction (so that a
- * session row lock taken through one store covers the writes made through another).
+ * Builds the domain's Stores over a DataSource: every store bound to the pool or, inside
+ * `transaction`, to one transaction, with each store's errors translated into domain errors (errors.ts).
  */
 import type { DataSource, EntityManager } from "typeorm";
-import { createAuditStore, type AuditStore } from "./audit-store.js";
-import { createClientSecretStore, type ClientSecretStore } from "./client-secret-store.js";
-import { createConversationStore, type ConversationStore } from "./conversation-store.js";
-import { createKeyStore, type KeyStore } from "./key-store.js";
-import { createNamespaceStore, type NamespaceStore } from "./namespace-store.js";
-import { createMemoryStore, type MemoryStore } from "./memory-store.js";
-import { bindSessionStore, type NamespaceCache, type SessionStore } from "./session-store.js";
-import { createTraceStore, type TraceStore } from "./trace-store.js";
-
-/** Stores bound to one connection or transaction. */
-export interface Stores {
-  sessions: SessionStore;
-  conversations: ConversationStore;
-  memories: MemoryStore;
-  traces: TraceStore;
-  keys: KeyStore;
-  clientSecrets: ClientSecretStore;
-  namespaces: NamespaceStore;
-  audit: AuditStore;
-}
-
-/** Stores on the pool, plus a way to run work with all of them in one transaction. */
-export interface StoreSet extends Stores {
-  transaction<T>(work: (tx: Stores) => Promise<T>): Promise<T>;
-  /** Drops this process's cached id of a namespace that was deleted. */
-  forgetNamespace(name: string): void;
-}
+import type { Stores } from "../../domain/stores.js";
+import { translated, translatingErrors } from "../errors.js";
+import { createAuditStore } from "./audit-store.js";
+import { createBulkDeleteStore } from "./bulk-delete-store.js";
+import { createClientSecretStore } from "./client-secret-store.js";
+import { createConversationStore } from "./conversation-store.js";
+import { createKeyStore } from "./key-store.js";
+import { createMemoryStore } from "./memory-store.js";
+import { createNamespaceStore } from "./namespace-store.js";
+import { createSessionStore, type NamespaceCache } from "./session-store.js";
+import { createTraceStore } from "./trace-store.js";
 
 /** Creates the stores over `dataSource`, with one namespace-id cache for the process. */
-export function createStores(dataSource: DataSource): StoreSet {
+export function createStores(dataSource: DataSource): Stores {
   const namespaceCache: NamespaceCache = new Map();
-  const on = (db: EntityManager): Stores => ({
-    sessions: bindSessionStore(db, namespaceCache),
-    conversations: createConversationStore(db),
-    memories: createMemoryStore(db),
-    traces: createTraceStore(db),
-    keys: createKeyStore(db),
-    clientSecrets: createClientSecretStore(db),
-    namespaces: createNamespaceStore(db),
-    audit: createAuditStore(db),
+  const forgetNamespace = (name: string) => void namespaceCache.delete(name);
+  const sessions = translated(createSessionStore(dataSource.manager, namespaceCache));
+  const bulkDeletes = translated(createBulkDeleteStore(dataSource, sessions.namespaceId));
+
+  /** The stores bound to `db`; `transaction` on them runs in `inTransaction`, or starts one. */
+  const on = (db: EntityManager, inTransaction?: () => Stores): Stores => ({
+    sessions: db === dataSource.manager ? sessions : translated(createSessionStore(db, namespaceCache)),
+    conversations: translated(createConversationStore(db)),
+    memories: translated(createMemoryStore(db)),
+    traces: translated(createTraceStore(db)),
+    keys: translated(createKeyStore(db)),
+    clientSecrets: translated(createClientSecretStore(db)),
+    namespaces: translated(createNamespaceStore(db)),
+    audit: translated(createAuditStore(db)),
+    bulkDeletes,
+    // BEGIN and COMMIT fail too (a lost race at commit, a dropped connection): translated like the rest.
+    transaction: (work) =>
+      inTransaction ? work(inTransaction()) : translatingErrors(() => dataSource.transaction((tx) => work(bound(tx)))),
+    forgetNamespace,
   });
-  return {
-    ...on(dataSource.manager),
-    transaction: (work) => dataSource.transaction((tx) => work(on(tx))),
-    forgetNamespace: (name) => namespaceCache.delete(name),
+  const bound = (tx: EntityManager): Stores => {
+    const stores: Stores = on(tx, () => stores);
+    return stores;
   };
+  return on(dataSource.manager);
 }

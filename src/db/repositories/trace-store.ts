@@ -1,5 +1,5 @@
 /**
- * Storage of traces, spans and annotations. Every statement is scoped by namespace_id.
+ * Storage of traces, spans and annotations (the domain's TraceStore). Every statement is scoped by namespace_id.
  *
  * Lock order: the session a call names (RecordSpans, Annotate on a session: locked first, so a
  * concurrent cancel or delete waits or wins cleanly), then trace rows (in trace-id order, taken by the
@@ -9,36 +9,8 @@
  * count (see the INVARIANT on SessionEntity).
  */
 import type { EntityManager } from "typeorm";
-import type { Cursor } from "../../domain/page-token.js";
-import type { Annotation, AnnotatorKind, Span, Trace } from "../../domain/trace.js";
-
-/** What RecordSpans stored. */
-export interface RecordResult {
-  recorded: number;
-  duplicate: number;
-  tracesCreated: number;
-}
-
-/** An annotation target resolved to rows. */
-export interface ResolvedTarget {
-  kind: "session" | "trace" | "span";
-  /** The session the target belongs to (counted there), if any. */
-  sessionUuid: string | null;
-  traceUuid: string | null;
-  spanRowId: string | null;
-  key: string;
-}
-
-/** Values of an annotation. */
-export interface AnnotationValues {
-  name: string;
-  annotatorKind: AnnotatorKind;
-  label: string;
-  score: number | null;
-  explanation: string;
-  metadata: Record<string, unknown>;
-  identifier: string;
-}
+import type { Annotation, Span, Trace } from "../../domain/trace-model.js";
+import type { TraceStore } from "../../domain/trace-store.js";
 
 /** GetTrace returns at most this many spans (the earliest); Trace.span_count tells the total. */
 export const MAX_TRACE_SPANS_READ = 10_000;
@@ -130,17 +102,17 @@ async function bumpSessions(db: EntityManager, deltas: Map<string, { traces: num
 }
 
 /** Trace storage bound to a transaction's EntityManager (or the DataSource's manager for reads). */
-export function createTraceStore(db: EntityManager) {
+export function createTraceStore(db: EntityManager): TraceStore {
   const q = (sql: string, params: unknown[] = []) => db.query(sql, params) as Promise<any[]>;
 
-  return {
+  const store: TraceStore = {
     /**
      * Stores spans (call inside a transaction): creates missing traces under `sessionUuid`, inserts the
      * spans that are new (ON CONFLICT DO NOTHING on (trace, span id)), folds them into their traces'
      * summaries, and counts them on the traces' sessions. Spans of a trace that exists go to that trace,
      * whatever session it belongs to.
      */
-    async record(namespaceId: string, sessionUuid: string | null, spans: Span[]): Promise<RecordResult> {
+    async record(namespaceId, sessionUuid, spans) {
       const traceIds = [...new Set(spans.map((s) => s.traceId))].sort();
       const traces: { id: string; otel_trace_id: string; session_id: string | null; created: boolean }[] = await q(
         `INSERT INTO traces AS t (namespace_id, session_id, otel_trace_id)
@@ -198,7 +170,7 @@ export function createTraceStore(db: EntityManager) {
     },
 
     /** One page of a session's traces (or those under no session), newest first. */
-    async list(namespaceId: string, sessionUuid: string | null, after: Cursor | undefined, limit: number): Promise<(Trace & { createTime: Date })[]> {
+    async list(namespaceId, sessionUuid, after, limit) {
       const params: unknown[] = [namespaceId];
       let where = "t.namespace_id = $1";
       if (sessionUuid) {
@@ -217,7 +189,7 @@ export function createTraceStore(db: EntityManager) {
     },
 
     /** A trace by OpenTelemetry id, with its spans. */
-    async get(namespaceId: string, traceId: string): Promise<{ trace: Trace; spans: Span[] } | undefined> {
+    async get(namespaceId, traceId) {
       const [row] = await q(`SELECT ${TRACE_COLUMNS} FROM traces t WHERE t.namespace_id = $1 AND t.otel_trace_id = $2`, [namespaceId, traceId]);
       if (!row) return undefined;
       const spans = await q("SELECT s.*, $2::text AS trace_otel_id FROM spans s WHERE s.trace_id = $1 ORDER BY s.start_time, s.otel_span_id LIMIT $3", [row.id, traceId, MAX_TRACE_SPANS_READ]);
@@ -225,7 +197,7 @@ export function createTraceStore(db: EntityManager) {
     },
 
     /** Deletes traces (call inside a transaction); spans and annotations go by cascade and are counted. */
-    async delete(namespaceId: string, traceIds: string[]): Promise<{ traces: number; spans: number; annotations: number }> {
+    async delete(namespaceId, traceIds) {
       // Lock first, count after: spans and annotations reference their trace, so none can be added once
       // the trace rows are locked, and a statement started after the lock sees every committed one.
       const locked: { id: string; session_id: string | null; span_count: number }[] = await q(
@@ -255,7 +227,7 @@ export function createTraceStore(db: EntityManager) {
      * transaction it keeps the rows from being deleted until commit (FOR KEY SHARE), so an annotation
      * inserted next cannot lose its target.
      */
-    async resolve(namespaceId: string, traceId: string, spanId?: string): Promise<ResolvedTarget | undefined> {
+    async resolve(namespaceId, traceId, spanId) {
       const [t] = await q("SELECT id, session_id FROM traces WHERE namespace_id = $1 AND otel_trace_id = $2 FOR KEY SHARE", [namespaceId, traceId]);
       if (!t) return undefined;
       if (spanId === undefined) return { kind: "trace", sessionUuid: t.session_id, traceUuid: t.id, spanRowId: null, key: `trace:${t.id}` };
@@ -264,7 +236,7 @@ export function createTraceStore(db: EntityManager) {
     },
 
     /** Inserts, or with an identifier upserts, an annotation (call inside a transaction); counts new ones on the session. */
-    async annotate(namespaceId: string, target: ResolvedTarget, v: AnnotationValues): Promise<{ annotation: Annotation; created: boolean }> {
+    async annotate(namespaceId, target, v) {
       const params = [namespaceId, target.sessionUuid, target.traceUuid, target.spanRowId, target.kind, target.key, v.name, v.annotatorKind, v.label, v.score, v.explanation, v.metadata, v.identifier];
       const [row] = await q(
         `WITH a AS (
@@ -283,7 +255,7 @@ export function createTraceStore(db: EntityManager) {
     },
 
     /** One page of a target's annotations, newest first. */
-    async annotations(namespaceId: string, key: string, after: Cursor | undefined, limit: number): Promise<Annotation[]> {
+    async annotations(namespaceId, key, after, limit) {
       const params: unknown[] = [namespaceId, key];
       let where = "a.namespace_id = $1 AND a.target_key = $2";
       if (after) {
@@ -300,7 +272,5 @@ export function createTraceStore(db: EntityManager) {
       return rows.map(toAnnotation);
     },
   };
+  return store;
 }
-
-/** Trace storage. */
-export type TraceStore = ReturnType<typeof createTraceStore>;

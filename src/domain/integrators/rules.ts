@@ -37,7 +37,7 @@
  * ("my name is Dr. Jones" gives "name: Dr"). Every regex is linear in its input; captures look at most
  * WINDOW characters ahead, so even an adversarial 64 KiB turn takes milliseconds, not seconds.
  */
-import type { ParticipantKind } from "../conversation.js";
+import type { ParticipantKind } from "../conversation-model.js";
 import {
   MAX_INSIGHT_CHARS,
   MAX_INSIGHTS,
@@ -47,7 +47,7 @@ import {
   type Integrator,
   type IntegratorInput,
   type IntegratorOutput,
-} from "../integrator.js";
+} from "../integrator-contract.js";
 
 /** The rule that produced a memory; stored as metadata.rule so a reader can weigh or filter by it. */
 export type StatementRule = "remember" | "name" | "preference" | "fact";

@@ -3,8 +3,8 @@
  * new turns and stores what comes back. Implementations: the built-in rules (integrators/rules.ts) and
  * a remote IntegratorService (handlers/integrators.ts).
  */
-import type { Participant, ParticipantKind, Turn } from "./conversation.js";
-import type { JsonObject } from "./session.js";
+import type { Participant, ParticipantKind, Turn } from "./conversation-model.js";
+import type { JsonObject } from "./session-model.js";
 
 /** What an integrator is given. */
 export interface IntegratorInput {

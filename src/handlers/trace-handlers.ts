@@ -3,7 +3,7 @@
  */
 import { create } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
-import type { TracingService } from "../domain/tracing.js";
+import type { TracingService } from "../domain/trace-service.js";
 import {
   AnnotateResponseSchema,
   DeleteTracesResponseSchema,

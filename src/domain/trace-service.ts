@@ -2,10 +2,7 @@
  * TraceService: recording spans against sessions, reading traces as trees, deleting them, and
  * annotating sessions, traces and spans. Rules and transactions live here; SQL in the trace store.
  */
-import type { SessionKey } from "../db/repositories/session-store.js";
-import type { StoreSet, Stores } from "../db/repositories/stores.js";
-import type { AnnotationValues, RecordResult, ResolvedTarget } from "../db/repositories/trace-store.js";
-import { InvalidInputError, isConcurrencyConflict, NotFoundError, PreconditionError } from "./errors.js";
+import { InvalidInputError, NotFoundError, PreconditionError } from "./errors.js";
 import { decodeGlobalId, newUuid } from "./ids.js";
 import { decodePageToken, encodePageToken, fingerprint, pageOf } from "./page-token.js";
 import {
@@ -15,10 +12,15 @@ import {
   checkText,
   DEFAULT_EXPIRES_AFTER_MS,
   DEFAULT_MAX_REQUESTS_PER_MINUTE,
+  sessionOf,
   type JsonObject,
-  type Session,
-} from "./session.js";
-import { insertRetryingGoneNamespace, loadSession, type SessionAddress } from "./sessions.js";
+  type StoredSession,
+} from "./session-model.js";
+import type { SessionKey } from "./session-store.js";
+import { insertRetryingGoneNamespace, loadSession, type SessionAddress } from "./session-service.js";
+import { retryOnConflict } from "./retry.js";
+import type { Stores } from "./stores.js";
+import type { AnnotationValues, RecordResult, ResolvedTarget } from "./trace-store.js";
 import {
   checkSpans,
   checkSpanId,
@@ -33,7 +35,7 @@ import {
   type Span,
   type SpanInput,
   type Trace,
-} from "./trace.js";
+} from "./trace-model.js";
 
 /** Input of RecordSpans. */
 export interface RecordSpansInput {
@@ -58,19 +60,14 @@ export interface AnnotateInput {
   identifier: string;
 }
 
-/** Runs `work` again (up to 3 times) when Postgres reports a deadlock or serialization failure. */
-async function retrying<T>(work: () => Promise<T>): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await work();
-    } catch (err) {
-      if (attempt >= 3 || !isConcurrencyConflict(err)) throw err;
-    }
-  }
-}
+/** A write that loses a race with a concurrent transaction is run again, up to this many times in all. */
+const WRITE_ATTEMPTS = 3;
+
+/** Runs a write again when it lost a race with a concurrent transaction. */
+const retrying = <T>(work: () => Promise<T>) => retryOnConflict(work, { attempts: WRITE_ATTEMPTS });
 
 /** Creates the service over the stores. */
-export function createTracingService(stores: StoreSet) {
+export function createTracingService(stores: Stores) {
   const namespaceIdOf = (name: string, create: boolean) => stores.sessions.namespaceId(name, create);
 
   /**
@@ -125,8 +122,9 @@ export function createTracingService(stores: StoreSet) {
           // The session is read under its row lock: a cancel or delete that commits meanwhile wins.
           let sessionUuid: string | null = null;
           if (key) {
-            const session = await tx.sessions.find(key, true);
-            if (!session) throw new NotFoundError(`session ${input.session || `"${input.sessionId}"`} not found in namespace "${namespace}"`);
+            const stored = await tx.sessions.find(key, true);
+            if (!stored) throw new NotFoundError(`session ${input.session || `"${input.sessionId}"`} not found in namespace "${namespace}"`);
+            const session = sessionOf(stored);
             if (session.state !== "active") throw new PreconditionError(`session ${session.id} is ${session.state === "cancelled" ? "cancelled" : "deleted"}; recording spans is not allowed`);
             sessionUuid = session.uuid;
           }
@@ -213,7 +211,7 @@ export function createTracingService(stores: StoreSet) {
   };
 
   /** OTLP: the session named by spans' session.id, created with the defaults (and no client secret) when it does not exist yet. */
-  async function findOrCreateSession(namespace: string, sessionId: string): Promise<Session> {
+  async function findOrCreateSession(namespace: string, sessionId: string): Promise<StoredSession> {
     return insertRetryingGoneNamespace(stores.sessions, namespace, async (namespaceId) => {
       const found = await stores.sessions.find({ namespaceId, externalId: sessionId });
       if (found) return found;

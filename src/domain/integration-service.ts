@@ -6,8 +6,7 @@
  * its chunk is not stored twice. A failing, slow or misbehaving integrator gives the participant a
  * FAILED result and stores nothing for that chunk: the same turns are offered again next time.
  */
-import type { StoreSet } from "../db/repositories/stores.js";
-import type { Participant, Turn } from "./conversation.js";
+import type { Participant, Turn } from "./conversation-model.js";
 import { DomainError } from "./errors.js";
 import {
   INTEGRATION_CHUNK,
@@ -19,10 +18,11 @@ import {
   type Integrator,
   type IntegratorConfig,
   type IntegratorOutput,
-} from "./integrator.js";
-import { MAX_METADATA_BYTES } from "./conversation.js";
-import { checkData, checkText, type Session, type SessionStats } from "./session.js";
-import { loadSession, type SessionAddress } from "./sessions.js";
+} from "./integrator-contract.js";
+import { MAX_METADATA_BYTES } from "./conversation-model.js";
+import { checkData, checkText, type Session, type SessionStats } from "./session-model.js";
+import { loadSession, type SessionAddress } from "./session-service.js";
+import type { Stores } from "./stores.js";
 
 /** One participant's result. */
 export interface IntegrationResult {
@@ -40,7 +40,7 @@ export type IntegrationFailureLog = (err: unknown, context: { session: string; p
 
 /** What the service needs. */
 export interface IntegrationDeps {
-  stores: StoreSet;
+  stores: Stores;
   /** The integrator for a namespace's configuration. */
   integratorFor(config: IntegratorConfig): Integrator;
   logFailure?: IntegrationFailureLog;

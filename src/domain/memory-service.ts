@@ -2,14 +2,14 @@
  * MemoryService: reading and removing what integration learned (by subject, by source session, by id),
  * and a namespace's integrator configuration.
  */
-import type { MemoryRow, MemorySelector } from "../db/repositories/memory-store.js";
-import type { StoreSet } from "../db/repositories/stores.js";
-import { checkParticipantId } from "./conversation.js";
+import { checkParticipantId } from "./conversation-model.js";
 import { InvalidInputError } from "./errors.js";
 import { decodeGlobalId, encodeGlobalId } from "./ids.js";
-import { DEFAULT_INTEGRATOR_TIMEOUT_MS, MAX_INTEGRATOR_TIMEOUT_MS, type IntegratorConfig } from "./integrator.js";
+import { DEFAULT_INTEGRATOR_TIMEOUT_MS, MAX_INTEGRATOR_TIMEOUT_MS, type IntegratorConfig } from "./integrator-contract.js";
 import { decodePageToken, encodePageToken, fingerprint, pageOf } from "./page-token.js";
-import { checkNamespace, checkPageSize, checkText } from "./session.js";
+import type { MemorySelector, StoredMemory } from "./memory-store.js";
+import { checkNamespace, checkPageSize, checkText } from "./session-model.js";
+import type { Stores } from "./stores.js";
 
 /** A memory as the API shows it. */
 export interface Memory {
@@ -71,8 +71,8 @@ export function checkIntegratorConfig(c: { kind: "rules" | "remote"; url: string
 }
 
 /** Creates the service over the stores. */
-export function createMemoryService(stores: StoreSet) {
-  const toMemory = (namespace: string) => (m: MemoryRow): Memory => ({
+export function createMemoryService(stores: Stores) {
+  const toMemory = (namespace: string) => (m: StoredMemory): Memory => ({
     id: encodeGlobalId("Memory", m.uuid),
     namespace,
     sourceSession: m.sourceSessionUuid ? encodeGlobalId("Session", m.sourceSessionUuid) : "",

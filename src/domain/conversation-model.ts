@@ -4,7 +4,7 @@
  */
 import { createHash } from "node:crypto";
 import { InvalidInputError } from "./errors.js";
-import { checkData, checkText, type JsonObject } from "./session.js";
+import { checkData, checkText, type JsonObject } from "./session-model.js";
 
 export type ParticipantKind = "user" | "agent" | "system" | "tool";
 

@@ -2,8 +2,8 @@
  * The session lifecycle: create, read, list, update, cancel, soft delete / undelete, truncate, delete.
  * Rules and transactions live here; SQL lives in the store, protobuf in the handlers.
  */
-import type { SessionStore } from "../db/repositories/session-store.js";
-import { bulkDeleteSessions, type BulkDeleteEvent, type BulkDeleteInput, type BulkDeleteStore, type FailureLog } from "./bulk-delete.js";
+import { bulkDeleteSessions, type BulkDeleteEvent, type BulkDeleteInput, type FailureLog } from "./bulk-delete.js";
+import type { BulkDeleteStore } from "./bulk-delete-store.js";
 import { hashSecret, newSecret } from "./access.js";
 import { ConflictError, InvalidInputError, NamespaceGoneError, NotFoundError, PreconditionError } from "./errors.js";
 import { decodeGlobalId, newUuid } from "./ids.js";
@@ -17,12 +17,14 @@ import {
   checkNamespace,
   checkPageSize,
   checkText,
+  sessionOf,
   type DeletedCounts,
   type JsonObject,
   type Session,
   type SessionFilter,
   type SessionRef,
-} from "./session.js";
+} from "./session-model.js";
+import type { SessionStore } from "./session-store.js";
 
 /** Input of {@link SessionService.create}. */
 export interface CreateSessionInput {
@@ -125,9 +127,9 @@ export async function loadSession(s: SessionStore, address: SessionAddress, opts
   const nsId = ref.namespace === undefined ? undefined : await s.namespaceId(ref.namespace, false);
   const notFound = () => new NotFoundError(ref.kind === "uuid" ? `session ${address.id} not found` : `session "${ref.sessionId}" not found in namespace "${ref.namespace}"`);
   if (ref.namespace !== undefined && nsId === undefined) throw notFound();
-  const session = await s.find(ref.kind === "uuid" ? { uuid: ref.uuid, namespaceId: nsId } : { namespaceId: nsId!, externalId: ref.sessionId }, opts.lock);
-  if (!session || (session.state === "soft_deleted" && !opts.showDeleted)) throw notFound();
-  return session;
+  const stored = await s.find(ref.kind === "uuid" ? { uuid: ref.uuid, namespaceId: nsId } : { namespaceId: nsId!, externalId: ref.sessionId }, opts.lock);
+  if (!stored || (stored.state === "soft_deleted" && !opts.showDeleted)) throw notFound();
+  return sessionOf(stored);
 }
 
 /** Creates the service over a session store, the bulk-delete store and where to log failed batches. */
@@ -154,7 +156,7 @@ export function createSessionService(deps: { store: SessionStore; bulkStore: Bul
       };
       const uuid = newUuid();
       const secret = newSecret("cs", uuid);
-      const session = await insertRetryingGoneNamespace(store, namespace, (namespaceId) => store.insert({ uuid, namespaceId, clientSecretHash: hashSecret(secret), ...values }));
+      const session = sessionOf(await insertRetryingGoneNamespace(store, namespace, (namespaceId) => store.insert({ uuid, namespaceId, clientSecretHash: hashSecret(secret), ...values })));
       return { ...session, clientSecret: { value: secret, expireTime: session.expireTime } };
     },
 
@@ -174,7 +176,8 @@ export function createSessionService(deps: { store: SessionStore; bulkStore: Bul
       const namespaceId = await store.namespaceId(namespace, false);
       if (!namespaceId) return { sessions: [], nextPageToken: "" };
       const rows = await store.list({ namespaceId, filter, showDeleted: input.showDeleted, ascending: input.ascending, after, limit: limit + 1 });
-      const { items: sessions, nextPageToken } = pageOf(rows, limit, (last) => encodePageToken(last, fp));
+      const { items, nextPageToken } = pageOf(rows, limit, (last) => encodePageToken(last, fp));
+      const sessions = items.map(sessionOf);
       return { sessions, nextPageToken };
     },
 
@@ -198,7 +201,7 @@ export function createSessionService(deps: { store: SessionStore; bulkStore: Bul
       return store.transaction(async (tx) => {
         const session = await loadSession(tx, input.address, { lock: true });
         checkEtag(session, input.etag, "session.etag");
-        return tx.update(session.uuid, changes);
+        return sessionOf(await tx.update(session.uuid, changes));
       });
     },
 
@@ -212,20 +215,21 @@ export function createSessionService(deps: { store: SessionStore; bulkStore: Bul
     softDelete: (address) =>
       store.transaction(async (tx) => {
         const session = await loadSession(tx, address, { lock: true, showDeleted: true });
-        return session.deleteTime ? session : tx.update(session.uuid, { deleteTime: "now" });
+        return session.deleteTime ? session : sessionOf(await tx.update(session.uuid, { deleteTime: "now" }));
       }),
 
     undelete: (address) =>
       store.transaction(async (tx) => {
         const session = await loadSession(tx, address, { lock: true, showDeleted: true });
         if (!session.deleteTime) throw new PreconditionError(`session ${session.id} is not deleted`);
-        return tx.update(session.uuid, { deleteTime: null });
+        return sessionOf(await tx.update(session.uuid, { deleteTime: null }));
       }),
 
     truncate: (address) =>
       store.transaction(async (tx) => {
         const session = await loadSession(tx, address, { lock: true });
-        return tx.truncate(session.uuid);
+        const { session: truncated, turnsDeleted } = await tx.truncate(session.uuid);
+        return { session: sessionOf(truncated), turnsDeleted };
       }),
 
     bulkDelete: (input, signal) => bulkDeleteSessions(bulkStore, input, signal, logBatchFailure),
@@ -233,7 +237,7 @@ export function createSessionService(deps: { store: SessionStore; bulkStore: Bul
     cancel: (address) =>
       store.transaction(async (tx) => {
         const session = await loadSession(tx, address, { lock: true });
-        return session.state === "cancelled" ? session : tx.update(session.uuid, { state: "cancelled", clientSecretHash: null });
+        return session.state === "cancelled" ? session : sessionOf(await tx.update(session.uuid, { state: "cancelled", clientSecretHash: null }));
       }),
 
     async refreshClientSecret(address, expiresAfterMs) {
@@ -242,7 +246,7 @@ export function createSessionService(deps: { store: SessionStore; bulkStore: Bul
         const session = await loadSession(tx, address, { lock: true, showDeleted: true });
         if (session.state !== "active") throw new PreconditionError(`session ${session.id} is ${session.state === "cancelled" ? "cancelled" : "soft-deleted"}; its client secret cannot be refreshed`);
         const secret = newSecret("cs", session.uuid);
-        const updated = await tx.update(session.uuid, { clientSecretHash: hashSecret(secret), expiresAfterMs: ms });
+        const updated = sessionOf(await tx.update(session.uuid, { clientSecretHash: hashSecret(secret), expiresAfterMs: ms }));
         return { session: updated, clientSecret: { value: secret, expireTime: updated.expireTime } };
       });
     },

@@ -5,20 +5,21 @@
  * by foreign-key cascade. It shares BulkDeleteSessions' admission slots (services.ts): long work of
  * both kinds together keeps to a bounded share of the database pool.
  */
-import type { NamespaceDeletion, NamespaceRow, NamespaceStore } from "../db/repositories/namespace-store.js";
-import { bulkDeleteSessions, type BulkDeleteEvent, type BulkDeleteStore, type FailureLog } from "./bulk-delete.js";
+import { bulkDeleteSessions, type BulkDeleteEvent, type FailureLog } from "./bulk-delete.js";
+import type { BulkDeleteStore } from "./bulk-delete-store.js";
 import { InvalidInputError, NotFoundError } from "./errors.js";
+import type { Namespace, NamespaceDeletion, NamespaceStore } from "./namespace-store.js";
 import { decodePageToken, encodePageToken, fingerprint, pageOf } from "./page-token.js";
-import { checkNamespace, checkPageSize } from "./session.js";
+import { checkNamespace, checkPageSize } from "./session-model.js";
 
 /** An event of DeleteNamespace: the bulk delete's, then `deleted`. */
 export type DeleteNamespaceEvent = BulkDeleteEvent | ({ type: "deleted" } & NamespaceDeletion);
 
 /** Managing namespaces. */
 export interface NamespaceService {
-  create(name: string): Promise<NamespaceRow>;
+  create(name: string): Promise<Namespace>;
   /** Oldest first. */
-  list(input: { pageSize: number; pageToken: string }): Promise<{ namespaces: NamespaceRow[]; nextPageToken: string }>;
+  list(input: { pageSize: number; pageToken: string }): Promise<{ namespaces: Namespace[]; nextPageToken: string }>;
   delete(input: { name: string; batchSize: number }, signal: AbortSignal): AsyncGenerator<DeleteNamespaceEvent>;
 }
 

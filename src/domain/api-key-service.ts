@@ -2,13 +2,13 @@
  * API keys: created with a secret shown once (only its hash is stored), listed, revoked, and the keys
  * an operator starts with (SESSIOND_BOOTSTRAP_ADMIN_KEY, or a first-start key for a local install).
  */
-import type { ApiKeyRow, KeyStore } from "../db/repositories/key-store.js";
-import type { NamespaceStore } from "../db/repositories/namespace-store.js";
 import { hashSecret, MIN_BOOTSTRAP_SECRET_LENGTH, newSecret, secretPrefix, type ApiKey, type Role } from "./access.js";
 import { InvalidInputError, NotFoundError } from "./errors.js";
 import { decodeGlobalId, newUuid } from "./ids.js";
+import type { HashedApiKey, KeyStore } from "./key-store.js";
+import type { NamespaceStore } from "./namespace-store.js";
 import { decodePageToken, encodePageToken, fingerprint, pageOf } from "./page-token.js";
-import { checkNamespace, checkPageSize, checkText } from "./session.js";
+import { checkNamespace, checkPageSize, checkText } from "./session-model.js";
 
 /** Shortest and longest expiry a key may be given. */
 export const MIN_KEY_EXPIRY_MS = 60_000;
@@ -40,7 +40,7 @@ export interface ApiKeyService {
 }
 
 /** A stored key as the API shows it: never with its hash. */
-function withoutSecret({ secretHash: _, ...key }: ApiKeyRow): ApiKey {
+function withoutSecret({ secretHash: _, ...key }: HashedApiKey): ApiKey {
   return key;
 }
 

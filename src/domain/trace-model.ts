@@ -3,7 +3,7 @@
  * limits for their fields.
  */
 import { InvalidInputError } from "./errors.js";
-import { checkData, checkText, type JsonObject } from "./session.js";
+import { checkData, checkText, type JsonObject } from "./session-model.js";
 
 /** A span to record (times already decoded; undefined when missing). */
 export interface SpanInput {

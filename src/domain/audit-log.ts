@@ -14,12 +14,11 @@
  * first) and the write is retried every RETRY_MS; the log says once when the audit falls behind, once
  * when it starts dropping, and once when it has caught up.
  */
-import type { AuditStore } from "../db/repositories/audit-store.js";
-import type { SessionStore } from "../db/repositories/session-store.js";
-import { InvalidInputError, isDatabaseUnavailable } from "./errors.js";
+import { InvalidInputError, UnavailableError } from "./errors.js";
 import { newUuid } from "./ids.js";
-import { decodePageToken, encodePageToken, fingerprint, pageOf } from "./page-token.js";
-import { checkNamespace, checkPageSize, checkText } from "./session.js";
+import { decodePageToken, encodePageToken, fingerprint, pageOf, type Cursor } from "./page-token.js";
+import type { SessionStore } from "./session-store.js";
+import { checkNamespace, checkPageSize, checkText } from "./session-model.js";
 
 /** One recorded call. */
 export interface AuditEvent {
@@ -36,6 +35,24 @@ export interface AuditEvent {
   /** "ok" or a Connect code name. */
   code: string;
   requestId: string;
+}
+
+/** Which events a list shows. */
+export interface AuditListQuery {
+  namespaceId?: string;
+  actor?: string;
+  after?: Cursor;
+  limit: number;
+}
+
+/** Storage of audit events, declared here and implemented in db/. */
+export interface AuditStore {
+  /** Appends events in one statement. @throws InvalidInputError when the store refuses the rows themselves (bad data, a constraint) */
+  append(events: AuditEvent[]): Promise<void>;
+  /** Newest first, after the cursor. */
+  list(query: AuditListQuery): Promise<AuditEvent[]>;
+  /** Namespace names of these sessions (those that still exist), by session uuid. */
+  namespacesOfSessions(uuids: string[]): Promise<Map<string, string>>;
 }
 
 /**
@@ -129,7 +146,7 @@ export function createAuditLog(deps: { store: AuditStore; sessions: Pick<Session
     try {
       return await write(batch);
     } catch (err) {
-      if (isDatabaseUnavailable(err)) throw new Outage(err, batch);
+      if (err instanceof UnavailableError) throw new Outage(err, batch);
       if (batch.length === 1) return writeAlone(batch[0], err);
     }
     const half = Math.ceil(batch.length / 2);
@@ -150,7 +167,7 @@ export function createAuditLog(deps: { store: AuditStore; sessions: Pick<Session
       log?.warn({ err: cause, event: summary }, "audit event written without its namespace id: the database refused it as it was");
     } catch (err) {
       // Not the event's fault (database down, read-only, a grant revoked): it would refuse any other too.
-      if (isDatabaseUnavailable(err) || !(err instanceof InvalidInputError)) throw new Outage(err, [event]);
+      if (!(err instanceof InvalidInputError)) throw new Outage(err, [event]);
       dropped.unwritable++;
       log?.error({ err, first_error: String(cause), event: summary }, "audit event dropped: the database refused it");
     }

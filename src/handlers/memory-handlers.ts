@@ -3,7 +3,7 @@
  */
 import { create } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
-import type { DeleteMemoriesSelector, MemoryService as Memories } from "../domain/memories.js";
+import type { DeleteMemoriesSelector, MemoryService as Memories } from "../domain/memory-service.js";
 import {
   DeleteMemoriesResponseSchema,
   GetIntegratorConfigResponseSchema,

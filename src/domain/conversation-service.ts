@@ -2,7 +2,6 @@
  * Participants and turns: binding, leaving, appending and reading. Rules and transactions live here;
  * SQL lives in the stores, protobuf in the handlers.
  */
-import type { StoreSet } from "../db/repositories/stores.js";
 import {
   checkParticipantId,
   checkRequestId,
@@ -10,17 +9,19 @@ import {
   DEFAULT_TURN_PAGE,
   MAX_METADATA_BYTES,
   MAX_PARTICIPANTS,
+  ROLE_OF_KIND,
   turnsFingerprint,
   type AppendedTurn,
   type NewTurn,
   type Participant,
   type ParticipantKind,
   type Turn,
-} from "./conversation.js";
+} from "./conversation-model.js";
 import { AlreadyExistsError, InvalidInputError, NotFoundError, PreconditionError } from "./errors.js";
 import { decodeSeqToken, encodeSeqToken, fingerprint, pageOf } from "./page-token.js";
-import { checkData, checkPageSize, checkText, type JsonObject, type Session } from "./session.js";
-import { loadSession, parseAddress, type SessionAddress } from "./sessions.js";
+import { checkData, checkPageSize, checkText, type JsonObject, type Session } from "./session-model.js";
+import { loadSession, parseAddress, type SessionAddress } from "./session-service.js";
+import type { Stores } from "./stores.js";
 
 /** Input of {@link ConversationService.bind}. */
 export interface BindInput {
@@ -56,7 +57,7 @@ function checkWritable(session: Session, what: string) {
 }
 
 /** Creates the service over the stores. */
-export function createConversationService(stores: StoreSet): ConversationService {
+export function createConversationService(stores: Stores): ConversationService {
   /** Explains why an append wrote nothing, as the error the caller gets. */
   async function appendRefusal(address: SessionAddress, turns: NewTurn[], reason: "session" | "participant"): Promise<Error> {
     const session = await loadSession(stores.sessions, address, { showDeleted: true });
@@ -109,7 +110,7 @@ export function createConversationService(stores: StoreSet): ConversationService
       const namespaceId = ref.namespace === undefined ? undefined : await stores.sessions.namespaceId(ref.namespace, false);
       if (ref.namespace !== undefined && !namespaceId) throw await appendRefusal(address, turns, "session");
       const target = ref.kind === "uuid" ? { uuid: ref.uuid, namespaceId } : { namespaceId: namespaceId!, externalId: ref.sessionId };
-      const outcome = await stores.conversations.append(target, turns, request);
+      const outcome = await stores.conversations.append(target, turns, { defaultRoles: ROLE_OF_KIND, request });
       if (outcome.ok) return { turns: outcome.turns, replayed: false };
       // A retry of a call that succeeded is answered as the first time, even if the session has been
       // cancelled or soft-deleted since.

@@ -2,6 +2,7 @@
  * The Session aggregate as the domain sees it (no protobuf, no SQL), and the rules for its fields.
  */
 import { InvalidInputError } from "./errors.js";
+import { encodeGlobalId } from "./ids.js";
 
 /** JSON object, as stored in Session.data. */
 export type JsonObject = { [key: string]: JsonValue };
@@ -43,6 +44,15 @@ export interface Session {
   etag: string;
   stats: SessionStats;
   maxRequestsPerMinute: number;
+}
+
+/**
+ * A session as its store keeps it: the facts the domain derives the global id and the etag from
+ * (see sessionOf).
+ */
+export interface StoredSession extends Omit<Session, "id" | "etag"> {
+  /** Bumped by every change; the etag is derived from it. */
+  version: number;
 }
 
 /** How a call addresses one session: a global id, or a caller id within a namespace. */
@@ -169,4 +179,9 @@ export function checkFilter(filter: SessionFilter, field = "filter"): SessionFil
 /** The etag of a stored version. */
 export function etagOf(version: number): string {
   return `"v${version}"`;
+}
+
+/** The session a stored one is, with its global id and etag. */
+export function sessionOf({ version, ...stored }: StoredSession): Session {
+  return { ...stored, id: encodeGlobalId("Session", stored.uuid), etag: etagOf(version) };
 }

@@ -1,0 +1,74 @@
+/**
+ * The storage the session lifecycle needs (sessions.ts), declared by the domain: db/ implements it
+ * and returns sessions as stored (StoredSession); the domain derives their global ids and etags.
+ */
+import type { Cursor } from "./page-token.js";
+import type { DeletedCounts, JsonObject, SessionFilter, StoredSession } from "./session-model.js";
+
+/** Values of a new session. */
+export interface NewSession {
+  /** Chosen by the caller: the client secret names it. */
+  uuid: string;
+  namespaceId: string;
+  externalId: string;
+  user: string;
+  workflowId: string;
+  workflowVersion: string;
+  data: JsonObject;
+  labels: Record<string, string>;
+  expiresAfterMs: number;
+  maxRequestsPerMinute: number;
+  /** SHA-256 of the session's client secret; null for none (sessions created by OTLP export). */
+  clientSecretHash: Buffer | null;
+}
+
+/** Changes UpdateSession may make. */
+export interface SessionChanges {
+  data?: JsonObject;
+  labels?: Record<string, string>;
+  user?: string;
+  workflowId?: string;
+  workflowVersion?: string;
+  state?: "active" | "cancelled";
+  deleteTime?: Date | null | "now";
+  /** A new client secret (its hash), or null to revoke the current one. */
+  clientSecretHash?: Buffer | null;
+  /** Moves expire_time to now + this many ms. */
+  expiresAfterMs?: number;
+}
+
+/** A list query, already validated. */
+export interface SessionListQuery {
+  namespaceId: string;
+  filter: SessionFilter;
+  showDeleted: boolean;
+  ascending: boolean;
+  after?: Cursor;
+  limit: number;
+}
+
+/** Where to find one session: by uuid (in a namespace, when known) or by caller id in a namespace. */
+export type SessionKey = { uuid: string; namespaceId?: string } | { namespaceId: string; externalId: string };
+
+/** Session storage bound to one connection or transaction. */
+export interface SessionStore {
+  /** Id of the namespace `name`, creating it when `create` is set; undefined if absent. */
+  namespaceId(name: string, create: boolean): Promise<string | undefined>;
+  /**
+   * Inserts a session. @throws AlreadyExistsError when the external id is taken in the namespace,
+   * NamespaceGoneError when the namespace was deleted meanwhile (resolve its name again)
+   */
+  insert(values: NewSession): Promise<StoredSession>;
+  /** One session by key, soft-deleted included; `lock` takes a row lock in a transaction. */
+  find(key: SessionKey, lock?: boolean): Promise<StoredSession | undefined>;
+  /** One page (limit sessions) of a namespace's sessions in (create_time, uuid) order. */
+  list(query: SessionListQuery): Promise<StoredSession[]>;
+  /** Applies changes, bumps the version and the update time, returns the new state. */
+  update(uuid: string, changes: SessionChanges): Promise<StoredSession>;
+  /** Clears data, turns, insights and integration marks; returns the session and the turns deleted. */
+  truncate(uuid: string): Promise<{ session: StoredSession; turnsDeleted: number }>;
+  /** Hard-deletes a locked session with everything it holds. Returns what went with it. */
+  delete(uuid: string, namespaceId: string): Promise<DeletedCounts>;
+  /** Runs `work` in one transaction, with a store bound to it (inside one already: in that one). */
+  transaction<T>(work: (store: SessionStore) => Promise<T>): Promise<T>;
+}
