@@ -1,26 +1,17 @@
-import { Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { beforeAll, describe, expect, it } from "vitest";
-import { SessionService } from "../../gen/sessiond/v1/session_service_pb.js";
 import { SessionState } from "../../gen/sessiond/v1/session_pb.js";
+import { translateDatabaseError } from "../../src/db/errors.js";
 import type { Services } from "../../src/domain/services.js";
-import { createSessionHandlers } from "../../src/handlers/session-service.js";
-import { createInterceptors } from "../../src/routes.js";
-import { createLogger } from "../../src/logger.js";
-import { createAuditing } from "../../src/handlers/audit.js";
-import { createAccess } from "../../src/handlers/auth.js";
-import { bearer, TEST_ADMIN_KEY } from "../setup/auth.js";
+import { TEST_ADMIN_KEY } from "../setup/auth.js";
 import { useDatabase } from "../setup/context.js";
+import { rpcAs } from "../setup/rpc.js";
 
 const ctx = useDatabase();
 
+/** SessionService through every route and guard of the server, as the ADMIN key; log lines go to `logs`. */
 function clientFor(services: Services, logs: string[] = []) {
-  const logger = createLogger("info", { write: (l: string) => logs.push(l) } as never);
-  const access = createAccess({ credentials: services.credentials, logger });
-  const transport = createRouterTransport((router) => router.service(SessionService, createSessionHandlers(services)), {
-    router: { interceptors: createInterceptors(logger, { access, auditing: createAuditing(services.audit) }), requestGate: access.requestGate },
-    transport: { interceptors: [bearer(TEST_ADMIN_KEY)] },
-  });
-  return createClient(SessionService, transport);
+  return rpcAs(services, TEST_ADMIN_KEY, { logs }).sessions;
 }
 
 beforeAll(async () => {
@@ -71,9 +62,10 @@ describe("SessionService handlers", () => {
     expect(logs.join("")).toContain("secret_column");
   });
 
+  // The stores translate database errors (src/db/errors.ts); the handlers see only the domain's.
   it("reports a deadlock or serialization failure as ABORTED, to be retried, without database details", async () => {
     for (const code of ["40P01", "40001"]) {
-      const lost = { ...ctx.services, sessions: { ...ctx.sessions, get: async () => { throw Object.assign(new Error("deadlock detected on relation sessions"), { code }); } } } as Services;
+      const lost = { ...ctx.services, sessions: { ...ctx.sessions, get: async () => { throw translateDatabaseError(Object.assign(new Error("deadlock detected on relation sessions"), { code })); } } } as Services;
       const err = (await clientFor(lost).getSession({ id: "x" }).catch((e) => e)) as ConnectError;
       expect(err.code).toBe(Code.Aborted);
       expect(err.rawMessage).toMatch(/^a concurrent change to the same data won; retry the call \(request id [\w-]+\)$/);
@@ -81,7 +73,7 @@ describe("SessionService handlers", () => {
   });
 
   it("reports an unreachable database as UNAVAILABLE", async () => {
-    const down = { ...ctx.services, sessions: { ...ctx.sessions, get: async () => { throw Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:5432"), { code: "ECONNREFUSED" }); } } } as Services;
+    const down = { ...ctx.services, sessions: { ...ctx.sessions, get: async () => { throw translateDatabaseError(Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:5432"), { code: "ECONNREFUSED" })); } } } as Services;
     await expect(clientFor(down).getSession({ id: "x" })).rejects.toMatchObject({ code: Code.Unavailable });
   });
 });
