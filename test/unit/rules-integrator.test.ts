@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
-import type { Participant, ParticipantKind, Turn } from "../../src/domain/conversation.js";
-import { MAX_INSIGHTS, MAX_MEMORIES, MAX_MEMORY_BYTES, type IntegratorInput, type IntegratorOutput } from "../../src/domain/integrator.js";
+import type { Participant, ParticipantKind, Turn } from "../../src/domain/conversation-model.js";
+import { MAX_INSIGHTS, MAX_MEMORIES, MAX_MEMORY_BYTES, type IntegratorInput, type IntegratorOutput } from "../../src/domain/integrator-contract.js";
 import { extractStatements, MAX_CAPTURE_CHARS, rulesIntegrator } from "../../src/domain/integrators/rules.js";
 
-// Pure unit tests: the rules integrator needs no database.
+// The rules integrator is pure: no database.
 
 function participant(participantId: string, kind: ParticipantKind = "agent", displayName = ""): Participant {
   return { participantId, kind, displayName, metadata: {}, insights: [], lastIntegratedSeq: 0, bindTime: new Date(), leaveTime: null };

@@ -1,0 +1,19 @@
+import { describe, expect, it } from "vitest";
+import { loadConfig } from "../../src/config.js";
+
+describe("SESSIOND_BOOTSTRAP_ADMIN_KEY", () => {
+  it("is refused at start when shorter than 32 characters, without echoing it", () => {
+    expect(() => loadConfig({ SESSIOND_BOOTSTRAP_ADMIN_KEY: "short-secret-value" })).toThrow(/^SESSIOND_BOOTSTRAP_ADMIN_KEY: must be at least 32 characters \(got 18\)$/);
+    expect(() => loadConfig({ SESSIOND_BOOTSTRAP_ADMIN_KEY: "has a space in it and is long enough!!" })).toThrow(/printable ASCII/);
+    expect(loadConfig({ SESSIOND_BOOTSTRAP_ADMIN_KEY: "x".repeat(32) }).bootstrapAdminKey).toBe("x".repeat(32));
+  });
+});
+
+describe("bulk operation limits", () => {
+  it("configuration bounds the slots to half the pool, and the wait for a connection to a few seconds by default", () => {
+    expect(loadConfig({})).toMatchObject({ dbConnectTimeoutMs: 3000, maxBulkOperations: 4, bulkQueueSize: 16, bulkQueueWaitMs: 5000 });
+    expect(loadConfig({ SESSIOND_DB_POOL_SIZE: "4", SESSIOND_MAX_BULK_OPERATIONS: "8" }).maxBulkOperations).toBe(2);
+    expect(loadConfig({ SESSIOND_DB_POOL_SIZE: "1" }).maxBulkOperations).toBe(1);
+    expect(() => loadConfig({ SESSIOND_MAX_BULK_OPERATIONS: "0" })).toThrow(/^SESSIOND_MAX_BULK_OPERATIONS: must be between 1/);
+  });
+});
