@@ -3,17 +3,28 @@
  * port. The page itself is open (static files, no data); every API call it makes from the browser
  * carries the API key the user signs in with, and is authorized like any other call.
  *
- * The script is bundled with esbuild (a dev dependency, imported only when needed) once, on the first
- * request for it, so `npm start` needs no build step and servers that never serve the console never
- * load esbuild. A failed build is not cached: the next request tries again.
+ * The build (src/cli/build.mjs, run by `npm run build` and `npm start`) bundles the script and copies
+ * the page and style sheet into dist/console/, beside the compiled server, which serves them from there:
+ * no bundler runs in production. Dev fallback, only when that prebuilt bundle is missing (the server
+ * running from source under tsx or vitest): the script is bundled from src/console/ on its first
+ * request, with the build's own options, and esbuild (a dev dependency) is loaded only then. A failed
+ * bundle is not cached: the next request tries again.
  */
+import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { fileURLToPath } from "node:url";
 import type { HttpHandler } from "../server.js";
 
-/** The console's sources: index.html, app.css and the TypeScript entry main.ts. */
-const CONSOLE_DIR = fileURLToPath(new URL("../console/", import.meta.url));
+/**
+ * The prebuilt console: dist/console/ when this code runs from the dist/ bundle (whose modules all
+ * sit in dist/ itself). From source this is src/handlers/console/, which never exists.
+ */
+const BUILT_DIR = fileURLToPath(new URL("./console/", import.meta.url));
+/** The console's sources (index.html, app.css, the TypeScript entry main.ts), as seen from src/handlers/. */
+const SOURCE_DIR = fileURLToPath(new URL("../console/", import.meta.url));
+/** The build script, whose bundleConsole() the dev fallback runs (plain JavaScript, typed below). */
+const BUILD_SCRIPT = new URL("../cli/build.mjs", import.meta.url).href;
 
 /** A file as served. */
 interface Asset {
@@ -32,20 +43,10 @@ const HTML_HEADERS = {
   "x-frame-options": "DENY",
 };
 
-/** Bundles main.ts and what it imports (connect-web, the generated descriptors) into one ES module. */
+/** The dev fallback: bundles src/console/main.ts as `npm run build` does (see src/cli/build.mjs). */
 async function bundle(): Promise<Asset> {
-  const { build } = await import("esbuild");
-  const out = await build({
-    entryPoints: [`${CONSOLE_DIR}main.ts`],
-    bundle: true,
-    write: false,
-    format: "esm",
-    target: "chrome120",
-    minify: true,
-    legalComments: "none",
-    logLevel: "silent",
-  });
-  return { type: "text/javascript; charset=utf-8", body: Buffer.from(out.outputFiles[0].contents) };
+  const { bundleConsole } = (await import(/* @vite-ignore */ BUILD_SCRIPT)) as { bundleConsole(): Promise<Uint8Array> };
+  return { type: "text/javascript; charset=utf-8", body: Buffer.from(await bundleConsole()) };
 }
 
 /** Memoizes `load` until it fails (a failure is retried by the next request). */
@@ -82,14 +83,17 @@ function serve(asset: () => Promise<Asset>, extra: Record<string, string> = {}):
 
 /**
  * The console's plain HTTP routes: `/console` (the page), `/console/app.js` (the bundled script),
- * `/console/app.css`, and `/console/` redirecting to `/console`. Errors (a missing file, a failed
- * build) are thrown to the server, which logs them and answers 500.
+ * `/console/app.css`, and `/console/` redirecting to `/console`. Served from dist/console/ when the
+ * build made it, else from src/console/ (the dev fallback above). Errors (a missing file, a failed
+ * bundle) are thrown to the server, which logs them and answers 500.
  */
 export function createConsoleRoutes(): Record<string, HttpHandler> {
-  const file = (name: string, type: string) => once(async () => ({ type, body: await readFile(`${CONSOLE_DIR}${name}`) }));
+  const prebuilt = existsSync(`${BUILT_DIR}app.js`);
+  const dir = prebuilt ? BUILT_DIR : SOURCE_DIR;
+  const file = (name: string, type: string) => once(async () => ({ type, body: await readFile(`${dir}${name}`) }));
   return {
     "/console": serve(file("index.html", "text/html; charset=utf-8"), HTML_HEADERS),
-    "/console/app.js": serve(once(bundle)),
+    "/console/app.js": serve(prebuilt ? file("app.js", "text/javascript; charset=utf-8") : once(bundle)),
     "/console/app.css": serve(file("app.css", "text/css; charset=utf-8")),
     "/console/": (_req, res) => {
       res.writeHead(308, { location: "/console" });
