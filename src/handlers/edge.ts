@@ -12,7 +12,7 @@
  */
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
+import { constants as h2, type Http2ServerRequest, type Http2ServerResponse } from "node:http2";
 import { Code, ConnectError, createConnectRouter, createContextValues, type ConnectRouter, type ConnectRouterOptions } from "@connectrpc/connect";
 import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse, type ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
 import { codeFromHttpStatus, codeFromString, parseTimeout as parseConnectTimeout } from "@connectrpc/connect/protocol-connect";
@@ -49,6 +49,8 @@ export interface RpcEdgeOptions extends ConnectRouterOptions {
 /** Builds the request listener serving every RPC of `routes` (see the file comment). */
 export function createRpcEdge(options: RpcEdgeOptions) {
   const maxTimeoutMs = options.maxTimeoutMs ?? 0;
+  // What an early-answered request may still upload before its stream or connection is closed.
+  const drainLimit = Math.max(options.readMaxBytes ?? 0, 1 << 20);
   const router = createConnectRouter({ acceptCompression: [compressionGzip, compressionBrotli], ...options });
   options.routes(router);
   const paths = new Map(router.handlers.map((h) => [h.requestPath, h]));
@@ -62,22 +64,24 @@ export function createRpcEdge(options: RpcEdgeOptions) {
     const uReq = universalRequestFromNodeRequest(req, res, undefined, values);
     const timeout = requestTimeout(req, maxTimeoutMs);
     const signal = clientSignal(uReq.signal, timeout, started);
+    const refused = (code: Code, reason: RefusalReason, httpStatus: number) =>
+      options.onRefused({
+        service: handler.service.typeName,
+        method: handler.method.name,
+        protocol: protocolOf(headerValue(req.headers["content-type"]) ?? null),
+        requestId: edge.requestId,
+        code,
+        reason,
+        httpStatus,
+        durationMs: performance.now() - started,
+      });
     handler({ ...uReq, signal })
       .then(async (uRes) => {
         if (edge.reached) return uRes;
         const out = await withRequestId(uRes, edge.requestId);
         if (!edge.gateRefused) {
           const code = refusedCode(out.res, out.body);
-          options.onRefused({
-            service: handler.service.typeName,
-            method: handler.method.name,
-            protocol: protocolOf(headerValue(req.headers["content-type"]) ?? null),
-            requestId: edge.requestId,
-            code,
-            reason: reasonOf(code, out.res.status, timeout),
-            httpStatus: out.res.status,
-            durationMs: performance.now() - started,
-          });
+          refused(code, reasonOf(code, out.res.status, timeout), out.res.status);
         }
         return out.res;
       })
@@ -88,19 +92,14 @@ export function createRpcEdge(options: RpcEdgeOptions) {
         if (!(err instanceof URIError) || edge.reached) throw err;
         const code = Code.InvalidArgument;
         const out = undecodableGrpc(headerValue(req.headers["content-type"]) ?? "application/grpc", edge.requestId, code);
-        options.onRefused({
-          service: handler.service.typeName,
-          method: handler.method.name,
-          protocol: protocolOf(headerValue(req.headers["content-type"]) ?? null),
-          requestId: edge.requestId,
-          code,
-          reason: "undecodable",
-          httpStatus: out.status,
-          durationMs: performance.now() - started,
-        });
+        refused(code, "undecodable", out.status);
         return out;
       })
-      .then((uRes) => universalResponseToNodeResponse(uRes, res))
+      .then((uRes) => {
+        if (!earlyAnswer(req)) return universalResponseToNodeResponse(uRes, res);
+        discardUpload(req, drainLimit);
+        return universalResponseToNodeResponse(closingHttp1(req, uRes), res);
+      })
       .catch((err) => {
         // connect-node's adapter ignores these too: the client went away while we wrote.
         if (ConnectError.from(err).code !== Code.Aborted) options.onCrash(err, handler.method.name);
@@ -194,4 +193,54 @@ function undecodableGrpc(contentType: string, requestId: string, code: Code): Un
   frame.writeUInt32BE(text.length, 1);
   text.copy(frame, 5);
   return { status: 200, header, body: (async function* () { yield new Uint8Array(frame); })() };
+}
+
+/**
+ * Whether the answer goes out before the request body was all received: connect-es refuses a message
+ * over readMaxBytes (or an undecodable one) as soon as it sees it, and stops reading. The rest of the
+ * upload must not be left in the connection: on HTTP/1.1 it would be read as the next request's bytes
+ * (the keep-alive connection hangs), on HTTP/2 it stays counted against the connection's memory until
+ * Node refuses every new stream (ENHANCE_YOUR_CALM).
+ */
+function earlyAnswer(req: IncomingMessage | Http2ServerRequest): boolean {
+  return !req.complete;
+}
+
+/** On HTTP/1.1, an early answer closes the connection (`Connection: close`): the unread upload goes with it. */
+function closingHttp1(req: IncomingMessage | Http2ServerRequest, uRes: UniversalServerResponse): UniversalServerResponse {
+  if (req.httpVersionMajor !== 1) return uRes;
+  const header = new Headers(uRes.header);
+  header.set("connection", "close");
+  return { ...uRes, header };
+}
+
+/**
+ * Reads and drops the rest of an early-answered request's upload. Past `limit` bytes the connection is
+ * closed: on HTTP/1.1 at once (the answer already said `Connection: close`), on HTTP/2 gracefully (a
+ * GOAWAY; the upload is still read until the client stops). Reading rather than resetting the stream
+ * matters on HTTP/2: data Node receives for a stream it already closed stays counted against the
+ * connection (its window and maxSessionMemory), and after a few such uploads Node refuses every new
+ * stream on that connection with ENHANCE_YOUR_CALM, for good.
+ */
+function discardUpload(req: IncomingMessage | Http2ServerRequest, limit: number): void {
+  let seen = 0;
+  let stopped = false;
+  const stop = () => {
+    if (stopped) return;
+    stopped = true;
+    if (req.httpVersionMajor === 2) {
+      // Resetting the stream would leave what is still in flight counted against the connection (see
+      // above); a GOAWAY lets this and the other streams finish, and the client reconnects for new ones.
+      const session = (req as Http2ServerRequest).stream.session;
+      if (session && !session.closed) session.close();
+    } else {
+      req.socket.destroy();
+    }
+  };
+  req.on("data", (chunk: Buffer) => {
+    seen += chunk.length;
+    if (seen > limit) stop();
+  });
+  req.on("error", () => {}); // the client may reset its upload; nothing to report
+  req.resume();
 }

@@ -1,10 +1,10 @@
 /**
- * Time-ordered ids: the database's sessiond_uuid_v7() (the TimeOrderedIds migration) and the service's
- * newUuid() make UUIDv7s that sort in the order they were made, which is what makes (create_time, id)
- * a creation-ordered key for every list.
+ * Time-ordered ids: the database's sessiond_uuid_v7() (the TimeOrderedIds migration) makes UUIDv7s that
+ * sort in the order they were made, which is what makes (create_time, id) a creation-ordered key for every
+ * list. (newUuid(), its twin in the service, is tested in test/unit/ids.test.ts.)
  */
 import { describe, expect, it } from "vitest";
-import { isUuid, newUuid } from "../../src/domain/ids.js";
+import { isUuid } from "../../src/domain/ids.js";
 import { useDatabase } from "../setup/context.js";
 
 const ctx = useDatabase();
@@ -87,22 +87,5 @@ describe("sessiond_uuid_v7()", () => {
     );
     expect(rows.map((r) => r.table_name)).toEqual(["annotations", "api_keys", "audit_events", "memories", "namespaces", "participants", "sessions", "traces"]);
     for (const r of rows) expect(r.column_default, r.table_name).toBe("sessiond_uuid_v7()");
-  });
-});
-
-describe("newUuid()", () => {
-  it("is monotonic across 10,000 calls, with the version 7 and variant bits set", () => {
-    const ids = Array.from({ length: 10_000 }, () => newUuid());
-    expectStrictlyIncreasing(ids);
-    expectVersion7(ids);
-  });
-
-  it("carries the wall clock's time in ms", () => {
-    const before = Date.now();
-    const id = newUuid();
-    const after = Date.now();
-    // Monotonic: an id may run ahead of the clock by the ids made just before it, never behind.
-    expect(msOf(id)).toBeGreaterThanOrEqual(before);
-    expect(msOf(id)).toBeLessThanOrEqual(after + 1);
   });
 });

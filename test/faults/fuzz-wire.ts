@@ -21,7 +21,7 @@ export interface Outcome {
 /** Options of one call. */
 export interface CallOptions {
   headers?: Record<string, string>;
-  /** Gives up (and reports "none:client-timeout") after this long. */
+  /** Gives up (and reports "none:client-timeout") after this long without a complete answer (default 60 s; for HTTP/1.1 counted from when the call got a connection). */
   timeoutMs?: number;
   /** Aborts the call from the client side after this long (a cancelled call): reported as "cancelled-by-client". */
   cancelAfterMs?: number;
@@ -78,6 +78,7 @@ async function h1(url: string, body: Uint8Array, headers: Record<string, string>
 function h1Once(url: string, body: Uint8Array, headers: Record<string, string>, opts: CallOptions): Promise<H1Result> {
   return new Promise((resolve) => {
     let settled = false;
+    let timer: NodeJS.Timeout | undefined;
     const done = (v: H1Result) => {
       if (!settled) {
         settled = true;
@@ -86,7 +87,9 @@ function h1Once(url: string, body: Uint8Array, headers: Record<string, string>, 
         resolve(v);
       }
     };
+    let answered = false;
     const req = http.request(url, { method: "POST", agent, headers: { ...headers, "content-length": String(body.length) } }, (res) => {
+      answered = true;
       const chunks: Buffer[] = [];
       let count = 0;
       res.on("data", (c: Buffer) => {
@@ -97,13 +100,23 @@ function h1Once(url: string, body: Uint8Array, headers: Record<string, string>, 
         }
       });
       res.on("end", () => done({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
-      res.on("error", (e) => done({ error: (e as NodeJS.ErrnoException).code ?? e.message }));
+      res.on("error", (e) => done({ error: `response-cut-short-${(e as NodeJS.ErrnoException).code ?? e.message}` }));
+      res.on("close", () => done({ error: "response-cut-short" }));
     });
-    req.on("error", (e) => done({ error: (e as NodeJS.ErrnoException).code ?? e.message, reused: req.reusedSocket }));
-    const timer = setTimeout(() => {
-      req.destroy();
-      done({ error: "client-timeout" });
-    }, opts.timeoutMs ?? 20_000);
+    // A server may answer before it has read the whole body (an early error: message too large, HTTP/1.1
+    // refused for a bidi stream) and close the connection: the rest of the upload then fails with EPIPE or
+    // ECONNRESET. Node parses what arrived before the error (the read side is served before the write side),
+    // so once a response has begun it decides the outcome, as for any HTTP client that reads while it sends.
+    req.on("error", (e) => {
+      if (!answered) done({ error: (e as NodeJS.ErrnoException).code ?? e.message, reused: req.reusedSocket });
+    });
+    // The clock starts once the call has a connection: time spent queued in the agent's pool is not the server's.
+    req.on("socket", () => {
+      timer ??= setTimeout(() => {
+        req.destroy();
+        done({ error: "client-timeout" });
+      }, opts.timeoutMs ?? 60_000);
+    });
     const cancel = opts.cancelAfterMs === undefined ? undefined : setTimeout(() => {
       req.destroy();
       done({ error: "cancelled-by-client" });
@@ -233,7 +246,7 @@ export function grpcCall(session: http2.ClientHttp2Session, path: string, body: 
     const timer = setTimeout(() => {
       stream.close(http2.constants.NGHTTP2_CANCEL);
       done({ code: "none:client-timeout", message: "", status, messages: 0 });
-    }, opts.timeoutMs ?? 20_000);
+    }, opts.timeoutMs ?? 60_000);
     const cancel = opts.cancelAfterMs === undefined ? undefined : setTimeout(() => {
       stream.close(http2.constants.NGHTTP2_CANCEL);
       done({ code: "cancelled-by-client", message: "", status, messages: 0 });
@@ -244,7 +257,9 @@ export function grpcCall(session: http2.ClientHttp2Session, path: string, body: 
 
 /** Opens an HTTP/2 (prior knowledge) session to `base`; session errors are swallowed (calls report them). */
 export function h2Session(base: string): http2.ClientHttp2Session {
-  const s = http2.connect(base, { settings: { initialWindowSize: 1 << 20 } });
+  // Room for several multi-megabyte uploads queued at once: with Node's default (10 MB) the client itself
+  // refuses its new streams (ENHANCE_YOUR_CALM) while its uploads wait for the server's window.
+  const s = http2.connect(base, { settings: { initialWindowSize: 1 << 20 }, maxSessionMemory: 256 });
   s.on("error", () => {});
   return s;
 }
