@@ -1,4 +1,4 @@
-import { readdirSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import path from "node:path";
 import { defineConfig, type TestProjectInlineConfiguration } from "vitest/config";
 
@@ -13,7 +13,9 @@ import { defineConfig, type TestProjectInlineConfiguration } from "vitest/config
 // (`<layer>:database-url`). The layers of one kind share one server and one migrated template per run
 // (see shareServer in test/setup/databases.ts). The fault suite (test/faults: real processes killed,
 // Postgres stopped, fuzzed bodies) runs once, on an embedded Postgres of its own, one file at a time,
-// after the other projects: `npm run test:faults` runs it alone.
+// after the other projects: `npm run test:faults` runs it alone. The pgbouncer project runs a
+// representative part of the layers again through a real PgBouncer in transaction pooling mode
+// (test/setup/global-pgbouncer.ts): `npx vitest run --project pgbouncer`.
 
 const LAYERS = {
   db: ["test/domain/**/*.test.ts", "test/db/**/*.test.ts"],
@@ -42,6 +44,26 @@ for (const { kind, globalSetup } of KINDS) {
   for (const [layer, include] of Object.entries(LAYERS)) {
     projects.push({ extends: true, test: { name: `${layer}:${kind}`, include, globalSetup: [globalSetup] } });
   }
+}
+// Files that use only their own per-file database (through PgBouncer here): stores, ids, traces, and the
+// server's sessions, turns (AppendTurns' statement), bulk deletes and client-secret rate limit
+// (transaction-scoped advisory locks), some with a second sessiond process.
+const PGBOUNCER = [
+  "test/db/store-contracts.test.ts",
+  "test/db/time-ordered-ids.test.ts",
+  "test/domain/tracing.test.ts",
+  "test/e2e/sessions.test.ts",
+  "test/e2e/conversations.test.ts",
+  "test/e2e/bulk-delete.test.ts",
+  "test/e2e/client-secrets.test.ts",
+];
+// Debian's pgbouncer lives in /usr/sbin. Missing under CI, the project stays and its setup fails (CI
+// installs it); missing elsewhere, the project is left out with a reason, as the browser tests are.
+const dirs = [...(process.env.PATH ?? "").split(path.delimiter), "/usr/sbin", "/usr/local/sbin"];
+if (process.env.CI || dirs.some((dir) => path.isAbsolute(dir) && existsSync(path.join(dir, "pgbouncer")))) {
+  projects.push({ extends: true, test: { name: "pgbouncer", include: PGBOUNCER, globalSetup: ["test/setup/global-pgbouncer.ts"] } });
+} else {
+  console.warn("pgbouncer not found (apt-get install pgbouncer): the pgbouncer project is skipped");
 }
 projects.push({
   extends: true,

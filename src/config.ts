@@ -9,7 +9,14 @@ export interface Config {
   port: number;
   /** Interface to bind (`HOST`, default 0.0.0.0). */
   host: string;
-  /** Postgres URL (`DATABASE_URL`); when unset an embedded Postgres is started in `dataDir`. */
+  /**
+   * Postgres URL (`DATABASE_URL`); when unset an embedded Postgres is started in `dataDir`. Behind a
+   * pooler in transaction mode (PgBouncer 1.18+ with `pool_mode = transaction`, or any pooler that gives
+   * each transaction any server connection) add `pgbouncer=true` to it, e.g.
+   * `postgres://sessiond@pgbouncer:6432/sessiond?pgbouncer=true`: sessiond then sends unnamed statements
+   * only (default `false`: AppendTurns runs as a named prepared statement, planned once per connection).
+   * sessiond takes the parameter off before connecting; see db/data-source.ts for what else it checked.
+   */
   databaseUrl: string | undefined;
   /** Directory for the embedded Postgres and other local state (`SESSIOND_DATA_DIR`, default ./.sessiond). */
   dataDir: string;
@@ -103,6 +110,14 @@ function bootstrapKey(raw: string | undefined): string | undefined {
   return raw;
 }
 
+/** Checks DATABASE_URL's own `pgbouncer` parameter (db/data-source.ts reads it), if it has one. */
+function databaseUrl(raw: string | undefined): string | undefined {
+  if (!raw) return undefined;
+  const value = /[?&]pgbouncer=([^&]*)/.exec(raw)?.[1];
+  if (value !== undefined && value !== "true" && value !== "false") throw new ConfigError(`DATABASE_URL: pgbouncer must be true or false, got "${value}"`);
+  return raw;
+}
+
 const LOG_LEVELS = new Set(["fatal", "error", "warn", "info", "debug", "trace", "silent"]);
 
 /** Reads the configuration from `env`; throws ConfigError naming the variable on a bad value. */
@@ -113,7 +128,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return {
     port: int(env, "PORT", 8080, 0, 65535),
     host: env.HOST || "0.0.0.0",
-    databaseUrl: env.DATABASE_URL || undefined,
+    databaseUrl: databaseUrl(env.DATABASE_URL),
     dataDir: env.SESSIOND_DATA_DIR || ".sessiond",
     readMaxBytes: int(env, "SESSIOND_MAX_MESSAGE_BYTES", 8 * 1024 * 1024, 1024, 256 * 1024 * 1024),
     maxTimeoutMs: int(env, "SESSIOND_MAX_TIMEOUT_MS", 60 * 60 * 1000, 1000, 24 * 60 * 60 * 1000),

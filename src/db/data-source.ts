@@ -22,16 +22,69 @@ export interface DataSourceOptions {
   applicationName?: string;
 }
 
+/**
+ * The URL parameter that says a pooler in transaction mode sits between sessiond and Postgres
+ * (`?pgbouncer=true`, the name Prisma uses for the same thing). sessiond then sends unnamed statements
+ * only. The parameter is sessiond's own: it is taken off the URL before the driver sees it.
+ *
+ * What sessiond keeps on a connection outside a transaction, and so what a transaction-mode pooler
+ * (which hands each transaction any server connection) could break:
+ * - named prepared statements: AppendTurns' statement (conversation-store.ts) is prepared once per
+ *   connection, then only bound and run. Through the pooler the next call may reach a server connection
+ *   that never saw it (`prepared statement "sessiond_..." does not exist`): `pgbouncer=true` turns this off.
+ * - sessiond_uuid_v7()'s last value, a session setting (`set_config('sessiond.uuid_v7_last', ..., false)`,
+ *   migration TimeOrderedIds). Through the pooler it belongs to the server connection, not to ours, and
+ *   that is what matters: it keeps the ids one backend makes increasing even when its clock stands still
+ *   or steps back; ids made by different backends were ordered by the clock anyway, as they are between
+ *   the connections of sessiond's own pool. A pooler that resets connections (DISCARD ALL) only drops the
+ *   value, and the clock orders the next id. Still correct.
+ * - nothing else: the advisory lock of the client-secret rate limit is transaction-scoped
+ *   (pg_advisory_xact_lock), and there is no SET, LISTEN, temporary table, cursor WITH HOLD or session
+ *   lock; TypeORM's start (version, current database and schema) and migrations (one transaction each)
+ *   only read or run in transactions; the startup parameters node-postgres sends (user, database,
+ *   client_encoding, application_name) are all accepted by PgBouncer 1.18.
+ */
+export const POOLER_PARAMETER = "pgbouncer";
+
+/**
+ * Splits sessiond's `pgbouncer` parameter off `url`: the URL the driver gets, and whether named prepared
+ * statements may be used (not when `pgbouncer=true`). Throws when the value is not `true` or `false`.
+ */
+export function poolerMode(url: string): { url: string; namedStatements: boolean } {
+  const at = url.indexOf("?");
+  if (at < 0) return { url, namedStatements: true };
+  // Only our parameter is removed; the others stay byte for byte (URLSearchParams would re-encode them).
+  const kept: string[] = [];
+  let value: string | undefined;
+  for (const part of url.slice(at + 1).split("&")) {
+    if (part.startsWith(`${POOLER_PARAMETER}=`)) value = decodeURIComponent(part.slice(POOLER_PARAMETER.length + 1));
+    else kept.push(part);
+  }
+  if (value === undefined) return { url, namedStatements: true };
+  if (value !== "true" && value !== "false") throw new Error(`DATABASE_URL: ${POOLER_PARAMETER} must be true or false, got "${value}"`);
+  return { url: url.slice(0, kept.length ? at + 1 : at) + kept.join("&"), namedStatements: value === "false" };
+}
+
+// The DataSources that must not use named statements; conversation-store.ts asks namedStatements().
+const UNNAMED_ONLY = new WeakSet<DataSource>();
+
+/** Whether `dataSource` may run named (server-side prepared) statements outside transactions. */
+export function namedStatements(dataSource: DataSource): boolean {
+  return !UNNAMED_ONLY.has(dataSource);
+}
+
 /** The bound on waiting for a pooled connection when the caller names none (SESSIOND_DB_CONNECT_TIMEOUT_MS's default). */
 export const DEFAULT_CONNECT_TIMEOUT_MS = 3000;
 
 /**
  * The one TypeORM DataSource factory. The schema is changed only by migrations (never `synchronize`).
+ * A `pgbouncer=true` parameter on the URL (see POOLER_PARAMETER) makes it use unnamed statements only.
  */
 export function createDataSource(options: DataSourceOptions): DataSource {
-  return new DataSource({
+  const { url, namedStatements } = poolerMode(options.url);
+  const dataSource = new DataSource({
     type: "postgres",
-    url: options.url,
+    url,
     entities,
     migrations,
     synchronize: false,
@@ -42,4 +95,6 @@ export function createDataSource(options: DataSourceOptions): DataSource {
     uuidExtension: "pgcrypto",
     extra: { max: options.poolSize ?? 10, connectionTimeoutMillis: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS },
   });
+  if (!namedStatements) UNNAMED_ONLY.add(dataSource);
+  return dataSource;
 }

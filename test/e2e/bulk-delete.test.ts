@@ -9,6 +9,7 @@ import type { BulkDeleteSessionsRequestSchema } from "../../gen/sessiond/v1/sess
 import { startApp } from "../../src/app.js";
 import { loadConfig } from "../../src/config.js";
 import { encodeGlobalId } from "../../src/domain/ids.js";
+import { freePort } from "../../src/net/free-port.js";
 import { createLogger } from "../../src/logger.js";
 import { countContents, seedContents, seedSessions } from "../setup/seed.js";
 import { TEST_ADMIN_KEY } from "../setup/auth.js";
@@ -157,7 +158,7 @@ describe("BulkDeleteSessions limits and interruptions", () => {
     const uuids = await seedSessions(ctx.db.dataSource, 600, ns);
     await seedContents(ctx.db.dataSource, uuids, { participants: 1, turnsPerParticipant: 2, traces: 1, spansPerTrace: 3, annotationsPerTrace: 1 });
     // A second, separate sessiond process on the same database.
-    const port = 20000 + Math.floor(Math.random() * 20000);
+    const port = await freePort();
     const child = spawn(path.resolve("node_modules/.bin/tsx"), ["src/main.ts"], { env: { ...process.env, DATABASE_URL: ctx.db.url, PORT: String(port), HOST: "127.0.0.1", SESSIOND_BOOTSTRAP_ADMIN_KEY: TEST_ADMIN_KEY }, stdio: ["ignore", "pipe", "pipe"] });
     try {
       await new Promise<void>((resolve, reject) => {
@@ -166,6 +167,7 @@ describe("BulkDeleteSessions limits and interruptions", () => {
           out += d;
           if (out.includes("sessiond listening")) resolve();
         });
+        child.stderr!.on("data", (d) => (out += d));
         child.on("exit", (code) => reject(new Error(`second process exited with ${code}: ${out}`)));
       });
       const ids = uuids.map(gid);

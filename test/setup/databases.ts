@@ -15,6 +15,11 @@ export interface TestDatabaseServer {
   template: string;
   /** Which server: the embedded Postgres, or the one DATABASE_URL names. */
   kind: "embedded" | "database-url";
+  /**
+   * Where the test files connect instead of `adminUrl` (its database name is replaced), e.g. a PgBouncer
+   * in front of the server; the template and CREATE/DROP DATABASE still go to `adminUrl`.
+   */
+  clientUrl?: string;
 }
 
 declare module "vitest" {
@@ -87,7 +92,7 @@ export async function createTestDatabase(server: TestDatabaseServer): Promise<Te
       }
     }
   });
-  const url = withDatabase(server.adminUrl, name);
+  const url = withDatabase(server.clientUrl ?? server.adminUrl, name);
   const dataSource = createDataSource({ url, poolSize: 10 });
   await dataSource.initialize();
   return {

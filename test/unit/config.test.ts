@@ -17,3 +17,19 @@ describe("bulk operation limits", () => {
     expect(() => loadConfig({ SESSIOND_MAX_BULK_OPERATIONS: "0" })).toThrow(/^SESSIOND_MAX_BULK_OPERATIONS: must be between 1/);
   });
 });
+
+describe("DATABASE_URL's pgbouncer parameter", () => {
+  it("accepts true or false and refuses anything else, naming the variable but not echoing the URL", () => {
+    expect(loadConfig({ DATABASE_URL: "postgres://u:secret@db:6432/s?pgbouncer=true" }).databaseUrl).toBe("postgres://u:secret@db:6432/s?pgbouncer=true");
+    expect(loadConfig({ DATABASE_URL: "postgres://u@db/s?sslmode=disable&pgbouncer=false" }).databaseUrl).toContain("pgbouncer=false");
+    const err = (() => {
+      try {
+        loadConfig({ DATABASE_URL: "postgres://u:secret@db:6432/s?pgbouncer=yes" });
+      } catch (e) {
+        return e as Error;
+      }
+    })();
+    expect(err?.message).toBe('DATABASE_URL: pgbouncer must be true or false, got "yes"');
+    expect(err?.message).not.toContain("secret");
+  });
+});

@@ -11,6 +11,7 @@ import type { DataSource, EntityManager } from "typeorm";
 import type { PostgresDriver } from "typeorm/driver/postgres/PostgresDriver.js";
 import type { Participant, Turn } from "../../domain/conversation-model.js";
 import type { ConversationStore } from "../../domain/conversation-store.js";
+import { namedStatements } from "../data-source.js";
 import { isNotNullViolation, isUniqueViolation } from "../errors.js";
 
 const PARTICIPANT_COLUMNS = `p.participant_id, p.kind, p.display_name, p.metadata, p.insights, p.last_integrated_seq, p.bound_time, p.left_time`;
@@ -45,11 +46,13 @@ function toTurn(row: any): Turn {
 /**
  * Runs `text` as a named (server-side prepared) statement when `db` is not inside a transaction, so
  * Postgres plans it once per connection instead of on every call: AppendTurns is the hot path and its
- * statement costs about as much to plan as to run. In a transaction it runs as a plain query.
+ * statement costs about as much to plan as to run. In a transaction it runs as a plain query, and so it
+ * does behind a pooler in transaction mode (`DATABASE_URL` with `pgbouncer=true`, see data-source.ts),
+ * where the next call may reach a server connection that never prepared the statement.
  */
 function prepared(db: DataSource | EntityManager, text: string, values: unknown[]): Promise<any[]> {
   const manager = "manager" in db ? db.manager : db;
-  if (manager.queryRunner) return manager.query(text, values);
+  if (manager.queryRunner || !namedStatements(manager.connection)) return manager.query(text, values);
   const pool = (manager.connection.driver as PostgresDriver).master;
   const name = `sessiond_${createHash("sha1").update(text).digest("hex").slice(0, 16)}`;
   return pool.query({ name, text, values }).then((r: { rows: any[] }) => r.rows);
