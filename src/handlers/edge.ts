@@ -12,6 +12,7 @@
  */
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Socket } from "node:net";
 import { constants as h2, type Http2ServerRequest, type Http2ServerResponse } from "node:http2";
 import { Code, ConnectError, createConnectRouter, createContextValues, type ConnectRouter, type ConnectRouterOptions } from "@connectrpc/connect";
 import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse, type ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
@@ -61,7 +62,10 @@ export function createRpcEdge(options: RpcEdgeOptions) {
     const started = performance.now();
     const edge: CallEdge = { requestId: requestIdOf(headerValue(req.headers[requestIdHeader])) ?? randomUUID(), reached: false, gateRefused: false };
     const values = createContextValues().set(requestIdKey, edge.requestId).set(callEdgeKey, edge);
-    const uReq = universalRequestFromNodeRequest(req, res, undefined, values);
+    // connect-node reads the body with the stream's own iterator, which destroys the request when it
+    // stops early (an oversized or undecodable message): on HTTP/1.1 that resets the connection before
+    // the answer is written. This iterator leaves the request alone; discardUpload() deals with the rest.
+    const uReq = { ...universalRequestFromNodeRequest(req, res, undefined, values), body: req.iterator({ destroyOnReturn: false }) };
     const timeout = requestTimeout(req, maxTimeoutMs);
     const signal = clientSignal(uReq.signal, timeout, started);
     const refused = (code: Code, reason: RefusalReason, httpStatus: number) =>
@@ -96,7 +100,7 @@ export function createRpcEdge(options: RpcEdgeOptions) {
         return out;
       })
       .then((uRes) => {
-        if (!earlyAnswer(req)) return universalResponseToNodeResponse(uRes, res);
+        if (!earlyAnswer(req, handler.method.methodKind)) return universalResponseToNodeResponse(uRes, res);
         discardUpload(req, drainLimit);
         return universalResponseToNodeResponse(closingHttp1(req, uRes), res);
       })
@@ -202,23 +206,38 @@ function undecodableGrpc(contentType: string, requestId: string, code: Code): Un
  * (the keep-alive connection hangs), on HTTP/2 it stays counted against the connection's memory until
  * Node refuses every new stream (ENHANCE_YOUR_CALM).
  */
-function earlyAnswer(req: IncomingMessage | Http2ServerRequest): boolean {
-  return !req.complete;
+function earlyAnswer(req: IncomingMessage | Http2ServerRequest, kind: string): boolean {
+  // A client or bidi stream keeps sending while it is answered: its upload is the call's, not left over.
+  return (kind === "unary" || kind === "server_streaming") && !req.complete;
 }
 
-/** On HTTP/1.1, an early answer closes the connection (`Connection: close`): the unread upload goes with it. */
+/** How long an HTTP/1.1 connection closed after an early answer keeps reading before it is dropped. */
+const LINGER_MS = 2000;
+
+/**
+ * On HTTP/1.1 an early answer closes the connection (`Connection: close`, so the client does not send
+ * its next request on it), with a lingering close: Node would end the socket and destroy it as soon as
+ * the answer is written, and the client's upload still arriving would then reset the connection, which
+ * can make the client lose the answer. Our side ends; the upload is read on (see discardUpload) until
+ * the client is done or LINGER_MS pass.
+ */
 function closingHttp1(req: IncomingMessage | Http2ServerRequest, uRes: UniversalServerResponse): UniversalServerResponse {
   if (req.httpVersionMajor !== 1) return uRes;
+  const socket = req.socket as Socket;
+  socket.destroySoon = () => {
+    socket.end();
+    setTimeout(() => socket.destroy(), LINGER_MS).unref();
+  };
   const header = new Headers(uRes.header);
   header.set("connection", "close");
   return { ...uRes, header };
 }
 
 /**
- * Reads and drops the rest of an early-answered request's upload. Past `limit` bytes the connection is
- * closed: on HTTP/1.1 at once (the answer already said `Connection: close`), on HTTP/2 gracefully (a
- * GOAWAY; the upload is still read until the client stops). Reading rather than resetting the stream
- * matters on HTTP/2: data Node receives for a stream it already closed stays counted against the
+ * Reads and drops the rest of an early-answered request's upload (the HTTP/1.1 connection is closing,
+ * see closingHttp1; an HTTP/2 connection stays usable). Past `limit` bytes the connection is closed:
+ * on HTTP/1.1 at once, on HTTP/2 gracefully (a GOAWAY; the upload is still read until the client
+ * stops). Reading rather than resetting the stream matters on HTTP/2: data Node receives for a stream it already closed stays counted against the
  * connection (its window and maxSessionMemory), and after a few such uploads Node refuses every new
  * stream on that connection with ENHANCE_YOUR_CALM, for good.
  */

@@ -63,19 +63,25 @@ export function closeHttp1(): void {
 
 type H1Result = { status: number; headers: http.IncomingHttpHeaders; body: Buffer } | { error: string; reused?: boolean };
 
-/** Calls that failed on a reused keep-alive connection and were sent again (what Node's docs advise). */
+/**
+ * Calls that failed on a reused keep-alive connection before any answer and were sent again: the server
+ * may close an idle connection (its keep-alive timeout, or the end of a lingering close) just as the
+ * client picks it for the next request, which HTTP/1.1 cannot prevent (RFC 9112 §9.3.1); Node's docs
+ * advise sending again.
+ */
 export const h1Retries: string[] = [];
 
 async function h1(url: string, body: Uint8Array, headers: Record<string, string>, opts: CallOptions): Promise<H1Result> {
   const r = await h1Once(url, body, headers, opts);
-  if ("error" in r && r.reused && r.error === "ECONNRESET") {
+  if ("error" in r && r.reused && (r.error === "ECONNRESET" || r.error === "EPIPE")) {
     h1Retries.push(url);
-    return h1Once(url, body, headers, opts);
+    // On a new connection of its own: other idle connections of the pool may be closing too.
+    return h1Once(url, body, headers, opts, false);
   }
   return r;
 }
 
-function h1Once(url: string, body: Uint8Array, headers: Record<string, string>, opts: CallOptions): Promise<H1Result> {
+function h1Once(url: string, body: Uint8Array, headers: Record<string, string>, opts: CallOptions, pool: http.Agent | false = agent): Promise<H1Result> {
   return new Promise((resolve) => {
     let settled = false;
     let timer: NodeJS.Timeout | undefined;
@@ -88,7 +94,7 @@ function h1Once(url: string, body: Uint8Array, headers: Record<string, string>, 
       }
     };
     let answered = false;
-    const req = http.request(url, { method: "POST", agent, headers: { ...headers, "content-length": String(body.length) } }, (res) => {
+    const req = http.request(url, { method: "POST", agent: pool, headers: { ...headers, "content-length": String(body.length) } }, (res) => {
       answered = true;
       const chunks: Buffer[] = [];
       let count = 0;
@@ -136,7 +142,7 @@ function connectError(body: Buffer): { code: string; message: string } | undefin
 /** A Connect unary call (POST) over HTTP/1.1. */
 export async function connectUnary(base: string, path: string, body: Uint8Array, codec: "json" | "proto", opts: CallOptions = {}): Promise<Outcome> {
   const r = await h1(base + path, body, { "content-type": `application/${codec}`, "connect-protocol-version": "1", ...opts.headers }, opts);
-  if ("error" in r) return { code: r.error === "cancelled-by-client" ? r.error : `none:${r.error}`, message: "", status: 0, messages: 0 };
+  if ("error" in r) return { code: r.error === "cancelled-by-client" ? r.error : `none:${r.error}${r.reused ? "" : "-fresh-connection"}`, message: "", status: 0, messages: 0 };
   if (r.status === 200) return { code: "ok", message: "", status: 200, messages: 1 };
   const e = connectError(r.body);
   return { code: e?.code ?? `none:http-${r.status}`, message: e?.message ?? r.body.subarray(0, 200).toString(), status: r.status, messages: 0 };
@@ -145,7 +151,7 @@ export async function connectUnary(base: string, path: string, body: Uint8Array,
 /** A Connect streaming call (server or bidi stream, enveloped body) over HTTP/1.1. */
 export async function connectStream(base: string, path: string, body: Uint8Array, codec: "json" | "proto", opts: CallOptions = {}): Promise<Outcome> {
   const r = await h1(base + path, body, { "content-type": `application/connect+${codec}`, "connect-protocol-version": "1", ...opts.headers }, opts);
-  if ("error" in r) return { code: r.error.endsWith("-by-client") ? r.error : `none:${r.error}`, message: "", status: 0, messages: 0 };
+  if ("error" in r) return { code: r.error.endsWith("-by-client") ? r.error : `none:${r.error}${r.reused ? "" : "-fresh-connection"}`, message: "", status: 0, messages: 0 };
   if (r.status !== 200) {
     const e = connectError(r.body);
     return { code: e?.code ?? `none:http-${r.status}`, message: e?.message ?? "", status: r.status, messages: 0 };
@@ -177,7 +183,7 @@ function fromStatus(status: string | undefined, message: string | undefined): { 
 /** A gRPC-Web call over HTTP/1.1 (`application/grpc-web+proto`); the status is in a trailer frame or the headers. */
 export async function grpcWeb(base: string, path: string, body: Uint8Array, codec: "json" | "proto", opts: CallOptions = {}): Promise<Outcome> {
   const r = await h1(base + path, body, { "content-type": `application/grpc-web+${codec}`, "x-grpc-web": "1", ...opts.headers }, opts);
-  if ("error" in r) return { code: r.error.endsWith("-by-client") ? r.error : `none:${r.error}`, message: "", status: 0, messages: 0 };
+  if ("error" in r) return { code: r.error.endsWith("-by-client") ? r.error : `none:${r.error}${r.reused ? "" : "-fresh-connection"}`, message: "", status: 0, messages: 0 };
   const inHeaders = fromStatus(r.headers["grpc-status"] as string | undefined, r.headers["grpc-message"] as string | undefined);
   const fs = frames(r.body);
   const trailer = fs.find((f) => f.flags & 0x80);
@@ -234,6 +240,9 @@ export function grpcCall(session: http2.ClientHttp2Session, path: string, body: 
       const s = trailerStatus ?? headerStatus;
       const messages = frames(Buffer.concat(chunks)).length;
       if (s) done({ ...s, status, messages });
+      // REFUSED_STREAM before any response: the server never processed it (a GOAWAY raced the stream);
+      // gRPC maps that to UNAVAILABLE, safe to retry.
+      else if (stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM && status === 0) done({ code: "unavailable", message: "refused stream", status, messages });
       else done({ code: `none:rst-${stream.rstCode}-http-${status}`, message: "", status, messages });
     };
     // The response is complete when its end arrives, even if the server did not read the whole
