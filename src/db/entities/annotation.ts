@@ -10,9 +10,9 @@ import { TraceEntity } from "./trace.js";
  */
 @Entity({ name: "annotations" })
 @Index("ix_annotations_namespace", ["namespaceId"])
-@Index("ix_annotations_session", ["sessionId"])
-@Index("ix_annotations_trace", ["traceId"])
-@Index("ix_annotations_span", ["spanId"])
+@Index("ix_annotations_session", ["namespaceId", "sessionId"])
+@Index("ix_annotations_trace", ["namespaceId", "traceId"])
+@Index("ix_annotations_span", ["namespaceId", "spanId"])
 @Index("ix_annotations_target", ["namespaceId", "targetKey", "createTime", "id"])
 @Index("uq_annotations_identifier", ["namespaceId", "targetKey", "name", "identifier"], { unique: true, where: `"identifier" <> ''` })
 export class AnnotationEntity {
@@ -20,7 +20,8 @@ export class AnnotationEntity {
   @PrimaryColumn({ type: "uuid", default: () => "sessiond_uuid_v7()", primaryKeyConstraintName: "pk_annotations" })
   id: string;
 
-  @Column({ name: "namespace_id", type: "uuid" })
+  /** First in the primary key: the schema is distributable by namespace (NamespaceKeys migration). */
+  @PrimaryColumn({ name: "namespace_id", type: "uuid", primaryKeyConstraintName: "pk_annotations" })
   namespaceId: string;
 
   @ManyToOne(() => NamespaceEntity, { onDelete: "CASCADE", nullable: false })
@@ -31,21 +32,30 @@ export class AnnotationEntity {
   sessionId: string | null;
 
   @ManyToOne(() => SessionEntity, { onDelete: "CASCADE", nullable: true })
-  @JoinColumn({ name: "session_id", foreignKeyConstraintName: "fk_annotations_session" })
+  @JoinColumn([
+    { name: "namespace_id", referencedColumnName: "namespaceId", foreignKeyConstraintName: "fk_annotations_session" },
+    { name: "session_id", referencedColumnName: "id" },
+  ])
   session?: SessionEntity | null;
 
   @Column({ name: "trace_id", type: "uuid", nullable: true })
   traceId: string | null;
 
   @ManyToOne(() => TraceEntity, { onDelete: "CASCADE", nullable: true })
-  @JoinColumn({ name: "trace_id", foreignKeyConstraintName: "fk_annotations_trace" })
+  @JoinColumn([
+    { name: "namespace_id", referencedColumnName: "namespaceId", foreignKeyConstraintName: "fk_annotations_trace" },
+    { name: "trace_id", referencedColumnName: "id" },
+  ])
   trace?: TraceEntity | null;
 
   @Column({ name: "span_id", type: "bigint", nullable: true })
   spanId: string | null;
 
   @ManyToOne(() => SpanEntity, { onDelete: "CASCADE", nullable: true })
-  @JoinColumn({ name: "span_id", foreignKeyConstraintName: "fk_annotations_span" })
+  @JoinColumn([
+    { name: "namespace_id", referencedColumnName: "namespaceId", foreignKeyConstraintName: "fk_annotations_span" },
+    { name: "span_id", referencedColumnName: "id" },
+  ])
   span?: SpanEntity | null;
 
   /** session, trace or span. */

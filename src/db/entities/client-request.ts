@@ -1,4 +1,4 @@
-import { Column, Entity, Index, JoinColumn, ManyToOne, PrimaryGeneratedColumn } from "typeorm";
+import { Column, Entity, Index, JoinColumn, ManyToOne, PrimaryColumn, PrimaryGeneratedColumn } from "typeorm";
 import { NamespaceEntity } from "./namespace.js";
 import { SessionEntity } from "./session.js";
 
@@ -8,13 +8,14 @@ import { SessionEntity } from "./session.js";
  * the `sessiond_admit_client_request` function (see the Tenancy migration).
  */
 @Entity({ name: "client_requests" })
-@Index("ix_client_requests_session_at", ["sessionId", "at"])
+@Index("ix_client_requests_session_at", ["namespaceId", "sessionId", "at"])
 @Index("ix_client_requests_namespace", ["namespaceId"])
 export class ClientRequestEntity {
   @PrimaryGeneratedColumn("identity", { primaryKeyConstraintName: "pk_client_requests", type: "bigint" })
   id: string;
 
-  @Column({ name: "namespace_id", type: "uuid" })
+  /** First in the primary key: the schema is distributable by namespace (NamespaceKeys migration). */
+  @PrimaryColumn({ name: "namespace_id", type: "uuid", primaryKeyConstraintName: "pk_client_requests" })
   namespaceId: string;
 
   @ManyToOne(() => NamespaceEntity, { onDelete: "CASCADE", nullable: false })
@@ -25,7 +26,10 @@ export class ClientRequestEntity {
   sessionId: string;
 
   @ManyToOne(() => SessionEntity, { onDelete: "CASCADE", nullable: false })
-  @JoinColumn({ name: "session_id", foreignKeyConstraintName: "fk_client_requests_session" })
+  @JoinColumn([
+    { name: "namespace_id", referencedColumnName: "namespaceId", foreignKeyConstraintName: "fk_client_requests_session" },
+    { name: "session_id", referencedColumnName: "id" },
+  ])
   session?: SessionEntity;
 
   @Column({ type: "timestamptz", precision: 3 })

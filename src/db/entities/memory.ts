@@ -4,10 +4,12 @@ import { SessionEntity } from "./session.js";
 
 /**
  * Something learned from a session. Memories outlive their source session: deleting the session
- * empties `source_session_id` (ON DELETE SET NULL) unless the delete purges memories on purpose.
+ * empties `source_session_id` (ON DELETE SET NULL (source_session_id), written in the NamespaceKeys
+ * migration: TypeORM declares only SET NULL, which would null namespace_id too, and reads the
+ * constraint back as SET NULL, so the drift check agrees) unless the delete purges memories on purpose.
  */
 @Entity({ name: "memories" })
-@Index("ix_memories_source_session", ["sourceSessionId"])
+@Index("ix_memories_source_session", ["namespaceId", "sourceSessionId"])
 @Index("ix_memories_namespace_subject_user", ["namespaceId", "subjectUser"])
 @Index("ix_memories_namespace_subject_participant", ["namespaceId", "subjectParticipantId"])
 @Index("ix_memories_namespace_create_time", ["namespaceId", "createTime", "id"])
@@ -16,7 +18,8 @@ export class MemoryEntity {
   @PrimaryColumn({ type: "uuid", default: () => "sessiond_uuid_v7()", primaryKeyConstraintName: "pk_memories" })
   id: string;
 
-  @Column({ name: "namespace_id", type: "uuid" })
+  /** First in the primary key: the schema is distributable by namespace (NamespaceKeys migration). */
+  @PrimaryColumn({ name: "namespace_id", type: "uuid", primaryKeyConstraintName: "pk_memories" })
   namespaceId: string;
 
   @ManyToOne(() => NamespaceEntity, { onDelete: "CASCADE", nullable: false })
@@ -27,7 +30,10 @@ export class MemoryEntity {
   sourceSessionId: string | null;
 
   @ManyToOne(() => SessionEntity, { onDelete: "SET NULL", nullable: true })
-  @JoinColumn({ name: "source_session_id", foreignKeyConstraintName: "fk_memories_source_session" })
+  @JoinColumn([
+    { name: "namespace_id", referencedColumnName: "namespaceId", foreignKeyConstraintName: "fk_memories_source_session" },
+    { name: "source_session_id", referencedColumnName: "id" },
+  ])
   sourceSession?: SessionEntity | null;
 
   @Column({ name: "subject_participant_id", type: "varchar", length: 256, default: "" })

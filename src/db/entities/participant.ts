@@ -3,20 +3,24 @@ import { SessionEntity } from "./session.js";
 
 /** A user, agent, system or tool bound to a session. Goes with its session (FK cascade). */
 @Entity({ name: "participants" })
-@Unique("uq_participants_session_participant", ["sessionId", "participantId"])
+@Unique("uq_participants_session_participant", ["namespaceId", "sessionId", "participantId"])
 export class ParticipantEntity {
   /** UUIDv7 made by the database (TimeOrderedIds migration): later rows sort later, so lists by (create_time, id) follow creation order. */
   @PrimaryColumn({ type: "uuid", default: () => "sessiond_uuid_v7()", primaryKeyConstraintName: "pk_participants" })
   id: string;
 
-  @Column({ name: "namespace_id", type: "uuid" })
+  /** First in the primary key: the schema is distributable by namespace (NamespaceKeys migration). */
+  @PrimaryColumn({ name: "namespace_id", type: "uuid", primaryKeyConstraintName: "pk_participants" })
   namespaceId: string;
 
   @Column({ name: "session_id", type: "uuid" })
   sessionId: string;
 
   @ManyToOne(() => SessionEntity, { onDelete: "CASCADE", nullable: false })
-  @JoinColumn({ name: "session_id", foreignKeyConstraintName: "fk_participants_session" })
+  @JoinColumn([
+    { name: "namespace_id", referencedColumnName: "namespaceId", foreignKeyConstraintName: "fk_participants_session" },
+    { name: "session_id", referencedColumnName: "id" },
+  ])
   session?: SessionEntity;
 
   /** The caller's id for the participant, unique within the session. */

@@ -26,7 +26,8 @@ export class SessionEntity {
   @PrimaryColumn({ type: "uuid", default: () => "sessiond_uuid_v7()", primaryKeyConstraintName: "pk_sessions" })
   id: string;
 
-  @Column({ name: "namespace_id", type: "uuid" })
+  /** First in the primary key: the schema is distributable by namespace (NamespaceKeys migration). */
+  @PrimaryColumn({ name: "namespace_id", type: "uuid", primaryKeyConstraintName: "pk_sessions" })
   namespaceId: string;
 
   @ManyToOne(() => NamespaceEntity, { onDelete: "CASCADE", nullable: false })

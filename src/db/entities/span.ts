@@ -1,14 +1,15 @@
-import { Column, Entity, JoinColumn, ManyToOne, PrimaryGeneratedColumn, Unique } from "typeorm";
+import { Column, Entity, JoinColumn, ManyToOne, PrimaryColumn, PrimaryGeneratedColumn, Unique } from "typeorm";
 import { TraceEntity } from "./trace.js";
 
 /** One span of a trace. Goes with its trace (and so with the trace's session). */
 @Entity({ name: "spans" })
-@Unique("uq_spans_trace_otel_span_id", ["traceId", "otelSpanId"])
+@Unique("uq_spans_trace_otel_span_id", ["namespaceId", "traceId", "otelSpanId"])
 export class SpanEntity {
   @PrimaryGeneratedColumn("identity", { type: "bigint", primaryKeyConstraintName: "pk_spans" })
   id: string;
 
-  @Column({ name: "namespace_id", type: "uuid" })
+  /** First in the primary key: the schema is distributable by namespace (NamespaceKeys migration). */
+  @PrimaryColumn({ name: "namespace_id", type: "uuid", primaryKeyConstraintName: "pk_spans" })
   namespaceId: string;
 
   /** traces.id of the trace the span belongs to. */
@@ -16,7 +17,10 @@ export class SpanEntity {
   traceId: string;
 
   @ManyToOne(() => TraceEntity, { onDelete: "CASCADE", nullable: false })
-  @JoinColumn({ name: "trace_id", foreignKeyConstraintName: "fk_spans_trace" })
+  @JoinColumn([
+    { name: "namespace_id", referencedColumnName: "namespaceId", foreignKeyConstraintName: "fk_spans_trace" },
+    { name: "trace_id", referencedColumnName: "id" },
+  ])
   trace?: TraceEntity;
 
   /** OpenTelemetry span id, 16 lowercase hex characters. */

@@ -5,14 +5,14 @@ import { SessionEntity } from "./session.js";
 /** A trace, recorded against a session or (spans without a session id) against none. */
 @Entity({ name: "traces" })
 @Unique("uq_traces_namespace_otel_trace_id", ["namespaceId", "otelTraceId"])
-@Index("ix_traces_session", ["sessionId"])
 @Index("ix_traces_namespace_session_create_time", ["namespaceId", "sessionId", "createTime", "id"])
 export class TraceEntity {
   /** UUIDv7 made by the database (TimeOrderedIds migration): later rows sort later, so lists by (create_time, id) follow creation order. */
   @PrimaryColumn({ type: "uuid", default: () => "sessiond_uuid_v7()", primaryKeyConstraintName: "pk_traces" })
   id: string;
 
-  @Column({ name: "namespace_id", type: "uuid" })
+  /** First in the primary key: the schema is distributable by namespace (NamespaceKeys migration). */
+  @PrimaryColumn({ name: "namespace_id", type: "uuid", primaryKeyConstraintName: "pk_traces" })
   namespaceId: string;
 
   @ManyToOne(() => NamespaceEntity, { onDelete: "CASCADE", nullable: false })
@@ -23,7 +23,10 @@ export class TraceEntity {
   sessionId: string | null;
 
   @ManyToOne(() => SessionEntity, { onDelete: "CASCADE", nullable: true })
-  @JoinColumn({ name: "session_id", foreignKeyConstraintName: "fk_traces_session" })
+  @JoinColumn([
+    { name: "namespace_id", referencedColumnName: "namespaceId", foreignKeyConstraintName: "fk_traces_session" },
+    { name: "session_id", referencedColumnName: "id" },
+  ])
   session?: SessionEntity | null;
 
   /** OpenTelemetry trace id, 32 lowercase hex characters. */

@@ -9,6 +9,10 @@ import { SessionEntity } from "./session.js";
  */
 @Entity({ name: "turn_requests" })
 export class TurnRequestEntity {
+  /** First in the primary key: the schema is distributable by namespace (NamespaceKeys migration). */
+  @PrimaryColumn({ name: "namespace_id", type: "uuid", primaryKeyConstraintName: "pk_turn_requests" })
+  namespaceId: string;
+
   @PrimaryColumn({ name: "session_id", type: "uuid", primaryKeyConstraintName: "pk_turn_requests" })
   sessionId: string;
 
@@ -16,11 +20,11 @@ export class TurnRequestEntity {
   requestId: string;
 
   @ManyToOne(() => SessionEntity, { onDelete: "CASCADE", nullable: false })
-  @JoinColumn({ name: "session_id", foreignKeyConstraintName: "fk_turn_requests_session" })
+  @JoinColumn([
+    { name: "namespace_id", referencedColumnName: "namespaceId", foreignKeyConstraintName: "fk_turn_requests_session" },
+    { name: "session_id", referencedColumnName: "id" },
+  ])
   session?: SessionEntity;
-
-  @Column({ name: "namespace_id", type: "uuid" })
-  namespaceId: string;
 
   /** Sequence number of the first turn the call appended. */
   @Column({ name: "first_seq", type: "bigint" })

@@ -1,23 +1,27 @@
-import { Column, Entity, Index, JoinColumn, ManyToOne, PrimaryGeneratedColumn, Unique } from "typeorm";
+import { Column, Entity, Index, JoinColumn, ManyToOne, PrimaryColumn, PrimaryGeneratedColumn, Unique } from "typeorm";
 import { ParticipantEntity } from "./participant.js";
 import { SessionEntity } from "./session.js";
 
 /** One turn of the conversation, numbered per session. Goes with its session and its participant. */
 @Entity({ name: "turns" })
-@Unique("uq_turns_session_seq", ["sessionId", "seq"])
-@Index("ix_turns_participant_seq", ["participantRef", "seq"])
+@Unique("uq_turns_session_seq", ["namespaceId", "sessionId", "seq"])
+@Index("ix_turns_participant_seq", ["namespaceId", "participantRef", "seq"])
 export class TurnEntity {
   @PrimaryGeneratedColumn("identity", { type: "bigint", primaryKeyConstraintName: "pk_turns" })
   id: string;
 
-  @Column({ name: "namespace_id", type: "uuid" })
+  /** First in the primary key: the schema is distributable by namespace (NamespaceKeys migration). */
+  @PrimaryColumn({ name: "namespace_id", type: "uuid", primaryKeyConstraintName: "pk_turns" })
   namespaceId: string;
 
   @Column({ name: "session_id", type: "uuid" })
   sessionId: string;
 
   @ManyToOne(() => SessionEntity, { onDelete: "CASCADE", nullable: false })
-  @JoinColumn({ name: "session_id", foreignKeyConstraintName: "fk_turns_session" })
+  @JoinColumn([
+    { name: "namespace_id", referencedColumnName: "namespaceId", foreignKeyConstraintName: "fk_turns_session" },
+    { name: "session_id", referencedColumnName: "id" },
+  ])
   session?: SessionEntity;
 
   /** participants.id of the speaker. */
@@ -25,7 +29,10 @@ export class TurnEntity {
   participantRef: string;
 
   @ManyToOne(() => ParticipantEntity, { onDelete: "CASCADE", nullable: false })
-  @JoinColumn({ name: "participant_ref", foreignKeyConstraintName: "fk_turns_participant" })
+  @JoinColumn([
+    { name: "namespace_id", referencedColumnName: "namespaceId", foreignKeyConstraintName: "fk_turns_participant" },
+    { name: "participant_ref", referencedColumnName: "id" },
+  ])
   participant?: ParticipantEntity;
 
   /** Gap-free, per-session sequence number starting at 1. */

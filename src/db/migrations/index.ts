@@ -5,5 +5,6 @@ import { Conversations1795433411621 } from "./1795433411621-Conversations.js";
 import { Traces1795435151799 } from "./1795435151799-Traces.js";
 import { Tenancy1795439974289 } from "./1795439974289-Tenancy.js";
 import { TimeOrderedIds1795979340577 } from "./1795979340577-TimeOrderedIds.js";
+import { NamespaceKeys1796040000000 } from "./1796040000000-NamespaceKeys.js";
 
-export const migrations = [Initial1795425045783, SessionAnnotationCount1795426881141, Conversations1795433411621, Traces1795435151799, Tenancy1795439974289, TimeOrderedIds1795979340577];
+export const migrations = [Initial1795425045783, SessionAnnotationCount1795426881141, Conversations1795433411621, Traces1795435151799, Tenancy1795439974289, TimeOrderedIds1795979340577, NamespaceKeys1796040000000];
