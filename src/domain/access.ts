@@ -32,7 +32,7 @@ export interface ApiKey {
 /** The caller of a request, once its credential was checked. */
 export type Principal =
   | { kind: "key"; keyUuid: string; role: Role; namespace: string | null }
-  | { kind: "client"; sessionUuid: string; externalId: string; namespace: string; maxRequestsPerMinute: number };
+  | { kind: "client"; sessionUuid: string; externalId: string; namespace: string; namespaceId: string; maxRequestsPerMinute: number };
 
 /** Secrets this server issues: a kind prefix, the 16-byte id of what they unlock, and 32 random bytes. */
 const ISSUED = /^(sk|cs)_([A-Za-z0-9_-]{22})_([A-Za-z0-9_-]{43})$/;

@@ -5,6 +5,8 @@
  * per-minute window.
  */
 
+import type { SessionRow } from "./session-store.js";
+
 /** A session as its client secret sees it. */
 export interface ClientSecretSession {
   sessionUuid: string;
@@ -26,5 +28,5 @@ export interface ClientSecretStore {
    * Admits one request if fewer than `limit` were admitted in the last 60 seconds, across all server
    * processes. Returns 0 when admitted, else the ms until a slot frees up.
    */
-  admit(uuid: string, limit: number): Promise<number>;
+  admit(session: SessionRow, limit: number): Promise<number>;
 }

@@ -65,7 +65,7 @@ export function createConversationService(stores: Stores): ConversationService {
       checkWritable(session, "appending turns");
       return new PreconditionError(`session ${session.id} changed during the call; retry`);
     }
-    const bound = new Map((await stores.conversations.participants(session.uuid)).map((p) => [p.participantId, p]));
+    const bound = new Map((await stores.conversations.participants(session)).map((p) => [p.participantId, p]));
     const i = turns.findIndex((t) => !bound.get(t.participantId) || bound.get(t.participantId)!.leaveTime);
     const id = turns[Math.max(i, 0)].participantId;
     return new PreconditionError(`turns[${Math.max(i, 0)}].participant_id: participant "${id}" ${bound.has(id) ? "has left the session" : "is not bound to the session"}`);
@@ -81,7 +81,7 @@ export function createConversationService(stores: Stores): ConversationService {
       return stores.transaction(async (tx) => {
         const session = await loadSession(tx.sessions, input.address, { lock: true, showDeleted: true });
         checkWritable(session, "binding participants");
-        const existing = await tx.conversations.participant(session.uuid, participantId);
+        const existing = await tx.conversations.participant(session, participantId);
         if (existing && existing.kind !== kind) throw new AlreadyExistsError(`participant "${participantId}" is bound as ${existing.kind.toUpperCase()}, not ${kind.toUpperCase()}`);
         if (!existing && session.stats.participantCount >= MAX_PARTICIPANTS) throw new PreconditionError(`session ${session.id} has ${MAX_PARTICIPANTS} participants, the most it can hold`);
         return tx.conversations.bind({ namespaceId: session.namespaceId, sessionUuid: session.uuid, participantId, kind, displayName, metadata });
@@ -91,14 +91,14 @@ export function createConversationService(stores: Stores): ConversationService {
     async unbind(address, participantId) {
       checkParticipantId(participantId);
       const session = await loadSession(stores.sessions, address);
-      const participant = await stores.conversations.unbind(session.uuid, participantId);
+      const participant = await stores.conversations.unbind(session, participantId);
       if (!participant) throw new NotFoundError(`participant "${participantId}" not found in session ${session.id}`);
       return participant;
     },
 
     async participants(address) {
       const session = await loadSession(stores.sessions, address);
-      return stores.conversations.participants(session.uuid);
+      return stores.conversations.participants(session);
     },
 
     async append(address, turns, requestId) {
@@ -117,7 +117,7 @@ export function createConversationService(stores: Stores): ConversationService {
       const prev = outcome.reason === "request" ? outcome.previous : request && (await stores.conversations.previousRequest(target, request.id));
       if (!prev) throw await appendRefusal(address, turns, outcome.reason === "request" ? "session" : outcome.reason);
       if (prev.fingerprint !== request!.fingerprint) throw new AlreadyExistsError(`request_id "${requestId}" was already used for different turns in this session`);
-      return { turns: await stores.conversations.appended(prev.sessionUuid, prev.firstSeq, prev.count), replayed: true };
+      return { turns: await stores.conversations.appended({ namespaceId: prev.namespaceId, uuid: prev.sessionUuid }, prev.firstSeq, prev.count), replayed: true };
     },
 
     async listTurns(input) {
@@ -127,7 +127,7 @@ export function createConversationService(stores: Stores): ConversationService {
       const session = await loadSession(stores.sessions, input.address);
       const fp = fingerprint({ session: session.uuid, participant: input.participantId, after: input.afterSeq });
       const after = input.pageToken ? decodeSeqToken(input.pageToken, fp, "the session, participant_id and after_seq") : input.afterSeq;
-      const rows = await stores.conversations.turns({ sessionUuid: session.uuid, participantId: input.participantId || undefined, afterSeq: after, limit: limit + 1 });
+      const rows = await stores.conversations.turns({ session, participantId: input.participantId || undefined, afterSeq: after, limit: limit + 1 });
       const page = pageOf(rows, limit, (last) => encodeSeqToken(last.seq, fp));
       return { turns: page.items, nextPageToken: page.nextPageToken };
     },

@@ -3,7 +3,7 @@
  * and implemented in db/.
  */
 import type { AppendedTurn, NewTurn, Participant, ParticipantKind, Turn } from "./conversation-model.js";
-import type { SessionKey } from "./session-store.js";
+import type { SessionKey, SessionRow } from "./session-store.js";
 
 /** Values of a participant to bind. */
 export interface BindValues {
@@ -35,6 +35,7 @@ export type AppendOutcome =
 
 /** An earlier AppendTurns call with a request_id. */
 export interface PreviousRequest {
+  namespaceId: string;
   sessionUuid: string;
   firstSeq: number;
   count: number;
@@ -43,7 +44,7 @@ export interface PreviousRequest {
 
 /** A turn page query. */
 export interface TurnQuery {
-  sessionUuid: string;
+  session: SessionRow;
   participantId?: string;
   afterSeq: number;
   /** Inclusive upper bound of seq, when set. */
@@ -53,12 +54,12 @@ export interface TurnQuery {
 
 /** Participant and turn storage bound to one connection or transaction. */
 export interface ConversationStore {
-  participants(sessionUuid: string, opts?: { activeOnly?: boolean }): Promise<Participant[]>;
-  participant(sessionUuid: string, participantId: string): Promise<Participant | undefined>;
+  participants(session: SessionRow, opts?: { activeOnly?: boolean }): Promise<Participant[]>;
+  participant(session: SessionRow, participantId: string): Promise<Participant | undefined>;
   /** Inserts or re-binds; counts a new participant on the session. Call with the session row locked. */
   bind(values: BindValues): Promise<{ participant: Participant; created: boolean }>;
   /** Marks a participant as left (keeps an earlier leave time). */
-  unbind(sessionUuid: string, participantId: string): Promise<Participant | undefined>;
+  unbind(session: SessionRow, participantId: string): Promise<Participant | undefined>;
   /**
    * Appends turns in one statement (one round trip): finds the session, takes its row lock, numbers the
    * turns after its last sequence number, bumps the counters and records the request_id. Nothing is
@@ -68,7 +69,7 @@ export interface ConversationStore {
   /** The AppendTurns call made earlier with `requestId` on the target session, if any. */
   previousRequest(target: SessionKey, requestId: string): Promise<PreviousRequest | undefined>;
   /** The roles and times of turns seq in [from, from + count). */
-  appended(sessionUuid: string, from: number, count: number): Promise<AppendedTurn[]>;
+  appended(session: SessionRow, from: number, count: number): Promise<AppendedTurn[]>;
   /** Turns in sequence order. */
   turns(query: TurnQuery): Promise<Turn[]>;
 }

@@ -58,12 +58,12 @@ export function createCredentials(deps: { keys: KeyStore; clientSecrets: ClientS
       if (parsed.kind === "other") return principalOf(secret, await keyRow("bootstrap", () => keys.findBootstrap()));
       const row = await clientSecrets.find(parsed.uuid);
       if (!secretMatches(secret, row?.secretHash) || !row?.usable) throw rejected();
-      return { kind: "client", sessionUuid: row.sessionUuid, externalId: row.externalId, namespace: row.namespace, maxRequestsPerMinute: row.maxRequestsPerMinute };
+      return { kind: "client", sessionUuid: row.sessionUuid, externalId: row.externalId, namespace: row.namespace, namespaceId: row.namespaceId, maxRequestsPerMinute: row.maxRequestsPerMinute };
     },
 
     async admit(principal) {
       const limit = principal.maxRequestsPerMinute;
-      const waitMs = await clientSecrets.admit(principal.sessionUuid, limit);
+      const waitMs = await clientSecrets.admit({ namespaceId: principal.namespaceId, uuid: principal.sessionUuid }, limit);
       if (waitMs > 0) throw new RateLimitedError(`this session's client secret is over its limit of ${limit} requests per minute`, waitMs);
     },
 

@@ -99,7 +99,7 @@ export function createIntegrationService(deps: IntegrationDeps) {
     const insights = [...participant.insights];
     for (let chunk = 0; chunk < MAX_CHUNKS_PER_RUN; chunk++) {
       if (signal.aborted) throw signal.reason;
-      const turns: Turn[] = await stores.conversations.turns({ sessionUuid: session.uuid, afterSeq: result.lastIntegratedSeq, limit: INTEGRATION_CHUNK });
+      const turns: Turn[] = await stores.conversations.turns({ session, afterSeq: result.lastIntegratedSeq, limit: INTEGRATION_CHUNK });
       if (!turns.length) return result;
       const deadline = AbortSignal.timeout(config.timeoutMs);
       let out: IntegratorOutput;
@@ -151,13 +151,13 @@ export function createIntegrationService(deps: IntegrationDeps) {
     async integrate(address: SessionAddress, signal: AbortSignal): Promise<{ results: IntegrationResult[]; stats: SessionStats }> {
       const session = await loadSession(stores.sessions, address);
       const config = await stores.memories.integratorConfig(session.namespaceId);
-      const everyone = await stores.conversations.participants(session.uuid);
+      const everyone = await stores.conversations.participants(session);
       const active = everyone.filter((p) => !p.leaveTime);
       const results: IntegrationResult[] = [];
       for (let i = 0; i < active.length; i += PARALLEL) {
         results.push(...(await Promise.all(active.slice(i, i + PARALLEL).map((p) => integrateParticipant(session, config, p, everyone, signal)))));
       }
-      if (results.some((r) => r.outcome === "integrated")) await stores.memories.countIntegration(session.uuid);
+      if (results.some((r) => r.outcome === "integrated")) await stores.memories.countIntegration(session);
       const after = await loadSession(stores.sessions, address);
       return { results, stats: after.stats };
     },

@@ -4,6 +4,7 @@
  */
 import type { ExtractedMemory, IntegratorConfig } from "./integrator-contract.js";
 import type { Cursor } from "./page-token.js";
+import type { SessionRow } from "./session-store.js";
 
 /** A memory as its store keeps it: by database ids (memory-service.ts shows it with global ids). */
 export interface StoredMemory {
@@ -52,7 +53,7 @@ export interface MemoryStore {
    */
   writeIntegration(w: IntegrationWrite): Promise<boolean>;
   /** Counts one integration run on the session. */
-  countIntegration(sessionUuid: string): Promise<void>;
+  countIntegration(session: SessionRow): Promise<void>;
   integratorConfig(namespaceId: string): Promise<IntegratorConfig>;
   setIntegratorConfig(namespaceId: string, config: IntegratorConfig): Promise<IntegratorConfig>;
 }

@@ -201,7 +201,7 @@ export function createSessionService(deps: { store: SessionStore; bulkStore: Bul
       return store.transaction(async (tx) => {
         const session = await loadSession(tx, input.address, { lock: true });
         checkEtag(session, input.etag, "session.etag");
-        return sessionOf(await tx.update(session.uuid, changes));
+        return sessionOf(await tx.update(session, changes));
       });
     },
 
@@ -215,20 +215,20 @@ export function createSessionService(deps: { store: SessionStore; bulkStore: Bul
     softDelete: (address) =>
       store.transaction(async (tx) => {
         const session = await loadSession(tx, address, { lock: true, showDeleted: true });
-        return session.deleteTime ? session : sessionOf(await tx.update(session.uuid, { deleteTime: "now" }));
+        return session.deleteTime ? session : sessionOf(await tx.update(session, { deleteTime: "now" }));
       }),
 
     undelete: (address) =>
       store.transaction(async (tx) => {
         const session = await loadSession(tx, address, { lock: true, showDeleted: true });
         if (!session.deleteTime) throw new PreconditionError(`session ${session.id} is not deleted`);
-        return sessionOf(await tx.update(session.uuid, { deleteTime: null }));
+        return sessionOf(await tx.update(session, { deleteTime: null }));
       }),
 
     truncate: (address) =>
       store.transaction(async (tx) => {
         const session = await loadSession(tx, address, { lock: true });
-        const { session: truncated, turnsDeleted } = await tx.truncate(session.uuid);
+        const { session: truncated, turnsDeleted } = await tx.truncate(session);
         return { session: sessionOf(truncated), turnsDeleted };
       }),
 
@@ -237,7 +237,7 @@ export function createSessionService(deps: { store: SessionStore; bulkStore: Bul
     cancel: (address) =>
       store.transaction(async (tx) => {
         const session = await loadSession(tx, address, { lock: true });
-        return session.state === "cancelled" ? session : sessionOf(await tx.update(session.uuid, { state: "cancelled", clientSecretHash: null }));
+        return session.state === "cancelled" ? session : sessionOf(await tx.update(session, { state: "cancelled", clientSecretHash: null }));
       }),
 
     async refreshClientSecret(address, expiresAfterMs) {
@@ -246,7 +246,7 @@ export function createSessionService(deps: { store: SessionStore; bulkStore: Bul
         const session = await loadSession(tx, address, { lock: true, showDeleted: true });
         if (session.state !== "active") throw new PreconditionError(`session ${session.id} is ${session.state === "cancelled" ? "cancelled" : "soft-deleted"}; its client secret cannot be refreshed`);
         const secret = newSecret("cs", session.uuid);
-        const updated = sessionOf(await tx.update(session.uuid, { clientSecretHash: hashSecret(secret), expiresAfterMs: ms }));
+        const updated = sessionOf(await tx.update(session, { clientSecretHash: hashSecret(secret), expiresAfterMs: ms }));
         return { session: updated, clientSecret: { value: secret, expireTime: updated.expireTime } };
       });
     },

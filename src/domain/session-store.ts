@@ -47,6 +47,16 @@ export interface SessionListQuery {
   limit: number;
 }
 
+/**
+ * One stored session as every statement about it names it: by its namespace and uuid (the namespace
+ * routes the statement to one shard when the tables are distributed by namespace_id). A Session or a
+ * StoredSession is one.
+ */
+export interface SessionRow {
+  namespaceId: string;
+  uuid: string;
+}
+
 /** Where to find one session: by uuid (in a namespace, when known) or by caller id in a namespace. */
 export type SessionKey = { uuid: string; namespaceId?: string } | { namespaceId: string; externalId: string };
 
@@ -64,9 +74,9 @@ export interface SessionStore {
   /** One page (limit sessions) of a namespace's sessions in (create_time, uuid) order. */
   list(query: SessionListQuery): Promise<StoredSession[]>;
   /** Applies changes, bumps the version and the update time, returns the new state. */
-  update(uuid: string, changes: SessionChanges): Promise<StoredSession>;
+  update(session: SessionRow, changes: SessionChanges): Promise<StoredSession>;
   /** Clears data, turns, insights and integration marks; returns the session and the turns deleted. */
-  truncate(uuid: string): Promise<{ session: StoredSession; turnsDeleted: number }>;
+  truncate(session: SessionRow): Promise<{ session: StoredSession; turnsDeleted: number }>;
   /** Hard-deletes a locked session with everything it holds. Returns what went with it. */
   delete(uuid: string, namespaceId: string): Promise<DeletedCounts>;
   /** Runs `work` in one transaction, with a store bound to it (inside one already: in that one). */

@@ -166,7 +166,7 @@ export function memory(over: Partial<ExtractedMemory> = {}): ExtractedMemory {
  * the session's last turn (a turn is appended first when the participant has none past its mark).
  */
 export async function integrate(stores: Stores, session: StoredSession, participantId: string, memories: ExtractedMemory[], insights: string[] = []): Promise<boolean> {
-  const p = await stores.conversations.participant(session.uuid, participantId);
+  const p = await stores.conversations.participant(session, participantId);
   if (!p) throw new Error(`participant ${participantId} is not bound`);
   const [toSeq] = await appendTurns(stores, session, [turn(participantId)]);
   return stores.transaction((tx) =>

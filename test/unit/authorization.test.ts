@@ -19,12 +19,13 @@ import { encodeGlobalId } from "../../src/domain/ids.js";
 
 const ROLES: Role[] = ["reader", "writer", "admin"];
 const SESSION_UUID = "0190d9b2-7c4e-7a1b-8c3d-4e5f60718293";
+const NAMESPACE_UUID = "0190d9b2-7c4e-7a1b-8c3d-4e5f60718290";
 const SESSION_ID = encodeGlobalId("Session", SESSION_UUID);
 const OTHER_SESSION_ID = encodeGlobalId("Session", "0190d9b2-7c4e-7a1b-8c3d-000000000000");
 
 const policy = (over: Partial<AccessPolicy> = {}): AccessPolicy => ({ name: "sessiond.v1.SessionService/GetSession", open: false, role: "reader", clientSecret: false, allNamespaces: false, ...over });
 const key = (role: Role, namespace: string | null = null): Principal => ({ kind: "key", keyUuid: "0190d9b2-0000-7000-8000-000000000001", role, namespace });
-const client = (namespace = "team-a"): Principal => ({ kind: "client", sessionUuid: SESSION_UUID, externalId: "chat-1", namespace, maxRequestsPerMinute: 60 });
+const client = (namespace = "team-a"): Principal => ({ kind: "client", sessionUuid: SESSION_UUID, externalId: "chat-1", namespace, namespaceId: NAMESPACE_UUID, maxRequestsPerMinute: 60 });
 const inNamespace = (value: string, where = "namespace"): AccessTarget => ({ namespace: { value, where } });
 const address = (id: string, sessionId: string, where = "id"): AccessTarget => ({ namespace: { value: "", where: "namespace" }, session: { id, where, sessionId } });
 const allowed = (defaults = {}) => ({ kind: "allowed", defaults });

@@ -35,12 +35,12 @@ export async function deleteBatch(db: EntityManager, namespaceId: string, keys: 
   const ids = locked.map((r) => r.id).join(",");
   const memoryRows: { id: string; n: number }[] =
     opts.purgeMemories && !opts.dryRun
-      ? await db.query(`WITH d AS (DELETE FROM memories WHERE source_session_id = ANY(${UUIDS("$1")}) RETURNING source_session_id) SELECT source_session_id AS id, count(*)::int AS n FROM d GROUP BY 1`, [ids])
-      : await db.query(`SELECT source_session_id AS id, count(*)::int AS n FROM memories WHERE source_session_id = ANY(${UUIDS("$1")}) GROUP BY 1`, [ids]);
+      ? await db.query(`WITH d AS (DELETE FROM memories WHERE namespace_id = $1 AND source_session_id = ANY(${UUIDS("$2")}) RETURNING source_session_id) SELECT source_session_id AS id, count(*)::int AS n FROM d GROUP BY 1`, [namespaceId, ids])
+      : await db.query(`SELECT source_session_id AS id, count(*)::int AS n FROM memories WHERE namespace_id = $1 AND source_session_id = ANY(${UUIDS("$2")}) GROUP BY 1`, [namespaceId, ids]);
   const memories = new Map(memoryRows.map((r) => [r.id, r.n]));
   const rows: any[] = opts.dryRun
-    ? await db.query(`SELECT id, external_id, ${COUNTERS} FROM sessions WHERE id = ANY(${UUIDS("$1")})`, [ids])
-    : await db.query(`WITH d AS (DELETE FROM sessions WHERE id = ANY(${UUIDS("$1")}) RETURNING id, external_id, ${COUNTERS}) SELECT * FROM d`, [ids]);
+    ? await db.query(`SELECT id, external_id, ${COUNTERS} FROM sessions WHERE namespace_id = $1 AND id = ANY(${UUIDS("$2")})`, [namespaceId, ids])
+    : await db.query(`WITH d AS (DELETE FROM sessions WHERE namespace_id = $1 AND id = ANY(${UUIDS("$2")}) RETURNING id, external_id, ${COUNTERS}) SELECT * FROM d`, [namespaceId, ids]);
   return rows.map((r) => ({
     uuid: r.id,
     externalId: r.external_id,

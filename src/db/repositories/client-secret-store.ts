@@ -30,8 +30,8 @@ export function createClientSecretStore(db: EntityManager): ClientSecretStore {
       };
     },
 
-    async admit(uuid, limit) {
-      const rows = await q("SELECT sessiond_admit_client_request($1, $2) AS wait_ms", [uuid, limit]);
+    async admit(session, limit) {
+      const rows = await q("SELECT sessiond_admit_client_request($1, $2, $3) AS wait_ms", [session.namespaceId, session.uuid, limit]);
       return rows[0].wait_ms;
     },
   };

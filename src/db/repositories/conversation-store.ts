@@ -1,7 +1,8 @@
 /**
  * Storage of participants and turns (the domain's ConversationStore): every SQL statement about them
- * lives here. Every statement is scoped by session (whose namespace the domain has already checked)
- * and, for writes, by namespace_id.
+ * lives here. Every statement is scoped by namespace_id and session (joins too: the keys are
+ * (namespace_id, id)), except an append to a session named by uuid alone (a global id without a
+ * namespace), which finds the session by its uuid and then stays in its namespace.
  *
  * Counters: writes that add participants or turns update the session's counters in the same
  * statement or transaction, under the session row lock (see the INVARIANT on SessionEntity).
@@ -63,16 +64,16 @@ export function createConversationStore(db: DataSource | EntityManager): Convers
   const q = (sql: string, params: unknown[] = []) => db.query(sql, params) as Promise<any[]>;
 
   const store: ConversationStore = {
-    async participants(sessionUuid, opts = {}) {
+    async participants(session, opts = {}) {
       const rows = await q(
-        `SELECT ${PARTICIPANT_COLUMNS} FROM participants p WHERE p.session_id = $1 ${opts.activeOnly ? "AND p.left_time IS NULL" : ""} ORDER BY p.bound_time, p.id`,
-        [sessionUuid],
+        `SELECT ${PARTICIPANT_COLUMNS} FROM participants p WHERE p.namespace_id = $1 AND p.session_id = $2 ${opts.activeOnly ? "AND p.left_time IS NULL" : ""} ORDER BY p.bound_time, p.id`,
+        [session.namespaceId, session.uuid],
       );
       return rows.map(toParticipant);
     },
 
-    async participant(sessionUuid, participantId) {
-      const rows = await q(`SELECT ${PARTICIPANT_COLUMNS} FROM participants p WHERE p.session_id = $1 AND p.participant_id = $2`, [sessionUuid, participantId]);
+    async participant(session, participantId) {
+      const rows = await q(`SELECT ${PARTICIPANT_COLUMNS} FROM participants p WHERE p.namespace_id = $1 AND p.session_id = $2 AND p.participant_id = $3`, [session.namespaceId, session.uuid, participantId]);
       return rows.length ? toParticipant(rows[0]) : undefined;
     },
 
@@ -81,7 +82,7 @@ export function createConversationStore(db: DataSource | EntityManager): Convers
         `WITH p AS (
            INSERT INTO participants AS x (namespace_id, session_id, participant_id, kind, display_name, metadata)
            VALUES ($1, $2, $3, $4, $5, $6)
-           ON CONFLICT (session_id, participant_id) DO UPDATE
+           ON CONFLICT (namespace_id, session_id, participant_id) DO UPDATE
              SET display_name = EXCLUDED.display_name, metadata = EXCLUDED.metadata, left_time = NULL,
                  bound_time = CASE WHEN x.left_time IS NULL THEN x.bound_time ELSE now() END
            RETURNING x.*, (xmax = 0) AS created)
@@ -89,15 +90,15 @@ export function createConversationStore(db: DataSource | EntityManager): Convers
         [v.namespaceId, v.sessionUuid, v.participantId, v.kind, v.displayName, v.metadata],
       );
       const created = rows[0].created as boolean;
-      if (created) await q("UPDATE sessions SET participant_count = participant_count + 1 WHERE id = $1", [v.sessionUuid]);
+      if (created) await q("UPDATE sessions SET participant_count = participant_count + 1 WHERE namespace_id = $1 AND id = $2", [v.namespaceId, v.sessionUuid]);
       return { participant: toParticipant(rows[0]), created };
     },
 
-    async unbind(sessionUuid, participantId) {
+    async unbind(session, participantId) {
       const rows = await q(
-        `WITH p AS (UPDATE participants SET left_time = coalesce(left_time, now()) WHERE session_id = $1 AND participant_id = $2 RETURNING *)
+        `WITH p AS (UPDATE participants SET left_time = coalesce(left_time, now()) WHERE namespace_id = $1 AND session_id = $2 AND participant_id = $3 RETURNING *)
          SELECT ${PARTICIPANT_COLUMNS} FROM p`,
-        [sessionUuid, participantId],
+        [session.namespaceId, session.uuid, participantId],
       );
       return rows.length ? toParticipant(rows[0]) : undefined;
     },
@@ -121,9 +122,9 @@ export function createConversationStore(db: DataSource | EntityManager): Convers
         params.push(value);
         match.push(`${column} = $${params.length}`);
       };
+      if (target.namespaceId) add("namespace_id", target.namespaceId);
       if ("uuid" in target) add("id", target.uuid);
       else add("external_id", target.externalId);
-      if (target.namespaceId) add("namespace_id", target.namespaceId);
       try {
         const rows = await prepared(
           db,
@@ -139,11 +140,11 @@ export function createConversationStore(db: DataSource | EntityManager): Convers
              SELECT s.namespace_id, s.id, p.id, s.base + n.ord, CASE WHEN n.role <> '' THEN n.role ELSE $9::jsonb ->> p.kind END,
                     n.content, n.tool_calls, n.metadata, $7
              FROM n CROSS JOIN s
-             LEFT JOIN participants p ON p.session_id = s.id AND p.participant_id = n.participant_id AND p.left_time IS NULL
+             LEFT JOIN participants p ON p.namespace_id = s.namespace_id AND p.session_id = s.id AND p.participant_id = n.participant_id AND p.left_time IS NULL
              RETURNING seq, role, create_time),
            r AS (
-             INSERT INTO turn_requests (session_id, request_id, namespace_id, first_seq, turn_count, fingerprint)
-             SELECT s.id, $7, s.namespace_id, s.base + 1, $1, $8 FROM s WHERE $7::text IS NOT NULL)
+             INSERT INTO turn_requests (namespace_id, session_id, request_id, first_seq, turn_count, fingerprint)
+             SELECT s.namespace_id, s.id, $7, s.base + 1, $1, $8 FROM s WHERE $7::text IS NOT NULL)
            SELECT seq, role, create_time FROM t ORDER BY seq`,
           params,
         );
@@ -162,21 +163,27 @@ export function createConversationStore(db: DataSource | EntityManager): Convers
     async previousRequest(target, requestId) {
       const key = "uuid" in target ? ["s.id = $2", target.uuid] : ["s.external_id = $2", target.externalId];
       const [prev] = await q(
-        `SELECT r.session_id, r.first_seq, r.turn_count, r.fingerprint FROM turn_requests r JOIN sessions s ON s.id = r.session_id
+        `SELECT r.namespace_id, r.session_id, r.first_seq, r.turn_count, r.fingerprint FROM turn_requests r
+         JOIN sessions s ON s.namespace_id = r.namespace_id AND s.id = r.session_id
          WHERE r.request_id = $1 AND ${key[0]} ${target.namespaceId ? "AND s.namespace_id = $3" : ""}`,
         [requestId, key[1], ...(target.namespaceId ? [target.namespaceId] : [])],
       );
-      return prev ? { sessionUuid: prev.session_id, firstSeq: Number(prev.first_seq), count: prev.turn_count, fingerprint: prev.fingerprint } : undefined;
+      return prev ? { namespaceId: prev.namespace_id, sessionUuid: prev.session_id, firstSeq: Number(prev.first_seq), count: prev.turn_count, fingerprint: prev.fingerprint } : undefined;
     },
 
-    async appended(sessionUuid, from, count) {
-      const rows = await q("SELECT seq, role, create_time FROM turns WHERE session_id = $1 AND seq >= $2 AND seq < $3 ORDER BY seq", [sessionUuid, from, from + count]);
+    async appended(session, from, count) {
+      const rows = await q("SELECT seq, role, create_time FROM turns WHERE namespace_id = $1 AND session_id = $2 AND seq >= $3 AND seq < $4 ORDER BY seq", [
+        session.namespaceId,
+        session.uuid,
+        from,
+        from + count,
+      ]);
       return rows.map((r) => ({ seq: Number(r.seq), role: r.role, createTime: r.create_time }));
     },
 
     async turns(query) {
-      const params: unknown[] = [query.sessionUuid, query.afterSeq];
-      const where = ["t.session_id = $1", "t.seq > $2"];
+      const params: unknown[] = [query.session.namespaceId, query.session.uuid, query.afterSeq];
+      const where = ["t.namespace_id = $1", "t.session_id = $2", "t.seq > $3"];
       if (query.untilSeq !== undefined) {
         params.push(query.untilSeq);
         where.push(`t.seq <= $${params.length}`);
@@ -184,11 +191,11 @@ export function createConversationStore(db: DataSource | EntityManager): Convers
       if (query.participantId !== undefined) {
         params.push(query.participantId);
         // By participant_ref, so the (participant_ref, seq) index serves the page.
-        where.push(`t.participant_ref = (SELECT id FROM participants WHERE session_id = $1 AND participant_id = $${params.length})`);
+        where.push(`t.participant_ref = (SELECT id FROM participants WHERE namespace_id = $1 AND session_id = $2 AND participant_id = $${params.length})`);
       }
       params.push(query.limit);
       const rows = await q(
-        `SELECT ${TURN_COLUMNS} FROM turns t JOIN participants p ON p.id = t.participant_ref
+        `SELECT ${TURN_COLUMNS} FROM turns t JOIN participants p ON p.namespace_id = t.namespace_id AND p.id = t.participant_ref
          WHERE ${where.join(" AND ")} ORDER BY t.seq LIMIT $${params.length}`,
         params,
       );

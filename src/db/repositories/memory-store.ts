@@ -61,17 +61,17 @@ export function createMemoryStore(db: DataSource | EntityManager): MemoryStore {
     },
 
     async writeIntegration(w) {
-      await q("SELECT 1 FROM sessions WHERE id = $1 FOR UPDATE", [w.sessionUuid]);
+      await q("SELECT 1 FROM sessions WHERE namespace_id = $1 AND id = $2 FOR UPDATE", [w.namespaceId, w.sessionUuid]);
       const moved = await q(
         `WITH p AS (
            UPDATE participants SET last_integrated_seq = $4,
              insights = CASE WHEN jsonb_array_length(insights || $5::jsonb) <= ${MAX_STORED_INSIGHTS} THEN insights || $5::jsonb
                ELSE (SELECT jsonb_agg(e ORDER BY i) FROM jsonb_array_elements(insights || $5::jsonb) WITH ORDINALITY a(e, i)
                      WHERE i > jsonb_array_length(insights || $5::jsonb) - ${MAX_STORED_INSIGHTS}) END
-           WHERE session_id = $1 AND participant_id = $2 AND last_integrated_seq = $3
-             AND EXISTS (SELECT 1 FROM turns WHERE session_id = $1 AND seq = $4) RETURNING 1)
+           WHERE namespace_id = $6 AND session_id = $1 AND participant_id = $2 AND last_integrated_seq = $3
+             AND EXISTS (SELECT 1 FROM turns WHERE namespace_id = $6 AND session_id = $1 AND seq = $4) RETURNING 1)
          SELECT count(*)::int AS n FROM p`,
-        [w.sessionUuid, w.participantId, w.fromSeq, w.toSeq, JSON.stringify(w.insights)],
+        [w.sessionUuid, w.participantId, w.fromSeq, w.toSeq, JSON.stringify(w.insights), w.namespaceId],
       );
       if (moved[0].n === 0) return false;
       if (w.memories.length) {
@@ -91,13 +91,13 @@ export function createMemoryStore(db: DataSource | EntityManager): MemoryStore {
             w.memories.map((m) => JSON.stringify(m.metadata)),
           ],
         );
-        await q("UPDATE sessions SET memories_extracted = memories_extracted + $2 WHERE id = $1", [w.sessionUuid, w.memories.length]);
+        await q("UPDATE sessions SET memories_extracted = memories_extracted + $3 WHERE namespace_id = $1 AND id = $2", [w.namespaceId, w.sessionUuid, w.memories.length]);
       }
       return true;
     },
 
-    async countIntegration(sessionUuid) {
-      await q("UPDATE sessions SET integration_count = integration_count + 1 WHERE id = $1", [sessionUuid]);
+    async countIntegration(session) {
+      await q("UPDATE sessions SET integration_count = integration_count + 1 WHERE namespace_id = $1 AND id = $2", [session.namespaceId, session.uuid]);
     },
 
     async integratorConfig(namespaceId) {

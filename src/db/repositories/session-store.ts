@@ -1,7 +1,8 @@
 /**
  * Storage of sessions (the domain's SessionStore): every SQL statement about the sessions table lives
  * here. Rows are converted to domain StoredSessions at this boundary. Every statement is scoped by
- * namespace_id.
+ * namespace_id, except `find` by a uuid alone (a global id given without its namespace): that lookup is
+ * what finds the namespace.
  */
 import type { EntityManager } from "typeorm";
 import { AlreadyExistsError, NamespaceGoneError } from "../../domain/errors.js";
@@ -98,11 +99,12 @@ export function createSessionStore(db: EntityManager, namespaceCache: NamespaceC
       const params: unknown[] = [];
       let where: string;
       if ("uuid" in key) {
-        params.push(key.uuid);
-        where = "s.id = $1";
         if (key.namespaceId) {
-          params.push(key.namespaceId);
-          where += " AND s.namespace_id = $2";
+          params.push(key.namespaceId, key.uuid);
+          where = "s.namespace_id = $1 AND s.id = $2";
+        } else {
+          params.push(key.uuid);
+          where = "s.id = $1";
         }
       } else {
         params.push(key.namespaceId, key.externalId);
@@ -129,9 +131,9 @@ export function createSessionStore(db: EntityManager, namespaceCache: NamespaceC
       return rows.map(toSession);
     },
 
-    async update(uuid, c) {
+    async update(session, c) {
       const sets = ["version = s.version + 1", "update_time = now()"];
-      const params: unknown[] = [uuid];
+      const params: unknown[] = [session.namespaceId, session.uuid];
       const set = (column: string, value: unknown) => {
         params.push(value);
         sets.push(`${column} = $${params.length}`);
@@ -150,19 +152,20 @@ export function createSessionStore(db: EntityManager, namespaceCache: NamespaceC
         sets.push(`expire_time = now() + $${params.length} * interval '1 millisecond'`);
       }
       // Wrapped in a CTE so that the rows come back as from a SELECT.
-      const rows = await q(`WITH s AS (UPDATE sessions s SET ${sets.join(", ")} WHERE s.id = $1 RETURNING s.*) SELECT ${COLUMNS} FROM s JOIN namespaces n ON n.id = s.namespace_id`, params);
+      const rows = await q(`WITH s AS (UPDATE sessions s SET ${sets.join(", ")} WHERE s.namespace_id = $1 AND s.id = $2 RETURNING s.*) SELECT ${COLUMNS} FROM s JOIN namespaces n ON n.id = s.namespace_id`, params);
       return toSession(rows[0]);
     },
 
-    async truncate(uuid) {
-      const deleted = await q("WITH d AS (DELETE FROM turns WHERE session_id = $1 RETURNING 1) SELECT count(*)::int AS n FROM d", [uuid]);
-      await q("DELETE FROM turn_requests WHERE session_id = $1", [uuid]);
-      await q("UPDATE participants SET insights = '[]'::jsonb, last_integrated_seq = 0 WHERE session_id = $1", [uuid]);
+    async truncate(session) {
+      const key = [session.namespaceId, session.uuid];
+      const deleted = await q("WITH d AS (DELETE FROM turns WHERE namespace_id = $1 AND session_id = $2 RETURNING 1) SELECT count(*)::int AS n FROM d", key);
+      await q("DELETE FROM turn_requests WHERE namespace_id = $1 AND session_id = $2", key);
+      await q("UPDATE participants SET insights = '[]'::jsonb, last_integrated_seq = 0 WHERE namespace_id = $1 AND session_id = $2", key);
       const rows = await q(
         `WITH s AS (UPDATE sessions s SET data = '{}'::jsonb, turn_count = 0, version = s.version + 1, update_time = now()
-                    WHERE s.id = $1 RETURNING s.*)
+                    WHERE s.namespace_id = $1 AND s.id = $2 RETURNING s.*)
          SELECT ${COLUMNS} FROM s JOIN namespaces n ON n.id = s.namespace_id`,
-        [uuid],
+        key,
       );
       return { session: toSession(rows[0]), turnsDeleted: deleted[0].n };
     },

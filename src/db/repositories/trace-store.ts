@@ -1,5 +1,6 @@
 /**
- * Storage of traces, spans and annotations (the domain's TraceStore). Every statement is scoped by namespace_id.
+ * Storage of traces, spans and annotations (the domain's TraceStore). Every statement is scoped by
+ * namespace_id, joins included (the keys are (namespace_id, id)).
  *
  * Lock order: the session a call names (RecordSpans, Annotate on a session: locked first, so a
  * concurrent cancel or delete waits or wins cleanly), then trace rows (in trace-id order, taken by the
@@ -93,11 +94,17 @@ function summarize(spans: Span[], traceOf: Map<string, { id: string }>, added: {
 }
 
 /** Adds to the counters of several sessions, one statement per session in id order (the lock order). */
-async function bumpSessions(db: EntityManager, deltas: Map<string, { traces: number; spans: number; annotations: number }>) {
+async function bumpSessions(db: EntityManager, namespaceId: string, deltas: Map<string, { traces: number; spans: number; annotations: number }>) {
   for (const id of [...deltas.keys()].sort()) {
     const d = deltas.get(id)!;
     if (!d.traces && !d.spans && !d.annotations) continue;
-    await db.query("UPDATE sessions SET trace_count = trace_count + $2, span_count = span_count + $3, annotation_count = annotation_count + $4 WHERE id = $1", [id, d.traces, d.spans, d.annotations]);
+    await db.query("UPDATE sessions SET trace_count = trace_count + $3, span_count = span_count + $4, annotation_count = annotation_count + $5 WHERE namespace_id = $1 AND id = $2", [
+      namespaceId,
+      id,
+      d.traces,
+      d.spans,
+      d.annotations,
+    ]);
   }
 }
 
@@ -129,7 +136,7 @@ export function createTraceStore(db: EntityManager): TraceStore {
          SELECT $1, x.trace_id, x.span_id, NULLIF(x.parent, ''), x.name, x.kind, x.start_time, x.end_time, x.status_code, x.status_message, x.attributes, x.events
          FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::smallint[], $7::timestamptz[], $8::timestamptz[], $9::smallint[], $10::text[], $11::jsonb[], $12::jsonb[])
            AS x(trace_id, span_id, parent, name, kind, start_time, end_time, status_code, status_message, attributes, events)
-         ON CONFLICT (trace_id, otel_span_id) DO NOTHING
+         ON CONFLICT (namespace_id, trace_id, otel_span_id) DO NOTHING
          RETURNING trace_id, otel_span_id`,
         [
           namespaceId,
@@ -151,9 +158,9 @@ export function createTraceStore(db: EntityManager): TraceStore {
         await q(
           `UPDATE traces t SET span_count = t.span_count + a.n, start_time = LEAST(t.start_time, a.first), end_time = GREATEST(t.end_time, a.last),
              status_code = GREATEST(t.status_code, a.status), root_name = CASE WHEN t.root_name = '' THEN a.root ELSE t.root_name END
-           FROM unnest($1::uuid[], $2::int[], $3::timestamptz[], $4::timestamptz[], $5::smallint[], $6::text[]) AS a(id, n, first, last, status, root)
-           WHERE t.id = a.id`,
-          [inserted.map((i) => i.trace_id), inserted.map((i) => i.n), inserted.map((i) => i.first), inserted.map((i) => i.last), inserted.map((i) => i.status), inserted.map((i) => i.root)],
+           FROM unnest($2::uuid[], $3::int[], $4::timestamptz[], $5::timestamptz[], $6::smallint[], $7::text[]) AS a(id, n, first, last, status, root)
+           WHERE t.namespace_id = $1 AND t.id = a.id`,
+          [namespaceId, inserted.map((i) => i.trace_id), inserted.map((i) => i.n), inserted.map((i) => i.first), inserted.map((i) => i.last), inserted.map((i) => i.status), inserted.map((i) => i.root)],
         );
       }
       const sessionOfTrace = new Map(traces.map((t) => [t.id, t.session_id]));
@@ -164,7 +171,7 @@ export function createTraceStore(db: EntityManager): TraceStore {
         const session = sessionOfTrace.get(r.trace_id);
         if (session) delta(session).spans += r.n;
       }
-      await bumpSessions(db, deltas);
+      await bumpSessions(db, namespaceId, deltas);
       const recorded = inserted.reduce((a, r) => a + r.n, 0);
       return { recorded, duplicate: spans.length - recorded, tracesCreated: traces.filter((t) => t.created).length };
     },
@@ -192,7 +199,12 @@ export function createTraceStore(db: EntityManager): TraceStore {
     async get(namespaceId, traceId) {
       const [row] = await q(`SELECT ${TRACE_COLUMNS} FROM traces t WHERE t.namespace_id = $1 AND t.otel_trace_id = $2`, [namespaceId, traceId]);
       if (!row) return undefined;
-      const spans = await q("SELECT s.*, $2::text AS trace_otel_id FROM spans s WHERE s.trace_id = $1 ORDER BY s.start_time, s.otel_span_id LIMIT $3", [row.id, traceId, MAX_TRACE_SPANS_READ]);
+      const spans = await q("SELECT s.*, $3::text AS trace_otel_id FROM spans s WHERE s.namespace_id = $1 AND s.trace_id = $2 ORDER BY s.start_time, s.otel_span_id LIMIT $4", [
+        namespaceId,
+        row.id,
+        traceId,
+        MAX_TRACE_SPANS_READ,
+      ]);
       return { trace: toTrace(row), spans: spans.map(toSpan) };
     },
 
@@ -205,10 +217,13 @@ export function createTraceStore(db: EntityManager): TraceStore {
         [namespaceId, traceIds],
       );
       if (!locked.length) return { traces: 0, spans: 0, annotations: 0 };
-      const counted: { id: string; n: number }[] = await q("SELECT trace_id AS id, count(*)::int AS n FROM annotations WHERE trace_id = ANY($1::uuid[]) GROUP BY 1", [locked.map((r) => r.id)]);
+      const counted: { id: string; n: number }[] = await q("SELECT trace_id AS id, count(*)::int AS n FROM annotations WHERE namespace_id = $1 AND trace_id = ANY($2::uuid[]) GROUP BY 1", [
+        namespaceId,
+        locked.map((r) => r.id),
+      ]);
       const annotationsOf = new Map(counted.map((c) => [c.id, c.n]));
       const rows = locked.map((r) => ({ ...r, annotations: annotationsOf.get(r.id) ?? 0 }));
-      await q("DELETE FROM traces WHERE id = ANY($1::uuid[])", [rows.map((r) => r.id)]);
+      await q("DELETE FROM traces WHERE namespace_id = $1 AND id = ANY($2::uuid[])", [namespaceId, rows.map((r) => r.id)]);
       const deltas = new Map<string, { traces: number; spans: number; annotations: number }>();
       for (const r of rows) {
         if (!r.session_id) continue;
@@ -218,7 +233,7 @@ export function createTraceStore(db: EntityManager): TraceStore {
         d.annotations -= r.annotations;
         deltas.set(r.session_id, d);
       }
-      await bumpSessions(db, deltas);
+      await bumpSessions(db, namespaceId, deltas);
       return { traces: rows.length, spans: rows.reduce((a, r) => a + r.span_count, 0), annotations: rows.reduce((a, r) => a + r.annotations, 0) };
     },
 
@@ -231,7 +246,7 @@ export function createTraceStore(db: EntityManager): TraceStore {
       const [t] = await q("SELECT id, session_id FROM traces WHERE namespace_id = $1 AND otel_trace_id = $2 FOR KEY SHARE", [namespaceId, traceId]);
       if (!t) return undefined;
       if (spanId === undefined) return { kind: "trace", sessionUuid: t.session_id, traceUuid: t.id, spanRowId: null, key: `trace:${t.id}` };
-      const [s] = await q("SELECT id FROM spans WHERE trace_id = $1 AND otel_span_id = $2 FOR KEY SHARE", [t.id, spanId]);
+      const [s] = await q("SELECT id FROM spans WHERE namespace_id = $1 AND trace_id = $2 AND otel_span_id = $3 FOR KEY SHARE", [namespaceId, t.id, spanId]);
       return s ? { kind: "span", sessionUuid: t.session_id, traceUuid: t.id, spanRowId: String(s.id), key: `span:${s.id}` } : undefined;
     },
 
@@ -247,10 +262,11 @@ export function createTraceStore(db: EntityManager): TraceStore {
              explanation = EXCLUDED.explanation, metadata = EXCLUDED.metadata, update_time = now()
            RETURNING a.*, (xmax = 0) AS created)
          SELECT a.*, t.otel_trace_id AS trace_otel_id, s.otel_span_id FROM a
-         LEFT JOIN traces t ON t.id = a.trace_id LEFT JOIN spans s ON s.id = a.span_id`,
+         LEFT JOIN traces t ON t.namespace_id = a.namespace_id AND t.id = a.trace_id
+         LEFT JOIN spans s ON s.namespace_id = a.namespace_id AND s.id = a.span_id`,
         params,
       );
-      if (row.created && target.sessionUuid) await bumpSessions(db, new Map([[target.sessionUuid, { traces: 0, spans: 0, annotations: 1 }]]));
+      if (row.created && target.sessionUuid) await bumpSessions(db, namespaceId, new Map([[target.sessionUuid, { traces: 0, spans: 0, annotations: 1 }]]));
       return { annotation: toAnnotation(row), created: row.created };
     },
 
@@ -265,7 +281,8 @@ export function createTraceStore(db: EntityManager): TraceStore {
       params.push(limit);
       const rows = await q(
         `SELECT a.*, t.otel_trace_id AS trace_otel_id, s.otel_span_id FROM annotations a
-         LEFT JOIN traces t ON t.id = a.trace_id LEFT JOIN spans s ON s.id = a.span_id
+         LEFT JOIN traces t ON t.namespace_id = a.namespace_id AND t.id = a.trace_id
+         LEFT JOIN spans s ON s.namespace_id = a.namespace_id AND s.id = a.span_id
          WHERE ${where} ORDER BY a.create_time DESC, a.id DESC LIMIT $${params.length}`,
         params,
       );

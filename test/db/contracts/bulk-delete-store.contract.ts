@@ -128,7 +128,7 @@ export function describeBulkDeleteStoreContract(name: string, makeStores: Stores
         const other = await newNamespace(ctx.stores);
         const [x1, , x3] = [await insertSession(ctx.stores, ns.id, { user: "x" }), await insertSession(ctx.stores, ns.id, { user: "y" }), await insertSession(ctx.stores, ns.id, { user: "x" })];
         await insertSession(ctx.stores, other.id, { user: "x" });
-        await ctx.stores.sessions.update(x3.uuid, { deleteTime: "now" });
+        await ctx.stores.sessions.update(x3, { deleteTime: "now" });
         const live = await bulk().openSnapshot(ns.id, { user: "x" }, false);
         expect(live.total).toBe(1);
         expect(await drain(live, 10)).toEqual([[x1.uuid]]);

@@ -29,20 +29,20 @@ export function describeClientSecretStoreContract(name: string, makeStores: Stor
       const s = await insertSession(ctx.stores, ns.id);
       expect((await secrets().find(s.uuid))?.secretHash).toBeNull();
       const hash = randomBytes(32);
-      await ctx.stores.sessions.update(s.uuid, { clientSecretHash: hash });
+      await ctx.stores.sessions.update(s, { clientSecretHash: hash });
       expect((await secrets().find(s.uuid))?.secretHash).toEqual(hash);
-      await ctx.stores.sessions.update(s.uuid, { clientSecretHash: null });
+      await ctx.stores.sessions.update(s, { clientSecretHash: null });
       expect((await secrets().find(s.uuid))?.secretHash).toBeNull();
     });
 
     it("is not usable once cancelled or soft-deleted, and usable again when restored", async () => {
       const ns = await newNamespace(ctx.stores);
       const [cancelled, deleted] = [await insertSession(ctx.stores, ns.id), await insertSession(ctx.stores, ns.id)];
-      await ctx.stores.sessions.update(cancelled.uuid, { state: "cancelled" });
-      await ctx.stores.sessions.update(deleted.uuid, { deleteTime: "now" });
+      await ctx.stores.sessions.update(cancelled, { state: "cancelled" });
+      await ctx.stores.sessions.update(deleted, { deleteTime: "now" });
       expect((await secrets().find(cancelled.uuid))?.usable).toBe(false);
       expect((await secrets().find(deleted.uuid))?.usable).toBe(false);
-      await ctx.stores.sessions.update(deleted.uuid, { deleteTime: null });
+      await ctx.stores.sessions.update(deleted, { deleteTime: null });
       expect((await secrets().find(deleted.uuid))?.usable).toBe(true);
     });
 
@@ -50,34 +50,34 @@ export function describeClientSecretStoreContract(name: string, makeStores: Stor
       const ns = await newNamespace(ctx.stores);
       const s = await insertSession(ctx.stores, ns.id, { expiresAfterMs: 1 });
       await vi.waitFor(async () => expect((await secrets().find(s.uuid))?.usable).toBe(false), { timeout: 5000, interval: 5 });
-      await ctx.stores.sessions.update(s.uuid, { expiresAfterMs: 60_000 });
+      await ctx.stores.sessions.update(s, { expiresAfterMs: 60_000 });
       expect((await secrets().find(s.uuid))?.usable).toBe(true);
     });
 
     it("admits `limit` requests a minute, then says how long until a slot frees up", async () => {
       const ns = await newNamespace(ctx.stores);
       const s = await insertSession(ctx.stores, ns.id);
-      for (let i = 0; i < 3; i++) expect(await secrets().admit(s.uuid, 3)).toBe(0);
-      const wait = await secrets().admit(s.uuid, 3);
+      for (let i = 0; i < 3; i++) expect(await secrets().admit(s, 3)).toBe(0);
+      const wait = await secrets().admit(s, 3);
       expect(wait).toBeGreaterThan(0);
       expect(wait).toBeLessThanOrEqual(60_000);
       // A refused request takes no slot; a higher limit admits into the same window.
-      expect(await secrets().admit(s.uuid, 4)).toBe(0);
-      expect(await secrets().admit(s.uuid, 4)).toBeGreaterThan(0);
+      expect(await secrets().admit(s, 4)).toBe(0);
+      expect(await secrets().admit(s, 4)).toBeGreaterThan(0);
     });
 
     it("keeps one window per session", async () => {
       const ns = await newNamespace(ctx.stores);
       const [a, b] = [await insertSession(ctx.stores, ns.id), await insertSession(ctx.stores, ns.id)];
-      expect(await secrets().admit(a.uuid, 1)).toBe(0);
-      expect(await secrets().admit(a.uuid, 1)).toBeGreaterThan(0);
-      expect(await secrets().admit(b.uuid, 1)).toBe(0);
+      expect(await secrets().admit(a, 1)).toBe(0);
+      expect(await secrets().admit(a, 1)).toBeGreaterThan(0);
+      expect(await secrets().admit(b, 1)).toBe(0);
     });
 
     it("admits exactly `limit` of many concurrent requests", async () => {
       const ns = await newNamespace(ctx.stores);
       const s = await insertSession(ctx.stores, ns.id);
-      const waits = await Promise.all(Array.from({ length: 12 }, () => secrets().admit(s.uuid, 5)));
+      const waits = await Promise.all(Array.from({ length: 12 }, () => secrets().admit(s, 5)));
       expect(waits.filter((w) => w === 0)).toHaveLength(5);
       for (const w of waits.filter((w) => w !== 0)) expect(w).toBeGreaterThan(0);
     });

@@ -15,7 +15,7 @@ export function describeConversationStoreContract(name: string, makeStores: Stor
     const opts = (request?: AppendOptions["request"]): AppendOptions => ({ defaultRoles: ROLE_OF_KIND, request });
     const session = async () => insertSession(ctx.stores, (await newNamespace(ctx.stores)).id);
     const stats = async (s: StoredSession) => (await ctx.stores.sessions.find({ uuid: s.uuid }))!.stats;
-    const seqs = async (s: StoredSession) => (await conv().turns({ sessionUuid: s.uuid, afterSeq: 0, limit: 1000 })).map((t) => t.seq);
+    const seqs = async (s: StoredSession) => (await conv().turns({ session: s, afterSeq: 0, limit: 1000 })).map((t) => t.seq);
 
     describe("participants", () => {
       it("binds a new participant, counts it on the session, and finds it", async () => {
@@ -24,7 +24,7 @@ export function describeConversationStoreContract(name: string, makeStores: Stor
         expect(created).toBe(true);
         expect(participant).toMatchObject({ participantId: "alice", kind: "user", displayName: "Alice", metadata: { tz: "UTC" }, insights: [], lastIntegratedSeq: 0, leaveTime: null });
         expect(participant.bindTime).toBeInstanceOf(Date);
-        expect(await conv().participant(s.uuid, "alice")).toEqual(participant);
+        expect(await conv().participant(s, "alice")).toEqual(participant);
         expect((await stats(s)).participantCount).toBe(1);
       });
 
@@ -41,9 +41,9 @@ export function describeConversationStoreContract(name: string, makeStores: Stor
       it("marks a participant as left, keeps the first leave time, and re-binding brings it back", async () => {
         const s = await session();
         await bind(ctx.stores, s, "p");
-        const left = await conv().unbind(s.uuid, "p");
+        const left = await conv().unbind(s, "p");
         expect(left?.leaveTime).toBeInstanceOf(Date);
-        expect((await conv().unbind(s.uuid, "p"))?.leaveTime).toEqual(left!.leaveTime);
+        expect((await conv().unbind(s, "p"))?.leaveTime).toEqual(left!.leaveTime);
         const back = await bind(ctx.stores, s, "p");
         expect(back.created).toBe(false);
         expect(back.participant.leaveTime).toBeNull();
@@ -52,8 +52,8 @@ export function describeConversationStoreContract(name: string, makeStores: Stor
 
       it("returns undefined when unbinding or finding a participant that was never bound", async () => {
         const s = await session();
-        expect(await conv().unbind(s.uuid, "ghost")).toBeUndefined();
-        expect(await conv().participant(s.uuid, "ghost")).toBeUndefined();
+        expect(await conv().unbind(s, "ghost")).toBeUndefined();
+        expect(await conv().participant(s, "ghost")).toBeUndefined();
       });
 
       it("lists a session's participants, only those still bound with activeOnly, never another session's", async () => {
@@ -61,10 +61,10 @@ export function describeConversationStoreContract(name: string, makeStores: Stor
         const other = await session();
         for (const id of ["a", "b", "c"]) await bind(ctx.stores, s, id);
         await bind(ctx.stores, other, "z");
-        await conv().unbind(s.uuid, "b");
-        expect((await conv().participants(s.uuid)).map((p) => p.participantId).sort()).toEqual(["a", "b", "c"]);
-        expect((await conv().participants(s.uuid, { activeOnly: true })).map((p) => p.participantId).sort()).toEqual(["a", "c"]);
-        expect(await conv().participant(other.uuid, "a")).toBeUndefined();
+        await conv().unbind(s, "b");
+        expect((await conv().participants(s)).map((p) => p.participantId).sort()).toEqual(["a", "b", "c"]);
+        expect((await conv().participants(s, { activeOnly: true })).map((p) => p.participantId).sort()).toEqual(["a", "c"]);
+        expect(await conv().participant(other, "a")).toBeUndefined();
       });
     });
 
@@ -103,7 +103,7 @@ export function describeConversationStoreContract(name: string, makeStores: Stor
           [2, "assistant"],
           [3, "custom"],
         ]);
-        const turns = await conv().turns({ sessionUuid: s.uuid, afterSeq: 0, limit: 10 });
+        const turns = await conv().turns({ session: s, afterSeq: 0, limit: 10 });
         expect(turns.map(({ createTime, ...t }) => t)).toEqual([
           { seq: 1, participantId: "u", role: "user", content: "hi", toolCalls: [], metadata: {}, requestId: "req-1" },
           { seq: 2, participantId: "a", role: "assistant", content: "hello", toolCalls: [{ id: "c1", name: "search", arguments: { q: "x" } }], metadata: { m: 1 }, requestId: "req-1" },
@@ -116,7 +116,7 @@ export function describeConversationStoreContract(name: string, makeStores: Stor
         const s = await session();
         await bind(ctx.stores, s, "u");
         await bind(ctx.stores, s, "gone");
-        await conv().unbind(s.uuid, "gone");
+        await conv().unbind(s, "gone");
         await appendTurns(ctx.stores, s, [turn("u")]);
         const target = { uuid: s.uuid, namespaceId: s.namespaceId };
         expect(await conv().append(target, [turn("u"), turn("stranger")], opts())).toEqual({ ok: false, reason: "participant" });
@@ -131,8 +131,8 @@ export function describeConversationStoreContract(name: string, makeStores: Stor
         const other = await newNamespace(ctx.stores);
         const [cancelled, deleted, live] = [await insertSession(ctx.stores, ns.id), await insertSession(ctx.stores, ns.id), await insertSession(ctx.stores, ns.id)];
         for (const s of [cancelled, deleted, live]) await bind(ctx.stores, s, "u");
-        await ctx.stores.sessions.update(cancelled.uuid, { state: "cancelled" });
-        await ctx.stores.sessions.update(deleted.uuid, { deleteTime: "now" });
+        await ctx.stores.sessions.update(cancelled, { state: "cancelled" });
+        await ctx.stores.sessions.update(deleted, { deleteTime: "now" });
         const refused = { ok: false, reason: "session" };
         expect(await conv().append({ uuid: cancelled.uuid }, [turn("u")], opts())).toEqual(refused);
         expect(await conv().append({ uuid: deleted.uuid }, [turn("u")], opts())).toEqual(refused);
@@ -156,7 +156,7 @@ export function describeConversationStoreContract(name: string, makeStores: Stor
         const target = { uuid: s.uuid, namespaceId: s.namespaceId };
         await appendTurns(ctx.stores, s, [turn("u")]);
         await appendTurns(ctx.stores, s, [turn("u"), turn("u")], { id: "req", fingerprint: "fp-1" });
-        const previous = { sessionUuid: s.uuid, firstSeq: 2, count: 2, fingerprint: "fp-1" };
+        const previous = { namespaceId: s.namespaceId, sessionUuid: s.uuid, firstSeq: 2, count: 2, fingerprint: "fp-1" };
         expect(await conv().append(target, [turn("u")], opts({ id: "req", fingerprint: "fp-2" }))).toEqual({ ok: false, reason: "request", previous });
         expect(await conv().previousRequest(target, "req")).toEqual(previous);
         expect(await conv().previousRequest({ namespaceId: s.namespaceId, externalId: s.sessionId }, "req")).toEqual(previous);
@@ -179,7 +179,7 @@ export function describeConversationStoreContract(name: string, makeStores: Stor
         await bind(ctx.stores, s, "u", "user");
         await bind(ctx.stores, s, "a", "agent");
         await appendTurns(ctx.stores, s, [turn("u"), turn("a"), turn("u"), turn("a")]);
-        const got = await conv().appended(s.uuid, 2, 2);
+        const got = await conv().appended(s, 2, 2);
         expect(got.map((t) => [t.seq, t.role])).toEqual([
           [2, "assistant"],
           [3, "user"],
@@ -194,7 +194,7 @@ export function describeConversationStoreContract(name: string, makeStores: Stor
         await appendTurns(ctx.stores, s, [turn("u"), turn("a"), turn("u"), turn("a"), turn("u"), turn("a")]);
         const q = (over: { afterSeq?: number; untilSeq?: number; participantId?: string; limit?: number }) =>
           conv()
-            .turns({ sessionUuid: s.uuid, afterSeq: 0, limit: 100, ...over })
+            .turns({ session: s, afterSeq: 0, limit: 100, ...over })
             .then((ts) => ts.map((t) => t.seq));
         expect(await q({ limit: 4 })).toEqual([1, 2, 3, 4]);
         expect(await q({ afterSeq: 4, limit: 4 })).toEqual([5, 6]);

@@ -37,27 +37,27 @@ export function describeMemoryStoreContract(name: string, makeStores: StoresFact
           }),
         );
         expect(ok).toBe(true);
-        expect(await ctx.stores.conversations.participant(s.uuid, "p2")).toMatchObject({ lastIntegratedSeq: last, insights: ["likes tea", "in Paris"] });
-        expect(await ctx.stores.conversations.participant(s.uuid, "p1")).toMatchObject({ lastIntegratedSeq: 0, insights: [] });
+        expect(await ctx.stores.conversations.participant(s, "p2")).toMatchObject({ lastIntegratedSeq: last, insights: ["likes tea", "in Paris"] });
+        expect(await ctx.stores.conversations.participant(s, "p1")).toMatchObject({ lastIntegratedSeq: 0, insights: [] });
         const [m] = await all(s.namespaceId);
         expect(m).toMatchObject({ sourceSessionUuid: s.uuid, subjectParticipantId: "p1", subjectUser: "carol", content: "tea", metadata: { k: 1 }, integratedBy: "p2" });
         expect(m.createTime).toBeInstanceOf(Date);
         expect((await ctx.stores.sessions.find({ uuid: s.uuid }))?.stats.memoriesExtracted).toBe(1);
         // Insights accumulate over integrations.
         await integrate(ctx.stores, s, "p2", [], ["third"]);
-        expect((await ctx.stores.conversations.participant(s.uuid, "p2"))?.insights).toEqual(["likes tea", "in Paris", "third"]);
+        expect((await ctx.stores.conversations.participant(s, "p2"))?.insights).toEqual(["likes tea", "in Paris", "third"]);
       });
 
       it("writes nothing and returns false when the mark moved meanwhile", async () => {
         const s = await session();
         expect(await integrate(ctx.stores, s, "p1", [memory()], ["first"])).toBe(true);
-        const p = await ctx.stores.conversations.participant(s.uuid, "p1");
+        const p = await ctx.stores.conversations.participant(s, "p1");
         const [seq] = await appendTurns(ctx.stores, s, [turn("p1")]);
         const stale = await ctx.stores.transaction((tx) =>
           tx.memories.writeIntegration({ namespaceId: s.namespaceId, sessionUuid: s.uuid, participantId: "p1", fromSeq: 0, toSeq: seq, insights: ["stale"], memories: [memory()] }),
         );
         expect(stale).toBe(false);
-        expect(await ctx.stores.conversations.participant(s.uuid, "p1")).toEqual(p);
+        expect(await ctx.stores.conversations.participant(s, "p1")).toEqual(p);
         expect(await all(s.namespaceId)).toHaveLength(1);
         expect((await ctx.stores.sessions.find({ uuid: s.uuid }))?.stats.memoriesExtracted).toBe(1);
       });
@@ -67,20 +67,20 @@ export function describeMemoryStoreContract(name: string, makeStores: StoresFact
         const [seq] = await appendTurns(ctx.stores, s, [turn("p1")]);
         await ctx.stores.transaction(async (tx) => {
           await tx.sessions.find({ uuid: s.uuid }, true);
-          await tx.sessions.truncate(s.uuid);
+          await tx.sessions.truncate(s);
         });
         const ok = await ctx.stores.transaction((tx) =>
           tx.memories.writeIntegration({ namespaceId: s.namespaceId, sessionUuid: s.uuid, participantId: "p1", fromSeq: 0, toSeq: seq, insights: ["x"], memories: [memory()] }),
         );
         expect(ok).toBe(false);
-        expect(await ctx.stores.conversations.participant(s.uuid, "p1")).toMatchObject({ lastIntegratedSeq: 0, insights: [] });
+        expect(await ctx.stores.conversations.participant(s, "p1")).toMatchObject({ lastIntegratedSeq: 0, insights: [] });
         expect(await all(s.namespaceId)).toEqual([]);
       });
 
       it("counts integration runs on the session", async () => {
         const s = await session();
-        await mem().countIntegration(s.uuid);
-        await mem().countIntegration(s.uuid);
+        await mem().countIntegration(s);
+        await mem().countIntegration(s);
         expect((await ctx.stores.sessions.find({ uuid: s.uuid }))?.stats.integrationCount).toBe(2);
       });
     });

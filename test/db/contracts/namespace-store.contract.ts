@@ -62,7 +62,7 @@ export function describeNamespaceStoreContract(name: string, makeStores: StoresF
       expect(gone).toEqual({ namespace: n, memories: filled.memories, traces: filled.traces + 1, apiKeys: 1 });
       expect(await namespaces().find(n.name)).toBeUndefined();
       expect(await ctx.stores.sessions.find({ uuid: s.uuid })).toBeUndefined();
-      expect(await ctx.stores.conversations.participants(s.uuid)).toEqual([]);
+      expect(await ctx.stores.conversations.participants(s)).toEqual([]);
       expect(await ctx.stores.memories.list(n.uuid, {}, undefined, 10)).toEqual([]);
       expect(await ctx.stores.traces.get(n.uuid, loose)).toBeUndefined();
       expect(await ctx.stores.keys.find(key.uuid)).toBeUndefined();

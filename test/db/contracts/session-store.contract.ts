@@ -122,7 +122,7 @@ export function describeSessionStoreContract(name: string, makeStores: StoresFac
       it("finds soft-deleted sessions, as soft_deleted", async () => {
         const ns = await newNamespace(ctx.stores);
         const s = await insertSession(ctx.stores, ns.id);
-        await sessions().update(s.uuid, { deleteTime: "now" });
+        await sessions().update(s, { deleteTime: "now" });
         const found = await sessions().find({ uuid: s.uuid });
         expect(found?.state).toBe("soft_deleted");
         expect(found?.deleteTime).toBeInstanceOf(Date);
@@ -136,7 +136,7 @@ export function describeSessionStoreContract(name: string, makeStores: StoresFac
           Array.from({ length: N }, () =>
             sessions().transaction(async (tx) => {
               const locked = await tx.find({ uuid: s.uuid }, true);
-              await tx.update(s.uuid, { data: { n: (locked!.data.n as number) + 1 } });
+              await tx.update(s, { data: { n: (locked!.data.n as number) + 1 } });
             }),
           ),
         );
@@ -200,8 +200,8 @@ export function describeSessionStoreContract(name: string, makeStores: StoresFac
       it("filters by state, and shows soft-deleted sessions only when asked to or when filtering on soft_deleted", async () => {
         const ns = await newNamespace(ctx.stores);
         const [active, cancelled, deleted] = await insertSessions(ctx.stores, ns.id, 3);
-        await sessions().update(cancelled.uuid, { state: "cancelled" });
-        await sessions().update(deleted.uuid, { deleteTime: "now" });
+        await sessions().update(cancelled, { state: "cancelled" });
+        await sessions().update(deleted, { deleteTime: "now" });
         const q = (filter: SessionListQuery["filter"], showDeleted = false) => list({ namespaceId: ns.id, filter, showDeleted }).then(uuids);
         expect(await q({})).toEqual([active.uuid, cancelled.uuid]);
         expect(await q({}, true)).toEqual([active.uuid, cancelled.uuid, deleted.uuid]);
@@ -233,7 +233,7 @@ export function describeSessionStoreContract(name: string, makeStores: StoresFac
       it("applies each change, bumps the version and returns the new state", async () => {
         const ns = await newNamespace(ctx.stores);
         const s = await insertSession(ctx.stores, ns.id, { data: { a: 1 }, labels: { x: "1" } });
-        const u = await sessions().update(s.uuid, { data: { b: 2 }, labels: { y: "2" }, user: "new-user", workflowId: "wf9", workflowVersion: "v9" });
+        const u = await sessions().update(s, { data: { b: 2 }, labels: { y: "2" }, user: "new-user", workflowId: "wf9", workflowVersion: "v9" });
         expect(u).toMatchObject({ uuid: s.uuid, data: { b: 2 }, labels: { y: "2" }, user: "new-user", workflow: { id: "wf9", version: "v9" }, state: "active" });
         expect(u.version).toBeGreaterThan(s.version);
         expect(u.updateTime.getTime()).toBeGreaterThanOrEqual(s.updateTime.getTime());
@@ -245,7 +245,7 @@ export function describeSessionStoreContract(name: string, makeStores: StoresFac
         const ns = await newNamespace(ctx.stores);
         const s = await insertSession(ctx.stores, ns.id, { user: "keep", labels: { k: "v" } });
         const versions = [s.version];
-        for (let i = 0; i < 3; i++) versions.push((await sessions().update(s.uuid, { data: { i } })).version);
+        for (let i = 0; i < 3; i++) versions.push((await sessions().update(s, { data: { i } })).version);
         for (let i = 1; i < versions.length; i++) expect(versions[i]).toBeGreaterThan(versions[i - 1]);
         const after = await sessions().find({ uuid: s.uuid });
         expect(after).toMatchObject({ user: "keep", labels: { k: "v" }, data: { i: 2 }, version: versions[3] });
@@ -256,11 +256,11 @@ export function describeSessionStoreContract(name: string, makeStores: StoresFac
       it("cancels, soft-deletes (deleteTime now) and restores (deleteTime null)", async () => {
         const ns = await newNamespace(ctx.stores);
         const s = await insertSession(ctx.stores, ns.id);
-        expect((await sessions().update(s.uuid, { state: "cancelled" })).state).toBe("cancelled");
-        const deleted = await sessions().update(s.uuid, { deleteTime: "now" });
+        expect((await sessions().update(s, { state: "cancelled" })).state).toBe("cancelled");
+        const deleted = await sessions().update(s, { deleteTime: "now" });
         expect(deleted.state).toBe("soft_deleted");
         expect(deleted.deleteTime).toBeInstanceOf(Date);
-        const restored = await sessions().update(s.uuid, { deleteTime: null });
+        const restored = await sessions().update(s, { deleteTime: null });
         expect(restored.deleteTime).toBeNull();
         expect(restored.state).toBe("cancelled");
       });
@@ -268,7 +268,7 @@ export function describeSessionStoreContract(name: string, makeStores: StoresFac
       it("moves the expire time to now plus expiresAfterMs", async () => {
         const ns = await newNamespace(ctx.stores);
         const s = await insertSession(ctx.stores, ns.id, { expiresAfterMs: 1000 });
-        const u = await sessions().update(s.uuid, { expiresAfterMs: 3_600_000 });
+        const u = await sessions().update(s, { expiresAfterMs: 3_600_000 });
         expect(u.expireTime.getTime() - u.updateTime.getTime()).toBe(3_600_000);
       });
     });
@@ -281,15 +281,15 @@ export function describeSessionStoreContract(name: string, makeStores: StoresFac
         const before = await sessions().find({ uuid: s.uuid });
         const { session, turnsDeleted } = await sessions().transaction(async (tx) => {
           await tx.find({ uuid: s.uuid }, true);
-          return tx.truncate(s.uuid);
+          return tx.truncate(s);
         });
         expect(turnsDeleted).toBe(filled.turns);
         expect(session.data).toEqual({});
         expect(session.stats.turnCount).toBe(0);
         expect(session.stats.participantCount).toBe(2);
         expect(session.version).toBeGreaterThan(before!.version);
-        expect(await ctx.stores.conversations.turns({ sessionUuid: s.uuid, afterSeq: 0, limit: 100 })).toEqual([]);
-        const participants = await ctx.stores.conversations.participants(s.uuid);
+        expect(await ctx.stores.conversations.turns({ session: s, afterSeq: 0, limit: 100 })).toEqual([]);
+        const participants = await ctx.stores.conversations.participants(s);
         expect(participants.map((p) => [p.participantId, p.insights, p.lastIntegratedSeq]).sort()).toEqual([
           ["p1", [], 0],
           ["p2", [], 0],
@@ -310,8 +310,8 @@ export function describeSessionStoreContract(name: string, makeStores: StoresFac
         });
         expect(counts).toEqual({ participants: 2, turns: filled.turns, traces: 2, spans: 6, annotations: 2 });
         expect(await sessions().find({ uuid: s.uuid })).toBeUndefined();
-        expect(await ctx.stores.conversations.participants(s.uuid)).toEqual([]);
-        expect(await ctx.stores.conversations.turns({ sessionUuid: s.uuid, afterSeq: 0, limit: 10 })).toEqual([]);
+        expect(await ctx.stores.conversations.participants(s)).toEqual([]);
+        expect(await ctx.stores.conversations.turns({ session: s, afterSeq: 0, limit: 10 })).toEqual([]);
         for (const t of filled.traceIds) expect(await ctx.stores.traces.get(ns.id, t)).toBeUndefined();
         // The other session keeps what it holds.
         expect((await sessions().find({ uuid: other.uuid }))?.stats).toMatchObject({ participantCount: 1, turnCount: 1, traceCount: 1, spanCount: 1 });
@@ -338,7 +338,7 @@ export function describeSessionStoreContract(name: string, makeStores: StoresFac
         await expect(
           sessions().transaction(async (tx) => {
             await tx.insert(v);
-            await tx.update(s.uuid, { data: { v: 2 } });
+            await tx.update(s, { data: { v: 2 } });
             throw boom;
           }),
         ).rejects.toBe(boom);

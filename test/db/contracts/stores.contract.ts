@@ -23,7 +23,7 @@ export function describeStoresContract(name: string, makeStores: StoresFactory):
       });
       expect(out).toBe(42);
       expect((await ctx.stores.sessions.find({ uuid: v.uuid }))?.stats.participantCount).toBe(1);
-      expect(await ctx.stores.conversations.participant(v.uuid, "p")).toBeDefined();
+      expect(await ctx.stores.conversations.participant(v, "p")).toBeDefined();
       expect(await ctx.stores.keys.find(k.uuid)).toBeDefined();
     });
 
@@ -45,7 +45,7 @@ export function describeStoresContract(name: string, makeStores: StoresFactory):
       ).rejects.toBe(boom);
       expect(await ctx.stores.sessions.find({ uuid: v.uuid })).toBeUndefined();
       expect(await ctx.stores.keys.find(k.uuid)).toBeUndefined();
-      expect(await ctx.stores.conversations.turns({ sessionUuid: s.uuid, afterSeq: 0, limit: 10 })).toEqual([]);
+      expect(await ctx.stores.conversations.turns({ session: s, afterSeq: 0, limit: 10 })).toEqual([]);
       expect((await ctx.stores.sessions.find({ uuid: s.uuid }))?.stats.turnCount).toBe(0);
       // Numbering resumes where the committed turns left it: the rolled-back turn left no gap.
       expect(await appendTurns(ctx.stores, s, [turn("u")])).toEqual([1]);
