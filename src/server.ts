@@ -204,7 +204,9 @@ function plainHttp(http: Record<string, HttpHandler>, check: ReturnType<typeof p
     }
     const probe = Object.hasOwn(PROBES, path) ? PROBES[path] : undefined;
     if (probe && (req.method === "GET" || req.method === "HEAD")) {
-      void check[probe]().then(({ ready, reason }) => {
+      void check[probe]()
+        .catch(() => ({ ready: false, reason: "readiness check failed" }))
+        .then(({ ready, reason }) => {
         res.writeHead(ready ? 200 : 503, { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" });
         res.end(ready ? "ok" : (reason ?? "not ready"));
       });

@@ -79,8 +79,8 @@ function isUnavailable(err: unknown): boolean {
 export function translateDatabaseError(err: unknown): unknown {
   if (err instanceof DomainError) return err;
   if (isConcurrencyConflict(err)) return new RetryableConflictError("a concurrent transaction changed the same data; retry", { cause: err });
-  if (isPoolTimeout(err)) return new StoreBusyError(`no database connection free: ${(err as Error).message}`, { cause: err });
-  if (isUnavailable(err)) return new UnavailableError(`the database is unavailable: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+  if (isPoolTimeout(err)) return new StoreBusyError("no database connection free in time", { cause: err });
+  if (isUnavailable(err)) return new UnavailableError("the database is unavailable", { cause: err });
   if (isForeignKeyViolation(err)) return new GoneError("what the call refers to was deleted meanwhile", { cause: err });
   if (isUniqueViolation(err)) return new AlreadyExistsError("what the call creates exists already", { cause: err });
   return err;

@@ -1,5 +1,5 @@
 /**
- * The storage the session lifecycle needs (sessions.ts), declared by the domain: db/ implements it
+ * The storage the session lifecycle needs (session-service.ts), declared by the domain: db/ implements it
  * and returns sessions as stored (StoredSession); the domain derives their global ids and etags.
  */
 import type { Cursor } from "./page-token.js";

@@ -19,6 +19,7 @@ import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, un
 import { codeFromHttpStatus, codeFromString, parseTimeout as parseConnectTimeout } from "@connectrpc/connect/protocol-connect";
 import { parseTimeout as parseGrpcTimeout } from "@connectrpc/connect/protocol-grpc";
 import type { UniversalServerResponse } from "@connectrpc/connect/protocol";
+import { closeGracefully } from "../net/one-port.js";
 import { callEdgeKey, protocolOf, requestIdHeader, requestIdKey, requestIdOf, type CallEdge } from "./logging.js";
 
 /** Why connect-es refused a call before the interceptors: the `reason` label and log field. */
@@ -249,9 +250,9 @@ function discardUpload(req: IncomingMessage | Http2ServerRequest, limit: number)
     stopped = true;
     if (req.httpVersionMajor === 2) {
       // Resetting the stream would leave what is still in flight counted against the connection (see
-      // above); a GOAWAY lets this and the other streams finish, and the client reconnects for new ones.
+      // above); the two-step GOAWAY lets this and the other streams finish, and the client reconnects.
       const session = (req as Http2ServerRequest).stream.session;
-      if (session && !session.closed) session.close();
+      if (session) closeGracefully(session);
     } else {
       req.socket.destroy();
     }

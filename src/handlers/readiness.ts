@@ -64,6 +64,9 @@ export class Readiness implements ReadinessCheck {
   }
 
   async #probe(): Promise<ReadinessResult> {
+    // Stamped when the probe starts: a result is as old as the question it answers, so the background
+    // tick (every cacheMs) finds it stale and probes again instead of every other tick.
+    const started = performance.now();
     let reason: string | undefined;
     try {
       reason = await this.#opts.probe();
@@ -73,7 +76,7 @@ export class Readiness implements ReadinessCheck {
     const result: ReadinessResult = reason === undefined ? { ready: true } : { ready: false, reason };
     if (this.#stopped) return { ready: false, reason: "shutting down" };
     const changed = this.#last === undefined || this.#last.result.ready !== result.ready || this.#last.result.reason !== result.reason;
-    this.#last = { at: performance.now(), result };
+    this.#last = { at: started, result };
     this.#opts.health.setAll(result.ready ? ServingStatus.SERVING : ServingStatus.NOT_SERVING);
     if (changed) this.#opts.onChange?.(result);
     return result;

@@ -135,31 +135,6 @@ export function createOnePortServer(handler: DualRequestListener, options: OnePo
     socket.on("data", onData);
   }
 
-  /**
-   * The two-step GOAWAY of RFC 9113 §6.8 (as grpc-go and Envoy do it): first a GOAWAY naming the
-   * largest stream id, so the client opens no new streams here while the ones it already sent are still
-   * served; after a PING round trip every such stream has arrived, and `close()` sends the final GOAWAY
-   * with the last stream id processed. A single GOAWAY would refuse streams in flight (REFUSED_STREAM).
-   */
-  function closeGracefully(session: http2.ServerHttp2Session): void {
-    if (session.closed || session.destroyed) return;
-    let closed = false;
-    const close = () => {
-      if (closed) return;
-      closed = true;
-      clearTimeout(timer);
-      session.close();
-    };
-    // Node's own HTTP/2 client stops answering PINGs once it has seen a GOAWAY: do not wait on it for long.
-    const timer = setTimeout(close, GOAWAY_PING_WAIT_MS).unref();
-    try {
-      session.goaway(http2.constants.NGHTTP2_NO_ERROR, 2 ** 31 - 1);
-      if (!session.ping(close)) close();
-    } catch {
-      close();
-    }
-  }
-
   let drained: Promise<void> | undefined;
   return {
     listener,
@@ -190,4 +165,29 @@ export function createOnePortServer(handler: DualRequestListener, options: OnePo
       for (const socket of sockets) socket.destroy();
     },
   };
+}
+
+/**
+ * The two-step GOAWAY of RFC 9113 §6.8 (as grpc-go and Envoy do it): first a GOAWAY naming the
+ * largest stream id, so the client opens no new streams here while the ones it already sent are still
+ * served; after a PING round trip every such stream has arrived, and `close()` sends the final GOAWAY
+ * with the last stream id processed. A single GOAWAY would refuse streams in flight (REFUSED_STREAM).
+ */
+export function closeGracefully(session: http2.Http2Session): void {
+  if (session.closed || session.destroyed) return;
+  let closed = false;
+  const close = () => {
+    if (closed) return;
+    closed = true;
+    clearTimeout(timer);
+    session.close();
+  };
+  // Node's own HTTP/2 client stops answering PINGs once it has seen a GOAWAY: do not wait on it for long.
+  const timer = setTimeout(close, GOAWAY_PING_WAIT_MS).unref();
+  try {
+    session.goaway(http2.constants.NGHTTP2_NO_ERROR, 2 ** 31 - 1);
+    if (!session.ping(close)) close();
+  } catch {
+    close();
+  }
 }

@@ -5,7 +5,7 @@
  * what finds the namespace.
  */
 import type { EntityManager } from "typeorm";
-import { AlreadyExistsError, NamespaceGoneError } from "../../domain/errors.js";
+import { AlreadyExistsError, NamespaceGoneError, NotFoundError } from "../../domain/errors.js";
 import type { StoredSession } from "../../domain/session-model.js";
 import type { SessionStore } from "../../domain/session-store.js";
 import { isForeignKeyViolation, isUniqueViolation, translated } from "../errors.js";
@@ -172,6 +172,8 @@ export function createSessionStore(db: EntityManager, namespaceCache: NamespaceC
 
     async delete(uuid, namespaceId) {
       const [gone] = await deleteBatch(db, namespaceId, { kind: "uuid", values: [uuid] }, { dryRun: false, purgeMemories: false });
+      // Deleted by a concurrent call since the caller found it.
+      if (!gone) throw new NotFoundError(`session ${uuid} not found`);
       return gone.counts;
     },
 
