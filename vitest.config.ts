@@ -10,7 +10,8 @@ import { defineConfig, type TestProjectInlineConfiguration } from "vitest/config
 //   e2e     test/e2e: the real server on port 0, real clients.
 // Every database-backed layer runs on the embedded Postgres (`<layer>:embedded-pg`) and, when
 // DATABASE_URL is set (CI sets it to the machine's Postgres 15), a second time on that server
-// (`<layer>:database-url`). The layers of one kind share one server and one migrated template per run
+// (`<layer>:database-url`), and when SESSIOND_TEST_CITUS_URL names a Citus coordinator (CI starts a
+// coordinator and two workers), a third time there (`<layer>:citus`, test/setup/global-citus.ts). The layers of one kind share one server and one migrated template per run
 // (see shareServer in test/setup/databases.ts). The fault suite (test/faults: real processes killed,
 // Postgres stopped, fuzzed bodies) runs once, on an embedded Postgres of its own, one file at a time,
 // after the other projects: `npm run test:faults` runs it alone. The pgbouncer project runs a
@@ -24,6 +25,8 @@ const LAYERS = {
 };
 const KINDS = [{ kind: "embedded-pg", globalSetup: "test/setup/global-embedded.ts" }];
 if (process.env.DATABASE_URL) KINDS.push({ kind: "database-url", globalSetup: "test/setup/global-database-url.ts" });
+// A Citus cluster's coordinator (.ci/run starts one): the layers a third time, on distributed tables.
+if (process.env.SESSIOND_TEST_CITUS_URL) KINDS.push({ kind: "citus", globalSetup: "test/setup/global-citus.ts" });
 
 // A test folder outside every layer would silently run nowhere: refuse it.
 const FOLDERS = new Set(["unit", "domain", "db", "rpc", "e2e", "faults", "setup"]);

@@ -18,7 +18,7 @@ import { isMainThread, parentPort, workerData } from "node:worker_threads";
 import pg from "pg";
 import { ParticipantKind } from "../gen/sessiond/v1/conversation_pb.js";
 import { SessionService } from "../gen/sessiond/v1/session_service_pb.js";
-import { decodeGlobalId } from "../src/domain/ids.js";
+import { decodeSessionId } from "../src/domain/ids.js";
 import { grpcTransport, load, serveForWorker } from "./harness.js";
 
 const WRITERS = 16;
@@ -39,7 +39,7 @@ function bareRoutes(pool: pg.Pool) {
   return (router: ConnectRouter) =>
     router.service(SessionService, {
       async appendTurns(req) {
-        const uuid = decodeGlobalId("Session", req.id);
+        const uuid = decodeSessionId(req.id).uuid;
         let s = known.get(uuid);
         if (!s) {
           const { rows } = await pool.query("SELECT s.namespace_id, p.participant_id, p.id FROM participants p JOIN sessions s ON s.id = p.session_id WHERE s.id = $1", [uuid]);
@@ -97,7 +97,7 @@ async function sessions(prefix: string) {
       const { session } = await client.createSession({ namespace: NS, sessionId: `${prefix}-${w}` });
       await client.bindParticipant({ id: session!.id, participantId: "user", kind: ParticipantKind.USER });
       await client.bindParticipant({ id: session!.id, participantId: "agent", kind: ParticipantKind.AGENT });
-      const uuid = decodeGlobalId("Session", session!.id);
+      const uuid = decodeSessionId(session!.id).uuid;
       const { rows } = await pool.query(
         `SELECT s.namespace_id, p.participant_id, p.id FROM participants p JOIN sessions s ON s.id = p.session_id WHERE p.session_id = $1`,
         [uuid],

@@ -11,8 +11,8 @@ import { createClient } from "@connectrpc/connect";
 import pg from "pg";
 import { DataSource, In } from "typeorm";
 import { SessionService } from "../gen/sessiond/v1/session_service_pb.js";
-import { encodeGlobalId } from "../src/domain/ids.js";
-import { seedContents, seedSessions } from "../test/setup/seed.js";
+import { encodeSessionId } from "../src/domain/ids.js";
+import { namespaceIdOf, seedContents, seedSessions } from "../test/setup/seed.js";
 import { benchApp, benchDatabase, grpcTransport } from "./harness.js";
 import { NaiveSession, naiveEntities } from "./naive-entities.js";
 import { rssOf, startServerProcess } from "./process.js";
@@ -38,11 +38,13 @@ async function seed(n: number, ns: string): Promise<string[]> {
 
 // Service: the stream, consumed message by message (after one small call has opened the connection).
 let uuids = await seed(SESSIONS, "svc");
-for await (const _ of client.bulkDeleteSessions({ namespace: "svc", selector: { case: "ids", value: { values: [encodeGlobalId("Session", uuids[0])] } }, dryRun: true }));
+const svcNamespace = await namespaceIdOf(app.dataSource, "svc");
+const svcId = (u: string) => encodeSessionId(svcNamespace, u);
+for await (const _ of client.bulkDeleteSessions({ namespace: "svc", selector: { case: "ids", value: { values: [svcId(uuids[0])] } }, dryRun: true }));
 const t0 = performance.now();
 let firstMs = 0;
 let deleted = 0n;
-for await (const m of client.bulkDeleteSessions({ namespace: "svc", selector: { case: "ids", value: { values: uuids.map((u) => encodeGlobalId("Session", u)) } }, batchSize: BATCH })) {
+for await (const m of client.bulkDeleteSessions({ namespace: "svc", selector: { case: "ids", value: { values: uuids.map(svcId) } }, batchSize: BATCH })) {
   if (!firstMs) firstMs = performance.now() - t0;
   if (m.event.case === "summary") deleted = m.event.value.counters!.deleted;
 }
@@ -77,7 +79,8 @@ console.log(`naive TypeORM remove(): ${NAIVE} sessions, ${naiveMsPerSession.toFi
 let rssGrowthMb = NaN;
 if (process.env.BENCH_MEMORY !== "0") {
   const many = await seedSessions(app.dataSource, 100_000, "mem");
-  const ids = many.map((u) => encodeGlobalId("Session", u));
+  const memNamespace = await namespaceIdOf(app.dataSource, "mem");
+  const ids = many.map((u) => encodeSessionId(memNamespace, u));
   const server = await startServerProcess(db.url);
   const memClient = createClient(SessionService, grpcTransport(server.url));
   // Warm up the process (code paths, pools) before taking the baseline.

@@ -15,7 +15,7 @@ import { loadConfig } from "../src/config.js";
 import { startEmbeddedPostgres } from "../src/db/embedded.js";
 import { createLogger } from "../src/logger.js";
 import { bearer, TEST_ADMIN_KEY } from "../test/setup/auth.js";
-import { withDatabase } from "../test/setup/databases.js";
+import { citusCluster, createDatabase, dropDatabases, withDatabase } from "../test/setup/databases.js";
 
 /** The bootstrap ADMIN key benchmark servers start with. */
 export const BENCH_KEY = TEST_ADMIN_KEY;
@@ -31,8 +31,19 @@ export interface BenchDatabase {
   close(): Promise<void>;
 }
 
-/** Creates a fresh database `sessiond_bench_*` (dropped by close()). */
+/**
+ * Creates a fresh database `sessiond_bench_*` (dropped by close()): on the Citus cluster whose
+ * coordinator BENCH_CITUS_URL names (made on every node, distributed by the server's migrations), else
+ * on DATABASE_URL's server, else on an embedded Postgres.
+ */
 export async function benchDatabase(): Promise<BenchDatabase> {
+  const citusUrl = process.env.BENCH_CITUS_URL;
+  if (citusUrl) {
+    const cluster = await citusCluster(citusUrl);
+    const name = `sessiond_bench_${Date.now().toString(36)}`;
+    await createDatabase(cluster, name);
+    return { url: withDatabase(citusUrl, name), close: () => dropDatabases(cluster, name) };
+  }
   let adminUrl = process.env.DATABASE_URL;
   let stopEmbedded = async () => {};
   if (!adminUrl) {

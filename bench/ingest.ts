@@ -29,7 +29,7 @@ import pg from "pg";
 import { SessionService } from "../gen/sessiond/v1/session_service_pb.js";
 import { SpanKind, StatusCode } from "../gen/sessiond/v1/trace_pb.js";
 import { TraceService } from "../gen/sessiond/v1/trace_service_pb.js";
-import { decodeGlobalId } from "../src/domain/ids.js";
+import { decodeSessionId } from "../src/domain/ids.js";
 import { grpcTransport, load, serveForWorker } from "./harness.js";
 
 const CLIENTS = 8;
@@ -64,7 +64,7 @@ function bareRoutes(pool: pg.Pool) {
   return (router: ConnectRouter) =>
     router.service(TraceService, {
       async recordSpans(req) {
-        const uuid = decodeGlobalId("Session", req.session);
+        const uuid = decodeSessionId(req.session).uuid;
         if (!namespaceOf.has(uuid)) namespaceOf.set(uuid, (await pool.query("SELECT namespace_id FROM sessions WHERE id = $1", [uuid])).rows[0].namespace_id);
         const rows = req.spans.map((s): Row => ({ traceId: s.traceId, spanId: s.spanId, parent: s.parentSpanId, name: s.name, kind: s.kind, start: timestampDate(s.startTime!), end: timestampDate(s.endTime!),
           attributes: s.attributes ?? {}, events: s.events.map((e) => ({ name: e.name, time: timestampDate(e.time!), attributes: e.attributes ?? {} })) }));
@@ -130,7 +130,7 @@ async function sessions(prefix: string) {
   return Promise.all(
     Array.from({ length: CLIENTS }, async (_, w) => {
       const { session } = await sessionClient.createSession({ namespace: NS, sessionId: `${prefix}-${w}` });
-      const uuid = decodeGlobalId("Session", session!.id);
+      const uuid = decodeSessionId(session!.id).uuid;
       const { rows } = await pool.query("SELECT namespace_id FROM sessions WHERE id = $1", [uuid]);
       return { id: session!.id, uuid, namespaceId: rows[0].namespace_id as string };
     }),

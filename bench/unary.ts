@@ -12,8 +12,8 @@ import { connectNodeAdapter, createGrpcTransport } from "@connectrpc/connect-nod
 import pg from "pg";
 import { GetSessionResponseSchema, SessionService } from "../gen/sessiond/v1/session_service_pb.js";
 import { SessionState } from "../gen/sessiond/v1/session_pb.js";
-import { decodeGlobalId, encodeGlobalId } from "../src/domain/ids.js";
-import { seedSessions } from "../test/setup/seed.js";
+import { decodeSessionId, encodeSessionId } from "../src/domain/ids.js";
+import { namespaceIdOf, seedSessions } from "../test/setup/seed.js";
 import { benchApp, benchDatabase, grpcTransport, load, median } from "./harness.js";
 
 const CONCURRENCY = 32;
@@ -24,17 +24,18 @@ const SESSIONS = 2000;
 const db = await benchDatabase();
 const app = await benchApp(db.url);
 const uuids = await seedSessions(app.dataSource, SESSIONS, "bench");
-const ids = uuids.map((u) => encodeGlobalId("Session", u));
+const namespaceId = await namespaceIdOf(app.dataSource, "bench");
+const ids = uuids.map((u) => encodeSessionId(namespaceId, u));
 
 // The bare baseline: one SELECT through pg, mapped straight to the response.
 const pool = new pg.Pool({ connectionString: db.url, max: 10 });
 const bareRoutes = (router: ConnectRouter) =>
   router.service(SessionService, {
     async getSession(req) {
-      const uuid = decodeGlobalId("Session", req.id);
+      const { uuid, namespaceId } = decodeSessionId(req.id);
       const { rows } = await pool.query(
-        `SELECT s.*, n.name AS namespace_name FROM sessions s JOIN namespaces n ON n.id = s.namespace_id WHERE s.id = $1`,
-        [uuid],
+        `SELECT s.*, n.name AS namespace_name FROM sessions s JOIN namespaces n ON n.id = s.namespace_id WHERE s.namespace_id = $1 AND s.id = $2`,
+        [namespaceId, uuid],
       );
       const r = rows[0];
       return create(GetSessionResponseSchema, {

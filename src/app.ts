@@ -7,6 +7,7 @@ import type { DataSource } from "./db/data-source.js";
 import type { Config } from "./config.js";
 import { createDataSource } from "./db/data-source.js";
 import { startEmbeddedPostgres, type EmbeddedPostgres } from "./db/embedded.js";
+import { migrate } from "./db/distribution.js";
 import { createStores } from "./db/repositories/stores.js";
 import { createServices, type ServiceDeps, type Services } from "./domain/services.js";
 import type { Stores } from "./domain/stores.js";
@@ -63,8 +64,15 @@ export async function openDatabase(config: Pick<Config, "databaseUrl" | "dataDir
   const dataSource = createDataSource({ url, poolSize: config.dbPoolSize, connectTimeoutMs: config.dbConnectTimeoutMs });
   try {
     await dataSource.initialize();
-    const applied = await dataSource.runMigrations({ transaction: "each" });
-    if (applied.length) logger.info({ migrations: applied.map((m) => m.name) }, "migrations applied");
+    const { applied, distribution } = await migrate(dataSource);
+    if (applied.length) logger.info({ migrations: applied }, "migrations applied");
+    if (distribution.citus) {
+      const made = [...distribution.referenced.map((t) => `${t} (reference)`), ...distribution.distributed, ...distribution.functions.map((f) => `${f}()`)];
+      logger.info(
+        { workers: distribution.workers, ...(made.length ? { laid_out: made } : {}) },
+        made.length ? "Citus: distributed the tables by namespace_id (namespaces and api_keys as reference tables)" : "Citus: the tables are distributed by namespace_id",
+      );
+    }
   } catch (err) {
     if (dataSource.isInitialized) await dataSource.destroy();
     await embedded?.stop();

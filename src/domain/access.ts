@@ -34,23 +34,49 @@ export type Principal =
   | { kind: "key"; keyUuid: string; role: Role; namespace: string | null }
   | { kind: "client"; sessionUuid: string; externalId: string; namespace: string; namespaceId: string; maxRequestsPerMinute: number };
 
-/** Secrets this server issues: a kind prefix, the 16-byte id of what they unlock, and 32 random bytes. */
-const ISSUED = /^(sk|cs)_([A-Za-z0-9_-]{22})_([A-Za-z0-9_-]{43})$/;
+/**
+ * Secrets this server issues: a kind prefix, the id of what they unlock and 32 random bytes, each part
+ * base64url. An API key's id is its 16-byte uuid (22 characters); a client secret's, its session's
+ * namespace uuid then the session's uuid (32 bytes, 43 characters), so that the session is found in its
+ * namespace; client secrets issued before that carry the session's uuid alone (22 characters).
+ */
+const ISSUED = /^(?:(sk)_([A-Za-z0-9_-]{22})|(cs)_([A-Za-z0-9_-]{22}|[A-Za-z0-9_-]{43}))_([A-Za-z0-9_-]{43})$/;
 
 /** Shortest secret accepted in SESSIOND_BOOTSTRAP_ADMIN_KEY. */
 export const MIN_BOOTSTRAP_SECRET_LENGTH = 32;
 
-/** A new secret for the API key or session `uuid`: `sk_…` for keys, `cs_…` for client secrets. */
-export function newSecret(kind: "sk" | "cs", uuid: string): string {
-  return `${kind}_${Buffer.from(uuid.replaceAll("-", ""), "hex").toString("base64url")}_${randomBytes(32).toString("base64url")}`;
+const uuidBytes = (uuid: string) => Buffer.from(uuid.replaceAll("-", ""), "hex");
+
+function uuidOf(bytes: Buffer): string {
+  const hex = bytes.toString("hex");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
-/** What a presented secret names: an issued key or client secret (with its uuid), or anything else. */
-export function parseSecret(secret: string): { kind: "sk" | "cs"; uuid: string } | { kind: "other" } {
+/**
+ * A new secret: `sk_…` for the API key `uuid`, `cs_…` for the client secret of the session `uuid` in
+ * the namespace `namespaceId`.
+ */
+export function newSecret(kind: "sk", uuid: string): string;
+export function newSecret(kind: "cs", uuid: string, namespaceId: string): string;
+export function newSecret(kind: "sk" | "cs", uuid: string, namespaceId?: string): string {
+  const id = kind === "cs" ? Buffer.concat([uuidBytes(namespaceId!), uuidBytes(uuid)]) : uuidBytes(uuid);
+  return `${kind}_${id.toString("base64url")}_${randomBytes(32).toString("base64url")}`;
+}
+
+/** What a presented secret names. */
+export type ParsedSecret =
+  | { kind: "sk"; uuid: string }
+  /** A client secret: its session's uuid, and its namespace's unless the secret is of the old form. */
+  | { kind: "cs"; uuid: string; namespaceId?: string }
+  | { kind: "other" };
+
+/** What a presented secret names: an issued key or client secret (with its uuids), or anything else. */
+export function parseSecret(secret: string): ParsedSecret {
   const m = ISSUED.exec(secret);
   if (!m) return { kind: "other" };
-  const hex = Buffer.from(m[2], "base64url").toString("hex");
-  return { kind: m[1] as "sk" | "cs", uuid: `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}` };
+  if (m[1]) return { kind: "sk", uuid: uuidOf(Buffer.from(m[2], "base64url")) };
+  const id = Buffer.from(m[4], "base64url");
+  return id.length === 32 ? { kind: "cs", uuid: uuidOf(id.subarray(16)), namespaceId: uuidOf(id.subarray(0, 16)) } : { kind: "cs", uuid: uuidOf(id) };
 }
 
 /** SHA-256 of a secret: what is stored. Secrets are long random strings, so a fast hash suffices. */

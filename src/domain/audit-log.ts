@@ -15,7 +15,7 @@
  * when it starts dropping, and once when it has caught up.
  */
 import { InvalidInputError, UnavailableError } from "./errors.js";
-import { newUuid } from "./ids.js";
+import { newUuid, type SessionGlobalId } from "./ids.js";
 import { decodePageToken, encodePageToken, fingerprint, pageOf, type Cursor } from "./page-token.js";
 import type { SessionStore } from "./session-store.js";
 import { checkNamespace, checkPageSize, checkText } from "./session-model.js";
@@ -51,15 +51,21 @@ export interface AuditStore {
   append(events: AuditEvent[]): Promise<void>;
   /** Newest first, after the cursor. */
   list(query: AuditListQuery): Promise<AuditEvent[]>;
-  /** Namespace names of these sessions (those that still exist), by session uuid. */
+  /** Names of these namespaces (those that still exist), by namespace id. */
+  namespaceNames(ids: string[]): Promise<Map<string, string>>;
+  /**
+   * Namespace names of these sessions (those that still exist), by session uuid: for global ids of
+   * the old form, which do not carry the namespace (the lookup reaches every shard).
+   */
   namespacesOfSessions(uuids: string[]): Promise<Map<string, string>>;
 }
 
 /**
- * What a caller records, with the uuid of the session it addressed by global id, if any: when the
- * call named no namespace, the session's is found when the event is written.
+ * What a caller records, with the session it addressed by global id, if any: when the call named no
+ * namespace, the session's is found when the event is written (from the namespace id the global id
+ * carries, or for an id of the old form from the session's uuid).
  */
-export type AuditRecord = Omit<AuditEvent, "uuid" | "namespaceId"> & { sessionUuid?: string };
+export type AuditRecord = Omit<AuditEvent, "uuid" | "namespaceId"> & { session?: SessionGlobalId };
 
 /** Why events were lost: a fixed set, so that it can label a metric. */
 export type AuditDropReason = "queue_full" | "unwritable" | "shutdown";
@@ -123,8 +129,8 @@ export function createAuditLog(deps: { store: AuditStore; sessions: Pick<Session
   /** Set while the database is unavailable: since when, and what was dropped meanwhile. */
   let behind: { since: number; dropped: number } | undefined;
 
-  // Namespaces of sessions seen in recent events: resolves calls by global id even when the session
-  // was deleted before their event was written (e.g. DeleteSession in the same batch).
+  // Namespaces of sessions seen in recent events: resolves calls by global id of the old form even when
+  // the session was deleted before their event was written (e.g. DeleteSession in the same batch).
   const learned = new Map<string, string>();
   const learn = (uuid: string, namespace: string) => {
     if (learned.size >= 10_000) learned.clear();
@@ -132,10 +138,17 @@ export function createAuditLog(deps: { store: AuditStore; sessions: Pick<Session
   };
 
   async function write(batch: AuditRecord[]) {
-    for (const e of batch) if (isNamespaceName(e.namespace) && e.sessionUuid) learn(e.sessionUuid, e.namespace);
-    const unknown = [...new Set(batch.filter((e) => !e.namespace && e.sessionUuid && !learned.has(e.sessionUuid)).map((e) => e.sessionUuid!))];
+    const namespaceIds = [...new Set(batch.flatMap((e) => (e.session?.namespaceId ? [e.session.namespaceId] : [])))];
+    const names = namespaceIds.length ? await store.namespaceNames(namespaceIds) : new Map<string, string>();
+    // A call that succeeded by an id of the current form found the session in the id's namespace: that
+    // also resolves ids of the old form for the same session.
+    for (const { session: s, code } of batch) if (code === "ok" && s?.namespaceId && names.has(s.namespaceId)) learn(s.uuid, names.get(s.namespaceId)!);
+    for (const e of batch) if (isNamespaceName(e.namespace) && e.session && !e.session.namespaceId && !learned.has(e.session.uuid)) learn(e.session.uuid, e.namespace);
+    const unnamed = batch.filter((e) => !e.namespace && e.session).map((e) => e.session!);
+    const unknown = [...new Set(unnamed.filter((s) => !s.namespaceId && !learned.has(s.uuid)).map((s) => s.uuid))];
     if (unknown.length) for (const [uuid, name] of await store.namespacesOfSessions(unknown)) learn(uuid, name);
-    const named = batch.map(({ sessionUuid, ...e }) => (e.namespace || !sessionUuid ? e : { ...e, namespace: learned.get(sessionUuid) ?? "" }));
+    const nameOf = (s: SessionGlobalId) => (s.namespaceId ? names.get(s.namespaceId) : learned.get(s.uuid)) ?? "";
+    const named = batch.map(({ session, ...e }) => (e.namespace || !session ? e : { ...e, namespace: nameOf(session) }));
     const ids = new Map<string, string | null>();
     for (const name of new Set(named.map((e) => e.namespace))) ids.set(name, isNamespaceName(name) ? ((await sessions.namespaceId(name, false)) ?? null) : null);
     await store.append(named.map((e) => ({ ...e, uuid: newUuid(), namespaceId: ids.get(e.namespace) ?? null })));
@@ -160,7 +173,7 @@ export function createAuditLog(deps: { store: AuditStore; sessions: Pick<Session
 
   /** An event refused on its own: written with what is known (no lookups), else dropped. */
   async function writeAlone(event: AuditRecord, cause: unknown): Promise<void> {
-    const { sessionUuid: _, ...known } = event;
+    const { session: _, ...known } = event;
     const summary = { method: event.method, code: event.code, request_id: event.requestId, time: event.time };
     try {
       await store.append([{ ...known, uuid: newUuid(), namespaceId: null }]);

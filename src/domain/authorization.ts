@@ -17,7 +17,7 @@
 import { roleAllows, type Principal, type Role } from "./access.js";
 import type { Credentials } from "./credentials.js";
 import { PermissionDeniedError, UnauthenticatedError } from "./errors.js";
-import { encodeGlobalId } from "./ids.js";
+import { decodeSessionId, encodeSessionId, sessionIdIn } from "./ids.js";
 
 /** What a method requires of its callers (read from the contract by handlers/auth.ts). */
 export interface AccessPolicy {
@@ -101,13 +101,25 @@ function scope(principal: Principal, target: AccessTarget): Decision {
   if (principal.kind === "client") {
     const s = target.session;
     if (!s) return denied("this client secret may only address its own session");
-    const id = encodeGlobalId("Session", principal.sessionUuid);
-    if (!s.id && !s.sessionId) defaults.session = id;
-    else if ((s.id && s.id !== id) || (s.sessionId && s.sessionId !== principal.externalId)) {
+    if (!s.id && !s.sessionId) defaults.session = encodeSessionId(principal.namespaceId, principal.sessionUuid);
+    else if ((s.id && !namesSession(s.id, principal)) || (s.sessionId && s.sessionId !== principal.externalId)) {
       return denied(`${s.id ? s.where : "session_id"}: this client secret may only address its own session`);
     }
   }
   return allowed(defaults);
+}
+
+/**
+ * Whether the global id `id` names the client secret's own session: its current form, or the old one
+ * (without the namespace) that clients may still hold. A malformed id names no session.
+ */
+function namesSession(id: string, principal: Extract<Principal, { kind: "client" }>): boolean {
+  try {
+    const named = decodeSessionId(id);
+    return named.uuid === principal.sessionUuid && sessionIdIn(named, principal.namespaceId);
+  } catch {
+    return false;
+  }
 }
 
 /**

@@ -8,7 +8,7 @@
  */
 import type { BulkDeleteStore, DeletedSession, SessionSnapshot } from "./bulk-delete-store.js";
 import { InvalidInputError, UnavailableError } from "./errors.js";
-import { decodeGlobalId, encodeGlobalId } from "./ids.js";
+import { decodeSessionId, encodeSessionId, sessionIdIn } from "./ids.js";
 import { retryOnConflict } from "./retry.js";
 import { checkFilter, checkNamespace, type DeletedCounts, type SessionFilter } from "./session-model.js";
 
@@ -71,6 +71,8 @@ interface Entry {
   identifier: string;
   /** uuid (ids/filter) or caller id (sessionIds); undefined when invalid. */
   key?: string;
+  /** A global id of a session of another namespace: not in this one, so not found without a lookup. */
+  elsewhere?: boolean;
   error?: string;
 }
 
@@ -97,11 +99,15 @@ function distinct(values: string[]): string[] {
   return unique.size === values.length ? values : [...unique];
 }
 
-/** Parses one identifier of a list; malformed ones carry their error. Done per batch, not up front. */
-function entryOf(kind: "ids" | "sessionIds", identifier: string): Entry {
+/**
+ * Parses one identifier of a list, for the namespace `namespaceId` (undefined: it does not exist);
+ * malformed ones carry their error. Done per batch, not up front.
+ */
+function entryOf(kind: "ids" | "sessionIds", identifier: string, namespaceId: string | undefined): Entry {
   if (kind === "ids") {
     try {
-      return { identifier, key: decodeGlobalId("Session", identifier, "id") };
+      const id = decodeSessionId(identifier, "id");
+      return { identifier, key: id.uuid, elsewhere: namespaceId !== undefined && !sessionIdIn(id, namespaceId) };
     } catch (err) {
       return { identifier, error: (err as Error).message };
     }
@@ -138,15 +144,15 @@ export async function* bulkDeleteSessions(store: BulkDeleteStore, input: BulkDel
       if (signal.aborted) throw signal.reason;
       let batch: Entry[];
       if (snapshot) {
-        batch = (await snapshot.next(batchSize)).map((uuid) => ({ identifier: encodeGlobalId("Session", uuid), key: uuid }));
+        batch = (await snapshot.next(batchSize)).map((uuid) => ({ identifier: encodeSessionId(namespaceId!, uuid), key: uuid }));
       } else {
         const kind = sel.kind === "sessionIds" ? "sessionIds" : "ids";
-        batch = identifiers.slice(offset, offset + batchSize).map((identifier) => entryOf(kind, identifier));
+        batch = identifiers.slice(offset, offset + batchSize).map((identifier) => entryOf(kind, identifier, namespaceId));
       }
       if (!batch.length) break;
       if (signal.aborted) throw signal.reason;
 
-      const keys = batch.flatMap((e) => (e.key === undefined ? [] : [e.key]));
+      const keys = batch.flatMap((e) => (e.key === undefined || e.elsewhere ? [] : [e.key]));
       let found: Map<string, DeletedSession> | undefined;
       let failure: string | undefined;
       if (namespaceId && keys.length) {
@@ -171,14 +177,14 @@ export async function* bulkDeleteSessions(store: BulkDeleteStore, input: BulkDel
           counters.failed++;
           return { identifier: e.identifier, id: sel.kind === "ids" ? e.identifier : "", outcome: "failed", memories: 0, error: failure };
         }
-        const g = found?.get(e.key);
+        const g = e.elsewhere ? undefined : found?.get(e.key);
         if (!g) {
           counters.notFound++;
           return { identifier: e.identifier, id: sel.kind === "ids" ? e.identifier : "", outcome: "not_found", memories: 0, error: "" };
         }
         counters.deleted++;
         for (const k of Object.keys(sum) as (keyof DeletedCounts)[]) sum[k] += g.counts[k];
-        return { identifier: e.identifier, id: encodeGlobalId("Session", g.uuid), outcome: dryRun ? "would_delete" : "deleted", counts: g.counts, memories: g.memories, error: "" };
+        return { identifier: e.identifier, id: encodeSessionId(namespaceId!, g.uuid), outcome: dryRun ? "would_delete" : "deleted", counts: g.counts, memories: g.memories, error: "" };
       });
       counters.completed += results.length;
       yield { type: "progress", results, counters: { ...counters } };

@@ -22,8 +22,11 @@ export interface ClientSecretSession {
 
 /** Storage behind client secrets. */
 export interface ClientSecretStore {
-  /** The session `uuid`, or undefined when there is none. */
-  find(uuid: string): Promise<ClientSecretSession | undefined>;
+  /**
+   * The session a client secret names, or undefined when there is none: by its namespace and uuid, or
+   * (secrets issued before they carried the namespace) by uuid alone.
+   */
+  find(key: { uuid: string; namespaceId?: string }): Promise<ClientSecretSession | undefined>;
   /**
    * Admits one request if fewer than `limit` were admitted in the last 60 seconds, across all server
    * processes. Returns 0 when admitted, else the ms until a slot frees up.

@@ -20,7 +20,7 @@ import {
 import { AlreadyExistsError, InvalidInputError, NotFoundError, PreconditionError } from "./errors.js";
 import { decodeSeqToken, encodeSeqToken, fingerprint, pageOf } from "./page-token.js";
 import { checkData, checkPageSize, checkText, type JsonObject, type Session } from "./session-model.js";
-import { loadSession, parseAddress, type SessionAddress } from "./session-service.js";
+import { loadSession, namespacedKeyOf, parseAddress, type SessionAddress } from "./session-service.js";
 import type { Stores } from "./stores.js";
 
 /** Input of {@link ConversationService.bind}. */
@@ -106,10 +106,10 @@ export function createConversationService(stores: Stores): ConversationService {
       const request = checkRequestId(requestId) ? { id: requestId, fingerprint: turnsFingerprint(turns) } : undefined;
       // One round trip when all is well: the statement finds the session itself; only a refusal pays
       // for the lookups that explain it.
-      const ref = parseAddress(address);
-      const namespaceId = ref.namespace === undefined ? undefined : await stores.sessions.namespaceId(ref.namespace, false);
-      if (ref.namespace !== undefined && !namespaceId) throw await appendRefusal(address, turns, "session");
-      const target = ref.kind === "uuid" ? { uuid: ref.uuid, namespaceId } : { namespaceId: namespaceId!, externalId: ref.sessionId };
+      // The namespace comes from the call or the global id (a namespace-less id of the old form costs a
+      // lookup first), so that the statement names it.
+      const target = await namespacedKeyOf(stores.sessions, parseAddress(address));
+      if (!target) throw await appendRefusal(address, turns, "session");
       const outcome = await stores.conversations.append(target, turns, { defaultRoles: ROLE_OF_KIND, request });
       if (outcome.ok) return { turns: outcome.turns, replayed: false };
       // A retry of a call that succeeded is answered as the first time, even if the session has been

@@ -3,7 +3,7 @@
  * and implemented in db/.
  */
 import type { AppendedTurn, NewTurn, Participant, ParticipantKind, Turn } from "./conversation-model.js";
-import type { SessionKey, SessionRow } from "./session-store.js";
+import type { NamespacedSessionKey, SessionRow } from "./session-store.js";
 
 /** Values of a participant to bind. */
 export interface BindValues {
@@ -65,9 +65,9 @@ export interface ConversationStore {
    * turns after its last sequence number, bumps the counters and records the request_id. Nothing is
    * written unless all of it is.
    */
-  append(target: SessionKey, turns: NewTurn[], opts: AppendOptions): Promise<AppendOutcome>;
+  append(target: NamespacedSessionKey, turns: NewTurn[], opts: AppendOptions): Promise<AppendOutcome>;
   /** The AppendTurns call made earlier with `requestId` on the target session, if any. */
-  previousRequest(target: SessionKey, requestId: string): Promise<PreviousRequest | undefined>;
+  previousRequest(target: NamespacedSessionKey, requestId: string): Promise<PreviousRequest | undefined>;
   /** The roles and times of turns seq in [from, from + count). */
   appended(session: SessionRow, from: number, count: number): Promise<AppendedTurn[]>;
   /** Turns in sequence order. */

@@ -56,7 +56,7 @@ export function createCredentials(deps: { keys: KeyStore; clientSecrets: ClientS
       const parsed = parseSecret(secret);
       if (parsed.kind === "sk") return principalOf(secret, await keyRow(parsed.uuid, () => keys.find(parsed.uuid)));
       if (parsed.kind === "other") return principalOf(secret, await keyRow("bootstrap", () => keys.findBootstrap()));
-      const row = await clientSecrets.find(parsed.uuid);
+      const row = await clientSecrets.find({ uuid: parsed.uuid, namespaceId: parsed.namespaceId });
       if (!secretMatches(secret, row?.secretHash) || !row?.usable) throw rejected();
       return { kind: "client", sessionUuid: row.sessionUuid, externalId: row.externalId, namespace: row.namespace, namespaceId: row.namespaceId, maxRequestsPerMinute: row.maxRequestsPerMinute };
     },

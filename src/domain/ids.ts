@@ -1,6 +1,10 @@
 /**
  * Global ids: base64url (no padding) of "<Kind>:<uuid>", as in Relay/Phoenix. They are stable, opaque
  * to clients, and say what they point at, so an id of the wrong kind is caught with a clear message.
+ * A session's id also carries its namespace's uuid, so that a call naming a session by id alone is
+ * routed to the namespace's shard when the tables are distributed by namespace_id: base64url of
+ * "Session:", a version byte and the two uuids' 32 bytes (namespace first), 55 characters, shorter
+ * than the 59 of the text form. Session ids handed out before that, "Session:<uuid>", are still read.
  */
 import { randomBytes } from "node:crypto";
 import { InvalidInputError } from "./errors.js";
@@ -8,28 +12,94 @@ import { InvalidInputError } from "./errors.js";
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const BASE64URL = /^[A-Za-z0-9_-]+$/;
 const KIND = /^[A-Z][A-Za-z]{0,31}$/;
+/** Longest global id accepted (the longest kind's text form is 68 characters). */
+const MAX_ID_LENGTH = 128;
 
 /** Kinds of resources that have global ids. */
 export type IdKind = "Session" | "Participant" | "Trace" | "Annotation" | "Memory" | "Namespace" | "ApiKey" | "AuditEvent";
 
+/** Kinds whose global id is "<Kind>:<uuid>" (a session's names its namespace too: see encodeSessionId). */
+export type PlainIdKind = Exclude<IdKind, "Session">;
+
+/** What a session's global id names. */
+export interface SessionGlobalId {
+  /** The session's database uuid. */
+  uuid: string;
+  /** Its namespace's database uuid; undefined for an id of the old form, which does not carry it. */
+  namespaceId?: string;
+}
+
 /** Encodes a global id. */
-export function encodeGlobalId(kind: IdKind, uuid: string): string {
+export function encodeGlobalId(kind: PlainIdKind, uuid: string): string {
   return Buffer.from(`${kind}:${uuid}`, "utf8").toString("base64url");
+}
+
+/**
+ * The bytes a session id of the current form starts with: "Session:" and a version byte, 1, which no
+ * id of the text form holds there (so "Session:" and 32 hex digits is not mistaken for one).
+ */
+const SESSION_PREFIX = Buffer.from("Session:\x01", "latin1");
+/** Its length in bytes: the prefix and two uuids. */
+const SESSION_ID_BYTES = SESSION_PREFIX.length + 32;
+
+/** Encodes a session's global id: base64url of "Session:", a version byte, its namespace's uuid and its own, as bytes. */
+export function encodeSessionId(namespaceId: string, uuid: string): string {
+  return Buffer.concat([SESSION_PREFIX, Buffer.from(namespaceId.replaceAll("-", ""), "hex"), Buffer.from(uuid.replaceAll("-", ""), "hex")]).toString("base64url");
+}
+
+/** The canonical text of 16 bytes of a uuid. */
+function uuidOf(bytes: Buffer): string {
+  const hex = bytes.toString("hex");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+/**
+ * The kind and uuids of a well-formed global id: "<Kind>:<uuid>", or a session's of the current form
+ * (its namespace's uuid, then its own). Only the canonical encoding is accepted, so one session has one id.
+ * @throws InvalidInputError naming `field` when it is malformed, or of another kind than `expected`
+ */
+function parse(expected: IdKind, id: string, field: string): string[] {
+  const invalid = () => new InvalidInputError(field, `not a valid ${expected} id`);
+  if (id.length > MAX_ID_LENGTH || !BASE64URL.test(id)) throw invalid();
+  const raw = Buffer.from(id, "base64url");
+  let found: string;
+  let uuids: string[];
+  if (raw.length === SESSION_ID_BYTES && raw.subarray(0, SESSION_PREFIX.length).equals(SESSION_PREFIX)) {
+    found = "Session";
+    const at = SESSION_PREFIX.length;
+    uuids = [uuidOf(raw.subarray(at, at + 16)), uuidOf(raw.subarray(at + 16, at + 32))];
+    if (raw.toString("base64url") !== id) throw invalid();
+  } else {
+    [found, ...uuids] = raw.toString("utf8").split(":");
+    if (!KIND.test(found) || uuids.length !== 1 || !UUID.test(uuids[0])) throw invalid();
+  }
+  if (found !== expected) throw new InvalidInputError(field, `is a ${found} id, expected a ${expected} id`);
+  return uuids;
 }
 
 /**
  * Decodes a global id of the expected kind into its uuid.
  * @throws InvalidInputError naming `field` when the id is malformed or of another kind.
  */
-export function decodeGlobalId(kind: IdKind, id: string, field = "id"): string {
-  if (id.length > 128 || !BASE64URL.test(id)) throw new InvalidInputError(field, `not a valid ${kind} id`);
-  const text = Buffer.from(id, "base64url").toString("utf8");
-  const colon = text.indexOf(":");
-  const found = colon > 0 ? text.slice(0, colon) : "";
-  const uuid = colon > 0 ? text.slice(colon + 1) : "";
-  if (!KIND.test(found) || !UUID.test(uuid)) throw new InvalidInputError(field, `not a valid ${kind} id`);
-  if (found !== kind) throw new InvalidInputError(field, `is a ${found} id, expected a ${kind} id`);
-  return uuid;
+export function decodeGlobalId(kind: PlainIdKind, id: string, field = "id"): string {
+  return parse(kind, id, field)[0];
+}
+
+/**
+ * Decodes a session's global id: its uuid, and its namespace's uuid unless the id is of the old form
+ * ("Session:<uuid>"). @throws InvalidInputError naming `field` when the id is malformed or of another kind
+ */
+export function decodeSessionId(id: string, field = "id"): SessionGlobalId {
+  const uuids = parse("Session", id, field);
+  return uuids.length === 2 ? { namespaceId: uuids[0], uuid: uuids[1] } : { uuid: uuids[0] };
+}
+
+/**
+ * Whether a decoded session id can name a session of the namespace `namespaceId`: an id of the old
+ * form can name one of any namespace; an id of the current form, only one of its own.
+ */
+export function sessionIdIn(id: SessionGlobalId, namespaceId: string): boolean {
+  return id.namespaceId === undefined || id.namespaceId === namespaceId;
 }
 
 /** Whether `value` is a canonical lowercase uuid. */

@@ -4,7 +4,7 @@
  */
 import { checkParticipantId } from "./conversation-model.js";
 import { InvalidInputError } from "./errors.js";
-import { decodeGlobalId, encodeGlobalId } from "./ids.js";
+import { decodeGlobalId, decodeSessionId, encodeGlobalId, encodeSessionId, sessionIdIn } from "./ids.js";
 import { DEFAULT_INTEGRATOR_TIMEOUT_MS, MAX_INTEGRATOR_TIMEOUT_MS, type IntegratorConfig } from "./integrator-contract.js";
 import { decodePageToken, encodePageToken, fingerprint, pageOf } from "./page-token.js";
 import type { MemorySelector, StoredMemory } from "./memory-store.js";
@@ -72,10 +72,11 @@ export function checkIntegratorConfig(c: { kind: "rules" | "remote"; url: string
 
 /** Creates the service over the stores. */
 export function createMemoryService(stores: Stores) {
-  const toMemory = (namespace: string) => (m: StoredMemory): Memory => ({
+  // A memory's source session is in the memory's namespace (a composite foreign key).
+  const toMemory = (namespace: string, namespaceId: string) => (m: StoredMemory): Memory => ({
     id: encodeGlobalId("Memory", m.uuid),
     namespace,
-    sourceSession: m.sourceSessionUuid ? encodeGlobalId("Session", m.sourceSessionUuid) : "",
+    sourceSession: m.sourceSessionUuid ? encodeSessionId(namespaceId, m.sourceSessionUuid) : "",
     subjectParticipantId: m.subjectParticipantId,
     subjectUser: m.subjectUser,
     content: m.content,
@@ -84,10 +85,16 @@ export function createMemoryService(stores: Stores) {
     createTime: m.createTime,
   });
 
-  /** The uuid of a source session named by global id or caller id; null when it does not exist. */
+  /**
+   * The uuid of a source session named by global id or caller id; null when it does not exist (or its
+   * id is of a session of another namespace), undefined when none is named.
+   */
   async function sourceUuid(namespaceId: string, id: string, sessionId: string, field: string): Promise<string | null | undefined> {
     if (id && sessionId) throw new InvalidInputError(field, `set either ${field} or ${field}_id, not both`);
-    if (id) return decodeGlobalId("Session", id, field);
+    if (id) {
+      const decoded = decodeSessionId(id, field);
+      return sessionIdIn(decoded, namespaceId) ? decoded.uuid : null;
+    }
     if (!sessionId) return undefined;
     const session = await stores.sessions.find({ namespaceId, externalId: checkText(`${field}_id`, sessionId, 256, { id: true }) });
     return session ? session.uuid : null;
@@ -104,7 +111,7 @@ export function createMemoryService(stores: Stores) {
       };
       const fp = fingerprint({ namespace, ...sel, s: input.sourceSession, si: input.sourceSessionId });
       const after = input.pageToken ? decodePageToken(input.pageToken, fp, "namespace and filters") : undefined;
-      if (input.sourceSession) decodeGlobalId("Session", input.sourceSession, "source_session");
+      if (input.sourceSession) decodeSessionId(input.sourceSession, "source_session");
       const namespaceId = await stores.sessions.namespaceId(namespace, false);
       if (!namespaceId) return { memories: [], nextPageToken: "" };
       const source = await sourceUuid(namespaceId, input.sourceSession, input.sourceSessionId, "source_session");
@@ -112,7 +119,7 @@ export function createMemoryService(stores: Stores) {
       if (source) sel.sourceSessionUuid = source;
       const rows = await stores.memories.list(namespaceId, sel, after, limit + 1);
       const page = pageOf(rows, limit, (last) => encodePageToken(last, fp));
-      return { memories: page.items.map(toMemory(namespace)), nextPageToken: page.nextPageToken };
+      return { memories: page.items.map(toMemory(namespace, namespaceId)), nextPageToken: page.nextPageToken };
     },
 
     /** Deletes the selected memories of a namespace; returns how many went. */
@@ -127,7 +134,7 @@ export function createMemoryService(stores: Stores) {
           sel.ids = selector.values.map((id, i) => decodeGlobalId("Memory", id, `ids.values[${i}]`));
           break;
         case "sourceSession":
-          decodeGlobalId("Session", selector.id, "source_session");
+          decodeSessionId(selector.id, "source_session");
           break;
         case "subject":
           if (!selector.participantId && !selector.user) throw new InvalidInputError("subject", "set participant_id, user or both");

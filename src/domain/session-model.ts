@@ -2,7 +2,7 @@
  * The Session aggregate as the domain sees it (no protobuf, no SQL), and the rules for its fields.
  */
 import { InvalidInputError } from "./errors.js";
-import { encodeGlobalId } from "./ids.js";
+import { encodeSessionId } from "./ids.js";
 
 /** JSON object, as stored in Session.data. */
 export type JsonObject = { [key: string]: JsonValue };
@@ -24,9 +24,9 @@ export interface SessionStats {
 
 /** A session. */
 export interface Session {
-  /** Database uuid; the global id is derived from it. */
+  /** Database uuid; the global id is derived from it and namespaceId. */
   uuid: string;
-  /** Global id. */
+  /** Global id (see encodeSessionId). */
   id: string;
   sessionId: string;
   namespace: string;
@@ -55,8 +55,11 @@ export interface StoredSession extends Omit<Session, "id" | "etag"> {
   version: number;
 }
 
-/** How a call addresses one session: a global id, or a caller id within a namespace. */
-export type SessionRef = { kind: "uuid"; uuid: string; namespace?: string } | { kind: "external"; namespace: string; sessionId: string };
+/**
+ * How a call addresses one session: a global id (with the namespace it carries, unless it is of the old
+ * form, and the namespace the call names, if any), or a caller id within a namespace.
+ */
+export type SessionRef = { kind: "uuid"; uuid: string; namespaceId?: string; namespace?: string } | { kind: "external"; namespace: string; sessionId: string };
 
 /** Rows that went with a hard-deleted session. */
 export interface DeletedCounts {
@@ -183,5 +186,5 @@ export function etagOf(version: number): string {
 
 /** The session a stored one is, with its global id and etag. */
 export function sessionOf({ version, ...stored }: StoredSession): Session {
-  return { ...stored, id: encodeGlobalId("Session", stored.uuid), etag: etagOf(version) };
+  return { ...stored, id: encodeSessionId(stored.namespaceId, stored.uuid), etag: etagOf(version) };
 }

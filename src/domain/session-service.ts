@@ -6,7 +6,7 @@ import { bulkDeleteSessions, type BulkDeleteEvent, type BulkDeleteInput, type Fa
 import type { BulkDeleteStore } from "./bulk-delete-store.js";
 import { hashSecret, newSecret } from "./access.js";
 import { ConflictError, InvalidInputError, NamespaceGoneError, NotFoundError, PreconditionError } from "./errors.js";
-import { decodeGlobalId, newUuid } from "./ids.js";
+import { decodeSessionId, newUuid, sessionIdIn } from "./ids.js";
 import { decodePageToken, encodePageToken, fingerprint, pageOf } from "./page-token.js";
 import {
   checkData,
@@ -24,7 +24,7 @@ import {
   type SessionFilter,
   type SessionRef,
 } from "./session-model.js";
-import type { SessionStore } from "./session-store.js";
+import type { NamespacedSessionKey, SessionKey, SessionStore } from "./session-store.js";
 
 /** Input of {@link SessionService.create}. */
 export interface CreateSessionInput {
@@ -111,11 +111,39 @@ export async function insertRetryingGoneNamespace<T>(store: Pick<SessionStore, "
 export function parseAddress(address: SessionAddress, prefix = ""): SessionRef {
   if (address.id && address.sessionId) throw new InvalidInputError(`${prefix}id`, `set either ${prefix}id or ${prefix}session_id, not both`);
   if (address.id) {
-    const uuid = decodeGlobalId("Session", address.id, `${prefix}id`);
-    return { kind: "uuid", uuid, namespace: address.namespace ? checkNamespace(address.namespace, `${prefix}namespace`) : undefined };
+    const id = decodeSessionId(address.id, `${prefix}id`);
+    return { kind: "uuid", ...id, namespace: address.namespace ? checkNamespace(address.namespace, `${prefix}namespace`) : undefined };
   }
   if (!address.sessionId) throw new InvalidInputError(`${prefix}id`, `${prefix}id or ${prefix}session_id is required`);
   return { kind: "external", namespace: checkNamespace(address.namespace, `${prefix}namespace`), sessionId: checkText(`${prefix}session_id`, address.sessionId, 256, { id: true }) };
+}
+
+/**
+ * Where to look for the session `ref` names: in the namespace the call names or, when it names none,
+ * in the one its global id carries. Undefined when no such session can exist: the call's namespace
+ * does not exist, or the id carries another namespace (the session is not in the call's namespace,
+ * so the call answers as for any session absent from it). By uuid alone only for an id of the old form
+ * in a call that names no namespace.
+ */
+export async function sessionKeyOf(s: Pick<SessionStore, "namespaceId">, ref: SessionRef): Promise<SessionKey | undefined> {
+  const named = ref.namespace === undefined ? undefined : await s.namespaceId(ref.namespace, false);
+  if (ref.namespace !== undefined && named === undefined) return undefined;
+  if (ref.kind === "external") return { namespaceId: named!, externalId: ref.sessionId };
+  if (named !== undefined && !sessionIdIn(ref, named)) return undefined;
+  const namespaceId = named ?? ref.namespaceId;
+  return namespaceId === undefined ? { uuid: ref.uuid } : { namespaceId, uuid: ref.uuid };
+}
+
+/**
+ * Like {@link sessionKeyOf}, with the namespace always known: a global id of the old form in a call
+ * naming no namespace is first looked up by uuid alone (reaching every shard) to find it. Undefined
+ * when the session does not exist.
+ */
+export async function namespacedKeyOf(s: Pick<SessionStore, "namespaceId" | "find">, ref: SessionRef): Promise<NamespacedSessionKey | undefined> {
+  const key = await sessionKeyOf(s, ref);
+  if (!key || key.namespaceId !== undefined) return key;
+  const found = await s.find(key);
+  return found && { namespaceId: found.namespaceId, uuid: found.uuid };
 }
 
 /**
@@ -124,10 +152,11 @@ export function parseAddress(address: SessionAddress, prefix = ""): SessionRef {
  */
 export async function loadSession(s: SessionStore, address: SessionAddress, opts: { showDeleted?: boolean; lock?: boolean } = {}): Promise<Session> {
   const ref = parseAddress(address);
-  const nsId = ref.namespace === undefined ? undefined : await s.namespaceId(ref.namespace, false);
   const notFound = () => new NotFoundError(ref.kind === "uuid" ? `session ${address.id} not found` : `session "${ref.sessionId}" not found in namespace "${ref.namespace}"`);
-  if (ref.namespace !== undefined && nsId === undefined) throw notFound();
-  const stored = await s.find(ref.kind === "uuid" ? { uuid: ref.uuid, namespaceId: nsId } : { namespaceId: nsId!, externalId: ref.sessionId }, opts.lock);
+  // A row lock is taken through the namespace only (a lock by uuid alone would reach every shard).
+  const key = opts.lock ? await namespacedKeyOf(s, ref) : await sessionKeyOf(s, ref);
+  if (!key) throw notFound();
+  const stored = await s.find(key, opts.lock);
   if (!stored || (stored.state === "soft_deleted" && !opts.showDeleted)) throw notFound();
   return sessionOf(stored);
 }
@@ -155,8 +184,13 @@ export function createSessionService(deps: { store: SessionStore; bulkStore: Bul
         maxRequestsPerMinute: checkMaxRequestsPerMinute(input.maxRequestsPerMinute),
       };
       const uuid = newUuid();
-      const secret = newSecret("cs", uuid);
-      const session = sessionOf(await insertRetryingGoneNamespace(store, namespace, (namespaceId) => store.insert({ uuid, namespaceId, clientSecretHash: hashSecret(secret), ...values })));
+      // The secret names the namespace, which is known only once resolved (again, if it went meanwhile).
+      let secret = "";
+      const stored = await insertRetryingGoneNamespace(store, namespace, (namespaceId) => {
+        secret = newSecret("cs", uuid, namespaceId);
+        return store.insert({ uuid, namespaceId, clientSecretHash: hashSecret(secret), ...values });
+      });
+      const session = sessionOf(stored);
       return { ...session, clientSecret: { value: secret, expireTime: session.expireTime } };
     },
 
@@ -245,7 +279,7 @@ export function createSessionService(deps: { store: SessionStore; bulkStore: Bul
       return store.transaction(async (tx) => {
         const session = await loadSession(tx, address, { lock: true, showDeleted: true });
         if (session.state !== "active") throw new PreconditionError(`session ${session.id} is ${session.state === "cancelled" ? "cancelled" : "soft-deleted"}; its client secret cannot be refreshed`);
-        const secret = newSecret("cs", session.uuid);
+        const secret = newSecret("cs", session.uuid, session.namespaceId);
         const updated = sessionOf(await tx.update(session, { clientSecretHash: hashSecret(secret), expiresAfterMs: ms }));
         return { session: updated, clientSecret: { value: secret, expireTime: updated.expireTime } };
       });

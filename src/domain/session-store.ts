@@ -57,8 +57,18 @@ export interface SessionRow {
   uuid: string;
 }
 
-/** Where to find one session: by uuid (in a namespace, when known) or by caller id in a namespace. */
-export type SessionKey = { uuid: string; namespaceId?: string } | { namespaceId: string; externalId: string };
+/**
+ * Where to find one session in a known namespace: by uuid or by caller id. Every statement through it
+ * names namespace_id, so it is routed to one shard when the tables are distributed by namespace.
+ */
+export type NamespacedSessionKey = { namespaceId: string; uuid: string } | { namespaceId: string; externalId: string };
+
+/**
+ * Where to find one session: in a known namespace, or by uuid alone. The latter is left only for a
+ * global id of the old form (it carries no namespace) in a call that names no namespace; that lookup
+ * reaches every shard.
+ */
+export type SessionKey = NamespacedSessionKey | { uuid: string; namespaceId?: undefined };
 
 /** Session storage bound to one connection or transaction. */
 export interface SessionStore {

@@ -39,6 +39,8 @@ export interface Span extends SpanInput {
 /** A trace as listed. */
 export interface Trace {
   uuid: string;
+  /** Database id of its namespace (and its session's). */
+  namespaceId: string;
   traceId: string;
   /** Database id of its session; null for a trace under no session. */
   sessionUuid: string | null;
@@ -62,7 +64,8 @@ export type AnnotationTargetInput =
 /** A stored annotation. */
 export interface Annotation {
   uuid: string;
-  target: { kind: "session"; sessionUuid: string } | { kind: "trace"; traceId: string } | { kind: "span"; traceId: string; spanId: string };
+  /** A session target names the session's namespace too (its global id carries it). */
+  target: { kind: "session"; namespaceId: string; sessionUuid: string } | { kind: "trace"; traceId: string } | { kind: "span"; traceId: string; spanId: string };
   name: string;
   annotatorKind: AnnotatorKind;
   label: string;

@@ -3,7 +3,7 @@
  * annotating sessions, traces and spans. Rules and transactions live here; SQL in the trace store.
  */
 import { InvalidInputError, NotFoundError, PreconditionError } from "./errors.js";
-import { decodeGlobalId, newUuid } from "./ids.js";
+import { decodeSessionId, newUuid } from "./ids.js";
 import { decodePageToken, encodePageToken, fingerprint, pageOf } from "./page-token.js";
 import {
   checkData,
@@ -14,10 +14,11 @@ import {
   DEFAULT_MAX_REQUESTS_PER_MINUTE,
   sessionOf,
   type JsonObject,
+  type SessionRef,
   type StoredSession,
 } from "./session-model.js";
 import type { SessionKey } from "./session-store.js";
-import { insertRetryingGoneNamespace, loadSession, type SessionAddress } from "./session-service.js";
+import { insertRetryingGoneNamespace, loadSession, sessionKeyOf, type SessionAddress } from "./session-service.js";
 import { retryOnConflict } from "./retry.js";
 import type { Stores } from "./stores.js";
 import type { AnnotationValues, RecordResult, ResolvedTarget } from "./trace-store.js";
@@ -82,7 +83,7 @@ export function createTracingService(stores: Stores) {
       case "sessionId": {
         const address = target.kind === "session" ? { id: target.id, namespace, sessionId: "" } : { id: "", namespace, sessionId: target.sessionId };
         const s = await loadSession(tx.sessions, address, { lock });
-        return { kind: "session", sessionUuid: s.uuid, traceUuid: null, spanRowId: null, key: `session:${s.uuid}` };
+        return { kind: "session", sessionUuid: s.uuid, traceUuid: null, spanRowId: null, otelTraceId: null, otelSpanId: null, key: `session:${s.uuid}` };
       }
       case "trace":
       case "span": {
@@ -106,14 +107,16 @@ export function createTracingService(stores: Stores) {
       if (opts.createSession && input.sessionId) {
         // OTLP: the session named by session.id is created when it does not exist yet.
         const session = await findOrCreateSession(namespace, input.sessionId);
-        key = { uuid: session.uuid };
+        key = { namespaceId: session.namespaceId, uuid: session.uuid };
         namespaceId = session.namespaceId;
       } else if (input.session || input.sessionId) {
-        namespaceId = await namespaceIdOf(namespace, false);
-        key = input.session
-          ? { uuid: decodeGlobalId("Session", input.session, "session"), namespaceId }
-          : { namespaceId: namespaceId ?? "", externalId: checkText("session_id", input.sessionId, 256, { id: true }) };
-        if (!namespaceId) throw new NotFoundError(`session ${input.session || `"${input.sessionId}"`} not found in namespace "${namespace}"`);
+        const ref: SessionRef = input.session
+          ? { kind: "uuid", ...decodeSessionId(input.session, "session"), namespace }
+          : { kind: "external", namespace, sessionId: checkText("session_id", input.sessionId, 256, { id: true }) };
+        // Undefined when the namespace does not exist, or the id is of a session of another namespace.
+        key = await sessionKeyOf(stores.sessions, ref);
+        if (!key) throw new NotFoundError(`session ${input.session || `"${input.sessionId}"`} not found in namespace "${namespace}"`);
+        namespaceId = key.namespaceId;
       } else {
         namespaceId = (await namespaceIdOf(namespace, true))!;
       }
@@ -140,7 +143,7 @@ export function createTracingService(stores: Stores) {
       if (input.withoutSession && (input.session || input.sessionId)) throw new InvalidInputError("without_session", "set it alone, without session or session_id");
       if (!input.withoutSession && !input.session && !input.sessionId) throw new InvalidInputError("session", "set session, session_id or without_session");
       if (input.session && input.sessionId) throw new InvalidInputError("session", "set either session or session_id, not both");
-      if (input.session) decodeGlobalId("Session", input.session, "session");
+      if (input.session) decodeSessionId(input.session, "session");
       const session = input.withoutSession ? undefined : await loadSession(stores.sessions, { id: input.session, namespace, sessionId: input.sessionId });
       const fp = fingerprint({ namespace, session: session?.uuid ?? null });
       const after = input.pageToken ? decodePageToken(input.pageToken, fp, "namespace and session") : undefined;

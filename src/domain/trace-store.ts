@@ -18,6 +18,10 @@ export interface ResolvedTarget {
   sessionUuid: string | null;
   traceUuid: string | null;
   spanRowId: string | null;
+  /** The OpenTelemetry trace id of a trace or span target (null for a session). */
+  otelTraceId: string | null;
+  /** The OpenTelemetry span id of a span target (null otherwise). */
+  otelSpanId: string | null;
   /** Names the target among all of the namespace's: annotations are listed by it. */
   key: string;
 }

@@ -9,7 +9,7 @@ import type { Code, Interceptor } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import type { Principal } from "../domain/access.js";
 import type { AuditLog } from "../domain/audit-log.js";
-import { decodeGlobalId } from "../domain/ids.js";
+import { decodeSessionId, type SessionGlobalId } from "../domain/ids.js";
 import { actorOf, NAMESPACE_HEADER, namespaceHolder, policyOf, principalKey } from "./auth.js";
 import { requestIdKey } from "./logging.js";
 import { codeOf, seeRequest, watchStream } from "./streams.js";
@@ -46,7 +46,7 @@ export function createAuditing(audit: AuditLog): CallAuditor {
       requestId: call.requestId,
       time: new Date(),
       namespace: namespaceNamed(call.method, message, call.header) || sessionNamespace(res),
-      sessionUuid: message ? sessionUuidOf(sessionGlobalId(call.method, message)) : undefined,
+      session: message ? sessionOf(sessionGlobalId(call.method, message)) : undefined,
       itemCount: items ?? (message ? itemsNamed(message) : 1),
       code: code === undefined ? "ok" : codeToString(code),
     });
@@ -107,10 +107,10 @@ function sessionGlobalId(method: DescMethod, message: Record<string, unknown>): 
   return typeof inner?.id === "string" ? inner.id : "";
 }
 
-/** The uuid behind a session global id, or undefined when it is not one. */
-function sessionUuidOf(id: string): string | undefined {
+/** What a session global id names, or undefined when it is not one. */
+function sessionOf(id: string): SessionGlobalId | undefined {
   try {
-    return id ? decodeGlobalId("Session", id) : undefined;
+    return id ? decodeSessionId(id) : undefined;
   } catch {
     return undefined;
   }

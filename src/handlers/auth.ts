@@ -18,7 +18,7 @@ import { all_namespaces, client_secret_allowed, required_role, Role as ProtoRole
 import type { Principal, Role } from "../domain/access.js";
 import { authorize, authorizeRequest, enforce, type AccessPolicy, type AccessTarget, type PresentedCredential, type TargetDefaults } from "../domain/authorization.js";
 import type { Credentials } from "../domain/credentials.js";
-import { encodeGlobalId } from "../domain/ids.js";
+import { encodeGlobalId, encodeSessionId } from "../domain/ids.js";
 import type { Logger } from "../logger.js";
 import { toConnectError } from "./errors.js";
 import { seeRequest } from "./streams.js";
@@ -65,7 +65,7 @@ export function policyOf(method: DescMethod): MethodPolicy {
 /** How the audit log and CreateApiKey name a caller. */
 export function actorOf(p: Principal | undefined): string {
   if (!p) return "";
-  return p.kind === "key" ? encodeGlobalId("ApiKey", p.keyUuid) : `session:${encodeGlobalId("Session", p.sessionUuid)}`;
+  return p.kind === "key" ? encodeGlobalId("ApiKey", p.keyUuid) : `session:${encodeSessionId(p.namespaceId, p.sessionUuid)}`;
 }
 
 /** The credential a request presents: `Authorization: Bearer <secret>`, else `X-API-Key: <secret>`. */

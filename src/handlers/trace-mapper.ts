@@ -4,7 +4,7 @@
 import { create } from "@bufbuild/protobuf";
 import { durationFromMs, timestampDate, timestampFromDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { InvalidInputError } from "../domain/errors.js";
-import { encodeGlobalId } from "../domain/ids.js";
+import { encodeGlobalId, encodeSessionId } from "../domain/ids.js";
 import type { Annotation as DomainAnnotation, AnnotationTargetInput, AnnotatorKind as DomainAnnotator, Span as DomainSpan, SpanInput, Trace as DomainTrace } from "../domain/trace-model.js";
 import {
   AnnotationSchema,
@@ -65,7 +65,7 @@ export function traceToProto(t: DomainTrace): Trace {
   return create(TraceSchema, {
     id: encodeGlobalId("Trace", t.uuid),
     traceId: t.traceId,
-    session: t.sessionUuid ? encodeGlobalId("Session", t.sessionUuid) : "",
+    session: t.sessionUuid ? encodeSessionId(t.namespaceId, t.sessionUuid) : "",
     rootSpanName: t.rootSpanName,
     spanCount: t.spanCount,
     startTime: t.startTime ? timestampFromDate(t.startTime) : undefined,
@@ -105,7 +105,7 @@ export function annotatorFromProto(k: AnnotatorKind): DomainAnnotator | undefine
 export function annotationToProto(a: DomainAnnotation): Annotation {
   const target =
     a.target.kind === "session"
-      ? { case: "session" as const, value: encodeGlobalId("Session", a.target.sessionUuid) }
+      ? { case: "session" as const, value: encodeSessionId(a.target.namespaceId, a.target.sessionUuid) }
       : a.target.kind === "trace"
         ? { case: "traceId" as const, value: a.target.traceId }
         : { case: "span" as const, value: { traceId: a.target.traceId, spanId: a.target.spanId } };

@@ -6,12 +6,12 @@ import { createDataSource } from "../../src/db/data-source.js";
 import { createAdmission, type BulkLimits } from "../../src/domain/bulk-admission.js";
 import type { BulkDeleteEvent, BulkDeleteInput, BulkResult } from "../../src/domain/bulk-delete.js";
 import { InvalidInputError, RateLimitedError } from "../../src/domain/errors.js";
-import { encodeGlobalId } from "../../src/domain/ids.js";
+import { encodeGlobalId, encodeSessionId } from "../../src/domain/ids.js";
 import { toConnectError } from "../../src/handlers/errors.js";
 import { createLogger } from "../../src/logger.js";
 import { RetryInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { useDatabase } from "../setup/context.js";
-import { countContents, seedContents, seedSessions } from "../setup/seed.js";
+import { countContents, namespaceIdOf, seedContents, seedSessions } from "../setup/seed.js";
 
 const ctx = useDatabase();
 const SHAPE = { participants: 2, turnsPerParticipant: 5, traces: 2, spansPerTrace: 3, annotationsPerTrace: 1, memories: 1 };
@@ -27,11 +27,25 @@ async function run(over: Partial<BulkDeleteInput>, signal = new AbortController(
   return { events, results, byId: new Map(results.map((r) => [r.identifier, r])) };
 }
 
-const gid = (uuid: string) => encodeGlobalId("Session", uuid);
+/** Namespace ids of the sessions seeded here, by session uuid: what their global ids carry. */
+const namespaceOfSession = new Map<string, string>();
+
+/** Seeds sessions (seedSessions) and notes their namespace, for gid. */
+async function seed(n: number, namespace: string, opts: Parameters<typeof seedSessions>[3] = {}): Promise<string[]> {
+  const uuids = await seedSessions(ctx.db.dataSource, n, namespace, opts);
+  const namespaceId = await namespaceIdOf(ctx.db.dataSource, namespace);
+  for (const u of uuids) namespaceOfSession.set(u, namespaceId);
+  return uuids;
+}
+
+/** The global id of a seeded session. */
+const gid = (uuid: string) => encodeSessionId(namespaceOfSession.get(uuid)!, uuid);
+/** A session's global id of the old form (no namespace), as handed out before ids carried it. */
+const oldGid = (uuid: string) => Buffer.from(`Session:${uuid}`).toString("base64url");
 
 describe("BulkDeleteSessions (domain)", () => {
   it("reports a batch that fails for a reason other than an outage as FAILED, rolls it back, and goes on", async () => {
-    const uuids = await seedSessions(ctx.db.dataSource, 6, "bulk-fail");
+    const uuids = await seed(6, "bulk-fail");
     await seedContents(ctx.db.dataSource, uuids, SHAPE);
     // A real fault inside Postgres: a trigger that refuses to delete one session (the third).
     await ctx.db.sql(`UPDATE sessions SET labels = '{"explode":"yes"}' WHERE id = $1`, [uuids[2]]);
@@ -39,7 +53,9 @@ describe("BulkDeleteSessions (domain)", () => {
       `CREATE FUNCTION refuse_delete() RETURNS trigger LANGUAGE plpgsql AS $$
        BEGIN IF OLD.labels ? 'explode' THEN RAISE EXCEPTION 'refusing to delete %', OLD.id; END IF; RETURN OLD; END $$`,
     );
-    await ctx.db.sql("CREATE TRIGGER refuse_delete BEFORE DELETE ON sessions FOR EACH ROW EXECUTE FUNCTION refuse_delete()");
+    // Citus allows a trigger on a distributed table only when asked (a no-op setting elsewhere).
+    const unsafeTriggers = (sql: string) => ctx.db.dataSource.transaction(async (m) => (await m.query("SET LOCAL citus.enable_unsafe_triggers = on"), await m.query(sql)));
+    await unsafeTriggers("CREATE TRIGGER refuse_delete BEFORE DELETE ON sessions FOR EACH ROW EXECUTE FUNCTION refuse_delete()");
     try {
       const { events, byId } = await run({ namespace: "bulk-fail", selector: { kind: "ids", values: uuids.map(gid) }, batchSize: 2 });
       expect(uuids.map((u) => byId.get(gid(u))?.outcome)).toEqual(["deleted", "deleted", "failed", "failed", "deleted", "deleted"]);
@@ -50,15 +66,15 @@ describe("BulkDeleteSessions (domain)", () => {
       expect(left.map((r: { id: string }) => r.id)).toEqual([uuids[2], uuids[3]].sort());
       expect(await countContents(ctx.db.dataSource, [uuids[2], uuids[3]])).toMatchObject({ participants: 4, turns: 20, spans: 12 });
     } finally {
-      await ctx.db.sql("DROP TRIGGER refuse_delete ON sessions");
+      await unsafeTriggers("DROP TRIGGER refuse_delete ON sessions");
       await ctx.db.sql("DROP FUNCTION refuse_delete()");
     }
   });
 
   it("streams started, one progress per batch and a summary, reporting every id once with its cascade counts", async () => {
-    const uuids = await seedSessions(ctx.db.dataSource, 7, "bulk-a");
+    const uuids = await seed(7, "bulk-a");
     await seedContents(ctx.db.dataSource, uuids, SHAPE);
-    const missing = gid(crypto.randomUUID());
+    const missing = encodeSessionId(namespaceOfSession.get(uuids[0])!, crypto.randomUUID());
     const ids = [...uuids.map(gid), missing, uuids.map(gid)[0], "garbage!", encodeGlobalId("Trace", crypto.randomUUID())];
     const { events, results, byId } = await run({ namespace: "bulk-a", selector: { kind: "ids", values: ids }, batchSize: 3 });
 
@@ -78,7 +94,7 @@ describe("BulkDeleteSessions (domain)", () => {
   });
 
   it("purges memories only when asked", async () => {
-    const uuids = await seedSessions(ctx.db.dataSource, 3, "bulk-mem");
+    const uuids = await seed(3, "bulk-mem");
     await seedContents(ctx.db.dataSource, uuids, { memories: 2 });
     const before = (await ctx.db.sql("SELECT count(*)::int AS n FROM memories"))[0].n;
     const { byId } = await run({ namespace: "bulk-mem", selector: { kind: "ids", values: uuids.map(gid) }, purgeMemories: true });
@@ -87,7 +103,7 @@ describe("BulkDeleteSessions (domain)", () => {
   });
 
   it("dry run reports WOULD_DELETE with counts and deletes nothing", async () => {
-    const uuids = await seedSessions(ctx.db.dataSource, 4, "bulk-dry");
+    const uuids = await seed(4, "bulk-dry");
     await seedContents(ctx.db.dataSource, uuids, SHAPE);
     const before = await countContents(ctx.db.dataSource, uuids);
     const { results, events } = await run({ namespace: "bulk-dry", selector: { kind: "ids", values: uuids.map(gid) }, dryRun: true });
@@ -97,28 +113,50 @@ describe("BulkDeleteSessions (domain)", () => {
   });
 
   it("never touches another namespace's sessions: their ids are NOT_FOUND", async () => {
-    const theirs = await seedSessions(ctx.db.dataSource, 3, "bulk-theirs");
+    const theirs = await seed(3, "bulk-theirs");
     const { results } = await run({ namespace: "bulk-mine", selector: { kind: "ids", values: theirs.map(gid) } });
     expect(results.map((r) => r.outcome)).toEqual(["not_found", "not_found", "not_found"]);
     expect((await countContents(ctx.db.dataSource, theirs)).sessions).toBe(3);
   });
 
+  it("reports ids of another namespace's sessions NOT_FOUND in a namespace that exists, whatever their form, and deletes only its own", async () => {
+    const theirs = await seed(3, "bulk-theirs-2");
+    const mine = await seed(2, "bulk-mine-2");
+    const mineNamespace = namespaceOfSession.get(mine[0])!;
+    // Their ids as issued, of the old form, and their uuids under this namespace's uuid.
+    const foreign = [...theirs.map(gid), ...theirs.map(oldGid), ...theirs.map((u) => encodeSessionId(mineNamespace, u))];
+    const { results, events } = await run({ namespace: "bulk-mine-2", selector: { kind: "ids", values: [...foreign, ...mine.map(gid)] }, batchSize: 4 });
+    expect(results.map((r) => [r.identifier, r.outcome, r.id])).toEqual([...foreign.map((id) => [id, "not_found", id]), ...mine.map((u) => [gid(u), "deleted", gid(u)])]);
+    expect(events.at(-1)).toMatchObject({ type: "summary", counters: { completed: 11, deleted: 2, notFound: 9, invalid: 0, failed: 0 } });
+    expect((await countContents(ctx.db.dataSource, theirs)).sessions).toBe(3);
+    expect((await countContents(ctx.db.dataSource, mine)).sessions).toBe(0);
+  });
+
+  it("still deletes by ids of the old form, answering with the current form", async () => {
+    const uuids = await seed(3, "bulk-old-ids");
+    await seedContents(ctx.db.dataSource, uuids, SHAPE);
+    const { results } = await run({ namespace: "bulk-old-ids", selector: { kind: "ids", values: uuids.map(oldGid) } });
+    expect(results.map((r) => [r.identifier, r.outcome, r.id])).toEqual(uuids.map((u) => [oldGid(u), "deleted", gid(u)]));
+    expect(results[0].counts).toEqual({ participants: 2, turns: 10, traces: 2, spans: 6, annotations: 2 });
+    expect((await countContents(ctx.db.dataSource, uuids)).sessions).toBe(0);
+  });
+
   it("deletes by caller session ids", async () => {
-    await seedSessions(ctx.db.dataSource, 3, "bulk-ext", { prefix: "ext-" });
+    await seed(3, "bulk-ext", { prefix: "ext-" });
     const { results } = await run({ namespace: "bulk-ext", selector: { kind: "sessionIds", values: ["ext-1", "ext-3", "ext-9", ""] } });
     expect(results.map((r) => [r.identifier, r.outcome])).toEqual([["ext-1", "deleted"], ["ext-3", "deleted"], ["ext-9", "not_found"], ["", "invalid_id"]]);
     expect(results[0].id).toMatch(/^[A-Za-z0-9_-]+$/);
   });
 
   it("a retried call reports the already deleted ids as NOT_FOUND and finishes the rest", async () => {
-    const uuids = await seedSessions(ctx.db.dataSource, 6, "bulk-retry");
+    const uuids = await seed(6, "bulk-retry");
     await run({ namespace: "bulk-retry", selector: { kind: "ids", values: uuids.slice(0, 3).map(gid) } });
     const { results } = await run({ namespace: "bulk-retry", selector: { kind: "ids", values: uuids.map(gid) } });
     expect(results.map((r) => r.outcome)).toEqual(["not_found", "not_found", "not_found", "deleted", "deleted", "deleted"]);
   });
 
   it("two overlapping calls together report each id DELETED exactly once", async () => {
-    const uuids = await seedSessions(ctx.db.dataSource, 400, "bulk-race");
+    const uuids = await seed(400, "bulk-race");
     await seedContents(ctx.db.dataSource, uuids, { participants: 1, turnsPerParticipant: 2, traces: 1, spansPerTrace: 2 });
     const ids = uuids.map(gid);
     const reversed = [...ids].reverse();
@@ -134,8 +172,8 @@ describe("BulkDeleteSessions (domain)", () => {
   });
 
   it("filter mode deletes only what existed when the call began (snapshot), with the total up front", async () => {
-    await seedSessions(ctx.db.dataSource, 25, "bulk-filter", { user: "doomed" });
-    await seedSessions(ctx.db.dataSource, 5, "bulk-filter", { user: "spared" });
+    await seed(25, "bulk-filter", { user: "doomed" });
+    await seed(5, "bulk-filter", { user: "spared" });
     const events: BulkDeleteEvent[] = [];
     let late = "";
     for await (const e of ctx.sessions.bulkDelete(input({ namespace: "bulk-filter", selector: { kind: "filter", filter: { user: "doomed" }, includeDeleted: false }, batchSize: 10 }), new AbortController().signal)) {
@@ -153,7 +191,7 @@ describe("BulkDeleteSessions (domain)", () => {
   });
 
   it("cancellation stops after the batch in hand and throws the reason; no session is half-deleted", async () => {
-    const uuids = await seedSessions(ctx.db.dataSource, 50, "bulk-cancel");
+    const uuids = await seed(50, "bulk-cancel");
     await seedContents(ctx.db.dataSource, uuids, SHAPE);
     const abort = new AbortController();
     const seen: BulkResult[] = [];
@@ -214,7 +252,7 @@ const filterAll = (namespace: string, batchSize = 10) => input({ namespace, sele
 
 describe("BulkDeleteSessions and the database pool (issue 12)", () => {
   it("a bulk delete by filter holds no pooled connection between its units, so it runs to the end on a pool of one", async () => {
-    await seedSessions(ctx.db.dataSource, 35, "pool-one");
+    await seed(35, "pool-one");
     const { services, inUse } = await servicesOn(1);
     const events: BulkDeleteEvent[] = [];
     for await (const e of services.sessions.bulkDelete(filterAll("pool-one"), new AbortController().signal)) {
@@ -247,7 +285,7 @@ describe("BulkDeleteSessions and the database pool (issue 12)", () => {
   });
 
   it("beyond the process's slots a bulk delete waits in a bounded queue; beyond the queue it is refused with a retry hint", async () => {
-    await seedSessions(ctx.db.dataSource, 30, "slots");
+    await seed(30, "slots");
     const { services, admission } = await servicesOn(4, { maxOperations: 1, maxQueued: 1, maxWaitMs: 60_000 });
     const signal = new AbortController().signal;
     const first = services.sessions.bulkDelete(filterAll("slots"), signal);
@@ -269,7 +307,7 @@ describe("BulkDeleteSessions and the database pool (issue 12)", () => {
   });
 
   it("a queued bulk delete gives up after the bounded wait, and one whose client goes away leaves the queue at once", async () => {
-    await seedSessions(ctx.db.dataSource, 10, "slots-wait");
+    await seed(10, "slots-wait");
     const { services, admission } = await servicesOn(4, { maxOperations: 1, maxQueued: 4, maxWaitMs: 300 });
     const holder = services.sessions.bulkDelete(filterAll("slots-wait"), new AbortController().signal);
     await holder.next();

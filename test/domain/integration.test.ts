@@ -5,6 +5,7 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { IntegratorService, type IntegrateRequest } from "../../gen/sessiond/v1/integrator_service_pb.js";
 import type { NewTurn } from "../../src/domain/conversation-model.js";
+import { encodeSessionId } from "../../src/domain/ids.js";
 import { byId, newSession, useDatabase } from "../setup/context.js";
 
 const ctx = useDatabase();
@@ -226,6 +227,24 @@ describe("MemoryService", () => {
     expect((await list("mem-forget")).memories).toEqual([]);
     expect((await list("mem-del-other")).memories.length).toBe(3);
     expect(await m.delete("mem-del", { kind: "sourceSession", id: s.id })).toBe(0);
+  });
+
+  it("reads and deletes by a source session's global id only in that session's namespace; an id of the old form still names it", async () => {
+    const s = await withMemories("mem-src");
+    const theirs = await withMemories("mem-src-other");
+    const m = ctx.services.memories;
+    const old = Buffer.from(`Session:${s.uuid}`).toString("base64url");
+    expect((await list("mem-src", { sourceSession: s.id })).memories.map((x) => x.sourceSession)).toEqual([s.id, s.id, s.id]);
+    expect((await list("mem-src", { sourceSession: old })).memories).toHaveLength(3);
+    // Another namespace's session, by its id or by its uuid under this namespace's uuid: nothing.
+    expect((await list("mem-src", { sourceSession: theirs.id })).memories).toEqual([]);
+    expect((await list("mem-src", { sourceSession: encodeSessionId(s.namespaceId, theirs.uuid) })).memories).toEqual([]);
+    expect((await list("mem-src-other", { sourceSession: s.id })).memories).toEqual([]);
+    expect(await m.delete("mem-src", { kind: "sourceSession", id: theirs.id })).toBe(0);
+    expect(await m.delete("mem-src-other", { kind: "sourceSession", id: s.id })).toBe(0);
+    expect((await list("mem-src-other")).memories).toHaveLength(3);
+    expect(await m.delete("mem-src", { kind: "sourceSession", id: old })).toBe(3);
+    expect((await list("mem-src")).memories).toEqual([]);
   });
 
   it("rejects bad selectors and configurations, naming the field", async () => {

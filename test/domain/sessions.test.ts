@@ -1,19 +1,22 @@
 import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { AlreadyExistsError, ConflictError, InvalidInputError, NotFoundError, PreconditionError } from "../../src/domain/errors.js";
-import { encodeGlobalId } from "../../src/domain/ids.js";
+import { parseSecret } from "../../src/domain/access.js";
+import { encodeGlobalId, encodeSessionId } from "../../src/domain/ids.js";
 import { byId, byKey, newSession, useDatabase } from "../setup/context.js";
 import { countContents, seedContents } from "../setup/seed.js";
 
 const ctx = useDatabase();
 
 describe("CreateSession", () => {
-  it("applies the documented defaults and returns a global id that encodes the uuid", async () => {
+  it("applies the documented defaults and returns a global id that encodes the namespace's uuid and the session's", async () => {
     const s = await ctx.sessions.create(newSession({ user: "u1" }));
     expect(s.namespace).toBe("default");
     expect(s.sessionId).toMatch(/^[0-9a-f-]{36}$/);
-    expect(s.id).toBe(encodeGlobalId("Session", s.uuid));
-    expect(Buffer.from(s.id, "base64url").toString()).toBe(`Session:${s.uuid}`);
+    expect(s.id).toBe(encodeSessionId(s.namespaceId, s.uuid));
+    const hex = (uuid: string) => uuid.replaceAll("-", "");
+    expect(Buffer.from(s.id, "base64url").toString("hex")).toBe(Buffer.from("Session:\x01", "latin1").toString("hex") + hex(s.namespaceId) + hex(s.uuid));
+    expect(await ctx.db.sql("SELECT id FROM namespaces WHERE name = 'default'")).toEqual([{ id: s.namespaceId }]);
     expect(s.state).toBe("active");
     expect(s.maxRequestsPerMinute).toBe(10);
     expect(s.expireTime.getTime() - s.createTime.getTime()).toBe(10 * 60 * 1000);
@@ -29,7 +32,8 @@ describe("CreateSession", () => {
     const got = await ctx.sessions.get(byKey("chat-1", "acme"), false);
     expect(got).toEqual(s);
     // The client secret is returned once; only its hash is stored.
-    expect(clientSecret.value).toMatch(/^cs_[A-Za-z0-9_-]{22}_[A-Za-z0-9_-]{43}$/);
+    expect(clientSecret.value).toMatch(/^cs_[A-Za-z0-9_-]{43}_[A-Za-z0-9_-]{43}$/);
+    expect(parseSecret(clientSecret.value)).toEqual({ kind: "cs", uuid: s.uuid, namespaceId: s.namespaceId });
     expect(clientSecret.expireTime).toEqual(s.expireTime);
     const [stored] = await ctx.db.sql("SELECT encode(client_secret_hash, 'hex') AS h FROM sessions WHERE id = $1", [s.uuid]);
     expect(stored.h).toBe(createHash("sha256").update(clientSecret.value).digest("hex"));
@@ -77,7 +81,8 @@ describe("GetSession", () => {
   it("reports NOT_FOUND for unknown ids, other namespaces and soft-deleted sessions without show_deleted", async () => {
     const s = await ctx.sessions.create(newSession({ sessionId: "hidden", namespace: "ns-a" }));
     await ctx.sessions.create(newSession({ namespace: "ns-b" }));
-    await expect(ctx.sessions.get(byId(encodeGlobalId("Session", crypto.randomUUID())), false)).rejects.toThrow(NotFoundError);
+    await expect(ctx.sessions.get(byId(encodeSessionId(crypto.randomUUID(), crypto.randomUUID())), false)).rejects.toThrow(NotFoundError);
+    await expect(ctx.sessions.get(byId(encodeSessionId(s.namespaceId, crypto.randomUUID())), false)).rejects.toThrow(NotFoundError);
     await expect(ctx.sessions.get({ id: s.id, namespace: "ns-b", sessionId: "" }, false)).rejects.toThrow(NotFoundError);
     await expect(ctx.sessions.get(byKey("hidden", "ns-b"), false)).rejects.toThrow(NotFoundError);
     await expect(ctx.sessions.get(byKey("hidden", "no-such-ns"), false)).rejects.toThrow(NotFoundError);
@@ -91,7 +96,43 @@ describe("GetSession", () => {
     await expect(ctx.sessions.get(byId(Buffer.from("Session:123").toString("base64url")), false)).rejects.toThrow(/^id: not a valid Session id/);
     await expect(ctx.sessions.get(byId(encodeGlobalId("Trace", crypto.randomUUID())), false)).rejects.toThrow(/^id: is a Trace id, expected a Session id/);
     await expect(ctx.sessions.get({ id: "", namespace: "", sessionId: "" }, false)).rejects.toThrow(/^id: id or session_id is required/);
-    await expect(ctx.sessions.get({ id: encodeGlobalId("Session", crypto.randomUUID()), namespace: "", sessionId: "x" }, false)).rejects.toThrow(InvalidInputError);
+    await expect(ctx.sessions.get({ id: encodeSessionId(crypto.randomUUID(), crypto.randomUUID()), namespace: "", sessionId: "x" }, false)).rejects.toThrow(InvalidInputError);
+  });
+
+  it("finds a session by a global id of the old form (the uuid alone), with or without its namespace", async () => {
+    const { clientSecret: _, ...s } = await ctx.sessions.create(newSession({ namespace: "ns-old-id" }));
+    const old = Buffer.from(`Session:${s.uuid}`).toString("base64url");
+    expect(await ctx.sessions.get(byId(old), false)).toEqual(s);
+    expect(await ctx.sessions.get({ id: old, namespace: "ns-old-id", sessionId: "" }, false)).toEqual(s);
+    await ctx.sessions.create(newSession({ namespace: "ns-old-other" }));
+    await expect(ctx.sessions.get({ id: old, namespace: "ns-old-other", sessionId: "" }, false)).rejects.toThrow(`session ${old} not found`);
+  });
+
+  it("changes, cancels and deletes a session addressed by a global id of the old form", async () => {
+    const s = await ctx.sessions.create(newSession({ namespace: "ns-old-write" }));
+    const old = byId(Buffer.from(`Session:${s.uuid}`).toString("base64url"));
+    expect((await ctx.sessions.update({ address: old, paths: ["user"], values: { data: {}, labels: {}, user: "bob", workflow: { id: "", version: "" } }, etag: s.etag })).user).toBe("bob");
+    expect(await ctx.sessions.cancel(old)).toMatchObject({ id: s.id, state: "cancelled" });
+    expect((await ctx.sessions.delete(old, "")).session.id).toBe(s.id);
+    await expect(ctx.sessions.get(byId(s.id), true)).rejects.toThrow(NotFoundError);
+    await expect(ctx.sessions.cancel(old)).rejects.toThrow(NotFoundError);
+  });
+
+  it("reports NOT_FOUND for a global id whose namespace is not the session's, or not the one the call names", async () => {
+    const { clientSecret: _, ...s } = await ctx.sessions.create(newSession({ namespace: "ns-id-a" }));
+    const b = await ctx.sessions.create(newSession({ namespace: "ns-id-b" }));
+    // The session's uuid under another namespace's uuid names no session, with or without a namespace.
+    const forged = encodeSessionId(b.namespaceId, s.uuid);
+    await expect(ctx.sessions.get(byId(forged), false)).rejects.toThrow(`session ${forged} not found`);
+    await expect(ctx.sessions.get({ id: forged, namespace: "ns-id-b", sessionId: "" }, false)).rejects.toThrow(NotFoundError);
+    await expect(ctx.sessions.get({ id: forged, namespace: "ns-id-a", sessionId: "" }, false)).rejects.toThrow(NotFoundError);
+    // Its own id with another namespace, existing or not.
+    await expect(ctx.sessions.get({ id: s.id, namespace: "ns-id-b", sessionId: "" }, false)).rejects.toThrow(`session ${s.id} not found`);
+    await expect(ctx.sessions.get({ id: s.id, namespace: "ns-id-none", sessionId: "" }, false)).rejects.toThrow(NotFoundError);
+    // Writes through such an address find nothing either, and change nothing.
+    await expect(ctx.sessions.cancel({ id: s.id, namespace: "ns-id-b", sessionId: "" })).rejects.toThrow(NotFoundError);
+    await expect(ctx.sessions.delete(byId(forged), "")).rejects.toThrow(NotFoundError);
+    expect(await ctx.sessions.get(byId(s.id), false)).toEqual(s);
   });
 });
 

@@ -1,12 +1,13 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
-import { describe, expect, it } from "vitest";
+import { describe, expect, inject, it } from "vitest";
 import type { BulkDeleteEvent } from "../../src/domain/bulk-delete.js";
 import { NotFoundError, PreconditionError } from "../../src/domain/errors.js";
-import { encodeGlobalId } from "../../src/domain/ids.js";
+import { encodeSessionId } from "../../src/domain/ids.js";
 import type { AnnotationTargetInput, SpanInput } from "../../src/domain/trace-model.js";
 import type { AnnotateInput, RecordSpansInput } from "../../src/domain/trace-service.js";
 import { byId, newSession, useDatabase } from "../setup/context.js";
+import { namespaceIdOf } from "../setup/seed.js";
 
 const ctx = useDatabase();
 
@@ -63,7 +64,7 @@ async function traceRow(traceId: string) {
 const spanRows = (traceId: string) =>
   ctx.db.sql(
     `SELECT s.otel_span_id, s.otel_parent_span_id, s.name, s.kind, s.start_time, s.end_time, s.status_code, s.status_message, s.attributes, s.events
-     FROM spans s JOIN traces t ON t.id = s.trace_id WHERE t.otel_trace_id = $1 ORDER BY s.otel_span_id`,
+     FROM spans s JOIN traces t ON t.namespace_id = s.namespace_id AND t.id = s.trace_id WHERE t.otel_trace_id = $1 ORDER BY s.otel_span_id`,
     [traceId],
   );
 
@@ -142,7 +143,7 @@ describe("RecordSpans", () => {
     const twice = span(t2, { startTime: at(3) });
     expect(await record([twice, { ...twice }], { namespace: "rec", session: s.id })).toEqual({ recorded: 1, duplicate: 1, tracesCreated: 0 });
 
-    const [{ n }] = await ctx.db.sql("SELECT count(*)::int AS n FROM spans s JOIN traces t ON t.id = s.trace_id WHERE t.session_id = $1", [s.uuid]);
+    const [{ n }] = await ctx.db.sql("SELECT count(*)::int AS n FROM spans s JOIN traces t ON t.namespace_id = s.namespace_id AND t.id = s.trace_id WHERE t.session_id = $1", [s.uuid]);
     expect(n).toBe(5);
     const [{ sum }] = await ctx.db.sql("SELECT sum(span_count)::int AS sum FROM traces WHERE session_id = $1", [s.uuid]);
     expect(sum).toBe(5);
@@ -181,8 +182,14 @@ describe("RecordSpans", () => {
     await expect(record([span(traceHex())], { namespace: "rec", sessionId: "cancelled" })).rejects.toThrow(PreconditionError);
     await expect(record([span(traceHex())], { namespace: "rec", session: deleted.id })).rejects.toThrow(PreconditionError);
     await expect(record([span(traceHex())], { namespace: "rec", sessionId: "never-created" })).rejects.toThrow(NotFoundError);
-    await expect(record([span(traceHex())], { namespace: "rec", session: encodeGlobalId("Session", randomUUID()) })).rejects.toThrow(NotFoundError);
+    await expect(record([span(traceHex())], { namespace: "rec", session: encodeSessionId(cancelled.namespaceId, randomUUID()) })).rejects.toThrow(NotFoundError);
     await expect(record([span(traceHex())], { namespace: "other", session: cancelled.id })).rejects.toThrow(NotFoundError);
+    // A live session of another namespace that exists: its id, or its uuid under this namespace's uuid.
+    const elsewhere = await ctx.sessions.create(newSession({ namespace: "rec-elsewhere", sessionId: "live" }));
+    await expect(record([span(traceHex())], { namespace: "rec", session: elsewhere.id })).rejects.toThrow(`session ${elsewhere.id} not found in namespace "rec"`);
+    await expect(record([span(traceHex())], { namespace: "rec", session: encodeSessionId(cancelled.namespaceId, elsewhere.uuid) })).rejects.toThrow(NotFoundError);
+    await expect(record([span(traceHex())], { namespace: "rec", session: Buffer.from(`Session:${elsewhere.uuid}`).toString("base64url") })).rejects.toThrow(NotFoundError);
+    expect(await stats(elsewhere.id)).toMatchObject({ traceCount: 0, spanCount: 0 });
     expect(await rowCounts()).toEqual(before);
     expect(await stats(cancelled.id)).toMatchObject({ traceCount: 0, spanCount: 0 });
   });
@@ -498,7 +505,14 @@ describe("concurrent writers", () => {
   /** Waits until a statement matching `pattern` is waiting for a lock in this database. */
   async function blockedOn(pattern: string) {
     for (let i = 0; i < 500; i++) {
-      const [{ n }] = await ctx.db.sql("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE $1", [pattern]);
+      // On Citus the wait happens on a worker, under the shard's name: citus_lock_waits shows the
+      // statement as the coordinator received it.
+      const [{ n }] = await ctx.db.sql(
+        inject("database").kind === "citus"
+          ? "SELECT count(*)::int AS n FROM citus_lock_waits WHERE blocked_statement LIKE $1"
+          : "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE $1",
+        [pattern],
+      );
       if (n > 0) return;
       await sleep(10);
     }
@@ -528,7 +542,7 @@ describe("concurrent writers", () => {
     let deleting!: ReturnType<typeof ctx.services.tracing.delete>;
     // Hold the session row (FOR SHARE) so that Annotate stops at its counter update, after its insert
     // has key-share locked the trace; DeleteTraces then waits for that lock.
-    await holding("SELECT 1 FROM sessions WHERE id = $1 FOR SHARE", [s.uuid], async () => {
+    await holding("SELECT 1 FROM sessions WHERE namespace_id = $1 AND id = $2 FOR SHARE", [s.namespaceId, s.uuid], async () => {
       annotating = annotate({ kind: "trace", traceId: t }, { namespace: "race-notes" });
       await blockedOn("UPDATE sessions SET trace_count%");
       deleting = ctx.services.tracing.delete("race-notes", [t]);
@@ -550,13 +564,13 @@ describe("concurrent writers", () => {
     await runner.connect();
     await runner.startTransaction();
     try {
-      await runner.query("SELECT 1 FROM sessions WHERE id = $1 FOR UPDATE", [s.uuid]);
+      await runner.query("SELECT 1 FROM sessions WHERE namespace_id = $1 AND id = $2 FOR UPDATE", [s.namespaceId, s.uuid]);
       recording = record([span(t)], { namespace: "race-cancel", session: s.id }).then(
         (v) => v,
         (err: unknown) => err,
       );
       await blockedOn("%FROM sessions s JOIN namespaces n%FOR UPDATE OF s%");
-      await runner.query("UPDATE sessions SET state = 'cancelled' WHERE id = $1", [s.uuid]);
+      await runner.query("UPDATE sessions SET state = 'cancelled' WHERE namespace_id = $1 AND id = $2", [s.namespaceId, s.uuid]);
       await runner.commitTransaction();
     } finally {
       if (runner.isTransactionActive) await runner.rollbackTransaction();
@@ -573,17 +587,18 @@ describe("concurrent writers", () => {
     let annotating!: Promise<unknown>;
     // A delete in progress: the test's transaction holds the trace row; Annotate waits for it in its
     // target lookup; the delete commits first.
+    const namespaceId = await namespaceIdOf(ctx.db.dataSource, "race-gone");
     const runner = ctx.db.dataSource.createQueryRunner();
     await runner.connect();
     await runner.startTransaction();
     try {
-      await runner.query("SELECT 1 FROM traces WHERE otel_trace_id = $1 FOR UPDATE", [t]);
+      await runner.query("SELECT 1 FROM traces WHERE namespace_id = $1 AND otel_trace_id = $2 FOR UPDATE", [namespaceId, t]);
       annotating = annotate({ kind: "trace", traceId: t }, { namespace: "race-gone" }).then(
         (v) => v,
         (err: unknown) => err,
       );
       await blockedOn("%FROM traces WHERE namespace_id%FOR KEY SHARE%");
-      await runner.query("DELETE FROM traces WHERE otel_trace_id = $1", [t]);
+      await runner.query("DELETE FROM traces WHERE namespace_id = $1 AND otel_trace_id = $2", [namespaceId, t]);
       await runner.commitTransaction();
     } finally {
       if (runner.isTransactionActive) await runner.rollbackTransaction();
@@ -645,7 +660,8 @@ describe("bad input", () => {
       { kind: "trace", traceId: traceHex() },
       { kind: "span", traceId: t, spanId: spanHex() },
       { kind: "span", traceId: traceHex(), spanId: spanHex() },
-      { kind: "session", id: encodeGlobalId("Session", randomUUID()) },
+      { kind: "session", id: encodeSessionId(s.namespaceId, randomUUID()) },
+      { kind: "session", id: (await ctx.sessions.create(newSession({ namespace: "bad-notes-elsewhere" }))).id },
       { kind: "sessionId", sessionId: "nobody" },
       { kind: "trace", traceId: theirs },
       { kind: "span", traceId: theirs, spanId: theirSpan.spanId },

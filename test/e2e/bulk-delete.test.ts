@@ -8,16 +8,28 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { BulkDeleteSessionsRequestSchema } from "../../gen/sessiond/v1/session_service_pb.js";
 import { startApp } from "../../src/app.js";
 import { loadConfig } from "../../src/config.js";
-import { encodeGlobalId } from "../../src/domain/ids.js";
+import { encodeSessionId } from "../../src/domain/ids.js";
 import { freePort } from "../../src/net/free-port.js";
 import { createLogger } from "../../src/logger.js";
-import { countContents, seedContents, seedSessions } from "../setup/seed.js";
+import { countContents, countContentsEach, namespaceIdOf, seedContents, seedSessions } from "../setup/seed.js";
 import { TEST_ADMIN_KEY } from "../setup/auth.js";
 import { grpcTransport, transports, useServer } from "../setup/server.js";
 
 const ctx = useServer();
 const SHAPE = { participants: 2, turnsPerParticipant: 5, traces: 2, spansPerTrace: 5, annotationsPerTrace: 1, memories: 1 };
-const gid = (u: string) => encodeGlobalId("Session", u);
+/** Namespace ids of the sessions seeded here, by session uuid: what their global ids carry. */
+const namespaceOfSession = new Map<string, string>();
+
+/** Seeds `n` sessions in `namespace` (seedSessions) and notes their namespace, for gid. */
+async function seed(n: number, namespace: string): Promise<string[]> {
+  const uuids = await seedSessions(ctx.db.dataSource, n, namespace);
+  const namespaceId = await namespaceIdOf(ctx.db.dataSource, namespace);
+  for (const u of uuids) namespaceOfSession.set(u, namespaceId);
+  return uuids;
+}
+
+/** The global id of a seeded session. */
+const gid = (u: string) => encodeSessionId(namespaceOfSession.get(u)!, u);
 type Req = MessageInitShape<typeof BulkDeleteSessionsRequestSchema>;
 
 /**
@@ -46,8 +58,7 @@ const resultsOf = (ms: BulkDeleteSessionsResponse[]) => ms.flatMap((m) => (m.eve
 
 /** Every session is either whole (all its rows) or entirely gone: never half-deleted. */
 async function expectNoHalfDeleted(uuids: string[]) {
-  for (const u of uuids) {
-    const c = await countContents(ctx.db.dataSource, [u]);
+  for (const c of (await countContentsEach(ctx.db.dataSource, uuids)).values()) {
     if (c.sessions === 0) expect(c).toMatchObject({ participants: 0, turns: 0, traces: 0, spans: 0, annotations: 0 });
     else expect(c).toMatchObject({ sessions: 1, participants: 2, turns: 10, traces: 2, spans: 10, annotations: 2 });
   }
@@ -59,10 +70,10 @@ describe.each([
 ])("BulkDeleteSessions over %s", (name, transport) => {
   it("streams started, per-batch progress and a summary, and the rows are gone", async () => {
     const ns = `bulk-${name.replace(/[^a-z0-9]/g, "")}`;
-    const uuids = await seedSessions(ctx.db.dataSource, 120, ns);
+    const uuids = await seed(120, ns);
     await seedContents(ctx.db.dataSource, uuids, SHAPE);
     const client = createClient(SessionService, transport());
-    const ids = [...uuids.map(gid), "not-an-id", gid(crypto.randomUUID())];
+    const ids = [...uuids.map(gid), "not-an-id", encodeSessionId(namespaceOfSession.get(uuids[0])!, crypto.randomUUID())];
     const messages = await consume(client.bulkDeleteSessions({ namespace: ns, selector: { case: "ids", value: { values: ids } }, batchSize: 50 }));
 
     expect(messages[0].event).toMatchObject({ case: "started", value: { total: 122n, batchSize: 50 } });
@@ -96,14 +107,14 @@ describe.each([
 describe("BulkDeleteSessions limits and interruptions", () => {
   it("rejects more than 100,000 ids", async () => {
     const client = createClient(SessionService, grpcTransport(ctx.url));
-    const values = Array.from({ length: 100_001 }, () => gid(crypto.randomUUID()));
+    const values = Array.from({ length: 100_001 }, () => encodeSessionId(crypto.randomUUID(), crypto.randomUUID()));
     const err = await consume(client.bulkDeleteSessions({ selector: { case: "ids", value: { values } } })).catch((e) => e);
     expect([err.code, err.rawMessage]).toEqual([Code.InvalidArgument, "ids.values: at most 100000 per call, got 100001"]);
   });
 
   it("a client that aborts mid-stream leaves no half-deleted session, and a retry finishes the rest", async () => {
     const ns = "bulk-abort";
-    const uuids = await seedSessions(ctx.db.dataSource, 300, ns);
+    const uuids = await seed(300, ns);
     await seedContents(ctx.db.dataSource, uuids, SHAPE);
     const client = createClient(SessionService, grpcTransport(ctx.url));
     const abort = new AbortController();
@@ -126,7 +137,7 @@ describe("BulkDeleteSessions limits and interruptions", () => {
 
   it("a deadline ends the stream with deadline_exceeded, never a clean end", async () => {
     const ns = "bulk-deadline";
-    const uuids = await seedSessions(ctx.db.dataSource, 600, ns);
+    const uuids = await seed(600, ns);
     await seedContents(ctx.db.dataSource, uuids, SHAPE);
     const client = createClient(SessionService, grpcTransport(ctx.url));
     const err = await consume(client.bulkDeleteSessions({ namespace: ns, selector: { case: "ids", value: { values: uuids.map(gid) } }, batchSize: 1 }, { timeoutMs: 400, headers: { "x-request-id": "bulk-deadline-1" } })).catch((e) => e);
@@ -139,7 +150,7 @@ describe("BulkDeleteSessions limits and interruptions", () => {
 
   it("server shutdown ends the stream with unavailable", async () => {
     const ns = "bulk-shutdown";
-    const uuids = await seedSessions(ctx.db.dataSource, 400, ns);
+    const uuids = await seed(400, ns);
     await seedContents(ctx.db.dataSource, uuids, SHAPE);
     const config = loadConfig({ PORT: "0", HOST: "127.0.0.1", DATABASE_URL: ctx.db.url, LOG_LEVEL: "silent", SESSIOND_SHUTDOWN_GRACE_MS: "3000", SESSIOND_BOOTSTRAP_ADMIN_KEY: TEST_ADMIN_KEY });
     const app = await startApp(config, createLogger("silent"));
@@ -155,7 +166,7 @@ describe("BulkDeleteSessions limits and interruptions", () => {
 
   it("two server processes deleting overlapping ids together report each id DELETED exactly once", async () => {
     const ns = "bulk-two";
-    const uuids = await seedSessions(ctx.db.dataSource, 600, ns);
+    const uuids = await seed(600, ns);
     await seedContents(ctx.db.dataSource, uuids, { participants: 1, turnsPerParticipant: 2, traces: 1, spansPerTrace: 3, annotationsPerTrace: 1 });
     // A second, separate sessiond process on the same database.
     const port = await freePort();
@@ -188,7 +199,7 @@ describe("BulkDeleteSessions limits and interruptions", () => {
 
   it("buf curl prints the stream as JSON", async () => {
     const ns = "bulk-curl";
-    const uuids = await seedSessions(ctx.db.dataSource, 3, ns);
+    const uuids = await seed(3, ns);
     const body = JSON.stringify({ namespace: ns, ids: { values: uuids.map(gid) }, batchSize: 2 });
     const { stdout } = await promisify(execFile)(path.resolve("node_modules/.bin/buf"), ["curl", "-H", `Authorization: Bearer ${TEST_ADMIN_KEY}`, "--protocol", "grpc", "-d", body, `${ctx.url}/sessiond.v1.SessionService/BulkDeleteSessions`], { timeout: 30_000 });
     const messages = stdout.trim().split(/\n(?=\{)/).map((m) => JSON.parse(m));

@@ -3,6 +3,7 @@
  * refresh, and the per-minute limit, counted in Postgres and shared by two server processes.
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import path from "node:path";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
@@ -11,6 +12,8 @@ import { RetryInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { ParticipantKind } from "../../gen/sessiond/v1/conversation_pb.js";
 import { SessionService } from "../../gen/sessiond/v1/session_service_pb.js";
 import { TraceService } from "../../gen/sessiond/v1/trace_service_pb.js";
+import { hashSecret, newSecret, parseSecret } from "../../src/domain/access.js";
+import { decodeSessionId } from "../../src/domain/ids.js";
 import { freePort } from "../../src/net/free-port.js";
 import { bearer, codeOf, connectAs, TEST_ADMIN_KEY } from "../setup/auth.js";
 import { grpcTransport, useServer } from "../setup/server.js";
@@ -32,7 +35,9 @@ async function newSession(over: Record<string, unknown> = {}) {
 describe("a client secret", () => {
   it("is returned once by CreateSession, expires with the session, and lets a browser read, append and list on its session", async () => {
     const { session, secret, expireTime } = await newSession({ sessionId: "chat-1", maxRequestsPerMinute: 100 });
-    expect(secret).toMatch(/^cs_[A-Za-z0-9_-]{22}_[A-Za-z0-9_-]{43}$/);
+    // cs_ <the session's namespace uuid and uuid, 32 bytes> _ <32 random bytes>, each base64url.
+    expect(secret).toMatch(/^cs_[A-Za-z0-9_-]{43}_[A-Za-z0-9_-]{43}$/);
+    expect(parseSecret(secret)).toEqual({ kind: "cs", ...decodeSessionId(session.id) });
     expect(expireTime).toEqual(session.expireTime);
     await admin().bindParticipant({ id: session.id, participantId: "alice", kind: ParticipantKind.USER });
 
@@ -97,6 +102,7 @@ describe("a client secret", () => {
     const fresh = refreshed.clientSecret!.value;
     secrets.add(fresh);
     expect(fresh).not.toBe(secret);
+    expect(parseSecret(fresh)).toEqual({ kind: "cs", ...decodeSessionId(session.id) });
     expect(refreshed.clientSecret!.expireTime).toEqual(refreshed.session!.expireTime);
     // expire_time is the refresh's own time plus 3600 s: between the call's start and its answer, on
     // this machine's clock (to the millisecond), however long the call took.
@@ -106,6 +112,42 @@ describe("a client secret", () => {
     expect(await codeOf(asBrowser(secret).getSession({}))).toBe(Code.Unauthenticated);
     expect((await asBrowser(fresh).getSession({})).session?.id).toBe(session.id);
     expect(await codeOf(admin().refreshClientSecret({ id: session.id, expiresAfter: { seconds: 2n * 86400n, nanos: 0 } }))).toBe(Code.InvalidArgument);
+  });
+
+  it("still works when of the old form (the session's uuid alone), with an id of either form", async () => {
+    const { session, secret } = await newSession({ sessionId: "old-form", maxRequestsPerMinute: 100 });
+    const { namespaceId, uuid } = decodeSessionId(session.id);
+    await admin().bindParticipant({ id: session.id, participantId: "alice", kind: ParticipantKind.USER });
+    // A secret issued before secrets carried the namespace: cs_ <16-byte session uuid> _ <32 random bytes>.
+    const old = `cs_${Buffer.from(uuid.replaceAll("-", ""), "hex").toString("base64url")}_${randomBytes(32).toString("base64url")}`;
+    secrets.add(old);
+    expect(parseSecret(old)).toEqual({ kind: "cs", uuid });
+    await ctx.db.sql("UPDATE sessions SET client_secret_hash = $1 WHERE namespace_id = $2 AND id = $3", [hashSecret(old), namespaceId, uuid]);
+    const browser = asBrowser(old);
+    expect((await browser.getSession({})).session?.id).toBe(session.id);
+    await browser.appendTurns({ turns: [{ participantId: "alice", content: "hi" }] });
+    await browser.appendTurns({ id: Buffer.from(`Session:${uuid}`).toString("base64url"), turns: [{ participantId: "alice", content: "again" }] });
+    expect((await browser.listTurns({ id: session.id })).turns.map((t) => t.content)).toEqual(["hi", "again"]);
+    // The secret it replaced stops working; cancelling the session stops the old-form one too.
+    expect(await codeOf(asBrowser(secret).getSession({}))).toBe(Code.Unauthenticated);
+    await admin().cancelSession({ id: session.id });
+    expect(await codeOf(browser.getSession({}))).toBe(Code.Unauthenticated);
+  });
+
+  it("is looked up in the namespace it names: its session's uuid under another namespace's uuid is refused", async () => {
+    const { session } = await newSession({ sessionId: "namespaced" });
+    const other = (await admin().createSession({ namespace: "browser-other" })).session!;
+    const { namespaceId, uuid } = decodeSessionId(session.id);
+    const misnamed = newSecret("cs", uuid, decodeSessionId(other.id).namespaceId!);
+    secrets.add(misnamed);
+    await ctx.db.sql("UPDATE sessions SET client_secret_hash = $1 WHERE namespace_id = $2 AND id = $3", [hashSecret(misnamed), namespaceId, uuid]);
+    const err = await failure(asBrowser(misnamed).getSession({}));
+    expect([err.code, err.rawMessage]).toEqual([Code.Unauthenticated, "the credential is unknown, revoked or expired"]);
+    // A secret naming the session's own namespace works: the namespace decided it.
+    const right = newSecret("cs", uuid, namespaceId!);
+    secrets.add(right);
+    await ctx.db.sql("UPDATE sessions SET client_secret_hash = $1 WHERE namespace_id = $2 AND id = $3", [hashSecret(right), namespaceId, uuid]);
+    expect((await asBrowser(right).getSession({})).session?.id).toBe(session.id);
   });
 
   it("gets RESOURCE_EXHAUSTED past max_requests_per_minute, with a RetryInfo detail and a retry-after header", async () => {

@@ -8,7 +8,8 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";
 import { AdminService } from "../../gen/sessiond/v1/admin_service_pb.js";
-import { encodeGlobalId } from "../../src/domain/ids.js";
+import { loadConfig } from "../../src/config.js";
+import { encodeSessionId } from "../../src/domain/ids.js";
 import { bearer, TEST_ADMIN_KEY } from "../setup/auth.js";
 import { grpcTransport, useServer } from "../setup/server.js";
 
@@ -25,7 +26,7 @@ async function scrape(): Promise<{ status: number; contentType: string | null; l
 describe("GET /metrics", () => {
   let sessionId = "";
   const namespace = "metrics-ns";
-  const unknownId = encodeGlobalId("Session", randomUUID());
+  const unknownId = encodeSessionId(randomUUID(), randomUUID());
 
   beforeAll(async () => {
     const client = ctx.client();
@@ -117,7 +118,8 @@ describe("GET /metrics", () => {
     };
     const refused = [
       await post({ "content-type": "application/proto" }, Buffer.from([0xff, 0xff, 0xff, 0xff, 0x0f])),
-      await post({ "content-type": "application/proto" }, Buffer.alloc(9 * 1024 * 1024, 0x0a)),
+      // 1 MiB over the default message limit.
+      await post({ "content-type": "application/proto" }, Buffer.alloc(loadConfig({}).readMaxBytes + 1024 * 1024, 0x0a)),
       await post({ "content-type": "text/plain" }, "hello"),
     ];
     expect(refused.map((r) => r.status)).toEqual([500, 429, 415]);

@@ -645,14 +645,14 @@ describe("the collector's gRPC TraceService/Export", () => {
     const good1 = spanHex();
     const first = await settle(otlp().export(pbRequest([pbSpan(t1, { spanId: hexBytes(good1), name: "good", attributes: [str("session.id", "fine-1")] }), pbSpan(t1, { name: "bad-session", attributes: [str("session.id", "line\nbreak")] })]), nsHeader(ns)));
     expect.soft(first).toMatchObject(rejectedAlone);
-    expect.soft(await ctx.db.sql("SELECT s.otel_span_id AS id FROM spans s JOIN traces t ON t.id = s.trace_id WHERE t.otel_trace_id = $1", [t1])).toEqual([{ id: good1 }]);
+    expect.soft(await ctx.db.sql("SELECT s.otel_span_id AS id FROM spans s JOIN traces t ON t.namespace_id = s.namespace_id AND t.id = s.trace_id WHERE t.otel_trace_id = $1", [t1])).toEqual([{ id: good1 }]);
 
     // The bad one first, then the valid span.
     const t2 = traceHex();
     const good2 = spanHex();
     const second = await settle(otlp().export(pbRequest([pbSpan(t2, { name: "bad-session", attributes: [str("session.id", "tab\there")] }), pbSpan(t2, { spanId: hexBytes(good2), name: "good", attributes: [str("session.id", "fine-2")] })]), nsHeader(ns)));
     expect.soft(second).toMatchObject(rejectedAlone);
-    expect.soft(await ctx.db.sql("SELECT s.otel_span_id AS id FROM spans s JOIN traces t ON t.id = s.trace_id WHERE t.otel_trace_id = $1", [t2])).toEqual([{ id: good2 }]);
+    expect.soft(await ctx.db.sql("SELECT s.otel_span_id AS id FROM spans s JOIN traces t ON t.namespace_id = s.namespace_id AND t.id = s.trace_id WHERE t.otel_trace_id = $1", [t2])).toEqual([{ id: good2 }]);
 
     // The same over OTLP/HTTP JSON.
     const t3 = traceHex();
@@ -662,7 +662,7 @@ describe("the collector's gRPC TraceService/Export", () => {
       { "content-type": "application/json", [NS_HEADER]: ns },
     );
     expect.soft({ status: res.status, body: await res.json() }).toEqual({ status: 200, body: { partialSuccess: { rejectedSpans: "1", errorMessage: expect.stringMatching(/session\.id/) } } });
-    expect.soft(await ctx.db.sql("SELECT s.otel_span_id AS id FROM spans s JOIN traces t ON t.id = s.trace_id WHERE t.otel_trace_id = $1", [t3])).toEqual([{ id: good3 }]);
+    expect.soft(await ctx.db.sql("SELECT s.otel_span_id AS id FROM spans s JOIN traces t ON t.namespace_id = s.namespace_id AND t.id = s.trace_id WHERE t.otel_trace_id = $1", [t3])).toEqual([{ id: good3 }]);
 
     expect((await traces.listTraces({ namespace: ns, sessionId: "fine-1" })).traces.map((x) => x.traceId)).toEqual([t1]);
     expect(await rows(ns)).toMatchObject({ traces: 3, spans: 3, sessions: 3 });

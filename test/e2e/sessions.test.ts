@@ -2,7 +2,8 @@ import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import { SessionService } from "../../gen/sessiond/v1/session_service_pb.js";
 import { SessionState, SortOrder } from "../../gen/sessiond/v1/session_pb.js";
-import { encodeGlobalId } from "../../src/domain/ids.js";
+import { ParticipantKind } from "../../gen/sessiond/v1/conversation_pb.js";
+import { decodeSessionId, encodeGlobalId, encodeSessionId } from "../../src/domain/ids.js";
 import { transports, useServer } from "../setup/server.js";
 
 const ctx = useServer({ SESSIOND_MAX_MESSAGE_BYTES: String(64 * 1024) });
@@ -13,7 +14,9 @@ describe.each(["connect/http1.1", "connect/http2", "grpc/http2", "grpc-web/http1
     const ns = `life-${name.replace(/[^a-z0-9]/g, "")}`;
     const { session } = await client.createSession({ namespace: ns, sessionId: "s1", user: "alice", labels: { env: "test" }, data: { topic: "tea" }, workflow: { id: "wf", version: "1" } });
     expect(session).toMatchObject({ namespace: ns, sessionId: "s1", user: "alice", state: SessionState.ACTIVE, maxRequestsPerMinute: 10, data: { topic: "tea" } });
-    expect(Buffer.from(session!.id, "base64url").toString()).toMatch(/^Session:[0-9a-f-]{36}$/);
+    expect(Buffer.from(session!.id, "base64url").toString("latin1")).toMatch(/^Session:\x01[\s\S]{32}$/);
+    const [row] = await ctx.db.sql("SELECT s.namespace_id, s.id FROM sessions s JOIN namespaces n ON n.id = s.namespace_id WHERE n.name = $1 AND s.external_id = 's1'", [ns]);
+    expect(decodeSessionId(session!.id)).toEqual({ namespaceId: row.namespace_id, uuid: row.id });
 
     expect((await client.getSession({ id: session!.id })).session).toEqual(session);
     expect((await client.getSession({ namespace: ns, sessionId: "s1" })).session?.id).toBe(session!.id);
@@ -62,8 +65,10 @@ describe("bad input gets a precise code and a message naming the field", () => {
     expect([e.code, e.rawMessage]).toEqual([Code.InvalidArgument, "id: not a valid Session id"]);
     e = await codeOf(client.getSession({ id: encodeGlobalId("Trace", crypto.randomUUID()) }));
     expect([e.code, e.rawMessage]).toEqual([Code.InvalidArgument, "id: is a Trace id, expected a Session id"]);
-    e = await codeOf(client.getSession({ id: encodeGlobalId("Session", crypto.randomUUID()) }));
+    e = await codeOf(client.getSession({ id: encodeSessionId(crypto.randomUUID(), crypto.randomUUID()) }));
     expect(e.code).toBe(Code.NotFound);
+    e = await codeOf(client.getSession({ id: Buffer.from(`Session:${crypto.randomUUID()}:x`).toString("base64url") }));
+    expect([e.code, e.rawMessage]).toEqual([Code.InvalidArgument, "id: not a valid Session id"]);
     e = await codeOf(client.createSession({ labels: { ["k".repeat(64)]: "v" } }));
     expect(e.code).toBe(Code.InvalidArgument);
     expect(e.rawMessage).toMatch(/^labels\[/);
@@ -96,7 +101,7 @@ describe("bad input gets a precise code and a message naming the field", () => {
   it("sends a request id with every response and logs one line per call, without secrets", async () => {
     const client = ctx.client();
     let header: Headers | undefined;
-    await client.getSession({ id: encodeGlobalId("Session", crypto.randomUUID()) }, { onHeader: (h) => (header = h), headers: { authorization: "Bearer top-secret-value" } }).catch(() => {});
+    await client.getSession({ id: encodeSessionId(crypto.randomUUID(), crypto.randomUUID()) }, { onHeader: (h) => (header = h), headers: { authorization: "Bearer top-secret-value" } }).catch(() => {});
     const err = (await client.getSession({ id: "x" }, { headers: { "x-request-id": "req-123" } }).catch((e) => e)) as ConnectError;
     expect(err.metadata.get("x-request-id")).toBe("req-123");
     const lines = ctx.logs.filter((l) => l.includes("req-123"));
@@ -104,5 +109,79 @@ describe("bad input gets a precise code and a message naming the field", () => {
     expect(JSON.parse(lines[0])).toMatchObject({ request_id: "req-123", method: "GetSession", code: "invalid_argument" });
     expect(ctx.logs.join("")).not.toContain("top-secret-value");
     void header;
+  });
+});
+
+describe("a session addressed by its global id alone, with a key for all namespaces", () => {
+  /** Two sessions with the same caller id in two namespaces, each with a participant and a turn of its own. */
+  async function twins(prefix: string) {
+    const client = ctx.client();
+    const made = [];
+    for (const ns of [`${prefix}-a`, `${prefix}-b`]) {
+      const { session } = await client.createSession({ namespace: ns, sessionId: "same" });
+      await client.bindParticipant({ id: session!.id, participantId: "u", kind: ParticipantKind.USER });
+      await client.appendTurns({ id: session!.id, turns: [{ participantId: "u", content: `first in ${ns}` }] });
+      made.push({ ns, session: session! });
+    }
+    return { client, a: made[0], b: made[1] };
+  }
+  const contents = async (p: Promise<{ turns: { content: string }[] }>) => (await p).turns.map((t) => t.content);
+
+  it("gets, appends to and lists the turns of the right session (GetSession, AppendTurns, ListTurns)", async () => {
+    const { client, a, b } = await twins("gid");
+    for (const { ns, session } of [a, b]) {
+      expect((await client.getSession({ id: session.id })).session).toMatchObject({ id: session.id, namespace: ns, sessionId: "same" });
+      const appended = await client.appendTurns({ id: session.id, turns: [{ participantId: "u", content: `second in ${ns}` }], requestId: `r-${ns}` });
+      expect(appended.turns.map((t) => t.seq)).toEqual([2n]);
+      // A retry is recognized through the same address.
+      expect((await client.appendTurns({ id: session.id, turns: [{ participantId: "u", content: `second in ${ns}` }], requestId: `r-${ns}` })).replayed).toBe(true);
+      expect(await contents(client.listTurns({ id: session.id }))).toEqual([`first in ${ns}`, `second in ${ns}`]);
+    }
+    expect((await client.getSession({ id: a.session.id })).session?.stats?.turnCount).toBe(2);
+    expect((await client.getSession({ id: b.session.id })).session?.stats?.turnCount).toBe(2);
+  });
+
+  it("answers NOT_FOUND for a session of namespace A addressed with namespace B, and writes nothing", async () => {
+    const { client, a, b } = await twins("gid-cross");
+    for (const namespace of [b.ns, "gid-cross-none"]) {
+      for (const call of [
+        () => client.getSession({ id: a.session.id, namespace }),
+        () => client.appendTurns({ id: a.session.id, namespace, turns: [{ participantId: "u", content: "misrouted" }] }),
+        () => client.appendTurns({ id: a.session.id, namespace, turns: [{ participantId: "u", content: "misrouted" }], requestId: "r-cross" }),
+        () => client.listTurns({ id: a.session.id, namespace }),
+        () => client.cancelSession({ id: a.session.id, namespace }),
+      ]) {
+        const e = await codeOf(call());
+        expect([e.code, e.rawMessage]).toEqual([Code.NotFound, `session ${a.session.id} not found`]);
+      }
+    }
+    // Session A's uuid under namespace B's uuid names no session, with or without a namespace.
+    const forged = encodeSessionId(decodeSessionId(b.session.id).namespaceId!, decodeSessionId(a.session.id).uuid);
+    for (const namespace of ["", a.ns, b.ns]) {
+      expect((await codeOf(client.getSession({ id: forged, namespace }))).code).toBe(Code.NotFound);
+      expect((await codeOf(client.appendTurns({ id: forged, namespace, turns: [{ participantId: "u", content: "forged" }] }))).code).toBe(Code.NotFound);
+    }
+    expect(await contents(client.listTurns({ id: a.session.id, namespace: a.ns }))).toEqual([`first in ${a.ns}`]);
+    expect(await contents(client.listTurns({ id: b.session.id }))).toEqual([`first in ${b.ns}`]);
+    expect((await client.getSession({ id: a.session.id })).session?.state).toBe(SessionState.ACTIVE);
+  });
+
+  it("still takes a global id of the old form (the uuid alone), alone or with the session's namespace", async () => {
+    const { client, a, b } = await twins("gid-old");
+    const old = Buffer.from(`Session:${decodeSessionId(a.session.id).uuid}`).toString("base64url");
+    expect((await client.getSession({ id: old })).session).toMatchObject({ id: a.session.id, namespace: a.ns });
+    expect((await client.getSession({ id: old, namespace: a.ns })).session?.id).toBe(a.session.id);
+    await client.appendTurns({ id: old, turns: [{ participantId: "u", content: "by old id" }], requestId: "r-old" });
+    expect((await client.appendTurns({ id: old, turns: [{ participantId: "u", content: "by old id" }], requestId: "r-old" })).replayed).toBe(true);
+    await client.appendTurns({ id: old, namespace: a.ns, turns: [{ participantId: "u", content: "by old id in its namespace" }] });
+    expect(await contents(client.listTurns({ id: old }))).toEqual([`first in ${a.ns}`, "by old id", "by old id in its namespace"]);
+    for (const call of [
+      () => client.getSession({ id: old, namespace: b.ns }),
+      () => client.appendTurns({ id: old, namespace: b.ns, turns: [{ participantId: "u", content: "x" }] }),
+      () => client.listTurns({ id: old, namespace: b.ns }),
+    ]) {
+      expect((await codeOf(call())).code).toBe(Code.NotFound);
+    }
+    expect(await contents(client.listTurns({ id: b.session.id }))).toEqual([`first in ${b.ns}`]);
   });
 });

@@ -7,10 +7,10 @@
 import { createClient } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { BulkDeleteOutcome, SessionService } from "../../gen/sessiond/v1/session_service_pb.js";
-import { encodeGlobalId } from "../../src/domain/ids.js";
+import { encodeSessionId } from "../../src/domain/ids.js";
 import { createTestDatabase, type TestDatabase } from "../setup/databases.js";
 import { grpcTransport } from "../setup/server.js";
-import { seedContents, seedSessions } from "../setup/seed.js";
+import { namespaceIdOf, seedContents, seedSessions } from "../setup/seed.js";
 import { spawnServer } from "./harness.js";
 
 let db: TestDatabase;
@@ -42,7 +42,7 @@ async function counterMismatches(): Promise<number> {
        s.participant_count <> (SELECT count(*) FROM participants p WHERE p.session_id = s.id)
     OR s.turn_count <> (SELECT count(*) FROM turns t WHERE t.session_id = s.id)
     OR s.trace_count <> (SELECT count(*) FROM traces t WHERE t.session_id = s.id)
-    OR s.span_count <> (SELECT count(*) FROM spans sp JOIN traces t ON t.id = sp.trace_id WHERE t.session_id = s.id)
+    OR s.span_count <> (SELECT count(*) FROM spans sp JOIN traces t ON t.namespace_id = sp.namespace_id AND t.id = sp.trace_id WHERE t.namespace_id = s.namespace_id AND t.session_id = s.id)
     OR s.annotation_count <> (SELECT count(*) FROM annotations a WHERE a.session_id = s.id)`,
   );
   return n;
@@ -53,7 +53,8 @@ describe("kill -9 during BulkDeleteSessions", () => {
     const ns = "kill9";
     const uuids = await seedSessions(db.dataSource, 1200, ns);
     await seedContents(db.dataSource, uuids, SHAPE);
-    const ids = uuids.map((u) => encodeGlobalId("Session", u));
+    const namespaceId = await namespaceIdOf(db.dataSource, ns);
+    const ids = uuids.map((u) => encodeSessionId(namespaceId, u));
 
     const first = await spawnServer({ databaseUrl: db.url });
     const client = createClient(SessionService, grpcTransport(first.url));

@@ -7,10 +7,10 @@ import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { ParticipantKind } from "../../gen/sessiond/v1/conversation_pb.js";
 import { SessionService } from "../../gen/sessiond/v1/session_service_pb.js";
-import { encodeGlobalId } from "../../src/domain/ids.js";
+import { encodeSessionId } from "../../src/domain/ids.js";
 import { createTestDatabase, type TestDatabase } from "../setup/databases.js";
 import { grpcTransport, transports } from "../setup/server.js";
-import { countContents, seedContents, seedSessions } from "../setup/seed.js";
+import { countContents, namespaceIdOf, seedContents, seedSessions } from "../setup/seed.js";
 import { spawnServer } from "./harness.js";
 
 let db: TestDatabase;
@@ -37,6 +37,7 @@ describe("SIGTERM under load", () => {
   it("drains, exits 0, answers only OK or UNAVAILABLE, and loses no acknowledged write", async () => {
     const ns = "sigterm";
     const doomed = await seedSessions(db.dataSource, 600, ns, { user: "doomed" });
+    const namespaceId = await namespaceIdOf(db.dataSource, ns);
     await seedContents(db.dataSource, doomed, { participants: 2, turnsPerParticipant: 2, traces: 1, spansPerTrace: 3, annotationsPerTrace: 1 });
     const server = await spawnServer({ databaseUrl: db.url, env: { SESSIOND_SHUTDOWN_GRACE_MS: "8000" } });
     const ts = transports(server.url);
@@ -76,7 +77,7 @@ describe("SIGTERM under load", () => {
     let bulkEnd: unknown = "running";
     const bulk = (async () => {
       try {
-        for await (const m of clients[0].bulkDeleteSessions({ namespace: ns, selector: { case: "ids", value: { values: doomed.map((u) => encodeGlobalId("Session", u)) } }, batchSize: 5 })) {
+        for await (const m of clients[0].bulkDeleteSessions({ namespace: ns, selector: { case: "ids", value: { values: doomed.map((u) => encodeSessionId(namespaceId, u)) } }, batchSize: 5 })) {
           if (m.event.case === "progress") for (const r of m.event.value.results) reported.add(r.identifier);
         }
         bulkEnd = "ok";
@@ -107,7 +108,7 @@ describe("SIGTERM under load", () => {
     // Every acknowledged write is there.
     for (const a of acknowledged) {
       const rows = await db.sql<{ seq: string }>(
-        `SELECT t.seq::text AS seq FROM sessions s JOIN namespaces n ON n.id = s.namespace_id LEFT JOIN turns t ON t.session_id = s.id
+        `SELECT t.seq::text AS seq FROM sessions s JOIN namespaces n ON n.id = s.namespace_id LEFT JOIN turns t ON t.namespace_id = s.namespace_id AND t.session_id = s.id
          WHERE n.name = $1 AND s.external_id = $2 ORDER BY t.seq`,
         [ns, a.external],
       );

@@ -8,7 +8,7 @@ import { beforeAll, describe, expect, it, vi } from "vitest";
 import { ParticipantKind } from "../../gen/sessiond/v1/conversation_pb.js";
 import type { Role } from "../../src/domain/access.js";
 import type { AuditEvent } from "../../src/domain/audit-log.js";
-import { encodeGlobalId } from "../../src/domain/ids.js";
+import { decodeSessionId, encodeGlobalId } from "../../src/domain/ids.js";
 import { TEST_ADMIN_KEY } from "../setup/auth.js";
 import { useDatabase } from "../setup/context.js";
 import { rpcAs, type Rpc } from "../setup/rpc.js";
@@ -66,6 +66,24 @@ describe("audit events of mutating calls", () => {
     expect(await eventsOf(actor)).toMatchObject([
       { method: "sessiond.v1.SessionService/CreateSession", namespace: "audit-b", code: "ok" },
       { method: "sessiond.v1.SessionService/CancelSession", namespace: "audit-b", itemCount: 1, code: "ok" },
+    ]);
+  });
+
+  it("records a session addressed by a global id of either form under the session's namespace, also once it is deleted", async () => {
+    const { rpc, actor } = await caller("writer");
+    const { session } = await rpc.sessions.createSession({ namespace: "audit-b" });
+    const old = Buffer.from(`Session:${decodeSessionId(session!.id).uuid}`).toString("base64url");
+    await rpc.sessions.bindParticipant({ id: old, participantId: "u", kind: ParticipantKind.USER });
+    await rpc.sessions.deleteSession({ id: session!.id });
+    // Deleted before these events are written: the namespace is the one the id carries, or one learned.
+    await rpc.sessions.cancelSession({ id: session!.id }).catch(() => {});
+    await rpc.sessions.cancelSession({ id: old }).catch(() => {});
+    expect(await eventsOf(actor)).toMatchObject([
+      { method: "sessiond.v1.SessionService/CreateSession", namespace: "audit-b", code: "ok" },
+      { method: "sessiond.v1.SessionService/BindParticipant", namespace: "audit-b", code: "ok" },
+      { method: "sessiond.v1.SessionService/DeleteSession", namespace: "audit-b", code: "ok" },
+      { method: "sessiond.v1.SessionService/CancelSession", namespace: "audit-b", code: "not_found" },
+      { method: "sessiond.v1.SessionService/CancelSession", namespace: "audit-b", code: "not_found" },
     ]);
   });
 

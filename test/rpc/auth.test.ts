@@ -10,7 +10,7 @@ import { Role as ProtoRole } from "../../gen/sessiond/v1/auth_pb.js";
 import { ParticipantKind } from "../../gen/sessiond/v1/conversation_pb.js";
 import type { Role } from "../../src/domain/access.js";
 import { MISSING_CREDENTIALS } from "../../src/domain/authorization.js";
-import { encodeGlobalId } from "../../src/domain/ids.js";
+import { decodeSessionId, encodeGlobalId, encodeSessionId } from "../../src/domain/ids.js";
 import { TEST_ADMIN_KEY } from "../setup/auth.js";
 import { useDatabase } from "../setup/context.js";
 import { rpcAs, type Rpc } from "../setup/rpc.js";
@@ -74,7 +74,7 @@ describe("authentication", () => {
   });
 
   it("refuses unknown keys, any other string, and keys of the right form that were never issued alike", async () => {
-    for (const secret of [`sk_${"A".repeat(22)}_${"B".repeat(43)}`, `cs_${"A".repeat(22)}_${"B".repeat(43)}`, "this-is-not-a-key-but-it-is-long-enough"]) {
+    for (const secret of [`sk_${"A".repeat(22)}_${"B".repeat(43)}`, `cs_${"A".repeat(43)}_${"B".repeat(43)}`, `cs_${"A".repeat(22)}_${"B".repeat(43)}`, "this-is-not-a-key-but-it-is-long-enough"]) {
       expect(await outcome(rpcAs(ctx.services, secret).sessions.listSessions({}))).toBe(`Unauthenticated: ${REJECTED}`);
     }
   });
@@ -146,6 +146,17 @@ describe("namespace scope", () => {
     expect(await outcome(as.writerOfA.sessions.getSession({ id: inB.id }))).toBe(`NotFound: session ${inB.id} not found`);
     expect(await outcome(as.writerOfA.sessions.deleteSession({ id: inB.id }))).toBe(`NotFound: session ${inB.id} not found`);
     expect(await outcome(admin.sessions.getSession({ id: inB.id }))).toBe("ok");
+    // B's session uuid under A's namespace uuid names no session in A.
+    const forged = encodeSessionId(decodeSessionId(inA.id).namespaceId!, decodeSessionId(inB.id).uuid);
+    expect(await outcome(as.writerOfA.sessions.getSession({ id: forged }))).toBe(`NotFound: session ${forged} not found`);
+    expect(await outcome(admin.sessions.getSession({ id: forged }))).toBe(`NotFound: session ${forged} not found`);
+  });
+
+  it("reads a global id of the old form inside the key's namespace: its own sessions are found, another namespace's are NOT_FOUND", async () => {
+    const old = (id: string) => Buffer.from(`Session:${decodeSessionId(id).uuid}`).toString("base64url");
+    expect(((await as.writerOfA.sessions.getSession({ id: old(inA.id) })).session)?.id).toBe(inA.id);
+    expect(await outcome(as.writerOfA.sessions.getSession({ id: old(inB.id) }))).toBe(`NotFound: session ${old(inB.id)} not found`);
+    expect(((await admin.sessions.getSession({ id: old(inB.id) })).session)?.id).toBe(inB.id);
   });
 
   it("reads an empty namespace as the key's own", async () => {

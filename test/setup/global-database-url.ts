@@ -10,8 +10,8 @@ export default async function setup(project: TestProject) {
   const { server, release } = await shareServer(serverKey(project.name, "database-url"), async () => {
     const adminUrl = process.env.DATABASE_URL!;
     const prefix = runPrefix();
-    const template = await createTemplate(adminUrl, prefix);
-    return { server: { adminUrl, template, kind: "database-url" }, stop: () => dropDatabases(adminUrl, prefix) };
+    const template = await createTemplate({ adminUrl }, prefix);
+    return { server: { adminUrl, template, kind: "database-url" }, stop: () => dropDatabases({ adminUrl }, prefix) };
   });
   project.provide("database", server);
   return release;

@@ -16,7 +16,7 @@ export default async function setup(project: TestProject) {
     const dir = mkdtempSync(path.join(os.tmpdir(), "sessiond-test-pg-"));
     chmodSync(dir, 0o755); // Postgres runs as its own OS user when we are root
     const pg = await startEmbeddedPostgres({ dataDir: path.join(dir, "data"), ephemeral: true });
-    const template = await createTemplate(pg.adminUrl, runPrefix());
+    const template = await createTemplate({ adminUrl: pg.adminUrl }, runPrefix());
     return {
       server: { adminUrl: pg.adminUrl, template, kind: "embedded" },
       async stop() {

@@ -27,6 +27,13 @@ export async function seedSessions(ds: DataSource, n: number, namespace = "defau
   return rows.map((r) => r.id);
 }
 
+/** The database id of the namespace `name` (it must exist): what its sessions' global ids carry. */
+export async function namespaceIdOf(ds: DataSource, name: string): Promise<string> {
+  const [row]: { id: string }[] = await ds.query("SELECT id FROM namespaces WHERE name = $1", [name]);
+  if (!row) throw new Error(`namespace "${name}" does not exist`);
+  return row.id;
+}
+
 /**
  * Fills the given sessions with participants, turns, traces, spans, annotations (on traces, attached to
  * their session) and memories, in a few set-based statements, and sets the session counters as every
@@ -92,10 +99,29 @@ export async function countContents(ds: DataSource, sessionIds: string[]) {
             (SELECT count(*) FROM participants WHERE session_id = ANY($1))::int AS participants,
             (SELECT count(*) FROM turns WHERE session_id = ANY($1))::int AS turns,
             (SELECT count(*) FROM traces WHERE session_id = ANY($1))::int AS traces,
-            (SELECT count(*) FROM spans sp JOIN traces t ON t.id = sp.trace_id WHERE t.session_id = ANY($1))::int AS spans,
+            (SELECT count(*) FROM spans sp JOIN traces t ON t.namespace_id = sp.namespace_id AND t.id = sp.trace_id WHERE t.session_id = ANY($1))::int AS spans,
             (SELECT count(*) FROM annotations WHERE session_id = ANY($1))::int AS annotations,
             (SELECT count(*) FROM memories WHERE source_session_id = ANY($1))::int AS memories`,
     [sessionIds],
   );
   return row as { sessions: number; participants: number; turns: number; traces: number; spans: number; annotations: number; memories: number };
+}
+
+/**
+ * countContents for each session of `sessionIds` apart, in one statement per table (not one call per
+ * session: on a distributed database each call would ask every shard).
+ */
+export async function countContentsEach(ds: DataSource, sessionIds: string[]): Promise<Map<string, Awaited<ReturnType<typeof countContents>>>> {
+  const out = new Map(sessionIds.map((id) => [id, { sessions: 0, participants: 0, turns: 0, traces: 0, spans: 0, annotations: 0, memories: 0 }]));
+  const add = async (key: keyof Awaited<ReturnType<typeof countContents>>, sql: string) => {
+    for (const r of (await ds.query(sql, [sessionIds])) as { id: string; n: number }[]) out.get(r.id)![key] = r.n;
+  };
+  await add("sessions", "SELECT id, 1 AS n FROM sessions WHERE id = ANY($1)");
+  await add("participants", "SELECT session_id AS id, count(*)::int AS n FROM participants WHERE session_id = ANY($1) GROUP BY 1");
+  await add("turns", "SELECT session_id AS id, count(*)::int AS n FROM turns WHERE session_id = ANY($1) GROUP BY 1");
+  await add("traces", "SELECT session_id AS id, count(*)::int AS n FROM traces WHERE session_id = ANY($1) GROUP BY 1");
+  await add("spans", "SELECT t.session_id AS id, count(*)::int AS n FROM spans sp JOIN traces t ON t.namespace_id = sp.namespace_id AND t.id = sp.trace_id WHERE t.session_id = ANY($1) GROUP BY 1");
+  await add("annotations", "SELECT session_id AS id, count(*)::int AS n FROM annotations WHERE session_id = ANY($1) GROUP BY 1");
+  await add("memories", "SELECT source_session_id AS id, count(*)::int AS n FROM memories WHERE source_session_id = ANY($1) GROUP BY 1");
+  return out;
 }

@@ -91,7 +91,7 @@ export async function insertSessions(stores: Stores, namespaceId: string, n: num
 /** Binds a participant the way the domain does: with the session row locked. */
 export async function bind(stores: Stores, session: StoredSession, participantId: string, kind: ParticipantKind = "user", over: { displayName?: string; metadata?: Record<string, unknown> } = {}) {
   return stores.transaction(async (tx) => {
-    await tx.sessions.find({ uuid: session.uuid }, true);
+    await tx.sessions.find({ uuid: session.uuid, namespaceId: session.namespaceId }, true);
     return tx.conversations.bind({ namespaceId: session.namespaceId, sessionUuid: session.uuid, participantId, kind, displayName: over.displayName ?? participantId, metadata: over.metadata ?? {} });
   });
 }
@@ -153,7 +153,7 @@ export function annotateTrace(stores: Stores, namespaceId: string, trace: string
 
 /** The annotation target of a whole session, as the domain resolves it. */
 export function sessionTarget(session: StoredSession): ResolvedTarget {
-  return { kind: "session", sessionUuid: session.uuid, traceUuid: null, spanRowId: null, key: `session:${session.uuid}` };
+  return { kind: "session", sessionUuid: session.uuid, traceUuid: null, spanRowId: null, otelTraceId: null, otelSpanId: null, key: `session:${session.uuid}` };
 }
 
 /** A memory as an integrator returns it. */

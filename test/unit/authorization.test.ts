@@ -15,13 +15,17 @@ import {
   type PresentedCredential,
 } from "../../src/domain/authorization.js";
 import { PermissionDeniedError, RateLimitedError, UnauthenticatedError } from "../../src/domain/errors.js";
-import { encodeGlobalId } from "../../src/domain/ids.js";
+import { encodeSessionId } from "../../src/domain/ids.js";
 
 const ROLES: Role[] = ["reader", "writer", "admin"];
 const SESSION_UUID = "0190d9b2-7c4e-7a1b-8c3d-4e5f60718293";
 const NAMESPACE_UUID = "0190d9b2-7c4e-7a1b-8c3d-4e5f60718290";
-const SESSION_ID = encodeGlobalId("Session", SESSION_UUID);
-const OTHER_SESSION_ID = encodeGlobalId("Session", "0190d9b2-7c4e-7a1b-8c3d-000000000000");
+const SESSION_ID = encodeSessionId(NAMESPACE_UUID, SESSION_UUID);
+const OTHER_SESSION_ID = encodeSessionId(NAMESPACE_UUID, "0190d9b2-7c4e-7a1b-8c3d-000000000000");
+/** Its session's id of the old form (no namespace), as clients may still hold it. */
+const OLD_SESSION_ID = Buffer.from(`Session:${SESSION_UUID}`).toString("base64url");
+/** Its session's uuid under another namespace's uuid: another session. */
+const ELSEWHERE_SESSION_ID = encodeSessionId("0190d9b2-7c4e-7a1b-8c3d-4e5f60718291", SESSION_UUID);
 
 const policy = (over: Partial<AccessPolicy> = {}): AccessPolicy => ({ name: "sessiond.v1.SessionService/GetSession", open: false, role: "reader", clientSecret: false, allNamespaces: false, ...over });
 const key = (role: Role, namespace: string | null = null): Principal => ({ kind: "key", keyUuid: "0190d9b2-0000-7000-8000-000000000001", role, namespace });
@@ -131,6 +135,8 @@ describe("a client secret's session", () => {
     ["its caller's session id", address("", "chat-1")],
     ["both", address(SESSION_ID, "chat-1")],
     ["its global id in a `session` field", address(SESSION_ID, "", "session")],
+    ["its global id of the old form", address(OLD_SESSION_ID, "")],
+    ["its global id of the old form in a `session` field, with its session id", address(OLD_SESSION_ID, "chat-1", "session")],
   ])("may be addressed by %s", (_, target) => {
     expect(authorize(client(), p, target)).toMatchObject({ kind: "allowed" });
   });
@@ -140,6 +146,9 @@ describe("a client secret's session", () => {
     ["another global id in a `session` field, naming it", address(OTHER_SESSION_ID, "", "session"), "session"],
     ["another caller's session id, naming session_id", address("", "chat-2"), "session_id"],
     ["its own id with another session id, naming the id field", address(SESSION_ID, "chat-2"), "id"],
+    ["its own uuid in another namespace's global id, naming the id field", address(ELSEWHERE_SESSION_ID, ""), "id"],
+    ["a malformed global id, naming the id field", address("not-a-global-id", ""), "id"],
+    ["another session's global id of the old form, naming the id field", address(Buffer.from("Session:0190d9b2-7c4e-7a1b-8c3d-000000000000").toString("base64url"), ""), "id"],
   ])("is the only one it may address: %s", (_, target, field) => {
     expect(authorize(client(), p, target)).toEqual(denied(`${field}: this client secret may only address its own session`));
   });

@@ -1,11 +1,26 @@
+import { create, toBinary, toJsonString } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
+import { BulkDeleteSessionsRequestSchema } from "../../gen/sessiond/v1/session_service_pb.js";
 import { loadConfig } from "../../src/config.js";
+import { MAX_BULK_IDS } from "../../src/domain/bulk-delete.js";
+import { encodeSessionId } from "../../src/domain/ids.js";
 
 describe("SESSIOND_BOOTSTRAP_ADMIN_KEY", () => {
   it("is refused at start when shorter than 32 characters, without echoing it", () => {
     expect(() => loadConfig({ SESSIOND_BOOTSTRAP_ADMIN_KEY: "short-secret-value" })).toThrow(/^SESSIOND_BOOTSTRAP_ADMIN_KEY: must be at least 32 characters \(got 18\)$/);
     expect(() => loadConfig({ SESSIOND_BOOTSTRAP_ADMIN_KEY: "has a space in it and is long enough!!" })).toThrow(/printable ASCII/);
     expect(loadConfig({ SESSIOND_BOOTSTRAP_ADMIN_KEY: "x".repeat(32) }).bootstrapAdminKey).toBe("x".repeat(32));
+  });
+});
+
+describe("SESSIOND_MAX_MESSAGE_BYTES", () => {
+  it("makes room by default for the most session global ids one BulkDeleteSessions takes, in binary and in JSON", () => {
+    const ids = Array.from({ length: MAX_BULK_IDS }, () => encodeSessionId(crypto.randomUUID(), crypto.randomUUID()));
+    const request = create(BulkDeleteSessionsRequestSchema, { namespace: "n".repeat(63), selector: { case: "ids", value: { values: ids } }, batchSize: 5000 });
+    const limit = loadConfig({}).readMaxBytes;
+    expect(limit).toBe(8 * 1024 * 1024);
+    expect(toBinary(BulkDeleteSessionsRequestSchema, request).length).toBeLessThan(limit);
+    expect(Buffer.byteLength(toJsonString(BulkDeleteSessionsRequestSchema, request))).toBeLessThan(limit);
   });
 });
 

@@ -2,7 +2,7 @@ import { create } from "@bufbuild/protobuf";
 import { durationMs, timestampDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { describe, expect, it } from "vitest";
 import { AnnotationTargetSchema, AnnotatorKind, SpanKind, SpanSchema, StatusCode } from "../../gen/sessiond/v1/trace_pb.js";
-import { decodeGlobalId, encodeGlobalId } from "../../src/domain/ids.js";
+import { decodeGlobalId, decodeSessionId, encodeSessionId } from "../../src/domain/ids.js";
 import type { AnnotatorKind as DomainAnnotator } from "../../src/domain/trace-model.js";
 import { annotationToProto, annotatorFromProto, spanFromProto, spanToProto, targetFromProto, traceToProto } from "../../src/handlers/trace-mapper.js";
 import { annotation, at, invalidInput, span, T0, trace } from "./support/factories.js";
@@ -43,7 +43,7 @@ describe("traceToProto", () => {
     const p = traceToProto(t);
     expect(p).toMatchObject({ traceId: t.traceId, rootSpanName: "agent.run", spanCount: 4, statusCode: StatusCode.ERROR });
     expect(decodeGlobalId("Trace", p.id)).toBe(t.uuid);
-    expect(decodeGlobalId("Session", p.session)).toBe(t.sessionUuid);
+    expect(decodeSessionId(p.session)).toEqual({ namespaceId: t.namespaceId, uuid: t.sessionUuid });
     expect(timestampDate(p.startTime!)).toEqual(T0);
     expect(durationMs(p.duration!)).toBe(1_500);
   });
@@ -94,7 +94,8 @@ describe("annotationToProto", () => {
     const p = annotationToProto(a);
     expect(p).toMatchObject({ name: "quality", annotatorKind: AnnotatorKind.LLM, label: "good", score: 0.75, explanation: "answered the question", metadata: { judge: "j1" }, identifier: "judge-1" });
     expect(decodeGlobalId("Annotation", p.id)).toBe(a.uuid);
-    expect(p.target?.target).toEqual({ case: "session", value: encodeGlobalId("Session", (a.target as { sessionUuid: string }).sessionUuid) });
+    const target = a.target as { namespaceId: string; sessionUuid: string };
+    expect(p.target?.target).toEqual({ case: "session", value: encodeSessionId(target.namespaceId, target.sessionUuid) });
     expect(timestampDate(p.createTime!)).toEqual(T0);
     expect(timestampDate(p.updateTime!)).toEqual(at(5));
   });

@@ -21,8 +21,11 @@ export const file_sessiond_v1_session: GenFile = /*@__PURE__*/
  */
 export type Session = Message<"sessiond.v1.Session"> & {
   /**
-   * Global id: base64url (no padding) of "Session:<uuid>". Stable and opaque; use it to address the
-   * session from any namespace-aware call. Output only.
+   * Global id: base64url (no padding) of "Session:", a version byte (1) and the 16 bytes of the
+   * namespace's uuid and of the session's, 55 characters.
+   * Stable and opaque; use it to address the session from any namespace-aware call. It names the
+   * session's namespace, so the session is found there even when the call names no namespace. Ids of
+   * the earlier form, "Session:<uuid>", are still accepted. Output only.
    *
    * @generated from field: string id = 1;
    */

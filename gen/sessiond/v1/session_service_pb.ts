@@ -130,7 +130,9 @@ export const CreateSessionResponseSchema: GenMessage<CreateSessionResponse> = /*
  */
 export type ClientSecret = Message<"sessiond.v1.ClientSecret"> & {
   /**
-   * The secret.
+   * The secret: "cs_", base64url of the session's namespace uuid and uuid (32 bytes), "_", then 32
+   * random bytes in base64url. Opaque to clients. Secrets issued with the session's uuid alone
+   * (16 bytes) are still accepted.
    *
    * @generated from field: string value = 1;
    */
@@ -1663,8 +1665,10 @@ export const BulkDeleteOutcomeSchema: GenEnum<BulkDeleteOutcome> = /*@__PURE__*/
  *
  * Addressing a session: every call that names one session takes either `id` (the global id) or
  * `session_id` (the caller's id) together with `namespace`. An empty namespace means the API key's
- * namespace for a key of one namespace, and "default" for a key of all namespaces. Setting both
- * `id` and `session_id` is INVALID_ARGUMENT. A session of another namespace is NOT_FOUND.
+ * namespace for a key of one namespace, and "default" for a key of all namespaces; with `id`, a key of
+ * all namespaces may leave it empty, since the id names the session's namespace. Setting both `id`
+ * and `session_id` is INVALID_ARGUMENT. A session of another namespace than the one named is
+ * NOT_FOUND.
  *
  * Who may call: each RPC's `required_role` option (see auth.proto). GetSession, AppendTurns and
  * ListTurns also accept the session's own client secret.

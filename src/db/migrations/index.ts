@@ -6,5 +6,7 @@ import { Traces1795435151799 } from "./1795435151799-Traces.js";
 import { Tenancy1795439974289 } from "./1795439974289-Tenancy.js";
 import { TimeOrderedIds1795979340577 } from "./1795979340577-TimeOrderedIds.js";
 import { NamespaceKeys1796040000000 } from "./1796040000000-NamespaceKeys.js";
+import { AppendTurnsFunction1796090000000 } from "./1796090000000-AppendTurnsFunction.js";
+import { Distribute1796100000000 } from "./1796100000000-Distribute.js";
 
-export const migrations = [Initial1795425045783, SessionAnnotationCount1795426881141, Conversations1795433411621, Traces1795435151799, Tenancy1795439974289, TimeOrderedIds1795979340577, NamespaceKeys1796040000000];
+export const migrations = [Initial1795425045783, SessionAnnotationCount1795426881141, Conversations1795433411621, Traces1795435151799, Tenancy1795439974289, TimeOrderedIds1795979340577, NamespaceKeys1796040000000, AppendTurnsFunction1796090000000, Distribute1796100000000];

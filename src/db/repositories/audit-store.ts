@@ -26,6 +26,12 @@ export function createAuditStore(db: EntityManager): AuditStore {
       }
     },
 
+    async namespaceNames(ids) {
+      const rows = await q("SELECT id, name FROM namespaces WHERE id = ANY($1::uuid[])", [ids]);
+      return new Map(rows.map((r) => [r.id as string, r.name as string]));
+    },
+
+    // By session uuid alone: only for global ids of the old form, which do not carry the namespace.
     async namespacesOfSessions(uuids) {
       const rows = await q("SELECT s.id, n.name FROM sessions s JOIN namespaces n ON n.id = s.namespace_id WHERE s.id = ANY($1::uuid[])", [uuids]);
       return new Map(rows.map((r) => [r.id as string, r.name as string]));

@@ -2,8 +2,8 @@
  * The bulk-delete store (the domain's BulkDeleteStore) and the batch delete behind it: one code path
  * for DeleteSession and BulkDeleteSessions. A batch is one transaction
  * of three statements: lock the sessions in id order (so overlapping batches of concurrent calls cannot
- * deadlock, and a second caller finds them gone), count or purge their memories, then one DELETE; the
- * rest goes by foreign-key cascade. What
+ * deadlock, and a second caller finds them gone), count their memories and unlink (or purge) them, then
+ * one DELETE; the rest goes by foreign-key cascade. What
  * went with each session is read from the counters of the deleted row (`RETURNING`): every write of
  * child rows updates those counters under the session row lock, so they are exact at this point.
  */
@@ -36,7 +36,16 @@ export async function deleteBatch(db: EntityManager, namespaceId: string, keys: 
   const memoryRows: { id: string; n: number }[] =
     opts.purgeMemories && !opts.dryRun
       ? await db.query(`WITH d AS (DELETE FROM memories WHERE namespace_id = $1 AND source_session_id = ANY(${UUIDS("$2")}) RETURNING source_session_id) SELECT source_session_id AS id, count(*)::int AS n FROM d GROUP BY 1`, [namespaceId, ids])
-      : await db.query(`SELECT source_session_id AS id, count(*)::int AS n FROM memories WHERE namespace_id = $1 AND source_session_id = ANY(${UUIDS("$2")}) GROUP BY 1`, [namespaceId, ids]);
+      : opts.dryRun
+        ? await db.query(`SELECT source_session_id AS id, count(*)::int AS n FROM memories WHERE namespace_id = $1 AND source_session_id = ANY(${UUIDS("$2")}) GROUP BY 1`, [namespaceId, ids])
+        : // The memories stay and lose their link here, not by the foreign key's SET NULL, which Citus
+          // cannot keep (db/distribution.ts); the sessions are locked, so no memory links to them meanwhile.
+          await db.query(
+            `WITH c AS (SELECT source_session_id AS id, count(*)::int AS n FROM memories WHERE namespace_id = $1 AND source_session_id = ANY(${UUIDS("$2")}) GROUP BY 1),
+                  u AS (UPDATE memories SET source_session_id = NULL WHERE namespace_id = $1 AND source_session_id = ANY(${UUIDS("$2")}))
+             SELECT * FROM c`,
+            [namespaceId, ids],
+          );
   const memories = new Map(memoryRows.map((r) => [r.id, r.n]));
   const rows: any[] = opts.dryRun
     ? await db.query(`SELECT id, external_id, ${COUNTERS} FROM sessions WHERE namespace_id = $1 AND id = ANY(${UUIDS("$2")})`, [namespaceId, ids])

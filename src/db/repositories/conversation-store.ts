@@ -1,8 +1,7 @@
 /**
  * Storage of participants and turns (the domain's ConversationStore): every SQL statement about them
  * lives here. Every statement is scoped by namespace_id and session (joins too: the keys are
- * (namespace_id, id)), except an append to a session named by uuid alone (a global id without a
- * namespace), which finds the session by its uuid and then stays in its namespace.
+ * (namespace_id, id)).
  *
  * Counters: writes that add participants or turns update the session's counters in the same
  * statement or transaction, under the session row lock (see the INVARIANT on SessionEntity).
@@ -84,7 +83,7 @@ export function createConversationStore(db: DataSource | EntityManager): Convers
            VALUES ($1, $2, $3, $4, $5, $6)
            ON CONFLICT (namespace_id, session_id, participant_id) DO UPDATE
              SET display_name = EXCLUDED.display_name, metadata = EXCLUDED.metadata, left_time = NULL,
-                 bound_time = CASE WHEN x.left_time IS NULL THEN x.bound_time ELSE now() END
+                 bound_time = CASE WHEN x.left_time IS NULL THEN x.bound_time ELSE EXCLUDED.bound_time END
            RETURNING x.*, (xmax = 0) AS created)
          SELECT ${PARTICIPANT_COLUMNS}, p.created FROM p`,
         [v.namespaceId, v.sessionUuid, v.participantId, v.kind, v.displayName, v.metadata],
@@ -96,7 +95,9 @@ export function createConversationStore(db: DataSource | EntityManager): Convers
 
     async unbind(session, participantId) {
       const rows = await q(
-        `WITH p AS (UPDATE participants SET left_time = coalesce(left_time, now()) WHERE namespace_id = $1 AND session_id = $2 AND participant_id = $3 RETURNING *)
+        // least() keeps the first leave time (NULLs aside, it is coalesce for a time in the past); Citus
+        // refuses now() inside coalesce or CASE in a modification.
+        `WITH p AS (UPDATE participants SET left_time = least(left_time, now()) WHERE namespace_id = $1 AND session_id = $2 AND participant_id = $3 RETURNING *)
          SELECT ${PARTICIPANT_COLUMNS} FROM p`,
         [session.namespaceId, session.uuid, participantId],
       );
@@ -104,9 +105,13 @@ export function createConversationStore(db: DataSource | EntityManager): Convers
     },
 
     async append(target, turns, { defaultRoles, request }) {
-      // An unknown or departed speaker leaves participant_ref NULL, which fails the whole statement
-      // (NOT NULL); a session that is missing or not active matches no row in `s`, so nothing is written.
+      // One call of sessiond_append_turns (migration AppendTurnsFunction; a single shard under Citus):
+      // an unknown or departed speaker fails it with not_null_violation, a request id already used with
+      // unique_violation, both writing nothing; a session missing or not active returns no rows.
       const params: unknown[] = [
+        target.namespaceId,
+        "uuid" in target ? target.uuid : null,
+        "uuid" in target ? null : target.externalId,
         turns.length,
         turns.map((t) => t.participantId),
         turns.map((t) => t.role),
@@ -117,37 +122,13 @@ export function createConversationStore(db: DataSource | EntityManager): Convers
         request?.fingerprint ?? null,
         JSON.stringify(defaultRoles),
       ];
-      const match: string[] = [];
-      const add = (column: string, value: unknown) => {
-        params.push(value);
-        match.push(`${column} = $${params.length}`);
-      };
-      if (target.namespaceId) add("namespace_id", target.namespaceId);
-      if ("uuid" in target) add("id", target.uuid);
-      else add("external_id", target.externalId);
       try {
         const rows = await prepared(
           db,
-          `WITH s AS (
-             UPDATE sessions SET last_turn_seq = last_turn_seq + $1, turn_count = turn_count + $1
-             WHERE ${match.join(" AND ")} AND state = 'active' AND delete_time IS NULL
-             RETURNING id, namespace_id, last_turn_seq - $1 AS base),
-           n AS (
-             SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::jsonb[], $6::jsonb[])
-               WITH ORDINALITY AS n(participant_id, role, content, tool_calls, metadata, ord)),
-           t AS (
-             INSERT INTO turns (namespace_id, session_id, participant_ref, seq, role, content, tool_calls, metadata, request_id)
-             SELECT s.namespace_id, s.id, p.id, s.base + n.ord, CASE WHEN n.role <> '' THEN n.role ELSE $9::jsonb ->> p.kind END,
-                    n.content, n.tool_calls, n.metadata, $7
-             FROM n CROSS JOIN s
-             LEFT JOIN participants p ON p.namespace_id = s.namespace_id AND p.session_id = s.id AND p.participant_id = n.participant_id AND p.left_time IS NULL
-             RETURNING seq, role, create_time),
-           r AS (
-             INSERT INTO turn_requests (namespace_id, session_id, request_id, first_seq, turn_count, fingerprint)
-             SELECT s.namespace_id, s.id, $7, s.base + 1, $1, $8 FROM s WHERE $7::text IS NOT NULL)
-           SELECT seq, role, create_time FROM t ORDER BY seq`,
+          `SELECT seq, role, create_time FROM sessiond_append_turns($1::uuid, $2::uuid, $3::text, $4::integer, $5::text[], $6::text[], $7::text[], $8::jsonb[], $9::jsonb[], $10::text, $11::text, $12::jsonb)`,
           params,
         );
+        rows.sort((x, y) => Number(x.seq) - Number(y.seq));
         if (!rows.length) return { ok: false, reason: "session" };
         return { ok: true, turns: rows.map((r) => ({ seq: Number(r.seq), role: r.role, createTime: r.create_time })) };
       } catch (err) {
@@ -161,12 +142,12 @@ export function createConversationStore(db: DataSource | EntityManager): Convers
     },
 
     async previousRequest(target, requestId) {
-      const key = "uuid" in target ? ["s.id = $2", target.uuid] : ["s.external_id = $2", target.externalId];
+      const key = "uuid" in target ? ["s.id = $3", target.uuid] : ["s.external_id = $3", target.externalId];
       const [prev] = await q(
         `SELECT r.namespace_id, r.session_id, r.first_seq, r.turn_count, r.fingerprint FROM turn_requests r
          JOIN sessions s ON s.namespace_id = r.namespace_id AND s.id = r.session_id
-         WHERE r.request_id = $1 AND ${key[0]} ${target.namespaceId ? "AND s.namespace_id = $3" : ""}`,
-        [requestId, key[1], ...(target.namespaceId ? [target.namespaceId] : [])],
+         WHERE r.request_id = $1 AND s.namespace_id = $2 AND ${key[0]}`,
+        [requestId, target.namespaceId, key[1]],
       );
       return prev ? { namespaceId: prev.namespace_id, sessionUuid: prev.session_id, firstSeq: Number(prev.first_seq), count: prev.turn_count, fingerprint: prev.fingerprint } : undefined;
     },

@@ -36,7 +36,7 @@ export function createKeyStore(db: EntityManager): KeyStore {
     async insert(v) {
       const [row] = await select(
         `INSERT INTO api_keys (id, namespace_id, display_name, role, secret_hash, secret_prefix, created_by, expire_time)
-         VALUES ($8, $1, $2, $3, $4, $5, $6, CASE WHEN $7::bigint IS NULL THEN NULL ELSE now() + $7::bigint * interval '1 millisecond' END)
+         VALUES ($8, $1, $2, $3, $4, $5, $6, now() + $7::bigint * interval '1 millisecond')
          RETURNING *`,
         [v.namespaceId, v.displayName, v.role, v.secretHash, v.secretPrefix, v.createdBy, v.expiresAfterMs, v.uuid],
       );
@@ -87,7 +87,8 @@ export function createKeyStore(db: EntityManager): KeyStore {
 
     async revoke(uuid, namespaceId) {
       const rows = await select(
-        `UPDATE api_keys SET revoke_time = coalesce(revoke_time, now())
+        // least(): the first revoke time stays (see conversation-store's unbind).
+        `UPDATE api_keys SET revoke_time = least(revoke_time, now())
          WHERE id = $1 AND ($2::uuid IS NULL OR namespace_id = $2::uuid) RETURNING *`,
         [uuid, namespaceId ?? null],
       );

@@ -35,16 +35,20 @@ export function createNamespaceStore(db: EntityManager): NamespaceStore {
     },
 
     async delete(uuid) {
-      const rows = await q(
-        `WITH m AS (SELECT count(*)::int AS n FROM memories WHERE namespace_id = $1),
-              t AS (SELECT count(*)::int AS n FROM traces WHERE namespace_id = $1),
-              k AS (SELECT count(*)::int AS n FROM api_keys WHERE namespace_id = $1),
-              d AS (DELETE FROM namespaces WHERE id = $1 RETURNING id, name, create_time)
-         SELECT d.*, m.n AS memories, t.n AS traces, k.n AS api_keys FROM d, m, t, k`,
-        [uuid],
-      );
-      const r = rows[0];
-      return r ? { namespace: toNamespace(r), memories: r.memories, traces: r.traces, apiKeys: r.api_keys } : undefined;
+      // Lock the namespace row, count, then delete: every write into the namespace's tables holds a key
+      // share lock on that row (their foreign keys), so nothing is added between the count and the
+      // delete. Separate statements, not one with CTEs: Citus runs each CTE on its own, and counts
+      // taken after the delete's cascade would be 0.
+      const work = async (tx: EntityManager) => {
+        const [found] = await tx.query("SELECT id, name, create_time FROM namespaces WHERE id = $1 FOR UPDATE", [uuid]);
+        if (!found) return undefined;
+        const [{ memories }] = await tx.query("SELECT count(*)::int AS memories FROM memories WHERE namespace_id = $1", [uuid]);
+        const [{ traces }] = await tx.query("SELECT count(*)::int AS traces FROM traces WHERE namespace_id = $1", [uuid]);
+        const [{ keys }] = await tx.query("SELECT count(*)::int AS keys FROM api_keys WHERE namespace_id = $1", [uuid]);
+        await tx.query("DELETE FROM namespaces WHERE id = $1", [uuid]);
+        return { namespace: toNamespace(found), memories, traces, apiKeys: keys };
+      };
+      return db.queryRunner?.isTransactionActive ? work(db) : db.transaction(work);
     },
   };
 }

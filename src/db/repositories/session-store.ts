@@ -1,8 +1,8 @@
 /**
  * Storage of sessions (the domain's SessionStore): every SQL statement about the sessions table lives
  * here. Rows are converted to domain StoredSessions at this boundary. Every statement is scoped by
- * namespace_id, except `find` by a uuid alone (a global id given without its namespace): that lookup is
- * what finds the namespace.
+ * namespace_id, except `find` by a uuid alone (a global id of the old form, which carries no namespace,
+ * in a call that names none): that lookup is what finds the namespace.
  */
 import type { EntityManager } from "typeorm";
 import { AlreadyExistsError, NamespaceGoneError, NotFoundError } from "../../domain/errors.js";
@@ -103,6 +103,12 @@ export function createSessionStore(db: EntityManager, namespaceCache: NamespaceC
           params.push(key.namespaceId, key.uuid);
           where = "s.namespace_id = $1 AND s.id = $2";
         } else {
+          // A global id of the old form: every shard is asked. Under Citus a row lock must name the
+          // shard, so a locking lookup first learns the namespace, then locks through it.
+          if (lock) {
+            const [row] = await q("SELECT namespace_id FROM sessions WHERE id = $1", [key.uuid]);
+            return row ? store.find({ uuid: key.uuid, namespaceId: row.namespace_id }, true) : undefined;
+          }
           params.push(key.uuid);
           where = "s.id = $1";
         }

@@ -16,11 +16,12 @@ import type { TraceStore } from "../../domain/trace-store.js";
 /** GetTrace returns at most this many spans (the earliest); Trace.span_count tells the total. */
 export const MAX_TRACE_SPANS_READ = 10_000;
 
-const TRACE_COLUMNS = "t.id, t.otel_trace_id, t.session_id, t.root_name, t.span_count, t.start_time, t.end_time, t.status_code, t.create_time";
+const TRACE_COLUMNS = "t.id, t.namespace_id, t.otel_trace_id, t.session_id, t.root_name, t.span_count, t.start_time, t.end_time, t.status_code, t.create_time";
 
 function toTrace(row: any): Trace {
   return {
     uuid: row.id,
+    namespaceId: row.namespace_id,
     traceId: row.otel_trace_id,
     sessionUuid: row.session_id,
     rootSpanName: row.root_name,
@@ -53,7 +54,7 @@ function toAnnotation(row: any): Annotation {
       ? { kind: "span", traceId: row.trace_otel_id, spanId: row.otel_span_id }
       : row.target_kind === "trace"
         ? { kind: "trace", traceId: row.trace_otel_id }
-        : { kind: "session", sessionUuid: row.session_id };
+        : { kind: "session", namespaceId: row.namespace_id, sessionUuid: row.session_id };
   return {
     uuid: row.id,
     target,
@@ -121,37 +122,31 @@ export function createTraceStore(db: EntityManager): TraceStore {
      */
     async record(namespaceId, sessionUuid, spans) {
       const traceIds = [...new Set(spans.map((s) => s.traceId))].sort();
+      // Rows as VALUES lists, not INSERT ... SELECT FROM unnest(...): Citus runs a multi-row VALUES
+      // insert that names one namespace on its shard, but pulls an INSERT ... SELECT through the coordinator.
       const traces: { id: string; otel_trace_id: string; session_id: string | null; created: boolean }[] = await q(
         `INSERT INTO traces AS t (namespace_id, session_id, otel_trace_id)
-         SELECT $1, $2, x FROM unnest($3::text[]) AS x ORDER BY x
+         VALUES ${traceIds.map((_, i) => `($1, $2::uuid, $${i + 3})`).join(", ")}
          ON CONFLICT (namespace_id, otel_trace_id) DO UPDATE SET otel_trace_id = EXCLUDED.otel_trace_id
          RETURNING t.id, t.otel_trace_id, t.session_id, (xmax = 0) AS created`,
-        [namespaceId, sessionUuid, traceIds],
+        [namespaceId, sessionUuid, ...traceIds],
       );
       const traceOf = new Map(traces.map((t) => [t.otel_trace_id, t]));
       // The spans that are new come back; their traces' summaries are folded in by a second, small
       // statement (folding them into the insert itself measured ~20% more Postgres CPU under load).
+      const columns = (s: (typeof spans)[number]) => [
+        traceOf.get(s.traceId)!.id, s.spanId, s.parentSpanId, s.name, s.kind, s.startTime, s.endTime, s.statusCode, s.statusMessage, JSON.stringify(s.attributes), JSON.stringify(s.events),
+      ];
+      const row = (i: number) => {
+        const p = (k: number) => `$${2 + i * 11 + k}`;
+        return `($1, ${p(0)}::uuid, ${p(1)}, NULLIF(${p(2)}, ''), ${p(3)}, ${p(4)}::smallint, ${p(5)}::timestamptz, ${p(6)}::timestamptz, ${p(7)}::smallint, ${p(8)}, ${p(9)}::jsonb, ${p(10)}::jsonb)`;
+      };
       const added: { trace_id: string; otel_span_id: string }[] = await q(
         `INSERT INTO spans (namespace_id, trace_id, otel_span_id, otel_parent_span_id, name, kind, start_time, end_time, status_code, status_message, attributes, events)
-         SELECT $1, x.trace_id, x.span_id, NULLIF(x.parent, ''), x.name, x.kind, x.start_time, x.end_time, x.status_code, x.status_message, x.attributes, x.events
-         FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::smallint[], $7::timestamptz[], $8::timestamptz[], $9::smallint[], $10::text[], $11::jsonb[], $12::jsonb[])
-           AS x(trace_id, span_id, parent, name, kind, start_time, end_time, status_code, status_message, attributes, events)
+         VALUES ${spans.map((_, i) => row(i)).join(", ")}
          ON CONFLICT (namespace_id, trace_id, otel_span_id) DO NOTHING
          RETURNING trace_id, otel_span_id`,
-        [
-          namespaceId,
-          spans.map((s) => traceOf.get(s.traceId)!.id),
-          spans.map((s) => s.spanId),
-          spans.map((s) => s.parentSpanId),
-          spans.map((s) => s.name),
-          spans.map((s) => s.kind),
-          spans.map((s) => s.startTime),
-          spans.map((s) => s.endTime),
-          spans.map((s) => s.statusCode),
-          spans.map((s) => s.statusMessage),
-          spans.map((s) => JSON.stringify(s.attributes)),
-          spans.map((s) => JSON.stringify(s.events)),
-        ],
+        [namespaceId, ...spans.flatMap(columns)],
       );
       const inserted = summarize(spans, traceOf, added);
       if (inserted.length) {
@@ -245,25 +240,22 @@ export function createTraceStore(db: EntityManager): TraceStore {
     async resolve(namespaceId, traceId, spanId) {
       const [t] = await q("SELECT id, session_id FROM traces WHERE namespace_id = $1 AND otel_trace_id = $2 FOR KEY SHARE", [namespaceId, traceId]);
       if (!t) return undefined;
-      if (spanId === undefined) return { kind: "trace", sessionUuid: t.session_id, traceUuid: t.id, spanRowId: null, key: `trace:${t.id}` };
+      if (spanId === undefined) return { kind: "trace", sessionUuid: t.session_id, traceUuid: t.id, spanRowId: null, otelTraceId: traceId, otelSpanId: null, key: `trace:${t.id}` };
       const [s] = await q("SELECT id FROM spans WHERE namespace_id = $1 AND trace_id = $2 AND otel_span_id = $3 FOR KEY SHARE", [namespaceId, t.id, spanId]);
-      return s ? { kind: "span", sessionUuid: t.session_id, traceUuid: t.id, spanRowId: String(s.id), key: `span:${s.id}` } : undefined;
+      return s ? { kind: "span", sessionUuid: t.session_id, traceUuid: t.id, spanRowId: String(s.id), otelTraceId: traceId, otelSpanId: spanId, key: `span:${s.id}` } : undefined;
     },
 
     /** Inserts, or with an identifier upserts, an annotation (call inside a transaction); counts new ones on the session. */
     async annotate(namespaceId, target, v) {
-      const params = [namespaceId, target.sessionUuid, target.traceUuid, target.spanRowId, target.kind, target.key, v.name, v.annotatorKind, v.label, v.score, v.explanation, v.metadata, v.identifier];
+      // The target's OpenTelemetry ids come from resolve(), not a join: one statement on one shard.
+      const params = [namespaceId, target.sessionUuid, target.traceUuid, target.spanRowId, target.kind, target.key, v.name, v.annotatorKind, v.label, v.score, v.explanation, v.metadata, v.identifier, target.otelTraceId, target.otelSpanId];
       const [row] = await q(
-        `WITH a AS (
-           INSERT INTO annotations AS a (namespace_id, session_id, trace_id, span_id, target_kind, target_key, name, annotator_kind, label, score, explanation, metadata, identifier)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-           ON CONFLICT (namespace_id, target_key, name, identifier) WHERE identifier <> ''
-           DO UPDATE SET annotator_kind = EXCLUDED.annotator_kind, label = EXCLUDED.label, score = EXCLUDED.score,
-             explanation = EXCLUDED.explanation, metadata = EXCLUDED.metadata, update_time = now()
-           RETURNING a.*, (xmax = 0) AS created)
-         SELECT a.*, t.otel_trace_id AS trace_otel_id, s.otel_span_id FROM a
-         LEFT JOIN traces t ON t.namespace_id = a.namespace_id AND t.id = a.trace_id
-         LEFT JOIN spans s ON s.namespace_id = a.namespace_id AND s.id = a.span_id`,
+        `INSERT INTO annotations AS a (namespace_id, session_id, trace_id, span_id, target_kind, target_key, name, annotator_kind, label, score, explanation, metadata, identifier)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+         ON CONFLICT (namespace_id, target_key, name, identifier) WHERE identifier <> ''
+         DO UPDATE SET annotator_kind = EXCLUDED.annotator_kind, label = EXCLUDED.label, score = EXCLUDED.score,
+           explanation = EXCLUDED.explanation, metadata = EXCLUDED.metadata, update_time = EXCLUDED.update_time
+         RETURNING a.*, (xmax = 0) AS created, $14::text AS trace_otel_id, $15::text AS otel_span_id`,
         params,
       );
       if (row.created && target.sessionUuid) await bumpSessions(db, namespaceId, new Map([[target.sessionUuid, { traces: 0, spans: 0, annotations: 1 }]]));

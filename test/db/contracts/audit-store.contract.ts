@@ -61,6 +61,13 @@ export function describeAuditStoreContract(name: string, makeStores: StoresFacto
       expect(await audit().list({ actor, limit: 10 })).toEqual([]);
     });
 
+    it("names namespaces that exist, by namespace id", async () => {
+      const [a, b] = [await newNamespace(ctx.stores), await newNamespace(ctx.stores)];
+      const missing = newUuid();
+      expect(await audit().namespaceNames([a.id, b.id, missing])).toEqual(new Map([[a.id, a.name], [b.id, b.name]]));
+      expect(await audit().namespaceNames([])).toEqual(new Map());
+    });
+
     it("names the namespaces of sessions that exist, by session uuid", async () => {
       const [a, b] = [await newNamespace(ctx.stores), await newNamespace(ctx.stores)];
       const [sa, sb] = [await insertSession(ctx.stores, a.id), await insertSession(ctx.stores, b.id)];

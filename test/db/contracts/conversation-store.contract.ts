@@ -134,9 +134,9 @@ export function describeConversationStoreContract(name: string, makeStores: Stor
         await ctx.stores.sessions.update(cancelled, { state: "cancelled" });
         await ctx.stores.sessions.update(deleted, { deleteTime: "now" });
         const refused = { ok: false, reason: "session" };
-        expect(await conv().append({ uuid: cancelled.uuid }, [turn("u")], opts())).toEqual(refused);
-        expect(await conv().append({ uuid: deleted.uuid }, [turn("u")], opts())).toEqual(refused);
-        expect(await conv().append({ uuid: newUuid() }, [turn("u")], opts())).toEqual(refused);
+        expect(await conv().append({ namespaceId: ns.id, uuid: cancelled.uuid }, [turn("u")], opts())).toEqual(refused);
+        expect(await conv().append({ namespaceId: ns.id, uuid: deleted.uuid }, [turn("u")], opts())).toEqual(refused);
+        expect(await conv().append({ namespaceId: ns.id, uuid: newUuid() }, [turn("u")], opts())).toEqual(refused);
         expect(await conv().append({ uuid: live.uuid, namespaceId: other.id }, [turn("u")], opts())).toEqual(refused);
         expect(await conv().append({ namespaceId: other.id, externalId: live.sessionId }, [turn("u")], opts())).toEqual(refused);
         expect(await seqs(cancelled)).toEqual([]);
@@ -161,6 +161,7 @@ export function describeConversationStoreContract(name: string, makeStores: Stor
         expect(await conv().previousRequest(target, "req")).toEqual(previous);
         expect(await conv().previousRequest({ namespaceId: s.namespaceId, externalId: s.sessionId }, "req")).toEqual(previous);
         expect(await conv().previousRequest(target, "other")).toBeUndefined();
+        expect(await conv().previousRequest({ namespaceId: (await newNamespace(ctx.stores)).id, uuid: s.uuid }, "req")).toBeUndefined();
         expect(await seqs(s)).toEqual([1, 2, 3]);
       });
 
@@ -169,7 +170,7 @@ export function describeConversationStoreContract(name: string, makeStores: Stor
         for (const s of [a, b]) await bind(ctx.stores, s, "u");
         await appendTurns(ctx.stores, a, [turn("u")], { id: "shared", fingerprint: "x" });
         expect(await appendTurns(ctx.stores, b, [turn("u")], { id: "shared", fingerprint: "x" })).toEqual([1]);
-        expect(await conv().previousRequest({ uuid: b.uuid }, "shared")).toMatchObject({ sessionUuid: b.uuid, firstSeq: 1, count: 1 });
+        expect(await conv().previousRequest({ namespaceId: b.namespaceId, uuid: b.uuid }, "shared")).toMatchObject({ sessionUuid: b.uuid, firstSeq: 1, count: 1 });
       });
     });
 

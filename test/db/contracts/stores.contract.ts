@@ -38,7 +38,7 @@ export function describeStoresContract(name: string, makeStores: StoresFactory):
         ctx.stores.transaction(async (tx) => {
           await tx.sessions.insert(v);
           await tx.keys.insert(k);
-          await tx.conversations.append({ uuid: s.uuid }, [turn("u")], { defaultRoles: { user: "user", agent: "assistant", system: "system", tool: "tool" } });
+          await tx.conversations.append({ namespaceId: s.namespaceId, uuid: s.uuid }, [turn("u")], { defaultRoles: { user: "user", agent: "assistant", system: "system", tool: "tool" } });
           await tx.namespaces.insert(unique("rolled-back"));
           throw boom;
         }),

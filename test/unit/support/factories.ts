@@ -7,7 +7,7 @@ import type { ApiKey } from "../../../src/domain/access.js";
 import type { AuditEvent } from "../../../src/domain/audit-log.js";
 import type { Participant, Turn } from "../../../src/domain/conversation-model.js";
 import { InvalidInputError } from "../../../src/domain/errors.js";
-import { encodeGlobalId, newUuid } from "../../../src/domain/ids.js";
+import { encodeGlobalId, encodeSessionId, newUuid } from "../../../src/domain/ids.js";
 import type { Memory } from "../../../src/domain/memory-service.js";
 import type { Session } from "../../../src/domain/session-model.js";
 import type { Annotation, Span, Trace } from "../../../src/domain/trace-model.js";
@@ -21,12 +21,13 @@ export const at = (ms: number) => new Date(T0.getTime() + ms);
 /** A stored session. */
 export function session(over: Partial<Session> = {}): Session {
   const uuid = over.uuid ?? newUuid();
+  const namespaceId = over.namespaceId ?? newUuid();
   return {
     uuid,
-    id: encodeGlobalId("Session", uuid),
+    id: encodeSessionId(namespaceId, uuid),
     sessionId: "chat-1",
     namespace: "default",
-    namespaceId: newUuid(),
+    namespaceId,
     user: "alice@example.com",
     workflow: { id: "support", version: "3" },
     data: { topic: "billing", n: 2.5, ok: true, tags: ["a", "b"], nested: { none: null } },
@@ -83,14 +84,14 @@ export function span(over: Partial<Span> = {}): Span {
 
 /** A listed trace. */
 export function trace(over: Partial<Trace> = {}): Trace {
-  return { uuid: newUuid(), traceId: "0af7651916cd43dd8448eb211c80319c", sessionUuid: newUuid(), rootSpanName: "agent.run", spanCount: 4, startTime: T0, endTime: at(1_500), statusCode: 2, ...over };
+  return { uuid: newUuid(), namespaceId: newUuid(), traceId: "0af7651916cd43dd8448eb211c80319c", sessionUuid: newUuid(), rootSpanName: "agent.run", spanCount: 4, startTime: T0, endTime: at(1_500), statusCode: 2, ...over };
 }
 
 /** A stored annotation (on a session unless told otherwise). */
 export function annotation(over: Partial<Annotation> = {}): Annotation {
   return {
     uuid: newUuid(),
-    target: { kind: "session", sessionUuid: newUuid() },
+    target: { kind: "session", namespaceId: newUuid(), sessionUuid: newUuid() },
     name: "quality",
     annotatorKind: "llm",
     label: "good",
@@ -109,7 +110,7 @@ export function memory(over: Partial<Memory> = {}): Memory {
   return {
     id: encodeGlobalId("Memory", newUuid()),
     namespace: "default",
-    sourceSession: encodeGlobalId("Session", newUuid()),
+    sourceSession: encodeSessionId(newUuid(), newUuid()),
     subjectParticipantId: "user-1",
     subjectUser: "alice@example.com",
     content: "prefers tea",
