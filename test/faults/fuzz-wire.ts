@@ -5,7 +5,7 @@
  */
 import http from "node:http";
 import http2 from "node:http2";
-import { gzipSync } from "node:zlib";
+import { brotliDecompressSync, gunzipSync, gzipSync } from "node:zlib";
 
 /** How a call ended, as read off the wire. */
 export interface Outcome {
@@ -53,6 +53,21 @@ export function frames(buf: Buffer): { flags: number; data: Buffer }[] {
 }
 
 export const gzip = (b: Uint8Array) => gzipSync(b);
+
+/**
+ * The data of a frame, inflated when its compressed flag (0x01) is set: gRPC-Web trailers and Connect
+ * end-stream messages may be compressed too ("10000001b: a compressed trailer", PROTOCOL-WEB.md), and
+ * connect-es compresses any frame of at least compressMinBytes (1 KiB) once compression is negotiated.
+ * Undefined when it cannot be inflated (an unknown encoding, or bytes that are not what it says).
+ */
+function frameData(frame: { flags: number; data: Buffer }, encoding: string | string[] | undefined): Buffer | undefined {
+  if (!(frame.flags & 0x01)) return frame.data;
+  try {
+    if (encoding === "gzip") return gunzipSync(frame.data);
+    if (encoding === "br") return brotliDecompressSync(frame.data);
+  } catch {}
+  return undefined;
+}
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
 
@@ -159,9 +174,11 @@ export async function connectStream(base: string, path: string, body: Uint8Array
   const fs = frames(r.body);
   const end = fs.find((f) => f.flags & 0x02);
   if (!end) return { code: "none:no-end-stream", message: "", status: 200, messages: fs.length };
+  const endData = frameData(end, r.headers["connect-content-encoding"]);
+  if (!endData) return { code: "none:undecompressable-end-stream", message: "", status: 200, messages: fs.length - 1 };
   let parsed: any;
   try {
-    parsed = JSON.parse(end.data.toString("utf8"));
+    parsed = JSON.parse(endData.toString("utf8"));
   } catch {
     return { code: "none:bad-end-stream", message: "", status: 200, messages: fs.length - 1 };
   }
@@ -189,8 +206,10 @@ export async function grpcWeb(base: string, path: string, body: Uint8Array, code
   const trailer = fs.find((f) => f.flags & 0x80);
   const messages = fs.filter((f) => !(f.flags & 0x80)).length;
   if (trailer) {
+    const data = frameData(trailer, r.headers["grpc-encoding"]);
+    if (!data) return { code: "none:undecompressable-trailer", message: "", status: r.status, messages };
     const t: Record<string, string> = {};
-    for (const line of trailer.data.toString("latin1").split("\r\n")) {
+    for (const line of data.toString("latin1").split("\r\n")) {
       const i = line.indexOf(":");
       if (i > 0) t[line.slice(0, i).trim().toLowerCase()] = line.slice(i + 1).trim();
     }

@@ -196,6 +196,18 @@ describe("fuzzed requests", () => {
     expect(out.code).toBe("invalid_argument");
   });
 
+  it("read the status of a gRPC-Web answer whose trailer frame is compressed (found by the fuzzer, seed 2088864324 case 815)", async () => {
+    // Check for a service named by 300,000 NULs (field 1, length varint e0 a7 12), sent gzip-compressed.
+    // The not_found message echoes the name (JSON-escaped, then percent-encoded): the trailer passes
+    // connect-es's compressMinBytes (1 KiB) and goes out gzip-compressed, flags 0x81, which the gRPC-Web
+    // spec allows ("10000001b: a compressed trailer"). A reader that ignores the flag finds no status.
+    const check = Buffer.concat([Buffer.from([0x0a, 0xe0, 0xa7, 0x12]), Buffer.alloc(300_000)]);
+    const headers = { authorization: `Bearer ${TEST_ADMIN_KEY}`, "grpc-encoding": "gzip" };
+    const out = await grpcWeb(server.url, "/grpc.health.v1.Health/Check", envelope(1, gzip(check)), "proto", { headers, timeoutMs: CALL_TIMEOUT_MS });
+    expect(out).toMatchObject({ code: "not_found", status: 200, messages: 0 });
+    expect(out.message).toMatch(/^unknown service "(\\u0000)+"$/);
+  });
+
   it("never answer unknown, leak SQL or stack traces, log errors, or stop the server", async () => {
     const started = Date.now();
     const indexes = ONLY === undefined ? Array.from({ length: CASES }, (_, i) => i) : [ONLY];
