@@ -87,6 +87,11 @@ export default defineConfig({
   test: {
     testTimeout: 30_000,
     hookTimeout: 60_000,
+    // Three test files at a time, whatever the core count (vitest's default is cores - 1: one on the
+    // 2-core machines CI runs on). The files mostly wait on Postgres, servers and clients, and each has
+    // its own database; three database kinds made one-at-a-time too slow. The fault suite still runs
+    // its files one by one (fileParallelism: false), alone.
+    maxWorkers: 3,
     projects,
   },
 });
