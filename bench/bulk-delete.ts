@@ -2,7 +2,8 @@
  * bench:bulk-delete — 10,000 sessions, each with 2 participants, 10 turns, 5 traces of 10 spans and one
  * annotation per trace (500,000 spans), deleted with BulkDeleteSessions over gRPC/HTTP2 by a client that
  * consumes every message; the same data re-seeded and deleted by the raw-SQL baseline (`DELETE FROM
- * sessions WHERE id = ANY($1)` through pg, same batch size, no stream, no counting). Also 500 sessions
+ * sessions WHERE namespace_id = $2 AND id = ANY($1)` through pg, same batch size, no stream, no
+ * counting). BENCH_CITUS_URL runs it on a Citus cluster (bench/harness.ts). Also 500 sessions
  * deleted the way a typical TypeORM user would (load the graph, `repository.remove` with ORM cascades).
  * Then (BENCH_MEMORY=0 skips it) 100,000 ids in one call, sampling the process RSS.
  * Targets: ratio >= 0.8, first message within 100 ms, RSS growth < 50 MB.
@@ -54,9 +55,11 @@ console.log(`service: ${SESSIONS} sessions in ${serviceS.toFixed(2)} s, first me
 
 // Baseline: raw SQL, same batches.
 uuids = await seed(SESSIONS, "raw");
+const rawNamespace = await namespaceIdOf(app.dataSource, "raw");
 const pool = new pg.Pool({ connectionString: db.url, max: 2 });
 const t1 = performance.now();
-for (let i = 0; i < uuids.length; i += BATCH) await pool.query("DELETE FROM sessions WHERE id = ANY($1)", [uuids.slice(i, i + BATCH)]);
+// Naming the namespace, as sessiond does: on Citus that sends each batch to one shard.
+for (let i = 0; i < uuids.length; i += BATCH) await pool.query("DELETE FROM sessions WHERE namespace_id = $2 AND id = ANY($1)", [uuids.slice(i, i + BATCH), rawNamespace]);
 const baselineS = (performance.now() - t1) / 1000;
 console.log(`raw SQL baseline: ${SESSIONS} sessions in ${baselineS.toFixed(2)} s`);
 
