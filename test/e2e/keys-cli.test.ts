@@ -51,7 +51,9 @@ async function codeOf(call: Promise<unknown>): Promise<Code | "ok"> {
   }
 }
 
-describe("npm run keys", () => {
+// Each test starts the CLI as a process several times (a few seconds each on a busy 2-core machine,
+// where the suite runs three files at a time): more room than the default 30 s.
+describe("npm run keys", { timeout: 120_000 }, () => {
   it("create prints only the secret on stdout, and the server accepts it with the key's role", async () => {
     const run = await createKey("--role", "writer", "--name", "ci writer");
     expect(run.secret).toMatch(SECRET);
