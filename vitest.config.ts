@@ -8,6 +8,7 @@ import { defineConfig, type TestProjectInlineConfiguration } from "vitest/config
 //   db      test/domain, test/db: services and repositories on real Postgres.
 //   rpc     test/rpc: the routes with their interceptors through an in-memory router transport.
 //   e2e     test/e2e: the real server on port 0, real clients.
+//   tls     test/tls: TLS and mTLS with real clients, and TLS to Postgres (once, see below).
 // Every database-backed layer runs on the embedded Postgres (`<layer>:embedded-pg`) and, when
 // DATABASE_URL is set (CI sets it to the machine's Postgres 15), a second time on that server
 // (`<layer>:database-url`), and when SESSIOND_TEST_CITUS_URL names a Citus coordinator (CI starts a
@@ -29,7 +30,7 @@ if (process.env.DATABASE_URL) KINDS.push({ kind: "database-url", globalSetup: "t
 if (process.env.SESSIOND_TEST_CITUS_URL) KINDS.push({ kind: "citus", globalSetup: "test/setup/global-citus.ts" });
 
 // A test folder outside every layer would silently run nowhere: refuse it.
-const FOLDERS = new Set(["unit", "domain", "db", "rpc", "e2e", "faults", "setup"]);
+const FOLDERS = new Set(["unit", "domain", "db", "rpc", "e2e", "tls", "faults", "setup"]);
 for (const entry of readdirSync(path.join(import.meta.dirname, "test"), { withFileTypes: true })) {
   if (entry.isDirectory() && !FOLDERS.has(entry.name)) throw new Error(`vitest.config.ts: test/${entry.name} belongs to no test layer; add it to LAYERS`);
 }
@@ -68,6 +69,11 @@ if (process.env.CI || dirs.some((dir) => path.isAbsolute(dir) && existsSync(path
 } else {
   console.warn("pgbouncer not found (apt-get install pgbouncer): the pgbouncer project is skipped");
 }
+// Encryption and identity (test/tls): TLS and mTLS on the port with real clients (connect-node, grpcio,
+// buf curl, Chromium), certificate rotation, and TLS to the machine's Postgres. Once, on the embedded
+// Postgres (the transport under test does not change with the database kind); the Postgres TLS file
+// uses DATABASE_URL's server itself.
+projects.push({ extends: true, test: { name: "tls", include: ["test/tls/**/*.test.ts"], globalSetup: ["test/setup/global-embedded.ts"], sequence: { groupOrder: 0 } } });
 projects.push({
   extends: true,
   test: {

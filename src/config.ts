@@ -110,11 +110,18 @@ function bootstrapKey(raw: string | undefined): string | undefined {
   return raw;
 }
 
-/** Checks DATABASE_URL's own `pgbouncer` parameter (db/data-source.ts reads it), if it has one. */
+/**
+ * Checks DATABASE_URL's own `pgbouncer` parameter and its `sslmode` (db/data-source.ts and
+ * db/postgres-tls.ts read them; `allow` is refused there too), if it has them.
+ */
 function databaseUrl(raw: string | undefined): string | undefined {
   if (!raw) return undefined;
   const value = /[?&]pgbouncer=([^&]*)/.exec(raw)?.[1];
   if (value !== undefined && value !== "true" && value !== "false") throw new ConfigError(`DATABASE_URL: pgbouncer must be true or false, got "${value}"`);
+  const sslmode = /[?&]sslmode=([^&]*)/.exec(raw)?.[1];
+  if (sslmode !== undefined && !["disable", "prefer", "require", "verify-ca", "verify-full"].includes(sslmode)) {
+    throw new ConfigError(`DATABASE_URL: sslmode must be disable, prefer, require, verify-ca or verify-full, got "${sslmode}"${sslmode === "allow" ? " (sessiond cannot fall back between plaintext and TLS)" : ""}`);
+  }
   return raw;
 }
 

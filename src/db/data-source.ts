@@ -4,6 +4,7 @@ import { DataSource } from "typeorm";
 export type { DataSource };
 import { entities } from "./entities/index.js";
 import { migrations } from "./migrations/index.js";
+import { explainConnectError, postgresTls, takeParameters, type PostgresTls } from "./postgres-tls.js";
 
 /** Options for the database connection. */
 export interface DataSourceOptions {
@@ -51,18 +52,12 @@ export const POOLER_PARAMETER = "pgbouncer";
  * statements may be used (not when `pgbouncer=true`). Throws when the value is not `true` or `false`.
  */
 export function poolerMode(url: string): { url: string; namedStatements: boolean } {
-  const at = url.indexOf("?");
-  if (at < 0) return { url, namedStatements: true };
-  // Only our parameter is removed; the others stay byte for byte (URLSearchParams would re-encode them).
-  const kept: string[] = [];
-  let value: string | undefined;
-  for (const part of url.slice(at + 1).split("&")) {
-    if (part.startsWith(`${POOLER_PARAMETER}=`)) value = decodeURIComponent(part.slice(POOLER_PARAMETER.length + 1));
-    else kept.push(part);
-  }
+  // Only our parameter is removed; the others stay byte for byte.
+  const { url: rest, values } = takeParameters(url, [POOLER_PARAMETER]);
+  const value = values.get(POOLER_PARAMETER);
   if (value === undefined) return { url, namedStatements: true };
   if (value !== "true" && value !== "false") throw new Error(`DATABASE_URL: ${POOLER_PARAMETER} must be true or false, got "${value}"`);
-  return { url: url.slice(0, kept.length ? at + 1 : at) + kept.join("&"), namedStatements: value === "false" };
+  return { url: rest, namedStatements: value === "false" };
 }
 
 // The DataSources that must not use named statements; conversation-store.ts asks namedStatements().
@@ -77,24 +72,59 @@ export function namedStatements(dataSource: DataSource): boolean {
 export const DEFAULT_CONNECT_TIMEOUT_MS = 3000;
 
 /**
+ * A DataSource whose failure to connect at start names what went wrong with TLS, if that was it
+ * (postgres-tls.ts explainConnectError): Node's own words ("unable to verify the first certificate")
+ * say neither which server nor which CA file.
+ */
+class SessiondDataSource extends DataSource {
+  constructor(
+    options: ConstructorParameters<typeof DataSource>[0],
+    private readonly connection: { url: string; tls: PostgresTls },
+  ) {
+    super(options);
+  }
+
+  override async initialize(): Promise<this> {
+    try {
+      return await super.initialize();
+    } catch (err) {
+      throw explainConnectError(err, this.connection.url, this.connection.tls);
+    }
+  }
+}
+
+/**
  * The one TypeORM DataSource factory. The schema is changed only by migrations (never `synchronize`).
  * A `pgbouncer=true` parameter on the URL (see POOLER_PARAMETER) makes it use unnamed statements only.
+ * The URL's sslmode, sslrootcert, sslcert and sslkey are applied with libpq's meaning (postgres-tls.ts);
+ * throws an Error naming DATABASE_URL on a bad value or an unreadable certificate file.
  */
 export function createDataSource(options: DataSourceOptions): DataSource {
-  const { url, namedStatements } = poolerMode(options.url);
-  const dataSource = new DataSource({
-    type: "postgres",
-    url,
-    entities,
-    migrations,
-    synchronize: false,
-    migrationsRun: false,
-    migrationsTableName: "schema_migrations",
-    applicationName: options.applicationName ?? "sessiond",
-    installExtensions: false,
-    uuidExtension: "pgcrypto",
-    extra: { max: options.poolSize ?? 10, connectionTimeoutMillis: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS },
-  });
+  const { url: unpooled, namedStatements } = poolerMode(options.url);
+  const tls = postgresTls(unpooled);
+  const dataSource = new SessiondDataSource(
+    {
+      type: "postgres",
+      url: tls.url,
+      // Set even when false: node-postgres would otherwise read PGSSLMODE with its own meaning (the URL
+      // is the one place for TLS settings).
+      ssl: tls.ssl,
+      entities,
+      migrations,
+      synchronize: false,
+      migrationsRun: false,
+      migrationsTableName: "schema_migrations",
+      applicationName: options.applicationName ?? "sessiond",
+      installExtensions: false,
+      uuidExtension: "pgcrypto",
+      extra: {
+        max: options.poolSize ?? 10,
+        connectionTimeoutMillis: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+        ...(tls.sslnegotiation ? { sslnegotiation: tls.sslnegotiation } : {}),
+      },
+    },
+    { url: tls.url, tls },
+  );
   if (!namedStatements) UNNAMED_ONLY.add(dataSource);
   return dataSource;
 }
