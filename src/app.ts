@@ -20,6 +20,7 @@ import { Readiness } from "./handlers/readiness.js";
 import { createDatabaseProbe } from "./db/probe.js";
 import { createAuditing } from "./handlers/audit.js";
 import { createAccess } from "./handlers/auth.js";
+import { createCertificateIdentities } from "./domain/certificate-identities.js";
 import { createMetrics, registerAuditMetrics } from "./handlers/metrics.js";
 import { encodeGlobalId } from "./domain/ids.js";
 
@@ -111,7 +112,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     await embedded?.stop();
     throw err;
   }
-  const access = createAccess({ credentials: services.credentials, logger });
+  const access = createAccess({ credentials: services.credentials, certificates: createCertificateIdentities(config.clientIdentities), logger });
   const auditing = createAuditing(services.audit);
   // One registry per app (tests run several apps in one process); the pool gauges read the pg.Pool
   // TypeORM's postgres driver keeps as `master`.
@@ -124,21 +125,24 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     probe: createDatabaseProbe(dataSource, { onFailure: (err) => logger.debug({ err }, "readiness probe failed") }),
     onChange: ({ ready, reason }) => (ready ? logger.info("ready: the database answers") : logger.warn({ reason }, "not ready")),
   });
-  const server = build({
-    config,
-    logger,
-    readiness: () => readiness.check(),
-    onRefused: metrics.refused,
-    routes: createRoutes({ services, health, readiness }),
-    interceptors: createInterceptors(logger, { access, auditing, metrics }),
-    requestGate: metrics.gate(access.requestGate),
-    http: createHttpRoutes({ services, health }, { readMaxBytes: config.readMaxBytes, logger, access, auditing, metrics }),
-  });
+  let server: ReturnType<typeof build>;
   let address: { port: number; url: string };
   try {
+    // build() reads the TLS files: a missing or unusable one fails the start here, naming the setting.
+    server = build({
+      config,
+      logger,
+      readiness: () => readiness.check(),
+      onRefused: metrics.refused,
+      routes: createRoutes({ services, health, readiness }),
+      interceptors: createInterceptors(logger, { access, auditing, metrics }),
+      requestGate: metrics.gate(access.requestGate),
+      http: createHttpRoutes({ services, health }, { readMaxBytes: config.readMaxBytes, logger, access, auditing, metrics }),
+    });
     address = await server.listen();
   } catch (err) {
     readiness.stop();
+    await services.audit.close();
     await dataSource.destroy();
     await embedded?.stop();
     throw err;

@@ -70,9 +70,38 @@ export interface Config {
    * ADMIN key for all namespaces with this secret is made to exist (stored hashed).
    */
   bootstrapAdminKey: string | undefined;
+  /**
+   * TLS on the port, when `SESSIOND_TLS_CERT_FILE` and `SESSIOND_TLS_KEY_FILE` (PEM) are both set: the
+   * port then serves TLS (ALPN h2 and http/1.1) beside cleartext, or instead of it with
+   * `SESSIOND_TLS_REQUIRED=true`. `SESSIOND_TLS_CLIENT_CA_FILE` turns on mutual TLS (client
+   * certificates as credentials, mapped by `SESSIOND_TLS_CLIENT_IDENTITIES`). The files are re-read every
+   * `SESSIOND_TLS_RELOAD_INTERVAL_MS` (default 5000; 0: never) and a change is applied to new
+   * connections without a restart.
+   */
+  tls: TlsConfig | undefined;
+  /**
+   * Client certificates that are credentials (`SESSIOND_TLS_CLIENT_IDENTITIES`, a JSON array; needs
+   * SESSIOND_TLS_CLIENT_CA_FILE), e.g.
+   * `[{"uri":"spiffe://mesh.example/ns/app/sa/agent","role":"writer","namespace":"demo"},{"cn":"ops","role":"admin"}]`:
+   * each names a SAN URI (`*` at the end matches by prefix), a SAN DNS name or a subject common name,
+   * a role (reader, writer, admin) and optionally the one namespace it may reach (all when left out).
+   * The first that matches wins.
+   */
+  clientIdentities: CertificateIdentity[];
 }
 
-import { MIN_BOOTSTRAP_SECRET_LENGTH } from "./domain/access.js";
+/** TLS settings of the port (see Config.tls). */
+export interface TlsConfig {
+  certFile: string;
+  keyFile: string;
+  clientCaFile: string | undefined;
+  /** Refuse cleartext connections. */
+  required: boolean;
+  reloadIntervalMs: number;
+}
+
+import { MIN_BOOTSTRAP_SECRET_LENGTH, type Role } from "./domain/access.js";
+import type { CertificateIdentity } from "./domain/certificate-identities.js";
 
 /** A configuration value that could not be accepted. */
 export class ConfigError extends Error {}
@@ -125,6 +154,62 @@ function databaseUrl(raw: string | undefined): string | undefined {
   return raw;
 }
 
+function bool(env: NodeJS.ProcessEnv, name: string): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === "" || raw === "false") return false;
+  if (raw === "true") return true;
+  throw new ConfigError(`${name}: expected true or false, got "${raw}"`);
+}
+
+/** The SESSIOND_TLS_* settings; undefined when no certificate is configured. */
+function tlsConfig(env: NodeJS.ProcessEnv): TlsConfig | undefined {
+  const certFile = env.SESSIOND_TLS_CERT_FILE || undefined;
+  const keyFile = env.SESSIOND_TLS_KEY_FILE || undefined;
+  const clientCaFile = env.SESSIOND_TLS_CLIENT_CA_FILE || undefined;
+  const required = bool(env, "SESSIOND_TLS_REQUIRED");
+  const reloadIntervalMs = int(env, "SESSIOND_TLS_RELOAD_INTERVAL_MS", 5000, 0, 24 * 60 * 60 * 1000);
+  if (!certFile !== !keyFile) throw new ConfigError(`${certFile ? "SESSIOND_TLS_KEY_FILE" : "SESSIOND_TLS_CERT_FILE"}: TLS needs both SESSIOND_TLS_CERT_FILE and SESSIOND_TLS_KEY_FILE (PEM files)`);
+  if (!certFile || !keyFile) {
+    if (required) throw new ConfigError("SESSIOND_TLS_REQUIRED: refusing cleartext needs a certificate (SESSIOND_TLS_CERT_FILE and SESSIOND_TLS_KEY_FILE)");
+    if (clientCaFile) throw new ConfigError("SESSIOND_TLS_CLIENT_CA_FILE: mutual TLS needs a server certificate (SESSIOND_TLS_CERT_FILE and SESSIOND_TLS_KEY_FILE)");
+    return undefined;
+  }
+  return { certFile, keyFile, clientCaFile, required, reloadIntervalMs };
+}
+
+const ROLE_NAMES = new Set<Role>(["reader", "writer", "admin"]);
+
+/** Parses SESSIOND_TLS_CLIENT_IDENTITIES (see Config.clientIdentities). */
+function clientIdentities(raw: string | undefined, tls: TlsConfig | undefined): CertificateIdentity[] {
+  const name = "SESSIOND_TLS_CLIENT_IDENTITIES";
+  if (!raw?.trim()) return [];
+  if (!tls?.clientCaFile) throw new ConfigError(`${name}: client certificates need SESSIOND_TLS_CLIENT_CA_FILE (the CA they must chain to)`);
+  let list: unknown;
+  try {
+    list = JSON.parse(raw);
+  } catch (err) {
+    throw new ConfigError(`${name}: not JSON (${(err as Error).message}); expected e.g. [{"uri":"spiffe://mesh/ns/app/sa/agent","role":"writer","namespace":"app"}]`);
+  }
+  if (!Array.isArray(list)) throw new ConfigError(`${name}: expected a JSON array of identities`);
+  const seen = new Set<string>();
+  return list.map((item: unknown, i) => {
+    const at = `${name}[${i}]`;
+    if (typeof item !== "object" || item === null || Array.isArray(item)) throw new ConfigError(`${at}: expected an object like {"uri":"...","role":"writer"}`);
+    const o = item as Record<string, unknown>;
+    for (const k of Object.keys(o)) if (!["uri", "dns", "cn", "role", "namespace"].includes(k)) throw new ConfigError(`${at}.${k}: unknown field (use uri, dns or cn, role, namespace)`);
+    const named = (["uri", "dns", "cn"] as const).filter((k) => o[k] !== undefined);
+    if (named.length !== 1) throw new ConfigError(`${at}: name exactly one of uri, dns or cn`);
+    const by = named[0];
+    const value = o[by];
+    if (typeof value !== "string" || value === "" || value === "*") throw new ConfigError(`${at}.${by}: expected a non-empty string`);
+    if (typeof o.role !== "string" || !ROLE_NAMES.has(o.role as Role)) throw new ConfigError(`${at}.role: expected reader, writer or admin`);
+    if (o.namespace !== undefined && o.namespace !== null && (typeof o.namespace !== "string" || o.namespace === "")) throw new ConfigError(`${at}.namespace: expected a namespace name (leave it out for all namespaces)`);
+    if (seen.has(`${by}:${value}`)) throw new ConfigError(`${at}.${by}: "${value}" is listed twice`);
+    seen.add(`${by}:${value}`);
+    return { [by]: value, role: o.role as Role, namespace: (o.namespace as string | undefined) ?? null };
+  });
+}
+
 const LOG_LEVELS = new Set(["fatal", "error", "warn", "info", "debug", "trace", "silent"]);
 
 /** Reads the configuration from `env`; throws ConfigError naming the variable on a bad value. */
@@ -132,6 +217,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const logLevel = env.LOG_LEVEL || "info";
   if (!LOG_LEVELS.has(logLevel)) throw new ConfigError(`LOG_LEVEL: expected one of ${[...LOG_LEVELS].join(", ")}`);
   const dbPoolSize = int(env, "SESSIOND_DB_POOL_SIZE", 10, 1, 1000);
+  const tls = tlsConfig(env);
   return {
     port: int(env, "PORT", 8080, 0, 65535),
     host: env.HOST || "0.0.0.0",
@@ -149,5 +235,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     heapGrowthPercent: int(env, "SESSIOND_HEAP_GROWTH_PERCENT", 10, 0, 1000),
     corsOrigins: origins(env.SESSIOND_CORS_ORIGINS ?? ""),
     bootstrapAdminKey: bootstrapKey(env.SESSIOND_BOOTSTRAP_ADMIN_KEY),
+    tls,
+    clientIdentities: clientIdentities(env.SESSIOND_TLS_CLIENT_IDENTITIES, tls),
   };
 }

@@ -11,7 +11,11 @@ import type { Config } from "./config.js";
 import { createRpcEdge, type RefusedCall, type RpcEdgeOptions } from "./handlers/edge.js";
 import type { Logger } from "./logger.js";
 import { createOnePortServer } from "./net/one-port.js";
+import { loadTls } from "./net/tls.js";
 import { VERSION } from "./version.js";
+
+/** The settings that name the TLS files, for error messages. */
+const TLS_SETTINGS = { cert: "SESSIOND_TLS_CERT_FILE", key: "SESSIOND_TLS_KEY_FILE", clientCa: "SESSIOND_TLS_CLIENT_CA_FILE" };
 
 /** Carried by every response: which sessiond answered. */
 export const VERSION_HEADER = "sessiond-version";
@@ -48,7 +52,7 @@ function corsFor(origins: string[]) {
 
 /** What {@link build} needs. */
 export interface ServerDeps {
-  config: Pick<Config, "port" | "host" | "readMaxBytes" | "maxTimeoutMs" | "shutdownGraceMs"> & Partial<Pick<Config, "corsOrigins">>;
+  config: Pick<Config, "port" | "host" | "readMaxBytes" | "maxTimeoutMs" | "shutdownGraceMs"> & Partial<Pick<Config, "corsOrigins" | "tls">>;
   logger: Logger;
   /** Registers every service (see routes.ts). */
   routes: (router: ConnectRouter) => void;
@@ -119,6 +123,8 @@ export function build(deps: ServerDeps): Server {
   // with the protocol's default 64 KiB windows such an upload needs ~70 window round trips.
   const window = Math.min(Math.max(config.readMaxBytes, 1 << 20), 2 ** 31 - 1);
   const cors = corsFor(config.corsOrigins ?? []);
+  // The certificate files are read now: a missing or unusable one fails the start, naming the setting.
+  const tls = config.tls ? loadTls(config.tls, TLS_SETTINGS) : undefined;
   const port = createOnePortServer((req, res) => {
     res.setHeader(VERSION_HEADER, VERSION);
     if (!cors(req, res)) handler(req, res);
@@ -127,6 +133,12 @@ export function build(deps: ServerDeps): Server {
     // (default 10 MB) of unprocessed data; with 8 MiB windows one client can reach that legitimately.
     http2: { settings: { initialWindowSize: window }, maxSessionMemory: Math.ceil((2 * window) / 2 ** 20) + 10 },
     onError: (err, where) => logger.debug({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code }, where }, "connection error"),
+    tls: tls ? { options: tls.options, required: config.tls!.required } : undefined,
+  });
+  tls?.watch(config.tls!.reloadIntervalMs, (options) => port.setSecureContext(options), {
+    reloaded: (info) => logger.info({ subject: info.subject, not_after: info.notAfter }, "TLS certificate reloaded"),
+    // The old certificate keeps serving; a rotation written file by file fails once, then succeeds.
+    failed: (err) => logger.warn({ err: { message: err.message } }, "TLS files changed but could not be loaded; still serving the previous certificate"),
   });
 
   port.http2.on("session", (session) => session.setLocalWindowSize(window));
@@ -140,13 +152,15 @@ export function build(deps: ServerDeps): Server {
         port.listener.listen(config.port, config.host, () => {
           port.listener.off("error", reject);
           const { port: bound } = port.listener.address() as AddressInfo;
-          resolve({ port: bound, url: `http://${urlHost(config.host)}:${bound}` });
+          if (tls) logger.info({ cleartext: config.tls!.required ? "refused" : "served", mutual: tls.mutual, reload_interval_ms: config.tls!.reloadIntervalMs }, "TLS on the port");
+          resolve({ port: bound, url: `${port.tls ? "https" : "http"}://${urlHost(config.host)}:${bound}` });
         });
       });
     },
     shutdown() {
       shuttingDown ??= (async () => {
         const started = performance.now();
+        tls?.close();
         const closed = port.drain();
         controller.abort(shutdownReason());
         let timer: NodeJS.Timeout | undefined;

@@ -32,6 +32,8 @@ export interface ApiKey {
 /** The caller of a request, once its credential was checked. */
 export type Principal =
   | { kind: "key"; keyUuid: string; role: Role; namespace: string | null }
+  /** A client certificate (mutual TLS) mapped to a role and scope by configuration (certificate-identities.ts). */
+  | { kind: "certificate"; identity: string; role: Role; namespace: string | null }
   | { kind: "client"; sessionUuid: string; externalId: string; namespace: string; namespaceId: string; maxRequestsPerMinute: number };
 
 /**

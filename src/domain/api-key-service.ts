@@ -53,12 +53,15 @@ function checkRole(role: Role | undefined): Role {
 /** The service over the key and namespace stores. */
 export function createApiKeyService(deps: { keys: KeyStore; namespaces: NamespaceStore }): ApiKeyService {
   const { keys, namespaces } = deps;
+  const MAX_CREATED_BY = 128;
 
   async function insert(v: { namespaceId: string | null; displayName: string; role: Role; createdBy: string; expiresAfterMs: number | null }) {
     // The secret embeds the key's id, so the id is chosen here rather than by the database.
     const uuid = newUuid();
     const secret = newSecret("sk", uuid);
-    const row = await keys.insert({ uuid, ...v, secretHash: hashSecret(secret), secretPrefix: secretPrefix(secret) });
+    // The creator's name is capped as the column is (a client certificate's identity can be a long URI).
+    const createdBy = v.createdBy.length > MAX_CREATED_BY ? `${v.createdBy.slice(0, MAX_CREATED_BY - 1)}…` : v.createdBy;
+    const row = await keys.insert({ uuid, ...v, createdBy, secretHash: hashSecret(secret), secretPrefix: secretPrefix(secret) });
     return { key: withoutSecret(row), secret };
   }
 

@@ -27,7 +27,7 @@ export interface AuditEvent {
   /** Id of the namespace named, resolved when written; null when none (or when it is gone, or the name is invalid). */
   namespaceId: string | null;
   namespace: string;
-  /** An API key's global id, or "session:<session global id>" for a client secret. */
+  /** An API key's global id, "session:<session global id>" for a client secret, "certificate:<kind>:<name>" for a client certificate. */
   actor: string;
   /** "<service>/<method>". */
   method: string;

@@ -15,6 +15,7 @@
  *    own), and a client secret stays on its own session (an empty address becomes its session).
  */
 import { roleAllows, type Principal, type Role } from "./access.js";
+import type { CertificateIdentities, PeerCertificate } from "./certificate-identities.js";
 import type { Credentials } from "./credentials.js";
 import { PermissionDeniedError, UnauthenticatedError } from "./errors.js";
 import { decodeSessionId, encodeSessionId, sessionIdIn } from "./ids.js";
@@ -61,8 +62,15 @@ export type Decision =
   | { kind: "denied"; message: string }
   | { kind: "unauthenticated"; message: string };
 
-/** What a request presents as its credential. */
-export type PresentedCredential = { kind: "none" } | { kind: "secret"; secret: string } | { kind: "malformed"; message: string };
+/**
+ * What a request presents as its credential: a secret in a header, else a client certificate from the
+ * TLS handshake (mutual TLS), else nothing.
+ */
+export type PresentedCredential =
+  | { kind: "none" }
+  | { kind: "secret"; secret: string }
+  | { kind: "certificate"; cert: PeerCertificate }
+  | { kind: "malformed"; message: string };
 
 /** The message of a request without a credential (for a method that needs one). */
 export const MISSING_CREDENTIALS = "missing credentials: send Authorization: Bearer <API key> (or X-API-Key: <API key>)";
@@ -81,9 +89,10 @@ export function authorize(principal: Principal | undefined, policy: AccessPolicy
   if (principal.kind === "client") {
     if (!policy.clientSecret) return denied(`a client secret may not call ${policy.name}; it allows GetSession, AppendTurns, ListTurns and RecordSpans on its own session`);
   } else {
-    if (!policy.role) return denied(`${policy.name} is not open to API keys`);
-    if (!roleAllows(principal.role, policy.role)) return denied(`${policy.name} needs role ${policy.role.toUpperCase()}; this API key is ${principal.role.toUpperCase()}`);
-    if (policy.allNamespaces && principal.namespace !== null) return denied(`${policy.name} needs an API key for all namespaces; this one is for namespace "${principal.namespace}"`);
+    const what = principal.kind === "key" ? "API key" : "client certificate";
+    if (!policy.role) return denied(`${policy.name} is not open to ${what}s`);
+    if (!roleAllows(principal.role, policy.role)) return denied(`${policy.name} needs role ${policy.role.toUpperCase()}; this ${what} is ${principal.role.toUpperCase()}`);
+    if (policy.allNamespaces && principal.namespace !== null) return denied(`${policy.name} needs ${principal.kind === "key" ? "an" : "a"} ${what} for all namespaces; this one is for namespace "${principal.namespace}"`);
   }
   return target ? scope(principal, target) : allowed();
 }
@@ -93,7 +102,7 @@ function scope(principal: Principal, target: AccessTarget): Decision {
   const own = principal.namespace;
   if (own === null) return allowed();
   const defaults: TargetDefaults = {};
-  const who = principal.kind === "client" ? "this client secret" : "this API key";
+  const who = principal.kind === "client" ? "this client secret" : principal.kind === "key" ? "this API key" : "this client certificate";
   if (target.namespace) {
     if (target.namespace.value === "") defaults.namespace = own;
     else if (target.namespace.value !== own) return denied(`${target.namespace.where}: ${who} may only use namespace "${own}"`);
@@ -143,10 +152,20 @@ export function enforce(decision: Decision): TargetDefaults {
  * principal (undefined for open methods, whose credentials are not even looked at).
  * @throws UnauthenticatedError, PermissionDeniedError, RateLimitedError
  */
-export async function authorizeRequest(credentials: Pick<Credentials, "authenticate" | "admit">, presented: PresentedCredential, policy: AccessPolicy): Promise<Principal | undefined> {
+export async function authorizeRequest(
+  credentials: Pick<Credentials, "authenticate" | "admit">,
+  presented: PresentedCredential,
+  policy: AccessPolicy,
+  certificates?: Pick<CertificateIdentities, "identify">,
+): Promise<Principal | undefined> {
   if (policy.open) return undefined;
   if (presented.kind === "malformed") throw new UnauthenticatedError(presented.message);
-  const principal = presented.kind === "secret" ? await credentials.authenticate(presented.secret) : undefined;
+  let principal: Principal | undefined;
+  if (presented.kind === "secret") principal = await credentials.authenticate(presented.secret);
+  else if (presented.kind === "certificate") {
+    if (!certificates) throw new UnauthenticatedError(MISSING_CREDENTIALS);
+    principal = certificates.identify(presented.cert);
+  }
   enforce(authorize(principal, policy));
   if (principal?.kind === "client") await credentials.admit(principal);
   return principal;

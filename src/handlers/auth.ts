@@ -17,10 +17,12 @@ import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { all_namespaces, client_secret_allowed, required_role, Role as ProtoRole } from "../../gen/sessiond/v1/auth_pb.js";
 import type { Principal, Role } from "../domain/access.js";
 import { authorize, authorizeRequest, enforce, type AccessPolicy, type AccessTarget, type PresentedCredential, type TargetDefaults } from "../domain/authorization.js";
+import { CertificateRefusedError, type CertificateIdentities, type PeerCertificate } from "../domain/certificate-identities.js";
 import type { Credentials } from "../domain/credentials.js";
 import { encodeGlobalId, encodeSessionId } from "../domain/ids.js";
 import type { Logger } from "../logger.js";
 import { toConnectError } from "./errors.js";
+import { peerCertificateKey } from "./peer.js";
 import { seeRequest } from "./streams.js";
 
 /** The authenticated caller of a call (undefined for open methods). */
@@ -65,11 +67,15 @@ export function policyOf(method: DescMethod): MethodPolicy {
 /** How the audit log and CreateApiKey name a caller. */
 export function actorOf(p: Principal | undefined): string {
   if (!p) return "";
+  if (p.kind === "certificate") return `certificate:${p.identity}`;
   return p.kind === "key" ? encodeGlobalId("ApiKey", p.keyUuid) : `session:${encodeSessionId(p.namespaceId, p.sessionUuid)}`;
 }
 
-/** The credential a request presents: `Authorization: Bearer <secret>`, else `X-API-Key: <secret>`. */
-export function presentedCredential(headers: Headers): PresentedCredential {
+/**
+ * The credential a request presents: `Authorization: Bearer <secret>`, else `X-API-Key: <secret>`, else
+ * the connection's client certificate (mutual TLS). A secret in a header wins over the certificate.
+ */
+export function presentedCredential(headers: Headers, peer?: PeerCertificate): PresentedCredential {
   const auth = headers.get("authorization");
   if (auth !== null) {
     const m = /^Bearer +([\x21-\x7e]{1,512})$/i.exec(auth.trim());
@@ -77,7 +83,8 @@ export function presentedCredential(headers: Headers): PresentedCredential {
     return { kind: "secret", secret: m[1] };
   }
   const key = headers.get("x-api-key")?.trim();
-  return key ? { kind: "secret", secret: key } : { kind: "none" };
+  if (key) return { kind: "secret", secret: key };
+  return peer ? { kind: "certificate", cert: peer } : { kind: "none" };
 }
 
 /** The message holding a request's `namespace` field: the request, or its `session` (UpdateSession). */
@@ -135,27 +142,32 @@ export interface AccessControl {
    * For a plain HTTP endpoint standing for `method` (OTLP/HTTP for OTLP's Export): authorizes the
    * request and keeps it in the caller's namespace (the `sessiond-namespace` header). @throws ConnectError
    */
-  authorizeHttp(headers: Headers, method: DescMethod): Promise<HttpAuthorization>;
+  authorizeHttp(headers: Headers, method: DescMethod, peer?: PeerCertificate): Promise<HttpAuthorization>;
 }
 
-/** The access control over `credentials`. */
-export function createAccess(deps: { credentials: Credentials; logger: Logger }): AccessControl {
-  const { credentials, logger } = deps;
+/**
+ * The access control over `credentials` and, with mutual TLS, the configured client-certificate
+ * identities (without them a client certificate is no credential).
+ */
+export function createAccess(deps: { credentials: Credentials; certificates?: CertificateIdentities; logger: Logger }): AccessControl {
+  const { credentials, certificates, logger } = deps;
 
   /** Authenticates and authorizes a request before its body is read; logs a refusal. @throws ConnectError */
-  async function gate(headers: Headers, policy: MethodPolicy): Promise<Principal | undefined> {
+  async function gate(headers: Headers, policy: MethodPolicy, peer: PeerCertificate | undefined): Promise<Principal | undefined> {
     try {
-      return await authorizeRequest(credentials, presentedCredential(headers), policy);
+      return await authorizeRequest(credentials, presentedCredential(headers, peer), policy, certificates);
     } catch (err) {
       const e = toConnectError(err, headers.get("x-request-id") ?? "-", logger);
-      logger.info({ method: policy.name, code: codeToString(e.code), reason: e.rawMessage }, "rpc rejected");
+      // Which check a client certificate failed is for the operator only (the caller is told nothing more).
+      const detail = err instanceof CertificateRefusedError ? { certificate_problem: err.reason } : {};
+      logger.info({ method: policy.name, code: codeToString(e.code), reason: e.rawMessage, ...detail }, "rpc rejected");
       throw e;
     }
   }
 
   return {
     async requestGate(context) {
-      context.values.set(principalKey, await gate(context.requestHeader, policyOf(context.method)));
+      context.values.set(principalKey, await gate(context.requestHeader, policyOf(context.method), context.values.get(peerCertificateKey)));
     },
 
     scopeInterceptor: (next) => async (req) => {
@@ -163,8 +175,8 @@ export function createAccess(deps: { credentials: Credentials; logger: Logger })
       return next(p ? seeRequest(req, (message) => applyScope(p, req.method, message, req.header)) : req);
     },
 
-    async authorizeHttp(headers, method) {
-      const principal = await gate(headers, policyOf(method));
+    async authorizeHttp(headers, method, peer) {
+      const principal = await gate(headers, policyOf(method), peer);
       if (principal) {
         try {
           applyScope(principal, method, {}, headers);

@@ -21,6 +21,7 @@ import { parseTimeout as parseGrpcTimeout } from "@connectrpc/connect/protocol-g
 import type { UniversalServerResponse } from "@connectrpc/connect/protocol";
 import { closeGracefully } from "../net/one-port.js";
 import { callEdgeKey, protocolOf, requestIdHeader, requestIdKey, requestIdOf, type CallEdge } from "./logging.js";
+import { peerCertificateKey, peerCertificateOf } from "./peer.js";
 
 /** Why connect-es refused a call before the interceptors: the `reason` label and log field. */
 export type RefusalReason = "undecodable" | "too_large" | "content_type" | "timeout" | "protocol";
@@ -62,7 +63,7 @@ export function createRpcEdge(options: RpcEdgeOptions) {
     if (!handler) return options.fallback(req, res);
     const started = performance.now();
     const edge: CallEdge = { requestId: requestIdOf(headerValue(req.headers[requestIdHeader])) ?? randomUUID(), reached: false, gateRefused: false };
-    const values = createContextValues().set(requestIdKey, edge.requestId).set(callEdgeKey, edge);
+    const values = createContextValues().set(requestIdKey, edge.requestId).set(callEdgeKey, edge).set(peerCertificateKey, peerCertificateOf(req));
     // connect-node reads the body with the stream's own iterator, which destroys the request when it
     // stops early (an oversized or undecodable message): on HTTP/1.1 that resets the connection before
     // the answer is written. This iterator leaves the request alone; discardUpload() deals with the rest.

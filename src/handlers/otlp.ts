@@ -26,6 +26,7 @@ import type { Logger } from "../logger.js";
 import type { CallAuditor } from "./audit.js";
 import { NAMESPACE_HEADER, type AccessControl, type HttpAuthorization } from "./auth.js";
 import { toConnectError } from "./errors.js";
+import { peerCertificateOf } from "./peer.js";
 import { exportResponseOf, hexIdsToBase64, ingestRequestOf } from "./otlp-mapper.js";
 
 /** The collector's gRPC TraceService (served by the Connect router: gRPC, gRPC-Web and Connect). */
@@ -84,7 +85,7 @@ export function createOtlpHttpHandler(tracing: SpanRecorder, opts: { readMaxByte
     const headers = headersOf(req);
     let call: HttpAuthorization;
     try {
-      call = await opts.access.authorizeHttp(headers, OtlpTraceService.method.export);
+      call = await opts.access.authorizeHttp(headers, OtlpTraceService.method.export, peerCertificateOf(req));
     } catch (err) {
       const e = toConnectError(err, "-", opts.logger);
       return fail(e.code, e.rawMessage);

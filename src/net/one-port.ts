@@ -1,5 +1,6 @@
 /**
- * One cleartext TCP port for HTTP/1.1 and HTTP/2 with prior knowledge.
+ * One TCP port for HTTP/1.1 and HTTP/2: cleartext (HTTP/2 with prior knowledge), and TLS with ALPN when
+ * a certificate is configured.
  *
  * Browsers and Connect/gRPC-Web clients speak HTTP/1.1 on a cleartext port; gRPC clients and `buf curl`
  * speak HTTP/2 without ALPN ("prior knowledge"). Node's `http2.createServer({ allowHTTP1 })` only
@@ -13,13 +14,48 @@
  * 24, and by test/e2e/server.test.ts). Measured: no difference from a plain `http2.createServer()` in
  * server CPU per request; replaying through a JS `Duplex` instead cost ~3x in requests/s (nghttp2 then
  * reads through a JSStreamSocket) and ~18 ms per new connection.
+ *
+ * TLS: a connection whose first byte is a TLS handshake record (0x16; no HTTP request or preface starts
+ * with it) goes to a `tls.Server` that never listens itself. Node's TLSSocket takes the sniffed bytes
+ * back from the socket's buffer before reading the handle. Once the handshake is done, ALPN picks the
+ * server: `h2` the HTTP/2 one, `http/1.1` the HTTP/1.1 one; a client that offered no ALPN is sniffed
+ * again (HTTP/2 prior knowledge over TLS is rare but legal). With `tls.required`, a cleartext
+ * connection gets a plain 400 naming https (an HTTP/2 one, a GOAWAY saying so).
  */
 import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
+import tls from "node:tls";
 
 /** How long the first GOAWAY's PING may take before the final GOAWAY is sent anyway. */
 const GOAWAY_PING_WAIT_MS = 250;
+
+/** The first byte of a TLS record carrying a handshake message (a ClientHello, on a new connection). */
+const TLS_HANDSHAKE = 0x16;
+
+/** The answer to an HTTP/1.1 request sent in cleartext to a port that requires TLS. */
+const TLS_REQUIRED_BODY = "this port serves TLS only: use https://\n";
+const TLS_REQUIRED_ANSWER = Buffer.from(
+  `HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: ${TLS_REQUIRED_BODY.length}\r\n\r\n${TLS_REQUIRED_BODY}`,
+  "latin1",
+);
+
+/**
+ * The answer to an HTTP/2 prior-knowledge connection on a port that requires TLS: an empty SETTINGS
+ * frame (the server preface) and a GOAWAY with INADEQUATE_SECURITY (0xc) whose debug data says why, so a
+ * gRPC client reports "use TLS" instead of a bare reset.
+ */
+const TLS_REQUIRED_GOAWAY = (() => {
+  const debug = Buffer.from("this port serves TLS only", "latin1");
+  const settings = Buffer.from([0, 0, 0, 0x4, 0, 0, 0, 0, 0]);
+  const goaway = Buffer.alloc(9 + 8 + debug.length);
+  goaway.writeUIntBE(8 + debug.length, 0, 3);
+  goaway[3] = 0x7;
+  goaway.writeUInt32BE(0, 9); // last stream id: none processed
+  goaway.writeUInt32BE(0xc, 13); // INADEQUATE_SECURITY
+  debug.copy(goaway, 17);
+  return Buffer.concat([settings, goaway]);
+})();
 
 /** The HTTP/2 client connection preface (RFC 9113 §3.4). */
 const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
@@ -40,8 +76,13 @@ export interface OnePortOptions {
   http1?: http.ServerOptions;
   /** Options for the HTTP/2 server (settings, limits). */
   http2?: http2.ServerOptions;
+  /**
+   * TLS on the same port: the `tls.createServer` options (certificate, key, policy, client CA); ALPN is
+   * added. `required` refuses cleartext connections. Without it the port is cleartext only.
+   */
+  tls?: { options: tls.TlsOptions; required?: boolean };
   /** Called for socket and session errors (they never crash the process); default: ignored. */
-  onError?: (err: Error, where: "socket" | "http2-session" | "listener") => void;
+  onError?: (err: Error, where: "socket" | "http2-session" | "listener" | "tls") => void;
 }
 
 /** The listener plus what a graceful shutdown needs. */
@@ -58,6 +99,13 @@ export interface OnePortServer {
   readonly sockets: ReadonlySet<net.Socket>;
   /** True once {@link OnePortServer.drain} was called. */
   readonly draining: boolean;
+  /** Whether the port serves TLS. */
+  readonly tls: boolean;
+  /**
+   * Replaces the TLS certificate, key and client CA for new handshakes (certificate rotation); open
+   * connections keep theirs. No-op without TLS.
+   */
+  setSecureContext(options: tls.TlsOptions): void;
   /**
    * Starts a graceful close: stops accepting connections, sends the two-step GOAWAY to every HTTP/2
    * session (streams the client already sent are served, open ones may finish), closes busy HTTP/1.1
@@ -110,15 +158,41 @@ export function createOnePortServer(handler: DualRequestListener, options: OnePo
   });
   listener.on("error", (err) => onError(err, "listener"));
 
+  const tlsRequired = options.tls?.required === true;
+  const tlsServer = options.tls
+    ? tls.createServer({ ...options.tls.options, ALPNProtocols: ["h2", "http/1.1"], handshakeTimeout: sniffTimeoutMs })
+    : undefined;
+  tlsServer?.on("secureConnection", (secure: tls.TLSSocket) => {
+    sockets.add(secure);
+    secure.once("close", () => sockets.delete(secure));
+    secure.on("error", (err) => onError(err, "socket"));
+    if (secure.alpnProtocol === "h2") h2.emit("connection", secure);
+    else if (secure.alpnProtocol === "http/1.1") h1.emit("connection", secure);
+    else sniff(secure);
+  });
+  // A failed handshake (a cleartext client, an old protocol version, no shared cipher, a timeout): the
+  // TLS server destroys the socket itself.
+  tlsServer?.on("tlsClientError", (err: Error) => onError(err, "tls"));
+
   function sniff(socket: net.Socket): void {
     let head: Buffer | undefined;
     const onTimeout = () => socket.destroy();
+    const encrypted = socket instanceof tls.TLSSocket;
     const onData = (chunk: Buffer) => {
       head = head ? Buffer.concat([head, chunk]) : chunk;
+      if (!encrypted && tlsServer && head[0] === TLS_HANDSHAKE) return handOver(tlsServer, head);
       const n = Math.min(head.length, PREFACE.length);
-      if (head.compare(PREFACE, 0, n, 0, n) !== 0) handOver(h1, head);
+      const isH2 = head.compare(PREFACE, 0, n, 0, n) === 0;
+      if (!encrypted && tlsRequired && (!isH2 || head.length >= PREFACE.length)) return refuseCleartext(isH2);
+      if (!isH2) handOver(h1, head);
       else if (head.length >= PREFACE.length) handOver(h2, head);
       // else: a prefix of the preface so far (a partial first read): wait for more bytes.
+    };
+    const refuseCleartext = (isH2: boolean) => {
+      socket.off("data", onData);
+      socket.off("timeout", onTimeout);
+      socket.setTimeout(0);
+      socket.end(isH2 ? TLS_REQUIRED_GOAWAY : TLS_REQUIRED_ANSWER);
     };
     const handOver = (target: net.Server, bytes: Buffer) => {
       socket.off("data", onData);
@@ -127,7 +201,8 @@ export function createOnePortServer(handler: DualRequestListener, options: OnePo
       socket.pause();
       socket.unshift(bytes);
       target.emit("connection", socket);
-      // The HTTP/1.1 parser reads through "data" events; the Http2Session reads the handle natively.
+      // The HTTP/1.1 parser reads through "data" events; the Http2Session reads the handle natively, and
+      // so does the TLSSocket, after taking back what is buffered.
       if (target === h1) socket.resume();
     };
     socket.setTimeout(sniffTimeoutMs);
@@ -144,6 +219,10 @@ export function createOnePortServer(handler: DualRequestListener, options: OnePo
     sockets,
     get draining() {
       return draining;
+    },
+    tls: tlsServer !== undefined,
+    setSecureContext(secureOptions) {
+      tlsServer?.setSecureContext(secureOptions);
     },
     drain() {
       if (drained) return drained;

@@ -1,78 +1,18 @@
 /**
- * The authorization matrix: every RPC on the port x every kind of credential x own / foreign
- * namespace. The roles expected here are written out by hand (not read from the contract), so a wrong
- * option in a .proto file fails this test.
+ * The authorization matrix (test/setup/authorization-matrix.ts): every RPC on the port x every kind of
+ * credential x own / foreign namespace, with API keys and client secrets.
  */
-import { create, type DescMethod, type DescService } from "@bufbuild/protobuf";
-import { Code, ConnectError, createClient, type Client, type Transport } from "@connectrpc/connect";
+import { Code, createClient, type Client } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { beforeAll, describe, expect, it } from "vitest";
-import { TraceService as OtlpTraceService } from "../../gen/opentelemetry/proto/collector/trace/v1/trace_service_pb.js";
 import { AdminService } from "../../gen/sessiond/v1/admin_service_pb.js";
 import { Role } from "../../gen/sessiond/v1/auth_pb.js";
-import { MemoryService } from "../../gen/sessiond/v1/memory_service_pb.js";
-import { ServerInfoService } from "../../gen/sessiond/v1/server_info_service_pb.js";
 import { BulkDeleteOutcome, SessionService } from "../../gen/sessiond/v1/session_service_pb.js";
-import { TraceService } from "../../gen/sessiond/v1/trace_service_pb.js";
 import { bearer, codeOf, connectAs } from "../setup/auth.js";
+import { EXPECTED, RANK, runMatrix, SERVICES, type Caller } from "../setup/authorization-matrix.js";
 import { transports, useServer } from "../setup/server.js";
 
 const ctx = useServer();
-
-type Needs = "reader" | "writer" | "admin" | "open";
-/** What each RPC needs; `*` marks the ones a client secret may call, `!` those needing an all-namespaces key. */
-const EXPECTED: Record<string, string> = {
-  "SessionService/CreateSession": "writer",
-  "SessionService/GetSession": "reader*",
-  "SessionService/ListSessions": "reader",
-  "SessionService/UpdateSession": "writer",
-  "SessionService/DeleteSession": "writer",
-  "SessionService/SoftDeleteSession": "writer",
-  "SessionService/UndeleteSession": "writer",
-  "SessionService/TruncateSession": "writer",
-  "SessionService/CancelSession": "writer",
-  "SessionService/RefreshClientSecret": "writer",
-  "SessionService/BulkDeleteSessions": "writer",
-  "SessionService/BindParticipant": "writer",
-  "SessionService/UnbindParticipant": "writer",
-  "SessionService/ListParticipants": "reader",
-  "SessionService/AppendTurns": "writer*",
-  "SessionService/ListTurns": "reader*",
-  "SessionService/IntegrateSession": "writer",
-  "MemoryService/ListMemories": "reader",
-  "MemoryService/DeleteMemories": "writer",
-  "MemoryService/GetIntegratorConfig": "reader",
-  "MemoryService/UpdateIntegratorConfig": "admin",
-  "TraceService/RecordSpans": "writer*",
-  "TraceService/ListTraces": "reader",
-  "TraceService/GetTrace": "reader",
-  "TraceService/DeleteTraces": "writer",
-  "TraceService/Annotate": "writer",
-  "TraceService/ListAnnotations": "reader",
-  "AdminService/CreateNamespace": "admin!",
-  "AdminService/ListNamespaces": "admin!",
-  "AdminService/DeleteNamespace": "admin!",
-  "AdminService/CreateApiKey": "admin",
-  "AdminService/ListApiKeys": "admin",
-  "AdminService/RevokeApiKey": "admin",
-  "AdminService/ListAuditEvents": "admin",
-  "ServerInfoService/GetServerInfo": "open",
-  "TraceService/Export": "writer",
-};
-
-const SERVICES: DescService[] = [SessionService, MemoryService, TraceService, AdminService, ServerInfoService, OtlpTraceService];
-const RANK = { reader: 1, writer: 2, admin: 3 } as const;
-
-/** A credential of the matrix. */
-interface Caller {
-  name: string;
-  secret: string;
-  /** What the credential is. */
-  kind: "none" | "bad" | "key" | "client";
-  role?: keyof typeof RANK;
-  /** The key's one namespace; undefined for all. */
-  namespace?: string;
-}
 
 const A = "tenant-a";
 const B = "tenant-b";
@@ -98,35 +38,6 @@ beforeAll(async () => {
   callers.push({ name: "a random string", secret: "this-is-not-a-key-but-it-is-long-enough", kind: "bad" });
 });
 
-/** Calls `method` with a minimal request naming `namespace`; returns the code (undefined for success). */
-async function call(transport: Transport, service: DescService, method: DescMethod, namespace: string): Promise<Code | undefined> {
-  const client = createClient(service, transport) as Record<string, (req: unknown, opts?: unknown) => unknown>;
-  const input = create(method.input) as Record<string, unknown>;
-  if (method.input.field.namespace) input.namespace = namespace;
-  const session = method.input.field.session;
-  if (session?.fieldKind === "message") input.session = create(session.message, { namespace });
-  const headers = service === OtlpTraceService ? { "sessiond-namespace": namespace } : undefined;
-  try {
-    const result = client[method.localName](input, { headers });
-    if (method.methodKind === "server_streaming") for await (const _ of result as AsyncIterable<unknown>);
-    else await result;
-    return undefined;
-  } catch (err) {
-    return ConnectError.from(err).code;
-  }
-}
-
-/** What the matrix expects: denied (with which code) or let through to the method itself. */
-function expected(c: Caller, needs: string, own: boolean): "through" | Code {
-  const [role, mark] = [needs.replace(/[*!]/g, "") as Needs, needs.slice(-1)];
-  if (role === "open") return "through";
-  if (c.kind === "none" || c.kind === "bad") return Code.Unauthenticated;
-  if (c.kind === "client") return mark === "*" && own ? "through" : Code.PermissionDenied;
-  if (RANK[c.role!] < RANK[role as keyof typeof RANK]) return Code.PermissionDenied;
-  if (c.namespace && (mark === "!" || !own)) return Code.PermissionDenied;
-  return "through";
-}
-
 describe("the authorization matrix", () => {
   it("lists every RPC on the port", () => {
     const served = SERVICES.flatMap((s) => s.methods.map((m) => `${s.name}/${m.name}`)).sort();
@@ -134,23 +45,7 @@ describe("the authorization matrix", () => {
   });
 
   it("gives every RPC x credential x own/foreign namespace the expected answer", async () => {
-    const mismatches: string[] = [];
-    let checked = 0;
-    for (const c of callers) {
-      const transport = createConnectTransport({ baseUrl: ctx.url, httpVersion: "1.1", interceptors: c.secret ? [bearer(c.secret)] : [] });
-      for (const service of SERVICES) {
-        for (const method of service.methods) {
-          const needs = EXPECTED[`${service.name}/${method.name}`];
-          for (const own of [true, false]) {
-            const want = expected(c, needs, own);
-            const got = await call(transport, service, method, own ? A : B);
-            checked++;
-            const ok = want === "through" ? got !== Code.Unauthenticated && got !== Code.PermissionDenied : got === want;
-            if (!ok) mismatches.push(`${c.name} -> ${service.name}/${method.name} in ${own ? "own" : "foreign"} namespace: expected ${want === "through" ? "to get through" : Code[want]}, got ${got === undefined ? "OK" : Code[got]}`);
-          }
-        }
-      }
-    }
+    const { mismatches, checked } = await runMatrix(callers, (c) => createConnectTransport({ baseUrl: ctx.url, httpVersion: "1.1", interceptors: c.secret ? [bearer(c.secret)] : [] }), A, B);
     expect(mismatches).toEqual([]);
     expect(checked).toBe(callers.length * Object.keys(EXPECTED).length * 2);
   }, 120_000);

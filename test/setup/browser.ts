@@ -24,13 +24,16 @@ if (noBrowser) console.warn(noBrowser);
 /** Where screenshots go (git-ignored). */
 export const SCREENSHOTS = path.resolve("test/e2e/screenshots");
 
-/** Registers hooks that launch headless Chromium for this file (about a second) and close it. */
-export function useBrowser() {
+/**
+ * Registers hooks that launch headless Chromium for this file (about a second) and close it; `args` are
+ * added to its command line (e.g. `--ignore-certificate-errors-spki-list=...` to trust a test CA).
+ */
+export function useBrowser(args: string[] = []) {
   const ctx = {} as { browser: Browser };
   beforeAll(async () => {
     ctx.browser = await chromium.launch({
       executablePath: CHROMIUM,
-      args: ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+      args: ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking", ...args],
     });
   });
   afterAll(async () => {

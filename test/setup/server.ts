@@ -53,7 +53,7 @@ export function useServer(env: Record<string, string> = {}) {
       },
     });
     ctx.app = await startApp(config, createLogger(config.logLevel, sink));
-    ctx.url = `http://127.0.0.1:${ctx.app.port}`;
+    ctx.url = ctx.app.url;
     ctx.client = (transport = grpcTransport(ctx.url)) => createClient(SessionService, transport);
   });
   afterAll(async () => {

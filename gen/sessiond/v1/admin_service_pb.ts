@@ -330,7 +330,8 @@ export type ApiKey = Message<"sessiond.v1.ApiKey"> & {
   revokeTime?: Timestamp | undefined;
 
   /**
-   * Who created it: an API key id, or "cli" / "bootstrap" / "first-start". Output only.
+   * Who created it: an API key id, "certificate:<uri|dns|cn>:<name>" (an admin's client certificate),
+   * or "cli" / "bootstrap" / "first-start". Output only.
    *
    * @generated from field: string created_by = 8;
    */
@@ -563,7 +564,8 @@ export type AuditEvent = Message<"sessiond.v1.AuditEvent"> & {
   time?: Timestamp | undefined;
 
   /**
-   * Who: the API key id, or "session:<session global id>" for a client secret.
+   * Who: the API key id, "session:<session global id>" for a client secret, or
+   * "certificate:<uri|dns|cn>:<name>" for a client certificate (mutual TLS) mapped to an identity.
    *
    * @generated from field: string actor = 3;
    */
@@ -626,7 +628,7 @@ export type ListAuditEventsRequest = Message<"sessiond.v1.ListAuditEventsRequest
   namespace: string;
 
   /**
-   * Only events of this actor (an API key id, or "session:<id>").
+   * Only events of this actor (an API key id, "session:<id>" or "certificate:<uri|dns|cn>:<name>").
    *
    * @generated from field: string actor = 2;
    */
