@@ -4,7 +4,9 @@
  *   handlers -> domain <- db        (src/app.ts is the one place that knows both sides)
  *
  * The domain owns its types and the storage contracts it needs; db/ implements them and alone knows
- * TypeORM, pg and SQLSTATEs; handlers/ alone knows protobuf (gen/) and Connect. No import cycles.
+ * TypeORM, pg and SQLSTATEs; handlers/ alone knows protobuf (gen/) and Connect. telemetry/ (sessiond's
+ * own traces: OpenTelemetry SDK, exporter, database spans) is used by handlers/ and app.ts and uses
+ * none of the layers. No import cycles.
  */
 /** @type {import('dependency-cruiser').IConfiguration} */
 module.exports = {
@@ -26,9 +28,16 @@ module.exports = {
     {
       name: "domain-not-to-outer-layers",
       severity: "error",
-      comment: "The domain knows no transport and no wiring: not handlers/, server, routes, app, net, cli or console.",
+      comment: "The domain knows no transport and no wiring: not handlers/, server, routes, app, net, cli, console or telemetry.",
       from: { path: "^src/domain/" },
-      to: { path: "^src/(handlers|net|cli|console)/|^src/(app|server|routes|main|config|logger)\\.ts$" },
+      to: { path: "^src/(handlers|net|cli|console|telemetry)/|^src/(app|server|routes|main|config|logger)\\.ts$" },
+    },
+    {
+      name: "telemetry-is-a-leaf",
+      severity: "error",
+      comment: "Tracing observes the layers from outside (app.ts wires it in): telemetry/ imports none of them, nor protobuf, Connect, TypeORM or pg.",
+      from: { path: "^src/telemetry/" },
+      to: { path: "^src/(handlers|db|domain|net|cli|console)/|^src/(app|server|routes|main|config)\\.ts$|^gen/|node_modules/(@connectrpc|@bufbuild|typeorm|pg|pg-[a-z-]+)/" },
     },
     {
       name: "domain-not-to-protocol-or-driver",

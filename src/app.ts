@@ -13,7 +13,7 @@ import { createServices, type ServiceDeps, type Services } from "./domain/servic
 import type { Stores } from "./domain/stores.js";
 import { createIntegratorFactory } from "./handlers/integrators.js";
 import type { Logger } from "./logger.js";
-import { createHttpRoutes, createInterceptors, createRoutes, healthServiceNames } from "./routes.js";
+import { createHttpRoutes, createInterceptors, createRequestGate, createRoutes, healthServiceNames } from "./routes.js";
 import { build } from "./server.js";
 import { HealthStatus } from "./handlers/health.js";
 import { Readiness } from "./handlers/readiness.js";
@@ -22,6 +22,9 @@ import { createAuditing } from "./handlers/audit.js";
 import { createAccess } from "./handlers/auth.js";
 import { createCertificateIdentities } from "./domain/certificate-identities.js";
 import { createMetrics, registerAuditMetrics } from "./handlers/metrics.js";
+import { createRpcTracing } from "./handlers/tracing.js";
+import { traceQueries } from "./telemetry/db.js";
+import { startTracing } from "./telemetry/provider.js";
 import { encodeGlobalId } from "./domain/ids.js";
 
 /** A running sessiond. */
@@ -84,7 +87,11 @@ export async function openDatabase(config: Pick<Config, "databaseUrl" | "dataDir
 
 /** Starts sessiond with `config`: database, migrations, then the server on config.port. */
 export async function startApp(config: Config, logger: Logger): Promise<App> {
+  // sessiond's own traces (telemetry/), when an OTLP endpoint is configured; nothing is installed otherwise.
+  const telemetry = config.tracing ? await startTracing(config.tracing, { logger }) : undefined;
   const { dataSource, embedded } = await openDatabase(config, logger);
+  if (telemetry) traceQueries((dataSource.driver as any).master, telemetry);
+  const tracing = telemetry && createRpcTracing(telemetry);
   // "" and every service name, NOT_SERVING until the first readiness probe after listening.
   const health = new HealthStatus(Object.fromEntries(["", ...healthServiceNames].map((name) => [name, "NOT_SERVING" as const])));
   const { stores, services } = createServicesOn(dataSource, {
@@ -92,6 +99,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     logBatchFailure: (err, identifiers) => logger.error({ err, identifiers }, "bulk delete batch failed"),
     logIntegrationFailure: (err, context) => logger.warn({ err, ...context }, "integrator failed"),
     logAudit: logger.child({ component: "audit" }),
+    integratorFor: createIntegratorFactory({ interceptors: tracing ? [tracing.clientInterceptor] : [] }),
   });
   let firstStartKey: string | undefined;
   try {
@@ -135,14 +143,15 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       readiness: () => readiness.check(),
       onRefused: metrics.refused,
       routes: createRoutes({ services, health, readiness }),
-      interceptors: createInterceptors(logger, { access, auditing, metrics }),
-      requestGate: metrics.gate(access.requestGate),
+      interceptors: createInterceptors(logger, { access, auditing, metrics, tracing }),
+      requestGate: createRequestGate({ access, metrics, tracing }),
       http: createHttpRoutes({ services, health }, { readMaxBytes: config.readMaxBytes, logger, access, auditing, metrics }),
     });
     address = await server.listen();
   } catch (err) {
     readiness.stop();
     await services.audit.close();
+    await telemetry?.shutdown();
     await dataSource.destroy();
     await embedded?.stop();
     throw err;
@@ -157,6 +166,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       health.setAll("NOT_SERVING");
       await server.shutdown();
       await services.audit.close();
+      await telemetry?.shutdown();
       await dataSource.destroy();
       await embedded?.stop();
     },

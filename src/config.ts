@@ -71,6 +71,12 @@ export interface Config {
    */
   bootstrapAdminKey: string | undefined;
   /**
+   * sessiond's own traces (telemetry/settings.ts): on when `OTEL_EXPORTER_OTLP_ENDPOINT` or
+   * `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set (and neither `OTEL_TRACES_EXPORTER=none` nor
+   * `OTEL_SDK_DISABLED=true`), with the other standard `OTEL_*` settings; undefined when off.
+   */
+  tracing?: TracingSettings;
+  /**
    * TLS on the port, when `SESSIOND_TLS_CERT_FILE` and `SESSIOND_TLS_KEY_FILE` (PEM) are both set: the
    * port then serves TLS (ALPN h2 and http/1.1) beside cleartext, or instead of it with
    * `SESSIOND_TLS_REQUIRED=true`. `SESSIOND_TLS_CLIENT_CA_FILE` turns on mutual TLS (client
@@ -102,6 +108,7 @@ export interface TlsConfig {
 
 import { MIN_BOOTSTRAP_SECRET_LENGTH, type Role } from "./domain/access.js";
 import type { CertificateIdentity } from "./domain/certificate-identities.js";
+import { readTracingSettings, type TracingSettings } from "./telemetry/settings.js";
 
 /** A configuration value that could not be accepted. */
 export class ConfigError extends Error {}
@@ -235,6 +242,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     heapGrowthPercent: int(env, "SESSIOND_HEAP_GROWTH_PERCENT", 10, 0, 1000),
     corsOrigins: origins(env.SESSIOND_CORS_ORIGINS ?? ""),
     bootstrapAdminKey: bootstrapKey(env.SESSIOND_BOOTSTRAP_ADMIN_KEY),
+    tracing: readTracingSettings(env, (message) => new ConfigError(message)),
     tls,
     clientIdentities: clientIdentities(env.SESSIOND_TLS_CLIENT_IDENTITIES, tls),
   };

@@ -2,7 +2,7 @@
  * Every service on the port, registered on a Connect router; reused by the server and by tests
  * (createRouterTransport). Also the interceptor chain every call goes through.
  */
-import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
+import type { ConnectRouter, HandlerContext, Interceptor } from "@connectrpc/connect";
 import { file_grpc_health_v1_health, Health } from "../gen/grpc/health/v1/health_pb.js";
 import { file_grpc_reflection_v1_reflection } from "../gen/grpc/reflection/v1/reflection_pb.js";
 import { file_grpc_reflection_v1alpha_reflection } from "../gen/grpc/reflection/v1alpha/reflection_pb.js";
@@ -24,6 +24,7 @@ import { errorInterceptor } from "./handlers/errors.js";
 import { createHealthHandlers, type HealthStatus, type ReadinessCheck } from "./handlers/health.js";
 import { loggingInterceptor } from "./handlers/logging.js";
 import type { Metrics } from "./handlers/metrics.js";
+import type { RpcTracing } from "./handlers/tracing.js";
 import { createMemoryHandlers } from "./handlers/memory-handlers.js";
 import { createTraceHandlers } from "./handlers/trace-handlers.js";
 import { createServerInfoHandlers } from "./handlers/server-info.js";
@@ -83,6 +84,8 @@ export interface Guards {
   auditing: CallAuditor;
   /** Counted when given. */
   metrics?: Metrics;
+  /** Traced when given (handlers/tracing.ts: only when sessiond's own tracing is on). */
+  tracing?: RpcTracing;
 }
 
 /** Plain HTTP endpoints on the same port: OTLP/HTTP traces, Prometheus metrics (open, like /healthz) and the web console (static; its API calls need a key). */
@@ -91,10 +94,28 @@ export function createHttpRoutes(deps: RouteDeps, opts: { readMaxBytes: number; 
 }
 
 /**
- * The interceptor chain, outermost first: request id + access log, metrics (when given; both see the
- * final code), audit (which sees the final code too), error mapping, then the namespace scope of the caller.
+ * The interceptor chain, outermost first: the call's span (when tracing; everything below runs inside
+ * it), request id + access log, metrics (when given; both see the final code), audit (which sees the
+ * final code too), error mapping, then the namespace scope of the caller.
  */
 export function createInterceptors(logger: Logger, guards: Guards): Interceptor[] {
-  const { access, auditing, metrics } = guards;
-  return [loggingInterceptor(logger), ...(metrics ? [metrics.interceptor] : []), auditing.interceptor, errorInterceptor(logger), access.scopeInterceptor];
+  const { access, auditing, metrics, tracing } = guards;
+  return [
+    ...(tracing ? [tracing.interceptor] : []),
+    loggingInterceptor(logger),
+    ...(metrics ? [metrics.interceptor] : []),
+    auditing.interceptor,
+    errorInterceptor(logger),
+    access.scopeInterceptor,
+  ];
+}
+
+/**
+ * The request gate every call passes before its body is read: the credential check (access), counted
+ * when refused (metrics), inside the call's span when tracing (outermost, so that a refused call has
+ * its span and the check's database work is in it).
+ */
+export function createRequestGate(guards: Pick<Guards, "access" | "tracing"> & { metrics: Metrics }): (context: HandlerContext) => Promise<void> {
+  const gate = guards.metrics.gate(guards.access.requestGate);
+  return guards.tracing ? guards.tracing.gate(gate) : gate;
 }

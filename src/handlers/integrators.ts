@@ -5,7 +5,7 @@
  * connections are reused across calls.
  */
 import { create } from "@bufbuild/protobuf";
-import { createClient, type Client } from "@connectrpc/connect";
+import { createClient, type Client, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { ParticipantSchema } from "../../gen/sessiond/v1/conversation_pb.js";
 import { IntegratorService } from "../../gen/sessiond/v1/integrator_service_pb.js";
@@ -19,14 +19,18 @@ const MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
 /** Remote clients kept at most; the oldest is dropped beyond it. */
 const MAX_CLIENTS = 256;
 
-/** Returns the integrator for a configuration: the built-in rules, or a client of the remote service. */
-export function createIntegratorFactory(): (config: IntegratorConfig) => Integrator {
+/**
+ * Returns the integrator for a configuration: the built-in rules, or a client of the remote service
+ * whose calls go through `interceptors` (handlers/tracing.ts adds a span and `traceparent` when tracing).
+ */
+export function createIntegratorFactory(options: { interceptors?: Interceptor[] } = {}): (config: IntegratorConfig) => Integrator {
+  const interceptors = options.interceptors ?? [];
   const clients = new Map<string, Client<typeof IntegratorService>>();
 
   function clientFor(url: string) {
     let client = clients.get(url);
     if (!client) {
-      client = createClient(IntegratorService, createConnectTransport({ baseUrl: url, httpVersion: "1.1", useBinaryFormat: true, readMaxBytes: MAX_RESPONSE_BYTES }));
+      client = createClient(IntegratorService, createConnectTransport({ baseUrl: url, httpVersion: "1.1", useBinaryFormat: true, readMaxBytes: MAX_RESPONSE_BYTES, interceptors }));
       clients.set(url, client);
       if (clients.size > MAX_CLIENTS) clients.delete(clients.keys().next().value!);
     }
