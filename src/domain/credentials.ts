@@ -34,15 +34,31 @@ export function createCredentials(deps: { keys: KeyStore; clientSecrets: ClientS
   const { keys, clientSecrets } = deps;
   const now = deps.now ?? Date.now;
   const cache = new Map<string, { row: ApiKeyRow | undefined; until: number }>();
+  // Loads in flight by key: when a busy key's entry expires, the calls that find it stale share one
+  // read instead of each making its own (64 calls in flight made up to 64 reads every KEY_CACHE_MS).
+  const loading = new Map<string, Promise<ApiKeyRow | undefined>>();
 
   async function keyRow(key: string, load: () => Promise<ApiKeyRow | undefined>): Promise<ApiKeyRow | undefined> {
     const hit = cache.get(key);
     if (hit && hit.until > now()) return hit.row;
-    const row = await load();
-    if (cache.size >= KEY_CACHE_MAX) cache.clear();
-    // Unknown ids are not cached: they would let anyone fill the cache.
-    if (row) cache.set(key, { row, until: now() + KEY_CACHE_MS });
-    return row;
+    let pending = loading.get(key);
+    if (!pending) {
+      pending = load().then(
+        (row) => {
+          loading.delete(key);
+          if (cache.size >= KEY_CACHE_MAX) cache.clear();
+          // Unknown ids are not cached: they would let anyone fill the cache.
+          if (row) cache.set(key, { row, until: now() + KEY_CACHE_MS });
+          return row;
+        },
+        (err: unknown) => {
+          loading.delete(key);
+          throw err;
+        },
+      );
+      loading.set(key, pending);
+    }
+    return pending;
   }
 
   function principalOf(secret: string, row: ApiKeyRow | undefined): Principal {
@@ -68,9 +84,15 @@ export function createCredentials(deps: { keys: KeyStore; clientSecrets: ClientS
     },
 
     forget(keyUuid) {
-      if (keyUuid) cache.delete(keyUuid);
-      else cache.clear();
+      if (keyUuid) {
+        cache.delete(keyUuid);
+        loading.delete(keyUuid);
+      } else {
+        cache.clear();
+        loading.clear();
+      }
       cache.delete("bootstrap");
+      loading.delete("bootstrap");
     },
   };
 }

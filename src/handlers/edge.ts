@@ -8,14 +8,19 @@
  *   passed, so that every observer decides the same code (see streams.ts);
  * - reports the calls the interceptors never saw (undecodable body, body over readMaxBytes, wrong
  *   content type, invalid timeout, ...) with their code and a reason, for the access log and metrics.
- * Its cost per call: a context-values object, an AbortController and a listener (see docs/operations.md).
+ * It builds connect-es's request itself (as connect-node's `universalRequestFromNodeRequest` does) so
+ * that a call that ends normally costs no abort: connect-node aborts every request's signal when its
+ * stream closes, which builds a DOMException (a stack trace) per call, and a ConnectError here after it.
+ * Here the signal is aborted only when the client went away before the response was written.
+ * Its cost per call: a context-values object, an AbortController and a close listener (see docs/operations.md).
  */
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import { constants as h2, type Http2ServerRequest, type Http2ServerResponse } from "node:http2";
 import { Code, ConnectError, createConnectRouter, createContextValues, type ConnectRouter, type ConnectRouterOptions } from "@connectrpc/connect";
-import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse, type ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
+import { compressionBrotli, compressionGzip, universalResponseToNodeResponse, type ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
+import type { UniversalServerRequest } from "@connectrpc/connect/protocol";
 import { codeFromHttpStatus, codeFromString, parseTimeout as parseConnectTimeout } from "@connectrpc/connect/protocol-connect";
 import { parseTimeout as parseGrpcTimeout } from "@connectrpc/connect/protocol-grpc";
 import type { UniversalServerResponse } from "@connectrpc/connect/protocol";
@@ -64,12 +69,8 @@ export function createRpcEdge(options: RpcEdgeOptions) {
     const started = performance.now();
     const edge: CallEdge = { requestId: requestIdOf(headerValue(req.headers[requestIdHeader])) ?? randomUUID(), reached: false, gateRefused: false };
     const values = createContextValues().set(requestIdKey, edge.requestId).set(callEdgeKey, edge).set(peerCertificateKey, peerCertificateOf(req));
-    // connect-node reads the body with the stream's own iterator, which destroys the request when it
-    // stops early (an oversized or undecodable message): on HTTP/1.1 that resets the connection before
-    // the answer is written. This iterator leaves the request alone; discardUpload() deals with the rest.
-    const uReq = { ...universalRequestFromNodeRequest(req, res, undefined, values), body: req.iterator({ destroyOnReturn: false }) };
     const timeout = requestTimeout(req, maxTimeoutMs);
-    const signal = clientSignal(uReq.signal, timeout, started);
+    const uReq = universalRequest(req, values, clientSignal(req, res, timeout, started));
     const refused = (code: Code, reason: RefusalReason, httpStatus: number) =>
       options.onRefused({
         service: handler.service.typeName,
@@ -81,7 +82,7 @@ export function createRpcEdge(options: RpcEdgeOptions) {
         httpStatus,
         durationMs: performance.now() - started,
       });
-    handler({ ...uReq, signal })
+    handler(uReq)
       .then(async (uRes) => {
         if (edge.reached) return uRes;
         const out = await withRequestId(uRes, edge.requestId);
@@ -127,16 +128,15 @@ function requestTimeout(req: IncomingMessage | Http2ServerRequest, maxTimeoutMs:
 }
 
 /**
- * A signal that follows connect-node's request signal, with a ConnectError as reason whenever the
- * client went away: `deadline_exceeded` when the client's deadline is (about) over, as a gRPC client
- * resets the stream when its deadline passes, else `canceled`. Other reasons (an HTTP/2 reset asking to
- * slow down, say) are kept.
+ * A signal aborted when the client goes away before the response is written (a reset HTTP/2 stream, a
+ * closed HTTP/1.1 connection), with a ConnectError as reason: `deadline_exceeded` when the client's
+ * deadline is (about) over, as a gRPC client resets the stream when its deadline passes, else
+ * `canceled`. A call whose response was written is never aborted here.
  */
-function clientSignal(inner: AbortSignal, timeout: number | "invalid" | undefined, started: number): AbortSignal {
+function clientSignal(req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse, timeout: number | "invalid" | undefined, started: number): AbortSignal {
   const controller = new AbortController();
-  const onAbort = () => {
-    const reason = inner.reason;
-    if (reason instanceof ConnectError && ![Code.Canceled, Code.Aborted, Code.Internal, Code.Unknown].includes(reason.code)) return controller.abort(reason);
+  const onGone = () => {
+    if (res.writableEnded || controller.signal.aborted) return;
     if (typeof timeout === "number") {
       const remaining = timeout - (performance.now() - started);
       // The client's clock started before ours; allow for the trip here (at most 250 ms).
@@ -144,9 +144,51 @@ function clientSignal(inner: AbortSignal, timeout: number | "invalid" | undefine
     }
     controller.abort(new ConnectError("the client cancelled the call", Code.Canceled));
   };
-  if (inner.aborted) onAbort();
-  else inner.addEventListener("abort", onAbort, { once: true });
+  if ("stream" in req) {
+    req.once("close", onGone);
+  } else {
+    // HTTP/1.1: the request closes as soon as its body is read; the response closes with the connection
+    // (or when it is done). An error on the request (ECONNRESET) is the client going away too.
+    const onError = () => {
+      req.off("error", onError);
+      onGone();
+    };
+    req.once("error", onError);
+    res.once("close", () => {
+      req.off("error", onError);
+      onGone();
+    });
+  }
   return controller.signal;
+}
+
+/** connect-es's request for `req`: what connect-node's universalRequestFromNodeRequest makes, with `signal`. */
+function universalRequest(req: IncomingMessage | Http2ServerRequest, values: ReturnType<typeof createContextValues>, signal: AbortSignal): UniversalServerRequest {
+  const authority = "authority" in req ? req.authority : req.headers.host;
+  const scheme = (req.socket as { encrypted?: boolean } | null)?.encrypted ? "https" : "http";
+  return {
+    httpVersion: req.httpVersion,
+    method: req.method ?? "",
+    url: new URL(req.url ?? "", `${scheme}://${authority ?? "localhost"}`).toString(),
+    header: webHeaders(req.headers),
+    // connect-node reads the body with the stream's own iterator, which destroys the request when it
+    // stops early (an oversized or undecodable message): on HTTP/1.1 that resets the connection before
+    // the answer is written. This iterator leaves the request alone; discardUpload() deals with the rest.
+    body: req.iterator({ destroyOnReturn: false }) as AsyncIterable<Uint8Array>,
+    signal,
+    contextValues: values,
+  };
+}
+
+/** Node's request headers as fetch Headers, without HTTP/2's pseudo-headers (as connect-node does). */
+function webHeaders(nodeHeaders: IncomingMessage["headers"]): Headers {
+  const header = new Headers();
+  for (const [k, v] of Object.entries(nodeHeaders)) {
+    if (k.startsWith(":") || v === undefined) continue;
+    if (typeof v === "string") header.append(k, v);
+    else for (const e of v) header.append(k, e);
+  }
+  return header;
 }
 
 /** A response the interceptors never saw (an error made by connect-es, small), buffered, with the request id header added. */

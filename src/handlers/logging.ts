@@ -48,7 +48,10 @@ export const callEdgeKey = createContextKey<CallEdge | undefined>(undefined, { d
  * Calls refused before interceptors run (bad content type, a request body over readMaxBytes for unary
  * calls, an invalid timeout) are logged by the edge (edge.ts, server.ts).
  */
-export function loggingInterceptor(logger: Logger): Interceptor {
+export function loggingInterceptor(parent: Logger): Interceptor {
+  // The access line holds only the fixed fields below (never headers, messages or errors), so it skips
+  // the logger's credential redaction, which costs ~20 µs a line (measured: 17-22 µs with it, 2 without).
+  const logger = parent.child({}, { redact: [] });
   return (next) => async (req) => {
     const started = performance.now();
     const edge = req.contextValues.get(callEdgeKey);

@@ -46,4 +46,19 @@ describe("API key rows cached per process", () => {
     clock += KEY_CACHE_MS + 1;
     await expect(other.authenticate(secret)).rejects.toThrow("the credential is unknown, revoked or expired");
   });
+
+  it("are read once when many calls find the entry stale at the same time", async () => {
+    const { key, secret } = await ctx.services.apiKeys.create({ displayName: "busy", role: "writer", namespace: "", expiresAfterMs: undefined, createdBy: "test" });
+    const stores = createStores(ctx.db.dataSource);
+    let reads = 0;
+    const keys = { ...stores.keys, find: (uuid: string) => (reads++, stores.keys.find(uuid)) };
+    let clock = Date.now();
+    const credentials = createCredentials({ keys, clientSecrets: stores.clientSecrets, now: () => clock });
+    const many = () => Promise.all(Array.from({ length: 64 }, () => credentials.authenticate(secret)));
+    expect((await many()).every((p) => p.kind === "key" && p.keyUuid === key.uuid)).toBe(true);
+    expect(reads).toBe(1);
+    clock += KEY_CACHE_MS + 1;
+    await many();
+    expect(reads).toBe(2);
+  });
 });
