@@ -6,6 +6,10 @@
  * counting). BENCH_CITUS_URL runs it on a Citus cluster (bench/harness.ts). Also 500 sessions
  * deleted the way a typical TypeORM user would (load the graph, `repository.remove` with ORM cascades).
  * Then (BENCH_MEMORY=0 skips it) 100,000 ids in one call, sampling the process RSS.
+ * Also DeleteSession in a loop (BENCH_DELETE_ONE sessions of the same shape, one call after the other)
+ * against the same number of sessions in one BulkDeleteSessions call: `delete_one_ratio` is the loop's
+ * time over the call's, `delete_one_ms` the median DeleteSession, `get_one_ms` the median GetSession of the
+ * same sessions (the floor of any call on one session).
  * Targets: ratio >= 0.8, first message within 100 ms, RSS growth < 50 MB.
  */
 import { createClient } from "@connectrpc/connect";
@@ -14,12 +18,13 @@ import { DataSource, In } from "typeorm";
 import { SessionService } from "../gen/sessiond/v1/session_service_pb.js";
 import { encodeSessionId } from "../src/domain/ids.js";
 import { namespaceIdOf, seedContents, seedSessions } from "../test/setup/seed.js";
-import { benchApp, benchDatabase, grpcTransport } from "./harness.js";
+import { benchApp, benchDatabase, grpcTransport, median, timeMs } from "./harness.js";
 import { NaiveSession, naiveEntities } from "./naive-entities.js";
 import { rssOf, startServerProcess } from "./process.js";
 
 const SESSIONS = Number(process.env.BENCH_SESSIONS ?? 10_000);
 const BATCH = Number(process.env.BENCH_BATCH ?? 500);
+const DELETE_ONE = Number(process.env.BENCH_DELETE_ONE ?? 500);
 const SHAPE = { participants: 2, turnsPerParticipant: 5, traces: 5, spansPerTrace: 10, annotationsPerTrace: 1 };
 
 const db = await benchDatabase();
@@ -62,6 +67,25 @@ const t1 = performance.now();
 for (let i = 0; i < uuids.length; i += BATCH) await pool.query("DELETE FROM sessions WHERE namespace_id = $2 AND id = ANY($1)", [uuids.slice(i, i + BATCH), rawNamespace]);
 const baselineS = (performance.now() - t1) / 1000;
 console.log(`raw SQL baseline: ${SESSIONS} sessions in ${baselineS.toFixed(2)} s`);
+
+// DeleteSession in a loop, then the same number of sessions (same shape) in one BulkDeleteSessions call.
+uuids = await seed(DELETE_ONE, "one");
+const oneNamespace = await namespaceIdOf(app.dataSource, "one");
+// The floor of a call on one session: GetSession of each, first.
+const getMs: number[] = [];
+for (const u of uuids) getMs.push(await timeMs(() => client.getSession({ id: encodeSessionId(oneNamespace, u) })));
+const oneMs: number[] = [];
+const t3 = performance.now();
+for (const u of uuids) oneMs.push(await timeMs(() => client.deleteSession({ id: encodeSessionId(oneNamespace, u) })));
+const loopS = (performance.now() - t3) / 1000;
+uuids = await seed(DELETE_ONE, "onebulk");
+const oneBulkNamespace = await namespaceIdOf(app.dataSource, "onebulk");
+const t4 = performance.now();
+for await (const _ of client.bulkDeleteSessions({ namespace: "onebulk", selector: { case: "ids", value: { values: uuids.map((u) => encodeSessionId(oneBulkNamespace, u)) } }, batchSize: BATCH }));
+const oneBulkS = (performance.now() - t4) / 1000;
+console.log(
+  `DeleteSession in a loop: ${DELETE_ONE} sessions in ${loopS.toFixed(2)} s (median ${median(oneMs).toFixed(2)} ms per call; GetSession ${median(getMs).toFixed(2)} ms); one BulkDeleteSessions call: ${oneBulkS.toFixed(2)} s (${((oneBulkS * 1000) / DELETE_ONE).toFixed(2)} ms per session)`,
+);
 
 // Naive TypeORM: load the graph, remove with ORM cascades. Not on Citus: its entities join on ids alone,
 // which Citus refuses (a join of distributed tables must include the distribution column).
@@ -109,6 +133,6 @@ await pool.end();
 await app.stop();
 await db.close();
 console.log(
-  `RESULT bulk-delete ratio=${(baselineS / serviceS).toFixed(3)} service_s=${serviceS.toFixed(2)} baseline_s=${baselineS.toFixed(2)} first_message_ms=${firstMs.toFixed(1)} naive_ms_per_session=${naiveMsPerSession.toFixed(2)} rss_growth_mb=${rssGrowthMb.toFixed(1)}`,
+  `RESULT bulk-delete ratio=${(baselineS / serviceS).toFixed(3)} service_s=${serviceS.toFixed(2)} baseline_s=${baselineS.toFixed(2)} first_message_ms=${firstMs.toFixed(1)} naive_ms_per_session=${naiveMsPerSession.toFixed(2)} rss_growth_mb=${rssGrowthMb.toFixed(1)} delete_one_ratio=${(loopS / oneBulkS).toFixed(2)} delete_one_ms=${median(oneMs).toFixed(2)} get_one_ms=${median(getMs).toFixed(2)}`,
 );
 process.exit(0);

@@ -1,7 +1,8 @@
 /**
- * One session in detail: its fields, participants (ListParticipants), turns (ListTurns), traces
- * (ListTraces; a trace opens as an indented span tree from GetTrace) and the annotations on the
- * session (ListAnnotations). Each part loads on its own: one failing call shows its error in place.
+ * One session in detail: its fields, participants (ListParticipants), its last turns (ListTurns newest
+ * first, shown in conversation order), traces (ListTraces; a trace opens as an indented span tree from
+ * GetTrace) and the annotations on the session (ListAnnotations). Each part loads on its own: one
+ * failing call shows its error in place.
  */
 import { ParticipantKind, type Participant, type Turn } from "../../gen/sessiond/v1/conversation_pb.js";
 import type { Session } from "../../gen/sessiond/v1/session_pb.js";
@@ -10,7 +11,7 @@ import { describeError, type Api } from "./api.js";
 import { enumLabel, fmtDuration, fmtMs, fmtNumber, fmtTime, h, msBetween } from "./dom.js";
 import { stateName } from "./sessions.js";
 
-/** Turns shown per session (the first ones). */
+/** Turns shown per session (the last ones, read newest first and shown oldest first). */
 const TURNS_SHOWN = 100;
 /** Traces listed per session (the newest ones). */
 const TRACES_SHOWN = 20;
@@ -35,7 +36,7 @@ export function createDetail(api: Api, panel: HTMLElement, onClose: () => void) 
     const [got, participants, turns, traces, annotations] = await Promise.allSettled([
       api.sessions.getSession({ id, showDeleted: true }),
       api.sessions.listParticipants({ id }),
-      api.sessions.listTurns({ id, pageSize: TURNS_SHOWN }),
+      api.sessions.listTurns({ id, pageSize: TURNS_SHOWN, newestFirst: true }),
       api.traces.listTraces({ namespace, session: id, pageSize: TRACES_SHOWN }),
       api.traces.listAnnotations({ namespace, target: { target: { case: "session", value: id } } }),
     ]);
@@ -145,13 +146,16 @@ function participantTable(participants: Participant[]): Node {
   );
 }
 
-function turnList(turns: Turn[], total: number): Node {
-  if (!turns.length) return empty("No turns.");
+/** The last turns, read newest first, shown in conversation order (oldest of them first). */
+function turnList(newestFirst: Turn[], total: number): Node {
+  if (!newestFirst.length) return empty("No turns.");
+  const turns = [...newestFirst].reverse();
   return h(
     "div",
     {},
+    // Said before the list, which is long exactly when not every turn is in it.
+    total > turns.length ? h("p", { class: "muted", testid: "turns-shown" }, `Showing the last ${fmtNumber(turns.length)} of ${fmtNumber(total)} turns.`) : null,
     h("ol", { class: "turns" }, ...turns.map((t) => h("li", { testid: "turn" }, h("span", { class: "turn-meta" }, `#${t.seq} ${t.participantId} (${t.role})`), h("span", { class: "turn-text" }, t.content)))),
-    total > turns.length ? h("p", { class: "muted" }, `Showing the first ${turns.length} of ${fmtNumber(total)} turns.`) : null,
   );
 }
 

@@ -14,8 +14,9 @@
  * Citus refuses one thing the schema declares: `ON DELETE SET NULL` on a foreign key that includes the
  * distribution column, even with a column list. memories.source_session_id's key therefore becomes
  * `ON DELETE NO ACTION` on Citus, and the application empties the link itself before a session goes
- * (bulk-delete-store.ts deleteBatch, the one path every session deletion takes, with the sessions
- * row-locked so no memory can link to them meanwhile); the key still refuses a dangling link.
+ * (sessiond_delete_sessions(), called by bulk-delete-store.ts deleteBatch, the one path every session
+ * deletion takes, with each session row-locked so no memory can link to it meanwhile); the key still
+ * refuses a dangling link.
  *
  * distribute() is idempotent: it does what is missing and nothing else. The Distribute migration runs it
  * on a new deployment; openDatabase runs it after the migrations on every start, so a deployment that
@@ -34,7 +35,12 @@ export const LOCAL_TABLES = ["audit_events", "schema_migrations"] as const;
  * Functions whose every statement names one namespace: distributed by that argument and colocated with
  * sessions, so a call outside a transaction runs whole on the worker that holds the namespace.
  */
-export const DISTRIBUTED_FUNCTIONS = [{ signature: APPEND_TURNS_SIGNATURE, argument: "p_namespace" }] as const;
+/** sessiond_delete_sessions' signature (migration UniqueKeyPlans makes the function). */
+export const DELETE_SESSIONS_SIGNATURE = "sessiond_delete_sessions(uuid,uuid[],text[],boolean,boolean,integer)";
+export const DISTRIBUTED_FUNCTIONS = [
+  { signature: APPEND_TURNS_SIGNATURE, argument: "p_namespace" },
+  { signature: DELETE_SESSIONS_SIGNATURE, argument: "p_namespace" },
+] as const;
 /** The distribution column. */
 export const DISTRIBUTION_COLUMN = "namespace_id";
 
@@ -98,8 +104,12 @@ export async function distribute(db: EntityManager): Promise<Distribution> {
     }
     const functions: string[] = [];
     for (const f of DISTRIBUTED_FUNCTIONS) {
-      const [{ done }] = await tx.query("SELECT EXISTS (SELECT 1 FROM pg_dist_object WHERE classid = 'pg_proc'::regclass AND objid = $1::regprocedure AND distribution_argument_index IS NOT NULL) AS done", [f.signature]);
-      if (done) continue;
+      const [{ present, done }] = await tx.query(
+        "SELECT to_regprocedure($1) IS NOT NULL AS present, EXISTS (SELECT 1 FROM pg_dist_object WHERE classid = 'pg_proc'::regclass AND objid = to_regprocedure($1) AND distribution_argument_index IS NOT NULL) AS done",
+        [f.signature],
+      );
+      // Not there yet while earlier migrations run (a later one makes it): the distribute() after them does it.
+      if (!present || done) continue;
       await tx.query("SELECT create_distributed_function($1, $2, colocate_with => $3)", [f.signature, f.argument, DISTRIBUTED_TABLES[0]]);
       functions.push(f.signature.slice(0, f.signature.indexOf("(")));
     }

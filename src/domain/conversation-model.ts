@@ -4,7 +4,7 @@
  */
 import { createHash } from "node:crypto";
 import { InvalidInputError } from "./errors.js";
-import { checkData, checkText, type JsonObject } from "./session-model.js";
+import { checkData, checkText, type JsonObject, type SessionStats } from "./session-model.js";
 
 export type ParticipantKind = "user" | "agent" | "system" | "tool";
 
@@ -18,6 +18,32 @@ export interface Participant {
   lastIntegratedSeq: number;
   bindTime: Date;
   leaveTime: Date | null;
+}
+
+/** A participant to bind, as it arrives (BindParticipant, or one of CreateSession's participants). */
+export interface NewParticipant {
+  participantId: string;
+  /** undefined: not given (invalid). */
+  kind: ParticipantKind | undefined;
+  displayName: string;
+  metadata: JsonObject;
+}
+
+/** A participant to bind, checked (see checkParticipant). */
+export interface ParticipantValues {
+  participantId: string;
+  kind: ParticipantKind;
+  displayName: string;
+  metadata: JsonObject;
+}
+
+/**
+ * Where a session's conversation stands right after a write: its counters and the last sequence number
+ * it gave out (which, unlike stats.turnCount, a truncate does not reset).
+ */
+export interface ConversationState {
+  stats: SessionStats;
+  lastSeq: number;
 }
 
 /** A tool call made in a turn. */
@@ -56,6 +82,8 @@ export const MAX_CONTENT_BYTES = 64 * 1024;
 export const MAX_TOOL_CALLS = 64;
 export const MAX_METADATA_BYTES = 16 * 1024;
 export const MAX_PARTICIPANTS = 1000;
+/** Participants CreateSession binds at most (BindParticipant adds more, up to MAX_PARTICIPANTS). */
+export const MAX_PARTICIPANTS_AT_CREATE = 100;
 export const MAX_REQUEST_ID = 128;
 export const DEFAULT_TURN_PAGE = 100;
 
@@ -67,6 +95,31 @@ const ROLE = /^[a-z0-9_-]{1,32}$/;
 /** Checks a participant id (1 to 256 characters, no control characters). */
 export function checkParticipantId(value: string, field = "participant_id"): string {
   return checkText(field, value, 256, { required: true, id: true });
+}
+
+/** Checks a participant to bind; `prefix` names it in errors (e.g. "participants[1]." gives participants[1].kind). */
+export function checkParticipant(p: NewParticipant, prefix = ""): ParticipantValues {
+  const participantId = checkParticipantId(p.participantId, `${prefix}participant_id`);
+  if (!p.kind) throw new InvalidInputError(`${prefix}kind`, "is required: USER, AGENT, SYSTEM or TOOL");
+  return {
+    participantId,
+    kind: p.kind,
+    displayName: checkText(`${prefix}display_name`, p.displayName, 256),
+    metadata: checkData(p.metadata, `${prefix}metadata`, MAX_METADATA_BYTES),
+  };
+}
+
+/** Checks CreateSession's participants: at most MAX_PARTICIPANTS_AT_CREATE, each valid, no participant_id twice. */
+export function checkNewParticipants(participants: NewParticipant[]): ParticipantValues[] {
+  if (participants.length > MAX_PARTICIPANTS_AT_CREATE) throw new InvalidInputError("participants", `at most ${MAX_PARTICIPANTS_AT_CREATE} per call, got ${participants.length}`);
+  const seen = new Map<string, number>();
+  return participants.map((p, i) => {
+    const checked = checkParticipant(p, `participants[${i}].`);
+    const first = seen.get(checked.participantId);
+    if (first !== undefined) throw new InvalidInputError(`participants[${i}].participant_id`, `"${checked.participantId}" is already given as participants[${first}]`);
+    seen.set(checked.participantId, i);
+    return checked;
+  });
 }
 
 /** Checks the turns of one AppendTurns call; errors name the turn, e.g. turns[3].content. */

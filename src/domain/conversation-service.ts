@@ -3,34 +3,30 @@
  * SQL lives in the stores, protobuf in the handlers.
  */
 import {
+  checkParticipant,
   checkParticipantId,
   checkRequestId,
   checkTurns,
   DEFAULT_TURN_PAGE,
-  MAX_METADATA_BYTES,
   MAX_PARTICIPANTS,
   ROLE_OF_KIND,
   turnsFingerprint,
   type AppendedTurn,
+  type ConversationState,
+  type NewParticipant,
   type NewTurn,
   type Participant,
-  type ParticipantKind,
   type Turn,
 } from "./conversation-model.js";
 import { AlreadyExistsError, InvalidInputError, NotFoundError, PreconditionError } from "./errors.js";
 import { decodeSeqToken, encodeSeqToken, fingerprint, pageOf } from "./page-token.js";
-import { checkData, checkPageSize, checkText, type JsonObject, type Session } from "./session-model.js";
+import { checkPageSize, type Session } from "./session-model.js";
 import { loadSession, namespacedKeyOf, parseAddress, type SessionAddress } from "./session-service.js";
 import type { Stores } from "./stores.js";
 
 /** Input of {@link ConversationService.bind}. */
-export interface BindInput {
+export interface BindInput extends NewParticipant {
   address: SessionAddress;
-  participantId: string;
-  /** undefined: not given (invalid). */
-  kind: ParticipantKind | undefined;
-  displayName: string;
-  metadata: JsonObject;
 }
 
 /** Input of {@link ConversationService.listTurns}. */
@@ -40,6 +36,15 @@ export interface ListTurnsInput {
   afterSeq: number;
   pageSize: number;
   pageToken: string;
+  /** Descending seq order: the first page holds the newest turns. */
+  newestFirst?: boolean;
+}
+
+/** What AppendTurns returns: each turn's seq, role and time, and where the session stands after it. */
+export interface AppendResult extends ConversationState {
+  turns: AppendedTurn[];
+  /** The request_id matched an earlier call: its turns, nothing appended. */
+  replayed: boolean;
 }
 
 /** Participant and turn operations. */
@@ -47,7 +52,7 @@ export interface ConversationService {
   bind(input: BindInput): Promise<{ participant: Participant; created: boolean }>;
   unbind(address: SessionAddress, participantId: string): Promise<Participant>;
   participants(address: SessionAddress): Promise<Participant[]>;
-  append(address: SessionAddress, turns: NewTurn[], requestId: string): Promise<{ turns: AppendedTurn[]; replayed: boolean }>;
+  append(address: SessionAddress, turns: NewTurn[], requestId: string): Promise<AppendResult>;
   listTurns(input: ListTurnsInput): Promise<{ turns: Turn[]; nextPageToken: string }>;
 }
 
@@ -73,11 +78,7 @@ export function createConversationService(stores: Stores): ConversationService {
 
   return {
     async bind(input) {
-      const participantId = checkParticipantId(input.participantId);
-      if (!input.kind) throw new InvalidInputError("kind", "is required: USER, AGENT, SYSTEM or TOOL");
-      const kind = input.kind;
-      const displayName = checkText("display_name", input.displayName, 256);
-      const metadata = checkData(input.metadata, "metadata", MAX_METADATA_BYTES);
+      const { participantId, kind, displayName, metadata } = checkParticipant(input);
       return stores.transaction(async (tx) => {
         const session = await loadSession(tx.sessions, input.address, { lock: true, showDeleted: true });
         checkWritable(session, "binding participants");
@@ -111,13 +112,13 @@ export function createConversationService(stores: Stores): ConversationService {
       const target = await namespacedKeyOf(stores.sessions, parseAddress(address));
       if (!target) throw await appendRefusal(address, turns, "session");
       const outcome = await stores.conversations.append(target, turns, { defaultRoles: ROLE_OF_KIND, request });
-      if (outcome.ok) return { turns: outcome.turns, replayed: false };
+      if (outcome.ok) return { turns: outcome.turns, replayed: false, ...outcome.session };
       // A retry of a call that succeeded is answered as the first time, even if the session has been
       // cancelled or soft-deleted since.
       const prev = outcome.reason === "request" ? outcome.previous : request && (await stores.conversations.previousRequest(target, request.id));
       if (!prev) throw await appendRefusal(address, turns, outcome.reason === "request" ? "session" : outcome.reason);
       if (prev.fingerprint !== request!.fingerprint) throw new AlreadyExistsError(`request_id "${requestId}" was already used for different turns in this session`);
-      return { turns: await stores.conversations.appended({ namespaceId: prev.namespaceId, uuid: prev.sessionUuid }, prev.firstSeq, prev.count), replayed: true };
+      return { turns: await stores.conversations.appended({ namespaceId: prev.namespaceId, uuid: prev.sessionUuid }, prev.firstSeq, prev.count), replayed: true, ...prev.session };
     },
 
     async listTurns(input) {
@@ -125,9 +126,14 @@ export function createConversationService(stores: Stores): ConversationService {
       if (input.afterSeq < 0 || !Number.isSafeInteger(input.afterSeq)) throw new InvalidInputError("after_seq", `must be between 0 and ${Number.MAX_SAFE_INTEGER}`);
       if (input.participantId) checkParticipantId(input.participantId);
       const session = await loadSession(stores.sessions, input.address);
-      const fp = fingerprint({ session: session.uuid, participant: input.participantId, after: input.afterSeq });
-      const after = input.pageToken ? decodeSeqToken(input.pageToken, fp, "the session, participant_id and after_seq") : input.afterSeq;
-      const rows = await stores.conversations.turns({ session, participantId: input.participantId || undefined, afterSeq: after, limit: limit + 1 });
+      const newestFirst = input.newestFirst === true;
+      // `newest` only when set, so tokens of the ascending order keep the fingerprint they always had;
+      // a token of one order is stale in the other.
+      const fp = fingerprint({ session: session.uuid, participant: input.participantId, after: input.afterSeq, newest: newestFirst || undefined });
+      const cursor = input.pageToken ? decodeSeqToken(input.pageToken, fp, "the session, participant_id, after_seq and newest_first") : undefined;
+      // Ascending, a page starts after the last seq served; descending, below it (down to after_seq).
+      const range = newestFirst ? { afterSeq: input.afterSeq, untilSeq: cursor === undefined ? undefined : cursor - 1 } : { afterSeq: cursor ?? input.afterSeq };
+      const rows = await stores.conversations.turns({ session, participantId: input.participantId || undefined, ...range, newestFirst, limit: limit + 1 });
       const page = pageOf(rows, limit, (last) => encodeSeqToken(last.seq, fp));
       return { turns: page.items, nextPageToken: page.nextPageToken };
     },

@@ -2,7 +2,7 @@
  * The storage participants and turns need (conversation-service.ts, integration-service.ts), declared by the domain
  * and implemented in db/.
  */
-import type { AppendedTurn, NewTurn, Participant, ParticipantKind, Turn } from "./conversation-model.js";
+import type { AppendedTurn, ConversationState, NewTurn, Participant, ParticipantKind, ParticipantValues, Turn } from "./conversation-model.js";
 import type { NamespacedSessionKey, SessionRow } from "./session-store.js";
 
 /** Values of a participant to bind. */
@@ -25,7 +25,8 @@ export interface AppendOptions {
 
 /** Outcome of one AppendTurns statement. */
 export type AppendOutcome =
-  | { ok: true; turns: AppendedTurn[] }
+  /** `session`: the session's counters and last seq as the statement left them. */
+  | { ok: true; turns: AppendedTurn[]; session: ConversationState }
   /** The session is no longer active (cancelled, soft-deleted or gone). */
   | { ok: false; reason: "session" }
   /** A speaker is not bound, or has left. */
@@ -40,6 +41,8 @@ export interface PreviousRequest {
   firstSeq: number;
   count: number;
   fingerprint: string;
+  /** The session's counters and last seq now (read with the request). */
+  session: ConversationState;
 }
 
 /** A turn page query. */
@@ -49,6 +52,8 @@ export interface TurnQuery {
   afterSeq: number;
   /** Inclusive upper bound of seq, when set. */
   untilSeq?: number;
+  /** Descending seq order (the newest first) instead of ascending. */
+  newestFirst?: boolean;
   limit: number;
 }
 
@@ -58,6 +63,11 @@ export interface ConversationStore {
   participant(session: SessionRow, participantId: string): Promise<Participant | undefined>;
   /** Inserts or re-binds; counts a new participant on the session. Call with the session row locked. */
   bind(values: BindValues): Promise<{ participant: Participant; created: boolean }>;
+  /**
+   * Binds participants to a session that has none yet (one just inserted, in the same transaction), in
+   * this order and in one statement, and counts them on the session. Returns them in the same order.
+   */
+  bindNew(session: SessionRow, participants: ParticipantValues[]): Promise<Participant[]>;
   /** Marks a participant as left (keeps an earlier leave time). */
   unbind(session: SessionRow, participantId: string): Promise<Participant | undefined>;
   /**
@@ -70,6 +80,6 @@ export interface ConversationStore {
   previousRequest(target: NamespacedSessionKey, requestId: string): Promise<PreviousRequest | undefined>;
   /** The roles and times of turns seq in [from, from + count). */
   appended(session: SessionRow, from: number, count: number): Promise<AppendedTurn[]>;
-  /** Turns in sequence order. */
+  /** Turns in sequence order (descending with newestFirst). */
   turns(query: TurnQuery): Promise<Turn[]>;
 }

@@ -51,7 +51,7 @@ export interface ServiceDeps {
 export function createServices(deps: ServiceDeps): Services {
   const bulkStore: BulkDeleteStore = { ...deps.stores.bulkDeletes, admission: deps.admission ?? createAdmission(deps.bulkLimits) };
   return {
-    sessions: createSessionService({ store: deps.stores.sessions, bulkStore, logBatchFailure: deps.logBatchFailure }),
+    sessions: createSessionService({ stores: deps.stores, bulkStore, logBatchFailure: deps.logBatchFailure }),
     conversations: createConversationService(deps.stores),
     integration: createIntegrationService({ stores: deps.stores, integratorFor: deps.integratorFor, logFailure: deps.logIntegrationFailure }),
     memories: createMemoryService(deps.stores),

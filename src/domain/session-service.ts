@@ -5,6 +5,7 @@
 import { bulkDeleteSessions, type BulkDeleteEvent, type BulkDeleteInput, type FailureLog } from "./bulk-delete.js";
 import type { BulkDeleteStore } from "./bulk-delete-store.js";
 import { hashSecret, newSecret } from "./access.js";
+import { checkNewParticipants, type NewParticipant, type Participant } from "./conversation-model.js";
 import { ConflictError, InvalidInputError, NamespaceGoneError, NotFoundError, PreconditionError } from "./errors.js";
 import { decodeSessionId, newUuid, sessionIdIn } from "./ids.js";
 import { decodePageToken, encodePageToken, fingerprint, pageOf } from "./page-token.js";
@@ -23,8 +24,10 @@ import {
   type Session,
   type SessionFilter,
   type SessionRef,
+  type StoredSession,
 } from "./session-model.js";
 import type { NamespacedSessionKey, SessionKey, SessionStore } from "./session-store.js";
+import type { Stores } from "./stores.js";
 
 /** Input of {@link SessionService.create}. */
 export interface CreateSessionInput {
@@ -38,6 +41,8 @@ export interface CreateSessionInput {
   expiresAfterMs?: number;
   /** 0: the default (10). */
   maxRequestsPerMinute: number;
+  /** Bound in the session's own transaction, in this order (at most MAX_PARTICIPANTS_AT_CREATE). */
+  participants?: NewParticipant[];
 }
 
 /** How a call names one session, as it arrives (not yet validated). */
@@ -70,8 +75,11 @@ export interface UpdateSessionInput {
 
 /** The session lifecycle operations. */
 export interface SessionService {
-  /** Creates a session with its client secret (returned only here). */
-  create(input: CreateSessionInput): Promise<Session & { clientSecret: ClientSecret }>;
+  /**
+   * Creates a session with its client secret (returned only here) and binds the participants given, in
+   * one transaction: if any of it fails, nothing is created.
+   */
+  create(input: CreateSessionInput): Promise<Session & { clientSecret: ClientSecret; participants: Participant[] }>;
   get(address: SessionAddress, showDeleted: boolean): Promise<Session>;
   list(input: ListSessionsInput): Promise<{ sessions: Session[]; nextPageToken: string }>;
   update(input: UpdateSessionInput): Promise<Session>;
@@ -151,6 +159,11 @@ export async function namespacedKeyOf(s: Pick<SessionStore, "namespaceId" | "fin
  * @throws InvalidInputError for a malformed address, NotFoundError when absent or in another namespace
  */
 export async function loadSession(s: SessionStore, address: SessionAddress, opts: { showDeleted?: boolean; lock?: boolean } = {}): Promise<Session> {
+  return sessionOf(await loadStored(s, address, opts));
+}
+
+/** loadSession's session as stored, with its version. */
+async function loadStored(s: SessionStore, address: SessionAddress, opts: { showDeleted?: boolean; lock?: boolean }): Promise<StoredSession> {
   const ref = parseAddress(address);
   const notFound = () => new NotFoundError(ref.kind === "uuid" ? `session ${address.id} not found` : `session "${ref.sessionId}" not found in namespace "${ref.namespace}"`);
   // A row lock is taken through the namespace only (a lock by uuid alone would reach every shard).
@@ -158,12 +171,16 @@ export async function loadSession(s: SessionStore, address: SessionAddress, opts
   if (!key) throw notFound();
   const stored = await s.find(key, opts.lock);
   if (!stored || (stored.state === "soft_deleted" && !opts.showDeleted)) throw notFound();
-  return sessionOf(stored);
+  return stored;
 }
 
-/** Creates the service over a session store, the bulk-delete store and where to log failed batches. */
-export function createSessionService(deps: { store: SessionStore; bulkStore: BulkDeleteStore; logBatchFailure?: FailureLog }): SessionService {
-  const { store, bulkStore } = deps;
+/**
+ * Creates the service over the stores (the session store, and the stores' transactions for a create that
+ * binds participants), the bulk-delete store and where to log failed batches.
+ */
+export function createSessionService(deps: { stores: Pick<Stores, "sessions" | "transaction">; bulkStore: BulkDeleteStore; logBatchFailure?: FailureLog }): SessionService {
+  const { stores, bulkStore } = deps;
+  const store = stores.sessions;
   const logBatchFailure = deps.logBatchFailure ?? (() => {});
 
   function checkEtag(session: Session, etag: string, field: string) {
@@ -183,15 +200,23 @@ export function createSessionService(deps: { store: SessionStore; bulkStore: Bul
         expiresAfterMs: checkExpiresAfter(input.expiresAfterMs),
         maxRequestsPerMinute: checkMaxRequestsPerMinute(input.maxRequestsPerMinute),
       };
+      const participants = checkNewParticipants(input.participants ?? []);
       const uuid = newUuid();
       // The secret names the namespace, which is known only once resolved (again, if it went meanwhile).
       let secret = "";
-      const stored = await insertRetryingGoneNamespace(store, namespace, (namespaceId) => {
+      const { stored, bound } = await insertRetryingGoneNamespace(store, namespace, (namespaceId) => {
         secret = newSecret("cs", uuid, namespaceId);
-        return store.insert({ uuid, namespaceId, clientSecretHash: hashSecret(secret), ...values });
+        const row = { uuid, namespaceId, clientSecretHash: hashSecret(secret), ...values };
+        // Without participants a single INSERT, as ever; with them, one transaction for all of it.
+        if (!participants.length) return store.insert(row).then((s) => ({ stored: s, bound: [] as Participant[] }));
+        return stores.transaction(async (tx) => {
+          const s = await tx.sessions.insert(row);
+          const bound = await tx.conversations.bindNew(s, participants);
+          return { stored: { ...s, stats: { ...s.stats, participantCount: s.stats.participantCount + bound.length } }, bound };
+        });
       });
       const session = sessionOf(stored);
-      return { ...session, clientSecret: { value: secret, expireTime: session.expireTime } };
+      return { ...session, clientSecret: { value: secret, expireTime: session.expireTime }, participants: bound };
     },
 
     get: (address, showDeleted) => loadSession(store, address, { showDeleted }),
@@ -239,12 +264,15 @@ export function createSessionService(deps: { store: SessionStore; bulkStore: Bul
       });
     },
 
-    delete: (address, etag) =>
-      store.transaction(async (tx) => {
-        const session = await loadSession(tx, address, { lock: true, showDeleted: true });
-        checkEtag(session, etag, "etag");
-        return { session, deleted: await tx.delete(session.uuid, session.namespaceId) };
-      }),
+    // No transaction: a read, then one statement that deletes the session (the batch code, for one id).
+    // With an etag, that statement deletes only the version the etag named, so a change in between is a
+    // conflict, as it would be under a row lock.
+    async delete(address, etag) {
+      const stored = await loadStored(store, address, { showDeleted: true });
+      const session = sessionOf(stored);
+      checkEtag(session, etag, "etag");
+      return { session, deleted: await store.delete(stored.uuid, stored.namespaceId, etag ? stored.version : undefined) };
+    },
 
     softDelete: (address) =>
       store.transaction(async (tx) => {

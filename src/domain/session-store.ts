@@ -87,8 +87,12 @@ export interface SessionStore {
   update(session: SessionRow, changes: SessionChanges): Promise<StoredSession>;
   /** Clears data, turns, insights and integration marks; returns the session and the turns deleted. */
   truncate(session: SessionRow): Promise<{ session: StoredSession; turnsDeleted: number }>;
-  /** Hard-deletes a locked session with everything it holds. Returns what went with it. */
-  delete(uuid: string, namespaceId: string): Promise<DeletedCounts>;
+  /**
+   * Hard-deletes a session with everything it holds, atomically (no transaction needed); with `version`,
+   * only while the session still has that version. Returns what went with it.
+   * @throws NotFoundError when it is gone, ConflictError when its version is no longer `version`
+   */
+  delete(uuid: string, namespaceId: string, version?: number): Promise<DeletedCounts>;
   /** Runs `work` in one transaction, with a store bound to it (inside one already: in that one). */
   transaction<T>(work: (store: SessionStore) => Promise<T>): Promise<T>;
 }

@@ -116,8 +116,12 @@ function sessionOf(id: string): SessionGlobalId | undefined {
   }
 }
 
-/** How many items a request names, for the audit log: ids in a list, turns, spans; else 1. */
+/**
+ * How many items a request names, for the audit log: ids in a list, turns, spans; a session with the
+ * participants it is created with (1 + participants); else 1.
+ */
 function itemsNamed(message: Record<string, unknown>): number {
+  if (Array.isArray(message.participants)) return 1 + message.participants.length;
   for (const key of ["turns", "spans", "traceIds", "resourceSpans"]) {
     const v = message[key];
     if (Array.isArray(v)) return key === "resourceSpans" ? countOtlpSpans(v) : v.length;

@@ -4,7 +4,14 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { durationFromMs, timestampFromDate } from "@bufbuild/protobuf/wkt";
-import type { Participant as DomainParticipant, ParticipantKind as DomainKind, NewTurn as DomainNewTurn, Turn as DomainTurn } from "../domain/conversation-model.js";
+import type {
+  AppendedTurn as DomainAppendedTurn,
+  NewParticipant as DomainNewParticipant,
+  Participant as DomainParticipant,
+  ParticipantKind as DomainKind,
+  NewTurn as DomainNewTurn,
+  Turn as DomainTurn,
+} from "../domain/conversation-model.js";
 import { InvalidInputError } from "../domain/errors.js";
 import type { IntegrationResult as DomainResult } from "../domain/integration-service.js";
 import type { IntegratorConfig as DomainConfig } from "../domain/integrator-contract.js";
@@ -17,11 +24,13 @@ import {
   ToolCallSchema,
   TurnSchema,
   type IntegrationResult,
+  type NewParticipant,
   type NewTurn,
   type Participant,
   type Turn,
 } from "../../gen/sessiond/v1/conversation_pb.js";
 import { IntegratorConfigSchema, IntegratorKind, MemorySchema, type IntegratorConfig, type Memory } from "../../gen/sessiond/v1/memory_pb.js";
+import { AppendedTurnSchema, type AppendedTurn } from "../../gen/sessiond/v1/session_service_pb.js";
 import { durationToMs } from "./session-mapper.js";
 
 const KIND_TO_PROTO: Record<DomainKind, ParticipantKind> = {
@@ -56,6 +65,16 @@ export function participantToProto(p: DomainParticipant): Participant {
     bindTime: timestampFromDate(p.bindTime),
     leaveTime: p.leaveTime ? timestampFromDate(p.leaveTime) : undefined,
   });
+}
+
+/** protobuf NewParticipant (one of CreateSession's, at `index`) -> domain; errors name it, e.g. participants[1].kind. */
+export function newParticipantFromProto(p: NewParticipant, index: number): DomainNewParticipant {
+  return { participantId: p.participantId, kind: kindFromProto(p.kind, `participants[${index}].kind`), displayName: p.displayName, metadata: p.metadata ?? {} };
+}
+
+/** Domain appended turn -> protobuf AppendedTurn. */
+export function appendedTurnToProto(t: DomainAppendedTurn): AppendedTurn {
+  return create(AppendedTurnSchema, { seq: BigInt(t.seq), role: t.role, createTime: timestampFromDate(t.createTime) });
 }
 
 /** protobuf NewTurn -> domain (unset messages become empty values). */

@@ -3,7 +3,6 @@
  * errorInterceptor (handlers/errors.ts).
  */
 import { create } from "@bufbuild/protobuf";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { Services } from "../domain/services.js";
 import {
@@ -27,7 +26,7 @@ import {
 } from "../../gen/sessiond/v1/session_service_pb.js";
 import { SessionStatsSchema, SortOrder } from "../../gen/sessiond/v1/session_pb.js";
 import { bulkEventToProto, selectorFromProto } from "./bulk-delete-mapper.js";
-import { integrationResultToProto, kindFromProto, newTurnFromProto, participantToProto, turnToProto } from "./conversation-mapper.js";
+import { appendedTurnToProto, integrationResultToProto, kindFromProto, newParticipantFromProto, newTurnFromProto, participantToProto, turnToProto } from "./conversation-mapper.js";
 import { clientSecretToProto, dataFromProto, deletedCountsToProto, durationToMs, filterFromProto, sessionToProto } from "./session-mapper.js";
 
 /** Builds the SessionService implementation over the domain services. */
@@ -44,8 +43,13 @@ export function createSessionHandlers(services: Pick<Services, "sessions" | "con
         labels: req.labels,
         expiresAfterMs: durationToMs(req.expiresAfter, "expires_after"),
         maxRequestsPerMinute: req.maxRequestsPerMinute,
+        participants: req.participants.map(newParticipantFromProto),
       });
-      return create(CreateSessionResponseSchema, { session: sessionToProto(session), clientSecret: clientSecretToProto(session.clientSecret) });
+      return create(CreateSessionResponseSchema, {
+        session: sessionToProto(session),
+        clientSecret: clientSecretToProto(session.clientSecret),
+        participants: session.participants.map(participantToProto),
+      });
     },
 
     async getSession(req) {
@@ -136,8 +140,8 @@ export function createSessionHandlers(services: Pick<Services, "sessions" | "con
     },
 
     async appendTurns(req) {
-      const { turns, replayed } = await conversations.append(req, req.turns.map(newTurnFromProto), req.requestId);
-      return create(AppendTurnsResponseSchema, { turns: turns.map((t) => ({ seq: BigInt(t.seq), role: t.role, createTime: timestampFromDate(t.createTime) })), replayed });
+      const { turns, replayed, stats, lastSeq } = await conversations.append(req, req.turns.map(newTurnFromProto), req.requestId);
+      return create(AppendTurnsResponseSchema, { turns: turns.map(appendedTurnToProto), replayed, stats: create(SessionStatsSchema, stats), lastSeq: BigInt(lastSeq) });
     },
 
     async listTurns(req) {
@@ -147,6 +151,7 @@ export function createSessionHandlers(services: Pick<Services, "sessions" | "con
         afterSeq: req.afterSeq > BigInt(Number.MAX_SAFE_INTEGER) ? Infinity : Number(req.afterSeq),
         pageSize: req.pageSize,
         pageToken: req.pageToken,
+        newestFirst: req.newestFirst,
       });
       return create(ListTurnsResponseSchema, { turns: page.turns.map(turnToProto), nextPageToken: page.nextPageToken });
     },

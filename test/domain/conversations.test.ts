@@ -138,8 +138,28 @@ describe("AppendTurns", () => {
     const c = ctx.services.conversations;
     const first = await c.append(byId(s.id), [turn("u", "before the cancel")], "r-late");
     await ctx.sessions.cancel(byId(s.id));
-    expect(await c.append(byId(s.id), [turn("u", "before the cancel")], "r-late")).toEqual({ turns: first.turns, replayed: true });
+    expect(await c.append(byId(s.id), [turn("u", "before the cancel")], "r-late")).toEqual({ ...first, replayed: true });
     await expect(c.append(byId(s.id), [turn("u", "after the cancel")], "r-new")).rejects.toThrow(PreconditionError);
+  });
+
+  it("returns the session's counters and last seq as GetSession then reports them, also on a replay", async () => {
+    const s = await conversation("append-state");
+    const c = ctx.services.conversations;
+    const counters = async () => (await ctx.sessions.get(byId(s.id), false)).stats;
+    const first = await c.append(byId(s.id), [turn("u", "one"), turn("a", "two")], "r-1");
+    expect(first).toMatchObject({ replayed: false, lastSeq: 2, stats: { participantCount: 2, turnCount: 2 } });
+    expect(first.stats).toEqual(await counters());
+    const second = await c.append(byKey("append-state", "conv"), [turn("u", "three")], "");
+    expect(second).toMatchObject({ lastSeq: 3, stats: { turnCount: 3 } });
+    expect(second.stats).toEqual(await counters());
+    // A replay returns the first call's turns, and where the session stands now.
+    const replay = await c.append(byId(s.id), [turn("u", "one"), turn("a", "two")], "r-1");
+    expect(replay).toEqual({ turns: first.turns, replayed: true, lastSeq: 3, stats: await counters() });
+    // After a truncate the count starts again; the sequence goes on.
+    await ctx.sessions.truncate(byId(s.id));
+    const after = await c.append(byId(s.id), [turn("a", "four")], "");
+    expect(after).toMatchObject({ lastSeq: 4, stats: { turnCount: 1 }, turns: [{ seq: 4 }] });
+    expect(after.stats).toEqual(await counters());
   });
 
   it("rejects lone surrogates and after_seq beyond the safe integer range, naming the field", async () => {
@@ -181,6 +201,61 @@ describe("ListTurns", () => {
     await expect(c.listTurns({ address: byId(s.id), participantId: "", afterSeq: -1, pageSize: 0, pageToken: "" })).rejects.toMatchObject({ field: "after_seq" });
     await expect(c.listTurns({ address: byId(s.id), participantId: "", afterSeq: 0, pageSize: 1001, pageToken: "" })).rejects.toMatchObject({ field: "page_size" });
     expect((await c.listTurns({ address: byId(s.id), participantId: "nobody", afterSeq: 0, pageSize: 0, pageToken: "" })).turns).toEqual([]);
+  });
+
+  describe("newest first", () => {
+    const list = (id: string, over: { participantId?: string; afterSeq?: number; pageSize?: number; pageToken?: string; newestFirst?: boolean } = {}) =>
+      ctx.services.conversations.listTurns({ address: byId(id), participantId: "", afterSeq: 0, pageSize: 0, pageToken: "", newestFirst: true, ...over });
+    const seqs = (page: { turns: { seq: number }[] }) => page.turns.map((t) => t.seq);
+
+    it("reads the last N turns, then pages on to older ones down to the first", async () => {
+      const s = await conversation("newest-1");
+      await ctx.services.conversations.append(byId(s.id), Array.from({ length: 7 }, (_, i) => turn(i % 2 ? "a" : "u", `t${i + 1}`)), "");
+      const p1 = await list(s.id, { pageSize: 3 });
+      expect(seqs(p1)).toEqual([7, 6, 5]);
+      expect(p1.turns[0].content).toBe("t7");
+      const p2 = await list(s.id, { pageSize: 3, pageToken: p1.nextPageToken });
+      expect(seqs(p2)).toEqual([4, 3, 2]);
+      const p3 = await list(s.id, { pageSize: 3, pageToken: p2.nextPageToken });
+      expect(seqs(p3)).toEqual([1]);
+      expect(p3.nextPageToken).toBe("");
+      // Exactly N left: the page holds them all and there is no next one.
+      expect(await list(s.id, { pageSize: 7 })).toMatchObject({ nextPageToken: "" });
+    });
+
+    it("returns every turn when N is larger than the count, and nothing for a session without turns", async () => {
+      const s = await conversation("newest-2");
+      expect(await list(s.id, { pageSize: 5 })).toEqual({ turns: [], nextPageToken: "" });
+      await ctx.services.conversations.append(byId(s.id), [turn("u", "a"), turn("a", "b")], "");
+      expect(await list(s.id, { pageSize: 1000 }).then(seqs)).toEqual([2, 1]);
+      expect((await list(s.id, { pageSize: 1000 })).nextPageToken).toBe("");
+    });
+
+    it("with after_seq reads the newest turns after it, and stops there; with a participant, only theirs", async () => {
+      const s = await conversation("newest-3");
+      await ctx.services.conversations.append(byId(s.id), Array.from({ length: 10 }, (_, i) => turn(i % 2 ? "a" : "u", `t${i + 1}`)), "");
+      const p1 = await list(s.id, { afterSeq: 6, pageSize: 3 });
+      expect(seqs(p1)).toEqual([10, 9, 8]);
+      const p2 = await list(s.id, { afterSeq: 6, pageSize: 3, pageToken: p1.nextPageToken });
+      expect(seqs(p2)).toEqual([7]);
+      expect(p2.nextPageToken).toBe("");
+      expect(await list(s.id, { afterSeq: 10 }).then(seqs)).toEqual([]);
+      const a1 = await list(s.id, { participantId: "a", pageSize: 2 });
+      expect(seqs(a1)).toEqual([10, 8]);
+      expect(await list(s.id, { participantId: "a", pageSize: 2, pageToken: a1.nextPageToken }).then(seqs)).toEqual([6, 4]);
+      expect(await list(s.id, { participantId: "u", afterSeq: 5, pageSize: 10 }).then(seqs)).toEqual([9, 7]);
+    });
+
+    it("refuses a page token of the other order", async () => {
+      const s = await conversation("newest-4");
+      await ctx.services.conversations.append(byId(s.id), [turn("u", "1"), turn("a", "2"), turn("u", "3")], "");
+      const newest = await list(s.id, { pageSize: 1 });
+      const oldest = await list(s.id, { pageSize: 1, newestFirst: false });
+      expect([seqs(newest), seqs(oldest)]).toEqual([[3], [1]]);
+      await expect(list(s.id, { pageSize: 1, pageToken: newest.nextPageToken, newestFirst: false })).rejects.toMatchObject({ field: "page_token", message: expect.stringContaining("newest_first") });
+      await expect(list(s.id, { pageSize: 1, pageToken: oldest.nextPageToken })).rejects.toMatchObject({ field: "page_token" });
+      expect(await list(s.id, { pageSize: 1, pageToken: oldest.nextPageToken, newestFirst: false }).then(seqs)).toEqual([2]);
+    });
   });
 });
 

@@ -3,6 +3,11 @@ import { describe, expect, it } from "vitest";
 import { AlreadyExistsError, ConflictError, InvalidInputError, NotFoundError, PreconditionError } from "../../src/domain/errors.js";
 import { parseSecret } from "../../src/domain/access.js";
 import { encodeGlobalId, encodeSessionId } from "../../src/domain/ids.js";
+import { createServicesOn } from "../../src/app.js";
+import { createAdmission } from "../../src/domain/bulk-admission.js";
+import type { NewParticipant } from "../../src/domain/conversation-model.js";
+import { createSessionService } from "../../src/domain/session-service.js";
+import type { Stores } from "../../src/domain/stores.js";
 import { byId, byKey, newSession, useDatabase } from "../setup/context.js";
 import { countContents, seedContents } from "../setup/seed.js";
 
@@ -26,7 +31,7 @@ describe("CreateSession", () => {
   });
 
   it("stores what it is given", async () => {
-    const { clientSecret, ...s } = await ctx.sessions.create(
+    const { clientSecret, participants, ...s } = await ctx.sessions.create(
       newSession({ namespace: "acme", sessionId: "chat-1", workflow: { id: "wf", version: "3" }, data: { a: [1, "x", { b: null }] }, labels: { env: "prod" }, expiresAfterMs: 60_000, maxRequestsPerMinute: 99 }),
     );
     const got = await ctx.sessions.get(byKey("chat-1", "acme"), false);
@@ -39,6 +44,7 @@ describe("CreateSession", () => {
     expect(stored.h).toBe(createHash("sha256").update(clientSecret.value).digest("hex"));
     expect(got.data).toEqual({ a: [1, "x", { b: null }] });
     expect(got.expireTime.getTime() - got.createTime.getTime()).toBe(60_000);
+    expect(participants).toEqual([]);
   });
 
   it("rejects a session_id already taken in the namespace, but not in another one", async () => {
@@ -70,9 +76,99 @@ describe("CreateSession", () => {
   });
 });
 
+describe("CreateSession with participants", () => {
+  const user: NewParticipant = { participantId: "alice", kind: "user", displayName: "Alice", metadata: { tz: "UTC" } };
+  const agent: NewParticipant = { participantId: "bot", kind: "agent", displayName: "", metadata: {} };
+  /** Sessions and participants stored under the caller id `sessionId`, in any namespace. */
+  const rowsOf = async (sessionId: string) =>
+    (
+      await ctx.db.sql(
+        "SELECT (SELECT count(*)::int FROM sessions WHERE external_id = $1) AS sessions, (SELECT count(*)::int FROM participants p JOIN sessions s ON s.namespace_id = p.namespace_id AND s.id = p.session_id WHERE s.external_id = $1) AS participants",
+        [sessionId],
+      )
+    )[0];
+
+  it("binds them in order with the session, counts them, and they can append turns at once", async () => {
+    const { clientSecret: _, participants, ...s } = await ctx.sessions.create(newSession({ namespace: "with-p", sessionId: "chat", participants: [user, agent] }));
+    expect(participants.map((p) => [p.participantId, p.kind, p.displayName, p.metadata, p.leaveTime])).toEqual([
+      ["alice", "user", "Alice", { tz: "UTC" }, null],
+      ["bot", "agent", "", {}, null],
+    ]);
+    expect(s.stats.participantCount).toBe(2);
+    expect(await ctx.sessions.get(byId(s.id), false)).toEqual(s);
+    expect(await ctx.services.conversations.participants(byId(s.id))).toEqual(participants);
+    const appended = await ctx.services.conversations.append(
+      byId(s.id),
+      [
+        { participantId: "alice", role: "", content: "hi", toolCalls: [], metadata: {} },
+        { participantId: "bot", role: "", content: "hello", toolCalls: [], metadata: {} },
+      ],
+      "",
+    );
+    expect(appended.turns.map((t) => [t.seq, t.role])).toEqual([
+      [1, "user"],
+      [2, "assistant"],
+    ]);
+    // A later BindParticipant finds them bound: not new, not counted again.
+    expect((await ctx.services.conversations.bind({ address: byId(s.id), ...agent, displayName: "Bot" })).created).toBe(false);
+    expect((await ctx.sessions.get(byId(s.id), false)).stats.participantCount).toBe(2);
+  });
+
+  it("takes up to 100 participants", async () => {
+    const many = Array.from({ length: 100 }, (_, i): NewParticipant => ({ participantId: `p${i}`, kind: i % 2 ? "agent" : "user", displayName: `P ${i}`, metadata: { i } }));
+    const created = await ctx.sessions.create(newSession({ namespace: "with-p", sessionId: "crowd", participants: many }));
+    expect(created.participants.map((p) => p.participantId)).toEqual(many.map((p) => p.participantId));
+    expect(created.stats.participantCount).toBe(100);
+    expect(await rowsOf("crowd")).toEqual({ sessions: 1, participants: 100 });
+  });
+
+  it.each<[string, NewParticipant[], string]>([
+    ["an unset kind", [user, { ...agent, kind: undefined }], "participants[1].kind"],
+    ["an empty participant_id", [{ ...user, participantId: "" }], "participants[0].participant_id"],
+    ["a participant_id with a control character", [user, { ...agent, participantId: "b\nc" }], "participants[1].participant_id"],
+    ["a participant_id given twice", [user, agent, { ...agent, kind: "tool" }], "participants[2].participant_id"],
+    ["a display_name over 256 characters", [{ ...user, displayName: "x".repeat(257) }], "participants[0].display_name"],
+    ["metadata over 16 KiB", [user, { ...agent, metadata: { big: "x".repeat(17_000) } }], "participants[1].metadata"],
+    ["more than 100 participants", Array.from({ length: 101 }, (_, i) => ({ ...user, participantId: `p${i}` })), "participants"],
+  ])("refuses %s naming it, and creates nothing", async (_name, participants, field) => {
+    const sessionId = `bad-${field}-${participants.length}`;
+    const err = await ctx.sessions.create(newSession({ namespace: "with-p", sessionId, participants })).catch((e) => e);
+    expect(err).toBeInstanceOf(InvalidInputError);
+    expect(err.field).toBe(field);
+    expect(await rowsOf(sessionId)).toEqual({ sessions: 0, participants: 0 });
+  });
+
+  it("binds nothing when the session_id is taken", async () => {
+    await ctx.sessions.create(newSession({ namespace: "with-p", sessionId: "taken", participants: [user] }));
+    await expect(ctx.sessions.create(newSession({ namespace: "with-p", sessionId: "taken", participants: [user, agent] }))).rejects.toThrow(AlreadyExistsError);
+    expect(await rowsOf("taken")).toEqual({ sessions: 1, participants: 1 });
+  });
+
+  it("leaves no session behind when binding fails in the database", async () => {
+    const { stores } = createServicesOn(ctx.db.dataSource);
+    // The participants go in, then the connection is lost before the commit.
+    const failing: Stores["transaction"] = (work) =>
+      stores.transaction((tx) =>
+        work({
+          ...tx,
+          conversations: {
+            ...tx.conversations,
+            bindNew: async (session, participants) => {
+              await tx.conversations.bindNew(session, participants);
+              throw new Error("connection lost");
+            },
+          },
+        }),
+      );
+    const sessions = createSessionService({ stores: { sessions: stores.sessions, transaction: failing }, bulkStore: { ...stores.bulkDeletes, admission: createAdmission() } });
+    await expect(sessions.create(newSession({ namespace: "with-p", sessionId: "lost", participants: [user, agent] }))).rejects.toThrow("connection lost");
+    expect(await rowsOf("lost")).toEqual({ sessions: 0, participants: 0 });
+  });
+});
+
 describe("GetSession", () => {
   it("finds a session by global id and by namespace + session_id", async () => {
-    const { clientSecret: _, ...s } = await ctx.sessions.create(newSession({ sessionId: "get-me", namespace: "ns-get" }));
+    const { clientSecret: _, participants: _p, ...s } = await ctx.sessions.create(newSession({ sessionId: "get-me", namespace: "ns-get" }));
     expect(await ctx.sessions.get(byId(s.id), false)).toEqual(s);
     expect(await ctx.sessions.get({ id: s.id, namespace: "ns-get", sessionId: "" }, false)).toEqual(s);
     expect(await ctx.sessions.get(byKey("get-me", "ns-get"), false)).toEqual(s);
@@ -100,7 +196,7 @@ describe("GetSession", () => {
   });
 
   it("finds a session by a global id of the old form (the uuid alone), with or without its namespace", async () => {
-    const { clientSecret: _, ...s } = await ctx.sessions.create(newSession({ namespace: "ns-old-id" }));
+    const { clientSecret: _, participants: _p, ...s } = await ctx.sessions.create(newSession({ namespace: "ns-old-id" }));
     const old = Buffer.from(`Session:${s.uuid}`).toString("base64url");
     expect(await ctx.sessions.get(byId(old), false)).toEqual(s);
     expect(await ctx.sessions.get({ id: old, namespace: "ns-old-id", sessionId: "" }, false)).toEqual(s);
@@ -119,7 +215,7 @@ describe("GetSession", () => {
   });
 
   it("reports NOT_FOUND for a global id whose namespace is not the session's, or not the one the call names", async () => {
-    const { clientSecret: _, ...s } = await ctx.sessions.create(newSession({ namespace: "ns-id-a" }));
+    const { clientSecret: _, participants: _p, ...s } = await ctx.sessions.create(newSession({ namespace: "ns-id-a" }));
     const b = await ctx.sessions.create(newSession({ namespace: "ns-id-b" }));
     // The session's uuid under another namespace's uuid names no session, with or without a namespace.
     const forged = encodeSessionId(b.namespaceId, s.uuid);

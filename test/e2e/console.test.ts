@@ -21,6 +21,8 @@ import { grpcTransport, useServer } from "../setup/server.js";
 const SHAPE = { participants: 2, turnsPerParticipant: 2, traces: 1, spansPerTrace: 3, annotationsPerTrace: 1 };
 const WHOLE = { sessions: 1, participants: 2, turns: 4, traces: 1, spans: 3, annotations: 1 };
 const BULK_NS = "bulk";
+/** A session with more turns than the detail shows (it shows the last 100), in a namespace of its own. */
+const LONG = { namespace: "long", sessionId: "long-chat", turns: 130 };
 /** Bound of every wait for the page: generous, since it is no deadline, only a way to fail clearly. */
 const PATIENCE_MS = 30_000;
 
@@ -72,7 +74,10 @@ describe.skipIf(noBrowser)("the admin console", { timeout: 4 * PATIENCE_MS }, ()
   let page: Page;
   let errors: string[];
 
-  /** chat-1: two participants, three turns, a trace of four spans and an annotation; chat-2, chat-3 plain. */
+  /**
+   * chat-1: two participants, three turns, a trace of four spans and an annotation; chat-2, chat-3 plain.
+   * long-chat (namespace long): created with its two participants, and LONG.turns turns.
+   */
   beforeAll(async () => {
     const sessions = createClient(SessionService, grpcTransport(ctx.url));
     const traces = createClient(TraceService, grpcTransport(ctx.url));
@@ -106,6 +111,18 @@ describe.skipIf(noBrowser)("the admin console", { timeout: 4 * PATIENCE_MS }, ()
     await sessions.createSession({ namespace: ns, sessionId: "chat-2", user: "bob", labels: { env: "prod" } });
     await sessions.createSession({ namespace: ns, sessionId: "chat-3", user: "alice", labels: { env: "dev" } });
     await sessions.cancelSession({ namespace: ns, sessionId: "chat-3" });
+    const long = await sessions.createSession({
+      namespace: LONG.namespace,
+      sessionId: LONG.sessionId,
+      participants: [
+        { participantId: "alice", kind: ParticipantKind.USER },
+        { participantId: "bot", kind: ParticipantKind.AGENT },
+      ],
+    });
+    for (let from = 1; from <= LONG.turns; from += 100) {
+      const n = Math.min(100, LONG.turns - from + 1);
+      await sessions.appendTurns({ id: long.session!.id, turns: Array.from({ length: n }, (_, i) => ({ participantId: (from + i) % 2 ? "alice" : "bot", content: `message ${from + i}` })) });
+    }
 
     ({ page, errors } = await newPage(b.browser));
   });
@@ -196,6 +213,24 @@ describe.skipIf(noBrowser)("the admin console", { timeout: 4 * PATIENCE_MS }, ()
     await screenshot(page, "session-detail-traces");
     await detail.getByTestId("detail-close").click();
     expect(await detail.isVisible()).toBe(false);
+  });
+
+  it("shows the latest turns of a long session, oldest of them first, and says how many it shows", async () => {
+    await openNamespace(page, LONG.namespace);
+    await poll(() => rows(page).count()).toBe(1);
+    await page.locator(`[data-session-id="${LONG.sessionId}"]`).click();
+    const detail = page.getByTestId("session-detail");
+    await poll(() => text(page, "detail-title")).toBe(LONG.sessionId);
+    await poll(() => detail.getByTestId("turn").count()).toBe(100);
+    const turns = await detail.getByTestId("turn").allInnerTexts();
+    expect(turns[0]).toMatch(new RegExp(`^#${LONG.turns - 99} \\S+ \\(\\w+\\)\\s+message ${LONG.turns - 99}$`));
+    expect(turns[99]).toMatch(new RegExp(`^#${LONG.turns} bot \\(assistant\\)\\s+message ${LONG.turns}$`));
+    expect(await text(page, "turns-shown")).toBe(`Showing the last 100 of ${LONG.turns} turns.`);
+    expect(await detail.getByTestId("detail-turns").locator("h3").textContent()).toBe(`Turns (${LONG.turns})`);
+    expect(await detail.getByTestId("participant").count()).toBe(2);
+    await detail.getByTestId("detail-turns").scrollIntoViewIfNeeded();
+    await screenshot(page, "session-detail-last-turns");
+    await detail.getByTestId("detail-close").click();
   });
 
   it("bulk-deletes 2,000 sessions matching the filter, with the bar at 100% and 2,000 deleted", async () => {

@@ -63,6 +63,55 @@ describe.each(["connect/http1.1", "grpc/http2", "grpc-web/http1.1"])("participan
     expect((await memories.listMemories({ namespace: ns })).memories).toEqual([]);
   });
 
+  it("runs the common chat flow in three calls: create with participants, append, read the last turns", async () => {
+    const sessions = createClient(SessionService, transports(ctx.url)[name]);
+    const { session } = await sessions.createSession({
+      namespace: ns,
+      sessionId: "flow",
+      participants: [
+        { participantId: "alice", kind: ParticipantKind.USER },
+        { participantId: "bot", kind: ParticipantKind.AGENT },
+      ],
+    });
+    const id = session!.id;
+    const say = (n: number) => Array.from({ length: n }, (_, i) => ({ participantId: i % 2 ? "bot" : "alice", content: `message ${i + 1}` }));
+    const appended = await sessions.appendTurns({ id, requestId: "first", turns: say(2) });
+    expect(appended.turns.map((t) => t.seq)).toEqual([1n, 2n]);
+    // What the append answers is what GetSession says next.
+    const stats = async () => (await sessions.getSession({ id })).session!.stats;
+    expect(appended).toMatchObject({ replayed: false, lastSeq: 2n });
+    expect(appended.stats).toEqual(await stats());
+    expect(appended.stats).toMatchObject({ participantCount: 2, turnCount: 2 });
+    const more = await sessions.appendTurns({ id, turns: say(5) });
+    expect(more.lastSeq).toBe(7n);
+    expect(more.stats).toEqual(await stats());
+    const replay = await sessions.appendTurns({ id, requestId: "first", turns: say(2) });
+    expect(replay).toMatchObject({ replayed: true, lastSeq: 7n, turns: appended.turns });
+    expect(replay.stats).toEqual(await stats());
+
+    // The last 3, newest first; the token pages on to older turns.
+    const last = await sessions.listTurns({ id, newestFirst: true, pageSize: 3 });
+    expect(last.turns.map((t) => [t.seq, t.content])).toEqual([
+      [7n, "message 5"],
+      [6n, "message 4"],
+      [5n, "message 3"],
+    ]);
+    const older = await sessions.listTurns({ id, newestFirst: true, pageSize: 3, pageToken: last.nextPageToken });
+    expect(older.turns.map((t) => t.seq)).toEqual([4n, 3n, 2n]);
+    const oldest = await sessions.listTurns({ id, newestFirst: true, pageSize: 3, pageToken: older.nextPageToken });
+    expect([oldest.turns.map((t) => t.seq), oldest.nextPageToken]).toEqual([[1n], ""]);
+    // More than there are: all of them, no next page. after_seq: only what came after it.
+    expect((await sessions.listTurns({ id, newestFirst: true, pageSize: 50 })).turns.map((t) => t.seq)).toEqual([7n, 6n, 5n, 4n, 3n, 2n, 1n]);
+    const since = await sessions.listTurns({ id, newestFirst: true, afterSeq: 4n, pageSize: 2 });
+    expect(since.turns.map((t) => t.seq)).toEqual([7n, 6n]);
+    expect((await sessions.listTurns({ id, newestFirst: true, afterSeq: 4n, pageSize: 2, pageToken: since.nextPageToken })).turns.map((t) => t.seq)).toEqual([5n]);
+    // A token of one order is refused in the other.
+    await expect(sessions.listTurns({ id, pageSize: 3, pageToken: last.nextPageToken })).rejects.toMatchObject({ code: Code.InvalidArgument, rawMessage: expect.stringMatching(/^page_token: was issued for a different request/) });
+    // A session without turns: an empty page.
+    const { session: empty } = await sessions.createSession({ namespace: ns });
+    expect(await sessions.listTurns({ id: empty!.id, newestFirst: true, pageSize: 10 })).toMatchObject({ turns: [], nextPageToken: "" });
+  });
+
   it("answers bad input with precise codes and messages naming the field", async () => {
     const sessions = createClient(SessionService, transports(ctx.url)[name]);
     const memories = createClient(MemoryService, transports(ctx.url)[name]);
@@ -114,6 +163,9 @@ describe("buf curl", () => {
     await call("BindParticipant", { namespace: "curl", sessionId: "c", participantId: "op", kind: "PARTICIPANT_KIND_USER" });
     const appended = await call("AppendTurns", { namespace: "curl", sessionId: "c", turns: [{ participantId: "op", content: "from buf curl" }] });
     expect(appended.turns[0]).toMatchObject({ seq: "1", role: "user" });
+    expect(appended).toMatchObject({ lastSeq: "1", stats: { participantCount: 1, turnCount: 1 } });
     expect((await call("ListTurns", { namespace: "curl", sessionId: "c" })).turns.map((t: { content: string }) => t.content)).toEqual(["from buf curl"]);
+    await call("AppendTurns", { namespace: "curl", sessionId: "c", turns: [{ participantId: "op", content: "second" }] });
+    expect((await call("ListTurns", { namespace: "curl", sessionId: "c", newestFirst: true, pageSize: 1 })).turns.map((t: { content: string }) => t.content)).toEqual(["second"]);
   });
 });

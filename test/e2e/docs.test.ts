@@ -60,6 +60,12 @@ describe("docs/api-tour.md", () => {
     expect(stdout).toContain(`"id": "${id}"`);
     expect(stdout).toContain('"etag": "\\"v2\\""');
     expect(stdout).toContain('"replayed": true');
+    // The chat in three calls: created with its participants, appended to, its last turns read.
+    expect(stdout).toContain('"participantCount": 2');
+    expect(stdout).toContain('"model": "small-1"');
+    expect(stdout).toContain('"lastSeq": "2"');
+    expect(stdout).toContain("2 bot: Noted. Anything else?\n");
+    expect(stdout).toContain('"content": "Hi, my name is Alice. I prefer green tea."');
     expect(stdout).toContain('"content": "Remember that I am vegetarian."');
     expect(stdout).toContain('"outcome": "INTEGRATION_OUTCOME_INTEGRATED"');
     expect(stdout).toContain('"deletedCount": 1');
@@ -75,7 +81,8 @@ describe("docs/api-tour.md", () => {
     expect(stdout).toContain(`"actor": "session:${id}"`);
     expect(stdout).toContain('"apiKeysDeleted": "1"');
     // The errors shown on purpose, each the expected one.
-    for (const code of ["permission_denied", "aborted", "unauthenticated"]) expect(stdout).toContain(`"code": "${code}"`);
+    for (const code of ["permission_denied", "aborted", "unauthenticated", "invalid_argument"]) expect(stdout).toContain(`"code": "${code}"`);
+    expect(stdout).toContain("participants[1].kind: is required");
 
     // The namespace is gone, with its key; the client secret no longer works; no secret reached the log.
     const { namespaces } = await createClient(AdminService, grpcTransport(ctx.url)).listNamespaces({ pageSize: 1000 });

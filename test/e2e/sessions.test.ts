@@ -43,6 +43,57 @@ describe.each(["connect/http1.1", "connect/http2", "grpc/http2", "grpc-web/http1
   });
 });
 
+describe.each(["connect/http1.1", "grpc/http2", "grpc-web/http1.1"])("a session created with its participants over %s", (name) => {
+  const ns = `with-p-${name.replace(/[^a-z0-9]/g, "")}`;
+  /** Sessions and participants stored under `sessionId` in the namespace. */
+  const stored = async (sessionId: string) =>
+    (
+      await ctx.db.sql(
+        `SELECT count(DISTINCT s.id)::int AS sessions, count(p.id)::int AS participants FROM sessions s JOIN namespaces n ON n.id = s.namespace_id
+         LEFT JOIN participants p ON p.namespace_id = s.namespace_id AND p.session_id = s.id WHERE n.name = $1 AND s.external_id = $2`,
+        [ns, sessionId],
+      )
+    )[0];
+
+  it("binds them in the same call and returns them, counted on the session", async () => {
+    const client = createClient(SessionService, transports(ctx.url)[name]);
+    const created = await client.createSession({
+      namespace: ns,
+      sessionId: "chat",
+      participants: [
+        { participantId: "alice", kind: ParticipantKind.USER, displayName: "Alice", metadata: { tier: "gold" } },
+        { participantId: "bot", kind: ParticipantKind.AGENT },
+      ],
+    });
+    expect(created.participants.map((p) => [p.participantId, p.kind, p.displayName, p.metadata, p.leaveTime])).toEqual([
+      ["alice", ParticipantKind.USER, "Alice", { tier: "gold" }, undefined],
+      ["bot", ParticipantKind.AGENT, "", {}, undefined],
+    ]);
+    expect(created.participants.every((p) => p.bindTime)).toBe(true);
+    expect(created.session?.stats?.participantCount).toBe(2);
+    expect((await client.getSession({ id: created.session!.id })).session).toEqual(created.session);
+    expect((await client.listParticipants({ id: created.session!.id })).participants).toEqual(created.participants);
+    expect(await stored("chat")).toEqual({ sessions: 1, participants: 2 });
+  });
+
+  it("fails the whole call on one bad participant, naming it, and leaves no session", async () => {
+    const client = createClient(SessionService, transports(ctx.url)[name]);
+    const user = { participantId: "alice", kind: ParticipantKind.USER };
+    const cases: [string, Parameters<typeof client.createSession>[0]["participants"], RegExp][] = [
+      ["no-kind", [user, { participantId: "bot" }], /^participants\[1\]\.kind: is required/],
+      ["twice", [user, { participantId: "alice", kind: ParticipantKind.AGENT }], /^participants\[1\]\.participant_id: "alice" is already given as participants\[0\]$/],
+      ["bad-kind", [{ participantId: "x", kind: 9 as ParticipantKind }], /^participants\[0\]\.kind: unknown kind 9$/],
+      ["empty-id", [user, { participantId: "", kind: ParticipantKind.TOOL }], /^participants\[1\]\.participant_id: is required$/],
+      ["too-many", Array.from({ length: 101 }, (_, i) => ({ participantId: `p${i}`, kind: ParticipantKind.USER })), /^participants: at most 100 per call, got 101$/],
+    ];
+    for (const [sessionId, participants, message] of cases) {
+      const e = await codeOf(client.createSession({ namespace: ns, sessionId, participants }));
+      expect([e.code, e.rawMessage], sessionId).toEqual([Code.InvalidArgument, expect.stringMatching(message)]);
+      expect(await stored(sessionId), sessionId).toEqual({ sessions: 0, participants: 0 });
+    }
+  });
+});
+
 async function codeOf(p: Promise<unknown>): Promise<ConnectError> {
   const err = await p.then(
     () => undefined,

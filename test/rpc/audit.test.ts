@@ -59,6 +59,20 @@ describe("audit events of mutating calls", () => {
     ]);
   });
 
+  it("counts a session created with participants as one item plus one per participant", async () => {
+    const { rpc, actor } = await caller("writer");
+    const participants = [
+      { participantId: "u", kind: ParticipantKind.USER },
+      { participantId: "a", kind: ParticipantKind.AGENT },
+    ];
+    await rpc.sessions.createSession({ namespace: "audit-a", sessionId: "with-participants", participants });
+    await rpc.sessions.createSession({ namespace: "audit-a", sessionId: "with-participants", participants }).catch(() => {});
+    expect(await eventsOf(actor)).toMatchObject([
+      { method: "sessiond.v1.SessionService/CreateSession", namespace: "audit-a", itemCount: 3, code: "ok" },
+      { method: "sessiond.v1.SessionService/CreateSession", namespace: "audit-a", itemCount: 3, code: "already_exists" },
+    ]);
+  });
+
   it("records a session addressed by global id under the session's namespace", async () => {
     const { rpc, actor } = await caller("writer");
     const { session } = await rpc.sessions.createSession({ namespace: "audit-b" });

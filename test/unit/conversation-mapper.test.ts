@@ -1,17 +1,19 @@
 import { create } from "@bufbuild/protobuf";
 import { durationFromMs, timestampDate } from "@bufbuild/protobuf/wkt";
 import { describe, expect, it } from "vitest";
-import { IntegrationOutcome, NewTurnSchema, ParticipantKind } from "../../gen/sessiond/v1/conversation_pb.js";
+import { IntegrationOutcome, NewParticipantSchema, NewTurnSchema, ParticipantKind } from "../../gen/sessiond/v1/conversation_pb.js";
 import { IntegratorConfigSchema, IntegratorKind } from "../../gen/sessiond/v1/memory_pb.js";
 import type { ParticipantKind as DomainKind } from "../../src/domain/conversation-model.js";
 import type { IntegrationResult } from "../../src/domain/integration-service.js";
 import {
+  appendedTurnToProto,
   integrationResultToProto,
   integratorConfigFromProto,
   integratorConfigToProto,
   kindFromProto,
   kindToProto,
   memoryToProto,
+  newParticipantFromProto,
   newTurnFromProto,
   participantToProto,
   turnToProto,
@@ -54,7 +56,25 @@ describe("participantToProto", () => {
   });
 });
 
+describe("newParticipantFromProto", () => {
+  it("maps every field, with unset metadata as an empty object", () => {
+    const sent = create(NewParticipantSchema, { participantId: "bot", kind: ParticipantKind.AGENT, displayName: "Bot", metadata: { model: "m" } });
+    expect(newParticipantFromProto(sent, 0)).toEqual({ participantId: "bot", kind: "agent", displayName: "Bot", metadata: { model: "m" } });
+    expect(newParticipantFromProto(create(NewParticipantSchema, { participantId: "u" }), 3)).toEqual({ participantId: "u", kind: undefined, displayName: "", metadata: {} });
+  });
+
+  it("rejects an unknown kind, naming the participant", () => {
+    expect(invalidInput(() => newParticipantFromProto(create(NewParticipantSchema, { participantId: "x", kind: 42 as ParticipantKind }), 2))).toMatchObject({ field: "participants[2].kind", reason: "unknown kind 42" });
+  });
+});
+
 describe("turns", () => {
+  it("appendedTurnToProto maps seq, role and time", () => {
+    const p = appendedTurnToProto({ seq: 7, role: "assistant", createTime: T0 });
+    expect(p).toMatchObject({ seq: 7n, role: "assistant" });
+    expect(timestampDate(p.createTime!)).toEqual(T0);
+  });
+
   it("turnToProto maps every field, tool calls included", () => {
     const t = turn({ seq: 12 });
     const p = turnToProto(t);

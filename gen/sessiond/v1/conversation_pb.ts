@@ -12,7 +12,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file sessiond/v1/conversation.proto.
  */
 export const file_sessiond_v1_conversation: GenFile = /*@__PURE__*/
-  fileDesc("Ch5zZXNzaW9uZC92MS9jb252ZXJzYXRpb24ucHJvdG8SC3Nlc3Npb25kLnYxIqACCgtQYXJ0aWNpcGFudBIWCg5wYXJ0aWNpcGFudF9pZBgBIAEoCRIqCgRraW5kGAIgASgOMhwuc2Vzc2lvbmQudjEuUGFydGljaXBhbnRLaW5kEhQKDGRpc3BsYXlfbmFtZRgDIAEoCRIpCghtZXRhZGF0YRgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSEAoIaW5zaWdodHMYBSADKAkSGwoTbGFzdF9pbnRlZ3JhdGVkX3NlcRgGIAEoAxItCgliaW5kX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmxlYXZlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIlAKCFRvb2xDYWxsEgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSKgoJYXJndW1lbnRzGAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCKWAQoHTmV3VHVybhIWCg5wYXJ0aWNpcGFudF9pZBgBIAEoCRIMCgRyb2xlGAIgASgJEg8KB2NvbnRlbnQYAyABKAkSKQoKdG9vbF9jYWxscxgEIAMoCzIVLnNlc3Npb25kLnYxLlRvb2xDYWxsEikKCG1ldGFkYXRhGAUgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCLlAQoEVHVybhILCgNzZXEYASABKAMSFgoOcGFydGljaXBhbnRfaWQYAiABKAkSDAoEcm9sZRgDIAEoCRIPCgdjb250ZW50GAQgASgJEikKCnRvb2xfY2FsbHMYBSADKAsyFS5zZXNzaW9uZC52MS5Ub29sQ2FsbBIpCghtZXRhZGF0YRgGIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSEgoKcmVxdWVzdF9pZBgHIAEoCRIvCgtjcmVhdGVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi1QEKEUludGVncmF0aW9uUmVzdWx0EhYKDnBhcnRpY2lwYW50X2lkGAEgASgJEjAKB291dGNvbWUYAiABKA4yHy5zZXNzaW9uZC52MS5JbnRlZ3JhdGlvbk91dGNvbWUSGAoQdHVybnNfaW50ZWdyYXRlZBgDIAEoBRIWCg5pbnNpZ2h0c19hZGRlZBgEIAEoBRIYChBtZW1vcmllc19jcmVhdGVkGAUgASgFEhsKE2xhc3RfaW50ZWdyYXRlZF9zZXEYBiABKAMSDQoFZXJyb3IYByABKAkqogEKD1BhcnRpY2lwYW50S2luZBIgChxQQVJUSUNJUEFOVF9LSU5EX1VOU1BFQ0lGSUVEEAASGQoVUEFSVElDSVBBTlRfS0lORF9VU0VSEAESGgoWUEFSVElDSVBBTlRfS0lORF9BR0VOVBACEhsKF1BBUlRJQ0lQQU5UX0tJTkRfU1lTVEVNEAMSGQoVUEFSVElDSVBBTlRfS0lORF9UT09MEAQqogEKEkludGVncmF0aW9uT3V0Y29tZRIjCh9JTlRFR1JBVElPTl9PVVRDT01FX1VOU1BFQ0lGSUVEEAASIgoeSU5URUdSQVRJT05fT1VUQ09NRV9JTlRFR1JBVEVEEAESIwofSU5URUdSQVRJT05fT1VUQ09NRV9OT1RISU5HX05FVxACEh4KGklOVEVHUkFUSU9OX09VVENPTUVfRkFJTEVEEANiBnByb3RvMw", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("Ch5zZXNzaW9uZC92MS9jb252ZXJzYXRpb24ucHJvdG8SC3Nlc3Npb25kLnYxIqACCgtQYXJ0aWNpcGFudBIWCg5wYXJ0aWNpcGFudF9pZBgBIAEoCRIqCgRraW5kGAIgASgOMhwuc2Vzc2lvbmQudjEuUGFydGljaXBhbnRLaW5kEhQKDGRpc3BsYXlfbmFtZRgDIAEoCRIpCghtZXRhZGF0YRgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSEAoIaW5zaWdodHMYBSADKAkSGwoTbGFzdF9pbnRlZ3JhdGVkX3NlcRgGIAEoAxItCgliaW5kX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmxlYXZlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIpUBCg5OZXdQYXJ0aWNpcGFudBIWCg5wYXJ0aWNpcGFudF9pZBgBIAEoCRIqCgRraW5kGAIgASgOMhwuc2Vzc2lvbmQudjEuUGFydGljaXBhbnRLaW5kEhQKDGRpc3BsYXlfbmFtZRgDIAEoCRIpCghtZXRhZGF0YRgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiUAoIVG9vbENhbGwSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRIqCglhcmd1bWVudHMYAyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IpYBCgdOZXdUdXJuEhYKDnBhcnRpY2lwYW50X2lkGAEgASgJEgwKBHJvbGUYAiABKAkSDwoHY29udGVudBgDIAEoCRIpCgp0b29sX2NhbGxzGAQgAygLMhUuc2Vzc2lvbmQudjEuVG9vbENhbGwSKQoIbWV0YWRhdGEYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IuUBCgRUdXJuEgsKA3NlcRgBIAEoAxIWCg5wYXJ0aWNpcGFudF9pZBgCIAEoCRIMCgRyb2xlGAMgASgJEg8KB2NvbnRlbnQYBCABKAkSKQoKdG9vbF9jYWxscxgFIAMoCzIVLnNlc3Npb25kLnYxLlRvb2xDYWxsEikKCG1ldGFkYXRhGAYgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBISCgpyZXF1ZXN0X2lkGAcgASgJEi8KC2NyZWF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLVAQoRSW50ZWdyYXRpb25SZXN1bHQSFgoOcGFydGljaXBhbnRfaWQYASABKAkSMAoHb3V0Y29tZRgCIAEoDjIfLnNlc3Npb25kLnYxLkludGVncmF0aW9uT3V0Y29tZRIYChB0dXJuc19pbnRlZ3JhdGVkGAMgASgFEhYKDmluc2lnaHRzX2FkZGVkGAQgASgFEhgKEG1lbW9yaWVzX2NyZWF0ZWQYBSABKAUSGwoTbGFzdF9pbnRlZ3JhdGVkX3NlcRgGIAEoAxINCgVlcnJvchgHIAEoCSqiAQoPUGFydGljaXBhbnRLaW5kEiAKHFBBUlRJQ0lQQU5UX0tJTkRfVU5TUEVDSUZJRUQQABIZChVQQVJUSUNJUEFOVF9LSU5EX1VTRVIQARIaChZQQVJUSUNJUEFOVF9LSU5EX0FHRU5UEAISGwoXUEFSVElDSVBBTlRfS0lORF9TWVNURU0QAxIZChVQQVJUSUNJUEFOVF9LSU5EX1RPT0wQBCqiAQoSSW50ZWdyYXRpb25PdXRjb21lEiMKH0lOVEVHUkFUSU9OX09VVENPTUVfVU5TUEVDSUZJRUQQABIiCh5JTlRFR1JBVElPTl9PVVRDT01FX0lOVEVHUkFURUQQARIjCh9JTlRFR1JBVElPTl9PVVRDT01FX05PVEhJTkdfTkVXEAISHgoaSU5URUdSQVRJT05fT1VUQ09NRV9GQUlMRUQQA2IGcHJvdG8z", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * A party bound to a session. Participants go with their session.
@@ -88,6 +88,50 @@ export const ParticipantSchema: GenMessage<Participant> = /*@__PURE__*/
   messageDesc(file_sessiond_v1_conversation, 0);
 
 /**
+ * A participant to bind when a session is created (CreateSessionRequest.participants): what
+ * BindParticipant takes, without the session (it is the one being created).
+ *
+ * @generated from message sessiond.v1.NewParticipant
+ */
+export type NewParticipant = Message<"sessiond.v1.NewParticipant"> & {
+  /**
+   * The participant's id within the session: 1 to 256 characters, no control characters, unique among
+   * the request's participants.
+   *
+   * @generated from field: string participant_id = 1;
+   */
+  participantId: string;
+
+  /**
+   * What kind of party it is. Required.
+   *
+   * @generated from field: sessiond.v1.ParticipantKind kind = 2;
+   */
+  kind: ParticipantKind;
+
+  /**
+   * Name to show (at most 256 characters).
+   *
+   * @generated from field: string display_name = 3;
+   */
+  displayName: string;
+
+  /**
+   * Free-form metadata (at most 16 KiB as JSON).
+   *
+   * @generated from field: google.protobuf.Struct metadata = 4;
+   */
+  metadata?: JsonObject | undefined;
+};
+
+/**
+ * Describes the message sessiond.v1.NewParticipant.
+ * Use `create(NewParticipantSchema)` to create a new message.
+ */
+export const NewParticipantSchema: GenMessage<NewParticipant> = /*@__PURE__*/
+  messageDesc(file_sessiond_v1_conversation, 1);
+
+/**
  * A tool call made in a turn.
  *
  * @generated from message sessiond.v1.ToolCall
@@ -120,7 +164,7 @@ export type ToolCall = Message<"sessiond.v1.ToolCall"> & {
  * Use `create(ToolCallSchema)` to create a new message.
  */
 export const ToolCallSchema: GenMessage<ToolCall> = /*@__PURE__*/
-  messageDesc(file_sessiond_v1_conversation, 1);
+  messageDesc(file_sessiond_v1_conversation, 2);
 
 /**
  * A turn to append.
@@ -170,7 +214,7 @@ export type NewTurn = Message<"sessiond.v1.NewTurn"> & {
  * Use `create(NewTurnSchema)` to create a new message.
  */
 export const NewTurnSchema: GenMessage<NewTurn> = /*@__PURE__*/
-  messageDesc(file_sessiond_v1_conversation, 2);
+  messageDesc(file_sessiond_v1_conversation, 3);
 
 /**
  * A turn of a session's conversation.
@@ -241,7 +285,7 @@ export type Turn = Message<"sessiond.v1.Turn"> & {
  * Use `create(TurnSchema)` to create a new message.
  */
 export const TurnSchema: GenMessage<Turn> = /*@__PURE__*/
-  messageDesc(file_sessiond_v1_conversation, 3);
+  messageDesc(file_sessiond_v1_conversation, 4);
 
 /**
  * One participant's integration result.
@@ -304,7 +348,7 @@ export type IntegrationResult = Message<"sessiond.v1.IntegrationResult"> & {
  * Use `create(IntegrationResultSchema)` to create a new message.
  */
 export const IntegrationResultSchema: GenMessage<IntegrationResult> = /*@__PURE__*/
-  messageDesc(file_sessiond_v1_conversation, 4);
+  messageDesc(file_sessiond_v1_conversation, 5);
 
 /**
  * What kind of party a participant is.
@@ -313,7 +357,7 @@ export const IntegrationResultSchema: GenMessage<IntegrationResult> = /*@__PURE_
  */
 export enum ParticipantKind {
   /**
-   * Not set: invalid in BindParticipant.
+   * Not set: invalid in BindParticipant and NewParticipant.
    *
    * @generated from enum value: PARTICIPANT_KIND_UNSPECIFIED = 0;
    */

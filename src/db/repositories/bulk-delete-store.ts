@@ -1,11 +1,10 @@
 /**
  * The bulk-delete store (the domain's BulkDeleteStore) and the batch delete behind it: one code path
- * for DeleteSession and BulkDeleteSessions. A batch is one transaction
- * of three statements: lock the sessions in id order (so overlapping batches of concurrent calls cannot
- * deadlock, and a second caller finds them gone), count their memories and unlink (or purge) them, then
- * one DELETE; the rest goes by foreign-key cascade. What
- * went with each session is read from the counters of the deleted row (`RETURNING`): every write of
- * child rows updates those counters under the session row lock, so they are exact at this point.
+ * for DeleteSession, BulkDeleteSessions and DeleteNamespace. A batch is one call of a database function
+ * that takes each session through its unique key (see deleteBatch); the rest goes by foreign-key
+ * cascade. What went with each session is read from the counters of the deleted row (`RETURNING`):
+ * every write of child rows updates those counters under the session row lock, so they are exact at
+ * this point.
  */
 import type { DataSource, EntityManager } from "typeorm";
 import type { BatchKeys, BatchOptions, BulkDeleteStore, DeletedSession, SessionSnapshot } from "../../domain/bulk-delete-store.js";
@@ -13,48 +12,41 @@ import type { SessionFilter } from "../../domain/session-model.js";
 import { translated } from "../errors.js";
 import { filterSql } from "./session-filter.js";
 
-/** SQL for a parameter holding comma-separated uuids, as uuid[]. */
-const UUIDS = (param: string) => `string_to_array(${param}, ',')::uuid[]`;
-
-const COUNTERS = `participant_count AS participants, turn_count AS turns, trace_count AS traces, span_count AS spans,
-  annotation_count AS annotations`;
+/** One session a batch found: deleted (or read, in a dry run), or left alone as `stale`. */
+export interface BatchRow extends DeletedSession {
+  /** A version was asked for and the session has another: nothing was done to it. */
+  stale: boolean;
+}
 
 /**
- * Deletes (or, in a dry run, reads) the sessions of `keys` that exist in the namespace, in the caller's
- * transaction: lock them in id order, count (or purge) their memories while the link still exists, then
- * one DELETE returning each session's counters. Sessions already gone are simply absent from the result.
+ * Deletes (or, in a dry run, reads) the sessions of `keys` that exist in the namespace: one call of
+ * sessiond_delete_sessions() (migration UniqueKeyPlans), which takes the sessions one by one through
+ * their unique key, locks them in id order (so overlapping batches of concurrent calls cannot deadlock,
+ * and a second caller finds them gone), counts (or purges) each one's memories while the link still
+ * exists, then deletes it, returning its counters. Sessions already gone are absent from the result.
+ * With `version`, a session of another version is left alone and comes back `stale`.
+ *
+ * One statement: atomic without a transaction (the caller's, when `db` is in one), one round trip, and
+ * under Citus, outside a transaction, run whole on the worker that holds the namespace. Addressing each
+ * session by its key (not `id = ANY($ids)`) keeps the plan the same on tables never analyzed, where the
+ * planner would guess that reading the whole namespace is cheaper than probing the ids.
  */
-export async function deleteBatch(db: EntityManager, namespaceId: string, keys: BatchKeys, opts: BatchOptions): Promise<DeletedSession[]> {
+export async function deleteBatch(db: EntityManager, namespaceId: string, keys: BatchKeys, opts: BatchOptions, version?: number): Promise<BatchRow[]> {
   if (!keys.values.length) return [];
   // Uuids travel as one comma-separated text (they hold no commas): pg's array literal encoder escapes
   // every element and allocates several times more per id, which shows in the server's memory.
-  const [match, values] = keys.kind === "uuid" ? [`id = ANY(${UUIDS("$2")})`, keys.values.join(",")] : ["external_id = ANY($2::text[])", keys.values];
-  const lock = opts.dryRun ? "FOR SHARE" : "FOR UPDATE";
-  const locked: { id: string }[] = await db.query(`SELECT id FROM sessions WHERE namespace_id = $1 AND ${match} ORDER BY id ${lock}`, [namespaceId, values]);
-  if (!locked.length) return [];
-  const ids = locked.map((r) => r.id).join(",");
-  const memoryRows: { id: string; n: number }[] =
-    opts.purgeMemories && !opts.dryRun
-      ? await db.query(`WITH d AS (DELETE FROM memories WHERE namespace_id = $1 AND source_session_id = ANY(${UUIDS("$2")}) RETURNING source_session_id) SELECT source_session_id AS id, count(*)::int AS n FROM d GROUP BY 1`, [namespaceId, ids])
-      : opts.dryRun
-        ? await db.query(`SELECT source_session_id AS id, count(*)::int AS n FROM memories WHERE namespace_id = $1 AND source_session_id = ANY(${UUIDS("$2")}) GROUP BY 1`, [namespaceId, ids])
-        : // The memories stay and lose their link here, not by the foreign key's SET NULL, which Citus
-          // cannot keep (db/distribution.ts); the sessions are locked, so no memory links to them meanwhile.
-          await db.query(
-            `WITH c AS (SELECT source_session_id AS id, count(*)::int AS n FROM memories WHERE namespace_id = $1 AND source_session_id = ANY(${UUIDS("$2")}) GROUP BY 1),
-                  u AS (UPDATE memories SET source_session_id = NULL WHERE namespace_id = $1 AND source_session_id = ANY(${UUIDS("$2")}))
-             SELECT * FROM c`,
-            [namespaceId, ids],
-          );
-  const memories = new Map(memoryRows.map((r) => [r.id, r.n]));
-  const rows: any[] = opts.dryRun
-    ? await db.query(`SELECT id, external_id, ${COUNTERS} FROM sessions WHERE namespace_id = $1 AND id = ANY(${UUIDS("$2")})`, [namespaceId, ids])
-    : await db.query(`WITH d AS (DELETE FROM sessions WHERE namespace_id = $1 AND id = ANY(${UUIDS("$2")}) RETURNING id, external_id, ${COUNTERS}) SELECT * FROM d`, [namespaceId, ids]);
+  const [uuids, externalIds] = keys.kind === "uuid" ? [keys.values.join(","), null] : [null, keys.values];
+  const rows: any[] = await db.query(
+    `SELECT id, external_id, participants, turns, traces, spans, annotations, memories, stale
+     FROM sessiond_delete_sessions($1::uuid, string_to_array($2::text, ',')::uuid[], $3::text[], $4::boolean, $5::boolean, $6::integer)`,
+    [namespaceId, uuids, externalIds, opts.dryRun, opts.purgeMemories, version ?? null],
+  );
   return rows.map((r) => ({
     uuid: r.id,
     externalId: r.external_id,
     counts: { participants: r.participants, turns: r.turns, traces: r.traces, spans: r.spans, annotations: r.annotations },
-    memories: memories.get(r.id) ?? 0,
+    memories: r.memories,
+    stale: r.stale,
   }));
 }
 
@@ -102,13 +94,15 @@ export async function openSnapshot(dataSource: DataSource, namespaceId: string, 
 }
 
 /**
- * The storage BulkDeleteSessions runs on: each batch in a transaction of its own, the snapshot's pages
+ * The storage BulkDeleteSessions runs on: each batch one statement (deleteBatch), the snapshot's pages
  * one statement each. `namespaceId` resolves names (the session store's, with its cache).
  */
 export function createBulkDeleteStore(dataSource: DataSource, namespaceId: BulkDeleteStore["namespaceId"]): BulkDeleteStore {
   return {
     namespaceId,
-    deleteBatch: (ns, keys, opts) => dataSource.transaction((tx) => deleteBatch(tx, ns, keys, opts)),
+    // One statement each, atomic by itself: no transaction around it (under Citus that keeps the
+    // function's call whole on one worker).
+    deleteBatch: async (ns, keys, opts) => (await deleteBatch(dataSource.manager, ns, keys, opts)).map(({ stale: _, ...row }) => row),
     // The snapshot outlives this call: its pages' errors are translated too.
     openSnapshot: async (ns, filter, includeDeleted) => translated(await openSnapshot(dataSource, ns, filter, includeDeleted)),
   };

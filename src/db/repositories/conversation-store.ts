@@ -9,7 +9,7 @@
 import { createHash } from "node:crypto";
 import type { DataSource, EntityManager } from "typeorm";
 import type { PostgresDriver } from "typeorm/driver/postgres/PostgresDriver.js";
-import type { Participant, Turn } from "../../domain/conversation-model.js";
+import type { ConversationState, Participant, Turn } from "../../domain/conversation-model.js";
 import type { ConversationStore } from "../../domain/conversation-store.js";
 import { namedStatements } from "../data-source.js";
 import { isNotNullViolation, isUniqueViolation } from "../errors.js";
@@ -40,6 +40,21 @@ function toTurn(row: any): Turn {
     metadata: row.metadata,
     requestId: row.request_id ?? "",
     createTime: row.create_time,
+  };
+}
+
+/** A session's counters and last seq, from the columns of the sessions row (the append function returns them under these names). */
+function toState(row: any): ConversationState {
+  return {
+    stats: {
+      participantCount: row.participant_count,
+      turnCount: row.turn_count,
+      traceCount: row.trace_count,
+      spanCount: row.span_count,
+      memoriesExtracted: row.memories_extracted,
+      integrationCount: row.integration_count,
+    },
+    lastSeq: Number(row.last_seq),
   };
 }
 
@@ -93,6 +108,26 @@ export function createConversationStore(db: DataSource | EntityManager): Convers
       return { participant: toParticipant(rows[0]), created };
     },
 
+    async bindNew(session, participants) {
+      if (!participants.length) return [];
+      // Multi-row VALUES, each row naming the namespace: one statement routed to one shard under Citus
+      // (no INSERT ... SELECT). The session is new, so every participant is too: a plain INSERT, and
+      // the count goes up by the number of rows.
+      const params: unknown[] = [session.namespaceId, session.uuid];
+      const rows = participants.map((p) => {
+        params.push(p.participantId, p.kind, p.displayName, p.metadata);
+        const n = params.length;
+        return `($1, $2, $${n - 3}, $${n - 2}, $${n - 1}, $${n})`;
+      });
+      const inserted = await q(
+        `INSERT INTO participants AS p (namespace_id, session_id, participant_id, kind, display_name, metadata) VALUES ${rows.join(", ")} RETURNING ${PARTICIPANT_COLUMNS}`,
+        params,
+      );
+      await q("UPDATE sessions SET participant_count = participant_count + $3 WHERE namespace_id = $1 AND id = $2", [session.namespaceId, session.uuid, participants.length]);
+      const byId = new Map(inserted.map((r) => [r.participant_id as string, toParticipant(r)]));
+      return participants.map((p) => byId.get(p.participantId)!);
+    },
+
     async unbind(session, participantId) {
       const rows = await q(
         // least() keeps the first leave time (NULLs aside, it is coalesce for a time in the past); Citus
@@ -125,12 +160,12 @@ export function createConversationStore(db: DataSource | EntityManager): Convers
       try {
         const rows = await prepared(
           db,
-          `SELECT seq, role, create_time FROM sessiond_append_turns($1::uuid, $2::uuid, $3::text, $4::integer, $5::text[], $6::text[], $7::text[], $8::jsonb[], $9::jsonb[], $10::text, $11::text, $12::jsonb)`,
+          `SELECT seq, role, create_time, participant_count, turn_count, trace_count, span_count, memories_extracted, integration_count, last_seq FROM sessiond_append_turns($1::uuid, $2::uuid, $3::text, $4::integer, $5::text[], $6::text[], $7::text[], $8::jsonb[], $9::jsonb[], $10::text, $11::text, $12::jsonb)`,
           params,
         );
         rows.sort((x, y) => Number(x.seq) - Number(y.seq));
         if (!rows.length) return { ok: false, reason: "session" };
-        return { ok: true, turns: rows.map((r) => ({ seq: Number(r.seq), role: r.role, createTime: r.create_time })) };
+        return { ok: true, turns: rows.map((r) => ({ seq: Number(r.seq), role: r.role, createTime: r.create_time })), session: toState(rows[0]) };
       } catch (err) {
         if (isNotNullViolation(err)) return { ok: false, reason: "participant" };
         if (isUniqueViolation(err) && request) {
@@ -144,12 +179,15 @@ export function createConversationStore(db: DataSource | EntityManager): Convers
     async previousRequest(target, requestId) {
       const key = "uuid" in target ? ["s.id = $3", target.uuid] : ["s.external_id = $3", target.externalId];
       const [prev] = await q(
-        `SELECT r.namespace_id, r.session_id, r.first_seq, r.turn_count, r.fingerprint FROM turn_requests r
+        `SELECT r.namespace_id, r.session_id, r.first_seq, r.turn_count AS request_turns, r.fingerprint, s.participant_count, s.turn_count, s.trace_count,
+                s.span_count, s.memories_extracted, s.integration_count, s.last_turn_seq AS last_seq FROM turn_requests r
          JOIN sessions s ON s.namespace_id = r.namespace_id AND s.id = r.session_id
          WHERE r.request_id = $1 AND s.namespace_id = $2 AND ${key[0]}`,
         [requestId, target.namespaceId, key[1]],
       );
-      return prev ? { namespaceId: prev.namespace_id, sessionUuid: prev.session_id, firstSeq: Number(prev.first_seq), count: prev.turn_count, fingerprint: prev.fingerprint } : undefined;
+      return prev
+        ? { namespaceId: prev.namespace_id, sessionUuid: prev.session_id, firstSeq: Number(prev.first_seq), count: prev.request_turns, fingerprint: prev.fingerprint, session: toState(prev) }
+        : undefined;
     },
 
     async appended(session, from, count) {
@@ -177,7 +215,7 @@ export function createConversationStore(db: DataSource | EntityManager): Convers
       params.push(query.limit);
       const rows = await q(
         `SELECT ${TURN_COLUMNS} FROM turns t JOIN participants p ON p.namespace_id = t.namespace_id AND p.id = t.participant_ref
-         WHERE ${where.join(" AND ")} ORDER BY t.seq LIMIT $${params.length}`,
+         WHERE ${where.join(" AND ")} ORDER BY t.seq${query.newestFirst ? " DESC" : ""} LIMIT $${params.length}`,
         params,
       );
       return rows.map(toTurn);

@@ -5,7 +5,7 @@
  * in a call that names none): that lookup is what finds the namespace.
  */
 import type { EntityManager } from "typeorm";
-import { AlreadyExistsError, NamespaceGoneError, NotFoundError } from "../../domain/errors.js";
+import { AlreadyExistsError, ConflictError, NamespaceGoneError, NotFoundError } from "../../domain/errors.js";
 import type { StoredSession } from "../../domain/session-model.js";
 import type { SessionStore } from "../../domain/session-store.js";
 import { isForeignKeyViolation, isUniqueViolation, translated } from "../errors.js";
@@ -129,9 +129,12 @@ export function createSessionStore(db: EntityManager, namespaceCache: NamespaceC
         where.push(`(s.create_time, s.id) ${query.ascending ? ">" : "<"} ($${params.length - 1}, $${params.length})`);
       }
       params.push(query.limit);
+      // The page first, then its namespace's name: on a table never analyzed the planner may find a page
+      // by sorting the whole namespace (a top-N has no unique key to go by; ANALYZE settles it), and a
+      // join before the LIMIT would look up the namespace row for every session it sorts.
       const rows = await q(
-        `SELECT ${COLUMNS} FROM sessions s JOIN namespaces n ON n.id = s.namespace_id
-         WHERE ${where.join(" AND ")} ORDER BY s.create_time ${dir}, s.id ${dir} LIMIT $${params.length}`,
+        `SELECT ${COLUMNS} FROM (SELECT * FROM sessions s WHERE ${where.join(" AND ")} ORDER BY s.create_time ${dir}, s.id ${dir} LIMIT $${params.length}) s
+         JOIN namespaces n ON n.id = s.namespace_id ORDER BY s.create_time ${dir}, s.id ${dir}`,
         params,
       );
       return rows.map(toSession);
@@ -176,10 +179,12 @@ export function createSessionStore(db: EntityManager, namespaceCache: NamespaceC
       return { session: toSession(rows[0]), turnsDeleted: deleted[0].n };
     },
 
-    async delete(uuid, namespaceId) {
-      const [gone] = await deleteBatch(db, namespaceId, { kind: "uuid", values: [uuid] }, { dryRun: false, purgeMemories: false });
+    async delete(uuid, namespaceId, version) {
+      // A batch of one: the same statement as BulkDeleteSessions' (one round trip, no transaction needed).
+      const [gone] = await deleteBatch(db, namespaceId, { kind: "uuid", values: [uuid] }, { dryRun: false, purgeMemories: false }, version);
       // Deleted by a concurrent call since the caller found it.
       if (!gone) throw new NotFoundError(`session ${uuid} not found`);
+      if (gone.stale) throw new ConflictError(`etag: the session changed since it was read (version ${version}); read it again and retry`);
       return gone.counts;
     },
 

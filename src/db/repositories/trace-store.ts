@@ -150,12 +150,22 @@ export function createTraceStore(db: EntityManager): TraceStore {
       );
       const inserted = summarize(spans, traceOf, added);
       if (inserted.length) {
+        // An upsert on the primary key of rows that exist (locked by the first statement), not an UPDATE
+        // ... FROM unnest(...): each row is found through its key by the insert's conflict check, with no
+        // plan to choose, while the join could be planned as a scan of the namespace's traces on tables
+        // never analyzed. Multi-row VALUES naming one namespace, as above.
+        const otelIdOf = new Map(traces.map((t) => [t.id, t.otel_trace_id]));
+        const values = inserted.map((_, i) => {
+          const p = (k: number) => `$${2 + i * 7 + k}`;
+          return `($1, ${p(0)}::uuid, ${p(1)}, ${p(2)}::int, ${p(3)}::timestamptz, ${p(4)}::timestamptz, ${p(5)}::smallint, ${p(6)})`;
+        });
         await q(
-          `UPDATE traces t SET span_count = t.span_count + a.n, start_time = LEAST(t.start_time, a.first), end_time = GREATEST(t.end_time, a.last),
-             status_code = GREATEST(t.status_code, a.status), root_name = CASE WHEN t.root_name = '' THEN a.root ELSE t.root_name END
-           FROM unnest($2::uuid[], $3::int[], $4::timestamptz[], $5::timestamptz[], $6::smallint[], $7::text[]) AS a(id, n, first, last, status, root)
-           WHERE t.namespace_id = $1 AND t.id = a.id`,
-          [namespaceId, inserted.map((i) => i.trace_id), inserted.map((i) => i.n), inserted.map((i) => i.first), inserted.map((i) => i.last), inserted.map((i) => i.status), inserted.map((i) => i.root)],
+          `INSERT INTO traces AS t (namespace_id, id, otel_trace_id, span_count, start_time, end_time, status_code, root_name)
+           VALUES ${values.join(", ")}
+           ON CONFLICT (namespace_id, id) DO UPDATE SET span_count = t.span_count + EXCLUDED.span_count,
+             start_time = LEAST(t.start_time, EXCLUDED.start_time), end_time = GREATEST(t.end_time, EXCLUDED.end_time),
+             status_code = GREATEST(t.status_code, EXCLUDED.status_code), root_name = CASE WHEN t.root_name = '' THEN EXCLUDED.root_name ELSE t.root_name END`,
+          [namespaceId, ...inserted.flatMap((i) => [i.trace_id, otelIdOf.get(i.trace_id), i.n, i.first, i.last, i.status, i.root])],
         );
       }
       const sessionOfTrace = new Map(traces.map((t) => [t.id, t.session_id]));

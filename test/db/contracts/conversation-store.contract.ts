@@ -6,7 +6,7 @@ import { ROLE_OF_KIND } from "../../../src/domain/conversation-model.js";
 import type { AppendOptions } from "../../../src/domain/conversation-store.js";
 import { newUuid } from "../../../src/domain/ids.js";
 import type { StoredSession } from "../../../src/domain/session-model.js";
-import { appendTurns, bind, insertSession, newNamespace, turn, unique, useStores, type StoresFactory } from "../../setup/store-fixtures.js";
+import { appendTurns, bind, insertSession, newNamespace, sessionValues, turn, unique, useStores, type StoresFactory } from "../../setup/store-fixtures.js";
 
 export function describeConversationStoreContract(name: string, makeStores: StoresFactory): void {
   describe(`ConversationStore contract (${name})`, () => {
@@ -50,6 +50,30 @@ export function describeConversationStoreContract(name: string, makeStores: Stor
         expect((await stats(s)).participantCount).toBe(1);
       });
 
+      it("binds new participants to a session inserted in the same transaction, in order, and counts them", async () => {
+        const ns = await newNamespace(ctx.stores);
+        const { s, bound } = await ctx.stores.transaction(async (tx) => {
+          const s = await tx.sessions.insert(sessionValues(ns.id));
+          const bound = await tx.conversations.bindNew(s, [
+            { participantId: "zed", kind: "user", displayName: "Zed", metadata: { tz: "UTC" } },
+            { participantId: "agent", kind: "agent", displayName: "", metadata: {} },
+            { participantId: "tool", kind: "tool", displayName: "T", metadata: { v: [1, 2] } },
+          ]);
+          return { s, bound };
+        });
+        expect(bound.map((p) => [p.participantId, p.kind, p.displayName, p.metadata, p.insights, p.lastIntegratedSeq, p.leaveTime])).toEqual([
+          ["zed", "user", "Zed", { tz: "UTC" }, [], 0, null],
+          ["agent", "agent", "", {}, [], 0, null],
+          ["tool", "tool", "T", { v: [1, 2] }, [], 0, null],
+        ]);
+        expect(bound.every((p) => p.bindTime instanceof Date)).toBe(true);
+        expect(await conv().participants(s)).toEqual(bound);
+        expect((await stats(s)).participantCount).toBe(3);
+        expect(await conv().bindNew(s, [])).toEqual([]);
+        expect((await stats(s)).participantCount).toBe(3);
+        expect(await appendTurns(ctx.stores, s, [turn("zed"), turn("agent")])).toEqual([1, 2]);
+      });
+
       it("returns undefined when unbinding or finding a participant that was never bound", async () => {
         const s = await session();
         expect(await conv().unbind(s, "ghost")).toBeUndefined();
@@ -77,6 +101,19 @@ export function describeConversationStoreContract(name: string, makeStores: Stor
         expect(await appendTurns(ctx.stores, s, [turn("u"), turn("u")])).toEqual([5, 6]);
         expect(await seqs(s)).toEqual([1, 2, 3, 4, 5, 6]);
         expect((await stats(s)).turnCount).toBe(6);
+      });
+
+      it("returns the session's counters and last seq as the append left them", async () => {
+        const s = await session();
+        await bind(ctx.stores, s, "u");
+        await bind(ctx.stores, s, "a", "agent");
+        const target = { uuid: s.uuid, namespaceId: s.namespaceId };
+        const first = await conv().append(target, [turn("u"), turn("a"), turn("u")], opts());
+        expect(first.ok && first.session).toEqual({ stats: await stats(s), lastSeq: 3 });
+        expect(first.ok && first.session.stats).toMatchObject({ participantCount: 2, turnCount: 3 });
+        await ctx.stores.sessions.truncate(s);
+        const next = await conv().append({ namespaceId: s.namespaceId, externalId: s.sessionId }, [turn("a")], opts());
+        expect(next.ok && next.session).toEqual({ stats: { ...(await stats(s)), turnCount: 1 }, lastSeq: 4 });
       });
 
       it("numbers concurrent appends to one session without gaps or repeats", async () => {
@@ -156,7 +193,7 @@ export function describeConversationStoreContract(name: string, makeStores: Stor
         const target = { uuid: s.uuid, namespaceId: s.namespaceId };
         await appendTurns(ctx.stores, s, [turn("u")]);
         await appendTurns(ctx.stores, s, [turn("u"), turn("u")], { id: "req", fingerprint: "fp-1" });
-        const previous = { namespaceId: s.namespaceId, sessionUuid: s.uuid, firstSeq: 2, count: 2, fingerprint: "fp-1" };
+        const previous = { namespaceId: s.namespaceId, sessionUuid: s.uuid, firstSeq: 2, count: 2, fingerprint: "fp-1", session: { stats: await stats(s), lastSeq: 3 } };
         expect(await conv().append(target, [turn("u")], opts({ id: "req", fingerprint: "fp-2" }))).toEqual({ ok: false, reason: "request", previous });
         expect(await conv().previousRequest(target, "req")).toEqual(previous);
         expect(await conv().previousRequest({ namespaceId: s.namespaceId, externalId: s.sessionId }, "req")).toEqual(previous);
@@ -204,6 +241,24 @@ export function describeConversationStoreContract(name: string, makeStores: Stor
         expect(await q({ participantId: "a" })).toEqual([2, 4, 6]);
         expect(await q({ participantId: "u", afterSeq: 1, limit: 1 })).toEqual([3]);
         expect(await q({ participantId: unique("nobody") })).toEqual([]);
+      });
+
+      it("pages turns newest first, after afterSeq, up to untilSeq inclusive, by speaker when asked", async () => {
+        const s = await session();
+        await bind(ctx.stores, s, "u");
+        await bind(ctx.stores, s, "a", "agent");
+        await appendTurns(ctx.stores, s, [turn("u"), turn("a"), turn("u"), turn("a"), turn("u"), turn("a")]);
+        const q = (over: { afterSeq?: number; untilSeq?: number; participantId?: string; limit?: number }) =>
+          conv()
+            .turns({ session: s, afterSeq: 0, limit: 100, newestFirst: true, ...over })
+            .then((ts) => ts.map((t) => t.seq));
+        expect(await q({ limit: 4 })).toEqual([6, 5, 4, 3]);
+        expect(await q({ untilSeq: 2, limit: 4 })).toEqual([2, 1]);
+        expect(await q({ afterSeq: 4 })).toEqual([6, 5]);
+        expect(await q({ afterSeq: 1, untilSeq: 3 })).toEqual([3, 2]);
+        expect(await q({ participantId: "a" })).toEqual([6, 4, 2]);
+        expect(await q({ participantId: "u", untilSeq: 4, limit: 1 })).toEqual([3]);
+        expect(await q({ afterSeq: 6 })).toEqual([]);
       });
     });
   });

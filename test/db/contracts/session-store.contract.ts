@@ -3,7 +3,7 @@
  * through the interface only.
  */
 import { describe, expect, it } from "vitest";
-import { AlreadyExistsError, NamespaceGoneError } from "../../../src/domain/errors.js";
+import { AlreadyExistsError, ConflictError, NamespaceGoneError, NotFoundError } from "../../../src/domain/errors.js";
 import { newUuid } from "../../../src/domain/ids.js";
 import type { StoredSession } from "../../../src/domain/session-model.js";
 import type { SessionListQuery } from "../../../src/domain/session-store.js";
@@ -315,6 +315,17 @@ export function describeSessionStoreContract(name: string, makeStores: StoresFac
         for (const t of filled.traceIds) expect(await ctx.stores.traces.get(ns.id, t)).toBeUndefined();
         // The other session keeps what it holds.
         expect((await sessions().find({ uuid: other.uuid }))?.stats).toMatchObject({ participantCount: 1, turnCount: 1, traceCount: 1, spanCount: 1 });
+      });
+
+      it("hard-deletes without a transaction; with a version, only while the session has it (ConflictError, NotFoundError)", async () => {
+        const ns = await newNamespace(ctx.stores);
+        const s = await insertSession(ctx.stores, ns.id);
+        const stored = (await sessions().find({ uuid: s.uuid }))!;
+        await sessions().update(s, { labels: { changed: "yes" } });
+        await expect(sessions().delete(s.uuid, ns.id, stored.version)).rejects.toBeInstanceOf(ConflictError);
+        expect(await sessions().find({ uuid: s.uuid })).toBeDefined();
+        expect(await sessions().delete(s.uuid, ns.id, stored.version + 1)).toEqual({ participants: 0, turns: 0, traces: 0, spans: 0, annotations: 0 });
+        await expect(sessions().delete(s.uuid, ns.id)).rejects.toBeInstanceOf(NotFoundError);
       });
     });
 
