@@ -12,6 +12,11 @@
  * For scale, a third contender is measured too: a bare connect-node server (plain HTTP/2 port, no
  * interceptors, no validation, no locking) whose AppendTurns handler runs the baseline INSERT. It shows
  * what gRPC itself costs on this machine; RESULT reports the service against it as `vs_bare_grpc`.
+ *
+ * CPU: the main thread's own CPU time (process.threadCpuUsage) over each service and bare round, which
+ * the worker marks (harness.ts cpuRound), divided by the round's calls: `cpu_us_per_call` and, per turn,
+ * `cpu_us_per_row` (the bare server's as `bare_cpu_*`). Target (issue 16): cpu_ratio <= 1.25 and
+ * vs_bare_grpc >= 0.85.
  */
 import { createClient, type ConnectRouter } from "@connectrpc/connect";
 import { isMainThread, parentPort, workerData } from "node:worker_threads";
@@ -19,7 +24,7 @@ import pg from "pg";
 import { ParticipantKind } from "../gen/sessiond/v1/conversation_pb.js";
 import { SessionService } from "../gen/sessiond/v1/session_service_pb.js";
 import { decodeSessionId } from "../src/domain/ids.js";
-import { grpcTransport, load, serveForWorker } from "./harness.js";
+import { cpuRound, grpcTransport, load, loadCounted, serveForWorker } from "./harness.js";
 
 const WRITERS = 16;
 const TURNS = 20;
@@ -56,9 +61,10 @@ function bareRoutes(pool: pg.Pool) {
 }
 
 if (isMainThread) {
-  const { service: s, baseline: b, bare: g } = await serveForWorker(new URL(import.meta.url), POOL, bareRoutes);
+  const { service: s, baseline: b, bare: g, cpuUsPerCall: cpu, bareCpuUsPerCall: bareCpu } = await serveForWorker(new URL(import.meta.url), POOL, bareRoutes);
   console.log(
-    `RESULT append ratio=${(s / b).toFixed(3)} service_tps=${s.toFixed(0)} baseline_tps=${b.toFixed(0)} bare_grpc_tps=${g.toFixed(0)} vs_bare_grpc=${(s / g).toFixed(3)}`,
+    `RESULT append ratio=${(s / b).toFixed(3)} service_tps=${s.toFixed(0)} baseline_tps=${b.toFixed(0)} bare_grpc_tps=${g.toFixed(0)} vs_bare_grpc=${(s / g).toFixed(3)}` +
+      ` cpu_us_per_call=${cpu.toFixed(0)} bare_cpu_us_per_call=${bareCpu.toFixed(0)} cpu_us_per_row=${(cpu / TURNS).toFixed(1)} bare_cpu_us_per_row=${(bareCpu / TURNS).toFixed(1)} cpu_ratio=${(cpu / bareCpu).toFixed(3)}`,
   );
   process.exit(0);
 }
@@ -141,9 +147,9 @@ const service: number[] = [];
 const baseline: number[] = [];
 const bare: number[] = [];
 for (let round = 0; round < ROUNDS; round++) {
-  service.push((await load(WRITERS, ROUND_MS, serviceCall)) * TURNS);
+  service.push((await cpuRound("service", () => loadCounted(WRITERS, ROUND_MS, serviceCall))) * TURNS);
   baseline.push((await load(WRITERS, ROUND_MS, baselineCall)) * TURNS);
-  bare.push((await load(WRITERS, ROUND_MS, bareCall)) * TURNS);
+  bare.push((await cpuRound("bare", () => loadCounted(WRITERS, ROUND_MS, bareCall))) * TURNS);
   console.log(`round ${round + 1}: service ${service.at(-1)!.toFixed(0)} turns/s, baseline ${baseline.at(-1)!.toFixed(0)} turns/s, bare gRPC ${bare.at(-1)!.toFixed(0)} turns/s`);
 }
 

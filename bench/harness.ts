@@ -4,7 +4,8 @@
  */
 import { mkdtempSync, chmodSync, rmSync } from "node:fs";
 import http2 from "node:http2";
-import { Worker } from "node:worker_threads";
+import { once } from "node:events";
+import { parentPort, Worker } from "node:worker_threads";
 import type { ConnectRouter, Transport } from "@connectrpc/connect";
 import { connectNodeAdapter, createGrpcTransport } from "@connectrpc/connect-node";
 import os from "node:os";
@@ -82,6 +83,11 @@ export async function benchApp(url: string, env: Record<string, string> = {}): P
 
 /** Runs `call` from `concurrency` closed loops for `ms`; returns completed calls per second. */
 export async function load(concurrency: number, ms: number, call: (i: number) => Promise<unknown>): Promise<number> {
+  return (await loadCounted(concurrency, ms, call)).rate;
+}
+
+/** {@link load}, also returning how many calls completed. */
+export async function loadCounted(concurrency: number, ms: number, call: (i: number) => Promise<unknown>): Promise<{ rate: number; calls: number }> {
   const end = performance.now() + ms;
   let done = 0;
   const start = performance.now();
@@ -93,7 +99,7 @@ export async function load(concurrency: number, ms: number, call: (i: number) =>
       }
     }),
   );
-  return done / ((performance.now() - start) / 1000);
+  return { rate: done / ((performance.now() - start) / 1000), calls: done };
 }
 
 /** The median of `values`. */
@@ -117,11 +123,34 @@ export interface Rounds {
   bare: number[];
 }
 
+/** A server the worker's rounds load, whose CPU per call the main thread measures. */
+export type CpuTarget = "service" | "bare";
+
+/** Worker -> main thread: a round on `target` starts, or ended after `calls` calls; the main thread answers "ack". */
+type RoundMark = { mark: "start"; target: CpuTarget } | { mark: "end"; target: CpuTarget; calls: number };
+
+/**
+ * In the load generator's worker: runs one round of `round` against `target` between two marks, so that
+ * the main thread (the servers) reads its own CPU time exactly around it. Returns the round's rate.
+ */
+export async function cpuRound(target: CpuTarget, round: () => Promise<{ rate: number; calls: number }>): Promise<number> {
+  const mark = async (m: RoundMark) => {
+    parentPort!.postMessage(m);
+    await once(parentPort!, "message");
+  };
+  await mark({ mark: "start", target });
+  const { rate, calls } = await round();
+  await mark({ mark: "end", target, calls });
+  return rate;
+}
+
 /**
  * The server side of a three-way benchmark, alone on this thread: sessiond (pool of `poolSize`) and a
  * bare connect-node HTTP/2 server whose routes `bareRoutes` builds over a pg pool of the same size. The
  * load generator is `workerUrl` (the benchmark's own file) run in a worker thread with workerData
- * { url, bareUrl, dbUrl }; it posts back its Rounds. Returns their medians once everything is stopped.
+ * { url, bareUrl, dbUrl }; it marks its service and bare rounds with {@link cpuRound} and posts back its
+ * Rounds. Returns their medians, and the medians of this thread's CPU µs per call over the marked rounds
+ * (`process.threadCpuUsage`: the servers' CPU; the worker's is its own), once everything is stopped.
  */
 export async function serveForWorker(workerUrl: URL, poolSize: number, bareRoutes: (pool: pg.Pool) => (router: ConnectRouter) => void) {
   const db = await benchDatabase();
@@ -131,8 +160,18 @@ export async function serveForWorker(workerUrl: URL, poolSize: number, bareRoute
   await new Promise<void>((r) => bare.listen(0, "127.0.0.1", r));
   const bareUrl = `http://127.0.0.1:${(bare.address() as { port: number }).port}`;
   const worker = new Worker(workerUrl, { workerData: { url: app.url, bareUrl, dbUrl: db.url } });
+  const cpu: Record<CpuTarget, number[]> = { service: [], bare: [] };
+  let started: NodeJS.CpuUsage | undefined;
   const rounds = await new Promise<Rounds>((resolve, reject) => {
-    worker.once("message", resolve);
+    worker.on("message", (m: RoundMark | Rounds) => {
+      if (!("mark" in m)) return resolve(m);
+      if (m.mark === "start") started = process.threadCpuUsage();
+      else {
+        const used = process.threadCpuUsage(started);
+        cpu[m.target].push((used.user + used.system) / m.calls);
+      }
+      worker.postMessage("ack");
+    });
     worker.once("error", reject);
   });
   await worker.terminate();
@@ -140,5 +179,11 @@ export async function serveForWorker(workerUrl: URL, poolSize: number, bareRoute
   await barePool.end();
   await app.stop();
   await db.close();
-  return { service: median(rounds.service), baseline: median(rounds.baseline), bare: median(rounds.bare) };
+  return {
+    service: median(rounds.service),
+    baseline: median(rounds.baseline),
+    bare: median(rounds.bare),
+    cpuUsPerCall: median(cpu.service),
+    bareCpuUsPerCall: median(cpu.bare),
+  };
 }

@@ -19,6 +19,11 @@
  * For scale, a third contender: a bare connect-node server (plain HTTP/2 port, no interceptors, no
  * validation) whose RecordSpans handler runs the baseline statement. It shows what gRPC itself costs on
  * this machine; RESULT reports the service against it as `vs_bare_grpc`.
+ *
+ * CPU: the main thread's own CPU time (process.threadCpuUsage) over each service and bare round, which
+ * the worker marks (harness.ts cpuRound), divided by the round's spans: `cpu_us_per_row` (and per call of
+ * 500 spans, `cpu_us_per_call`; the bare server's as `bare_cpu_*`). Target (issue 16): cpu_ratio <= 1.25
+ * and vs_bare_grpc >= 0.85.
  */
 import { randomBytes, randomUUID } from "node:crypto";
 import { isMainThread, parentPort, workerData } from "node:worker_threads";
@@ -30,7 +35,7 @@ import { SessionService } from "../gen/sessiond/v1/session_service_pb.js";
 import { SpanKind, StatusCode } from "../gen/sessiond/v1/trace_pb.js";
 import { TraceService } from "../gen/sessiond/v1/trace_service_pb.js";
 import { decodeSessionId } from "../src/domain/ids.js";
-import { grpcTransport, load, serveForWorker } from "./harness.js";
+import { cpuRound, grpcTransport, load, loadCounted, serveForWorker } from "./harness.js";
 
 const CLIENTS = 8;
 const TRACES = 5;
@@ -75,9 +80,10 @@ function bareRoutes(pool: pg.Pool) {
 }
 
 if (isMainThread) {
-  const { service: s, baseline: b, bare: g } = await serveForWorker(new URL(import.meta.url), POOL, bareRoutes);
+  const { service: s, baseline: b, bare: g, cpuUsPerCall: cpu, bareCpuUsPerCall: bareCpu } = await serveForWorker(new URL(import.meta.url), POOL, bareRoutes);
   console.log(
-    `RESULT ingest ratio=${(s / b).toFixed(3)} service_sps=${s.toFixed(0)} baseline_sps=${b.toFixed(0)} bare_grpc_sps=${g.toFixed(0)} vs_bare_grpc=${(s / g).toFixed(3)}`,
+    `RESULT ingest ratio=${(s / b).toFixed(3)} service_sps=${s.toFixed(0)} baseline_sps=${b.toFixed(0)} bare_grpc_sps=${g.toFixed(0)} vs_bare_grpc=${(s / g).toFixed(3)}` +
+      ` cpu_us_per_row=${(cpu / SPANS).toFixed(1)} bare_cpu_us_per_row=${(bareCpu / SPANS).toFixed(1)} cpu_us_per_call=${cpu.toFixed(0)} bare_cpu_us_per_call=${bareCpu.toFixed(0)} cpu_ratio=${(cpu / bareCpu).toFixed(3)}`,
   );
   process.exit(0);
 }
@@ -159,9 +165,9 @@ const bareCall = async (i: number) => {
 for (const call of [serviceCall, baselineCall, bareCall]) await load(CLIENTS, 1500, call);
 const [service, baseline, bare]: number[][] = [[], [], []];
 for (let round = 0; round < ROUNDS; round++) {
-  service.push((await load(CLIENTS, ROUND_MS, serviceCall)) * SPANS);
+  service.push((await cpuRound("service", () => loadCounted(CLIENTS, ROUND_MS, serviceCall))) * SPANS);
   baseline.push((await load(CLIENTS, ROUND_MS, baselineCall)) * SPANS);
-  bare.push((await load(CLIENTS, ROUND_MS, bareCall)) * SPANS);
+  bare.push((await cpuRound("bare", () => loadCounted(CLIENTS, ROUND_MS, bareCall))) * SPANS);
   console.log(`round ${round + 1}: service ${service.at(-1)!.toFixed(0)} spans/s, baseline ${baseline.at(-1)!.toFixed(0)} spans/s, bare gRPC ${bare.at(-1)!.toFixed(0)} spans/s`);
 }
 
