@@ -67,6 +67,25 @@ export async function hasCitus(db: Pick<EntityManager, "query">): Promise<boolea
   return row.citus;
 }
 
+const citusByDataSource = new WeakMap<object, Promise<boolean>>();
+
+/**
+ * {@link hasCitus} for the DataSource behind `db`, asked once per DataSource: for statements that have
+ * a cheaper form on plain Postgres than the one Citus can run on a single shard.
+ */
+export function onCitus(db: EntityManager): Promise<boolean> {
+  const key = db.connection;
+  let known = citusByDataSource.get(key);
+  if (!known) {
+    // Asked through `db` itself (a transaction's own connection when it is one): never a second
+    // pooled connection while this one is held.
+    known = hasCitus(db);
+    citusByDataSource.set(key, known);
+    known.catch(() => citusByDataSource.delete(key));
+  }
+  return known;
+}
+
 /**
  * Distributes the tables when the database has Citus and they are not yet (in one transaction of its
  * own, or the caller's when `db` is in one). Without Citus it reads one row and returns.

@@ -139,11 +139,18 @@ function hasUnstorable(value: JsonValue): boolean {
 
 /** Checks a JSON object (session data by default): no NUL characters, at most `max` bytes as JSON. */
 export function checkData(data: JsonObject, field = "data", max = MAX_DATA_BYTES): JsonObject {
+  checkedJson(data, field, max);
+  return data;
+}
+
+/** {@link checkData}, returning the JSON text it measured (for a writer that stores it as is). */
+export function checkedJson(data: JsonValue, field: string, max: number): string {
   if (hasUnstorable(data)) throw new InvalidInputError(field, "must not contain NUL characters or lone surrogates (Postgres jsonb cannot store them)");
   const json = JSON.stringify(data);
-  const bytes = Buffer.byteLength(json, "utf8");
+  // Bytes are at most 3 a UTF-16 unit: short texts skip the exact count.
+  const bytes = json.length * 3 <= max ? json.length : Buffer.byteLength(json, "utf8");
   if (bytes > max) throw new InvalidInputError(field, `must be at most ${max} bytes as JSON, got ${bytes}`);
-  return data;
+  return json;
 }
 
 /** Resolves expires_after (ms, undefined when unset) against its default and bounds. */

@@ -3,7 +3,7 @@
  * limits for their fields.
  */
 import { InvalidInputError } from "./errors.js";
-import { checkData, checkText, type JsonObject } from "./session-model.js";
+import { checkData, checkedJson, checkText, type JsonObject, type JsonValue } from "./session-model.js";
 
 /** A span to record (times already decoded; undefined when missing). */
 export interface SpanInput {
@@ -34,6 +34,12 @@ export interface SpanEvent {
 export interface Span extends SpanInput {
   startTime: Date;
   endTime: Date;
+  /**
+   * The attributes and events as the JSON text validation measured (set by checkSpan), so that the
+   * writer does not serialize them a second time.
+   */
+  attributesJson?: string;
+  eventsJson?: string;
 }
 
 /** A trace as listed. */
@@ -116,15 +122,22 @@ export function checkSpan(s: SpanInput, at: string): Span {
   if (s.endTime < s.startTime) throw new InvalidInputError(`${at}.end_time`, "must not be before start_time");
   if (!Number.isInteger(s.statusCode) || s.statusCode < 0 || s.statusCode > 2) throw new InvalidInputError(`${at}.status_code`, `unknown status code ${s.statusCode}`);
   checkText(`${at}.status_message`, s.statusMessage, MAX_STATUS_MESSAGE);
-  checkData(s.attributes, `${at}.attributes`, MAX_ATTRIBUTES_BYTES);
+  const attributesJson = checkedJson(s.attributes, `${at}.attributes`, MAX_ATTRIBUTES_BYTES);
   if (s.events.length > MAX_EVENTS) throw new InvalidInputError(`${at}.events`, `at most ${MAX_EVENTS}, got ${s.events.length}`);
-  s.events.forEach((e, i) => {
-    checkText(`${at}.events[${i}].name`, e.name, MAX_SPAN_NAME, { required: true });
-    checkData(e.attributes, `${at}.events[${i}].attributes`, MAX_EVENTS_BYTES);
-  });
-  const eventBytes = Buffer.byteLength(JSON.stringify(s.events), "utf8");
-  if (eventBytes > MAX_EVENTS_BYTES) throw new InvalidInputError(`${at}.events`, `must be at most ${MAX_EVENTS_BYTES} bytes as JSON, got ${eventBytes}`);
-  return { ...s, traceId, spanId, parentSpanId, startTime: s.startTime, endTime: s.endTime };
+  let eventsJson = "[]";
+  if (s.events.length) {
+    s.events.forEach((e, i) => checkText(`${at}.events[${i}].name`, e.name, MAX_SPAN_NAME, { required: true }));
+    try {
+      // The events serialized once; what they hold is checked with them (an event's attributes can
+      // only be too large if all the events are).
+      eventsJson = checkedJson(s.events as unknown as JsonValue, `${at}.events`, MAX_EVENTS_BYTES);
+    } catch (err) {
+      // Name the event at fault when one is.
+      s.events.forEach((e, i) => checkData(e.attributes, `${at}.events[${i}].attributes`, MAX_EVENTS_BYTES));
+      throw err;
+    }
+  }
+  return { ...s, traceId, spanId, parentSpanId, startTime: s.startTime, endTime: s.endTime, attributesJson, eventsJson };
 }
 
 /** Checks a RecordSpans batch; errors name the span, e.g. spans[3].end_time. */
