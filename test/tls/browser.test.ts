@@ -22,6 +22,7 @@ import { freePort } from "../../src/net/free-port.js";
 import { bearer, TEST_ADMIN_KEY } from "../setup/auth.js";
 import type { IssuedCert } from "../setup/certs.js";
 import { bundle, newPage, noBrowser, screenshot, useBrowser, type StaticFile } from "../setup/browser.js";
+import { PAGE_HTML, PAGE_SCRIPT } from "../setup/chatkit-page.js";
 import { useServer } from "../setup/server.js";
 import { spkiSha256, useTlsFixtures } from "../setup/tls-fixtures.js";
 
@@ -55,55 +56,7 @@ async function tlsOf(response: Response) {
 const nextHopProtocol = (page: Page, suffix: string) =>
   page.evaluate((s) => (performance.getEntriesByType("resource") as unknown as { name: string; nextHopProtocol: string }[]).find((e) => e.name.endsWith(s))?.nextHopProtocol, suffix);
 
-/** The page of ChatKit's flow: secret and API URL in the hash; appends, lists, tries ListSessions. */
-const PAGE_SCRIPT = `
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-web";
-import { SessionService } from "../../gen/sessiond/v1/session_service_pb.js";
-
-const params = new URLSearchParams(location.hash.slice(1));
-const secret = params.get("secret") ?? "";
-const client = createClient(SessionService, createConnectTransport({
-  baseUrl: params.get("api") ?? "",
-  interceptors: [(next) => (req) => {
-    req.header.set("Authorization", "Bearer " + secret);
-    return next(req);
-  }],
-}));
-const failure = (err: unknown) => {
-  const e = ConnectError.from(err);
-  return Code[e.code] + ": " + e.rawMessage;
-};
-const result: Record<string, unknown> = {};
-try {
-  const appended = await client.appendTurns({ turns: [
-    { participantId: "alice", content: "Hello over https" },
-    { participantId: "alice", content: "Still there?" },
-  ] });
-  result.appended = appended.turns.map((t) => Number(t.seq));
-  const { turns } = await client.listTurns({});
-  result.turns = turns.map((t) => t.participantId + ": " + t.content);
-  document.getElementById("turns")!.replaceChildren(...turns.map((t) => {
-    const li = document.createElement("li");
-    li.textContent = t.participantId + ": " + t.content;
-    return li;
-  }));
-} catch (err) {
-  result.error = failure(err);
-}
-try {
-  await client.listSessions({});
-  result.listSessions = "allowed";
-} catch (err) {
-  result.listSessions = failure(err);
-}
-document.getElementById("result")!.textContent = JSON.stringify(result);
-`;
-
-const PAGE_HTML = `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Chat over https</title><script type="module" src="/chat.js"></script></head>
-<body style="font: 15px system-ui; margin: 24px"><h1>Chat (another https origin)</h1><ol id="turns"></ol>
-<pre id="result" style="white-space: pre-wrap; color: #666"></pre></body></html>`;
+// The page of ChatKit's flow is the one the cleartext browser test serves (test/setup/chatkit-page.ts).
 
 // The page's origin must be known before sessiond starts (SESSIOND_CORS_ORIGINS).
 const pagePort = await freePort();
@@ -180,20 +133,23 @@ describe.skipIf(noBrowser)("Chromium over https, trusting the test CA", { timeou
     await page.locator("#result:not(:empty)").waitFor({ timeout: PATIENCE_MS });
     expect(JSON.parse((await page.locator("#result").textContent()) ?? "{}")).toEqual({
       appended: [1, 2],
-      turns: ["alice: Hello over https", "alice: Still there?"],
-      listSessions: expect.stringMatching(/^PermissionDenied: a client secret may not call sessiond\.v1\.SessionService\/ListSessions/),
+      turns: [
+        { seq: 1, participantId: "alice", content: "Hello from Chromium" },
+        { seq: 2, participantId: "alice", content: "Is anyone there?" },
+      ],
+      listSessions: expect.stringMatching(/^PERMISSION_DENIED: a client secret may not call sessiond\.v1\.SessionService\/ListSessions/),
     });
     // The call crossed origins to sessiond's https port, and sessiond allowed this origin.
     const response = await appended;
     expect(await tlsOf(response)).toMatchObject({ issuer: "test-ca", subjectName: "localhost" });
     expect(await response.headerValue("access-control-allow-origin")).toBe(site.origin);
-    expect(await page.locator("#turns li").allTextContents()).toEqual(["alice: Hello over https", "alice: Still there?"]);
+    expect(await page.locator("#turns li").allTextContents()).toEqual(["alice: Hello from Chromium", "alice: Is anyone there?"]);
     await screenshot(page, "tls-browser-client");
 
     const { turns } = await admin.listTurns({ id: session!.id });
     expect(turns.map((t) => [Number(t.seq), t.participantId, t.content])).toEqual([
-      [1, "alice", "Hello over https"],
-      [2, "alice", "Still there?"],
+      [1, "alice", "Hello from Chromium"],
+      [2, "alice", "Is anyone there?"],
     ]);
     expect(errors).toEqual([]);
     await page.context().close();
