@@ -125,15 +125,21 @@ export function createConversationService(stores: Stores): ConversationService {
       const limit = checkPageSize(input.pageSize, DEFAULT_TURN_PAGE);
       if (input.afterSeq < 0 || !Number.isSafeInteger(input.afterSeq)) throw new InvalidInputError("after_seq", `must be between 0 and ${Number.MAX_SAFE_INTEGER}`);
       if (input.participantId) checkParticipantId(input.participantId);
-      const session = await loadSession(stores.sessions, input.address);
       const newestFirst = input.newestFirst === true;
+      // By a global id alone (what UIs and client secrets hold), the turns are read at once, with the
+      // session's existence checked in the same statement; the session is read only when no turn came
+      // back, to tell an empty page from a missing session.
+      const ref = parseAddress(input.address);
+      const direct = ref.kind === "uuid" && ref.namespace === undefined && ref.namespaceId !== undefined ? { namespaceId: ref.namespaceId, uuid: ref.uuid } : undefined;
+      const session = direct ?? (await loadSession(stores.sessions, input.address));
       // `newest` only when set, so tokens of the ascending order keep the fingerprint they always had;
       // a token of one order is stale in the other.
       const fp = fingerprint({ session: session.uuid, participant: input.participantId, after: input.afterSeq, newest: newestFirst || undefined });
       const cursor = input.pageToken ? decodeSeqToken(input.pageToken, fp, "the session, participant_id, after_seq and newest_first") : undefined;
       // Ascending, a page starts after the last seq served; descending, below it (down to after_seq).
       const range = newestFirst ? { afterSeq: input.afterSeq, untilSeq: cursor === undefined ? undefined : cursor - 1 } : { afterSeq: cursor ?? input.afterSeq };
-      const rows = await stores.conversations.turns({ session, participantId: input.participantId || undefined, ...range, newestFirst, limit: limit + 1 });
+      const rows = await stores.conversations.turns({ session, participantId: input.participantId || undefined, ...range, newestFirst, limit: limit + 1, ifVisible: direct !== undefined });
+      if (direct && !rows.length) await loadSession(stores.sessions, input.address);
       const page = pageOf(rows, limit, (last) => encodeSeqToken(last.seq, fp));
       return { turns: page.items, nextPageToken: page.nextPageToken };
     },

@@ -55,6 +55,11 @@ export interface TurnQuery {
   /** Descending seq order (the newest first) instead of ascending. */
   newestFirst?: boolean;
   limit: number;
+  /**
+   * Only if the session exists and is not soft-deleted, checked by the same statement (so a read by
+   * global id needs no read of the session first); without it the caller has checked.
+   */
+  ifVisible?: boolean;
 }
 
 /** Participant and turn storage bound to one connection or transaction. */

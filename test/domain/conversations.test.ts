@@ -188,6 +188,22 @@ describe("AppendTurns", () => {
 });
 
 describe("ListTurns", () => {
+  it("by global id reads the turns in one statement, and still answers NOT_FOUND for a session that is gone or soft-deleted", async () => {
+    const c = ctx.services.conversations;
+    const list = (id: string) => c.listTurns({ address: byId(id), participantId: "", afterSeq: 0, pageSize: 0, pageToken: "", newestFirst: true });
+    const s = await conversation("list-visible");
+    await c.append(byId(s.id), [turn("u", "one"), turn("a", "two")], "");
+    expect((await list(s.id)).turns.map((t) => t.content)).toEqual(["two", "one"]);
+    const empty = await conversation("list-empty");
+    expect((await list(empty.id)).turns).toEqual([]);
+    await ctx.sessions.softDelete(byId(s.id));
+    await expect(list(s.id)).rejects.toThrow(NotFoundError);
+    await ctx.sessions.undelete(byId(s.id));
+    expect((await list(s.id)).turns).toHaveLength(2);
+    await ctx.sessions.delete(byId(s.id), "");
+    await expect(list(s.id)).rejects.toThrow(NotFoundError);
+  });
+
   it("pages by sequence number, filters by participant and after_seq, and refuses stale tokens", async () => {
     const s = await conversation("list-turns");
     const c = ctx.services.conversations;

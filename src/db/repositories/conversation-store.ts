@@ -203,6 +203,8 @@ export function createConversationStore(db: DataSource | EntityManager): Convers
     async turns(query) {
       const params: unknown[] = [query.session.namespaceId, query.session.uuid, query.afterSeq];
       const where = ["t.namespace_id = $1", "t.session_id = $2", "t.seq > $3"];
+      // The session's own row, by its unique key, in the same statement (and on Citus the same shard).
+      if (query.ifVisible) where.push("EXISTS (SELECT 1 FROM sessions s WHERE s.namespace_id = $1 AND s.id = $2 AND s.delete_time IS NULL)");
       if (query.untilSeq !== undefined) {
         params.push(query.untilSeq);
         where.push(`t.seq <= $${params.length}`);
