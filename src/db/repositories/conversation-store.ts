@@ -13,6 +13,7 @@ import type { ConversationState, Participant, Turn } from "../../domain/conversa
 import type { ConversationStore } from "../../domain/conversation-store.js";
 import { namedStatements } from "../data-source.js";
 import { isNotNullViolation, isUniqueViolation } from "../errors.js";
+import { statsOf } from "./session-store.js";
 
 const PARTICIPANT_COLUMNS = `p.participant_id, p.kind, p.display_name, p.metadata, p.insights, p.last_integrated_seq, p.bound_time, p.left_time`;
 const TURN_COLUMNS = `t.seq, p.participant_id, t.role, t.content, t.tool_calls, t.metadata, t.request_id, t.create_time`;
@@ -45,17 +46,7 @@ function toTurn(row: any): Turn {
 
 /** A session's counters and last seq, from the columns of the sessions row (the append function returns them under these names). */
 function toState(row: any): ConversationState {
-  return {
-    stats: {
-      participantCount: row.participant_count,
-      turnCount: row.turn_count,
-      traceCount: row.trace_count,
-      spanCount: row.span_count,
-      memoriesExtracted: row.memories_extracted,
-      integrationCount: row.integration_count,
-    },
-    lastSeq: Number(row.last_seq),
-  };
+  return { stats: statsOf(row), lastSeq: Number(row.last_seq) };
 }
 
 /**

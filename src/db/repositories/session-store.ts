@@ -6,7 +6,7 @@
  */
 import type { EntityManager } from "typeorm";
 import { AlreadyExistsError, ConflictError, NamespaceGoneError, NotFoundError } from "../../domain/errors.js";
-import type { StoredSession } from "../../domain/session-model.js";
+import type { SessionStats, StoredSession } from "../../domain/session-model.js";
 import type { SessionStore } from "../../domain/session-store.js";
 import { isForeignKeyViolation, isUniqueViolation, translated } from "../errors.js";
 import { deleteBatch } from "./bulk-delete-store.js";
@@ -21,6 +21,18 @@ export const NAMESPACE_CACHE_MS = 5000;
 const COLUMNS = `s.id, s.namespace_id, s.external_id, s.user_id, s.workflow_id, s.workflow_version, s.data, s.labels, s.state,
   s.version, s.create_time, s.update_time, s.delete_time, s.expire_time, s.max_requests_per_minute, s.participant_count,
   s.turn_count, s.trace_count, s.span_count, s.memories_extracted, s.integration_count, n.name AS namespace_name`;
+
+/** A session's counters, from the columns of its row (or of a function returning them under these names). */
+export function statsOf(row: any): SessionStats {
+  return {
+    participantCount: row.participant_count,
+    turnCount: row.turn_count,
+    traceCount: row.trace_count,
+    spanCount: row.span_count,
+    memoriesExtracted: row.memories_extracted,
+    integrationCount: row.integration_count,
+  };
+}
 
 function toSession(row: any): StoredSession {
   return {
@@ -38,14 +50,7 @@ function toSession(row: any): StoredSession {
     deleteTime: row.delete_time,
     expireTime: row.expire_time,
     version: row.version,
-    stats: {
-      participantCount: row.participant_count,
-      turnCount: row.turn_count,
-      traceCount: row.trace_count,
-      spanCount: row.span_count,
-      memoriesExtracted: row.memories_extracted,
-      integrationCount: row.integration_count,
-    },
+    stats: statsOf(row),
     maxRequestsPerMinute: row.max_requests_per_minute,
   };
 }
