@@ -89,7 +89,7 @@ export interface Config {
    * Client certificates that are credentials (`SESSIOND_TLS_CLIENT_IDENTITIES`, a JSON array; needs
    * SESSIOND_TLS_CLIENT_CA_FILE), e.g.
    * `[{"uri":"spiffe://mesh.example/ns/app/sa/agent","role":"writer","namespace":"demo"},{"cn":"ops","role":"admin"}]`:
-   * each names a SAN URI (`*` at the end matches by prefix), a SAN DNS name or a subject common name,
+   * each names a SAN URI (`/*` at the end matches by prefix), a SAN DNS name (any case) or a subject common name,
    * a role (reader, writer, admin) and optionally the one namespace it may reach (all when left out).
    * The first that matches wins.
    */
@@ -108,6 +108,7 @@ export interface TlsConfig {
 
 import { MIN_BOOTSTRAP_SECRET_LENGTH, type Role } from "./domain/access.js";
 import type { CertificateIdentity } from "./domain/certificate-identities.js";
+import { SSL_MODES, takeParameters } from "./db/postgres-tls.js";
 import { readTracingSettings, type TracingSettings } from "./telemetry/settings.js";
 
 /** A configuration value that could not be accepted. */
@@ -154,9 +155,14 @@ function databaseUrl(raw: string | undefined): string | undefined {
   if (!raw) return undefined;
   const value = /[?&]pgbouncer=([^&]*)/.exec(raw)?.[1];
   if (value !== undefined && value !== "true" && value !== "false") throw new ConfigError(`DATABASE_URL: pgbouncer must be true or false, got "${value}"`);
-  const sslmode = /[?&]sslmode=([^&]*)/.exec(raw)?.[1];
-  if (sslmode !== undefined && !["disable", "prefer", "require", "verify-ca", "verify-full"].includes(sslmode)) {
-    throw new ConfigError(`DATABASE_URL: sslmode must be disable, prefer, require, verify-ca or verify-full, got "${sslmode}"${sslmode === "allow" ? " (sessiond cannot fall back between plaintext and TLS)" : ""}`);
+  let sslmode: string | undefined;
+  try {
+    sslmode = takeParameters(raw, ["sslmode"]).values.get("sslmode");
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
+  }
+  if (sslmode !== undefined && !(SSL_MODES as readonly string[]).includes(sslmode)) {
+    throw new ConfigError(`DATABASE_URL: sslmode must be ${SSL_MODES.slice(0, -1).join(", ")} or ${SSL_MODES.at(-1)}, got "${sslmode}"${sslmode === "allow" ? " (sessiond cannot fall back between plaintext and TLS)" : ""}`);
   }
   return raw;
 }
@@ -209,6 +215,8 @@ function clientIdentities(raw: string | undefined, tls: TlsConfig | undefined): 
     const by = named[0];
     const value = o[by];
     if (typeof value !== "string" || value === "" || value === "*") throw new ConfigError(`${at}.${by}: expected a non-empty string`);
+    // A prefix ends at a path segment: "spiffe://m/ns/app/*", never "spiffe://m/ns/app*" (which would take app-evil too).
+    if (value.endsWith("*") && (by !== "uri" || !value.endsWith("/*"))) throw new ConfigError(`${at}.${by}: a prefix is a uri ending in "/*", e.g. "spiffe://cluster.local/ns/app/*"`);
     if (typeof o.role !== "string" || !ROLE_NAMES.has(o.role as Role)) throw new ConfigError(`${at}.role: expected reader, writer or admin`);
     if (o.namespace !== undefined && o.namespace !== null && (typeof o.namespace !== "string" || o.namespace === "")) throw new ConfigError(`${at}.namespace: expected a namespace name (leave it out for all namespaces)`);
     if (seen.has(`${by}:${value}`)) throw new ConfigError(`${at}.${by}: "${value}" is listed twice`);

@@ -135,11 +135,6 @@ export function build(deps: ServerDeps): Server {
     onError: (err, where) => logger.debug({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code }, where }, "connection error"),
     tls: tls ? { options: tls.options, required: config.tls!.required } : undefined,
   });
-  tls?.watch(config.tls!.reloadIntervalMs, (options) => port.setSecureContext(options), {
-    reloaded: (info) => logger.info({ subject: info.subject, not_after: info.notAfter }, "TLS certificate reloaded"),
-    // The old certificate keeps serving; a rotation written file by file fails once, then succeeds.
-    failed: (err) => logger.warn({ err: { message: err.message } }, "TLS files changed but could not be loaded; still serving the previous certificate"),
-  });
 
   port.http2.on("session", (session) => session.setLocalWindowSize(window));
 
@@ -153,6 +148,11 @@ export function build(deps: ServerDeps): Server {
           port.listener.off("error", reject);
           const { port: bound } = port.listener.address() as AddressInfo;
           if (tls) logger.info({ cleartext: config.tls!.required ? "refused" : "served", mutual: tls.mutual, reload_interval_ms: config.tls!.reloadIntervalMs }, "TLS on the port");
+          tls?.watch(config.tls!.reloadIntervalMs, (options) => port.setSecureContext(options), {
+            reloaded: (info) => logger.info({ subject: info.subject, not_after: info.notAfter }, "TLS certificate reloaded"),
+            // The old certificate keeps serving; a rotation written file by file fails once, then succeeds.
+            failed: (err) => logger.warn({ err: { message: err.message } }, "TLS files changed but could not be loaded; still serving the previous certificate"),
+          });
           resolve({ port: bound, url: `${port.tls ? "https" : "http"}://${urlHost(config.host)}:${bound}` });
         });
       });

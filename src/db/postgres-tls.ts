@@ -108,7 +108,11 @@ export function postgresTls(url: string): PostgresTls {
   if (system && mode !== "verify-full") throw new Error(`DATABASE_URL: sslrootcert=system needs sslmode=verify-full, got "${mode}"`);
   if (mode === "verify-ca" && rootCert === undefined) throw new Error("DATABASE_URL: sslmode=verify-ca needs sslrootcert=<CA file> (with a public CA anyone it signed could pose as the server: use verify-full)");
   const ssl: PostgresSsl = {};
-  if (system) ssl.ca = [...tls.getCACertificates("system")];
+  if (system) {
+    // tls.getCACertificates is Node 22.15+ (sessiond runs on the pinned Node 24).
+    if (typeof tls.getCACertificates !== "function") throw new Error(`DATABASE_URL: sslrootcert=system needs Node 22.15 or later (this is ${process.versions.node})`);
+    ssl.ca = [...tls.getCACertificates("system")];
+  }
   else if (rootCert !== undefined) ssl.ca = read("sslrootcert", rootCert);
   if (mode === "prefer" || mode === "require") {
     // Without a CA file: encryption only. With one: verify-ca, as libpq does.

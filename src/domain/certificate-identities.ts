@@ -21,6 +21,12 @@ export interface PeerCertificate {
   chained: boolean;
   /** The TLS stack's reason when it is not (e.g. CERT_HAS_EXPIRED, UNABLE_TO_VERIFY_LEAF_SIGNATURE, INVALID_PURPOSE). */
   chainError?: string;
+  /**
+   * Its validity. The TLS stack checked it at the handshake; it is checked again on every call, since
+   * a connection (a long-lived HTTP/2 one) can outlive the certificate that opened it.
+   */
+  notBefore: Date;
+  notAfter: Date;
   /** The subject's common name, if any. */
   commonName?: string;
   /** SAN URIs. */
@@ -57,20 +63,21 @@ function nameOf(identity: CertificateIdentity): string {
   return identity.uri !== undefined ? `uri:${identity.uri}` : identity.dns !== undefined ? `dns:${identity.dns}` : `cn:${identity.cn}`;
 }
 
+/** Whether `value` (a lowercase DNS name in certificates' SANs, any case in configuration) is `name`. */
+const sameDnsName = (value: string, name: string) => value.toLowerCase() === name.toLowerCase();
+
 /** What a certificate presented names, against one identity. */
 function matches(identity: CertificateIdentity, cert: PeerCertificate): boolean {
   if (identity.uri !== undefined) {
     const u = identity.uri;
     return u.endsWith("*") ? cert.uris.some((v) => v.startsWith(u.slice(0, -1))) : cert.uris.includes(u);
   }
-  if (identity.dns !== undefined) return cert.dnsNames.includes(identity.dns);
+  if (identity.dns !== undefined) return cert.dnsNames.some((d) => sameDnsName(d, identity.dns!));
   return identity.cn !== undefined && cert.commonName === identity.cn;
 }
 
 /** Maps client certificates to principals. */
 export interface CertificateIdentities {
-  /** Whether any identity is configured. */
-  readonly configured: boolean;
   /** The principal of `cert`. @throws CertificateRefusedError */
   identify(cert: PeerCertificate): Extract<Principal, { kind: "certificate" }>;
 }
@@ -78,11 +85,13 @@ export interface CertificateIdentities {
 /**
  * The identities, checked in order: the first that matches wins (so list exact names before prefixes).
  */
-export function createCertificateIdentities(identities: readonly CertificateIdentity[]): CertificateIdentities {
+export function createCertificateIdentities(identities: readonly CertificateIdentity[], now: () => number = Date.now): CertificateIdentities {
   return {
-    configured: identities.length > 0,
     identify(cert) {
       if (!cert.chained) throw new CertificateRefusedError(`does not chain to the client CA or is out of its validity (${cert.chainError ?? "unverified"})`);
+      const at = now();
+      if (at > cert.notAfter.getTime()) throw new CertificateRefusedError("does not chain to the client CA or is out of its validity (CERT_HAS_EXPIRED since the connection opened)");
+      if (at < cert.notBefore.getTime()) throw new CertificateRefusedError("does not chain to the client CA or is out of its validity (CERT_NOT_YET_VALID)");
       const identity = identities.find((i) => matches(i, cert));
       if (!identity) throw new CertificateRefusedError("it maps to no configured identity (SESSIOND_TLS_CLIENT_IDENTITIES)");
       return { kind: "certificate", identity: nameOf(identity), role: identity.role, namespace: identity.namespace };

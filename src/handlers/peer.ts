@@ -37,6 +37,8 @@ function read(socket: TLSSocket | undefined): PeerCertificate | null {
   return {
     chained: socket.authorized,
     chainError: socket.authorized ? undefined : String(socket.authorizationError ?? "unverified"),
+    notBefore: new Date(x.validFrom),
+    notAfter: new Date(x.validTo),
     commonName: commonName(x.subject),
     uris: san.URI ?? [],
     dnsNames: san.DNS ?? [],

@@ -18,9 +18,8 @@
  * TLS: a connection whose first byte is a TLS handshake record (0x16; no HTTP request or preface starts
  * with it) goes to a `tls.Server` that never listens itself. Node's TLSSocket takes the sniffed bytes
  * back from the socket's buffer before reading the handle. Once the handshake is done, ALPN picks the
- * server: `h2` the HTTP/2 one, `http/1.1` the HTTP/1.1 one; a client that offered no ALPN is sniffed
- * again (HTTP/2 prior knowledge over TLS is rare but legal). With `tls.required`, a cleartext
- * connection gets a plain 400 naming https (an HTTP/2 one, a GOAWAY saying so).
+ * server: `h2` the HTTP/2 one, anything else (`http/1.1`, or no ALPN) the HTTP/1.1 one. With
+ * `tls.required`, a cleartext connection gets a plain 400 naming https (an HTTP/2 one, a GOAWAY saying so).
  */
 import http from "node:http";
 import http2 from "node:http2";
@@ -162,13 +161,17 @@ export function createOnePortServer(handler: DualRequestListener, options: OnePo
   const tlsServer = options.tls
     ? tls.createServer({ ...options.tls.options, ALPNProtocols: ["h2", "http/1.1"], handshakeTimeout: sniffTimeoutMs })
     : undefined;
+  // TLS sockets on top of the TCP ones in `sockets` (which count connections): destroyed with them.
+  const secureSockets = new Set<tls.TLSSocket>();
   tlsServer?.on("secureConnection", (secure: tls.TLSSocket) => {
-    sockets.add(secure);
-    secure.once("close", () => sockets.delete(secure));
-    secure.on("error", (err) => onError(err, "socket"));
+    secureSockets.add(secure);
+    secure.once("close", () => secureSockets.delete(secure));
+    // Errors of the connection are reported once, by the TCP socket under it.
+    secure.on("error", () => {});
+    // HTTP/2 only by ALPN (Node's HTTP/2 server refuses a TLS connection that did not negotiate it);
+    // a client that offered no ALPN gets HTTP/1.1, as Node's allowHTTP1 does.
     if (secure.alpnProtocol === "h2") h2.emit("connection", secure);
-    else if (secure.alpnProtocol === "http/1.1") h1.emit("connection", secure);
-    else sniff(secure);
+    else h1.emit("connection", secure);
   });
   // A failed handshake (a cleartext client, an old protocol version, no shared cipher, a timeout): the
   // TLS server destroys the socket itself.
@@ -177,21 +180,19 @@ export function createOnePortServer(handler: DualRequestListener, options: OnePo
   function sniff(socket: net.Socket): void {
     let head: Buffer | undefined;
     const onTimeout = () => socket.destroy();
-    const encrypted = socket instanceof tls.TLSSocket;
     const onData = (chunk: Buffer) => {
       head = head ? Buffer.concat([head, chunk]) : chunk;
-      if (!encrypted && tlsServer && head[0] === TLS_HANDSHAKE) return handOver(tlsServer, head);
+      if (tlsServer && head[0] === TLS_HANDSHAKE) return handOver(tlsServer, head);
       const n = Math.min(head.length, PREFACE.length);
       const isH2 = head.compare(PREFACE, 0, n, 0, n) === 0;
-      if (!encrypted && tlsRequired && (!isH2 || head.length >= PREFACE.length)) return refuseCleartext(isH2);
+      if (tlsRequired && (!isH2 || head.length >= PREFACE.length)) return refuseCleartext(isH2);
       if (!isH2) handOver(h1, head);
       else if (head.length >= PREFACE.length) handOver(h2, head);
       // else: a prefix of the preface so far (a partial first read): wait for more bytes.
     };
     const refuseCleartext = (isH2: boolean) => {
       socket.off("data", onData);
-      socket.off("timeout", onTimeout);
-      socket.setTimeout(0);
+      // The sniff timeout stays: a client that never closes its side is dropped by it.
       socket.end(isH2 ? TLS_REQUIRED_GOAWAY : TLS_REQUIRED_ANSWER);
     };
     const handOver = (target: net.Server, bytes: Buffer) => {
@@ -241,6 +242,7 @@ export function createOnePortServer(handler: DualRequestListener, options: OnePo
     },
     destroyAll() {
       for (const session of sessions) session.destroy();
+      for (const socket of secureSockets) socket.destroy();
       for (const socket of sockets) socket.destroy();
     },
   };

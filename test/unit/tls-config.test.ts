@@ -50,23 +50,29 @@ describe("SESSIOND_TLS_CLIENT_IDENTITIES", () => {
     expect(() => identities([{ cn: "ops", role: "admin", namespace: "" }])).toThrow(/\[0\]\.namespace:/);
     expect(() => identities([{ cn: "ops", role: "admin", scope: "x" }])).toThrow(/\[0\]\.scope: unknown field/);
     expect(() => identities([{ uri: "*", role: "admin" }])).toThrow(/\[0\]\.uri: expected a non-empty string/);
+    expect(() => identities([{ uri: "spiffe://m/ns/app*", role: "admin" }])).toThrow(/\[0\]\.uri: a prefix is a uri ending in "\/\*"/);
+    expect(() => identities([{ cn: "ops*", role: "admin" }])).toThrow(/\[0\]\.cn: a prefix is a uri ending in "\/\*"/);
     expect(() => identities([{ cn: "ops", role: "admin" }, { cn: "ops", role: "reader" }])).toThrow(/\[1\]\.cn: "ops" is listed twice/);
   });
 });
 
 describe("certificate identities", () => {
-  const cert = (over: Partial<PeerCertificate> = {}): PeerCertificate => ({ chained: true, uris: [], dnsNames: [], ...over });
+  const DAY = 86_400_000;
+  const cert = (over: Partial<PeerCertificate> = {}): PeerCertificate => ({ chained: true, uris: [], dnsNames: [], notBefore: new Date(Date.now() - DAY), notAfter: new Date(Date.now() + DAY), ...over });
+  let clock = Date.now();
   const ids = createCertificateIdentities([
     { uri: "spiffe://m/ns/a/sa/admin", role: "admin", namespace: "a" },
     { uri: "spiffe://m/ns/a/*", role: "reader", namespace: "a" },
     { dns: "batch.internal", role: "writer", namespace: null },
     { cn: "ops", role: "admin", namespace: null },
-  ]);
+  ], () => clock);
 
   it("maps the first identity that matches, exact names before prefixes as listed", () => {
     expect(ids.identify(cert({ uris: ["spiffe://m/ns/a/sa/admin"] }))).toEqual({ kind: "certificate", identity: "uri:spiffe://m/ns/a/sa/admin", role: "admin", namespace: "a" });
     expect(ids.identify(cert({ uris: ["spiffe://m/ns/a/sa/other"] }))).toMatchObject({ identity: "uri:spiffe://m/ns/a/*", role: "reader" });
     expect(ids.identify(cert({ dnsNames: ["x", "batch.internal"] }))).toMatchObject({ identity: "dns:batch.internal", role: "writer", namespace: null });
+    expect(ids.identify(cert({ dnsNames: ["Batch.Internal"] }))).toMatchObject({ identity: "dns:batch.internal" });
+    expect(() => ids.identify(cert({ uris: ["spiffe://m/ns/ab/sa/x"] }))).toThrow(CertificateRefusedError);
     expect(ids.identify(cert({ commonName: "ops" }))).toMatchObject({ identity: "cn:ops", role: "admin", namespace: null });
   });
 
@@ -85,6 +91,15 @@ describe("certificate identities", () => {
     expect([unverified.message, unmapped.message]).toEqual([CERTIFICATE_REFUSED, CERTIFICATE_REFUSED]);
     expect(unverified.reason).toContain("CERT_HAS_EXPIRED");
     expect(unmapped.reason).toContain("maps to no configured identity");
+  });
+
+  it("checks validity on every call: a connection does not outlive its certificate", () => {
+    const c = cert({ commonName: "ops", notAfter: new Date(clock + 1000) });
+    expect(ids.identify(c)).toMatchObject({ identity: "cn:ops" });
+    clock += 2000;
+    expect(() => ids.identify(c)).toThrow(CERTIFICATE_REFUSED);
+    clock = Date.now();
+    expect(() => ids.identify(cert({ commonName: "ops", notBefore: new Date(clock + DAY) }))).toThrow(CERTIFICATE_REFUSED);
   });
 });
 
