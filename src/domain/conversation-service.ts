@@ -21,7 +21,7 @@ import {
 import { AlreadyExistsError, InvalidInputError, NotFoundError, PreconditionError } from "./errors.js";
 import { decodeSeqToken, encodeSeqToken, fingerprint, pageOf } from "./page-token.js";
 import { checkPageSize, type Session } from "./session-model.js";
-import { loadSession, namespacedKeyOf, parseAddress, type SessionAddress } from "./session-service.js";
+import { loadSession, namespacedKeyOf, parseAddress, sessionKeyOf, type SessionAddress } from "./session-service.js";
 import type { Stores } from "./stores.js";
 
 /** Input of {@link ConversationService.bind}. */
@@ -126,11 +126,13 @@ export function createConversationService(stores: Stores): ConversationService {
       if (input.afterSeq < 0 || !Number.isSafeInteger(input.afterSeq)) throw new InvalidInputError("after_seq", `must be between 0 and ${Number.MAX_SAFE_INTEGER}`);
       if (input.participantId) checkParticipantId(input.participantId);
       const newestFirst = input.newestFirst === true;
-      // By a global id alone (what UIs and client secrets hold), the turns are read at once, with the
-      // session's existence checked in the same statement; the session is read only when no turn came
-      // back, to tell an empty page from a missing session.
+      // By a global id (what UIs and client secrets hold; a namespace named beside it, as the scope
+      // fills in for keys of one namespace and client secrets, is resolved from the cache), the turns are
+      // read at once, with the session's existence checked in the same statement; the session is read
+      // only when no turn came back, to tell an empty page from a missing session.
       const ref = parseAddress(input.address);
-      const direct = ref.kind === "uuid" && ref.namespace === undefined && ref.namespaceId !== undefined ? { namespaceId: ref.namespaceId, uuid: ref.uuid } : undefined;
+      const key = ref.kind === "uuid" ? await sessionKeyOf(stores.sessions, ref) : undefined;
+      const direct = key?.namespaceId !== undefined && "uuid" in key ? { namespaceId: key.namespaceId, uuid: key.uuid } : undefined;
       const session = direct ?? (await loadSession(stores.sessions, input.address));
       // `newest` only when set, so tokens of the ascending order keep the fingerprint they always had;
       // a token of one order is stale in the other.

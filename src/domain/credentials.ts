@@ -43,16 +43,23 @@ export function createCredentials(deps: { keys: KeyStore; clientSecrets: ClientS
     if (hit && hit.until > now()) return hit.row;
     let pending = loading.get(key);
     if (!pending) {
+      // A forget() (a revocation) while the read was in flight leaves its row uncached: it may predate it.
+      const settle = () => {
+        const current = loading.get(key) === pending;
+        if (current) loading.delete(key);
+        return current;
+      };
       pending = load().then(
         (row) => {
-          loading.delete(key);
-          if (cache.size >= KEY_CACHE_MAX) cache.clear();
-          // Unknown ids are not cached: they would let anyone fill the cache.
-          if (row) cache.set(key, { row, until: now() + KEY_CACHE_MS });
+          if (settle()) {
+            if (cache.size >= KEY_CACHE_MAX) cache.clear();
+            // Unknown ids are not cached: they would let anyone fill the cache.
+            if (row) cache.set(key, { row, until: now() + KEY_CACHE_MS });
+          }
           return row;
         },
         (err: unknown) => {
-          loading.delete(key);
+          settle();
           throw err;
         },
       );

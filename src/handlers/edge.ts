@@ -9,9 +9,12 @@
  * - reports the calls the interceptors never saw (undecodable body, body over readMaxBytes, wrong
  *   content type, invalid timeout, ...) with their code and a reason, for the access log and metrics.
  * It builds connect-es's request itself (as connect-node's `universalRequestFromNodeRequest` does) so
- * that a call that ends normally costs no abort: connect-node aborts every request's signal when its
- * stream closes, which builds a DOMException (a stack trace) per call, and a ConnectError here after it.
- * Here the signal is aborted only when the client went away before the response was written.
+ * that a call that ends normally aborts no request signal: connect-node aborts every request's signal
+ * when its stream closes, which builds a DOMException (a stack trace) per call, and the edge then built
+ * a ConnectError for it. (connect-es still aborts its own handler context once per call.) Here the
+ * signal is aborted only when the client went away before the response was written, always as
+ * `canceled` or `deadline_exceeded`: the code an HTTP/2 client resets a stream with (CANCEL,
+ * ENHANCE_YOUR_CALM, ...) is not carried over, as no server-side decision depends on it.
  * Its cost per call: a context-values object, an AbortController and a close listener (see docs/operations.md).
  */
 import { randomUUID } from "node:crypto";

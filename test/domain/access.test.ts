@@ -61,4 +61,20 @@ describe("API key rows cached per process", () => {
     await many();
     expect(reads).toBe(2);
   });
+
+  it("are not cached from a read that a forget() (a revocation here) overtook", async () => {
+    const { secret } = await ctx.services.apiKeys.create({ displayName: "racing", role: "reader", namespace: "", expiresAfterMs: undefined, createdBy: "test" });
+    const stores = createStores(ctx.db.dataSource);
+    let reads = 0;
+    let release = () => {};
+    const gate = new Promise<void>((r) => (release = r));
+    const keys = { ...stores.keys, find: async (uuid: string) => (reads++, reads === 1 && (await gate), stores.keys.find(uuid)) };
+    const credentials = createCredentials({ keys, clientSecrets: stores.clientSecrets });
+    const first = credentials.authenticate(secret);
+    credentials.forget();
+    release();
+    await first;
+    await credentials.authenticate(secret);
+    expect(reads).toBe(2);
+  });
 });

@@ -194,10 +194,16 @@ describe("ListTurns", () => {
     const s = await conversation("list-visible");
     await c.append(byId(s.id), [turn("u", "one"), turn("a", "two")], "");
     expect((await list(s.id)).turns.map((t) => t.content)).toEqual(["two", "one"]);
+    // With the namespace named beside the id (as a key of one namespace or a client secret sends it).
+    const inNamespace = (namespace: string) => c.listTurns({ address: { id: s.id, namespace, sessionId: "" }, participantId: "", afterSeq: 0, pageSize: 0, pageToken: "", newestFirst: true });
+    expect((await inNamespace("conv")).turns.map((t) => t.content)).toEqual(["two", "one"]);
+    await ctx.sessions.create(newSession({ namespace: "conv-other", sessionId: "x" }));
+    await expect(inNamespace("conv-other")).rejects.toThrow(NotFoundError);
     const empty = await conversation("list-empty");
     expect((await list(empty.id)).turns).toEqual([]);
     await ctx.sessions.softDelete(byId(s.id));
     await expect(list(s.id)).rejects.toThrow(NotFoundError);
+    await expect(inNamespace("conv")).rejects.toThrow(NotFoundError);
     await ctx.sessions.undelete(byId(s.id));
     expect((await list(s.id)).turns).toHaveLength(2);
     await ctx.sessions.delete(byId(s.id), "");

@@ -251,7 +251,12 @@ describe("a receiver that refuses the spans", () => {
     await client.createSession({ namespace: TENANT, sessionId: "refused-1" });
     const failures = () => traced.logs.filter((l) => l.includes("exporting sessiond's traces failed"));
     for (const started = Date.now(); failures().length === 0 && Date.now() - started < 60_000; ) await new Promise((r) => setTimeout(r, 50));
+    // The receiver refuses a second export (its own log counts the refusals) before the count is read.
+    const refusals = () => collector.logs.join("").split("\n").filter((l) => l.includes('"rpc rejected"') && l.includes("TraceService/Export")).length;
+    const before = refusals();
     await client.createSession({ namespace: TENANT, sessionId: "refused-2" });
+    for (const started = Date.now(); refusals() === before && Date.now() - started < 60_000; ) await new Promise((r) => setTimeout(r, 50));
+    expect(refusals()).toBeGreaterThan(before);
     expect(failures()).toHaveLength(1);
     expect(JSON.parse(failures()[0])).toMatchObject({ level: 40, endpoint: `${collector.url}/v1/traces`, protocol: "http/protobuf" });
     expect(traced.logs.join("")).not.toContain(WRONG_KEY);

@@ -74,10 +74,10 @@ describe("kill -9 during BulkDeleteSessions", () => {
     expect(reported.size).toBeLessThan(ids.length);
     // A batch is one statement: the one the process sent before it died still runs to its end (and
     // commits, whole, or not at all). What is left is read once the dead process's connections are done.
-    for (;;) {
-      const [{ busy }] = await db.sql("SELECT count(*)::int AS busy FROM pg_stat_activity WHERE datname = current_database() AND state <> 'idle' AND pid <> pg_backend_pid()");
-      if (!busy) break;
-      await new Promise((r) => setTimeout(r, 20));
+    for (const started = Date.now(); ; await new Promise((r) => setTimeout(r, 20))) {
+      const busy = await db.sql<{ pid: number; state: string; query: string }>("SELECT pid, state, left(query, 80) AS query FROM pg_stat_activity WHERE datname = current_database() AND state <> 'idle' AND pid <> pg_backend_pid()");
+      if (!busy.length) break;
+      if (Date.now() - started > 60_000) throw new Error(`the dead process's statements are still running after 60 s: ${JSON.stringify(busy)}`);
     }
 
     // Every id reported DELETED is gone; every remaining session is whole.

@@ -22,7 +22,7 @@
  *   A session whose version is not p_version (when given) is returned with `stale` and left alone.
  */
 import { MigrationInterface, QueryRunner } from "typeorm";
-import { DELETE_SESSIONS_SIGNATURE } from "../distribution.js";
+import { DELETE_SESSIONS_SIGNATURE, distribute } from "../distribution.js";
 import { AppendTurnsState1796110000000 } from "./1796110000000-AppendTurnsState.js";
 
 // AppendTurnsState's function, but for how its UPDATE finds the session: the state is checked with
@@ -149,6 +149,9 @@ export class UniqueKeyPlans1796120000000 implements MigrationInterface {
     public async up(queryRunner: QueryRunner): Promise<void> {
         await queryRunner.query(APPEND_TURNS);
         await queryRunner.query(DELETE_SESSIONS);
+        // Under Citus, the new function becomes distributed now (not only at the next server start), so
+        // that migrating with the CLI leaves no batch running statement by statement on the coordinator.
+        await distribute(queryRunner.manager);
     }
 
     public async down(queryRunner: QueryRunner): Promise<void> {
