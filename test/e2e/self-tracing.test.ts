@@ -101,6 +101,11 @@ async function spansOf(traceId: string, ready: (spans: Span[]) => boolean = (s) 
 }
 
 const serverSpan = (spans: Span[], name: string) => spans.find((s) => s.kind === SpanKind.SERVER && s.name === name);
+/**
+ * The SERVER span `name` of `traceId`, once it has arrived. A call's database spans end before it does and
+ * may be exported in an earlier batch, so "some span arrived" does not mean the SERVER span has.
+ */
+const serverSpanOf = async (traceId: string, name: string) => serverSpan(await spansOf(traceId, (s) => !!serverSpan(s, name)), name)!;
 const attrs = (s: Span | undefined) => (s?.attributes ?? {}) as Record<string, unknown>;
 
 beforeAll(async () => {
@@ -160,13 +165,13 @@ describe("a sessiond with OTEL_EXPORTER_OTLP_ENDPOINT (http/protobuf)", () => {
     // The insert is `WITH s AS (INSERT INTO sessions ...) SELECT ... FROM s JOIN namespaces ...`.
     expect(db.map((s) => s.name)).toContain("INSERT sessions SELECT s namespaces");
 
-    const got = serverSpan(await spansOf(read.traceId), "sessiond.v1.SessionService/GetSession")!;
+    const got = await serverSpanOf(read.traceId, "sessiond.v1.SessionService/GetSession");
     expect(got).toMatchObject({ traceId: read.traceId, parentSpanId: read.spanId, statusCode: StatusCode.UNSPECIFIED });
     // Connect has no code for success.
     expect(attrs(got)).toEqual({ "rpc.system.name": "connectrpc", "rpc.method": "sessiond.v1.SessionService/GetSession" });
 
     // A client's error is recorded with its code, and is not an error of the server.
-    const notFound = serverSpan(await spansOf(missing.traceId), "sessiond.v1.SessionService/GetSession")!;
+    const notFound = await serverSpanOf(missing.traceId, "sessiond.v1.SessionService/GetSession");
     expect(notFound).toMatchObject({ parentSpanId: missing.spanId, statusCode: StatusCode.UNSPECIFIED });
     expect(attrs(notFound)).toEqual({ "rpc.system.name": "grpc", "rpc.method": "sessiond.v1.SessionService/GetSession", "rpc.status_code": "NOT_FOUND" });
   });
@@ -174,7 +179,7 @@ describe("a sessiond with OTEL_EXPORTER_OTLP_ENDPOINT (http/protobuf)", () => {
   it("gives a call refused by the credential check its span, with UNAUTHENTICATED", async () => {
     const refused = callerSpan();
     expect(await codeOf(as(grpc, refused.traceparent, WRONG_KEY).getSession({ namespace: TENANT, sessionId: SESSION_ID }))).toBe(Code.Unauthenticated);
-    const span = serverSpan(await spansOf(refused.traceId), "sessiond.v1.SessionService/GetSession")!;
+    const span = await serverSpanOf(refused.traceId, "sessiond.v1.SessionService/GetSession");
     expect(span).toMatchObject({ parentSpanId: refused.spanId, statusCode: StatusCode.UNSPECIFIED });
     expect(attrs(span)).toMatchObject({ "rpc.system.name": "grpc", "rpc.status_code": "UNAUTHENTICATED" });
   });
@@ -239,7 +244,7 @@ describe("a sessiond exporting over OTLP/gRPC (OTEL_EXPORTER_OTLP_PROTOCOL=grpc)
     const traced = await startTraced(otelEnv({ OTEL_EXPORTER_OTLP_PROTOCOL: "grpc" }));
     const caller = callerSpan();
     await createClient(SessionService, createGrpcTransport({ baseUrl: traced.url, interceptors: [bearer(TEST_ADMIN_KEY), caller.traceparent] })).createSession({ namespace: TENANT, sessionId: "over-grpc" });
-    const span = serverSpan(await spansOf(caller.traceId), "sessiond.v1.SessionService/CreateSession");
+    const span = await serverSpanOf(caller.traceId, "sessiond.v1.SessionService/CreateSession");
     expect(span).toMatchObject({ parentSpanId: caller.spanId });
   });
 });
