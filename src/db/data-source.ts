@@ -30,8 +30,8 @@ export interface DataSourceOptions {
  *
  * What sessiond keeps on a connection outside a transaction, and so what a transaction-mode pooler
  * (which hands each transaction any server connection) could break:
- * - named prepared statements: AppendTurns' statement (conversation-store.ts) is prepared once per
- *   connection, then only bound and run. Through the pooler the next call may reach a server connection
+ * - named prepared statements: the hot statements (AppendTurns', the session lookup, the ListTurns page;
+ *   `prepare` in sql.ts) are prepared once per connection, then only bound and run. Through the pooler the next call may reach a server connection
  *   that never saw it (`prepared statement "sessiond_..." does not exist`): `pgbouncer=true` turns this off.
  * - sessiond_uuid_v7()'s last value, a session setting (`set_config('sessiond.uuid_v7_last', ..., false)`,
  *   migration TimeOrderedIds). Through the pooler it belongs to the server connection, not to ours, and
@@ -60,7 +60,7 @@ export function poolerMode(url: string): { url: string; namedStatements: boolean
   return { url: rest, namedStatements: value === "false" };
 }
 
-// The DataSources that must not use named statements; conversation-store.ts asks namedStatements().
+// The DataSources that must not use named statements; sql.ts asks namedStatements().
 const UNNAMED_ONLY = new WeakSet<DataSource>();
 
 /** Whether `dataSource` may run named (server-side prepared) statements outside transactions. */

@@ -5,10 +5,11 @@ import type { EntityManager } from "typeorm";
 import type { AuditEvent, AuditStore } from "../../domain/audit-log.js";
 import { InvalidInputError } from "../../domain/errors.js";
 import { isRowRefused, sqlState } from "../errors.js";
+import { sqlOf } from "../sql.js";
 
 /** The store over `db`. */
 export function createAuditStore(db: EntityManager): AuditStore {
-  const q = (sql: string, params: unknown[]) => db.query(sql, params) as Promise<any[]>;
+  const q = sqlOf(db);
   return {
     async append(events) {
       if (!events.length) return;

@@ -10,6 +10,7 @@ import type { DataSource, EntityManager } from "typeorm";
 import type { BatchKeys, BatchOptions, BulkDeleteStore, DeletedSession, SessionSnapshot } from "../../domain/bulk-delete-store.js";
 import type { SessionFilter } from "../../domain/session-model.js";
 import { translated } from "../errors.js";
+import { sqlOf } from "../sql.js";
 import { filterSql } from "./session-filter.js";
 
 /** One session a batch found: deleted (or read, in a dry run), or left alone as `stale`. */
@@ -36,7 +37,7 @@ export async function deleteBatch(db: EntityManager, namespaceId: string, keys: 
   // Uuids travel as one comma-separated text (they hold no commas): pg's array literal encoder escapes
   // every element and allocates several times more per id, which shows in the server's memory.
   const [uuids, externalIds] = keys.kind === "uuid" ? [keys.values.join(","), null] : [null, keys.values];
-  const rows: any[] = await db.query(
+  const rows: any[] = await sqlOf(db)(
     `SELECT id, external_id, participants, turns, traces, spans, annotations, memories, stale
      FROM sessiond_delete_sessions($1::uuid, string_to_array($2::text, ',')::uuid[], $3::text[], $4::boolean, $5::boolean, $6::integer)`,
     [namespaceId, uuids, externalIds, opts.dryRun, opts.purgeMemories, version ?? null],

@@ -6,10 +6,11 @@
  */
 import type { EntityManager } from "typeorm";
 import type { ClientSecretStore } from "../../domain/client-secret-store.js";
+import { sqlOf } from "../sql.js";
 
 /** The store over `db`. */
 export function createClientSecretStore(db: EntityManager): ClientSecretStore {
-  const q = (sql: string, params: unknown[]) => db.query(sql, params) as Promise<any[]>;
+  const q = sqlOf(db);
   return {
     async find(key) {
       // A secret of the old form names no namespace: its lookup by uuid alone reaches every shard.

@@ -6,14 +6,12 @@
  * Counters: writes that add participants or turns update the session's counters in the same
  * statement or transaction, under the session row lock (see the INVARIANT on SessionEntity).
  */
-import { createHash } from "node:crypto";
 import type { DataSource, EntityManager } from "typeorm";
-import type { PostgresDriver } from "typeorm/driver/postgres/PostgresDriver.js";
 import type { ConversationState, Participant, Turn } from "../../domain/conversation-model.js";
 import type { ConversationStore } from "../../domain/conversation-store.js";
-import { namedStatements } from "../data-source.js";
 import { isNotNullViolation, isUniqueViolation } from "../errors.js";
 import { statsOf } from "./session-store.js";
+import { sqlOf } from "../sql.js";
 
 const PARTICIPANT_COLUMNS = `p.participant_id, p.kind, p.display_name, p.metadata, p.insights, p.last_integrated_seq, p.bound_time, p.left_time`;
 const TURN_COLUMNS = `t.seq, p.participant_id, t.role, t.content, t.tool_calls, t.metadata, t.request_id, t.create_time`;
@@ -49,24 +47,9 @@ function toState(row: any): ConversationState {
   return { stats: statsOf(row), lastSeq: Number(row.last_seq) };
 }
 
-/**
- * Runs `text` as a named (server-side prepared) statement when `db` is not inside a transaction, so
- * Postgres plans it once per connection instead of on every call: AppendTurns is the hot path and its
- * statement costs about as much to plan as to run. In a transaction it runs as a plain query, and so it
- * does behind a pooler in transaction mode (`DATABASE_URL` with `pgbouncer=true`, see data-source.ts),
- * where the next call may reach a server connection that never prepared the statement.
- */
-function prepared(db: DataSource | EntityManager, text: string, values: unknown[]): Promise<any[]> {
-  const manager = "manager" in db ? db.manager : db;
-  if (manager.queryRunner || !namedStatements(manager.connection)) return manager.query(text, values);
-  const pool = (manager.connection.driver as PostgresDriver).master;
-  const name = `sessiond_${createHash("sha1").update(text).digest("hex").slice(0, 16)}`;
-  return pool.query({ name, text, values }).then((r: { rows: any[] }) => r.rows);
-}
-
 /** Creates the store over a DataSource or a transaction's EntityManager. */
 export function createConversationStore(db: DataSource | EntityManager): ConversationStore {
-  const q = (sql: string, params: unknown[] = []) => db.query(sql, params) as Promise<any[]>;
+  const q = sqlOf(db);
 
   const store: ConversationStore = {
     async participants(session, opts = {}) {
@@ -149,10 +132,11 @@ export function createConversationStore(db: DataSource | EntityManager): Convers
         JSON.stringify(defaultRoles),
       ];
       try {
-        const rows = await prepared(
-          db,
+        const rows = await q(
           `SELECT seq, role, create_time, participant_count, turn_count, trace_count, span_count, memories_extracted, integration_count, last_seq FROM sessiond_append_turns($1::uuid, $2::uuid, $3::text, $4::integer, $5::text[], $6::text[], $7::text[], $8::jsonb[], $9::jsonb[], $10::text, $11::text, $12::jsonb)`,
           params,
+          // Prepared: AppendTurns is the hot path, and its statement costs about as much to plan as to run.
+          { prepare: true },
         );
         rows.sort((x, y) => Number(x.seq) - Number(y.seq));
         if (!rows.length) return { ok: false, reason: "session" };
@@ -210,6 +194,8 @@ export function createConversationStore(db: DataSource | EntityManager): Convers
         `SELECT ${TURN_COLUMNS} FROM turns t JOIN participants p ON p.namespace_id = t.namespace_id AND p.id = t.participant_ref
          WHERE ${where.join(" AND ")} ORDER BY t.seq${query.newestFirst ? " DESC" : ""} LIMIT $${params.length}`,
         params,
+        // Prepared: a chat's read path (16 texts at most, by which options are set).
+        { prepare: true },
       );
       return rows.map(toTurn);
     },

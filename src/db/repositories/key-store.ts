@@ -4,6 +4,7 @@
  */
 import type { EntityManager } from "typeorm";
 import type { HashedApiKey, KeyStore } from "../../domain/key-store.js";
+import { sqlOf } from "../sql.js";
 
 const COLUMNS = `k.id, k.namespace_id, n.name AS namespace_name, k.display_name, k.role, k.secret_hash, k.secret_prefix,
   k.bootstrap, k.created_by, k.create_time, k.expire_time, k.revoke_time`;
@@ -26,7 +27,7 @@ function toKey(r: any): HashedApiKey {
 
 /** The store over `db`. */
 export function createKeyStore(db: EntityManager): KeyStore {
-  const q = (sql: string, params: unknown[] = []) => db.query(sql, params) as Promise<any[]>;
+  const q = sqlOf(db);
   const one = async (where: string, params: unknown[]) => {
     const rows = await q(`SELECT ${COLUMNS} FROM api_keys k LEFT JOIN namespaces n ON n.id = k.namespace_id WHERE ${where}`, params);
     return rows.length ? toKey(rows[0]) : undefined;

@@ -5,6 +5,7 @@
 import type { DataSource, EntityManager } from "typeorm";
 import type { IntegratorConfig } from "../../domain/integrator-contract.js";
 import type { MemorySelector, MemoryStore, StoredMemory } from "../../domain/memory-store.js";
+import { sqlOf } from "../sql.js";
 
 /** Insights kept per participant; the oldest go first. */
 export const MAX_STORED_INSIGHTS = 1000;
@@ -38,7 +39,7 @@ function selectorSql(namespaceId: string, sel: MemorySelector): { where: string;
 
 /** Creates the store over a DataSource or a transaction's EntityManager. */
 export function createMemoryStore(db: DataSource | EntityManager): MemoryStore {
-  const q = (sql: string, params: unknown[] = []) => db.query(sql, params) as Promise<any[]>;
+  const q = sqlOf(db);
   const toConfig = (row: any): IntegratorConfig => ({ kind: row.integrator_kind, url: row.integrator_url, timeoutMs: row.integrator_timeout_ms });
 
   return {

@@ -6,12 +6,13 @@ import type { EntityManager } from "typeorm";
 import { AlreadyExistsError } from "../../domain/errors.js";
 import type { Namespace, NamespaceStore } from "../../domain/namespace-store.js";
 import { isUniqueViolation } from "../errors.js";
+import { sqlOf } from "../sql.js";
 
 const toNamespace = (r: any): Namespace => ({ uuid: r.id, name: r.name, createTime: r.create_time });
 
 /** The store over `db`. */
 export function createNamespaceStore(db: EntityManager): NamespaceStore {
-  const q = (sql: string, params: unknown[]) => db.query(sql, params) as Promise<any[]>;
+  const q = sqlOf(db);
   return {
     async insert(name) {
       try {

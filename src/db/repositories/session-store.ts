@@ -11,6 +11,7 @@ import type { SessionStore } from "../../domain/session-store.js";
 import { isForeignKeyViolation, isUniqueViolation, translated } from "../errors.js";
 import { deleteBatch } from "./bulk-delete-store.js";
 import { filterSql } from "./session-filter.js";
+import { sqlOf } from "../sql.js";
 
 /** Namespace ids by name, each until a time (ms since the epoch). */
 export type NamespaceCache = Map<string, { id: string; until: number }>;
@@ -62,7 +63,7 @@ function toSession(row: any): StoredSession {
  * meanwhile is detected by the foreign key on insert and its cache entry dropped.
  */
 export function createSessionStore(db: EntityManager, namespaceCache: NamespaceCache): SessionStore {
-  const q = (sql: string, params: unknown[] = []) => db.query(sql, params) as Promise<any[]>;
+  const q = sqlOf(db);
 
   const store: SessionStore = {
     async namespaceId(name, create) {
@@ -121,7 +122,8 @@ export function createSessionStore(db: EntityManager, namespaceCache: NamespaceC
         params.push(key.namespaceId, key.externalId);
         where = "s.namespace_id = $1 AND s.external_id = $2";
       }
-      const rows = await q(`SELECT ${COLUMNS} FROM sessions s JOIN namespaces n ON n.id = s.namespace_id WHERE ${where}${lock ? " FOR UPDATE OF s" : ""}`, params);
+      // Prepared (outside transactions): GetSession and every call by session id start here; a few texts in all.
+      const rows = await q(`SELECT ${COLUMNS} FROM sessions s JOIN namespaces n ON n.id = s.namespace_id WHERE ${where}${lock ? " FOR UPDATE OF s" : ""}`, params, { prepare: true });
       return rows.length ? toSession(rows[0]) : undefined;
     },
 

@@ -13,6 +13,7 @@ import type { EntityManager } from "typeorm";
 import type { Annotation, Span, Trace } from "../../domain/trace-model.js";
 import type { TraceStore } from "../../domain/trace-store.js";
 import { onCitus } from "../distribution.js";
+import { sqlOf } from "../sql.js";
 
 /** GetTrace returns at most this many spans (the earliest); Trace.span_count tells the total. */
 export const MAX_TRACE_SPANS_READ = 10_000;
@@ -112,7 +113,7 @@ async function bumpSessions(db: EntityManager, namespaceId: string, deltas: Map<
 
 /** Trace storage bound to a transaction's EntityManager (or the DataSource's manager for reads). */
 export function createTraceStore(db: EntityManager): TraceStore {
-  const q = (sql: string, params: unknown[] = []) => db.query(sql, params) as Promise<any[]>;
+  const q = sqlOf(db);
 
   const store: TraceStore = {
     /**

@@ -1,0 +1,78 @@
+/**
+ * How the stores run a statement. Inside a transaction it goes through the transaction's EntityManager
+ * (its QueryRunner holds the transaction's connection). Outside one, a statement takes a connection of
+ * node-postgres's pool (TypeORM's `driver.master`), runs and gives it back: what EntityManager.query
+ * does too, without a QueryRunner, a broadcaster and a QueryResult per statement (15-30 µs of CPU a
+ * statement, measured under the `bench:unary` load, on calls whose whole server-side cost is 300-700 µs).
+ *
+ * Results follow EntityManager.query's convention, which every store is written to: the rows, except for
+ * UPDATE and DELETE, which give `[rows, rowCount]`. Errors are node-postgres's own (SQLSTATE in `code`),
+ * which errors.ts reads as it reads TypeORM's QueryFailedError.
+ */
+import { createHash } from "node:crypto";
+import type { DataSource, EntityManager } from "typeorm";
+import { namedStatements } from "./data-source.js";
+
+/** Runs one statement; `prepare` asks for a named (server-side prepared) statement where one may be used. */
+export type Sql = (text: string, values?: unknown[], options?: { prepare?: boolean }) => Promise<any[]>;
+
+/** The part of node-postgres's pool and client this uses. */
+interface PgClient {
+  query(config: { text: string; values?: unknown[]; name?: string }): Promise<{ command: string; rows: any[]; rowCount: number | null }>;
+  release(err?: Error | boolean): void;
+  on(event: "error", listener: (err: Error) => void): unknown;
+  removeListener(event: "error", listener: (err: Error) => void): unknown;
+}
+interface PgPool {
+  connect(): Promise<PgClient>;
+}
+
+/** Statement names by text: a name is a digest of the text, made once per text (texts are templates). */
+const names = new Map<string, string>();
+const MAX_NAMES = 1024;
+
+function nameOf(text: string): string {
+  let name = names.get(text);
+  if (name === undefined) {
+    if (names.size >= MAX_NAMES) names.clear();
+    name = `sessiond_${createHash("sha1").update(text).digest("hex").slice(0, 16)}`;
+    names.set(text, name);
+  }
+  return name;
+}
+
+/**
+ * The statement runner for `db` (a DataSource, its manager, or a transaction's manager). Named statements
+ * are used only outside transactions and when the DataSource allows them (not behind a pooler in
+ * transaction mode, see data-source.ts): Postgres then plans the statement once per connection.
+ */
+export function sqlOf(db: DataSource | EntityManager): Sql {
+  const manager = "manager" in db ? db.manager : db;
+  if (manager.queryRunner) return (text, values = []) => manager.query(text, values);
+  const dataSource = manager.connection;
+  const named = namedStatements(dataSource);
+  return async (text, values = [], options) => {
+    const pool = (dataSource.driver as unknown as { master: PgPool }).master;
+    const client = await pool.connect();
+    let broken: Error | undefined;
+    // A connection that fails while checked out emits `error` (its statement fails with it too): without
+    // a listener that would be an uncaught exception. It is then not given back for reuse.
+    const onError = (err: Error) => {
+      broken = err;
+    };
+    client.on("error", onError);
+    try {
+      const r = await client.query(options?.prepare && named ? { name: nameOf(text), text, values } : { text, values });
+      return r.command === "UPDATE" || r.command === "DELETE" ? [r.rows, r.rowCount] : r.rows;
+    } catch (err) {
+      // A statement Postgres refused (it has a SQLSTATE) leaves the connection usable; anything else
+      // (the connection failed) takes it out of the pool. (node-postgres's own pool.query drops the
+      // connection after every failed statement, which would reconnect after each duplicate key.)
+      if (typeof (err as { code?: unknown })?.code !== "string" || !/^[0-9A-Z]{5}$/.test((err as { code: string }).code)) broken = err as Error;
+      throw err;
+    } finally {
+      client.removeListener("error", onError);
+      client.release(broken);
+    }
+  };
+}
