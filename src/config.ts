@@ -24,6 +24,15 @@ export interface Config {
   readMaxBytes: number;
   /** Largest deadline a client may ask for, in ms (`SESSIOND_MAX_TIMEOUT_MS`, default 1 hour). */
   maxTimeoutMs: number;
+  /**
+   * Client stream resets (RST_STREAM) one HTTP/2 connection may send: a burst of
+   * `SESSIOND_HTTP2_RESET_BURST` (default 10,000), refilled at `SESSIOND_HTTP2_RESET_RATE` a second
+   * (default 1,000). Beyond, the connection is closed (GOAWAY INTERNAL_ERROR): the defence against
+   * "rapid reset" floods. Node's own defaults (1,000 and 33 a second) closed the connections of ordinary
+   * clients that cancel calls and abandon streams.
+   */
+  http2ResetBurst: number;
+  http2ResetRate: number;
   /** How long a graceful shutdown may take before the process exits anyway (`SESSIOND_SHUTDOWN_GRACE_MS`, default 8000). */
   shutdownGraceMs: number;
   /** Database connection pool size (`SESSIOND_DB_POOL_SIZE`, default 10). */
@@ -227,6 +236,9 @@ function clientIdentities(raw: string | undefined, tls: TlsConfig | undefined): 
 
 const LOG_LEVELS = new Set(["fatal", "error", "warn", "info", "debug", "trace", "silent"]);
 
+/** The defaults of SESSIOND_HTTP2_RESET_BURST and SESSIOND_HTTP2_RESET_RATE (see Config). */
+export const HTTP2_RESET_DEFAULTS = { burst: 10_000, rate: 1000 };
+
 /** Reads the configuration from `env`; throws ConfigError naming the variable on a bad value. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const logLevel = env.LOG_LEVEL || "info";
@@ -241,6 +253,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     readMaxBytes: int(env, "SESSIOND_MAX_MESSAGE_BYTES", 8 * 1024 * 1024, 1024, 256 * 1024 * 1024),
     maxTimeoutMs: int(env, "SESSIOND_MAX_TIMEOUT_MS", 60 * 60 * 1000, 1000, 24 * 60 * 60 * 1000),
     shutdownGraceMs: int(env, "SESSIOND_SHUTDOWN_GRACE_MS", 8000, 0, 60_000),
+    http2ResetBurst: int(env, "SESSIOND_HTTP2_RESET_BURST", HTTP2_RESET_DEFAULTS.burst, 1, 10_000_000),
+    http2ResetRate: int(env, "SESSIOND_HTTP2_RESET_RATE", HTTP2_RESET_DEFAULTS.rate, 1, 10_000_000),
     dbPoolSize,
     dbConnectTimeoutMs: int(env, "SESSIOND_DB_CONNECT_TIMEOUT_MS", 3000, 100, 600_000),
     maxBulkOperations: Math.min(int(env, "SESSIOND_MAX_BULK_OPERATIONS", 4, 1, 1000), Math.max(1, Math.floor(dbPoolSize / 2))),

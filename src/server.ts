@@ -7,7 +7,7 @@ import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import type { AddressInfo } from "node:net";
 import { Code, ConnectError, cors as corsHeaders, type ConnectRouter, type HandlerContext, type Interceptor } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
-import type { Config } from "./config.js";
+import { HTTP2_RESET_DEFAULTS, type Config } from "./config.js";
 import { createRpcEdge, type RefusedCall, type RpcEdgeOptions } from "./handlers/edge.js";
 import type { Logger } from "./logger.js";
 import { createOnePortServer } from "./net/one-port.js";
@@ -52,7 +52,7 @@ function corsFor(origins: string[]) {
 
 /** What {@link build} needs. */
 export interface ServerDeps {
-  config: Pick<Config, "port" | "host" | "readMaxBytes" | "maxTimeoutMs" | "shutdownGraceMs"> & Partial<Pick<Config, "corsOrigins" | "tls">>;
+  config: Pick<Config, "port" | "host" | "readMaxBytes" | "maxTimeoutMs" | "shutdownGraceMs"> & Partial<Pick<Config, "corsOrigins" | "tls" | "http2ResetBurst" | "http2ResetRate">>;
   logger: Logger;
   /** Registers every service (see routes.ts). */
   routes: (router: ConnectRouter) => void;
@@ -131,7 +131,13 @@ export function build(deps: ServerDeps): Server {
   }, {
     // Node refuses new streams (ENHANCE_YOUR_CALM) once a connection holds more than maxSessionMemory
     // (default 10 MB) of unprocessed data; with 8 MiB windows one client can reach that legitimately.
-    http2: { settings: { initialWindowSize: window }, maxSessionMemory: Math.ceil((2 * window) / 2 ** 20) + 10 },
+    http2: {
+      settings: { initialWindowSize: window },
+      maxSessionMemory: Math.ceil((2 * window) / 2 ** 20) + 10,
+      // nghttp2's defence against rapid-reset floods, set to what clients that cancel calls need (config.ts).
+      streamResetBurst: config.http2ResetBurst ?? HTTP2_RESET_DEFAULTS.burst,
+      streamResetRate: config.http2ResetRate ?? HTTP2_RESET_DEFAULTS.rate,
+    },
     onError: (err, where) => logger.debug({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code }, where }, "connection error"),
     tls: tls ? { options: tls.options, required: config.tls!.required } : undefined,
   });
