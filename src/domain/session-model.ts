@@ -140,6 +140,9 @@ export function checkLabels(labels: Record<string, string>, field = "labels"): R
   return labels;
 }
 
+/** What JSON.stringify writes for a NUL or a lone surrogate (and, rarely, for text that only looks like one). */
+const MAYBE_UNSTORABLE = /\\u(?:0000|d[89a-f])/i;
+
 /** A string Postgres text and jsonb cannot hold: a NUL character or a lone UTF-16 surrogate. */
 const unstorable = (s: string) => s.includes("\u0000") || !s.isWellFormed();
 
@@ -158,8 +161,10 @@ export function checkData(data: JsonObject, field = "data", max = MAX_DATA_BYTES
 
 /** {@link checkData}, returning the JSON text it measured (for a writer that stores it as is). */
 export function checkedJson(data: JsonValue, field: string, max: number): string {
-  if (hasUnstorable(data)) throw new InvalidInputError(field, "must not contain NUL characters or lone surrogates (Postgres jsonb cannot store them)");
   const json = JSON.stringify(data);
+  // JSON.stringify writes a NUL as \u0000 and a lone surrogate as \udXXX: without either escape in the
+  // text there is neither in the data; with one (or a literal "\\u0000" a caller wrote), look closer.
+  if (MAYBE_UNSTORABLE.test(json) && hasUnstorable(data)) throw new InvalidInputError(field, "must not contain NUL characters or lone surrogates (Postgres jsonb cannot store them)");
   // Bytes are at most 3 a UTF-16 unit: short texts skip the exact count.
   const bytes = json.length * 3 <= max ? json.length : Buffer.byteLength(json, "utf8");
   if (bytes > max) throw new InvalidInputError(field, `must be at most ${max} bytes as JSON, got ${bytes}`);

@@ -53,6 +53,13 @@ describe("checkText", () => {
     expect(checkText("user", "😀😀😀", 3)).toBe("😀😀😀");
   });
 
+  it("counts code points where UTF-16 units would say otherwise", () => {
+    // 4 code points in 8 units: within a limit of 4 though longer than 4 units; 5 emoji are over it.
+    expect(checkText("user", "😀😀😀😀", 4)).toBe("😀😀😀😀");
+    expect(invalidInput(() => checkText("user", "😀😀😀😀😀", 4)).reason).toBe("must be at most 4 characters");
+    expect(invalidInput(() => checkText("user", "😀😀a", 2)).reason).toBe("must be at most 2 characters");
+  });
+
   it("rejects a value over the limit, naming the field and the limit", () => {
     const err = invalidInput(() => checkText("session_id", "abcd", 3));
     expect(err.field).toBe("session_id");
@@ -124,6 +131,11 @@ describe("checkData", () => {
       expect(err.field).toBe("metadata");
       expect(err.reason).toBe("must not contain NUL characters or lone surrogates (Postgres jsonb cannot store them)");
     }
+  });
+
+  it("accepts text that only looks like an escaped NUL or surrogate, and paired surrogates", () => {
+    const data = { a: "\\u0000 and \\ud800, written out", "\\uD83D": "😀", b: ["x\\u0000"] };
+    expect(checkData(data)).toBe(data);
   });
 
   it("accepts numbers, booleans, null and nested arrays", () => {
