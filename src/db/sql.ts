@@ -76,3 +76,25 @@ export function sqlOf(db: DataSource | EntityManager): Sql {
     }
   };
 }
+
+const NEEDS_ESCAPE = /["\\]/;
+const ARRAY_ESCAPES = /["\\]/g;
+
+/**
+ * The Postgres array literal of `values` (for a `$n::text[]` or `$n::jsonb[]` parameter): each element
+ * quoted, with `"` and `\` escaped, NULL for null. What node-postgres makes of a string[] parameter, in
+ * one pass: it runs two regular-expression replacements on every element, which showed in the
+ * AppendTurns profile (every turn's content, roles, speakers, tool calls and metadata).
+ */
+export function arrayLiteral(values: readonly (string | null)[]): string {
+  let out = "{";
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (i > 0) out += ",";
+    if (v === null) out += "NULL";
+    else {
+      out += NEEDS_ESCAPE.test(v) ? `"${v.replace(ARRAY_ESCAPES, "\\$&")}"` : `"${v}"`;
+    }
+  }
+  return out + "}";
+}

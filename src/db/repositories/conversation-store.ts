@@ -11,7 +11,7 @@ import type { ConversationState, Participant, Turn } from "../../domain/conversa
 import type { ConversationStore } from "../../domain/conversation-store.js";
 import { isNotNullViolation, isUniqueViolation } from "../errors.js";
 import { statsOf } from "./session-store.js";
-import { sqlOf } from "../sql.js";
+import { arrayLiteral, sqlOf } from "../sql.js";
 
 const PARTICIPANT_COLUMNS = `p.participant_id, p.kind, p.display_name, p.metadata, p.insights, p.last_integrated_seq, p.bound_time, p.left_time`;
 const TURN_COLUMNS = `t.seq, p.participant_id, t.role, t.content, t.tool_calls, t.metadata, t.request_id, t.create_time`;
@@ -122,11 +122,11 @@ export function createConversationStore(db: DataSource | EntityManager): Convers
         "uuid" in target ? target.uuid : null,
         "uuid" in target ? null : target.externalId,
         turns.length,
-        turns.map((t) => t.participantId),
-        turns.map((t) => t.role),
-        turns.map((t) => t.content),
-        turns.map((t) => JSON.stringify(t.toolCalls)),
-        turns.map((t) => JSON.stringify(t.metadata)),
+        arrayLiteral(turns.map((t) => t.participantId)),
+        arrayLiteral(turns.map((t) => t.role)),
+        arrayLiteral(turns.map((t) => t.content)),
+        arrayLiteral(turns.map((t) => JSON.stringify(t.toolCalls))),
+        arrayLiteral(turns.map((t) => JSON.stringify(t.metadata))),
         request?.id ?? null,
         request?.fingerprint ?? null,
         JSON.stringify(defaultRoles),
