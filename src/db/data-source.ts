@@ -4,6 +4,7 @@ import { DataSource } from "typeorm";
 export type { DataSource };
 import { entities } from "./entities/index.js";
 import { migrations } from "./migrations/index.js";
+import { sessiondTypes } from "./pg-types.js";
 import { explainConnectError, postgresTls, takeParameters, type PostgresTls } from "./postgres-tls.js";
 
 /** Options for the database connection. */
@@ -119,6 +120,8 @@ export function createDataSource(options: DataSourceOptions): DataSource {
       uuidExtension: "pgcrypto",
       extra: {
         max: options.poolSize ?? 10,
+        // node-postgres's parsers, with a faster timestamptz (pg-types.ts).
+        types: sessiondTypes,
         connectionTimeoutMillis: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
         ...(tls.sslnegotiation ? { sslnegotiation: tls.sslnegotiation } : {}),
       },
