@@ -27,6 +27,13 @@ interface PgPool {
   connect(): Promise<PgClient>;
 }
 
+/** Whether `err` is Postgres refusing a statement, the connection staying usable. */
+function refusedStatement(err: unknown): boolean {
+  const e = err as { code?: unknown; severity?: unknown };
+  if (typeof e?.code !== "string" || !/^[0-9A-Z]{5}$/.test(e.code)) return false;
+  return e.severity !== "FATAL" && e.severity !== "PANIC" && !e.code.startsWith("08") && !e.code.startsWith("57P");
+}
+
 /** Statement names by text: a name is a digest of the text, made once per text (texts are templates). */
 const names = new Map<string, string>();
 const MAX_NAMES = 1024;
@@ -65,10 +72,11 @@ export function sqlOf(db: DataSource | EntityManager): Sql {
       const r = await client.query(options?.prepare && named ? { name: nameOf(text), text, values } : { text, values });
       return r.command === "UPDATE" || r.command === "DELETE" ? [r.rows, r.rowCount] : r.rows;
     } catch (err) {
-      // A statement Postgres refused (it has a SQLSTATE) leaves the connection usable; anything else
-      // (the connection failed) takes it out of the pool. (node-postgres's own pool.query drops the
-      // connection after every failed statement, which would reconnect after each duplicate key.)
-      if (typeof (err as { code?: unknown })?.code !== "string" || !/^[0-9A-Z]{5}$/.test((err as { code: string }).code)) broken = err as Error;
+      // A statement Postgres refused leaves the connection usable; a failed connection, or a FATAL error
+      // (the backend is ending: an administrator's or the server's shutdown), takes it out of the pool.
+      // (node-postgres's own pool.query drops the connection after every failed statement, which would
+      // reconnect after each duplicate key.)
+      if (!refusedStatement(err)) broken = err as Error;
       throw err;
     } finally {
       client.removeListener("error", onError);
