@@ -3,7 +3,7 @@
  * limits for their fields.
  */
 import { InvalidInputError } from "./errors.js";
-import { checkData, checkedJson, checkText, type JsonObject, type JsonValue } from "./session-model.js";
+import { checkData, checkedJson, checkText, textOk, type JsonObject, type JsonValue } from "./session-model.js";
 
 /** A span to record (times already decoded; undefined when missing). */
 export interface SpanInput {
@@ -96,6 +96,12 @@ export const MAX_ANNOTATION_METADATA_BYTES = 16 * 1024;
 const TRACE_ID = /^[0-9a-f]{32}$/;
 const SPAN_ID = /^[0-9a-f]{16}$/;
 
+const ALL_ZERO = /^0+$/;
+/** A trace id as checkTraceId returns it (lowercase hex, not all zero). */
+const isTraceId = (v: string) => TRACE_ID.test(v) && !ALL_ZERO.test(v);
+/** A span id as checkSpanId returns it. */
+const isSpanId = (v: string) => SPAN_ID.test(v) && !ALL_ZERO.test(v);
+
 /** Checks a trace id (32 hex characters, not all zero) and returns it in lowercase. */
 export function checkTraceId(value: string, field = "trace_id"): string {
   const id = value.toLowerCase();
@@ -112,17 +118,18 @@ export function checkSpanId(value: string, field = "span_id"): string {
 
 /** Checks one span; errors name `at` (e.g. spans[3]). Returns it normalized (lowercase ids). */
 export function checkSpan(s: SpanInput, at: string): Span {
-  const traceId = checkTraceId(s.traceId, `${at}.trace_id`);
-  const spanId = checkSpanId(s.spanId, `${at}.span_id`);
-  const parentSpanId = s.parentSpanId ? checkSpanId(s.parentSpanId, `${at}.parent_span_id`) : "";
-  checkText(`${at}.name`, s.name, MAX_SPAN_NAME, { required: true });
+  // Field names (`spans[3].name`) are made only for an error: a call checks up to 1,000 spans.
+  const traceId = isTraceId(s.traceId) ? s.traceId : checkTraceId(s.traceId, `${at}.trace_id`);
+  const spanId = isSpanId(s.spanId) ? s.spanId : checkSpanId(s.spanId, `${at}.span_id`);
+  const parentSpanId = !s.parentSpanId ? "" : isSpanId(s.parentSpanId) ? s.parentSpanId : checkSpanId(s.parentSpanId, `${at}.parent_span_id`);
+  if (s.name === "" || !textOk(s.name, MAX_SPAN_NAME)) checkText(`${at}.name`, s.name, MAX_SPAN_NAME, { required: true });
   if (!Number.isInteger(s.kind) || s.kind < 0 || s.kind > 5) throw new InvalidInputError(`${at}.kind`, `unknown kind ${s.kind}`);
   if (!s.startTime) throw new InvalidInputError(`${at}.start_time`, "is required");
   if (!s.endTime) throw new InvalidInputError(`${at}.end_time`, "is required");
   if (s.endTime < s.startTime) throw new InvalidInputError(`${at}.end_time`, "must not be before start_time");
   if (!Number.isInteger(s.statusCode) || s.statusCode < 0 || s.statusCode > 2) throw new InvalidInputError(`${at}.status_code`, `unknown status code ${s.statusCode}`);
-  checkText(`${at}.status_message`, s.statusMessage, MAX_STATUS_MESSAGE);
-  const attributesJson = checkedJson(s.attributes, `${at}.attributes`, MAX_ATTRIBUTES_BYTES);
+  if (!textOk(s.statusMessage, MAX_STATUS_MESSAGE)) checkText(`${at}.status_message`, s.statusMessage, MAX_STATUS_MESSAGE);
+  const attributesJson = checkedJson(s.attributes, () => `${at}.attributes`, MAX_ATTRIBUTES_BYTES);
   if (s.events.length > MAX_EVENTS) throw new InvalidInputError(`${at}.events`, `at most ${MAX_EVENTS}, got ${s.events.length}`);
   let eventsJson = "[]";
   if (s.events.length) {

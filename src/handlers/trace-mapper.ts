@@ -19,10 +19,16 @@ import {
   type Trace,
 } from "../../gen/sessiond/v1/trace_pb.js";
 
-function time(t: Timestamp | undefined, field: string): Date | undefined {
+/** The first instants of years 1 and 10000 (ms since the epoch). */
+const YEAR_1 = new Date("0001-01-01T00:00:00Z").getTime();
+const YEAR_10000 = new Date("+010000-01-01T00:00:00Z").getTime();
+
+/** `t` as a Date; `field` (made only for an error) names it when it is outside years 1 to 9999. */
+function time(t: Timestamp | undefined, field: () => string): Date | undefined {
   if (!t) return undefined;
   const d = timestampDate(t);
-  if (Number.isNaN(d.getTime()) || d.getUTCFullYear() < 1 || d.getUTCFullYear() > 9999) throw new InvalidInputError(field, "must be a valid time between years 1 and 9999");
+  const ms = d.getTime();
+  if (!(ms >= YEAR_1 && ms < YEAR_10000)) throw new InvalidInputError(field(), "must be a valid time between years 1 and 9999");
   return d;
 }
 
@@ -34,12 +40,12 @@ export function spanFromProto(s: Span, at: string): SpanInput {
     parentSpanId: s.parentSpanId,
     name: s.name,
     kind: s.kind,
-    startTime: time(s.startTime, `${at}.start_time`),
-    endTime: time(s.endTime, `${at}.end_time`),
+    startTime: time(s.startTime, () => `${at}.start_time`),
+    endTime: time(s.endTime, () => `${at}.end_time`),
     statusCode: s.statusCode,
     statusMessage: s.statusMessage,
     attributes: s.attributes ?? {},
-    events: s.events.map((e, i) => ({ name: e.name, time: time(e.time, `${at}.events[${i}].time`) ?? new Date(0), attributes: e.attributes ?? {} })),
+    events: s.events.map((e, i) => ({ name: e.name, time: time(e.time, () => `${at}.events[${i}].time`) ?? new Date(0), attributes: e.attributes ?? {} })),
   };
 }
 
