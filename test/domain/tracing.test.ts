@@ -117,6 +117,23 @@ describe("RecordSpans", () => {
     expect(await stats(s.id)).toMatchObject({ traceCount: 1, spanCount: 4 });
   });
 
+  it("stores every span time to the millisecond, over years 1 to 9999, and the trace's summary agrees", async () => {
+    const times = ["0001-01-01T00:00:00.001Z", "1699-03-04T05:06:07.891Z", "1969-12-31T23:59:59.999Z", "2250-06-01T12:00:00.001Z", "4321-09-08T07:06:05.043Z", "9999-12-31T23:59:59.999Z"];
+    for (const iso of times) {
+      const t = traceHex();
+      const start = new Date(iso);
+      const end = new Date(start.getTime() + (iso.startsWith("9999") ? 0 : 1));
+      await record([span(t, { startTime: start, endTime: end })]);
+      const [row] = await ctx.db.sql<{ s: string; e: string }>(
+        "SELECT to_char(start_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US') AS s, to_char(end_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US') AS e FROM spans WHERE otel_parent_span_id IS NULL AND trace_id = (SELECT id FROM traces WHERE otel_trace_id = $1)",
+        [t],
+      );
+      expect(row, iso).toEqual({ s: `${iso.slice(0, 23)}000`, e: `${end.toISOString().slice(0, 23)}000` });
+      const { trace, spans } = await ctx.services.tracing.get("", t);
+      expect([trace.startTime, trace.endTime, spans[0].span.startTime, spans[0].span.endTime], iso).toEqual([start, end, start, end]);
+    }
+  });
+
   it("says OK when no span failed and some succeeded, and UNSPECIFIED when none said", async () => {
     const ok = traceHex();
     await record([span(ok, { statusCode: 0 }), span(ok, { statusCode: 1 }), span(ok, { statusCode: 0 })]);

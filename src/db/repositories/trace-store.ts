@@ -171,14 +171,18 @@ export function createTraceStore(db: EntityManager): TraceStore {
           const t = d.getTime();
           return Number.isFinite(t) ? t : null; // an unrepresentable time: the NOT NULL column refuses it
         };
+        // Times travel as integer milliseconds, turned into timestamps in whole seconds plus an interval:
+        // exact for every year 1 to 9999 (to_timestamp(ms / 1000.0) rounded some of them by microseconds).
         const rows = spans.map(
           (s) =>
             `{"t":"${traceOf.get(s.traceId)!.id}","s":"${s.spanId}","p":"${s.parentSpanId}","n":${JSON.stringify(s.name)},"k":${s.kind},"st":${ms(s.startTime)},"et":${ms(s.endTime)},"c":${s.statusCode},"m":${JSON.stringify(s.statusMessage)},"a":${attributesOf(s)},"e":${eventsOf(s)}}`,
         );
         added = await q(
           `INSERT INTO spans (namespace_id, trace_id, otel_span_id, otel_parent_span_id, name, kind, start_time, end_time, status_code, status_message, attributes, events)
-           SELECT $1, x.t, x.s, NULLIF(x.p, ''), x.n, x.k, to_timestamp(x.st / 1000.0), to_timestamp(x.et / 1000.0), x.c, x.m, x.a, x.e
-           FROM jsonb_to_recordset($2::jsonb) AS x(t uuid, s text, p text, n text, k smallint, st double precision, et double precision, c smallint, m text, a jsonb, e jsonb)
+           SELECT $1, x.t, x.s, NULLIF(x.p, ''), x.n, x.k,
+                  to_timestamp(x.st / 1000) + (x.st % 1000) * interval '1 millisecond', to_timestamp(x.et / 1000) + (x.et % 1000) * interval '1 millisecond',
+                  x.c, x.m, x.a, x.e
+           FROM jsonb_to_recordset($2::jsonb) AS x(t uuid, s text, p text, n text, k smallint, st bigint, et bigint, c smallint, m text, a jsonb, e jsonb)
            ON CONFLICT (namespace_id, trace_id, otel_span_id) DO NOTHING
            RETURNING trace_id, otel_span_id`,
           [namespaceId, `[${rows.join(",")}]`],
