@@ -14,7 +14,8 @@ export interface Config {
    * pooler in transaction mode (PgBouncer 1.18+ with `pool_mode = transaction`, or any pooler that gives
    * each transaction any server connection) add `pgbouncer=true` to it, e.g.
    * `postgres://sessiond@pgbouncer:6432/sessiond?pgbouncer=true`: sessiond then sends unnamed statements
-   * only (default `false`: AppendTurns runs as a named prepared statement, planned once per connection).
+   * only (default `false`: the hot statements, AppendTurns', the session lookup and the ListTurns page,
+   * are named prepared statements, planned once per connection).
    * sessiond takes the parameter off before connecting; see db/data-source.ts for what else it checked.
    */
   databaseUrl: string | undefined;

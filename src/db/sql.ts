@@ -29,8 +29,9 @@ interface PgPool {
 
 /** Whether `err` is Postgres refusing a statement, the connection staying usable. */
 function refusedStatement(err: unknown): boolean {
+  // Postgres's errors carry a SQLSTATE and a severity; Node's (EPIPE, ECONNRESET) have no severity.
   const e = err as { code?: unknown; severity?: unknown };
-  if (typeof e?.code !== "string" || !/^[0-9A-Z]{5}$/.test(e.code)) return false;
+  if (typeof e?.code !== "string" || typeof e.severity !== "string" || !/^[0-9A-Z]{5}$/.test(e.code)) return false;
   return e.severity !== "FATAL" && e.severity !== "PANIC" && !e.code.startsWith("08") && !e.code.startsWith("57P");
 }
 
@@ -60,6 +61,7 @@ export function sqlOf(db: DataSource | EntityManager): Sql {
   const named = namedStatements(dataSource);
   return async (text, values = [], options) => {
     const pool = (dataSource.driver as unknown as { master: PgPool }).master;
+    const name = options?.prepare && named ? nameOf(text) : undefined;
     const client = await pool.connect();
     let broken: Error | undefined;
     // A connection that fails while checked out emits `error` (its statement fails with it too): without
@@ -69,7 +71,7 @@ export function sqlOf(db: DataSource | EntityManager): Sql {
     };
     client.on("error", onError);
     try {
-      const r = await client.query(options?.prepare && named ? { name: nameOf(text), text, values } : { text, values });
+      const r = await client.query(name !== undefined ? { name, text, values } : { text, values });
       return r.command === "UPDATE" || r.command === "DELETE" ? [r.rows, r.rowCount] : r.rows;
     } catch (err) {
       // A statement Postgres refused leaves the connection usable; a failed connection, or a FATAL error
@@ -77,6 +79,9 @@ export function sqlOf(db: DataSource | EntityManager): Sql {
       // (node-postgres's own pool.query drops the connection after every failed statement, which would
       // reconnect after each duplicate key.)
       if (!refusedStatement(err)) broken = err as Error;
+      // A prepared statement whose result type a migration changed fails on this connection until it is
+      // prepared again, which node-postgres never does for a name it knows: the connection goes.
+      else if (name !== undefined && (err as { code?: string }).code === "0A000") broken = err as Error;
       throw err;
     } finally {
       client.removeListener("error", onError);

@@ -60,6 +60,17 @@ describe("sqlOf", () => {
     expect(next).not.toBe(pid);
   });
 
+  it("drops the connection of a prepared statement whose result type a migration changed, so that the next call works", async () => {
+    await ctx.db.sql("CREATE TABLE sql_runner_m (k int PRIMARY KEY, v int)");
+    await ctx.db.sql("INSERT INTO sql_runner_m VALUES (1, 7)");
+    const q = sqlOf(ds);
+    const text = "SELECT v FROM sql_runner_m WHERE k = $1";
+    expect(await q(text, [1], { prepare: true })).toEqual([{ v: 7 }]);
+    await ctx.db.sql("ALTER TABLE sql_runner_m ALTER COLUMN v TYPE text");
+    await expect(q(text, [1], { prepare: true })).rejects.toMatchObject({ code: "0A000" });
+    expect(await q(text, [1], { prepare: true })).toEqual([{ v: "7" }]);
+  });
+
   it("prepares a statement asked to be prepared once per connection, and never behind pgbouncer=true", async () => {
     const text = "SELECT v FROM sql_runner_t WHERE k = $1 /* prepared-once */";
     for (const [source, expected] of [[ds, 1], [unnamed, 0]] as const) {
