@@ -90,9 +90,22 @@ export function decodeGlobalId(kind: PlainIdKind, id: string, field = "id"): str
  * ("Session:<uuid>"). @throws InvalidInputError naming `field` when the id is malformed or of another kind
  */
 export function decodeSessionId(id: string, field = "id"): SessionGlobalId {
+  const known = decodedSessionIds.get(id);
+  if (known) return known;
   const uuids = parse("Session", id, field);
-  return uuids.length === 2 ? { namespaceId: uuids[0], uuid: uuids[1] } : { uuid: uuids[0] };
+  const decoded: SessionGlobalId = Object.freeze(uuids.length === 2 ? { namespaceId: uuids[0], uuid: uuids[1] } : { uuid: uuids[0] });
+  if (decodedSessionIds.size >= MAX_DECODED_SESSION_IDS) decodedSessionIds.clear();
+  decodedSessionIds.set(id, decoded);
+  return decoded;
 }
+
+/**
+ * Session ids decoded lately (frozen): a call's id is decoded by the service and again by the audit
+ * log, and a chat's calls name the same session over and over; decoding (base64, two uuids, the
+ * canonical-form check) cost a few microseconds each time. Only valid ids are kept.
+ */
+const decodedSessionIds = new Map<string, SessionGlobalId>();
+const MAX_DECODED_SESSION_IDS = 4096;
 
 /**
  * Whether a decoded session id can name a session of the namespace `namespaceId`: an id of the old
