@@ -125,7 +125,8 @@ describe("RecordSpans", () => {
       const end = new Date(start.getTime() + (iso.startsWith("9999") ? 0 : 1));
       await record([span(t, { startTime: start, endTime: end })]);
       const [row] = await ctx.db.sql<{ s: string; e: string }>(
-        "SELECT to_char(start_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US') AS s, to_char(end_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US') AS e FROM spans WHERE otel_parent_span_id IS NULL AND trace_id = (SELECT id FROM traces WHERE otel_trace_id = $1)",
+        `SELECT to_char(s.start_time AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US') AS s, to_char(s.end_time AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US') AS e
+         FROM spans s JOIN traces t ON t.namespace_id = s.namespace_id AND t.id = s.trace_id WHERE t.otel_trace_id = $1`,
         [t],
       );
       expect(row, iso).toEqual({ s: `${iso.slice(0, 23)}000`, e: `${end.toISOString().slice(0, 23)}000` });
