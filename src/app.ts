@@ -5,7 +5,7 @@
 import path from "node:path";
 import type { DataSource } from "./db/data-source.js";
 import type { Config } from "./config.js";
-import { createDataSource } from "./db/data-source.js";
+import { createDataSource, poolOf } from "./db/data-source.js";
 import { startEmbeddedPostgres, type EmbeddedPostgres } from "./db/embedded.js";
 import { migrate } from "./db/distribution.js";
 import { createStores } from "./db/repositories/stores.js";
@@ -90,7 +90,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
   // sessiond's own traces (telemetry/), when an OTLP endpoint is configured; nothing is installed otherwise.
   const telemetry = config.tracing ? await startTracing(config.tracing, { logger }) : undefined;
   const { dataSource, embedded } = await openDatabase(config, logger);
-  if (telemetry) traceQueries((dataSource.driver as any).master, telemetry);
+  if (telemetry) traceQueries(poolOf(dataSource)!, telemetry);
   const tracing = telemetry && createRpcTracing(telemetry);
   // "" and every service name, NOT_SERVING until the first readiness probe after listening.
   const health = new HealthStatus(Object.fromEntries(["", ...healthServiceNames].map((name) => [name, "NOT_SERVING" as const])));
@@ -122,9 +122,8 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
   }
   const access = createAccess({ credentials: services.credentials, certificates: createCertificateIdentities(config.clientIdentities), logger });
   const auditing = createAuditing(services.audit);
-  // One registry per app (tests run several apps in one process); the pool gauges read the pg.Pool
-  // TypeORM's postgres driver keeps as `master`.
-  const metrics = createMetrics({ pool: (dataSource.driver as any).master });
+  // One registry per app (tests run several apps in one process); the pool gauges read the pg.Pool.
+  const metrics = createMetrics({ pool: poolOf(dataSource)! });
   // The audit queue depth and dropped events, read on scrape.
   registerAuditMetrics(metrics.registry, services.audit.stats);
   // Readiness = the database answers within 1 s through the pool (db/probe.ts); drives /readyz and gRPC health.

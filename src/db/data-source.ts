@@ -1,3 +1,4 @@
+import type pg from "pg";
 import { DataSource } from "typeorm";
 
 /** The TypeORM DataSource, as app.ts and the CLI hold it (they reach TypeORM only through db/). */
@@ -67,6 +68,14 @@ const UNNAMED_ONLY = new WeakSet<DataSource>();
 /** Whether `dataSource` may run named (server-side prepared) statements outside transactions. */
 export function namedStatements(dataSource: DataSource): boolean {
   return !UNNAMED_ONLY.has(dataSource);
+}
+
+/**
+ * The node-postgres pool under `dataSource` (TypeORM's postgres driver keeps it as `master`), or
+ * undefined before the DataSource is initialized. The one place that reaches into the driver for it.
+ */
+export function poolOf(dataSource: DataSource): pg.Pool | undefined {
+  return (dataSource.driver as unknown as { master?: pg.Pool }).master;
 }
 
 /** The bound on waiting for a pooled connection when the caller names none (SESSIOND_DB_CONNECT_TIMEOUT_MS's default). */

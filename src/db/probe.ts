@@ -3,8 +3,8 @@
  * within a bound? Goes through the pool the calls use, so a starved pool (every connection busy,
  * callers queueing) reads as not ready, like a database that is down or too slow.
  */
-import type pg from "pg";
 import type { DataSource } from "typeorm";
+import { poolOf } from "./data-source.js";
 
 /**
  * A probe (handlers/readiness.ts `Probe`) over `dataSource`'s pool: `SELECT 1` within `timeoutMs`
@@ -15,8 +15,7 @@ import type { DataSource } from "typeorm";
  */
 export function createDatabaseProbe(dataSource: DataSource, opts: { timeoutMs?: number; onFailure?: (err: unknown) => void } = {}): () => Promise<string | undefined> {
   const timeoutMs = opts.timeoutMs ?? 1000;
-  // TypeORM's postgres driver keeps its node-postgres pool as `master`.
-  const pool = () => (dataSource.driver as unknown as { master?: pg.Pool }).master;
+  const pool = () => poolOf(dataSource);
   return async () => {
     const p = pool();
     if (!p) return "database not connected";

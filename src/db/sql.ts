@@ -11,20 +11,17 @@
  */
 import { createHash } from "node:crypto";
 import type { DataSource, EntityManager } from "typeorm";
-import { namedStatements } from "./data-source.js";
+import { namedStatements, poolOf } from "./data-source.js";
 
 /** Runs one statement; `prepare` asks for a named (server-side prepared) statement where one may be used. */
 export type Sql = (text: string, values?: unknown[], options?: { prepare?: boolean }) => Promise<any[]>;
 
-/** The part of node-postgres's pool and client this uses. */
+/** The part of node-postgres's client this uses. */
 interface PgClient {
   query(config: { text: string; values?: unknown[]; name?: string }): Promise<{ command: string; rows: any[]; rowCount: number | null }>;
   release(err?: Error | boolean): void;
   on(event: "error", listener: (err: Error) => void): unknown;
   removeListener(event: "error", listener: (err: Error) => void): unknown;
-}
-interface PgPool {
-  connect(): Promise<PgClient>;
 }
 
 /** Whether `err` is Postgres refusing a statement, the connection staying usable. */
@@ -60,9 +57,8 @@ export function sqlOf(db: DataSource | EntityManager): Sql {
   const dataSource = manager.connection;
   const named = namedStatements(dataSource);
   return async (text, values = [], options) => {
-    const pool = (dataSource.driver as unknown as { master: PgPool }).master;
     const name = options?.prepare && named ? nameOf(text) : undefined;
-    const client = await pool.connect();
+    const client = (await poolOf(dataSource)!.connect()) as unknown as PgClient;
     let broken: Error | undefined;
     // A connection that fails while checked out emits `error` (its statement fails with it too): without
     // a listener that would be an uncaught exception. It is then not given back for reuse.
