@@ -161,6 +161,11 @@ function hasUnstorable(value: JsonValue): boolean {
   return false;
 }
 
+/** A field name given as is or made on demand. */
+function nameOf(field: string | (() => string)): string {
+  return typeof field === "string" ? field : field();
+}
+
 /** Checks a JSON object (session data by default): no NUL characters, at most `max` bytes as JSON. */
 export function checkData(data: JsonObject, field = "data", max = MAX_DATA_BYTES): JsonObject {
   checkedJson(data, field, max);
@@ -168,15 +173,16 @@ export function checkData(data: JsonObject, field = "data", max = MAX_DATA_BYTES
 }
 
 /** {@link checkData}, returning the JSON text it measured (for a writer that stores it as is). */
-export function checkedJson(data: JsonValue, fieldName: string | (() => string), max: number): string {
-  const field = () => (typeof fieldName === "string" ? fieldName : fieldName());
+export function checkedJson(data: JsonValue, field: string | (() => string), max: number): string {
+  // (No closure made per call: the build keeps function names, which costs each named closure a
+  // defineProperty; this runs for every span's attributes.)
   const json = JSON.stringify(data);
   // JSON.stringify writes a NUL as \u0000 and a lone surrogate as \udXXX: without either escape in the
   // text there is neither in the data; with one (or a literal "\\u0000" a caller wrote), look closer.
-  if (MAYBE_UNSTORABLE.test(json) && hasUnstorable(data)) throw new InvalidInputError(field(), "must not contain NUL characters or lone surrogates (Postgres jsonb cannot store them)");
+  if (MAYBE_UNSTORABLE.test(json) && hasUnstorable(data)) throw new InvalidInputError(nameOf(field), "must not contain NUL characters or lone surrogates (Postgres jsonb cannot store them)");
   // Bytes are at most 3 a UTF-16 unit: short texts skip the exact count.
   const bytes = json.length * 3 <= max ? json.length : Buffer.byteLength(json, "utf8");
-  if (bytes > max) throw new InvalidInputError(field(), `must be at most ${max} bytes as JSON, got ${bytes}`);
+  if (bytes > max) throw new InvalidInputError(nameOf(field), `must be at most ${max} bytes as JSON, got ${bytes}`);
   return json;
 }
 
