@@ -54,7 +54,7 @@ describe("sqlOf", () => {
       (err: unknown) => err,
     );
     await new Promise((r) => setTimeout(r, 200));
-    await ctx.db.sql("SELECT pg_terminate_backend($1)", [pid]);
+    await ctx.db.sql("SELECT pg_terminate_backend($1::integer)", [pid]); // (Citus adds a bigint overload)
     expect(await running).toMatchObject({ code: "57P01", severity: "FATAL" });
     const [{ pid: next }] = await q("SELECT pg_backend_pid() AS pid", []);
     expect(next).not.toBe(pid);
