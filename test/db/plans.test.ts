@@ -269,6 +269,20 @@ describe.runIf(inject("database").kind !== "citus")("hot statements on tables ne
       /** The hot calls; `onePass`: a page of a list (see ONE_PASS). */
       const CALLS: [name: string, call: () => Promise<unknown>, onePass?: boolean][] = [
         ["CreateSession", () => services.sessions.create(newSession({ namespace: NS, sessionId: `new-${mode}-${round}` }))],
+        [
+          "CreateSession binding a user and an agent",
+          () =>
+            services.sessions.create(
+              newSession({
+                namespace: NS,
+                sessionId: `chat-${mode}-${round}`,
+                participants: [
+                  { participantId: "user", kind: "user", displayName: "", metadata: {} },
+                  { participantId: "agent", kind: "agent", displayName: "", metadata: {} },
+                ],
+              }),
+            ),
+        ],
         ["GetSession by global id", () => services.sessions.get(byId(pick(0).global), false)],
         ["GetSession by session id", () => services.sessions.get(byKey(pick(1).external_id, NS), false)],
         ["UpdateSession", () => services.sessions.update({ address: byId(pick(2).global), paths: ["labels"], values: { data: {}, labels: { k: "v" }, user: "", workflow: { id: "", version: "" } }, etag: "" })],
@@ -287,6 +301,7 @@ describe.runIf(inject("database").kind !== "citus")("hot statements on tables ne
           },
         ],
         ["ListTurns", () => services.conversations.listTurns({ address: byId(pick(7).global), participantId: "", afterSeq: 0, pageSize: 10, pageToken: "" } as never)],
+        ["ListTurns, the last 10 (newest_first)", () => services.conversations.listTurns({ address: byId(pick(7).global), participantId: "", afterSeq: 0, pageSize: 10, pageToken: "", newestFirst: true } as never)],
         ["ListTurns of one participant", () => services.conversations.listTurns({ address: byId(pick(8).global), participantId: "a", afterSeq: 0, pageSize: 10, pageToken: "" } as never)],
         [
           "RecordSpans (19 new traces and a known one)",
