@@ -7,7 +7,7 @@ import type { BulkDeleteStore } from "./bulk-delete-store.js";
 import { hashSecret, newSecret } from "./access.js";
 import { checkNewParticipants, type NewParticipant, type Participant } from "./conversation-model.js";
 import { ConflictError, InvalidInputError, NamespaceGoneError, NotFoundError, PreconditionError } from "./errors.js";
-import { decodeSessionId, newUuid, sessionIdIn } from "./ids.js";
+import { decodeSessionId, encodeSessionId, newUuid, sessionIdIn } from "./ids.js";
 import { decodePageToken, encodePageToken, fingerprint, pageOf } from "./page-token.js";
 import {
   checkData,
@@ -83,7 +83,8 @@ export interface SessionService {
   get(address: SessionAddress, showDeleted: boolean): Promise<Session>;
   list(input: ListSessionsInput): Promise<{ sessions: Session[]; nextPageToken: string }>;
   update(input: UpdateSessionInput): Promise<Session>;
-  delete(address: SessionAddress, etag: string): Promise<{ session: Session; deleted: DeletedCounts }>;
+  /** Deletes a session for good; returns its ids, its namespace and what went with it. */
+  delete(address: SessionAddress, etag: string): Promise<{ id: string; sessionId: string; namespace: string; deleted: DeletedCounts }>;
   softDelete(address: SessionAddress): Promise<Session>;
   undelete(address: SessionAddress): Promise<Session>;
   truncate(address: SessionAddress): Promise<{ session: Session; turnsDeleted: number }>;
@@ -162,10 +163,21 @@ export async function loadSession(s: SessionStore, address: SessionAddress, opts
   return sessionOf(await loadStored(s, address, opts));
 }
 
+/** The error for a session the call names that does not exist (or not in the call's namespace). */
+function notFoundOf(ref: SessionRef, address: SessionAddress): NotFoundError {
+  return new NotFoundError(ref.kind === "uuid" ? `session ${address.id} not found` : `session "${ref.sessionId}" not found in namespace "${ref.namespace}"`);
+}
+
+/** The version an etag names (etagOf's form, `"v<version>"`), or undefined when it is not of that form. */
+function versionOfEtag(etag: string): number | undefined {
+  const m = /^"v(\d{1,15})"$/.exec(etag);
+  return m ? Number(m[1]) : undefined;
+}
+
 /** loadSession's session as stored, with its version. */
 async function loadStored(s: SessionStore, address: SessionAddress, opts: { showDeleted?: boolean; lock?: boolean }): Promise<StoredSession> {
   const ref = parseAddress(address);
-  const notFound = () => new NotFoundError(ref.kind === "uuid" ? `session ${address.id} not found` : `session "${ref.sessionId}" not found in namespace "${ref.namespace}"`);
+  const notFound = () => notFoundOf(ref, address);
   // A row lock is taken through the namespace only (a lock by uuid alone would reach every shard).
   const key = opts.lock ? await namespacedKeyOf(s, ref) : await sessionKeyOf(s, ref);
   if (!key) throw notFound();
@@ -264,14 +276,28 @@ export function createSessionService(deps: { stores: Pick<Stores, "sessions" | "
       });
     },
 
-    // No transaction: a read, then one statement that deletes the session (the batch code, for one id).
-    // With an etag, that statement deletes only the version the etag named, so a change in between is a
-    // conflict, as it would be under a row lock.
+    // One statement (the batch code, for one session) when the session's namespace is known by id and by
+    // name: from the call, or seen by this process before. With an etag, the statement deletes only the
+    // version the etag names; a stale etag, a malformed one, or an unknown namespace name take the
+    // general path: a read (for the error's current etag, or the names), then that statement.
     async delete(address, etag) {
+      const ref = parseAddress(address);
+      const version = etag ? versionOfEtag(etag) : undefined;
+      if (!etag || version !== undefined) {
+        const key = await sessionKeyOf(store, ref);
+        if (!key) throw notFoundOf(ref, address);
+        const namespace = key.namespaceId === undefined ? undefined : (ref.namespace ?? store.knownNamespaceName(key.namespaceId));
+        if (key.namespaceId !== undefined && namespace !== undefined) {
+          const gone = await store.deleteByKey(key, version);
+          if (!gone) throw notFoundOf(ref, address);
+          if (!gone.stale) return { id: encodeSessionId(key.namespaceId, gone.uuid), sessionId: gone.externalId, namespace, deleted: gone.counts };
+        }
+      }
       const stored = await loadStored(store, address, { showDeleted: true });
       const session = sessionOf(stored);
       checkEtag(session, etag, "etag");
-      return { session, deleted: await store.delete(stored.uuid, stored.namespaceId, etag ? stored.version : undefined) };
+      const deleted = await store.delete(stored.uuid, stored.namespaceId, etag ? stored.version : undefined);
+      return { id: session.id, sessionId: session.sessionId, namespace: session.namespace, deleted };
     },
 
     softDelete: (address) =>

@@ -93,6 +93,13 @@ export interface SessionStore {
    * @throws NotFoundError when it is gone, ConflictError when its version is no longer `version`
    */
   delete(uuid: string, namespaceId: string, version?: number): Promise<DeletedCounts>;
+  /**
+   * Like {@link delete}, by either key, without throwing: undefined when no such session exists, `stale`
+   * (nothing deleted) when its version is no longer `version`. One statement.
+   */
+  deleteByKey(key: NamespacedSessionKey, version?: number): Promise<{ uuid: string; externalId: string; counts: DeletedCounts; stale: boolean } | undefined>;
+  /** The name of the namespace `namespaceId`, when this process has seen it (no database read). */
+  knownNamespaceName(namespaceId: string): string | undefined;
   /** Runs `work` in one transaction, with a store bound to it (inside one already: in that one). */
   transaction<T>(work: (store: SessionStore) => Promise<T>): Promise<T>;
 }

@@ -86,8 +86,8 @@ export function createSessionHandlers(services: Pick<Services, "sessions" | "con
     },
 
     async deleteSession(req) {
-      const { session, deleted } = await sessions.delete(req, req.etag);
-      return create(DeleteSessionResponseSchema, { id: session.id, sessionId: session.sessionId, namespace: session.namespace, deleted: deletedCountsToProto(deleted) });
+      const { id, sessionId, namespace, deleted } = await sessions.delete(req, req.etag);
+      return create(DeleteSessionResponseSchema, { id, sessionId, namespace, deleted: deletedCountsToProto(deleted) });
     },
 
     async softDeleteSession(req) {

@@ -209,7 +209,7 @@ describe("GetSession", () => {
     const old = byId(Buffer.from(`Session:${s.uuid}`).toString("base64url"));
     expect((await ctx.sessions.update({ address: old, paths: ["user"], values: { data: {}, labels: {}, user: "bob", workflow: { id: "", version: "" } }, etag: s.etag })).user).toBe("bob");
     expect(await ctx.sessions.cancel(old)).toMatchObject({ id: s.id, state: "cancelled" });
-    expect((await ctx.sessions.delete(old, "")).session.id).toBe(s.id);
+    expect((await ctx.sessions.delete(old, "")).id).toBe(s.id);
     await expect(ctx.sessions.get(byId(s.id), true)).rejects.toThrow(NotFoundError);
     await expect(ctx.sessions.cancel(old)).rejects.toThrow(NotFoundError);
   });
@@ -338,5 +338,23 @@ describe("DeleteSession", () => {
     const d = await ctx.sessions.softDelete(byId(s.id));
     await expect(ctx.sessions.delete(byId(s.id), s.etag)).rejects.toThrow(ConflictError);
     await expect(ctx.sessions.delete(byId(s.id), d.etag)).resolves.toMatchObject({ deleted: { participants: 0 } });
+  });
+
+  it("answers a delete by either address with the session's ids and namespace, and a stale or malformed etag with the current one", async () => {
+    const a = await ctx.sessions.create(newSession({ namespace: "del-a", sessionId: "one" }));
+    const b = await ctx.sessions.create(newSession({ namespace: "del-a", sessionId: "two" }));
+    const c = await ctx.sessions.create(newSession({ namespace: "del-a", sessionId: "three" }));
+    await ctx.sessions.update({ address: byId(c.id), paths: ["user"], values: { data: {}, labels: {}, user: "x", workflow: { id: "", version: "" } }, etag: "" });
+    expect(await ctx.sessions.delete(byKey("one", "del-a"), "")).toEqual({ id: a.id, sessionId: "one", namespace: "del-a", deleted: expect.any(Object) });
+    expect(await ctx.sessions.delete(byId(b.id), b.etag)).toEqual({ id: b.id, sessionId: "two", namespace: "del-a", deleted: expect.any(Object) });
+    // c is at version 2 now: the etag of version 1 is stale, and the error says which etag is current.
+    await expect(ctx.sessions.delete(byId(c.id), c.etag)).rejects.toThrow(`etag: the session changed since (etag ${c.etag}, now "v2"); read it again and retry`);
+    await expect(ctx.sessions.delete(byKey("three", "del-a"), "v2")).rejects.toThrow(`etag: the session changed since (etag v2, now "v2"); read it again and retry`);
+    expect(await ctx.sessions.get(byId(c.id), false)).toMatchObject({ id: c.id });
+    await expect(ctx.sessions.delete(byKey("one", "del-a"), "")).rejects.toThrow('session "one" not found in namespace "del-a"');
+    await expect(ctx.sessions.delete(byKey("one", "del-none"), "")).rejects.toThrow('session "one" not found in namespace "del-none"');
+    // A process that never saw the namespace's name reads the session first, and answers the same.
+    const fresh = createServicesOn(ctx.db.dataSource).services.sessions;
+    expect(await fresh.delete(byId(c.id), '"v2"')).toEqual({ id: c.id, sessionId: "three", namespace: "del-a", deleted: expect.any(Object) });
   });
 });

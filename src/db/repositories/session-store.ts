@@ -16,6 +16,9 @@ import { sqlOf } from "../sql.js";
 /** Namespace ids by name, each until a time (ms since the epoch). */
 export type NamespaceCache = Map<string, { id: string; until: number }>;
 
+/** Namespace names by id kept at most (then forgotten all at once, and learnt again). */
+const MAX_NAMESPACE_NAMES = 10_000;
+
 /** How long a process trusts a cached namespace id. */
 export const NAMESPACE_CACHE_MS = 5000;
 
@@ -62,7 +65,13 @@ function toSession(row: any): StoredSession {
  * another process is forgotten by then. A namespace deleted
  * meanwhile is detected by the foreign key on insert and its cache entry dropped.
  */
-export function createSessionStore(db: EntityManager, namespaceCache: NamespaceCache): SessionStore {
+export function createSessionStore(db: EntityManager, namespaceCache: NamespaceCache, namespaceNames: Map<string, string> = new Map()): SessionStore {
+  /** Notes a namespace's name by id (a namespace is never renamed; a deleted one's id never returns). */
+  const noteName = (id: string, name: string) => {
+    if (namespaceNames.get(id) === name) return;
+    if (namespaceNames.size >= MAX_NAMESPACE_NAMES) namespaceNames.clear();
+    namespaceNames.set(id, name);
+  };
   const q = sqlOf(db);
 
   const store: SessionStore = {
@@ -76,6 +85,7 @@ export function createSessionStore(db: EntityManager, namespaceCache: NamespaceC
       }
       if (!rows.length) return undefined;
       namespaceCache.set(name, { id: rows[0].id, until: Date.now() + NAMESPACE_CACHE_MS });
+      noteName(rows[0].id, name);
       return rows[0].id as string;
     },
 
@@ -124,7 +134,9 @@ export function createSessionStore(db: EntityManager, namespaceCache: NamespaceC
       }
       // Prepared (outside transactions): GetSession and every call by session id start here; a few texts in all.
       const rows = await q(`SELECT ${COLUMNS} FROM sessions s JOIN namespaces n ON n.id = s.namespace_id WHERE ${where}${lock ? " FOR UPDATE OF s" : ""}`, params, { prepare: true });
-      return rows.length ? toSession(rows[0]) : undefined;
+      if (!rows.length) return undefined;
+      noteName(rows[0].namespace_id, rows[0].namespace_name);
+      return toSession(rows[0]);
     },
 
     async list(query) {
@@ -195,10 +207,18 @@ export function createSessionStore(db: EntityManager, namespaceCache: NamespaceC
       return gone.counts;
     },
 
+    async deleteByKey(key, version) {
+      const keys = "uuid" in key ? { kind: "uuid" as const, values: [key.uuid] } : { kind: "external" as const, values: [key.externalId] };
+      const [gone] = await deleteBatch(db, key.namespaceId, keys, { dryRun: false, purgeMemories: false }, version);
+      return gone && { uuid: gone.uuid, externalId: gone.externalId, counts: gone.counts, stale: gone.stale };
+    },
+
+    knownNamespaceName: (namespaceId) => namespaceNames.get(namespaceId),
+
     transaction(work) {
       // The store handed to `work` translates its errors like every store (see stores.ts).
       if (db.queryRunner?.isTransactionActive) return work(translated(store));
-      return db.transaction((tx) => work(translated(createSessionStore(tx, namespaceCache))));
+      return db.transaction((tx) => work(translated(createSessionStore(tx, namespaceCache, namespaceNames))));
     },
   };
   return store;

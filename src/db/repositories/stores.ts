@@ -18,13 +18,14 @@ import { createTraceStore } from "./trace-store.js";
 /** Creates the stores over `dataSource`, with one namespace-id cache for the process. */
 export function createStores(dataSource: DataSource): Stores {
   const namespaceCache: NamespaceCache = new Map();
+  const namespaceNames = new Map<string, string>();
   const forgetNamespace = (name: string) => void namespaceCache.delete(name);
-  const sessions = translated(createSessionStore(dataSource.manager, namespaceCache));
+  const sessions = translated(createSessionStore(dataSource.manager, namespaceCache, namespaceNames));
   const bulkDeletes = translated(createBulkDeleteStore(dataSource, sessions.namespaceId));
 
   /** The stores bound to `db`; `transaction` on them runs in `inTransaction`, or starts one. */
   const on = (db: EntityManager, inTransaction?: () => Stores): Stores => ({
-    sessions: db === dataSource.manager ? sessions : translated(createSessionStore(db, namespaceCache)),
+    sessions: db === dataSource.manager ? sessions : translated(createSessionStore(db, namespaceCache, namespaceNames)),
     conversations: translated(createConversationStore(db)),
     memories: translated(createMemoryStore(db)),
     traces: translated(createTraceStore(db)),
