@@ -18,6 +18,7 @@ import {
   checkNamespace,
   checkPageSize,
   checkText,
+  etagOf,
   sessionOf,
   type DeletedCounts,
   type JsonObject,
@@ -168,10 +169,14 @@ function notFoundOf(ref: SessionRef, address: SessionAddress): NotFoundError {
   return new NotFoundError(ref.kind === "uuid" ? `session ${address.id} not found` : `session "${ref.sessionId}" not found in namespace "${ref.namespace}"`);
 }
 
-/** The version an etag names (etagOf's form, `"v<version>"`), or undefined when it is not of that form. */
+/**
+ * The version an etag names when it is exactly one etagOf makes (`"v<version>"`, no leading zero, within
+ * the version column's integer range), else undefined: any other etag is compared as before, and conflicts.
+ */
 function versionOfEtag(etag: string): number | undefined {
-  const m = /^"v(\d{1,15})"$/.exec(etag);
-  return m ? Number(m[1]) : undefined;
+  const m = /^"v(0|[1-9]\d{0,9})"$/.exec(etag);
+  const version = m ? Number(m[1]) : NaN;
+  return version <= 0x7fffffff && etagOf(version) === etag ? version : undefined;
 }
 
 /** loadSession's session as stored, with its version. */
