@@ -6,7 +6,6 @@
  * EXPLAINed with the same parameter values on the same database. Skipped on plain PostgreSQL.
  */
 import { randomBytes } from "node:crypto";
-import pg from "pg";
 import { beforeAll, describe, expect, inject, it } from "vitest";
 import { DISTRIBUTED_FUNCTIONS, DISTRIBUTED_TABLES } from "../../src/db/distribution.js";
 import type { BulkDeleteEvent } from "../../src/domain/bulk-delete.js";
@@ -14,6 +13,7 @@ import type { NewTurn } from "../../src/domain/conversation-model.js";
 import type { Session } from "../../src/domain/session-model.js";
 import type { SpanInput } from "../../src/domain/trace-model.js";
 import { byId, byKey, newSession, useDatabase } from "../setup/context.js";
+import { watchingQueries } from "../setup/pg-queries.js";
 
 /** One statement as sent to the server. */
 interface Statement {
@@ -30,24 +30,19 @@ interface Statement {
  * pool and transactions, whichever query form they use). Client#query is restored afterwards.
  */
 async function captureStatements(database: string, work: () => Promise<unknown>): Promise<Statement[]> {
-  const original = pg.Client.prototype.query;
   const statements: Statement[] = [];
-  pg.Client.prototype.query = function (this: pg.Client, config: unknown, values?: unknown, ...rest: unknown[]) {
-    if (this.database === database) {
+  await watchingQueries(
+    database,
+    (client, config, values) => {
       const c = config as { text?: unknown; values?: unknown; name?: unknown } | undefined;
       const text = typeof config === "string" ? config : c?.text;
       const params = Array.isArray(values) ? values : Array.isArray(c?.values) ? c.values : [];
       // The status the server reported after the previous statement: TypeORM awaits each one in turn.
-      const inTransaction = this.getTransactionStatus() === "T";
+      const inTransaction = client.getTransactionStatus() === "T";
       if (typeof text === "string") statements.push({ text, values: [...params], name: typeof c?.name === "string" ? c.name : undefined, inTransaction });
-    }
-    return (original as (...args: unknown[]) => unknown).call(this, config, values, ...rest);
-  } as typeof original;
-  try {
-    await work();
-  } finally {
-    pg.Client.prototype.query = original;
-  }
+    },
+    work,
+  );
   return statements;
 }
 

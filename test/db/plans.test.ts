@@ -19,7 +19,7 @@
  * as here.
  */
 import { createHash, randomBytes } from "node:crypto";
-import pg from "pg";
+import type pg from "pg";
 import type { DataSource } from "typeorm";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { createServicesOn } from "../../src/app.js";
@@ -29,6 +29,7 @@ import { encodeSessionId } from "../../src/domain/ids.js";
 import type { Services } from "../../src/domain/services.js";
 import type { SpanInput } from "../../src/domain/trace-model.js";
 import { byId, byKey, newSession, useDatabase } from "../setup/context.js";
+import { watchingQueries } from "../setup/pg-queries.js";
 
 const NS = "plans";
 const SESSIONS = 20_000;
@@ -93,7 +94,6 @@ function explainingUrl(url: string, planCacheMode: "force_custom_plan" | "force_
 
 /** Every plan auto_explain sends to a client of `database` while `work` runs. */
 async function capturePlans(database: string, work: () => Promise<unknown>): Promise<Explained[]> {
-  const original = pg.Client.prototype.query;
   const plans: Explained[] = [];
   const listening = new WeakSet<pg.Client>();
   const onNotice = (msg: { message?: string }) => {
@@ -102,18 +102,15 @@ async function capturePlans(database: string, work: () => Promise<unknown>): Pro
     const parsed = JSON.parse(m[1]) as { "Query Text": string; Plan: PlanNode };
     plans.push({ query: parsed["Query Text"], plan: parsed.Plan });
   };
-  pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
-    if (this.database === database && !listening.has(this)) {
-      listening.add(this);
-      this.on("notice", onNotice);
-    }
-    return (original as (...a: unknown[]) => unknown).apply(this, args);
-  } as typeof original;
-  try {
-    await work();
-  } finally {
-    pg.Client.prototype.query = original;
-  }
+  await watchingQueries(
+    database,
+    (client) => {
+      if (listening.has(client)) return;
+      listening.add(client);
+      client.on("notice", onNotice);
+    },
+    work,
+  );
   return plans;
 }
 
