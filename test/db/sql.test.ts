@@ -53,7 +53,11 @@ describe("sqlOf", () => {
       () => undefined,
       (err: unknown) => err,
     );
-    await new Promise((r) => setTimeout(r, 200));
+    // Terminated once Postgres shows it running (polled, bounded), not after a guessed delay.
+    for (const started = Date.now(); Date.now() - started < 10_000; await new Promise((r) => setTimeout(r, 20))) {
+      const [row] = await ctx.db.sql("SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = $1 AND query LIKE 'SELECT pg_sleep%' AND state = 'active'", [pid]);
+      if (row.n === 1) break;
+    }
     await ctx.db.sql("SELECT pg_terminate_backend($1::integer)", [pid]); // (Citus adds a bigint overload)
     expect(await running).toMatchObject({ code: "57P01", severity: "FATAL" });
     const [{ pid: next }] = await q("SELECT pg_backend_pid() AS pid", []);
