@@ -168,6 +168,23 @@ describe("RecordSpans", () => {
     expect(await stats(s.id)).toMatchObject({ traceCount: 2, spanCount: 5 });
   });
 
+  it("keeps the first of a span sent twice to a new trace, and sums a batch of new and existing traces", async () => {
+    const s = await ctx.sessions.create(newSession({ namespace: "rec", sessionId: "mixed" }));
+    const [fresh, old] = [traceHex(), traceHex()];
+    await record([span(old, { name: "old-root", startTime: at(10), endTime: at(20) })], { namespace: "rec", session: s.id });
+    const twice = span(fresh, { name: "first", startTime: at(5), endTime: at(40), statusCode: 1 });
+    const root = span(fresh, { name: "fresh-root", startTime: at(2), endTime: at(30) });
+    const child = span(fresh, { parentSpanId: root.spanId, name: "child", startTime: at(1), endTime: at(90) });
+    const later = span(old, { parentSpanId: "0123456789abcdef", startTime: at(0), endTime: at(50), statusCode: 2 });
+    const result = await record([twice, root, { ...twice, name: "second", endTime: at(900), statusCode: 2 }, later, child, { ...later }], { namespace: "rec", session: s.id });
+    expect(result).toEqual({ recorded: 4, duplicate: 2, tracesCreated: 1 });
+    // The new trace's summary counts each span once, the first copy of the one sent twice.
+    expect(await traceRow(fresh)).toMatchObject({ session_id: s.uuid, root_name: "fresh-root", span_count: 3, start_time: at(1), end_time: at(90), status_code: 1 });
+    expect((await spanRows(fresh)).find((r) => r.otel_span_id === twice.spanId)).toMatchObject({ name: "first", end_time: at(40), status_code: 1 });
+    expect(await traceRow(old)).toMatchObject({ root_name: "old-root", span_count: 2, start_time: at(0), end_time: at(50), status_code: 2 });
+    expect(await stats(s.id)).toMatchObject({ traceCount: 2, spanCount: 5 });
+  });
+
   it("creates a trace once and counts every span under concurrent batches", async () => {
     const s = await ctx.sessions.create(newSession({ namespace: "rec", sessionId: "race" }));
     const t = traceHex();

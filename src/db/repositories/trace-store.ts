@@ -72,35 +72,55 @@ function toAnnotation(row: any): Annotation {
   };
 }
 
-/** Per trace, what the newly stored spans add to its summary. */
-function summarize(spans: Span[], traceOf: Map<string, { id: string }>, added: { trace_id: string; otel_span_id: string }[]) {
-  // Every span was new (the common case: as many rows came back as were sent, and a span sent twice
-  // would have come back once): fold them all, without matching the returned rows to them.
-  let stored: Iterable<{ trace_id: string; span: Span }>;
-  if (added.length === spans.length) {
-    stored = spans.map((s) => ({ trace_id: traceOf.get(s.traceId)!.id, span: s }));
-  } else {
-    const byKey = new Map<string, Span>();
-    for (const s of spans) {
-      const key = `${traceOf.get(s.traceId)!.id}:${s.spanId}`;
-      if (!byKey.has(key)) byKey.set(key, s);
-    }
-    stored = added.map((a) => ({ trace_id: a.trace_id, span: byKey.get(`${a.trace_id}:${a.otel_span_id}`)! }));
-  }
-  const out = new Map<string, { trace_id: string; n: number; first: Date; last: Date; status: number; root: string; rootStart: number }>();
-  for (const { trace_id, span: s } of stored) {
-    const agg = out.get(trace_id) ?? { trace_id, n: 0, first: s.startTime, last: s.endTime, status: 0, root: "", rootStart: Infinity };
+type SpanRow = Span;
+
+/** `$first::cast0, $first+1::cast1, ...`: one VALUES row's placeholders for `count` parameters. */
+function values(first: number, count: number, casts: string[]) {
+  let out = "";
+  for (let k = 0; k < count; k++) out += `${k ? ", " : ""}$${first + k}${casts[k]}`;
+  return out;
+}
+
+/** What a set of spans adds to a trace's summary. */
+interface Summary {
+  n: number;
+  first: Date;
+  last: Date;
+  status: number;
+  root: string;
+  rootStart: number;
+}
+
+/** Per key (a trace's OpenTelemetry id or row id), what the spans add to its summary. */
+function summarize(spans: Iterable<SpanRow>, keyOf: (s: SpanRow) => string) {
+  const out = new Map<string, Summary>();
+  for (const s of spans) {
+    const key = keyOf(s);
+    let agg = out.get(key);
+    if (!agg) out.set(key, (agg = { n: 0, first: s.startTime, last: s.endTime, status: 0, root: "", rootStart: Infinity }));
     agg.n++;
     if (s.startTime < agg.first) agg.first = s.startTime;
     if (s.endTime > agg.last) agg.last = s.endTime;
-    agg.status = Math.max(agg.status, s.statusCode);
+    if (s.statusCode > agg.status) agg.status = s.statusCode;
     if (!s.parentSpanId && s.startTime.getTime() < agg.rootStart) {
       agg.root = s.name;
       agg.rootStart = s.startTime.getTime();
     }
-    out.set(trace_id, agg);
   }
-  return [...out.values()];
+  return out;
+}
+
+/** The spans with the first of each (trace id, span id) pair: a span sent twice in one call is stored once. */
+function firstOfEach(spans: SpanRow[]): SpanRow[] {
+  const seen = new Set<string>();
+  const out: SpanRow[] = [];
+  for (const s of spans) {
+    const key = s.traceId + s.spanId;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    out.push(s);
+  }
+  return out;
 }
 
 /** Adds to the counters of several sessions, one statement per session in id order (the lock order). */
@@ -125,100 +145,117 @@ export function createTraceStore(db: EntityManager): TraceStore {
   const store: TraceStore = {
     /**
      * Stores spans (call inside a transaction): creates missing traces under `sessionUuid`, inserts the
-     * spans that are new (ON CONFLICT DO NOTHING on (trace, span id)), folds them into their traces'
-     * summaries, and counts them on the traces' sessions. Spans of a trace that exists go to that trace,
-     * whatever session it belongs to.
+     * spans that are new, folds them into their traces' summaries, and counts them on the traces'
+     * sessions. Spans of a trace that exists go to that trace, whatever session it belongs to.
+     *
+     * A trace this call creates gets its summary in the statement that creates it, and its spans in a
+     * plain INSERT: nothing else can hold spans of a trace row no other transaction sees yet, and the
+     * spans named twice in the call are dropped here. Only spans of traces that existed go through ON
+     * CONFLICT DO NOTHING (whose speculative insertion measured ~15% of Postgres's CPU for a call of 500
+     * spans) and a second statement for their traces' summaries.
      */
     async record(namespaceId, sessionUuid, spans) {
-      const traceIds = [...new Set(spans.map((s) => s.traceId))].sort();
+      const unique = firstOfEach(spans);
+      const batch = summarize(unique, (s) => s.traceId);
+      const traceIds = [...batch.keys()].sort();
       // Rows as VALUES lists, not INSERT ... SELECT FROM unnest(...): Citus runs a multi-row VALUES
       // insert that names one namespace on its shard, but pulls an INSERT ... SELECT through the coordinator.
       const traces: { id: string; otel_trace_id: string; session_id: string | null; created: boolean }[] = await q(
-        `INSERT INTO traces AS t (namespace_id, session_id, otel_trace_id)
-         VALUES ${traceIds.map((_, i) => `($1, $2::uuid, $${i + 3})`).join(", ")}
+        `INSERT INTO traces AS t (namespace_id, session_id, otel_trace_id, span_count, start_time, end_time, status_code, root_name)
+         VALUES ${traceIds.map((_, i) => `($1, $2::uuid, ${values(3 + i * 6, 6, ["", "::int", "::timestamptz", "::timestamptz", "::smallint", ""])})`).join(", ")}
          ON CONFLICT (namespace_id, otel_trace_id) DO UPDATE SET otel_trace_id = EXCLUDED.otel_trace_id
          RETURNING t.id, t.otel_trace_id, t.session_id, (xmax = 0) AS created`,
-        [namespaceId, sessionUuid, ...traceIds],
+        [namespaceId, sessionUuid, ...traceIds.flatMap((id) => {
+          const b = batch.get(id)!;
+          return [id, b.n, b.first, b.last, b.status, b.root];
+        })],
       );
       const traceOf = new Map(traces.map((t) => [t.otel_trace_id, t]));
-      // The spans that are new come back; their traces' summaries are folded in by a second, small
-      // statement (folding them into the insert itself measured ~20% more Postgres CPU under load).
-      const attributesOf = (s: (typeof spans)[number]) => s.attributesJson ?? JSON.stringify(s.attributes);
-      const eventsOf = (s: (typeof spans)[number]) => s.eventsJson ?? JSON.stringify(s.events);
-      let added: { trace_id: string; otel_span_id: string }[];
-      if (await onCitus(db)) {
-        // Citus: a VALUES list naming one namespace runs on its shard (INSERT ... SELECT would not).
-        const columns = (s: (typeof spans)[number]) => [
-          traceOf.get(s.traceId)!.id, s.spanId, s.parentSpanId, s.name, s.kind, s.startTime, s.endTime, s.statusCode, s.statusMessage, attributesOf(s), eventsOf(s),
-        ];
-        const row = (i: number) => {
-          const p = (k: number) => `$${2 + i * 11 + k}`;
-          return `($1, ${p(0)}::uuid, ${p(1)}, NULLIF(${p(2)}, ''), ${p(3)}, ${p(4)}::smallint, ${p(5)}::timestamptz, ${p(6)}::timestamptz, ${p(7)}::smallint, ${p(8)}, ${p(9)}::jsonb, ${p(10)}::jsonb)`;
-        };
-        added = await q(
-          `INSERT INTO spans (namespace_id, trace_id, otel_span_id, otel_parent_span_id, name, kind, start_time, end_time, status_code, status_message, attributes, events)
-           VALUES ${spans.map((_, i) => row(i)).join(", ")}
-           ON CONFLICT (namespace_id, trace_id, otel_span_id) DO NOTHING
-           RETURNING trace_id, otel_span_id`,
-          [namespaceId, ...spans.flatMap(columns)],
+      const fresh: SpanRow[] = [];
+      const existing: SpanRow[] = [];
+      for (const s of unique) (traceOf.get(s.traceId)!.created ? fresh : existing).push(s);
+      if (fresh.length) await insertSpans(fresh, false);
+      // Spans of traces that existed: the new ones come back, and are folded into their traces'
+      // summaries by a second, small statement (folding them into the insert itself measured ~20% more
+      // Postgres CPU under load).
+      let added = new Map<string, Summary>();
+      if (existing.length) {
+        const rows: { trace_id: string; otel_span_id: string }[] = await insertSpans(existing, true);
+        const stored = new Set(rows.map((r) => r.trace_id + r.otel_span_id));
+        const idOf = (s: SpanRow) => traceOf.get(s.traceId)!.id;
+        added = summarize(rows.length === existing.length ? existing : existing.filter((s) => stored.has(idOf(s) + s.spanId)), idOf);
+      }
+      if (added.size) {
+        // An upsert on the primary key of rows that exist (locked by the first statement), not an UPDATE
+        // ... FROM unnest(...): each row is found through its key by the insert's conflict check, with no
+        // plan to choose, while the join could be planned as a scan of the namespace's traces on tables
+        // never analyzed. Multi-row VALUES naming one namespace, as above.
+        const otelIdOf = new Map(traces.map((t) => [t.id, t.otel_trace_id]));
+        await q(
+          `INSERT INTO traces AS t (namespace_id, id, otel_trace_id, span_count, start_time, end_time, status_code, root_name)
+           VALUES ${[...added.keys()].map((_, i) => `($1, ${values(2 + i * 7, 7, ["::uuid", "", "::int", "::timestamptz", "::timestamptz", "::smallint", ""])})`).join(", ")}
+           ON CONFLICT (namespace_id, id) DO UPDATE SET span_count = t.span_count + EXCLUDED.span_count,
+             start_time = LEAST(t.start_time, EXCLUDED.start_time), end_time = GREATEST(t.end_time, EXCLUDED.end_time),
+             status_code = GREATEST(t.status_code, EXCLUDED.status_code), root_name = CASE WHEN t.root_name = '' THEN EXCLUDED.root_name ELSE t.root_name END`,
+          [namespaceId, ...[...added].flatMap(([id, a]) => [id, otelIdOf.get(id), a.n, a.first, a.last, a.status, a.root])],
         );
-      } else {
-        // Plain Postgres: the rows as one jsonb document (one parameter, whatever the count). Its text is
+      }
+      const deltas = new Map<string, { traces: number; spans: number; annotations: number }>();
+      const delta = (id: string) => deltas.get(id) ?? deltas.set(id, { traces: 0, spans: 0, annotations: 0 }).get(id)!;
+      let recorded = 0;
+      for (const t of traces) {
+        const n = t.created ? batch.get(t.otel_trace_id)!.n : (added.get(t.id)?.n ?? 0);
+        recorded += n;
+        if (!t.session_id) continue;
+        if (t.created) delta(t.session_id).traces++;
+        if (n) delta(t.session_id).spans += n;
+      }
+      await bumpSessions(db, namespaceId, deltas);
+      return { recorded, duplicate: spans.length - recorded, tracesCreated: traces.filter((t) => t.created).length };
+
+      /** Inserts spans of the call's traces; with `skipStored`, those already stored are left alone and the others returned. */
+      async function insertSpans(rows: SpanRow[], skipStored: boolean) {
+        const tail = skipStored ? "ON CONFLICT (namespace_id, trace_id, otel_span_id) DO NOTHING RETURNING trace_id, otel_span_id" : "";
+        const attributesOf = (s: SpanRow) => s.attributesJson ?? JSON.stringify(s.attributes);
+        const eventsOf = (s: SpanRow) => s.eventsJson ?? JSON.stringify(s.events);
+        if (await onCitus(db)) {
+          // Citus: a VALUES list naming one namespace runs on its shard (INSERT ... SELECT would not).
+          const casts = ["::uuid", "", "", "", "::smallint", "::timestamptz", "::timestamptz", "::smallint", "", "::jsonb", "::jsonb"];
+          return q(
+            `INSERT INTO spans (namespace_id, trace_id, otel_span_id, otel_parent_span_id, name, kind, start_time, end_time, status_code, status_message, attributes, events)
+             VALUES ${rows.map((_, i) => `($1, ${values(2 + i * 11, 11, casts)})`).join(", ")}
+             ${tail}`,
+            [namespaceId, ...rows.flatMap((s) => [
+              traceOf.get(s.traceId)!.id, s.spanId, s.parentSpanId || null, s.name, s.kind, s.startTime, s.endTime, s.statusCode, s.statusMessage, attributesOf(s), eventsOf(s),
+            ])],
+          );
+        }
+        // Plain Postgres: the rows as one JSON document (one parameter, whatever the count). Its text is
         // built here around the attributes and events already serialized by checkSpan: node-postgres's
         // array parameters escaped every element in JavaScript (with a column of 500 jsonb texts, 5-8 % of
-        // the server's CPU under the bench:ingest load), and Postgres plans no list of 500 rows.
+        // the server's CPU under the bench:ingest load), and Postgres plans no list of 500 rows. As json,
+        // not jsonb: Postgres then parses each span's attributes and events into jsonb once, not the
+        // whole document first (~4% less of its CPU for a call of 500 spans).
         const ms = (d: Date) => {
           const t = d.getTime();
           return Number.isFinite(t) ? t : null; // an unrepresentable time: the NOT NULL column refuses it
         };
         // Times travel as integer milliseconds, turned into timestamps in whole seconds plus an interval:
         // exact for every year 1 to 9999 (to_timestamp(ms / 1000.0) rounded some of them by microseconds).
-        const rows = spans.map(
+        const json = rows.map(
           (s) =>
             `{"t":"${traceOf.get(s.traceId)!.id}","s":"${s.spanId}","p":"${s.parentSpanId}","n":${JSON.stringify(s.name)},"k":${s.kind},"st":${ms(s.startTime)},"et":${ms(s.endTime)},"c":${s.statusCode},"m":${JSON.stringify(s.statusMessage)},"a":${attributesOf(s)},"e":${eventsOf(s)}}`,
         );
-        added = await q(
+        return q(
           `INSERT INTO spans (namespace_id, trace_id, otel_span_id, otel_parent_span_id, name, kind, start_time, end_time, status_code, status_message, attributes, events)
            SELECT $1, x.t, x.s, NULLIF(x.p, ''), x.n, x.k,
                   to_timestamp(x.st / 1000) + (x.st % 1000) * interval '1 millisecond', to_timestamp(x.et / 1000) + (x.et % 1000) * interval '1 millisecond',
                   x.c, x.m, x.a, x.e
-           FROM jsonb_to_recordset($2::jsonb) AS x(t uuid, s text, p text, n text, k smallint, st bigint, et bigint, c smallint, m text, a jsonb, e jsonb)
-           ON CONFLICT (namespace_id, trace_id, otel_span_id) DO NOTHING
-           RETURNING trace_id, otel_span_id`,
-          [namespaceId, `[${rows.join(",")}]`],
+           FROM json_to_recordset($2::json) AS x(t uuid, s text, p text, n text, k smallint, st bigint, et bigint, c smallint, m text, a jsonb, e jsonb)
+           ${tail}`,
+          [namespaceId, `[${json.join(",")}]`],
         );
       }
-      const inserted = summarize(spans, traceOf, added);
-      if (inserted.length) {
-        // An upsert on the primary key of rows that exist (locked by the first statement), not an UPDATE
-        // ... FROM unnest(...): each row is found through its key by the insert's conflict check, with no
-        // plan to choose, while the join could be planned as a scan of the namespace's traces on tables
-        // never analyzed. Multi-row VALUES naming one namespace, as above.
-        const otelIdOf = new Map(traces.map((t) => [t.id, t.otel_trace_id]));
-        const values = inserted.map((_, i) => {
-          const p = (k: number) => `$${2 + i * 7 + k}`;
-          return `($1, ${p(0)}::uuid, ${p(1)}, ${p(2)}::int, ${p(3)}::timestamptz, ${p(4)}::timestamptz, ${p(5)}::smallint, ${p(6)})`;
-        });
-        await q(
-          `INSERT INTO traces AS t (namespace_id, id, otel_trace_id, span_count, start_time, end_time, status_code, root_name)
-           VALUES ${values.join(", ")}
-           ON CONFLICT (namespace_id, id) DO UPDATE SET span_count = t.span_count + EXCLUDED.span_count,
-             start_time = LEAST(t.start_time, EXCLUDED.start_time), end_time = GREATEST(t.end_time, EXCLUDED.end_time),
-             status_code = GREATEST(t.status_code, EXCLUDED.status_code), root_name = CASE WHEN t.root_name = '' THEN EXCLUDED.root_name ELSE t.root_name END`,
-          [namespaceId, ...inserted.flatMap((i) => [i.trace_id, otelIdOf.get(i.trace_id), i.n, i.first, i.last, i.status, i.root])],
-        );
-      }
-      const sessionOfTrace = new Map(traces.map((t) => [t.id, t.session_id]));
-      const deltas = new Map<string, { traces: number; spans: number; annotations: number }>();
-      const delta = (id: string) => deltas.get(id) ?? deltas.set(id, { traces: 0, spans: 0, annotations: 0 }).get(id)!;
-      for (const t of traces) if (t.created && t.session_id) delta(t.session_id).traces++;
-      for (const r of inserted) {
-        const session = sessionOfTrace.get(r.trace_id);
-        if (session) delta(session).spans += r.n;
-      }
-      await bumpSessions(db, namespaceId, deltas);
-      const recorded = inserted.reduce((a, r) => a + r.n, 0);
-      return { recorded, duplicate: spans.length - recorded, tracesCreated: traces.filter((t) => t.created).length };
     },
 
     /** One page of a session's traces (or those under no session), newest first. */
