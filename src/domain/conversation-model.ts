@@ -4,7 +4,7 @@
  */
 import { createHash } from "node:crypto";
 import { InvalidInputError } from "./errors.js";
-import { checkData, checkText, type JsonObject, type SessionStats } from "./session-model.js";
+import { checkData, checkedJson, checkText, requiredIdOk, textOk, type JsonObject, type SessionStats } from "./session-model.js";
 
 export type ParticipantKind = "user" | "agent" | "system" | "tool";
 
@@ -61,6 +61,8 @@ export interface NewTurn {
   content: string;
   toolCalls: ToolCall[];
   metadata: JsonObject;
+  /** The metadata as the JSON text checkTurns measured (set by it), so that the writer does not serialize it again. */
+  metadataJson?: string;
 }
 
 /** A stored turn. */
@@ -126,23 +128,42 @@ export function checkNewParticipants(participants: NewParticipant[]): Participan
 export function checkTurns(turns: NewTurn[]): NewTurn[] {
   if (turns.length === 0) throw new InvalidInputError("turns", "must hold at least one turn");
   if (turns.length > MAX_TURNS_PER_CALL) throw new InvalidInputError("turns", `at most ${MAX_TURNS_PER_CALL} per call, got ${turns.length}`);
-  turns.forEach((t, i) => {
-    const at = `turns[${i}]`;
-    checkParticipantId(t.participantId, `${at}.participant_id`);
-    if (t.role !== "" && !ROLE.test(t.role)) throw new InvalidInputError(`${at}.role`, "must be 1 to 32 characters of [a-z0-9_-]");
-    if (t.content === "") throw new InvalidInputError(`${at}.content`, "must not be empty");
-    const bytes = Buffer.byteLength(t.content, "utf8");
-    if (bytes > MAX_CONTENT_BYTES) throw new InvalidInputError(`${at}.content`, `must be at most ${MAX_CONTENT_BYTES} bytes, got ${bytes}`);
-    checkText(`${at}.content`, t.content, Infinity);
-    if (t.toolCalls.length > MAX_TOOL_CALLS) throw new InvalidInputError(`${at}.tool_calls`, `at most ${MAX_TOOL_CALLS}, got ${t.toolCalls.length}`);
-    t.toolCalls.forEach((c, j) => {
-      checkText(`${at}.tool_calls[${j}].id`, c.id, 256, { id: true });
-      checkText(`${at}.tool_calls[${j}].name`, c.name, 256, { required: true, id: true });
-      checkData(c.arguments, `${at}.tool_calls[${j}].arguments`, MAX_CONTENT_BYTES);
-    });
-    checkData(t.metadata, `${at}.metadata`, MAX_METADATA_BYTES);
-  });
+  for (let i = 0; i < turns.length; i++) {
+    const t = turns[i];
+    // The common turn passes the tests below without its field names being built (20 turns a call, five
+    // names each); any that fails is checked again field by field, which names the field.
+    if (!turnOk(t)) checkTurn(t, i);
+    const metadata = checkedJson(t.metadata, () => `turns[${i}].metadata`, MAX_METADATA_BYTES);
+    t.metadataJson = metadata;
+  }
   return turns;
+}
+
+/** Whether {@link checkTurn} accepts `t` (the tool calls' arguments aside, which it checks either way); no field names made. */
+function turnOk(t: NewTurn): boolean {
+  return (
+    requiredIdOk(t.participantId, 256) &&
+    (t.role === "" || ROLE.test(t.role)) &&
+    t.content !== "" && t.content.length * 3 <= MAX_CONTENT_BYTES && textOk(t.content, Infinity) &&
+    t.toolCalls.length === 0
+  );
+}
+
+/** Checks one turn field by field; throws InvalidInputError naming the first field that fails. */
+function checkTurn(t: NewTurn, i: number): void {
+  const at = `turns[${i}]`;
+  checkParticipantId(t.participantId, `${at}.participant_id`);
+  if (t.role !== "" && !ROLE.test(t.role)) throw new InvalidInputError(`${at}.role`, "must be 1 to 32 characters of [a-z0-9_-]");
+  if (t.content === "") throw new InvalidInputError(`${at}.content`, "must not be empty");
+  const bytes = Buffer.byteLength(t.content, "utf8");
+  if (bytes > MAX_CONTENT_BYTES) throw new InvalidInputError(`${at}.content`, `must be at most ${MAX_CONTENT_BYTES} bytes, got ${bytes}`);
+  checkText(`${at}.content`, t.content, Infinity);
+  if (t.toolCalls.length > MAX_TOOL_CALLS) throw new InvalidInputError(`${at}.tool_calls`, `at most ${MAX_TOOL_CALLS}, got ${t.toolCalls.length}`);
+  t.toolCalls.forEach((c, j) => {
+    checkText(`${at}.tool_calls[${j}].id`, c.id, 256, { id: true });
+    checkText(`${at}.tool_calls[${j}].name`, c.name, 256, { required: true, id: true });
+    checkData(c.arguments, `${at}.tool_calls[${j}].arguments`, MAX_CONTENT_BYTES);
+  });
 }
 
 /** Checks an AppendTurns request_id (empty: none). */
@@ -161,5 +182,7 @@ function canonical(value: unknown): string {
 
 /** Fingerprint of an AppendTurns call's turns: a retry matches it, a reuse with other turns does not. */
 export function turnsFingerprint(turns: NewTurn[]): string {
-  return createHash("sha256").update(canonical(turns)).digest("hex");
+  // The fields a caller sent, not what checkTurns added (metadataJson): fingerprints stored before stay valid.
+  const sent = turns.map((t) => ({ participantId: t.participantId, role: t.role, content: t.content, toolCalls: t.toolCalls, metadata: t.metadata }));
+  return createHash("sha256").update(canonical(sent)).digest("hex");
 }

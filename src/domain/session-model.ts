@@ -125,6 +125,11 @@ export function textOk(value: string, max: number): boolean {
   return !longerThan(value, max) && !value.includes("\u0000") && value.isWellFormed();
 }
 
+/** Whether {@link checkText} accepts `value` with `{ required: true, id: true }`; like {@link textOk}, names no field. */
+export function requiredIdOk(value: string, max: number): boolean {
+  return value !== "" && textOk(value, max) && !CONTROL.test(value);
+}
+
 /** Checks an identifier-like string: at most `max` characters, no control characters. */
 export function checkText(field: string, value: string, max: number, { required = false, id = false } = {}): string {
   if (required && value === "") throw new InvalidInputError(field, "is required");

@@ -3,7 +3,7 @@
  * integrator configurations.
  */
 import { create } from "@bufbuild/protobuf";
-import { durationFromMs, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { durationFromMs, timestampFromDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import type {
   AppendedTurn as DomainAppendedTurn,
   NewParticipant as DomainNewParticipant,
@@ -72,9 +72,24 @@ export function newParticipantFromProto(p: NewParticipant, index: number): Domai
   return { participantId: p.participantId, kind: kindFromProto(p.kind, `participants[${index}].kind`), displayName: p.displayName, metadata: p.metadata ?? {} };
 }
 
-/** Domain appended turn -> protobuf AppendedTurn. */
-export function appendedTurnToProto(t: DomainAppendedTurn): AppendedTurn {
-  return create(AppendedTurnSchema, { seq: BigInt(t.seq), role: t.role, createTime: timestampFromDate(t.createTime) });
+/**
+ * Domain appended turns -> protobuf AppendedTurns. The turns of one call share their create time: one
+ * Timestamp message serves them all (messages are plain data, encoded as often as they are referenced).
+ */
+export function appendedTurnsToProto(turns: DomainAppendedTurn[]): AppendedTurn[] {
+  let time: Date | undefined;
+  let stamp: Timestamp | undefined;
+  return turns.map((t) => {
+    if (t.createTime.getTime() !== time?.getTime()) {
+      time = t.createTime;
+      stamp = timestampFromDate(time);
+    }
+    const m = create(AppendedTurnSchema);
+    m.seq = BigInt(t.seq);
+    m.role = t.role;
+    m.createTime = stamp;
+    return m;
+  });
 }
 
 /** protobuf NewTurn -> domain (unset messages become empty values). */

@@ -26,7 +26,7 @@ import {
 } from "../../gen/sessiond/v1/session_service_pb.js";
 import { SessionStatsSchema, SortOrder } from "../../gen/sessiond/v1/session_pb.js";
 import { bulkEventToProto, selectorFromProto } from "./bulk-delete-mapper.js";
-import { appendedTurnToProto, integrationResultToProto, kindFromProto, newParticipantFromProto, newTurnFromProto, participantToProto, turnToProto } from "./conversation-mapper.js";
+import { appendedTurnsToProto, integrationResultToProto, kindFromProto, newParticipantFromProto, newTurnFromProto, participantToProto, turnToProto } from "./conversation-mapper.js";
 import { clientSecretToProto, dataFromProto, deletedCountsToProto, durationToMs, filterFromProto, sessionToProto } from "./session-mapper.js";
 
 /** Builds the SessionService implementation over the domain services. */
@@ -141,7 +141,7 @@ export function createSessionHandlers(services: Pick<Services, "sessions" | "con
 
     async appendTurns(req) {
       const { turns, replayed, stats, lastSeq } = await conversations.append(req, req.turns.map(newTurnFromProto), req.requestId);
-      return create(AppendTurnsResponseSchema, { turns: turns.map(appendedTurnToProto), replayed, stats: create(SessionStatsSchema, stats), lastSeq: BigInt(lastSeq) });
+      return create(AppendTurnsResponseSchema, { turns: appendedTurnsToProto(turns), replayed, stats: create(SessionStatsSchema, stats), lastSeq: BigInt(lastSeq) });
     },
 
     async listTurns(req) {

@@ -126,6 +126,8 @@ describe("AppendTurns", () => {
     ["a tool call without a name", [turn("u", "x", { toolCalls: [{ id: "1", name: "", arguments: {} }] })], "turns[0].tool_calls[0].name"],
     ["oversized metadata", [turn("u", "x", { metadata: { m: "x".repeat(17_000) } })], "turns[0].metadata"],
     ["an empty participant_id", [turn("", "x")], "turns[0].participant_id"],
+    ["a control character in participant_id", [turn("u", "ok"), turn("u\n", "x")], "turns[1].participant_id"],
+    ["a participant_id over 256 characters", [turn("p".repeat(257), "x")], "turns[0].participant_id"],
   ])("rejects %s with invalid_argument naming the field, appending nothing", async (name, turns, field) => {
     const s = await conversation(`append-bad-${name}`);
     await expect(ctx.services.conversations.append(byId(s.id), turns, "")).rejects.toMatchObject({ name: "InvalidInputError", field });

@@ -6,7 +6,7 @@ import { IntegratorConfigSchema, IntegratorKind } from "../../gen/sessiond/v1/me
 import type { ParticipantKind as DomainKind } from "../../src/domain/conversation-model.js";
 import type { IntegrationResult } from "../../src/domain/integration-service.js";
 import {
-  appendedTurnToProto,
+  appendedTurnsToProto,
   integrationResultToProto,
   integratorConfigFromProto,
   integratorConfigToProto,
@@ -69,10 +69,19 @@ describe("newParticipantFromProto", () => {
 });
 
 describe("turns", () => {
-  it("appendedTurnToProto maps seq, role and time", () => {
-    const p = appendedTurnToProto({ seq: 7, role: "assistant", createTime: T0 });
-    expect(p).toMatchObject({ seq: 7n, role: "assistant" });
-    expect(timestampDate(p.createTime!)).toEqual(T0);
+  it("appendedTurnsToProto maps seq, role and each turn's own time", () => {
+    const later = new Date(T0.getTime() + 1500);
+    const ps = appendedTurnsToProto([
+      { seq: 7, role: "assistant", createTime: T0 },
+      { seq: 8, role: "user", createTime: new Date(T0) },
+      { seq: 9, role: "tool", createTime: later },
+    ]);
+    expect(ps.map((p) => ({ seq: p.seq, role: p.role, time: timestampDate(p.createTime!) }))).toEqual([
+      { seq: 7n, role: "assistant", time: T0 },
+      { seq: 8n, role: "user", time: T0 },
+      { seq: 9n, role: "tool", time: later },
+    ]);
+    expect(ps.every((p) => p.$typeName === "sessiond.v1.AppendedTurn")).toBe(true);
   });
 
   it("turnToProto maps every field, tool calls included", () => {
