@@ -71,15 +71,21 @@ describe("AppendTurns", () => {
     ]);
     const second = await c.append(byKey("append-1", "conv"), [turn("u", "thanks", { role: "customer", metadata: { lang: "en" } })], "");
     expect(second.turns[0]).toMatchObject({ seq: 3, role: "customer" });
+    // Every appended turn has the stored create time, and the call returns the session's counters.
+    const third = await c.append(byId(s.id), Array.from({ length: 12 }, (_, k) => turn(k % 2 ? "a" : "u", `t${k}`)), "");
+    expect(third).toMatchObject({ lastSeq: 15, stats: { turnCount: 15, participantCount: 2 } });
+    expect(third.turns.map((t) => t.seq)).toEqual(Array.from({ length: 12 }, (_, k) => 4 + k));
+    const [{ time }] = await ctx.db.sql("SELECT DISTINCT create_time AS time FROM turns WHERE session_id = $1 AND seq >= 4", [s.uuid]);
+    for (const t of third.turns) expect(t.createTime).toEqual(time);
     const listed = await c.listTurns({ address: byId(s.id), participantId: "", afterSeq: 0, pageSize: 0, pageToken: "" });
-    expect(listed.turns.map((t) => [t.participantId, t.role, t.content])).toEqual([
+    expect(listed.turns.slice(0, 3).map((t) => [t.participantId, t.role, t.content])).toEqual([
       ["u", "user", "hello"],
       ["a", "assistant", "hi there"],
       ["u", "customer", "thanks"],
     ]);
     expect(listed.turns[2].metadata).toEqual({ lang: "en" });
     expect(listed.turns[1].toolCalls).toEqual([{ id: "c1", name: "search", arguments: { q: "tea" } }]);
-    expect((await ctx.sessions.get(byId(s.id), false)).stats.turnCount).toBe(3);
+    expect((await ctx.sessions.get(byId(s.id), false)).stats.turnCount).toBe(15);
   });
 
   it("keeps numbering gap-free and ordered under concurrent appends", async () => {

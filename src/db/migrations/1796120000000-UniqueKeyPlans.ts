@@ -27,7 +27,7 @@ import { AppendTurnsState1796110000000 } from "./1796110000000-AppendTurnsState.
 
 // AppendTurnsState's function, but for how its UPDATE finds the session: the state is checked with
 // IS TRUE, which no index can serve, so the unique key is the only index condition the planner is given.
-const APPEND_TURNS = `
+export const APPEND_TURNS = `
         CREATE OR REPLACE FUNCTION sessiond_append_turns(
             p_namespace uuid, p_session uuid, p_external_id text, p_count integer,
             p_participants text[], p_roles text[], p_contents text[], p_tool_calls jsonb[], p_metadata jsonb[],

@@ -138,9 +138,13 @@ export function createConversationStore(db: DataSource | EntityManager): Convers
           // Prepared: AppendTurns is the hot path, and its statement costs about as much to plan as to run.
           { prepare: true },
         );
-        rows.sort((x, y) => Number(x.seq) - Number(y.seq));
         if (!rows.length) return { ok: false, reason: "session" };
-        return { ok: true, turns: rows.map((r) => ({ seq: Number(r.seq), role: r.role, createTime: r.create_time })), session: toState(rows[0]) };
+        // The counters and the create time (the same for every turn) come in one row (migration AppendTurnsLeanRows).
+        const first = rows.find((r) => r.turn_count !== null);
+        const createTime: Date = first.create_time;
+        const turns = rows.map((r) => ({ seq: Number(r.seq), role: r.role as string, createTime }));
+        turns.sort((x, y) => x.seq - y.seq);
+        return { ok: true, turns, session: toState(first) };
       } catch (err) {
         if (isNotNullViolation(err)) return { ok: false, reason: "participant" };
         if (isUniqueViolation(err) && request) {
