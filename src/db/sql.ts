@@ -22,7 +22,6 @@ interface PgClient {
   query(query: pg.Query): void;
   release(err?: Error | boolean): void;
   on(event: "error", listener: (err: Error) => void): unknown;
-  removeListener(event: "error", listener: (err: Error) => void): unknown;
 }
 
 /** Whether `err` is Postgres refusing a statement, the connection staying usable. */
@@ -31,6 +30,33 @@ function refusedStatement(err: unknown): boolean {
   const e = err as { code?: unknown; severity?: unknown };
   if (typeof e?.code !== "string" || typeof e.severity !== "string" || !/^[0-9A-Z]{5}$/.test(e.code)) return false;
   return e.severity !== "FATAL" && e.severity !== "PANIC" && !e.code.startsWith("08") && !e.code.startsWith("57P");
+}
+
+/** What a connection's `error` listener noted while a statement of this file had it checked out. */
+interface Watched {
+  checkedOut: boolean;
+  broken: Error | undefined;
+}
+
+const watched = new WeakMap<PgClient, Watched>();
+
+/**
+ * The connection's watch, its listener added on first use and kept: a connection that fails while
+ * checked out emits `error` (its statement fails with it too), which without a listener would be an
+ * uncaught exception, and the connection is then not given back for reuse. (One listener per connection
+ * rather than one added and removed per statement.) While idle in the pool, the pool's own listener
+ * handles its errors.
+ */
+function watch(client: PgClient): Watched {
+  let w = watched.get(client);
+  if (!w) {
+    const state: Watched = { checkedOut: false, broken: undefined };
+    client.on("error", (err) => {
+      if (state.checkedOut) state.broken = err;
+    });
+    watched.set(client, (w = state));
+  }
+  return w;
 }
 
 /** Statement names by text: a name is a digest of the text, made once per text (texts are templates). */
@@ -60,13 +86,9 @@ export function sqlOf(db: DataSource | EntityManager): Sql {
   return async (text, values = [], options) => {
     const name = options?.prepare && named ? nameOf(text) : undefined;
     const client = (await poolOf(dataSource)!.connect()) as unknown as PgClient;
-    let broken: Error | undefined;
-    // A connection that fails while checked out emits `error` (its statement fails with it too): without
-    // a listener that would be an uncaught exception. It is then not given back for reuse.
-    const onError = (err: Error) => {
-      broken = err;
-    };
-    client.on("error", onError);
+    const state = watch(client);
+    state.checkedOut = true;
+    state.broken = undefined;
     try {
       const r = await run(client, text, values, name);
       return r.command === "UPDATE" || r.command === "DELETE" ? [r.rows, r.rowCount] : r.rows;
@@ -75,14 +97,14 @@ export function sqlOf(db: DataSource | EntityManager): Sql {
       // (the backend is ending: an administrator's or the server's shutdown), takes it out of the pool.
       // (node-postgres's own pool.query drops the connection after every failed statement, which would
       // reconnect after each duplicate key.)
-      if (!refusedStatement(err)) broken = err as Error;
+      if (!refusedStatement(err)) state.broken = err as Error;
       // A prepared statement whose result type a migration changed fails on this connection until it is
       // prepared again, which node-postgres never does for a name it knows: the connection goes.
-      else if (name !== undefined && (err as { code?: string }).code === "0A000") broken = err as Error;
+      else if (name !== undefined && (err as { code?: string }).code === "0A000") state.broken = err as Error;
       throw err;
     } finally {
-      client.removeListener("error", onError);
-      client.release(broken);
+      state.checkedOut = false;
+      client.release(state.broken);
     }
   };
 }

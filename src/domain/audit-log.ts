@@ -311,6 +311,8 @@ function storable(event: AuditRecord): AuditRecord {
  * namespace name never becomes a valid one.
  */
 function text(value: string, max: number): string {
+  // The common value (a method name, a request id) is kept as it is, without copies.
+  if (typeof value === "string" && value.length <= max && value.isWellFormed() && !value.includes("\u0000")) return value;
   const s = String(value ?? "").toWellFormed().replaceAll("\u0000", "\uFFFD");
   if (s.length <= max) return s;
   const chars = [...s];

@@ -90,7 +90,7 @@ export const MAX_REQUEST_ID = 128;
 export const DEFAULT_TURN_PAGE = 100;
 
 /** The role a turn gets when none is given. */
-export const ROLE_OF_KIND: Record<ParticipantKind, string> = { user: "user", agent: "assistant", system: "system", tool: "tool" };
+export const ROLE_OF_KIND: Readonly<Record<ParticipantKind, string>> = Object.freeze({ user: "user", agent: "assistant", system: "system", tool: "tool" });
 
 const ROLE = /^[a-z0-9_-]{1,32}$/;
 

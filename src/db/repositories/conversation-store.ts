@@ -47,6 +47,15 @@ function toState(row: any): ConversationState {
   return { stats: statsOf(row), lastSeq: Number(row.last_seq) };
 }
 
+/** JSON texts of objects that do not change (the default roles by kind), made once each. */
+const jsonTexts = new WeakMap<object, string>();
+
+function jsonOf(value: object): string {
+  let json = jsonTexts.get(value);
+  if (json === undefined) jsonTexts.set(value, (json = JSON.stringify(value)));
+  return json;
+}
+
 /** Creates the store over a DataSource or a transaction's EntityManager. */
 export function createConversationStore(db: DataSource | EntityManager): ConversationStore {
   const q = sqlOf(db);
@@ -117,19 +126,31 @@ export function createConversationStore(db: DataSource | EntityManager): Convers
       // One call of sessiond_append_turns (migration AppendTurnsFunction; a single shard under Citus):
       // an unknown or departed speaker fails it with not_null_violation, a request id already used with
       // unique_violation, both writing nothing; a session missing or not active returns no rows.
+      const speakers: string[] = [];
+      const roles: string[] = [];
+      const contents: string[] = [];
+      const toolCalls: string[] = [];
+      const metadata: string[] = [];
+      for (const t of turns) {
+        speakers.push(t.participantId);
+        roles.push(t.role);
+        contents.push(t.content);
+        toolCalls.push(t.toolCalls.length ? JSON.stringify(t.toolCalls) : "[]");
+        metadata.push(t.metadataJson ?? JSON.stringify(t.metadata));
+      }
       const params: unknown[] = [
         target.namespaceId,
         "uuid" in target ? target.uuid : null,
         "uuid" in target ? null : target.externalId,
         turns.length,
-        arrayLiteral(turns.map((t) => t.participantId)),
-        arrayLiteral(turns.map((t) => t.role)),
-        arrayLiteral(turns.map((t) => t.content)),
-        arrayLiteral(turns.map((t) => (t.toolCalls.length ? JSON.stringify(t.toolCalls) : "[]"))),
-        arrayLiteral(turns.map((t) => t.metadataJson ?? JSON.stringify(t.metadata))),
+        arrayLiteral(speakers),
+        arrayLiteral(roles),
+        arrayLiteral(contents),
+        arrayLiteral(toolCalls),
+        arrayLiteral(metadata),
         request?.id ?? null,
         request?.fingerprint ?? null,
-        JSON.stringify(defaultRoles),
+        jsonOf(defaultRoles),
       ];
       try {
         const rows = await q(
