@@ -48,13 +48,24 @@ export function traceQueries(pool: QueryPool, tracing: Tracing): void {
     client.query = function (this: unknown, ...args: any[]) {
       const parent = tracing.active();
       const first = args[0];
-      // Only within a sampled call; not for submittables (cursors, streams), which sessiond does not use.
-      if (!parent || !first || typeof first.submit === "function" || !((trace.getSpan(parent)?.spanContext().traceFlags ?? 0) & TraceFlags.SAMPLED)) {
+      // A submittable is traced when it is a query answered through its callback (db/sql.ts runs its
+      // statements as pg.Query objects); not a cursor or a stream, which sessiond does not use.
+      const submittable = typeof first?.submit === "function";
+      // Only within a sampled call.
+      if (!parent || !first || (submittable && typeof first.callback !== "function") || !((trace.getSpan(parent)?.spanContext().traceFlags ?? 0) & TraceFlags.SAMPLED)) {
         return query.apply(this, args);
       }
       const text: unknown = typeof first === "string" ? first : first.text;
       const summary = typeof text === "string" ? summaryOf(text) : "";
       const span = tracing.tracer.startSpan(summary || "postgresql", { kind: SpanKind.CLIENT, attributes: summary ? { ...base, "db.query.summary": summary } : base }, parent);
+      if (submittable) {
+        const callback = first.callback;
+        first.callback = (err: unknown, res: unknown) => {
+          end(span, err);
+          callback(err, res);
+        };
+        return query.apply(this, args);
+      }
       const last = args.length - 1;
       if (typeof args[last] === "function") {
         const callback = args[last];
