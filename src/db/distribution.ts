@@ -37,9 +37,12 @@ export const LOCAL_TABLES = ["audit_events", "schema_migrations"] as const;
  */
 /** sessiond_delete_sessions' signature (migration UniqueKeyPlans makes the function). */
 export const DELETE_SESSIONS_SIGNATURE = "sessiond_delete_sessions(uuid,uuid[],text[],boolean,boolean,integer)";
+/** sessiond_record_spans' signature (migration RecordSpansFunction makes the function). */
+export const RECORD_SPANS_SIGNATURE = "sessiond_record_spans(uuid,uuid,text[],integer[],bigint[],bigint[],smallint[],text[],json)";
 export const DISTRIBUTED_FUNCTIONS = [
   { signature: APPEND_TURNS_SIGNATURE, argument: "p_namespace" },
   { signature: DELETE_SESSIONS_SIGNATURE, argument: "p_namespace" },
+  { signature: RECORD_SPANS_SIGNATURE, argument: "p_namespace" },
 ] as const;
 /** The distribution column. */
 export const DISTRIBUTION_COLUMN = "namespace_id";

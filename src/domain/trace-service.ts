@@ -3,7 +3,7 @@
  * annotating sessions, traces and spans. Rules and transactions live here; SQL in the trace store.
  */
 import { InvalidInputError, NotFoundError, PreconditionError } from "./errors.js";
-import { decodeSessionId, newUuid } from "./ids.js";
+import { decodeSessionId, encodeSessionId, newUuid } from "./ids.js";
 import { decodePageToken, encodePageToken, fingerprint, pageOf } from "./page-token.js";
 import {
   checkData,
@@ -12,13 +12,12 @@ import {
   checkText,
   DEFAULT_EXPIRES_AFTER_MS,
   DEFAULT_MAX_REQUESTS_PER_MINUTE,
-  sessionOf,
   type JsonObject,
   type SessionRef,
   type StoredSession,
 } from "./session-model.js";
 import type { SessionKey } from "./session-store.js";
-import { insertRetryingGoneNamespace, loadSession, sessionKeyOf, type SessionAddress } from "./session-service.js";
+import { insertRetryingGoneNamespace, loadSession, sessionKeyOf } from "./session-service.js";
 import { retryOnConflict } from "./retry.js";
 import type { Stores } from "./stores.js";
 import type { AnnotationValues, RecordResult, ResolvedTarget } from "./trace-store.js";
@@ -120,20 +119,20 @@ export function createTracingService(stores: Stores) {
       } else {
         namespaceId = (await namespaceIdOf(namespace, true))!;
       }
-      return retrying(() =>
-        stores.transaction(async (tx) => {
-          // The session is read under its row lock: a cancel or delete that commits meanwhile wins.
-          let sessionUuid: string | null = null;
-          if (key) {
-            const stored = await tx.sessions.find(key, true);
-            if (!stored) throw new NotFoundError(`session ${input.session || `"${input.sessionId}"`} not found in namespace "${namespace}"`);
-            const session = sessionOf(stored);
-            if (session.state !== "active") throw new PreconditionError(`session ${session.id} is ${session.state === "cancelled" ? "cancelled" : "deleted"}; recording spans is not allowed`);
-            sessionUuid = session.uuid;
-          }
-          return tx.traces.record(namespaceId!, sessionUuid, spans);
-        }),
-      );
+      const missing = () => new NotFoundError(`session ${input.session || `"${input.sessionId}"`} not found in namespace "${namespace}"`);
+      let sessionUuid: string | null = null;
+      if (key) {
+        // By its own id the session goes straight to the statement; by the caller's id it is found first.
+        const uuid = "uuid" in key ? key.uuid : (await stores.sessions.find(key))?.uuid;
+        if (uuid === undefined) throw missing();
+        sessionUuid = uuid;
+      }
+      // One statement: the session is checked under its row lock, so a cancel or delete that commits meanwhile wins.
+      const result = await retrying(() => stores.traces.record(namespaceId!, sessionUuid, spans));
+      if (!("refused" in result)) return result;
+      if (result.refused === "missing") throw missing();
+      const id = encodeSessionId(namespaceId!, sessionUuid!);
+      throw new PreconditionError(`session ${id} is ${result.refused === "cancelled" ? "cancelled" : "deleted"}; recording spans is not allowed`);
     },
 
     /** One page of a session's traces, or of the traces under no session. */

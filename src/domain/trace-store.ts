@@ -47,12 +47,14 @@ export interface DeletedTraces {
 /** Trace, span and annotation storage bound to one connection or transaction. */
 export interface TraceStore {
   /**
-   * Stores spans (call inside a transaction): creates missing traces under `sessionUuid`, stores the
-   * spans that are new (a span already stored is a duplicate), folds them into their traces'
-   * summaries, and counts them on the traces' sessions. Spans of a trace that exists go to that trace,
-   * whatever session it belongs to.
+   * Stores spans, atomically (no transaction needed): when `sessionUuid` is given, that session is
+   * locked first and nothing is written unless it is active (else its state comes back as `refused`).
+   * Creates missing traces under `sessionUuid`, stores the spans that are new (a span already stored,
+   * or named twice in the call, is a duplicate), folds them into their traces' summaries, and counts
+   * them on the traces' sessions. Spans of a trace that exists go to that trace, whatever session it
+   * belongs to.
    */
-  record(namespaceId: string, sessionUuid: string | null, spans: Span[]): Promise<RecordResult>;
+  record(namespaceId: string, sessionUuid: string | null, spans: Span[]): Promise<RecordResult | { refused: "missing" | "cancelled" | "soft_deleted" }>;
   /** One page of a session's traces (or those under no session), newest first. */
   list(namespaceId: string, sessionUuid: string | null, after: Cursor | undefined, limit: number): Promise<(Trace & { createTime: Date })[]>;
   /** A trace by OpenTelemetry id, with (the earliest of) its spans. */

@@ -21,7 +21,7 @@
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
-import { constants as h2, type Http2ServerRequest, type Http2ServerResponse } from "node:http2";
+import { type Http2ServerRequest, type Http2ServerResponse } from "node:http2";
 import { Code, ConnectError, createConnectRouter, createContextValues, type ConnectRouter, type ConnectRouterOptions, type HandlerContext } from "@connectrpc/connect";
 import { compressionBrotli, compressionGzip, universalResponseToNodeResponse, type ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
 import type { UniversalServerRequest } from "@connectrpc/connect/protocol";

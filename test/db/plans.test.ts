@@ -50,7 +50,7 @@ const BUFFERS_PER_ROW = 15;
 const ONE_PASS = { rows: SESSIONS + 100, buffers: 1500 };
 
 /** A statement that calls one of sessiond's PL/pgSQL functions (its statements are reported apart). */
-const CALLS_FUNCTION = /\bsessiond_(append_turns|admit_client_request|delete_sessions)\s*\(/;
+const CALLS_FUNCTION = /\bsessiond_(append_turns|admit_client_request|delete_sessions|record_spans)\s*\(/;
 
 const TABLES = ["namespaces", "sessions", "participants", "turns", "turn_requests", "traces", "spans", "annotations", "memories", "client_requests", "api_keys"];
 

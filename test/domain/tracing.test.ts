@@ -537,21 +537,22 @@ describe("Annotate and ListAnnotations", () => {
 });
 
 describe("concurrent writers", () => {
-  /** Waits until a statement matching `pattern` is waiting for a lock in this database. */
-  async function blockedOn(pattern: string) {
+  /** Waits until a statement matching `pattern` (or one of them) is waiting for a lock in this database. */
+  async function blockedOn(pattern: string | string[]) {
+    const patterns = typeof pattern === "string" ? [pattern] : pattern;
     for (let i = 0; i < 500; i++) {
       // On Citus the wait happens on a worker, under the shard's name: citus_lock_waits shows the
       // statement as the coordinator received it.
       const [{ n }] = await ctx.db.sql(
         inject("database").kind === "citus"
-          ? "SELECT count(*)::int AS n FROM citus_lock_waits WHERE blocked_statement LIKE $1"
-          : "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE $1",
-        [pattern],
+          ? "SELECT count(*)::int AS n FROM citus_lock_waits WHERE blocked_statement LIKE ANY ($1)"
+          : "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE ANY ($1)",
+        [patterns],
       );
       if (n > 0) return;
       await sleep(10);
     }
-    throw new Error(`no statement like ${pattern} is waiting for a lock`);
+    throw new Error(`no statement like ${patterns.join(" or ")} is waiting for a lock`);
   }
 
   /** A transaction on its own connection, to hold row locks while services run. */
@@ -593,8 +594,8 @@ describe("concurrent writers", () => {
     const s = await ctx.sessions.create(newSession({ namespace: "race-cancel", sessionId: "r" }));
     const t = traceHex();
     let recording!: Promise<unknown>;
-    // A cancel in progress: the test's transaction holds the session row; RecordSpans, having checked
-    // the session, waits for that row inside its transaction; the cancel commits first.
+    // A cancel in progress: the test's transaction holds the session row; RecordSpans waits for that
+    // row in its first statement; the cancel commits first.
     const runner = ctx.db.dataSource.createQueryRunner();
     await runner.connect();
     await runner.startTransaction();
@@ -604,7 +605,8 @@ describe("concurrent writers", () => {
         (v) => v,
         (err: unknown) => err,
       );
-      await blockedOn("%FROM sessions s JOIN namespaces n%FOR UPDATE OF s%");
+      // The call itself, or (on a Citus worker, where the function runs) its statement that locks the session.
+      await blockedOn(["%sessiond_record_spans(%", "%FROM sessions s WHERE s.namespace_id = p_namespace AND s.id = p_session FOR UPDATE%"]);
       await runner.query("UPDATE sessions SET state = 'cancelled' WHERE namespace_id = $1 AND id = $2", [s.namespaceId, s.uuid]);
       await runner.commitTransaction();
     } finally {

@@ -12,8 +12,7 @@
 import type { EntityManager } from "typeorm";
 import type { Annotation, Span, Trace } from "../../domain/trace-model.js";
 import type { TraceStore } from "../../domain/trace-store.js";
-import { onCitus } from "../distribution.js";
-import { sqlOf } from "../sql.js";
+import { arrayLiteral, sqlOf } from "../sql.js";
 
 /** GetTrace returns at most this many spans (the earliest); Trace.span_count tells the total. */
 export const MAX_TRACE_SPANS_READ = 10_000;
@@ -74,13 +73,6 @@ function toAnnotation(row: any): Annotation {
 
 type SpanRow = Span;
 
-/** `$first::cast0, $first+1::cast1, ...`: one VALUES row's placeholders for `count` parameters. */
-function values(first: number, count: number, casts: string[]) {
-  let out = "";
-  for (let k = 0; k < count; k++) out += `${k ? ", " : ""}$${first + k}${casts[k]}`;
-  return out;
-}
-
 /** What a set of spans adds to a trace's summary. */
 interface Summary {
   n: number;
@@ -109,6 +101,15 @@ function summarize(spans: Iterable<SpanRow>, keyOf: (s: SpanRow) => string) {
   }
   return out;
 }
+
+/** Epoch milliseconds; null for an unrepresentable time (the NOT NULL column then refuses it). */
+function ms(d: Date): number | null {
+  const t = d.getTime();
+  return Number.isFinite(t) ? t : null;
+}
+
+/** The stored state of the session a RecordSpans call names, as sessiond_record_spans() reports it. */
+type SessionState = "missing" | "active" | "cancelled" | "soft_deleted";
 
 /** The spans with the first of each (trace id, span id) pair: a span sent twice in one call is stored once. */
 function firstOfEach(spans: SpanRow[]): SpanRow[] {
@@ -144,118 +145,33 @@ export function createTraceStore(db: EntityManager): TraceStore {
 
   const store: TraceStore = {
     /**
-     * Stores spans (call inside a transaction): creates missing traces under `sessionUuid`, inserts the
-     * spans that are new, folds them into their traces' summaries, and counts them on the traces'
-     * sessions. Spans of a trace that exists go to that trace, whatever session it belongs to.
-     *
-     * A trace this call creates gets its summary in the statement that creates it, and its spans in a
-     * plain INSERT: nothing else can hold spans of a trace row no other transaction sees yet, and the
-     * spans named twice in the call are dropped here. Only spans of traces that existed go through ON
-     * CONFLICT DO NOTHING (whose speculative insertion measured ~15% of Postgres's CPU for a call of 500
-     * spans) and a second statement for their traces' summaries.
+     * Stores spans in one statement, sessiond_record_spans() (migration RecordSpansFunction, which says
+     * what it does): the session (when given) locked and checked first, nothing written unless it is
+     * active. Spans named twice in the call are dropped here, the first kept; the traces' summaries of
+     * what the call holds are computed here too.
      */
     async record(namespaceId, sessionUuid, spans) {
       const unique = firstOfEach(spans);
       const batch = summarize(unique, (s) => s.traceId);
-      const traceIds = [...batch.keys()].sort();
-      // Rows as VALUES lists, not INSERT ... SELECT FROM unnest(...): Citus runs a multi-row VALUES
-      // insert that names one namespace on its shard, but pulls an INSERT ... SELECT through the coordinator.
-      const traces: { id: string; otel_trace_id: string; session_id: string | null; created: boolean }[] = await q(
-        `INSERT INTO traces AS t (namespace_id, session_id, otel_trace_id, span_count, start_time, end_time, status_code, root_name)
-         VALUES ${traceIds.map((_, i) => `($1, $2::uuid, ${values(3 + i * 6, 6, ["", "::int", "::timestamptz", "::timestamptz", "::smallint", ""])})`).join(", ")}
-         ON CONFLICT (namespace_id, otel_trace_id) DO UPDATE SET otel_trace_id = EXCLUDED.otel_trace_id
-         RETURNING t.id, t.otel_trace_id, t.session_id, (xmax = 0) AS created`,
-        [namespaceId, sessionUuid, ...traceIds.flatMap((id) => {
-          const b = batch.get(id)!;
-          return [id, b.n, b.first, b.last, b.status, b.root];
-        })],
+      const ids = [...batch.keys()];
+      const summaries = [...batch.values()];
+      const ints = (f: (a: Summary) => number | null) => `{${summaries.map((a) => f(a) ?? "NULL").join(",")}}`;
+      // The spans as one JSON document (one parameter, whatever the count), its text built here around
+      // the attributes and events already serialized by checkSpan: node-postgres's array parameters
+      // escaped every element in JavaScript (with a column of 500 jsonb texts, 5-8 % of the server's CPU
+      // under the bench:ingest load). Times travel as epoch milliseconds.
+      const json = unique.map(
+        (s) =>
+          `{"t":"${s.traceId}","s":"${s.spanId}","p":"${s.parentSpanId}","n":${JSON.stringify(s.name)},"k":${s.kind},"st":${ms(s.startTime)},"et":${ms(s.endTime)},"c":${s.statusCode},"m":${JSON.stringify(s.statusMessage)},"a":${s.attributesJson ?? JSON.stringify(s.attributes)},"e":${s.eventsJson ?? JSON.stringify(s.events)}}`,
       );
-      const traceOf = new Map(traces.map((t) => [t.otel_trace_id, t]));
-      const fresh: SpanRow[] = [];
-      const existing: SpanRow[] = [];
-      for (const s of unique) (traceOf.get(s.traceId)!.created ? fresh : existing).push(s);
-      if (fresh.length) await insertSpans(fresh, false);
-      // Spans of traces that existed: the new ones come back, and are folded into their traces'
-      // summaries by a second, small statement (folding them into the insert itself measured ~20% more
-      // Postgres CPU under load).
-      let added = new Map<string, Summary>();
-      if (existing.length) {
-        const rows: { trace_id: string; otel_span_id: string }[] = await insertSpans(existing, true);
-        const stored = new Set(rows.map((r) => r.trace_id + r.otel_span_id));
-        const idOf = (s: SpanRow) => traceOf.get(s.traceId)!.id;
-        added = summarize(rows.length === existing.length ? existing : existing.filter((s) => stored.has(idOf(s) + s.spanId)), idOf);
-      }
-      if (added.size) {
-        // An upsert on the primary key of rows that exist (locked by the first statement), not an UPDATE
-        // ... FROM unnest(...): each row is found through its key by the insert's conflict check, with no
-        // plan to choose, while the join could be planned as a scan of the namespace's traces on tables
-        // never analyzed. Multi-row VALUES naming one namespace, as above.
-        const otelIdOf = new Map(traces.map((t) => [t.id, t.otel_trace_id]));
-        await q(
-          `INSERT INTO traces AS t (namespace_id, id, otel_trace_id, span_count, start_time, end_time, status_code, root_name)
-           VALUES ${[...added.keys()].map((_, i) => `($1, ${values(2 + i * 7, 7, ["::uuid", "", "::int", "::timestamptz", "::timestamptz", "::smallint", ""])})`).join(", ")}
-           ON CONFLICT (namespace_id, id) DO UPDATE SET span_count = t.span_count + EXCLUDED.span_count,
-             start_time = LEAST(t.start_time, EXCLUDED.start_time), end_time = GREATEST(t.end_time, EXCLUDED.end_time),
-             status_code = GREATEST(t.status_code, EXCLUDED.status_code), root_name = CASE WHEN t.root_name = '' THEN EXCLUDED.root_name ELSE t.root_name END`,
-          [namespaceId, ...[...added].flatMap(([id, a]) => [id, otelIdOf.get(id), a.n, a.first, a.last, a.status, a.root])],
-        );
-      }
-      const deltas = new Map<string, { traces: number; spans: number; annotations: number }>();
-      const delta = (id: string) => deltas.get(id) ?? deltas.set(id, { traces: 0, spans: 0, annotations: 0 }).get(id)!;
-      let recorded = 0;
-      for (const t of traces) {
-        const n = t.created ? batch.get(t.otel_trace_id)!.n : (added.get(t.id)?.n ?? 0);
-        recorded += n;
-        if (!t.session_id) continue;
-        if (t.created) delta(t.session_id).traces++;
-        if (n) delta(t.session_id).spans += n;
-      }
-      await bumpSessions(db, namespaceId, deltas);
-      return { recorded, duplicate: spans.length - recorded, tracesCreated: traces.filter((t) => t.created).length };
-
-      /** Inserts spans of the call's traces; with `skipStored`, those already stored are left alone and the others returned. */
-      async function insertSpans(rows: SpanRow[], skipStored: boolean) {
-        const tail = skipStored ? "ON CONFLICT (namespace_id, trace_id, otel_span_id) DO NOTHING RETURNING trace_id, otel_span_id" : "";
-        const attributesOf = (s: SpanRow) => s.attributesJson ?? JSON.stringify(s.attributes);
-        const eventsOf = (s: SpanRow) => s.eventsJson ?? JSON.stringify(s.events);
-        if (await onCitus(db)) {
-          // Citus: a VALUES list naming one namespace runs on its shard (INSERT ... SELECT would not).
-          const casts = ["::uuid", "", "", "", "::smallint", "::timestamptz", "::timestamptz", "::smallint", "", "::jsonb", "::jsonb"];
-          return q(
-            `INSERT INTO spans (namespace_id, trace_id, otel_span_id, otel_parent_span_id, name, kind, start_time, end_time, status_code, status_message, attributes, events)
-             VALUES ${rows.map((_, i) => `($1, ${values(2 + i * 11, 11, casts)})`).join(", ")}
-             ${tail}`,
-            [namespaceId, ...rows.flatMap((s) => [
-              traceOf.get(s.traceId)!.id, s.spanId, s.parentSpanId || null, s.name, s.kind, s.startTime, s.endTime, s.statusCode, s.statusMessage, attributesOf(s), eventsOf(s),
-            ])],
-          );
-        }
-        // Plain Postgres: the rows as one JSON document (one parameter, whatever the count). Its text is
-        // built here around the attributes and events already serialized by checkSpan: node-postgres's
-        // array parameters escaped every element in JavaScript (with a column of 500 jsonb texts, 5-8 % of
-        // the server's CPU under the bench:ingest load), and Postgres plans no list of 500 rows. As json,
-        // not jsonb: Postgres then parses each span's attributes and events into jsonb once, not the
-        // whole document first (~4% less of its CPU for a call of 500 spans).
-        const ms = (d: Date) => {
-          const t = d.getTime();
-          return Number.isFinite(t) ? t : null; // an unrepresentable time: the NOT NULL column refuses it
-        };
-        // Times travel as integer milliseconds, turned into timestamps in whole seconds plus an interval:
-        // exact for every year 1 to 9999 (to_timestamp(ms / 1000.0) rounded some of them by microseconds).
-        const json = rows.map(
-          (s) =>
-            `{"t":"${traceOf.get(s.traceId)!.id}","s":"${s.spanId}","p":"${s.parentSpanId}","n":${JSON.stringify(s.name)},"k":${s.kind},"st":${ms(s.startTime)},"et":${ms(s.endTime)},"c":${s.statusCode},"m":${JSON.stringify(s.statusMessage)},"a":${attributesOf(s)},"e":${eventsOf(s)}}`,
-        );
-        return q(
-          `INSERT INTO spans (namespace_id, trace_id, otel_span_id, otel_parent_span_id, name, kind, start_time, end_time, status_code, status_message, attributes, events)
-           SELECT $1, x.t, x.s, NULLIF(x.p, ''), x.n, x.k,
-                  to_timestamp(x.st / 1000) + (x.st % 1000) * interval '1 millisecond', to_timestamp(x.et / 1000) + (x.et % 1000) * interval '1 millisecond',
-                  x.c, x.m, x.a, x.e
-           FROM json_to_recordset($2::json) AS x(t uuid, s text, p text, n text, k smallint, st bigint, et bigint, c smallint, m text, a jsonb, e jsonb)
-           ${tail}`,
-          [namespaceId, `[${json.join(",")}]`],
-        );
-      }
+      const [row]: { session_state: SessionState | null; recorded: number; traces_created: number }[] = await q(
+        `SELECT session_state, recorded, traces_created FROM sessiond_record_spans($1::uuid, $2::uuid, $3::text[], $4::integer[], $5::bigint[], $6::bigint[], $7::smallint[], $8::text[], $9::json)`,
+        [namespaceId, sessionUuid, arrayLiteral(ids), ints((a) => a.n), ints((a) => ms(a.first)), ints((a) => ms(a.last)), ints((a) => a.status), arrayLiteral(summaries.map((a) => a.root)), `[${json.join(",")}]`],
+        // Prepared: one text whatever the call holds, planned once per connection.
+        { prepare: true },
+      );
+      if (row.session_state !== null && row.session_state !== "active") return { refused: row.session_state };
+      return { recorded: row.recorded, duplicate: spans.length - row.recorded, tracesCreated: row.traces_created };
     },
 
     /** One page of a session's traces (or those under no session), newest first. */
