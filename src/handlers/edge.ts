@@ -99,24 +99,13 @@ export function createRpcEdge(options: RpcEdgeOptions) {
     const values = createContextValues().set(requestIdKey, edge.requestId).set(callEdgeKey, edge).set(peerCertificateKey, peerCertificateOf(req));
     const timeout = requestTimeout(req, maxTimeoutMs);
     const uReq = universalRequest(req, values, clientSignal(req, res, timeout, started));
-    const refused = (code: Code, reason: RefusalReason, httpStatus: number) =>
-      options.onRefused({
-        service: handler.service.typeName,
-        method: handler.method.name,
-        protocol: protocolOf(headerValue(req.headers["content-type"]) ?? null),
-        requestId: edge.requestId,
-        code,
-        reason,
-        httpStatus,
-        durationMs: performance.now() - started,
-      });
     handler(uReq)
       .then(async (uRes) => {
         if (edge.reached) return uRes;
         const out = await withRequestId(uRes, edge.requestId);
         if (!edge.gateRefused) {
           const code = refusedCode(out.res, out.body);
-          refused(code, reasonOf(code, out.res.status, timeout), out.res.status);
+          options.onRefused(refusal(handler, req, edge.requestId, started, code, reasonOf(code, out.res.status, timeout), out.res.status));
         }
         return out.res;
       })
@@ -127,7 +116,7 @@ export function createRpcEdge(options: RpcEdgeOptions) {
         if (!(err instanceof URIError) || edge.reached) throw err;
         const code = Code.InvalidArgument;
         const out = undecodableGrpc(headerValue(req.headers["content-type"]) ?? "application/grpc", edge.requestId, code);
-        refused(code, "undecodable", out.status);
+        options.onRefused(refusal(handler, req, edge.requestId, started, code, "undecodable", out.status));
         return out;
       })
       .then((uRes) => {
@@ -139,6 +128,28 @@ export function createRpcEdge(options: RpcEdgeOptions) {
         // connect-node's adapter ignores these too: the client went away while we wrote.
         if (ConnectError.from(err).code !== Code.Aborted) options.onCrash(err, handler.method.name);
       });
+  };
+}
+
+/** A call refused before the interceptors, as reported. (Not a closure made per call: the build keeps function names, which costs each named closure a defineProperty.) */
+function refusal(
+  handler: { service: { typeName: string }; method: { name: string } },
+  req: IncomingMessage | Http2ServerRequest,
+  requestId: string,
+  started: number,
+  code: Code,
+  reason: RefusalReason,
+  httpStatus: number,
+): RefusedCall {
+  return {
+    service: handler.service.typeName,
+    method: handler.method.name,
+    protocol: protocolOf(headerValue(req.headers["content-type"]) ?? null),
+    requestId,
+    code,
+    reason,
+    httpStatus,
+    durationMs: performance.now() - started,
   };
 }
 

@@ -5,7 +5,7 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, type ContextValues, type Interceptor } from "@connectrpc/connect";
 import { RetryInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import {
   AlreadyExistsError,
@@ -82,15 +82,17 @@ export function toConnectError(err: unknown, requestId: string, logger: Logger):
  */
 export function errorInterceptor(logger: Logger): Interceptor {
   return (next) => async (req) => {
-    const requestId = req.contextValues.get(requestIdKey);
-    // A raw error raised because the client went away (or its deadline passed) is the abort's code, not a fault.
-    const map = (err: unknown) => (req.signal.aborted && !(err instanceof ConnectError) ? endingError(err, req.signal) : toConnectError(err, requestId, logger));
     try {
       const res = await next(req);
       if (!res.stream) return res;
-      return { ...res, message: watchStream(res.message, { signal: req.signal, onEnd: (_code, err) => (err === undefined ? undefined : map(err)) }) };
+      return { ...res, message: watchStream(res.message, { signal: req.signal, onEnd: (_code, err) => (err === undefined ? undefined : mapError(err, req, logger)) }) };
     } catch (err) {
-      throw map(err);
+      throw mapError(err, req, logger);
     }
   };
+}
+
+/** What a call's error becomes. A raw error raised because the client went away (or its deadline passed) is the abort's code, not a fault. */
+function mapError(err: unknown, req: { signal: AbortSignal; contextValues: ContextValues }, logger: Logger): ConnectError {
+  return req.signal.aborted && !(err instanceof ConnectError) ? endingError(err, req.signal) : toConnectError(err, req.contextValues.get(requestIdKey), logger);
 }

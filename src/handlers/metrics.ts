@@ -107,28 +107,27 @@ export function createMetrics(deps: { pool?: PoolStats } = {}): Metrics {
     });
   }
 
+  // Made once, not per call: the build keeps function names, which costs each named closure made a defineProperty.
+  const observe = (req: { service: { typeName: string }; method: { name: string } }, started: number, code: Code | undefined) => {
+    const labels = { service: req.service.typeName, method: req.method.name, code: code === undefined ? "ok" : codeToString(code) };
+    calls.inc(labels);
+    duration.observe(labels, (performance.now() - started) / 1000);
+  };
   const interceptor: Interceptor = (next) => async (req) => {
     const started = performance.now();
-    const service = req.service.typeName;
-    const method = req.method.name;
-    // codeOf with the call's signal: a client that went away is canceled / deadline_exceeded (streams.ts).
-    const observe = (code: Code | undefined) => {
-      const labels = { service, method, code: code === undefined ? "ok" : codeToString(code) };
-      calls.inc(labels);
-      duration.observe(labels, (performance.now() - started) / 1000);
-    };
     let res;
     try {
       res = await next(req);
     } catch (err) {
-      observe(codeOf(err, req.signal));
+      // codeOf with the call's signal: a client that went away is canceled / deadline_exceeded (streams.ts).
+      observe(req, started, codeOf(err, req.signal));
       throw err;
     }
     if (!res.stream) {
-      observe(undefined);
+      observe(req, started, undefined);
       return res;
     }
-    return { ...res, message: watchStream(res.message, { signal: req.signal, onMessage: (m) => countOutcomes(outcomes, m), onEnd: observe }) };
+    return { ...res, message: watchStream(res.message, { signal: req.signal, onMessage: (m) => countOutcomes(outcomes, m), onEnd: (code) => observe(req, started, code) }) };
   };
 
   const handler: HttpHandler = async (req, res) => {
