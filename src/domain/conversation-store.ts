@@ -69,8 +69,9 @@ export interface ConversationStore {
   /** Inserts or re-binds; counts a new participant on the session. Call with the session row locked. */
   bind(values: BindValues): Promise<{ participant: Participant; created: boolean }>;
   /**
-   * Binds participants to a session that has none yet (one just inserted, in the same transaction), in
-   * this order and in one statement, and counts them on the session. Returns them in the same order.
+   * Binds participants to a session that has none yet (one just inserted, in the same transaction, with
+   * SessionStore.insert's `participantCount` set to their number, which counts them), in this order and
+   * in one statement. Returns them in the same order.
    */
   bindNew(session: SessionRow, participants: ParticipantValues[]): Promise<Participant[]>;
   /** Marks a participant as left (keeps an earlier leave time). */

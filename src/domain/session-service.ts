@@ -227,9 +227,10 @@ export function createSessionService(deps: { stores: Pick<Stores, "sessions" | "
         // Without participants a single INSERT, as ever; with them, one transaction for all of it.
         if (!participants.length) return store.insert(row).then((s) => ({ stored: s, bound: [] as Participant[] }));
         return stores.transaction(async (tx) => {
-          const s = await tx.sessions.insert(row);
+          // Counted as the session is inserted: one statement fewer than counting them after.
+          const s = await tx.sessions.insert({ ...row, participantCount: participants.length });
           const bound = await tx.conversations.bindNew(s, participants);
-          return { stored: { ...s, stats: { ...s.stats, participantCount: s.stats.participantCount + bound.length } }, bound };
+          return { stored: s, bound };
         });
       });
       const session = sessionOf(stored);

@@ -20,6 +20,8 @@ export interface NewSession {
   maxRequestsPerMinute: number;
   /** SHA-256 of the session's client secret; null for none (sessions created by OTLP export). */
   clientSecretHash: Buffer | null;
+  /** The participants the same transaction binds next with ConversationStore.bindNew (counted here, at insert); 0 when omitted. */
+  participantCount?: number;
 }
 
 /** Changes UpdateSession may make. */

@@ -94,8 +94,8 @@ export function createConversationStore(db: DataSource | EntityManager): Convers
     async bindNew(session, participants) {
       if (!participants.length) return [];
       // Multi-row VALUES, each row naming the namespace: one statement routed to one shard under Citus
-      // (no INSERT ... SELECT). The session is new, so every participant is too: a plain INSERT, and
-      // the count goes up by the number of rows.
+      // (no INSERT ... SELECT). The session is new, so every participant is too: a plain INSERT, already
+      // counted by the session's insert (participantCount).
       const params: unknown[] = [session.namespaceId, session.uuid];
       const rows = participants.map((p) => {
         params.push(p.participantId, p.kind, p.displayName, p.metadata);
@@ -106,7 +106,6 @@ export function createConversationStore(db: DataSource | EntityManager): Convers
         `INSERT INTO participants AS p (namespace_id, session_id, participant_id, kind, display_name, metadata) VALUES ${rows.join(", ")} RETURNING ${PARTICIPANT_COLUMNS}`,
         params,
       );
-      await q("UPDATE sessions SET participant_count = participant_count + $3 WHERE namespace_id = $1 AND id = $2", [session.namespaceId, session.uuid, participants.length]);
       const byId = new Map(inserted.map((r) => [r.participant_id as string, toParticipant(r)]));
       return participants.map((p) => byId.get(p.participantId)!);
     },

@@ -94,11 +94,11 @@ export function createSessionStore(db: EntityManager, namespaceCache: NamespaceC
         const rows = await q(
           `WITH s AS (
              INSERT INTO sessions (id, namespace_id, external_id, user_id, workflow_id, workflow_version, data, labels,
-                                   expire_time, max_requests_per_minute, client_secret_hash)
-             VALUES ($11, $1, $2, $3, $4, $5, $6, $7, now() + $8 * interval '1 millisecond', $9, $10)
+                                   expire_time, max_requests_per_minute, client_secret_hash, participant_count)
+             VALUES ($11, $1, $2, $3, $4, $5, $6, $7, now() + $8 * interval '1 millisecond', $9, $10, $12)
              RETURNING *)
            SELECT ${COLUMNS} FROM s JOIN namespaces n ON n.id = s.namespace_id`,
-          [v.namespaceId, v.externalId, v.user, v.workflowId, v.workflowVersion, v.data, v.labels, v.expiresAfterMs, v.maxRequestsPerMinute, v.clientSecretHash, v.uuid],
+          [v.namespaceId, v.externalId, v.user, v.workflowId, v.workflowVersion, v.data, v.labels, v.expiresAfterMs, v.maxRequestsPerMinute, v.clientSecretHash, v.uuid, v.participantCount ?? 0],
         );
         return toSession(rows[0]);
       } catch (err) {

@@ -50,10 +50,11 @@ export function describeConversationStoreContract(name: string, makeStores: Stor
         expect((await stats(s)).participantCount).toBe(1);
       });
 
-      it("binds new participants to a session inserted in the same transaction, in order, and counts them", async () => {
+      it("binds new participants to a session inserted in the same transaction with their count, in order", async () => {
         const ns = await newNamespace(ctx.stores);
         const { s, bound } = await ctx.stores.transaction(async (tx) => {
-          const s = await tx.sessions.insert(sessionValues(ns.id));
+          const s = await tx.sessions.insert({ ...sessionValues(ns.id), participantCount: 3 });
+          expect(s.stats.participantCount).toBe(3);
           const bound = await tx.conversations.bindNew(s, [
             { participantId: "zed", kind: "user", displayName: "Zed", metadata: { tz: "UTC" } },
             { participantId: "agent", kind: "agent", displayName: "", metadata: {} },
