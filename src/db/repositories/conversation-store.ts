@@ -122,7 +122,7 @@ export function createConversationStore(db: DataSource | EntityManager): Convers
     },
 
     async append(target, turns, { defaultRoles, request }) {
-      // One call of sessiond_append_turns (migration AppendTurnsFunction; a single shard under Citus):
+      // One call of sessiond_append_turns (migration AppendTurnsOneRow; a single shard under Citus):
       // an unknown or departed speaker fails it with not_null_violation, a request id already used with
       // unique_violation, both writing nothing; a session missing or not active returns no rows.
       const speakers: string[] = [];
@@ -153,18 +153,19 @@ export function createConversationStore(db: DataSource | EntityManager): Convers
       ];
       try {
         const rows = await q(
-          `SELECT seq, role, create_time, participant_count, turn_count, trace_count, span_count, memories_extracted, integration_count, last_seq FROM sessiond_append_turns($1::uuid, $2::uuid, $3::text, $4::integer, $5::text[], $6::text[], $7::text[], $8::jsonb[], $9::jsonb[], $10::text, $11::text, $12::jsonb)`,
+          `SELECT first_seq, roles, create_time, participant_count, turn_count, trace_count, span_count, memories_extracted, integration_count, last_seq FROM sessiond_append_turns($1::uuid, $2::uuid, $3::text, $4::integer, $5::text[], $6::text[], $7::text[], $8::jsonb[], $9::jsonb[], $10::text, $11::text, $12::jsonb)`,
           params,
           // Prepared: AppendTurns is the hot path, and its statement costs about as much to plan as to run.
           { prepare: true },
         );
         if (!rows.length) return { ok: false, reason: "session" };
-        // The counters and the create time (the same for every turn) come in one row (migration AppendTurnsLeanRows).
-        const first = rows.find((r) => r.turn_count !== null);
-        const createTime: Date = first.create_time;
-        const turns = rows.map((r) => ({ seq: Number(r.seq), role: r.role as string, createTime }));
-        turns.sort((x, y) => x.seq - y.seq);
-        return { ok: true, turns, session: toState(first) };
+        // One row for the call (migration AppendTurnsOneRow): the turns are numbered from first_seq, their
+        // roles comma-separated in seq order, their create time the same.
+        const [row] = rows;
+        const first = Number(row.first_seq);
+        const createTime: Date = row.create_time;
+        const turns = (row.roles as string).split(",").map((role, k) => ({ seq: first + k, role, createTime }));
+        return { ok: true, turns, session: toState(row) };
       } catch (err) {
         if (isNotNullViolation(err)) return { ok: false, reason: "participant" };
         if (isUniqueViolation(err) && request) {
