@@ -122,7 +122,8 @@ export function createTracingService(stores: Stores) {
       const missing = () => new NotFoundError(`session ${input.session || `"${input.sessionId}"`} not found in namespace "${namespace}"`);
       let sessionUuid: string | null = null;
       if (key) {
-        // By its own id the session goes straight to the statement; by the caller's id it is found first.
+        // By its own id the session goes straight to the statement; by the caller's id it is found first
+        // (a session deleted and made again under that id in between is then NOT_FOUND: the call raced it).
         const uuid = "uuid" in key ? key.uuid : (await stores.sessions.find(key))?.uuid;
         if (uuid === undefined) throw missing();
         sessionUuid = uuid;

@@ -1,6 +1,7 @@
 /**
  * The TraceStore contract (src/domain/trace-store.ts): traces, spans and annotations.
  */
+import { randomUUID } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import type { Annotation, Trace } from "../../../src/domain/trace-model.js";
 import { allPages, annotateTrace, annotationValues, insertSession, newNamespace, record, sessionTarget, span, spanId, traceId, useStores, uuids, type StoresFactory } from "../../setup/store-fixtures.js";
@@ -55,6 +56,51 @@ export function describeTraceStoreContract(name: string, makeStores: StoresFacto
         expect((await traces().get(ns.id, t))?.trace).toMatchObject({ sessionUuid: s1.uuid, spanCount: 2 });
         expect(await stats(s1.uuid)).toMatchObject({ traceCount: 1, spanCount: 2 });
         expect(await stats(s2.uuid)).toMatchObject({ traceCount: 0, spanCount: 0 });
+      });
+
+      it("counts spans on the session of the trace they join, whether the call names a session or none", async () => {
+        const ns = await newNamespace(ctx.stores);
+        const [owner, caller] = [await insertSession(ctx.stores, ns.id), await insertSession(ctx.stores, ns.id)];
+        const [owned, loose, fresh] = [traceId(), traceId(), traceId()];
+        await record(ctx.stores, ns.id, owner.uuid, [span(owned, { startTime: at(10), endTime: at(20) })]);
+        await record(ctx.stores, ns.id, null, [span(loose, { startTime: at(10), endTime: at(20) })]);
+        // A call under no session adds to a session's trace: that session counts the span.
+        expect(await record(ctx.stores, ns.id, null, [span(owned, { name: "late", parentSpanId: spanId(), startTime: at(0), endTime: at(30) })])).toEqual({ recorded: 1, duplicate: 0, tracesCreated: 0 });
+        expect(await stats(owner.uuid)).toMatchObject({ traceCount: 1, spanCount: 2 });
+        expect((await traces().get(ns.id, owned))?.trace).toMatchObject({ sessionUuid: owner.uuid, spanCount: 2, startTime: at(0), endTime: at(30) });
+        // A session's call adds to a trace under no session (nobody counts it) and creates one of its own.
+        expect(await record(ctx.stores, ns.id, caller.uuid, [span(loose, { statusCode: 2 }), span(fresh)])).toEqual({ recorded: 2, duplicate: 0, tracesCreated: 1 });
+        expect((await traces().get(ns.id, loose))?.trace).toMatchObject({ sessionUuid: null, spanCount: 2, statusCode: 2 });
+        expect(await stats(caller.uuid)).toMatchObject({ traceCount: 1, spanCount: 1 });
+        expect(await stats(owner.uuid)).toMatchObject({ traceCount: 1, spanCount: 2 });
+      });
+
+      it("sums one call over the traces of several sessions and its own new ones, each session counted once", async () => {
+        const ns = await newNamespace(ctx.stores);
+        const [s1, s2, s3] = [await insertSession(ctx.stores, ns.id), await insertSession(ctx.stores, ns.id), await insertSession(ctx.stores, ns.id)];
+        const [ta, tb, tc, td] = [traceId(), traceId(), traceId(), traceId()];
+        await record(ctx.stores, ns.id, s1.uuid, [span(ta)]);
+        await record(ctx.stores, ns.id, s2.uuid, [span(tb)]);
+        const twice = span(tc, { name: "new-root" });
+        const result = await record(ctx.stores, ns.id, s3.uuid, [span(tb), twice, span(ta), span(td), { ...twice }, span(ta, { name: "a2" })]);
+        expect(result).toEqual({ recorded: 5, duplicate: 1, tracesCreated: 2 });
+        expect(await stats(s1.uuid)).toMatchObject({ traceCount: 1, spanCount: 3 });
+        expect(await stats(s2.uuid)).toMatchObject({ traceCount: 1, spanCount: 2 });
+        expect(await stats(s3.uuid)).toMatchObject({ traceCount: 2, spanCount: 2 });
+        expect((await traces().get(ns.id, tc))?.trace).toMatchObject({ sessionUuid: s3.uuid, spanCount: 1, rootSpanName: "new-root" });
+      });
+
+      it("writes nothing for a session that is cancelled, soft-deleted or missing, and says which", async () => {
+        const ns = await newNamespace(ctx.stores);
+        const [cancelled, deleted] = [await insertSession(ctx.stores, ns.id), await insertSession(ctx.stores, ns.id)];
+        await ctx.stores.sessions.update(cancelled, { state: "cancelled" });
+        await ctx.stores.sessions.update(deleted, { deleteTime: "now" });
+        const t = traceId();
+        expect(await record(ctx.stores, ns.id, cancelled.uuid, [span(t)])).toEqual({ refused: "cancelled" });
+        expect(await record(ctx.stores, ns.id, deleted.uuid, [span(t)])).toEqual({ refused: "soft_deleted" });
+        expect(await record(ctx.stores, ns.id, randomUUID(), [span(t)])).toEqual({ refused: "missing" });
+        expect(await traces().get(ns.id, t)).toBeUndefined();
+        expect(await stats(cancelled.uuid)).toMatchObject({ traceCount: 0, spanCount: 0 });
       });
 
       it("keeps the same trace id apart in two namespaces", async () => {
