@@ -39,6 +39,8 @@ export interface Session {
   state: SessionState;
   createTime: Date;
   updateTime: Date;
+  /** The last activity (see Session.last_activity_time in the proto). */
+  lastActivityTime: Date;
   deleteTime: Date | null;
   expireTime: Date;
   etag: string;
@@ -78,6 +80,10 @@ export interface SessionFilter {
   labels?: Record<string, string>;
   createTimeAfter?: Date;
   createTimeBefore?: Date;
+  /** Last activity at or after. */
+  activeAfter?: Date;
+  /** Last activity strictly before. */
+  activeBefore?: Date;
 }
 
 export const DEFAULT_NAMESPACE = "default";
@@ -220,6 +226,9 @@ export function checkFilter(filter: SessionFilter, field = "filter"): SessionFil
   if (filter.labels) checkLabels(filter.labels, `${field}.labels`);
   if (filter.createTimeAfter && filter.createTimeBefore && filter.createTimeAfter >= filter.createTimeBefore) {
     throw new InvalidInputError(`${field}.create_time_before`, "must be later than create_time_after");
+  }
+  if (filter.activeAfter && filter.activeBefore && filter.activeAfter >= filter.activeBefore) {
+    throw new InvalidInputError(`${field}.active_before`, "must be later than active_after");
   }
   return filter;
 }

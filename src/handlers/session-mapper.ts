@@ -37,6 +37,7 @@ export function sessionToProto(s: DomainSession): Session {
     state: STATE_TO_PROTO[s.state],
     createTime: timestampFromDate(s.createTime),
     updateTime: timestampFromDate(s.updateTime),
+    lastActivityTime: timestampFromDate(s.lastActivityTime),
     deleteTime: s.deleteTime ? timestampFromDate(s.deleteTime) : undefined,
     expireTime: timestampFromDate(s.expireTime),
     etag: s.etag,
@@ -96,6 +97,8 @@ export function filterFromProto(f: SessionFilter | undefined, field = "filter"):
     labels: Object.keys(f.labels).length ? f.labels : undefined,
     createTimeAfter: time(f.createTimeAfter, `${field}.create_time_after`),
     createTimeBefore: time(f.createTimeBefore, `${field}.create_time_before`),
+    activeAfter: time(f.activeAfter, `${field}.active_after`),
+    activeBefore: time(f.activeBefore, `${field}.active_before`),
   };
 }
 

@@ -1,5 +1,7 @@
+import { randomBytes } from "node:crypto";
 import { describe, expect, inject, it } from "vitest";
-import { useDatabase } from "../setup/context.js";
+import { SessionActivity1796125000000 } from "../../src/db/migrations/1796125000000-SessionActivity.js";
+import { newSession, useDatabase } from "../setup/context.js";
 
 const ctx = useDatabase();
 /** On Citus the tables are distributed (src/db/distribution.ts), with one documented difference. */
@@ -56,5 +58,46 @@ describe("migrations", () => {
          AND NOT EXISTS (SELECT 1 FROM information_schema.columns c WHERE c.table_name = t.table_name AND c.column_name = 'namespace_id')`,
     );
     expect(missing).toEqual([]);
+  });
+
+  it("SessionActivity gives each session the latest of its update, its turns, its traces and its annotations", async () => {
+    const ns = "backfill";
+    const byId = (id: string) => ({ id, namespace: "", sessionId: "" });
+    const [plain, talked, traced, annotated] = await Promise.all(["plain", "talked", "traced", "annotated"].map((id) => ctx.sessions.create(newSession({ namespace: ns, sessionId: id }))));
+    await ctx.services.conversations.bind({ address: byId(talked.id), participantId: "u", kind: "user", displayName: "", metadata: {} });
+    await ctx.services.conversations.append(byId(talked.id), [{ participantId: "u", role: "", content: "hi", toolCalls: [], metadata: {} }], "");
+    const span = (traceId: string) => ({ traceId, spanId: randomBytes(8).toString("hex"), parentSpanId: "", name: "s", kind: 1, startTime: new Date(), endTime: new Date(), statusCode: 0, statusMessage: "", attributes: {}, events: [] });
+    const [t1, t2] = [randomBytes(16).toString("hex"), randomBytes(16).toString("hex")];
+    await ctx.services.tracing.record({ namespace: ns, session: traced.id, sessionId: "", spans: [span(t1)] });
+    await ctx.services.tracing.record({ namespace: ns, session: annotated.id, sessionId: "", spans: [span(t2)] });
+    await ctx.services.tracing.annotate({ namespace: ns, target: { kind: "trace", traceId: t2 }, name: "q", annotatorKind: "human", label: "", score: undefined, explanation: "", metadata: {}, identifier: "" });
+    const T = (day: number) => new Date(Date.UTC(2031, 0, day));
+    const uuids = [plain, talked, traced, annotated].map((s) => s.uuid);
+    await ctx.db.sql("UPDATE sessions SET update_time = $2 WHERE id = ANY($1::uuid[])", [uuids, T(1)]);
+    await ctx.db.sql("UPDATE sessions SET update_time = $2 WHERE id = $1", [annotated.uuid, T(9)]);
+    await ctx.db.sql("UPDATE turns SET create_time = $2 WHERE session_id = $1", [talked.uuid, T(2)]);
+    await ctx.db.sql("UPDATE traces SET create_time = $2 WHERE session_id = $1", [traced.uuid, T(3)]);
+    await ctx.db.sql("UPDATE traces SET create_time = $2 WHERE session_id = $1", [annotated.uuid, T(4)]);
+    await ctx.db.sql("UPDATE annotations SET update_time = $2 WHERE session_id = $1", [annotated.uuid, T(5)]);
+    // The migration again, from before it, in a transaction left unfinished.
+    const runner = ctx.db.dataSource.createQueryRunner();
+    await runner.connect();
+    await runner.startTransaction();
+    try {
+      const migration = new SessionActivity1796125000000();
+      await migration.down(runner);
+      await migration.up(runner);
+      const rows: { id: string; t: Date }[] = await runner.query("SELECT id, last_activity_time AS t FROM sessions WHERE id = ANY($1::uuid[])", [uuids]);
+      const of = new Map(rows.map((r) => [r.id, r.t]));
+      // The update time, unless something later happened in the session (an update later than all of them stays).
+      expect(uuids.map((u) => of.get(u))).toEqual([T(1), T(2), T(3), T(9)]);
+      await runner.query("UPDATE sessions SET update_time = $2 WHERE id = $1", [annotated.uuid, T(1)]);
+      await migration.down(runner);
+      await migration.up(runner);
+      expect((await runner.query("SELECT last_activity_time AS t FROM sessions WHERE id = $1", [annotated.uuid]))[0].t).toEqual(T(5));
+    } finally {
+      await runner.rollbackTransaction();
+      await runner.release();
+    }
   });
 });

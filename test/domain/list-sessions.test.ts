@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { InvalidInputError } from "../../src/domain/errors.js";
 import type { ListSessionsInput } from "../../src/domain/session-service.js";
@@ -114,5 +114,73 @@ describe("ListSessions", () => {
     await expect(list({ namespace: "tokens", pageToken: page.nextPageToken, ascending: true })).rejects.toThrow(/^page_token: was issued for a different request/);
     await expect(list({ namespace: "tokens", pageToken: page.nextPageToken, filter: { user: "x" } })).rejects.toThrow(/^page_token: was issued/);
     await expect(list({ namespace: "tokens", pageToken: page.nextPageToken, pageSize: 3 })).resolves.toBeTruthy();
+  });
+});
+
+describe("last activity", () => {
+  const OLD = new Date("2001-02-03T04:05:06.789Z");
+  /** Sets a session's last activity far in the past, so that any writer's now() is later. */
+  const age = (uuid: string) => ctx.db.sql("UPDATE sessions SET last_activity_time = $2 WHERE id = $1", [uuid, OLD]);
+  const lastActivity = async (uuid: string): Promise<Date> => (await ctx.db.sql("SELECT last_activity_time AS t FROM sessions WHERE id = $1", [uuid]))[0].t;
+  const byId = (id: string) => ({ id, namespace: "", sessionId: "" });
+  const traceHex = () => randomBytes(16).toString("hex");
+  const span = (traceId: string) => ({
+    traceId,
+    spanId: randomBytes(8).toString("hex"),
+    parentSpanId: "",
+    name: "step",
+    kind: 1,
+    startTime: new Date(),
+    endTime: new Date(),
+    statusCode: 0,
+    statusMessage: "",
+    attributes: {},
+    events: [],
+  });
+
+  it("starts at creation and moves with every writer of what the session holds, not with reads, cancel or soft delete", async () => {
+    const ns = "activity";
+    const s = await ctx.sessions.create(newSession({ namespace: ns, sessionId: "busy" }));
+    expect(s.lastActivityTime).toEqual(s.createTime);
+    const other = await ctx.sessions.create(newSession({ namespace: ns, sessionId: "other" }));
+    const moved = async (what: string, write: () => Promise<unknown>, uuid = s.uuid) => {
+      await age(uuid);
+      await write();
+      expect((await lastActivity(uuid)).getTime(), what).toBeGreaterThan(OLD.getTime());
+    };
+    const c = ctx.services.conversations;
+    await moved("a participant bound", () => c.bind({ address: byId(s.id), participantId: "u", kind: "user", displayName: "", metadata: {} }));
+    await moved("a participant bound again", () => c.bind({ address: byId(s.id), participantId: "u", kind: "user", displayName: "U", metadata: {} }));
+    await moved("turns appended", () => c.append(byId(s.id), [{ participantId: "u", role: "", content: "hi", toolCalls: [], metadata: {} }], ""));
+    await moved("an update", () => ctx.sessions.update({ address: byId(s.id), paths: ["data"], values: { data: { a: 1 }, labels: {}, user: "", workflow: { id: "", version: "" } }, etag: "" }));
+    const t = traceHex();
+    await moved("spans recorded", () => ctx.services.tracing.record({ namespace: ns, session: s.id, sessionId: "", spans: [span(t)] }));
+    await moved("spans recorded into its trace by a call under another session", () => ctx.services.tracing.record({ namespace: ns, session: other.id, sessionId: "", spans: [span(t)] }));
+    await moved("an annotation on its trace", () =>
+      ctx.services.tracing.annotate({ namespace: ns, target: { kind: "trace", traceId: t }, name: "q", annotatorKind: "human", label: "ok", score: undefined, explanation: "", metadata: {}, identifier: "" }),
+    );
+    await moved("a truncate", () => ctx.sessions.truncate(byId(s.id)));
+    // Not activity: reading, listing, refreshing the secret, cancelling, soft-deleting.
+    await age(s.uuid);
+    await ctx.sessions.get(byId(s.id), false);
+    await list({ namespace: ns });
+    await ctx.sessions.refreshClientSecret(byId(s.id), undefined);
+    await ctx.sessions.cancel(byId(s.id));
+    await ctx.sessions.softDelete(byId(s.id));
+    expect(await lastActivity(s.uuid)).toEqual(OLD);
+    expect((await ctx.sessions.get(byId(s.id), true)).lastActivityTime).toEqual(OLD);
+  });
+
+  it("selects sessions by an activity window, and refuses a window that ends before it starts", async () => {
+    const ns = "activity-window";
+    const [a, b, c] = [await ctx.sessions.create(newSession({ namespace: ns, sessionId: "a" })), await ctx.sessions.create(newSession({ namespace: ns, sessionId: "b" })), await ctx.sessions.create(newSession({ namespace: ns, sessionId: "c" }))];
+    const times = [new Date("2030-01-01T00:00:00.000Z"), new Date("2030-01-02T00:00:00.000Z"), new Date("2030-01-03T00:00:00.000Z")];
+    for (const [i, s] of [a, b, c].entries()) await ctx.db.sql("UPDATE sessions SET last_activity_time = $2 WHERE id = $1", [s.uuid, times[i]]);
+    const ids = async (filter: ListSessionsInput["filter"]) => (await all({ namespace: ns, filter, ascending: true })).join(",");
+    expect(await ids({ activeBefore: times[1] })).toBe("a");
+    expect(await ids({ activeAfter: times[1] })).toBe("b,c");
+    expect(await ids({ activeAfter: times[0], activeBefore: times[2] })).toBe("a,b");
+    expect((await list({ namespace: ns, filter: { activeBefore: times[1] } })).sessions[0].lastActivityTime).toEqual(times[0]);
+    await expect(ids({ activeAfter: times[2], activeBefore: times[1] })).rejects.toThrow(/^filter\.active_before: must be later than active_after/);
   });
 });

@@ -580,7 +580,7 @@ describe("concurrent writers", () => {
     // has key-share locked the trace; DeleteTraces then waits for that lock.
     await holding("SELECT 1 FROM sessions WHERE namespace_id = $1 AND id = $2 FOR SHARE", [s.namespaceId, s.uuid], async () => {
       annotating = annotate({ kind: "trace", traceId: t }, { namespace: "race-notes" });
-      await blockedOn("UPDATE sessions SET trace_count%");
+      await blockedOn("UPDATE sessions SET annotation_count%");
       deleting = ctx.services.tracing.delete("race-notes", [t]);
       await blockedOn("SELECT t.id, t.session_id, t.span_count%");
     });

@@ -25,6 +25,7 @@ describe("sessionToProto", () => {
     });
     expect(timestampDate(p.createTime!)).toEqual(T0);
     expect(timestampDate(p.updateTime!)).toEqual(at(1_000));
+    expect(timestampDate(p.lastActivityTime!)).toEqual(at(2_000));
     expect(timestampDate(p.expireTime!)).toEqual(at(600_000));
   });
 
@@ -64,6 +65,8 @@ describe("filterFromProto", () => {
       labels: undefined,
       createTimeAfter: undefined,
       createTimeBefore: undefined,
+      activeAfter: undefined,
+      activeBefore: undefined,
     });
   });
 
@@ -75,8 +78,19 @@ describe("filterFromProto", () => {
       labels: { a: "b" },
       createTimeAfter: timestampFromDate(T0),
       createTimeBefore: timestampFromDate(at(60_000)),
+      activeAfter: timestampFromDate(at(1_000)),
+      activeBefore: timestampFromDate(at(2_000)),
     });
-    expect(filterFromProto(f)).toEqual({ user: "u", state: "cancelled", workflowId: "w", labels: { a: "b" }, createTimeAfter: T0, createTimeBefore: at(60_000) });
+    expect(filterFromProto(f)).toEqual({
+      user: "u",
+      state: "cancelled",
+      workflowId: "w",
+      labels: { a: "b" },
+      createTimeAfter: T0,
+      createTimeBefore: at(60_000),
+      activeAfter: at(1_000),
+      activeBefore: at(2_000),
+    });
   });
 
   it.each([

@@ -68,6 +68,10 @@ export class SessionEntity {
   @Column({ name: "update_time", type: "timestamptz", precision: 3, default: () => "now()" })
   updateTime: Date;
 
+  /** The last activity (creation, an update, turns, spans, an annotation, a participant bound), kept by every such writer in its transaction. */
+  @Column({ name: "last_activity_time", type: "timestamptz", precision: 3, default: () => "now()" })
+  lastActivityTime: Date;
+
   @Column({ name: "delete_time", type: "timestamptz", precision: 3, nullable: true })
   deleteTime: Date | null;
 

@@ -15,6 +15,8 @@
  * each (trace, span id) at most once. Lock order: the session, the traces in trace-id order, then the
  * other sessions whose counters change, in id order.
  *
+ * Every session whose counters move gets its last_activity_time set (migration SessionActivity).
+ *
  * Returns one row: session_state ('missing', 'active', 'cancelled' or 'soft_deleted'; NULL without a
  * session), spans recorded, traces created. Nothing is written unless the session is active.
  */
@@ -154,7 +156,7 @@ const RECORD_SPANS = `
                 FROM unnest(v_d_sessions, v_d_traces, v_d_spans) AS d(id, traces, spans)
                 GROUP BY d.id ORDER BY d.id
             LOOP
-                UPDATE sessions s SET trace_count = s.trace_count + r.traces, span_count = s.span_count + r.spans
+                UPDATE sessions s SET trace_count = s.trace_count + r.traces, span_count = s.span_count + r.spans, last_activity_time = now()
                 WHERE s.namespace_id = p_namespace AND s.id = r.id;
             END LOOP;
             RETURN NEXT;

@@ -87,7 +87,8 @@ export function createConversationStore(db: DataSource | EntityManager): Convers
         [v.namespaceId, v.sessionUuid, v.participantId, v.kind, v.displayName, v.metadata],
       );
       const created = rows[0].created as boolean;
-      if (created) await q("UPDATE sessions SET participant_count = participant_count + 1 WHERE namespace_id = $1 AND id = $2", [v.namespaceId, v.sessionUuid]);
+      // Counted when new; bound (again) either way: activity.
+      await q("UPDATE sessions SET participant_count = participant_count + $3, last_activity_time = now() WHERE namespace_id = $1 AND id = $2", [v.namespaceId, v.sessionUuid, created ? 1 : 0]);
       return { participant: toParticipant(rows[0]), created };
     },
 

@@ -21,5 +21,7 @@ export function filterSql(namespaceId: string, f: SessionFilter, showDeleted: bo
   if (f.labels && Object.keys(f.labels).length) add("s.labels @> ?::jsonb", JSON.stringify(f.labels));
   if (f.createTimeAfter) add("s.create_time >= ?", f.createTimeAfter);
   if (f.createTimeBefore) add("s.create_time < ?", f.createTimeBefore);
+  if (f.activeAfter) add("s.last_activity_time >= ?", f.activeAfter);
+  if (f.activeBefore) add("s.last_activity_time < ?", f.activeBefore);
   return { where: where.join(" AND "), params };
 }

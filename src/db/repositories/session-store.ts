@@ -23,7 +23,7 @@ const MAX_NAMESPACE_NAMES = 10_000;
 export const NAMESPACE_CACHE_MS = 5000;
 
 const COLUMNS = `s.id, s.namespace_id, s.external_id, s.user_id, s.workflow_id, s.workflow_version, s.data, s.labels, s.state,
-  s.version, s.create_time, s.update_time, s.delete_time, s.expire_time, s.max_requests_per_minute, s.participant_count,
+  s.version, s.create_time, s.update_time, s.last_activity_time, s.delete_time, s.expire_time, s.max_requests_per_minute, s.participant_count,
   s.turn_count, s.trace_count, s.span_count, s.memories_extracted, s.integration_count, n.name AS namespace_name`;
 
 /** A session's counters, from the columns of its row (or of a function returning them under these names). */
@@ -51,6 +51,7 @@ function toSession(row: any): StoredSession {
     state: row.delete_time ? "soft_deleted" : row.state,
     createTime: row.create_time,
     updateTime: row.update_time,
+    lastActivityTime: row.last_activity_time,
     deleteTime: row.delete_time,
     expireTime: row.expire_time,
     version: row.version,
@@ -171,6 +172,8 @@ export function createSessionStore(db: EntityManager, namespaceCache: NamespaceC
       if (c.user !== undefined) set("user_id", c.user);
       if (c.workflowId !== undefined) set("workflow_id", c.workflowId);
       if (c.workflowVersion !== undefined) set("workflow_version", c.workflowVersion);
+      // What the session holds changed (not its state, lifetime or secret): activity.
+      if (c.data !== undefined || c.labels !== undefined || c.user !== undefined || c.workflowId !== undefined || c.workflowVersion !== undefined) sets.push("last_activity_time = now()");
       if (c.state !== undefined) set("state", c.state);
       if (c.deleteTime === "now") sets.push("delete_time = now()");
       else if (c.deleteTime !== undefined) set("delete_time", c.deleteTime);
@@ -190,7 +193,7 @@ export function createSessionStore(db: EntityManager, namespaceCache: NamespaceC
       await q("DELETE FROM turn_requests WHERE namespace_id = $1 AND session_id = $2", key);
       await q("UPDATE participants SET insights = '[]'::jsonb, last_integrated_seq = 0 WHERE namespace_id = $1 AND session_id = $2", key);
       const rows = await q(
-        `WITH s AS (UPDATE sessions s SET data = '{}'::jsonb, turn_count = 0, version = s.version + 1, update_time = now()
+        `WITH s AS (UPDATE sessions s SET data = '{}'::jsonb, turn_count = 0, version = s.version + 1, update_time = now(), last_activity_time = now()
                     WHERE s.namespace_id = $1 AND s.id = $2 RETURNING s.*)
          SELECT ${COLUMNS} FROM s JOIN namespaces n ON n.id = s.namespace_id`,
         key,

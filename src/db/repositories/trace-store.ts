@@ -261,7 +261,10 @@ export function createTraceStore(db: EntityManager): TraceStore {
          RETURNING a.*, (xmax = 0) AS created, $14::text AS trace_otel_id, $15::text AS otel_span_id`,
         params,
       );
-      if (row.created && target.sessionUuid) await bumpSessions(db, namespaceId, new Map([[target.sessionUuid, { traces: 0, spans: 0, annotations: 1 }]]));
+      // A new annotation is counted on the session, and is activity there.
+      if (row.created && target.sessionUuid) {
+        await q("UPDATE sessions SET annotation_count = annotation_count + 1, last_activity_time = now() WHERE namespace_id = $1 AND id = $2", [namespaceId, target.sessionUuid]);
+      }
       return { annotation: toAnnotation(row), created: row.created };
     },
 

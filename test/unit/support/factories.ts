@@ -35,6 +35,7 @@ export function session(over: Partial<Session> = {}): Session {
     state: "active",
     createTime: T0,
     updateTime: at(1_000),
+    lastActivityTime: at(2_000),
     deleteTime: null,
     expireTime: at(600_000),
     etag: '"v1"',
