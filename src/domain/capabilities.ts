@@ -10,6 +10,7 @@ export const CAPABILITIES = [
   "sessions.create.participants",
   "turns.append.session_stats",
   "turns.list.newest_first",
+  "sessions.filter.last_activity",
   "integration.rules",
   "integration.remote",
   "memories.v1",

@@ -60,10 +60,11 @@ describe("migrations", () => {
     expect(missing).toEqual([]);
   });
 
-  it("SessionActivity gives each session the latest of its update, its turns, its traces and its annotations", async () => {
+  it("SessionActivity gives each session the latest of its update, its turns, its traces, its annotations and its participants' binding", async () => {
     const ns = "backfill";
     const byId = (id: string) => ({ id, namespace: "", sessionId: "" });
-    const [plain, talked, traced, annotated] = await Promise.all(["plain", "talked", "traced", "annotated"].map((id) => ctx.sessions.create(newSession({ namespace: ns, sessionId: id }))));
+    const [plain, talked, traced, annotated, joined] = await Promise.all(["plain", "talked", "traced", "annotated", "joined"].map((id) => ctx.sessions.create(newSession({ namespace: ns, sessionId: id }))));
+    await ctx.services.conversations.bind({ address: byId(joined.id), participantId: "p", kind: "user", displayName: "", metadata: {} });
     await ctx.services.conversations.bind({ address: byId(talked.id), participantId: "u", kind: "user", displayName: "", metadata: {} });
     await ctx.services.conversations.append(byId(talked.id), [{ participantId: "u", role: "", content: "hi", toolCalls: [], metadata: {} }], "");
     const span = (traceId: string) => ({ traceId, spanId: randomBytes(8).toString("hex"), parentSpanId: "", name: "s", kind: 1, startTime: new Date(), endTime: new Date(), statusCode: 0, statusMessage: "", attributes: {}, events: [] });
@@ -72,13 +73,14 @@ describe("migrations", () => {
     await ctx.services.tracing.record({ namespace: ns, session: annotated.id, sessionId: "", spans: [span(t2)] });
     await ctx.services.tracing.annotate({ namespace: ns, target: { kind: "trace", traceId: t2 }, name: "q", annotatorKind: "human", label: "", score: undefined, explanation: "", metadata: {}, identifier: "" });
     const T = (day: number) => new Date(Date.UTC(2031, 0, day));
-    const uuids = [plain, talked, traced, annotated].map((s) => s.uuid);
+    const uuids = [plain, talked, traced, annotated, joined].map((s) => s.uuid);
     await ctx.db.sql("UPDATE sessions SET update_time = $2 WHERE id = ANY($1::uuid[])", [uuids, T(1)]);
     await ctx.db.sql("UPDATE sessions SET update_time = $2 WHERE id = $1", [annotated.uuid, T(9)]);
     await ctx.db.sql("UPDATE turns SET create_time = $2 WHERE session_id = $1", [talked.uuid, T(2)]);
     await ctx.db.sql("UPDATE traces SET create_time = $2 WHERE session_id = $1", [traced.uuid, T(3)]);
     await ctx.db.sql("UPDATE traces SET create_time = $2 WHERE session_id = $1", [annotated.uuid, T(4)]);
     await ctx.db.sql("UPDATE annotations SET update_time = $2 WHERE session_id = $1", [annotated.uuid, T(5)]);
+    await ctx.db.sql("UPDATE participants SET bound_time = $2 WHERE session_id = $1", [joined.uuid, T(6)]);
     // The migration again, from before it, in a transaction left unfinished.
     const runner = ctx.db.dataSource.createQueryRunner();
     await runner.connect();
@@ -90,7 +92,7 @@ describe("migrations", () => {
       const rows: { id: string; t: Date }[] = await runner.query("SELECT id, last_activity_time AS t FROM sessions WHERE id = ANY($1::uuid[])", [uuids]);
       const of = new Map(rows.map((r) => [r.id, r.t]));
       // The update time, unless something later happened in the session (an update later than all of them stays).
-      expect(uuids.map((u) => of.get(u))).toEqual([T(1), T(2), T(3), T(9)]);
+      expect(uuids.map((u) => of.get(u))).toEqual([T(1), T(2), T(3), T(9), T(6)]);
       await runner.query("UPDATE sessions SET update_time = $2 WHERE id = $1", [annotated.uuid, T(1)]);
       await migration.down(runner);
       await migration.up(runner);

@@ -156,9 +156,10 @@ describe("last activity", () => {
     const t = traceHex();
     await moved("spans recorded", () => ctx.services.tracing.record({ namespace: ns, session: s.id, sessionId: "", spans: [span(t)] }));
     await moved("spans recorded into its trace by a call under another session", () => ctx.services.tracing.record({ namespace: ns, session: other.id, sessionId: "", spans: [span(t)] }));
-    await moved("an annotation on its trace", () =>
-      ctx.services.tracing.annotate({ namespace: ns, target: { kind: "trace", traceId: t }, name: "q", annotatorKind: "human", label: "ok", score: undefined, explanation: "", metadata: {}, identifier: "" }),
-    );
+    const note = (label: string) =>
+      ctx.services.tracing.annotate({ namespace: ns, target: { kind: "trace", traceId: t }, name: "q", annotatorKind: "human", label, score: undefined, explanation: "", metadata: {}, identifier: "reviewer-1" });
+    await moved("an annotation on its trace", () => note("ok"));
+    await moved("that annotation changed", () => note("better"));
     await moved("a truncate", () => ctx.sessions.truncate(byId(s.id)));
     // Not activity: reading, listing, refreshing the secret, cancelling, soft-deleting.
     await age(s.uuid);
@@ -182,5 +183,10 @@ describe("last activity", () => {
     expect(await ids({ activeAfter: times[0], activeBefore: times[2] })).toBe("a,b");
     expect((await list({ namespace: ns, filter: { activeBefore: times[1] } })).sessions[0].lastActivityTime).toEqual(times[0]);
     await expect(ids({ activeAfter: times[2], activeBefore: times[1] })).rejects.toThrow(/^filter\.active_before: must be later than active_after/);
+    // A page token belongs to its window.
+    const first = await list({ namespace: ns, pageSize: 1, ascending: true, filter: { activeBefore: times[2] } });
+    expect(first.nextPageToken).not.toBe("");
+    await expect(list({ namespace: ns, pageSize: 1, ascending: true, filter: { activeBefore: times[1] }, pageToken: first.nextPageToken })).rejects.toThrow(InvalidInputError);
+    expect((await list({ namespace: ns, pageSize: 1, ascending: true, filter: { activeBefore: times[2] }, pageToken: first.nextPageToken })).sessions.map((s) => s.sessionId)).toEqual(["b"]);
   });
 });

@@ -134,8 +134,10 @@ export type Session = Message<"sessiond.v1.Session"> & {
 
   /**
    * When the session last had activity: its creation, an UpdateSession or TruncateSession, turns
-   * appended, spans recorded, an annotation on it or on its traces, a participant bound. Cancelling,
-   * soft-deleting and reading are not activity. Output only.
+   * appended, spans recorded into its traces, an annotation added or changed on it or on its traces, a
+   * participant bound. Not activity: cancelling, soft-deleting, undeleting, refreshing the client
+   * secret, a participant leaving, deleting traces, memory integration, and reads. Output only
+   * (capability `sessions.filter.last_activity`).
    *
    * @generated from field: google.protobuf.Timestamp last_activity_time = 16;
    */
@@ -333,7 +335,8 @@ export type SessionFilter = Message<"sessiond.v1.SessionFilter"> & {
   createTimeBefore?: Timestamp | undefined;
 
   /**
-   * Only sessions whose last activity (Session.last_activity_time) is at or after this time.
+   * Only sessions whose last activity (Session.last_activity_time) is at or after this time. A server
+   * without the capability `sessions.filter.last_activity` ignores it: check before a bulk delete.
    *
    * @generated from field: google.protobuf.Timestamp active_after = 7;
    */
@@ -341,6 +344,7 @@ export type SessionFilter = Message<"sessiond.v1.SessionFilter"> & {
 
   /**
    * Only sessions whose last activity is strictly before this time: the sessions idle since then.
+   * Same capability. Page through a list with one fixed time: a token is bound to the filter.
    *
    * @generated from field: google.protobuf.Timestamp active_before = 8;
    */

@@ -261,9 +261,9 @@ export function createTraceStore(db: EntityManager): TraceStore {
          RETURNING a.*, (xmax = 0) AS created, $14::text AS trace_otel_id, $15::text AS otel_span_id`,
         params,
       );
-      // A new annotation is counted on the session, and is activity there.
-      if (row.created && target.sessionUuid) {
-        await q("UPDATE sessions SET annotation_count = annotation_count + 1, last_activity_time = now() WHERE namespace_id = $1 AND id = $2", [namespaceId, target.sessionUuid]);
+      // A new annotation is counted on the session; a new or changed one is activity there.
+      if (target.sessionUuid) {
+        await q("UPDATE sessions SET annotation_count = annotation_count + $3, last_activity_time = now() WHERE namespace_id = $1 AND id = $2", [namespaceId, target.sessionUuid, row.created ? 1 : 0]);
       }
       return { annotation: toAnnotation(row), created: row.created };
     },
