@@ -133,8 +133,7 @@ export function checkTurns(turns: NewTurn[]): NewTurn[] {
     // The common turn passes the tests below without its field names being built (20 turns a call, five
     // names each); any that fails is checked again field by field, which names the field.
     if (!turnOk(t)) checkTurn(t, i);
-    const metadata = checkedJson(t.metadata, () => `turns[${i}].metadata`, MAX_METADATA_BYTES);
-    t.metadataJson = metadata;
+    t.metadataJson = checkedJson(t.metadata, () => `turns[${i}].metadata`, MAX_METADATA_BYTES);
   }
   return turns;
 }

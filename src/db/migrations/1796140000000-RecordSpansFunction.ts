@@ -26,7 +26,10 @@ import { distribute, RECORD_SPANS_SIGNATURE } from "../distribution.js";
 // Milliseconds since the epoch as a timestamp: whole seconds plus an interval, exact for years 1 to 9999.
 const at = (ms: string) => `to_timestamp(${ms} / 1000) + (${ms} % 1000) * interval '1 millisecond'`;
 
-const SPAN_ROWS = `
+// The call's spans into their traces (m.created tells a trace this call made); both inserts below add a WHERE.
+const INSERT_SPANS = `
+            INSERT INTO spans AS s (namespace_id, trace_id, otel_span_id, otel_parent_span_id, name, kind, start_time, end_time, status_code, status_message, attributes, events)
+            SELECT p_namespace, m.id, x.s, NULLIF(x.p, ''), x.n, x.k, ${at("x.st")}, ${at("x.et")}, x.c, x.m, x.a, x.e
             FROM json_to_recordset(p_spans) AS x(t text, s text, p text, n text, k smallint, st bigint, et bigint, c smallint, m text, a jsonb, e jsonb)
             JOIN unnest(v_ids, v_otel_ids, v_created) AS m(id, otel_id, created) ON m.otel_id = x.t`;
 
@@ -103,9 +106,7 @@ const RECORD_SPANS = `
             END LOOP;
             traces_created := v_fresh;
             IF v_fresh > 0 THEN
-                INSERT INTO spans (namespace_id, trace_id, otel_span_id, otel_parent_span_id, name, kind, start_time, end_time, status_code, status_message, attributes, events)
-                SELECT p_namespace, m.id, x.s, NULLIF(x.p, ''), x.n, x.k, ${at("x.st")}, ${at("x.et")}, x.c, x.m, x.a, x.e
-                ${SPAN_ROWS}
+                ${INSERT_SPANS}
                 WHERE m.created;
                 GET DIAGNOSTICS v_n = ROW_COUNT;
                 recorded := v_n;
@@ -117,9 +118,7 @@ const RECORD_SPANS = `
             END IF;
             IF v_existing > 0 THEN
                 FOR v_trace, v_start, v_end, v_status, v_name, v_root IN
-                    INSERT INTO spans AS s (namespace_id, trace_id, otel_span_id, otel_parent_span_id, name, kind, start_time, end_time, status_code, status_message, attributes, events)
-                    SELECT p_namespace, m.id, x.s, NULLIF(x.p, ''), x.n, x.k, ${at("x.st")}, ${at("x.et")}, x.c, x.m, x.a, x.e
-                    ${SPAN_ROWS}
+                    ${INSERT_SPANS}
                     WHERE NOT m.created
                     ON CONFLICT (namespace_id, trace_id, otel_span_id) DO NOTHING
                     RETURNING s.trace_id, s.start_time, s.end_time, s.status_code, s.name, (s.otel_parent_span_id IS NULL)

@@ -71,8 +71,6 @@ function toAnnotation(row: any): Annotation {
   };
 }
 
-type SpanRow = Span;
-
 /** What a set of spans adds to a trace's summary. */
 interface Summary {
   n: number;
@@ -83,13 +81,12 @@ interface Summary {
   rootStart: number;
 }
 
-/** Per key (a trace's OpenTelemetry id or row id), what the spans add to its summary. */
-function summarize(spans: Iterable<SpanRow>, keyOf: (s: SpanRow) => string) {
+/** Per trace (by OpenTelemetry id), what the spans add to its summary. */
+function summarize(spans: Span[]) {
   const out = new Map<string, Summary>();
   for (const s of spans) {
-    const key = keyOf(s);
-    let agg = out.get(key);
-    if (!agg) out.set(key, (agg = { n: 0, first: s.startTime, last: s.endTime, status: 0, root: "", rootStart: Infinity }));
+    let agg = out.get(s.traceId);
+    if (!agg) out.set(s.traceId, (agg = { n: 0, first: s.startTime, last: s.endTime, status: 0, root: "", rootStart: Infinity }));
     agg.n++;
     if (s.startTime < agg.first) agg.first = s.startTime;
     if (s.endTime > agg.last) agg.last = s.endTime;
@@ -112,9 +109,9 @@ function ms(d: Date): number | null {
 type SessionState = "missing" | "active" | "cancelled" | "soft_deleted";
 
 /** The spans with the first of each (trace id, span id) pair: a span sent twice in one call is stored once. */
-function firstOfEach(spans: SpanRow[]): SpanRow[] {
+function firstOfEach(spans: Span[]): Span[] {
   const seen = new Set<string>();
-  const out: SpanRow[] = [];
+  const out: Span[] = [];
   for (const s of spans) {
     const key = s.traceId + s.spanId;
     if (seen.has(key)) continue;
@@ -152,7 +149,7 @@ export function createTraceStore(db: EntityManager): TraceStore {
      */
     async record(namespaceId, sessionUuid, spans) {
       const unique = firstOfEach(spans);
-      const batch = summarize(unique, (s) => s.traceId);
+      const batch = summarize(unique);
       const ids = [...batch.keys()];
       const summaries = [...batch.values()];
       const ints = (f: (a: Summary) => number | null) => `{${summaries.map((a) => f(a) ?? "NULL").join(",")}}`;
