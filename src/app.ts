@@ -2,6 +2,8 @@
  * Wires the application: database (embedded or DATABASE_URL), migrations, services and the server.
  * main.ts runs it as a process; tests and benchmarks run it in-process.
  */
+import { randomBytes } from "node:crypto";
+import os from "node:os";
 import path from "node:path";
 import type { DataSource } from "./db/data-source.js";
 import type { Config } from "./config.js";
@@ -21,7 +23,7 @@ import { createDatabaseProbe } from "./db/probe.js";
 import { createAuditing } from "./handlers/audit.js";
 import { createAccess } from "./handlers/auth.js";
 import { createCertificateIdentities } from "./domain/certificate-identities.js";
-import { createMetrics, registerAuditMetrics } from "./handlers/metrics.js";
+import { createMetrics, registerAuditMetrics, registerOperationMetrics } from "./handlers/metrics.js";
 import { createRpcTracing } from "./handlers/tracing.js";
 import { traceQueries } from "./telemetry/db.js";
 import { startTracing } from "./telemetry/provider.js";
@@ -95,8 +97,10 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
   // "" and every service name, NOT_SERVING until the first readiness probe after listening.
   const health = new HealthStatus(Object.fromEntries(["", ...healthServiceNames].map((name) => [name, "NOT_SERVING" as const])));
   const { stores, services } = createServicesOn(dataSource, {
-    bulkLimits: { maxOperations: config.maxBulkOperations, maxQueued: config.bulkQueueSize, maxWaitMs: config.bulkQueueWaitMs },
+    operationLimits: { maxRunning: config.maxBulkOperations, maxQueued: config.bulkQueueSize, leaseMs: config.operationLeaseMs, pollMs: config.operationPollMs },
+    owner: `${os.hostname()}/${process.pid}/${randomBytes(4).toString("hex")}`,
     logBatchFailure: (err, identifiers) => logger.error({ err, identifiers }, "bulk delete batch failed"),
+    logOperation: (level, message, fields) => logger[level](fields, message),
     logIntegrationFailure: (err, context) => logger.warn({ err, ...context }, "integrator failed"),
     logAudit: logger.child({ component: "audit" }),
     integratorFor: createIntegratorFactory({ interceptors: tracing ? [tracing.clientInterceptor] : [] }),
@@ -126,6 +130,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
   const metrics = createMetrics({ pool: poolOf(dataSource)! });
   // The audit queue depth and dropped events, read on scrape.
   registerAuditMetrics(metrics.registry, services.audit.stats);
+  registerOperationMetrics(metrics.registry, services.operations);
   // Readiness = the database answers within 1 s through the pool (db/probe.ts); drives /readyz and gRPC health.
   const readiness = new Readiness({
     health,
@@ -149,6 +154,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     address = await server.listen();
   } catch (err) {
     readiness.stop();
+    await services.operations.stop();
     await services.audit.close();
     await telemetry?.shutdown();
     await dataSource.destroy();
@@ -156,6 +162,8 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     throw err;
   }
   await readiness.check();
+  // Queued operations, and those of processes that died, are taken up from now on.
+  services.operations.start();
   return {
     ...address,
     dataSource,
@@ -163,7 +171,11 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     async stop() {
       readiness.stop();
       health.setAll("NOT_SERVING");
+      // Before the server ends the calls: a stream ended by shutdown must not cancel its operation,
+      // which is given back (queued) for another process to go on with.
+      const operationsStopped = services.operations.stop();
       await server.shutdown();
+      await operationsStopped;
       await services.audit.close();
       await telemetry?.shutdown();
       await dataSource.destroy();

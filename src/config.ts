@@ -45,23 +45,29 @@ export interface Config {
    */
   dbConnectTimeoutMs: number;
   /**
-   * Most bulk deletes (BulkDeleteSessions and AdminService.DeleteNamespace together) running at once in
+   * Most operations (BulkDeleteSessions and AdminService.DeleteNamespace together) running at once in
    * this process (`SESSIOND_MAX_BULK_OPERATIONS`, default 4). Each uses one pooled connection at a time,
    * so this is the share of the pool long work may take; it is capped at half the pool (at least 1) so
    * live calls always keep the other half.
    */
   maxBulkOperations: number;
   /**
-   * Bulk deletes that may wait for a free slot beyond `maxBulkOperations` (`SESSIOND_BULK_QUEUE_SIZE`,
-   * default 16; 0 refuses the excess at once). A call beyond the queue fails `resource_exhausted` with a
-   * retry hint.
+   * Operations of one namespace that may wait QUEUED for a free slot on any process
+   * (`SESSIOND_BULK_QUEUE_SIZE`, default 16; 0 refuses what cannot run at once). A call beyond it fails
+   * `resource_exhausted` with a retry hint.
    */
   bulkQueueSize: number;
   /**
-   * How long a queued bulk delete waits for a slot, in ms (`SESSIOND_BULK_QUEUE_WAIT_MS`, default 5000),
-   * before it fails `resource_exhausted` with a retry hint.
+   * How long a process's claim on a running operation holds without renewal, in ms
+   * (`SESSIOND_OPERATION_LEASE_MS`, default 9000; renewed every third of it). When a process dies, another
+   * one takes its operations over after at most this plus `operationPollMs`.
    */
-  bulkQueueWaitMs: number;
+  operationLeaseMs: number;
+  /**
+   * How often a process with a free slot looks for queued operations and abandoned ones, in ms
+   * (`SESSIOND_OPERATION_POLL_MS`, default 2000).
+   */
+  operationPollMs: number;
   /** Log level for pino (`LOG_LEVEL`, default info). */
   logLevel: string;
   /**
@@ -260,7 +266,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dbConnectTimeoutMs: int(env, "SESSIOND_DB_CONNECT_TIMEOUT_MS", 3000, 100, 600_000),
     maxBulkOperations: Math.min(int(env, "SESSIOND_MAX_BULK_OPERATIONS", 4, 1, 1000), Math.max(1, Math.floor(dbPoolSize / 2))),
     bulkQueueSize: int(env, "SESSIOND_BULK_QUEUE_SIZE", 16, 0, 10_000),
-    bulkQueueWaitMs: int(env, "SESSIOND_BULK_QUEUE_WAIT_MS", 5000, 0, 600_000),
+    operationLeaseMs: int(env, "SESSIOND_OPERATION_LEASE_MS", 9000, 1000, 600_000),
+    operationPollMs: int(env, "SESSIOND_OPERATION_POLL_MS", 2000, 100, 60_000),
     logLevel,
     heapGrowthPercent: int(env, "SESSIOND_HEAP_GROWTH_PERCENT", 10, 0, 1000),
     corsOrigins: origins(env.SESSIOND_CORS_ORIGINS ?? ""),

@@ -8,6 +8,7 @@ import { file_grpc_reflection_v1_reflection } from "../gen/grpc/reflection/v1/re
 import { file_grpc_reflection_v1alpha_reflection } from "../gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { AdminService, file_sessiond_v1_admin_service } from "../gen/sessiond/v1/admin_service_pb.js";
 import { file_sessiond_v1_memory_service, MemoryService } from "../gen/sessiond/v1/memory_service_pb.js";
+import { file_sessiond_v1_operation_service, OperationService } from "../gen/sessiond/v1/operation_service_pb.js";
 import { file_sessiond_v1_server_info_service, ServerInfoService } from "../gen/sessiond/v1/server_info_service_pb.js";
 import { file_sessiond_v1_session_service, SessionService } from "../gen/sessiond/v1/session_service_pb.js";
 import { file_sessiond_v1_trace_service, TraceService } from "../gen/sessiond/v1/trace_service_pb.js";
@@ -26,6 +27,7 @@ import { loggingInterceptor } from "./handlers/logging.js";
 import type { Metrics } from "./handlers/metrics.js";
 import type { RpcTracing } from "./handlers/tracing.js";
 import { createMemoryHandlers } from "./handlers/memory-handlers.js";
+import { createOperationHandlers } from "./handlers/operation-handlers.js";
 import { createTraceHandlers } from "./handlers/trace-handlers.js";
 import { createServerInfoHandlers } from "./handlers/server-info.js";
 import { createOtlpGrpcHandlers, createOtlpHttpHandler } from "./handlers/otlp.js";
@@ -41,6 +43,7 @@ export const reflectedFiles = [
   file_sessiond_v1_trace_service,
   file_sessiond_v1_server_info_service,
   file_sessiond_v1_admin_service,
+  file_sessiond_v1_operation_service,
   file_opentelemetry_proto_collector_trace_v1_trace_service,
   file_grpc_health_v1_health,
   file_grpc_reflection_v1_reflection,
@@ -59,9 +62,9 @@ export interface RouteDeps {
  * The names gRPC Health reports besides "" (the whole server): every service that needs the database.
  * They follow readiness together, for probes and load balancers configured per service name.
  */
-export const healthServiceNames = [SessionService, MemoryService, TraceService, AdminService, ServerInfoService, OtlpTraceService].map((s) => s.typeName);
+export const healthServiceNames = [SessionService, MemoryService, TraceService, AdminService, OperationService, ServerInfoService, OtlpTraceService].map((s) => s.typeName);
 
-/** Registers SessionService, MemoryService, TraceService, AdminService, ServerInfoService, OTLP's TraceService, gRPC health and reflection (v1 and v1alpha). */
+/** Registers SessionService, MemoryService, TraceService, AdminService, OperationService, ServerInfoService, OTLP's TraceService, gRPC health and reflection (v1 and v1alpha). */
 export function createRoutes(deps: RouteDeps): (router: ConnectRouter) => void {
   const reflection = createReflectionRoutes(reflectedFiles);
   return (router) => {
@@ -69,6 +72,7 @@ export function createRoutes(deps: RouteDeps): (router: ConnectRouter) => void {
     router.service(MemoryService, createMemoryHandlers(deps.services.memories));
     router.service(TraceService, createTraceHandlers(deps.services.tracing));
     router.service(AdminService, createAdminHandlers(deps.services));
+    router.service(OperationService, createOperationHandlers(deps.services.operations));
     router.service(ServerInfoService, createServerInfoHandlers());
     router.service(OtlpTraceService, createOtlpGrpcHandlers(deps.services.tracing));
     router.service(Health, createHealthHandlers(deps.health, deps.readiness));

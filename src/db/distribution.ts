@@ -7,8 +7,9 @@
  *   inside one shard;
  * - namespaces and api_keys are reference tables (small, read everywhere; api_keys are found by secret
  *   across namespaces, and a NULL namespace_id means every namespace);
- * - audit_events and schema_migrations stay local to the coordinator (an append-only log read across
- *   namespaces, and the migrations' own bookkeeping).
+ * - audit_events, operations, operation_batches and schema_migrations stay local to the coordinator (an
+ *   append-only log read across namespaces, the long-running operations every process looks through
+ *   for work to claim, and the migrations' own bookkeeping).
  * On plain PostgreSQL nothing changes.
  *
  * Citus refuses one thing the schema declares: `ON DELETE SET NULL` on a foreign key that includes the
@@ -30,7 +31,7 @@ export const REFERENCE_TABLES = ["namespaces", "api_keys"] as const;
 /** The distributed tables, by namespace_id, colocated with the first. */
 export const DISTRIBUTED_TABLES = ["sessions", "participants", "turns", "turn_requests", "traces", "spans", "annotations", "memories", "client_requests"] as const;
 /** Tables that stay on the coordinator alone. */
-export const LOCAL_TABLES = ["audit_events", "schema_migrations"] as const;
+export const LOCAL_TABLES = ["audit_events", "operations", "operation_batches", "schema_migrations"] as const;
 /**
  * Functions whose every statement names one namespace: distributed by that argument and colocated with
  * sessions, so a call outside a transaction runs whole on the worker that holds the namespace.

@@ -1,9 +1,9 @@
 /**
  * The storage BulkDeleteSessions and DeleteNamespace need (bulk-delete.ts), declared by the domain and
  * implemented in db/: batches that each run in a transaction of their own, and a snapshot of the
- * sessions a filter matched that holds no connection between its pages.
+ * sessions a filter matched that holds no connection between its pages and can be resumed from a
+ * persisted position by another process.
  */
-import type { Admission } from "./bulk-admission.js";
 import type { DeletedCounts, SessionFilter } from "./session-model.js";
 
 /** Which sessions a batch names: database uuids, or caller ids in the namespace. */
@@ -27,28 +27,37 @@ export interface DeletedSession {
 }
 
 /**
- * The sessions that matched a filter when a call began, read page by page in the order they were
- * created. Holds no connection between pages: each `next` is one statement.
+ * A position in the (create_time, id) order of a namespace's sessions: create_time as ISO-8601 text
+ * with milliseconds (the column's precision, so the position round-trips exactly through JSON).
  */
-export interface SessionSnapshot {
-  /** How many sessions matched when the call began. */
-  total: number;
-  /** The next `limit` session uuids; empty when done. */
-  next(limit: number): Promise<string[]>;
-  /** Releases what the snapshot holds (nothing today; kept so a store may hold state). */
-  close(): Promise<void>;
+export interface SnapshotKey {
+  createTime: string;
+  id: string;
 }
 
-/** The storage a bulk delete needs, and the slots that bound how much of it long work may take. */
+/** The sessions a filter matched when a call began: how many, and the last of them (the high-water mark). */
+export interface SnapshotMark {
+  total: number;
+  /** Undefined when none matched. */
+  mark?: SnapshotKey;
+}
+
+/** The storage a bulk delete needs. */
 export interface BulkDeleteStore {
   namespaceId(name: string, create: boolean): Promise<string | undefined>;
-  /** When set, every bulk delete holds one of its slots from its first event to its end. */
-  admission?: Admission;
   /**
    * Deletes (or counts, in a dry run) the sessions of one batch that exist, in a transaction of its
    * own; sessions already gone are absent from the result.
    */
   deleteBatch(namespaceId: string, keys: BatchKeys, opts: BatchOptions): Promise<DeletedSession[]>;
-  /** The sessions matching `filter` as the call begins; must not hold a connection between pages. */
-  openSnapshot(namespaceId: string, filter: SessionFilter, includeDeleted: boolean): Promise<SessionSnapshot>;
+  /**
+   * Fixes the sessions matching `filter` as a call begins: counts them and notes the last one. Holds
+   * nothing: the pages are read later, each in a statement of its own, by snapshotPage.
+   */
+  markSnapshot(namespaceId: string, filter: SessionFilter, includeDeleted: boolean): Promise<SnapshotMark>;
+  /**
+   * The next `limit` sessions of the snapshot after `after` (from the first when undefined), up to the
+   * mark, in (create_time, id) order; sessions deleted meanwhile, or that stopped matching, are skipped.
+   */
+  snapshotPage(namespaceId: string, filter: SessionFilter, includeDeleted: boolean, mark: SnapshotKey, after: SnapshotKey | undefined, limit: number): Promise<{ uuids: string[]; last?: SnapshotKey }>;
 }

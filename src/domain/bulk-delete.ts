@@ -1,22 +1,19 @@
 /**
- * BulkDeleteSessions as an async generator of events: `started` at once with the total, one `progress`
- * per committed batch with every identifier's outcome, a final `summary`. The signal is checked between
- * batches; when it is aborted the generator throws its reason (a plain return would read as success).
- * A bulk delete first takes a slot of the store's admission (bulk-admission.ts) and then uses one pooled
- * connection at a time (a page read, then a batch transaction), never holding one while waiting for
- * another: however many run, they cannot lock the pool up, and live calls keep their share.
+ * What a bulk delete is made of, as pieces an operation (operations.ts) runs and resumes: the plan
+ * (checked input, the distinct identifiers or a filter's snapshot mark), the next batch from a cursor,
+ * and a batch's per-id results from what its deletion found. Everything a plan and a cursor hold is
+ * JSON, so another process can take the work over from the last committed batch. The stream's events
+ * (`started` with the total and the operation id, one `progress` per committed batch, a `summary`)
+ * are made by operations.ts from the operation's batches.
  */
-import type { BulkDeleteStore, DeletedSession, SessionSnapshot } from "./bulk-delete-store.js";
-import { InvalidInputError, UnavailableError } from "./errors.js";
+import type { BatchKeys, BulkDeleteStore, DeletedSession, SnapshotKey } from "./bulk-delete-store.js";
+import { InvalidInputError } from "./errors.js";
 import { decodeSessionId, encodeSessionId, sessionIdIn } from "./ids.js";
-import { retryOnConflict } from "./retry.js";
 import { checkFilter, checkNamespace, type DeletedCounts, type SessionFilter } from "./session-model.js";
 
 export const MAX_BULK_IDS = 100_000;
 export const DEFAULT_BULK_BATCH = 500;
 export const MAX_BULK_BATCH = 5_000;
-/** A batch that loses a race with a concurrent transaction is run again, up to this many times in all. */
-const BATCH_ATTEMPTS = 4;
 
 /** Which sessions a bulk delete names. */
 export type BulkSelector =
@@ -33,6 +30,10 @@ export interface BulkDeleteInput {
   purgeMemories: boolean;
   /** 0: the default. */
   batchSize: number;
+  /** Keep going when the caller goes away. */
+  detach?: boolean;
+  /** Who asks (an actor as the audit log writes it). */
+  actor?: string;
 }
 
 export type BulkOutcome = "deleted" | "not_found" | "invalid_id" | "failed" | "would_delete";
@@ -60,14 +61,15 @@ export interface BulkCounters {
 
 /** One event of the stream. */
 export type BulkDeleteEvent =
-  | { type: "started"; total: number; dryRun: boolean; batchSize: number }
+  | { type: "started"; total: number; dryRun: boolean; batchSize: number; operationId: string }
   | { type: "progress"; results: BulkResult[]; counters: BulkCounters }
   | { type: "summary"; counters: BulkCounters; deleted: DeletedCounts; elapsedMs: number; dryRun: boolean };
 
 /** Logs a batch failure (the cause stays in the logs; the client gets a generic reason). */
 export type FailureLog = (err: unknown, identifiers: number) => void;
 
-interface Entry {
+/** One identifier of a batch, parsed. */
+export interface Entry {
   identifier: string;
   /** uuid (ids/filter) or caller id (sessionIds); undefined when invalid. */
   key?: string;
@@ -75,7 +77,6 @@ interface Entry {
   elsewhere?: boolean;
   error?: string;
 }
-
 
 function validate(input: BulkDeleteInput): { namespace: string; batchSize: number } {
   const namespace = checkNamespace(input.namespace);
@@ -118,81 +119,136 @@ function entryOf(kind: "ids" | "sessionIds", identifier: string, namespaceId: st
   return { identifier, key: identifier };
 }
 
-/** Runs a bulk delete. Validation errors are thrown before the first event. */
-export async function* bulkDeleteSessions(store: BulkDeleteStore, input: BulkDeleteInput, signal: AbortSignal, logFailure: FailureLog): AsyncGenerator<BulkDeleteEvent> {
-  const started = performance.now();
-  const { namespace, batchSize } = validate(input);
-  const { dryRun, purgeMemories } = input;
-  const sel = input.selector;
-  const release = store.admission ? await store.admission.acquire(signal) : () => {};
-  let snapshot: SessionSnapshot | undefined;
-  try {
-    if (signal.aborted) throw signal.reason;
-    const namespaceId = await store.namespaceId(namespace, false);
-    let identifiers: string[] = [];
-    if (sel.kind === "filter") {
-      if (namespaceId) snapshot = await store.openSnapshot(namespaceId, sel.filter, sel.includeDeleted);
-    } else if (sel.kind !== "none") {
-      identifiers = distinct(sel.values);
-    }
-    const total = snapshot ? snapshot.total : identifiers.length;
-    const counters: BulkCounters = { completed: 0, total, deleted: 0, notFound: 0, invalid: 0, failed: 0 };
-    const sum: DeletedCounts = { participants: 0, turns: 0, traces: 0, spans: 0, annotations: 0 };
-    yield { type: "started", total, dryRun, batchSize };
-
-    for (let offset = 0; ; offset += batchSize) {
-      if (signal.aborted) throw signal.reason;
-      let batch: Entry[];
-      if (snapshot) {
-        batch = (await snapshot.next(batchSize)).map((uuid) => ({ identifier: encodeSessionId(namespaceId!, uuid), key: uuid }));
-      } else {
-        const kind = sel.kind === "sessionIds" ? "sessionIds" : "ids";
-        batch = identifiers.slice(offset, offset + batchSize).map((identifier) => entryOf(kind, identifier, namespaceId));
-      }
-      if (!batch.length) break;
-      if (signal.aborted) throw signal.reason;
-
-      const keys = batch.flatMap((e) => (e.key === undefined || e.elsewhere ? [] : [e.key]));
-      let found: Map<string, DeletedSession> | undefined;
-      let failure: string | undefined;
-      if (namespaceId && keys.length) {
-        try {
-          const kind = sel.kind === "sessionIds" ? "external" : "uuid";
-          const gone = await retryOnConflict(() => store.deleteBatch(namespaceId, { kind, values: keys }, { dryRun, purgeMemories }), { attempts: BATCH_ATTEMPTS });
-          found = new Map(gone.map((g) => [kind === "uuid" ? g.uuid : g.externalId, g]));
-        } catch (err) {
-          // The whole call stops (the client may retry it); any other failure is this batch's alone.
-          if (err instanceof UnavailableError) throw err;
-          logFailure(err, keys.length);
-          failure = "the batch could not be deleted; the session is untouched (see server logs)";
-        }
-      }
-
-      const results: BulkResult[] = batch.map((e) => {
-        if (e.key === undefined) {
-          counters.invalid++;
-          return { identifier: e.identifier, id: "", outcome: "invalid_id", memories: 0, error: e.error ?? "invalid" };
-        }
-        if (failure) {
-          counters.failed++;
-          return { identifier: e.identifier, id: sel.kind === "ids" ? e.identifier : "", outcome: "failed", memories: 0, error: failure };
-        }
-        const g = e.elsewhere ? undefined : found?.get(e.key);
-        if (!g) {
-          counters.notFound++;
-          return { identifier: e.identifier, id: sel.kind === "ids" ? e.identifier : "", outcome: "not_found", memories: 0, error: "" };
-        }
-        counters.deleted++;
-        for (const k of Object.keys(sum) as (keyof DeletedCounts)[]) sum[k] += g.counts[k];
-        return { identifier: e.identifier, id: encodeSessionId(namespaceId!, g.uuid), outcome: dryRun ? "would_delete" : "deleted", counts: g.counts, memories: g.memories, error: "" };
-      });
-      counters.completed += results.length;
-      yield { type: "progress", results, counters: { ...counters } };
-    }
-    if (signal.aborted) throw signal.reason;
-    yield { type: "summary", counters: { ...counters }, deleted: sum, elapsedMs: performance.now() - started, dryRun };
-  } finally {
-    release();
-    await snapshot?.close();
-  }
+/** What a bulk delete does, as an operation stores it (JSON: dates as ISO text). */
+export interface BulkPlan {
+  selector:
+    | { kind: "ids" | "sessionIds"; values: string[] }
+    | { kind: "filter"; filter: Record<string, unknown>; includeDeleted: boolean; mark?: SnapshotKey };
+  dryRun: boolean;
+  purgeMemories: boolean;
+  batchSize: number;
 }
+
+/** Where a bulk delete stands: the next identifier (lists) or the last session done (filter). */
+export interface BulkCursor {
+  offset: number;
+  after?: SnapshotKey;
+}
+
+/** A bulk delete's counters, as an operation stores them. */
+export interface BulkProgress {
+  counters: BulkCounters;
+  deleted: DeletedCounts;
+  /** Memories deleted (purge_memories) or detached with the deleted sessions. */
+  memories: number;
+}
+
+/** One batch's record, as WatchOperation and the stream replay it. */
+export interface BulkBatch {
+  results: BulkResult[];
+  counters: BulkCounters;
+}
+
+/** The namespace id a plan runs in when its namespace does not exist (every identifier is NOT_FOUND). */
+export const NO_NAMESPACE = "00000000-0000-0000-0000-000000000000";
+
+const DATE_FIELDS = ["createTimeAfter", "createTimeBefore", "activeAfter", "activeBefore"] as const;
+
+/** A filter as JSON. */
+function filterToJson(filter: SessionFilter): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...filter };
+  for (const k of DATE_FIELDS) if (filter[k]) out[k] = filter[k]!.toISOString();
+  return out;
+}
+
+/** A filter from JSON. */
+function filterFromJson(json: Record<string, unknown>): SessionFilter {
+  const out = { ...json } as SessionFilter & Record<string, unknown>;
+  for (const k of DATE_FIELDS) if (typeof json[k] === "string") out[k] = new Date(json[k] as string);
+  return out;
+}
+
+const emptyCounts = (): DeletedCounts => ({ participants: 0, turns: 0, traces: 0, spans: 0, annotations: 0 });
+
+/**
+ * Checks a bulk delete and fixes what it will go through: the distinct identifiers, or the sessions a
+ * filter matches now (counted, with their high-water mark). Validation errors are thrown here, before
+ * anything is stored.
+ */
+export async function planBulkDelete(store: BulkDeleteStore, input: BulkDeleteInput): Promise<{ namespace: string; namespaceId: string; plan: BulkPlan; progress: BulkProgress }> {
+  const { namespace, batchSize } = validate(input);
+  const sel = input.selector;
+  const namespaceId = (await store.namespaceId(namespace, false)) ?? NO_NAMESPACE;
+  let selector: BulkPlan["selector"];
+  let total: number;
+  if (sel.kind === "filter") {
+    const snap = namespaceId === NO_NAMESPACE ? { total: 0 } : await store.markSnapshot(namespaceId, sel.filter, sel.includeDeleted);
+    selector = { kind: "filter", filter: filterToJson(sel.filter), includeDeleted: sel.includeDeleted, mark: snap.mark };
+    total = snap.total;
+  } else if (sel.kind === "ids" || sel.kind === "sessionIds") {
+    selector = { kind: sel.kind, values: distinct(sel.values) };
+    total = selector.values.length;
+  } else {
+    throw new InvalidInputError("selector", "set one of ids, session_ids or filter");
+  }
+  const counters: BulkCounters = { completed: 0, total, deleted: 0, notFound: 0, invalid: 0, failed: 0 };
+  return { namespace, namespaceId, plan: { selector, dryRun: input.dryRun, purgeMemories: input.purgeMemories, batchSize }, progress: { counters, deleted: emptyCounts(), memories: 0 } };
+}
+
+/** The next batch of a plan from `cursor`: its entries and the cursor after it; undefined when done. */
+export async function nextBatch(store: BulkDeleteStore, namespaceId: string, plan: BulkPlan, cursor: BulkCursor): Promise<{ entries: Entry[]; cursor: BulkCursor } | undefined> {
+  const sel = plan.selector;
+  if (sel.kind === "filter") {
+    if (!sel.mark || namespaceId === NO_NAMESPACE) return undefined;
+    const page = await store.snapshotPage(namespaceId, filterFromJson(sel.filter), sel.includeDeleted, sel.mark, cursor.after, plan.batchSize);
+    if (!page.uuids.length) return undefined;
+    return { entries: page.uuids.map((uuid) => ({ identifier: encodeSessionId(namespaceId, uuid), key: uuid })), cursor: { offset: cursor.offset + page.uuids.length, after: page.last } };
+  }
+  const known = namespaceId === NO_NAMESPACE ? undefined : namespaceId;
+  const slice = sel.values.slice(cursor.offset, cursor.offset + plan.batchSize);
+  if (!slice.length) return undefined;
+  return { entries: slice.map((identifier) => entryOf(sel.kind, identifier, known)), cursor: { offset: cursor.offset + slice.length } };
+}
+
+/** The session keys of a batch that may exist in the namespace (what its deletion names). */
+export function batchKeys(plan: BulkPlan, entries: Entry[]): BatchKeys {
+  const values = entries.flatMap((e) => (e.key === undefined || e.elsewhere ? [] : [e.key]));
+  return plan.selector.kind === "sessionIds" ? { kind: "external", values } : { kind: "uuid", values };
+}
+
+/**
+ * A batch's results and the counters after it, from the sessions its deletion found (or, when it
+ * failed, the reason given for each of its identifiers). Pure: `before` is left as it was.
+ */
+export function batchResults(plan: BulkPlan, namespaceId: string, entries: Entry[], before: BulkProgress, found: DeletedSession[], failure?: string): { batch: BulkBatch; progress: BulkProgress } {
+  const byKey = plan.selector.kind === "sessionIds";
+  const gone = new Map(found.map((g) => [byKey ? g.externalId : g.uuid, g]));
+  const counters = { ...before.counters };
+  const deleted = { ...before.deleted };
+  let memories = before.memories;
+  const listed = plan.selector.kind === "ids";
+  const results: BulkResult[] = entries.map((e) => {
+    if (e.key === undefined) {
+      counters.invalid++;
+      return { identifier: e.identifier, id: "", outcome: "invalid_id", memories: 0, error: e.error ?? "invalid" };
+    }
+    if (failure) {
+      counters.failed++;
+      return { identifier: e.identifier, id: listed ? e.identifier : "", outcome: "failed", memories: 0, error: failure };
+    }
+    const g = e.elsewhere ? undefined : gone.get(e.key);
+    if (!g) {
+      counters.notFound++;
+      return { identifier: e.identifier, id: listed ? e.identifier : "", outcome: "not_found", memories: 0, error: "" };
+    }
+    counters.deleted++;
+    for (const k of Object.keys(deleted) as (keyof DeletedCounts)[]) deleted[k] += g.counts[k];
+    memories += g.memories;
+    return { identifier: e.identifier, id: encodeSessionId(namespaceId, g.uuid), outcome: plan.dryRun ? "would_delete" : "deleted", counts: g.counts, memories: g.memories, error: "" };
+  });
+  counters.completed += results.length;
+  return { batch: { results, counters }, progress: { counters, deleted, memories } };
+}
+
+/** What a batch that could not be deleted reports for each of its sessions (the cause stays in the logs). */
+export const BATCH_FAILED = "the batch could not be deleted; the session is untouched (see server logs)";

@@ -5,6 +5,7 @@
 export const CAPABILITIES = [
   "sessions.v1",
   "sessions.bulk_delete.stream",
+  "operations.v1",
   "participants.v1",
   "turns.append.request_id",
   "sessions.create.participants",

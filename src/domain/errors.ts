@@ -75,3 +75,9 @@ export class UnavailableError extends DomainError {}
  * -> unavailable, with a retry hint
  */
 export class StoreBusyError extends UnavailableError {}
+
+/** The operation the call follows was cancelled (CancelOperation, or by its caller). -> canceled */
+export class CancelledError extends DomainError {}
+
+/** The operation the call follows ended in failure; the server logged why. -> aborted */
+export class OperationFailedError extends DomainError {}

@@ -16,7 +16,7 @@ const KIND = /^[A-Z][A-Za-z]{0,31}$/;
 const MAX_ID_LENGTH = 128;
 
 /** Kinds of resources that have global ids. */
-export type IdKind = "Session" | "Participant" | "Trace" | "Annotation" | "Memory" | "Namespace" | "ApiKey" | "AuditEvent";
+export type IdKind = "Session" | "Participant" | "Trace" | "Annotation" | "Memory" | "Namespace" | "ApiKey" | "AuditEvent" | "Operation";
 
 /** Kinds whose global id is "<Kind>:<uuid>" (a session's names its namespace too: see encodeSessionId). */
 export type PlainIdKind = Exclude<IdKind, "Session">;

@@ -1,26 +1,24 @@
 /**
- * Namespaces as AdminService manages them. Deleting one streams the deletion of its sessions with the
- * BulkDeleteSessions machinery (batches, progress, cancellation between batches), then deletes the
- * namespace row, which takes its memories, sessionless traces, API keys and anything created meanwhile
- * by foreign-key cascade. It shares BulkDeleteSessions' admission slots (services.ts): long work of
- * both kinds together keeps to a bounded share of the database pool.
+ * Namespaces as AdminService manages them. Deleting one is an operation (operations.ts): the deletion of
+ * its sessions with the BulkDeleteSessions machinery (batches, progress, cancellation between batches,
+ * takeover when its process dies), then the namespace row, which takes its memories, sessionless
+ * traces, API keys and anything created meanwhile by foreign-key cascade. It shares BulkDeleteSessions'
+ * slots: long work of both kinds together keeps to a bounded share of the database pool.
  */
-import { bulkDeleteSessions, type BulkDeleteEvent, type FailureLog } from "./bulk-delete.js";
-import type { BulkDeleteStore } from "./bulk-delete-store.js";
-import { InvalidInputError, NotFoundError } from "./errors.js";
-import type { Namespace, NamespaceDeletion, NamespaceStore } from "./namespace-store.js";
+import { InvalidInputError } from "./errors.js";
+import type { Namespace, NamespaceStore } from "./namespace-store.js";
+import type { DeleteNamespaceEvent, Operations } from "./operations.js";
 import { decodePageToken, encodePageToken, fingerprint, pageOf } from "./page-token.js";
 import { checkNamespace, checkPageSize } from "./session-model.js";
 
-/** An event of DeleteNamespace: the bulk delete's, then `deleted`. */
-export type DeleteNamespaceEvent = BulkDeleteEvent | ({ type: "deleted" } & NamespaceDeletion);
+export type { DeleteNamespaceEvent };
 
 /** Managing namespaces. */
 export interface NamespaceService {
   create(name: string): Promise<Namespace>;
   /** Oldest first. */
   list(input: { pageSize: number; pageToken: string }): Promise<{ namespaces: Namespace[]; nextPageToken: string }>;
-  delete(input: { name: string; batchSize: number }, signal: AbortSignal): AsyncGenerator<DeleteNamespaceEvent>;
+  delete(input: { name: string; batchSize: number; detach?: boolean; actor?: string }, signal: AbortSignal): AsyncGenerator<DeleteNamespaceEvent>;
 }
 
 function checkName(name: string): string {
@@ -28,8 +26,8 @@ function checkName(name: string): string {
   return checkNamespace(name, "name");
 }
 
-/** The service over the namespace store and the bulk-delete store. */
-export function createNamespaceService(deps: { namespaces: NamespaceStore; bulkStore: BulkDeleteStore; forget: (name: string) => void; logBatchFailure?: FailureLog }): NamespaceService {
+/** The service over the namespace store and the operations. */
+export function createNamespaceService(deps: { namespaces: NamespaceStore; operations: Pick<Operations, "deleteNamespace"> }): NamespaceService {
   const { namespaces } = deps;
   return {
     create: (name) => namespaces.insert(checkName(name)),
@@ -43,27 +41,6 @@ export function createNamespaceService(deps: { namespaces: NamespaceStore; bulkS
       return { namespaces: page.items, nextPageToken: page.nextPageToken };
     },
 
-    async *delete(input, signal) {
-      const name = checkName(input.name);
-      const found = await namespaces.find(name);
-      if (!found) throw new NotFoundError(`namespace "${name}" not found`);
-      const sessions = bulkDeleteSessions(
-        deps.bulkStore,
-        { namespace: name, selector: { kind: "filter", filter: {}, includeDeleted: true }, dryRun: false, purgeMemories: true, batchSize: input.batchSize },
-        signal,
-        deps.logBatchFailure ?? (() => {}),
-      );
-      // Memories of the sessions went with them (purged); the rest go with the namespace row.
-      let purged = 0;
-      for await (const event of sessions) {
-        if (event.type === "progress") for (const r of event.results) if (r.outcome === "deleted") purged += r.memories;
-        yield event;
-      }
-      if (signal.aborted) throw signal.reason;
-      const gone = await namespaces.delete(found.uuid);
-      deps.forget(name);
-      if (!gone) throw new NotFoundError(`namespace "${name}" was deleted by a concurrent call`);
-      yield { type: "deleted", ...gone, memories: gone.memories + purged };
-    },
+    delete: (input, signal) => deps.operations.deleteNamespace(input, signal),
   };
 }

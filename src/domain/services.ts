@@ -4,15 +4,15 @@
  */
 import { createApiKeyService, type ApiKeyService } from "./api-key-service.js";
 import { createAuditLog, type AuditLog, type AuditLogger } from "./audit-log.js";
-import { createAdmission, type Admission, type BulkLimits } from "./bulk-admission.js";
 import type { FailureLog } from "./bulk-delete.js";
-import type { BulkDeleteStore } from "./bulk-delete-store.js";
 import { createCredentials, type Credentials } from "./credentials.js";
 import { createConversationService, type ConversationService } from "./conversation-service.js";
 import { createIntegrationService, type IntegrationFailureLog, type IntegrationService } from "./integration-service.js";
 import type { Integrator, IntegratorConfig } from "./integrator-contract.js";
 import { createMemoryService, type MemoryService } from "./memory-service.js";
+import { newUuid } from "./ids.js";
 import { createNamespaceService, type NamespaceService } from "./namespace-service.js";
+import { createOperations, type OperationDeps, type OperationLimits, type Operations } from "./operations.js";
 import { createSessionService, type SessionService } from "./session-service.js";
 import type { Stores } from "./stores.js";
 import { createTracingService, type TracingService } from "./trace-service.js";
@@ -28,18 +28,21 @@ export interface Services {
   apiKeys: ApiKeyService;
   credentials: Credentials;
   audit: AuditLog;
+  operations: Operations;
 }
 
 /** What the services are built from. */
 export interface ServiceDeps {
   stores: Stores;
   /**
-   * How many bulk deletes and namespace deletions run at once, and how many may queue: one set of slots
-   * shared by both, so long work keeps to a bounded share of the pool (default DEFAULT_BULK_LIMITS).
+   * How many operations (bulk deletes and namespace deletions) this process runs at once, how many may
+   * queue per namespace, and the lease timings (default DEFAULT_OPERATION_LIMITS).
    */
-  bulkLimits?: BulkLimits;
-  /** The slots themselves, when the caller wants to watch them (tests); made from bulkLimits otherwise. */
-  admission?: Admission;
+  operationLimits?: Partial<OperationLimits>;
+  /** This process's name in operation leases; a fresh one when unset. */
+  owner?: string;
+  /** Where operations report failures and takeovers. */
+  logOperation?: OperationDeps["log"];
   integratorFor(config: IntegratorConfig): Integrator;
   logBatchFailure?: FailureLog;
   logIntegrationFailure?: IntegrationFailureLog;
@@ -49,16 +52,26 @@ export interface ServiceDeps {
 
 /** Builds every domain service. */
 export function createServices(deps: ServiceDeps): Services {
-  const bulkStore: BulkDeleteStore = { ...deps.stores.bulkDeletes, admission: deps.admission ?? createAdmission(deps.bulkLimits) };
+  const operations = createOperations({
+    store: deps.stores.operations,
+    bulk: deps.stores.bulkDeletes,
+    namespaces: deps.stores.namespaces,
+    forget: deps.stores.forgetNamespace,
+    owner: deps.owner ?? `process-${newUuid()}`,
+    limits: deps.operationLimits,
+    logBatchFailure: deps.logBatchFailure,
+    log: deps.logOperation,
+  });
   return {
-    sessions: createSessionService({ stores: deps.stores, bulkStore, logBatchFailure: deps.logBatchFailure }),
+    sessions: createSessionService({ stores: deps.stores, operations }),
     conversations: createConversationService(deps.stores),
     integration: createIntegrationService({ stores: deps.stores, integratorFor: deps.integratorFor, logFailure: deps.logIntegrationFailure }),
     memories: createMemoryService(deps.stores),
     tracing: createTracingService(deps.stores),
-    namespaces: createNamespaceService({ namespaces: deps.stores.namespaces, bulkStore, forget: deps.stores.forgetNamespace, logBatchFailure: deps.logBatchFailure }),
+    namespaces: createNamespaceService({ namespaces: deps.stores.namespaces, operations }),
     apiKeys: createApiKeyService(deps.stores),
     credentials: createCredentials(deps.stores),
     audit: createAuditLog({ store: deps.stores.audit, sessions: deps.stores.sessions, log: deps.logAudit }),
+    operations,
   };
 }

@@ -2,8 +2,8 @@
  * The session lifecycle: create, read, list, update, cancel, soft delete / undelete, truncate, delete.
  * Rules and transactions live here; SQL lives in the store, protobuf in the handlers.
  */
-import { bulkDeleteSessions, type BulkDeleteEvent, type BulkDeleteInput, type FailureLog } from "./bulk-delete.js";
-import type { BulkDeleteStore } from "./bulk-delete-store.js";
+import type { BulkDeleteEvent, BulkDeleteInput } from "./bulk-delete.js";
+import type { Operations } from "./operations.js";
 import { hashSecret, newSecret } from "./access.js";
 import { checkNewParticipants, type NewParticipant, type Participant } from "./conversation-model.js";
 import { ConflictError, InvalidInputError, NamespaceGoneError, NotFoundError, PreconditionError } from "./errors.js";
@@ -93,7 +93,7 @@ export interface SessionService {
   cancel(address: SessionAddress): Promise<Session>;
   /** Issues a new client secret for an active session, valid for expiresAfterMs (default 10 minutes). */
   refreshClientSecret(address: SessionAddress, expiresAfterMs: number | undefined): Promise<{ session: Session; clientSecret: ClientSecret }>;
-  /** Streams a bulk delete (see bulk-delete.ts). */
+  /** Starts a bulk delete as an operation and streams it (see operations.ts). */
   bulkDelete(input: BulkDeleteInput, signal: AbortSignal): AsyncGenerator<BulkDeleteEvent>;
 }
 
@@ -193,12 +193,11 @@ async function loadStored(s: SessionStore, address: SessionAddress, opts: { show
 
 /**
  * Creates the service over the stores (the session store, and the stores' transactions for a create that
- * binds participants), the bulk-delete store and where to log failed batches.
+ * binds participants), and the operations bulk deletes run as.
  */
-export function createSessionService(deps: { stores: Pick<Stores, "sessions" | "transaction">; bulkStore: BulkDeleteStore; logBatchFailure?: FailureLog }): SessionService {
-  const { stores, bulkStore } = deps;
+export function createSessionService(deps: { stores: Pick<Stores, "sessions" | "transaction">; operations: Pick<Operations, "bulkDelete"> }): SessionService {
+  const { stores, operations } = deps;
   const store = stores.sessions;
-  const logBatchFailure = deps.logBatchFailure ?? (() => {});
 
   function checkEtag(session: Session, etag: string, field: string) {
     if (etag && etag !== session.etag) throw new ConflictError(`${field}: the session changed since (etag ${etag}, now ${session.etag}); read it again and retry`);
@@ -326,7 +325,7 @@ export function createSessionService(deps: { stores: Pick<Stores, "sessions" | "
         return { session: sessionOf(truncated), turnsDeleted };
       }),
 
-    bulkDelete: (input, signal) => bulkDeleteSessions(bulkStore, input, signal, logBatchFailure),
+    bulkDelete: (input, signal) => operations.bulkDelete(input, signal),
 
     cancel: (address) =>
       store.transaction(async (tx) => {

@@ -9,6 +9,7 @@ import type { ConversationStore } from "./conversation-store.js";
 import type { KeyStore } from "./key-store.js";
 import type { MemoryStore } from "./memory-store.js";
 import type { NamespaceStore } from "./namespace-store.js";
+import type { OperationStore } from "./operation-store.js";
 import type { SessionStore } from "./session-store.js";
 import type { TraceStore } from "./trace-store.js";
 
@@ -27,6 +28,8 @@ export interface Stores {
   audit: AuditStore;
   /** Always on the pool, even within a transaction: each of its batches is a transaction of its own. */
   bulkDeletes: BulkDeleteStore;
+  /** Always on the pool: each batch it commits is a transaction of its own. */
+  operations: OperationStore;
   /** Runs `work` in one transaction with every store bound to it (inside one already: in that one). */
   transaction<T>(work: (tx: Stores) => Promise<T>): Promise<T>;
   /** Drops this process's cached id of a namespace that was deleted. */

@@ -35,7 +35,7 @@ export function createAdminHandlers(services: Pick<Services, "namespaces" | "api
     },
 
     async *deleteNamespace(req, context) {
-      for await (const e of namespaces.delete({ name: req.name, batchSize: req.batchSize }, context.signal)) {
+      for await (const e of namespaces.delete({ name: req.name, batchSize: req.batchSize, detach: req.detach, actor: caller(context) }, context.signal)) {
         if (e.type !== "deleted") {
           yield create(DeleteNamespaceResponseSchema, { event: bulkEventToProto(e).event });
           continue;

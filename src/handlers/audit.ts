@@ -1,5 +1,5 @@
 /**
- * The audit log's side of a call: every mutating call (all but Get* and List*) is recorded when it
+ * The audit log's side of a call: every mutating call (all but Get*, List* and Watch*) is recorded when it
  * ends, with who made it (principalKey), which RPC, which namespace, how many items it named and the
  * code it ended with (a server stream: when the stream ends, `canceled` if the client went away).
  * Calls refused before their body was read never get here: they are logged and counted as rejected.

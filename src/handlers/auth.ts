@@ -39,7 +39,7 @@ const VENDORED_ROLES: Record<string, Role> = { "opentelemetry.proto.collector.tr
 
 /** What a method requires, read from its options; plus whether the audit log records it. */
 export interface MethodPolicy extends AccessPolicy {
-  /** Recorded in the audit log: everything but Get* and List*. */
+  /** Recorded in the audit log: everything but Get*, List* and Watch*. */
   mutating: boolean;
 }
 
@@ -57,7 +57,7 @@ export function policyOf(method: DescMethod): MethodPolicy {
       role: VENDORED_ROLES[name] ?? ROLES[getOption(method, required_role)],
       clientSecret: getOption(method, client_secret_allowed),
       allNamespaces: getOption(method, all_namespaces),
-      mutating: !/^(Get|List)/.test(method.name) && !OPEN_SERVICES.has(method.parent.typeName),
+      mutating: !/^(Get|List|Watch)/.test(method.name) && !OPEN_SERVICES.has(method.parent.typeName),
     };
     policies.set(method, p);
   }

@@ -3,10 +3,12 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
-import type { BulkCounters, BulkDeleteEvent, BulkOutcome, BulkSelector } from "../domain/bulk-delete.js";
+import type { BulkBatch, BulkCounters, BulkDeleteEvent, BulkOutcome, BulkSelector } from "../domain/bulk-delete.js";
 import {
   BulkDeleteCountersSchema,
   BulkDeleteOutcome,
+  BulkDeleteProgressSchema,
+  type BulkDeleteProgress,
   BulkDeleteSessionsResponseSchema,
   type BulkDeleteSessionsRequest,
   type BulkDeleteSessionsResponse,
@@ -36,7 +38,8 @@ export function selectorFromProto(req: BulkDeleteSessionsRequest): BulkSelector 
   }
 }
 
-function counters(c: BulkCounters) {
+/** Counters -> proto. */
+export function countersToProto(c: BulkCounters) {
   return create(BulkDeleteCountersSchema, {
     completed: BigInt(c.completed),
     total: BigInt(c.total),
@@ -51,27 +54,27 @@ function counters(c: BulkCounters) {
 export function bulkEventToProto(e: BulkDeleteEvent): BulkDeleteSessionsResponse {
   switch (e.type) {
     case "started":
-      return create(BulkDeleteSessionsResponseSchema, { event: { case: "started", value: { total: BigInt(e.total), dryRun: e.dryRun, batchSize: e.batchSize } } });
+      return create(BulkDeleteSessionsResponseSchema, { event: { case: "started", value: { total: BigInt(e.total), dryRun: e.dryRun, batchSize: e.batchSize, operationId: e.operationId } } });
     case "progress":
-      return create(BulkDeleteSessionsResponseSchema, {
-        event: {
-          case: "progress",
-          value: {
-            results: e.results.map((r) => ({
-              identifier: r.identifier,
-              id: r.id,
-              outcome: OUTCOME[r.outcome],
-              deleted: r.counts && deletedCountsToProto(r.counts),
-              memories: r.memories,
-              error: r.error,
-            })),
-            counters: counters(e.counters),
-          },
-        },
-      });
+      return create(BulkDeleteSessionsResponseSchema, { event: { case: "progress", value: progressToProto(e) } });
     case "summary":
       return create(BulkDeleteSessionsResponseSchema, {
-        event: { case: "summary", value: { counters: counters(e.counters), deleted: deletedCountsToProto(e.deleted), elapsed: durationFromMs(Math.round(e.elapsedMs)), dryRun: e.dryRun } },
+        event: { case: "summary", value: { counters: countersToProto(e.counters), deleted: deletedCountsToProto(e.deleted), elapsed: durationFromMs(Math.round(e.elapsedMs)), dryRun: e.dryRun } },
       });
   }
+}
+
+/** One committed batch -> a progress message. */
+export function progressToProto(b: BulkBatch): BulkDeleteProgress {
+  return create(BulkDeleteProgressSchema, {
+    results: b.results.map((r) => ({
+      identifier: r.identifier,
+      id: r.id,
+      outcome: OUTCOME[r.outcome],
+      deleted: r.counts && deletedCountsToProto(r.counts),
+      memories: r.memories,
+      error: r.error,
+    })),
+    counters: countersToProto(b.counters),
+  });
 }

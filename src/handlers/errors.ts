@@ -9,10 +9,12 @@ import { Code, ConnectError, type ContextValues, type Interceptor } from "@conne
 import { RetryInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import {
   AlreadyExistsError,
+  CancelledError,
   ConflictError,
   GoneError,
   InvalidInputError,
   NotFoundError,
+  OperationFailedError,
   PermissionDeniedError,
   PreconditionError,
   RateLimitedError,
@@ -51,6 +53,8 @@ export function toConnectError(err: unknown, requestId: string, logger: Logger):
   if (err instanceof NotFoundError) return new ConnectError(err.message, Code.NotFound);
   if (err instanceof AlreadyExistsError) return new ConnectError(err.message, Code.AlreadyExists);
   if (err instanceof ConflictError) return new ConnectError(err.message, Code.Aborted);
+  if (err instanceof CancelledError) return new ConnectError(err.message, Code.Canceled);
+  if (err instanceof OperationFailedError) return new ConnectError(err.message, Code.Aborted);
   if (err instanceof PreconditionError) return new ConnectError(err.message, Code.FailedPrecondition);
   if (err instanceof UnauthenticatedError) return new ConnectError(err.message, Code.Unauthenticated);
   if (err instanceof PermissionDeniedError) return new ConnectError(err.message, Code.PermissionDenied);

@@ -198,3 +198,34 @@ export function registerAuditMetrics(registry: Registry, stats: () => AuditStats
     },
   });
 }
+
+/** What the operation metrics read: this process's running operations, and every operation by kind and state. */
+export interface OperationMetricsSource {
+  stats(): { running: number };
+  /** Operations in the database by kind and state (read on scrape). */
+  counts(): Promise<{ kind: string; state: string; count: number }[]>;
+}
+
+/** Adds the operation gauges to `registry`: read on scrape (one grouped count of the operations table). */
+export function registerOperationMetrics(registry: Registry, source: OperationMetricsSource): void {
+  new Gauge({
+    name: `${PREFIX}operations_running_local`,
+    help: "Operations (bulk deletes, namespace deletions) this process is running now.",
+    registers: [registry],
+    collect() {
+      this.set(source.stats().running);
+    },
+  });
+  new Gauge({
+    name: `${PREFIX}operations`,
+    help: "Operations stored in the database, by kind and state (every process reports the same numbers).",
+    labelNames: ["kind", "state"] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      // A scrape while the database is away reports no operations rather than failing the whole page.
+      const rows = await source.counts().catch(() => []);
+      for (const r of rows) this.set({ kind: r.kind, state: r.state }, r.count);
+    },
+  });
+}

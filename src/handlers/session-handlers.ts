@@ -25,6 +25,7 @@ import {
   UpdateSessionResponseSchema,
 } from "../../gen/sessiond/v1/session_service_pb.js";
 import { SessionStatsSchema, SortOrder } from "../../gen/sessiond/v1/session_pb.js";
+import { actorOf, principalKey } from "./auth.js";
 import { bulkEventToProto, selectorFromProto } from "./bulk-delete-mapper.js";
 import { appendedTurnsToProto, integrationResultToProto, kindFromProto, newParticipantFromProto, newTurnFromProto, participantToProto, turnToProto } from "./conversation-mapper.js";
 import { clientSecretToProto, dataFromProto, deletedCountsToProto, durationToMs, filterFromProto, sessionToProto } from "./session-mapper.js";
@@ -114,7 +115,15 @@ export function createSessionHandlers(services: Pick<Services, "sessions" | "con
 
     async *bulkDeleteSessions(req, context) {
       const events = sessions.bulkDelete(
-        { namespace: req.namespace, selector: selectorFromProto(req), dryRun: req.dryRun, purgeMemories: req.purgeMemories, batchSize: req.batchSize },
+        {
+          namespace: req.namespace,
+          selector: selectorFromProto(req),
+          dryRun: req.dryRun,
+          purgeMemories: req.purgeMemories,
+          batchSize: req.batchSize,
+          detach: req.detach,
+          actor: actorOf(context.values.get(principalKey)),
+        },
         context.signal,
       );
       for await (const event of events) yield bulkEventToProto(event);

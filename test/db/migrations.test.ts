@@ -51,10 +51,10 @@ describe("migrations", () => {
     expect(unindexed).toEqual([]);
   });
 
-  it("every table carries namespace_id", async () => {
+  it("every table carries namespace_id (but operation_batches, which hangs from its operation on the coordinator)", async () => {
     const missing = await ctx.db.sql(
       `SELECT t.table_name FROM information_schema.tables t
-       WHERE t.table_schema = 'public' AND t.table_type = 'BASE TABLE' AND t.table_name NOT IN ('namespaces', 'schema_migrations')
+       WHERE t.table_schema = 'public' AND t.table_type = 'BASE TABLE' AND t.table_name NOT IN ('namespaces', 'schema_migrations', 'operation_batches')
          AND NOT EXISTS (SELECT 1 FROM information_schema.columns c WHERE c.table_name = t.table_name AND c.column_name = 'namespace_id')`,
     );
     expect(missing).toEqual([]);

@@ -85,7 +85,7 @@ describe("sessiond_uuid_v7()", () => {
        JOIN information_schema.table_constraints t ON t.constraint_name = k.constraint_name AND t.constraint_type = 'PRIMARY KEY'
        WHERE c.table_schema = 'public' AND c.column_name = 'id' AND c.data_type = 'uuid' ORDER BY 1`,
     );
-    expect(rows.map((r) => r.table_name)).toEqual(["annotations", "api_keys", "audit_events", "memories", "namespaces", "participants", "sessions", "traces"]);
+    expect(rows.map((r) => r.table_name)).toEqual(["annotations", "api_keys", "audit_events", "memories", "namespaces", "operations", "participants", "sessions", "traces"]);
     for (const r of rows) expect(r.column_default, r.table_name).toBe("sessiond_uuid_v7()");
   });
 });

@@ -3,9 +3,9 @@ import type { DataSource } from "typeorm";
 import { afterAll, describe, expect, it } from "vitest";
 import { createServicesOn } from "../../src/app.js";
 import { createDataSource } from "../../src/db/data-source.js";
-import { createAdmission, type BulkLimits } from "../../src/domain/bulk-admission.js";
+import type { OperationLimits } from "../../src/domain/operations.js";
 import type { BulkDeleteEvent, BulkDeleteInput, BulkResult } from "../../src/domain/bulk-delete.js";
-import { InvalidInputError, RateLimitedError } from "../../src/domain/errors.js";
+import { CancelledError, InvalidInputError, RateLimitedError } from "../../src/domain/errors.js";
 import { encodeGlobalId, encodeSessionId } from "../../src/domain/ids.js";
 import { toConnectError } from "../../src/handlers/errors.js";
 import { createLogger } from "../../src/logger.js";
@@ -78,7 +78,7 @@ describe("BulkDeleteSessions (domain)", () => {
     const ids = [...uuids.map(gid), missing, uuids.map(gid)[0], "garbage!", encodeGlobalId("Trace", crypto.randomUUID())];
     const { events, results, byId } = await run({ namespace: "bulk-a", selector: { kind: "ids", values: ids }, batchSize: 3 });
 
-    expect(events[0]).toEqual({ type: "started", total: 10, dryRun: false, batchSize: 3 });
+    expect(events[0]).toEqual({ type: "started", total: 10, dryRun: false, batchSize: 3, operationId: expect.any(String) });
     expect(events.filter((e) => e.type === "progress")).toHaveLength(4);
     expect(results.map((r) => r.identifier)).toEqual([...uuids.map(gid), missing, "garbage!", ids[10]]);
     for (const u of uuids) expect(byId.get(gid(u))).toMatchObject({ outcome: "deleted", id: gid(u), counts: { participants: 2, turns: 10, traces: 2, spans: 6, annotations: 2 }, memories: 1 });
@@ -190,14 +190,16 @@ describe("BulkDeleteSessions (domain)", () => {
     expect((await countContents(ctx.db.dataSource, [late])).sessions).toBe(1);
   });
 
-  it("cancellation stops after the batch in hand and throws the reason; no session is half-deleted", async () => {
+  it("cancellation stops after the batch in hand and throws the reason; exactly the committed batches are gone, no session is half-deleted", async () => {
     const uuids = await seed(50, "bulk-cancel");
     await seedContents(ctx.db.dataSource, uuids, SHAPE);
     const abort = new AbortController();
     const seen: BulkResult[] = [];
     const reason = new Error("client went away");
+    let operationId = "";
     const err = await (async () => {
       for await (const e of ctx.sessions.bulkDelete(input({ namespace: "bulk-cancel", selector: { kind: "ids", values: uuids.map(gid) }, batchSize: 10 }), abort.signal)) {
+        if (e.type === "started") operationId = e.operationId;
         if (e.type === "progress") {
           seen.push(...e.results);
           if (seen.length === 20) abort.abort(reason);
@@ -206,11 +208,19 @@ describe("BulkDeleteSessions (domain)", () => {
     })().catch((e) => e);
     expect(err).toBe(reason);
     expect(seen).toHaveLength(20);
-    // Exactly the reported sessions are gone, with everything under them; the rest are whole.
-    const gone = uuids.slice(0, 20);
-    const kept = uuids.slice(20);
+    // The operation runs ahead of its reader: it stops after the batch it has in hand, and ends CANCELLED.
+    let op = await ctx.services.operations.get("bulk-cancel", operationId);
+    for (const t = Date.now(); op.state !== "cancelled" && Date.now() - t < 10_000; op = await ctx.services.operations.get("bulk-cancel", operationId)) await new Promise((r) => setTimeout(r, 20));
+    expect(op.state).toBe("cancelled");
+    const done = op.progress.counters.deleted;
+    expect(done).toBeGreaterThanOrEqual(20);
+    expect(done).toBeLessThan(50);
+    expect(done % 10).toBe(0);
+    // Exactly the committed batches' sessions are gone, with everything under them; the rest are whole.
+    const gone = uuids.slice(0, done);
+    const kept = uuids.slice(done);
     expect(await countContents(ctx.db.dataSource, gone)).toMatchObject({ sessions: 0, participants: 0, turns: 0, traces: 0, spans: 0 });
-    expect(await countContents(ctx.db.dataSource, kept)).toMatchObject({ sessions: 30, participants: 60, turns: 300, traces: 60, spans: 180, annotations: 60 });
+    expect(await countContents(ctx.db.dataSource, kept)).toMatchObject({ sessions: kept.length, participants: 2 * kept.length, turns: 10 * kept.length, spans: 6 * kept.length });
   });
 
   it.each([
@@ -237,31 +247,34 @@ afterAll(async () => {
   for (const ds of extra) if (ds.isInitialized) await ds.destroy();
 });
 
-/** Services over a pool of `poolSize` connections on the file's database, with the given bulk slots. */
-async function servicesOn(poolSize: number, limits?: BulkLimits, connectTimeoutMs = 5000) {
+/** Services over a pool of `poolSize` connections on the file's database, with the given operation limits. */
+async function servicesOn(poolSize: number, limits?: Partial<OperationLimits>, connectTimeoutMs = 5000) {
   const ds = createDataSource({ url: ctx.db.url, poolSize, connectTimeoutMs });
   await ds.initialize();
   extra.push(ds);
-  const admission = createAdmission(limits);
-  const { stores, services } = createServicesOn(ds, { admission });
+  const { stores, services } = createServicesOn(ds, { operationLimits: limits });
   const pool = (ds.driver as any).master as { totalCount: number; idleCount: number; waitingCount: number };
-  return { ds, stores, services, admission, pool, inUse: () => pool.totalCount - pool.idleCount };
+  return { ds, stores, services, pool, inUse: () => pool.totalCount - pool.idleCount };
 }
 
 const filterAll = (namespace: string, batchSize = 10) => input({ namespace, selector: { kind: "filter", filter: {}, includeDeleted: false }, dryRun: true, batchSize });
 
 describe("BulkDeleteSessions and the database pool (issue 12)", () => {
-  it("a bulk delete by filter holds no pooled connection between its units, so it runs to the end on a pool of one", async () => {
+  it("a bulk delete by filter holds no pooled connection while waiting for another, so it runs to the end on a pool of one, whether or not its reader reads", async () => {
     await seed(35, "pool-one");
-    const { services, inUse } = await servicesOn(1);
+    const { services, inUse, pool } = await servicesOn(1);
     const events: BulkDeleteEvent[] = [];
     for await (const e of services.sessions.bulkDelete(filterAll("pool-one"), new AbortController().signal)) {
-      // Suspended at an event (as when the client stops reading): nothing is checked out of the pool.
-      expect(inUse(), `connections held at a ${e.type} event`).toBe(0);
+      // The reader dawdles at its first progress message: the operation goes on without it.
+      if (e.type === "progress" && events.length === 1) await new Promise((r) => setTimeout(r, 200));
       events.push(e);
     }
     expect(events[0]).toMatchObject({ type: "started", total: 35 });
     expect(events.at(-1)).toMatchObject({ type: "summary", counters: { completed: 35, deleted: 35 } });
+    expect(events.filter((e) => e.type === "progress")).toHaveLength(4);
+    expect(services.operations.stats()).toEqual({ running: 0 });
+    expect(inUse()).toBe(0);
+    expect(pool.waitingCount).toBe(0);
   });
 
   it("waiting for a pooled connection is bounded: an exhausted pool fails unavailable with a retry hint, logged at warn", async () => {
@@ -284,45 +297,68 @@ describe("BulkDeleteSessions and the database pool (issue 12)", () => {
     }
   });
 
-  it("beyond the process's slots a bulk delete waits in a bounded queue; beyond the queue it is refused with a retry hint", async () => {
-    await seed(30, "slots");
-    const { services, admission } = await servicesOn(4, { maxOperations: 1, maxQueued: 1, maxWaitMs: 60_000 });
+  it("beyond the process's slots an operation waits QUEUED; beyond the namespace's queue it is refused with a retry hint", async () => {
+    await seed(300, "slots");
+    const { services, stores } = await servicesOn(4, { maxRunning: 1, maxQueued: 1 });
     const signal = new AbortController().signal;
-    const first = services.sessions.bulkDelete(filterAll("slots"), signal);
-    expect((await first.next()).value).toMatchObject({ type: "started", total: 30 });
+    // 300 batches of one: the first is still running while the others come.
+    const first = services.sessions.bulkDelete(filterAll("slots", 1), signal);
+    expect((await first.next()).value).toMatchObject({ type: "started", total: 300 });
     const second = services.sessions.bulkDelete(filterAll("slots"), signal);
-    const secondStarted = second.next();
-    await waitFor(() => admission.stats().queued === 1);
+    const started = (await second.next()).value as Extract<BulkDeleteEvent, { type: "started" }>;
+    expect(started).toMatchObject({ type: "started", total: 300 });
+    expect((await services.operations.get("slots", started.operationId)).state).toBe("queued");
     const refused = await services.sessions.bulkDelete(filterAll("slots"), signal).next().catch((e) => e);
     expect(refused).toBeInstanceOf(RateLimitedError);
     expect(refused.retryAfterMs).toBeGreaterThan(0);
-    // DeleteNamespace takes the same slots.
+    // DeleteNamespace takes the same slots and queue.
     const nsRefused = await services.namespaces.delete({ name: "slots", batchSize: 10 }, signal).next().catch((e) => e);
     expect(nsRefused).toBeInstanceOf(RateLimitedError);
     expect((await ctx.db.sql("SELECT count(*)::int AS n FROM namespaces WHERE name = 'slots'"))[0].n).toBe(1);
     for await (const _ of first);
-    expect((await secondStarted).value).toMatchObject({ type: "started", total: 30 });
-    for await (const _ of second);
-    expect(admission.stats()).toEqual({ running: 0, queued: 0 });
+    // The slot passes to the queued one as the first ends.
+    const rest: BulkDeleteEvent[] = [];
+    for await (const e of second) rest.push(e);
+    expect(rest.at(-1)).toMatchObject({ type: "summary", counters: { completed: 300, deleted: 300 } });
+    expect(services.operations.stats()).toEqual({ running: 0 });
+    expect(await stores.operations.countQueued(await namespaceIdOf(ctx.db.dataSource, "slots"))).toBe(0);
   });
 
-  it("a queued bulk delete gives up after the bounded wait, and one whose client goes away leaves the queue at once", async () => {
-    await seed(10, "slots-wait");
-    const { services, admission } = await servicesOn(4, { maxOperations: 1, maxQueued: 4, maxWaitMs: 300 });
-    const holder = services.sessions.bulkDelete(filterAll("slots-wait"), new AbortController().signal);
+  it("a queued operation whose client goes away is cancelled at once, and never runs", async () => {
+    await seed(300, "slots-wait");
+    const { services } = await servicesOn(4, { maxRunning: 1, maxQueued: 4 });
+    const holder = services.sessions.bulkDelete(filterAll("slots-wait", 1), new AbortController().signal);
     await holder.next();
-    const timedOut = await services.sessions.bulkDelete(filterAll("slots-wait"), new AbortController().signal).next().catch((e) => e);
-    expect(timedOut).toBeInstanceOf(RateLimitedError);
-    expect(timedOut.message).toMatch(/waited 300 ms/);
-
     const abort = new AbortController();
     const reason = new Error("client went away");
-    const queued = services.sessions.bulkDelete(filterAll("slots-wait"), abort.signal).next().catch((e) => e);
-    await waitFor(() => admission.stats().queued === 1);
+    const queued = services.sessions.bulkDelete(filterAll("slots-wait"), abort.signal);
+    const started = (await queued.next()).value as Extract<BulkDeleteEvent, { type: "started" }>;
+    const waiting = queued.next().catch((e) => e);
     abort.abort(reason);
-    expect(await queued).toBe(reason);
-    expect(admission.stats()).toEqual({ running: 1, queued: 0 });
-    await holder.return(undefined);
-    expect(admission.stats()).toEqual({ running: 0, queued: 0 });
+    expect(await waiting).toBe(reason);
+    const op = await services.operations.get("slots-wait", started.operationId);
+    expect(op).toMatchObject({ state: "cancelled", batches: 0, attempts: 0 });
+    for await (const _ of holder);
+    expect(services.operations.stats()).toEqual({ running: 0 });
+    expect((await services.operations.get("slots-wait", started.operationId)).state).toBe("cancelled");
+  });
+
+  it("CancelOperation ends a follower's stream with CancelledError", async () => {
+    await seed(300, "cancel-op");
+    const { services } = await servicesOn(4, { maxRunning: 1 });
+    // 300 batches of one: the operation is still running when it is cancelled.
+    const stream = services.sessions.bulkDelete(filterAll("cancel-op", 1), new AbortController().signal);
+    const started = (await stream.next()).value as Extract<BulkDeleteEvent, { type: "started" }>;
+    await stream.next(); // a first batch committed
+    const cancelled = await services.operations.cancel("cancel-op", started.operationId);
+    expect(["running", "cancelled"]).toContain(cancelled.state);
+    const err = await (async () => {
+      for await (const _ of stream);
+    })().catch((e) => e);
+    expect(err).toBeInstanceOf(CancelledError);
+    const op = await services.operations.get("cancel-op", started.operationId);
+    expect(op.state).toBe("cancelled");
+    expect(op.progress.counters.completed).toBeLessThan(300);
+    expect(op.cancelRequested).toBe(false);
   });
 });

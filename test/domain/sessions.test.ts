@@ -4,7 +4,6 @@ import { AlreadyExistsError, ConflictError, InvalidInputError, NotFoundError, Pr
 import { parseSecret } from "../../src/domain/access.js";
 import { encodeGlobalId, encodeSessionId } from "../../src/domain/ids.js";
 import { createServicesOn } from "../../src/app.js";
-import { createAdmission } from "../../src/domain/bulk-admission.js";
 import type { NewParticipant } from "../../src/domain/conversation-model.js";
 import { createSessionService } from "../../src/domain/session-service.js";
 import type { Stores } from "../../src/domain/stores.js";
@@ -160,7 +159,7 @@ describe("CreateSession with participants", () => {
           },
         }),
       );
-    const sessions = createSessionService({ stores: { sessions: stores.sessions, transaction: failing }, bulkStore: { ...stores.bulkDeletes, admission: createAdmission() } });
+    const sessions = createSessionService({ stores: { sessions: stores.sessions, transaction: failing }, operations: ctx.services.operations });
     await expect(sessions.create(newSession({ namespace: "with-p", sessionId: "lost", participants: [user, agent] }))).rejects.toThrow("connection lost");
     expect(await rowsOf("lost")).toEqual({ sessions: 0, participants: 0 });
   });

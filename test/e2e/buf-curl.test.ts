@@ -22,6 +22,7 @@ describe("buf curl with server reflection", () => {
       "opentelemetry.proto.collector.trace.v1.TraceService",
       "sessiond.v1.AdminService",
       "sessiond.v1.MemoryService",
+      "sessiond.v1.OperationService",
       "sessiond.v1.ServerInfoService",
       "sessiond.v1.SessionService",
       "sessiond.v1.TraceService",

@@ -203,7 +203,7 @@ describe("BulkDeleteSessions limits and interruptions", () => {
     const body = JSON.stringify({ namespace: ns, ids: { values: uuids.map(gid) }, batchSize: 2 });
     const { stdout } = await promisify(execFile)(path.resolve("node_modules/.bin/buf"), ["curl", "-H", `Authorization: Bearer ${TEST_ADMIN_KEY}`, "--protocol", "grpc", "-d", body, `${ctx.url}/sessiond.v1.SessionService/BulkDeleteSessions`], { timeout: 30_000 });
     const messages = stdout.trim().split(/\n(?=\{)/).map((m) => JSON.parse(m));
-    expect(messages[0]).toEqual({ started: { total: "3", batchSize: 2 } });
+    expect(messages[0]).toEqual({ started: { total: "3", batchSize: 2, operationId: expect.stringMatching(/^[A-Za-z0-9_-]+$/) } });
     expect(messages.slice(1, 3).flatMap((m) => m.progress.results.map((r: any) => r.outcome))).toEqual(Array(3).fill("BULK_DELETE_OUTCOME_DELETED"));
     expect(messages[3].summary.counters).toMatchObject({ completed: "3", total: "3", deleted: "3" });
   });

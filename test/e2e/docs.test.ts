@@ -9,6 +9,7 @@ import { Code, createClient } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import { AdminService } from "../../gen/sessiond/v1/admin_service_pb.js";
 import { MemoryService } from "../../gen/sessiond/v1/memory_service_pb.js";
+import { OperationService } from "../../gen/sessiond/v1/operation_service_pb.js";
 import { ServerInfoService } from "../../gen/sessiond/v1/server_info_service_pb.js";
 import { SessionService } from "../../gen/sessiond/v1/session_service_pb.js";
 import { TraceService } from "../../gen/sessiond/v1/trace_service_pb.js";
@@ -31,13 +32,13 @@ describe("docs/api-tour.md", () => {
   const sh = blocks.filter((b) => b.lang === "sh").map((b) => b.body);
   const script = sh.join("\n");
 
-  it("walks through every RPC of the five services, in sh blocks only (other fences are json or text)", () => {
+  it("walks through every RPC of the six services, in sh blocks only (other fences are json or text)", () => {
     expect(blocks.filter((b) => !["sh", "json", "text"].includes(b.lang)).map((b) => b.lang)).toEqual([]);
     expect(sh.length).toBeGreaterThanOrEqual(20);
     const bufCurls = commands(script, /^(\S+=\$\(|\()?npx buf curl /);
     expect(bufCurls).toBeGreaterThanOrEqual(20);
-    expect(bufCurls).toBeLessThanOrEqual(60);
-    const missing = [SessionService, MemoryService, TraceService, AdminService, ServerInfoService]
+    expect(bufCurls).toBeLessThanOrEqual(70);
+    const missing = [SessionService, MemoryService, TraceService, AdminService, OperationService, ServerInfoService]
       .flatMap((s) => s.methods.map((m) => `${s.typeName}/${m.name}`))
       .filter((rpc) => !new RegExp(`${DOC_URL}/${rpc.replace(/\./g, "\\.")}(?![A-Za-z])`).test(script));
     expect(missing).toEqual([]);
@@ -76,12 +77,18 @@ describe("docs/api-tour.md", () => {
     expect(stdout).toContain('"state": "SESSION_STATE_SOFT_DELETED"');
     expect(stdout).toMatch(/"deleted": \{\n\s+"participants": 2,\n\s+"traces": 1,\n\s+"spans": 3,\n\s+"annotations": 2\n/);
     expect(stdout.match(/"outcome": "BULK_DELETE_OUTCOME_WOULD_DELETE"/g)).toHaveLength(2);
-    expect(stdout.match(/"outcome": "BULK_DELETE_OUTCOME_DELETED"/g)).toHaveLength(2);
+    // Two in the bulk delete's stream, and the second again as WatchOperation replays batch 2.
+    expect(stdout.match(/"outcome": "BULK_DELETE_OUTCOME_DELETED"/g)).toHaveLength(3);
     expect(stdout).toContain('"method": "sessiond.v1.SessionService/BulkDeleteSessions"');
     expect(stdout).toContain(`"actor": "session:${id}"`);
     expect(stdout).toContain('"apiKeysDeleted": "1"');
+    // The bulk delete as an operation: read, listed, watched from its second batch, not cancellable once done.
+    expect(stdout).toContain('"state": "OPERATION_STATE_SUCCEEDED"');
+    expect(stdout).toContain('"kind": "OPERATION_KIND_BULK_DELETE_SESSIONS"');
+    expect(stdout).toMatch(/"batch": \{\n\s+"number": "2"/);
+    expect(stdout).not.toMatch(/"batch": \{\n\s+"number": "1"/);
     // The errors shown on purpose, each the expected one.
-    for (const code of ["permission_denied", "aborted", "unauthenticated", "invalid_argument"]) expect(stdout).toContain(`"code": "${code}"`);
+    for (const code of ["permission_denied", "aborted", "unauthenticated", "invalid_argument", "failed_precondition"]) expect(stdout).toContain(`"code": "${code}"`);
     expect(stdout).toContain("participants[1].kind: is required");
 
     // The namespace is gone, with its key; the client secret no longer works; no secret reached the log.

@@ -80,6 +80,12 @@ describe("GET /metrics", () => {
     ]));
   });
 
+  it("reports operations by kind and state, and those this process runs", async () => {
+    const { lines } = await scrape();
+    expect(lines).toEqual(expect.arrayContaining(['sessiond_operations{kind="bulk_delete_sessions",state="succeeded"} 1', "sessiond_operations_running_local 0"]));
+    expect(lines.filter((l) => l.startsWith("sessiond_operations{"))).toHaveLength(1);
+  });
+
   it("reports the database pool and the process", async () => {
     const { lines } = await scrape();
     const value = (prefix: string) => {

@@ -37,8 +37,11 @@ describe("selectorFromProto", () => {
 });
 
 describe("bulkEventToProto", () => {
-  it("maps started with its total, dry-run flag and batch size", () => {
-    expect(bulkEventToProto({ type: "started", total: 10, dryRun: true, batchSize: 100 }).event).toMatchObject({ case: "started", value: { total: 10n, dryRun: true, batchSize: 100 } });
+  it("maps started with its total, dry-run flag, batch size and operation id", () => {
+    expect(bulkEventToProto({ type: "started", total: 10, dryRun: true, batchSize: 100, operationId: "op-1" }).event).toMatchObject({
+      case: "started",
+      value: { total: 10n, dryRun: true, batchSize: 100, operationId: "op-1" },
+    });
   });
 
   it.each([

@@ -26,7 +26,7 @@ describe("SESSIOND_MAX_MESSAGE_BYTES", () => {
 
 describe("bulk operation limits", () => {
   it("configuration bounds the slots to half the pool, and the wait for a connection to a few seconds by default", () => {
-    expect(loadConfig({})).toMatchObject({ dbConnectTimeoutMs: 3000, maxBulkOperations: 4, bulkQueueSize: 16, bulkQueueWaitMs: 5000 });
+    expect(loadConfig({})).toMatchObject({ dbConnectTimeoutMs: 3000, maxBulkOperations: 4, bulkQueueSize: 16, operationLeaseMs: 9000, operationPollMs: 2000 });
     expect(loadConfig({ SESSIOND_DB_POOL_SIZE: "4", SESSIOND_MAX_BULK_OPERATIONS: "8" }).maxBulkOperations).toBe(2);
     expect(loadConfig({ SESSIOND_DB_POOL_SIZE: "1" }).maxBulkOperations).toBe(1);
     expect(() => loadConfig({ SESSIOND_MAX_BULK_OPERATIONS: "0" })).toThrow(/^SESSIOND_MAX_BULK_OPERATIONS: must be between 1/);

@@ -5,6 +5,8 @@ import { AuditEventEntity } from "./audit-event.js";
 import { ClientRequestEntity } from "./client-request.js";
 import { MemoryEntity } from "./memory.js";
 import { NamespaceEntity } from "./namespace.js";
+import { OperationEntity } from "./operation.js";
+import { OperationBatchEntity } from "./operation-batch.js";
 import { ParticipantEntity } from "./participant.js";
 import { SessionEntity } from "./session.js";
 import { SpanEntity } from "./span.js";
@@ -12,6 +14,6 @@ import { TraceEntity } from "./trace.js";
 import { TurnEntity } from "./turn.js";
 import { TurnRequestEntity } from "./turn-request.js";
 
-export { AnnotationEntity, ApiKeyEntity, AuditEventEntity, ClientRequestEntity, MemoryEntity, NamespaceEntity, ParticipantEntity, SessionEntity, SpanEntity, TraceEntity, TurnEntity, TurnRequestEntity };
+export { AnnotationEntity, ApiKeyEntity, AuditEventEntity, ClientRequestEntity, MemoryEntity, NamespaceEntity, OperationBatchEntity, OperationEntity, ParticipantEntity, SessionEntity, SpanEntity, TraceEntity, TurnEntity, TurnRequestEntity };
 
-export const entities = [NamespaceEntity, SessionEntity, ParticipantEntity, TurnEntity, TurnRequestEntity, TraceEntity, SpanEntity, AnnotationEntity, MemoryEntity, ApiKeyEntity, ClientRequestEntity, AuditEventEntity];
+export const entities = [NamespaceEntity, SessionEntity, ParticipantEntity, TurnEntity, TurnRequestEntity, TraceEntity, SpanEntity, AnnotationEntity, MemoryEntity, ApiKeyEntity, ClientRequestEntity, AuditEventEntity, OperationEntity, OperationBatchEntity];

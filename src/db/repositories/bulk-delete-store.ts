@@ -7,9 +7,8 @@
  * this point.
  */
 import type { DataSource, EntityManager } from "typeorm";
-import type { BatchKeys, BatchOptions, BulkDeleteStore, DeletedSession, SessionSnapshot } from "../../domain/bulk-delete-store.js";
+import type { BatchKeys, BatchOptions, BulkDeleteStore, DeletedSession, SnapshotKey, SnapshotMark } from "../../domain/bulk-delete-store.js";
 import type { SessionFilter } from "../../domain/session-model.js";
-import { translated } from "../errors.js";
 import { sqlOf } from "../sql.js";
 import { filterSql } from "./session-filter.js";
 
@@ -54,14 +53,15 @@ export async function deleteBatch(db: EntityManager, namespaceId: string, keys: 
 /**
  * Fixes the set of the namespace's sessions matching `filter` as the call begins, without holding a
  * connection: one statement counts them and notes the last of them in (create_time, id) order (the
- * high-water mark); each page is then one short keyset statement of its own, bounded by that mark, so a
- * bulk delete uses one pooled connection at a time and never waits for a second while holding one.
+ * high-water mark); each page is then one short keyset statement of its own (snapshotPage), bounded by
+ * that mark, so a bulk delete uses one pooled connection at a time and never waits for a second while
+ * holding one, and the position between pages is two values that any process can resume from.
  * Sessions created after the call began sort after the mark (create_time is the creating transaction's
  * start) and are never caught; memory stays flat however many sessions match. Unlike a held
  * transaction, each page sees the present: sessions deleted meanwhile, or that stopped matching, are
  * skipped (a session whose creation was committing at the very instant the call began may or may not be).
  */
-export async function openSnapshot(dataSource: DataSource, namespaceId: string, filter: SessionFilter, includeDeleted: boolean): Promise<SessionSnapshot> {
+export async function markSnapshot(dataSource: DataSource, namespaceId: string, filter: SessionFilter, includeDeleted: boolean): Promise<SnapshotMark> {
   const { where, params } = filterSql(namespaceId, filter, includeDeleted);
   const [head]: { n: number; create_time: Date | null; id: string | null }[] = await dataSource.query(
     `SELECT c.n, l.create_time, l.id
@@ -69,29 +69,23 @@ export async function openSnapshot(dataSource: DataSource, namespaceId: string, 
      LEFT JOIN LATERAL (SELECT s.create_time, s.id FROM sessions s WHERE ${where} ORDER BY s.create_time DESC, s.id DESC LIMIT 1) l ON true`,
     params,
   );
-  // create_time is timestamptz(3): a Date carries it exactly, so keyset bounds round-trip.
-  const mark = head.id === null ? undefined : { createTime: head.create_time!, id: head.id };
-  let after: { createTime: Date; id: string } | undefined;
-  return {
-    total: head.n,
-    async next(limit) {
-      if (!mark) return [];
-      const p = [...params, mark.createTime, mark.id];
-      let cond = `${where} AND (s.create_time, s.id) <= ($${p.length - 1}, $${p.length})`;
-      if (after) {
-        p.push(after.createTime, after.id);
-        cond += ` AND (s.create_time, s.id) > ($${p.length - 1}, $${p.length})`;
-      }
-      p.push(limit);
-      const rows: { id: string; create_time: Date }[] = await dataSource.query(
-        `SELECT s.id, s.create_time FROM sessions s WHERE ${cond} ORDER BY s.create_time, s.id LIMIT $${p.length}`,
-        p,
-      );
-      if (rows.length) after = { createTime: rows[rows.length - 1].create_time, id: rows[rows.length - 1].id };
-      return rows.map((r) => r.id);
-    },
-    async close() {},
-  };
+  // create_time is timestamptz(3): its ISO text carries it exactly, so keyset bounds round-trip.
+  return { total: head.n, mark: head.id === null ? undefined : { createTime: head.create_time!.toISOString(), id: head.id } };
+}
+
+/** One page of a snapshot (see markSnapshot). */
+export async function snapshotPage(dataSource: DataSource, namespaceId: string, filter: SessionFilter, includeDeleted: boolean, mark: SnapshotKey, after: SnapshotKey | undefined, limit: number) {
+  const { where, params } = filterSql(namespaceId, filter, includeDeleted);
+  const p: unknown[] = [...params, mark.createTime, mark.id];
+  let cond = `${where} AND (s.create_time, s.id) <= ($${p.length - 1}::timestamptz, $${p.length}::uuid)`;
+  if (after) {
+    p.push(after.createTime, after.id);
+    cond += ` AND (s.create_time, s.id) > ($${p.length - 1}::timestamptz, $${p.length}::uuid)`;
+  }
+  p.push(limit);
+  const rows: { id: string; create_time: Date }[] = await dataSource.query(`SELECT s.id, s.create_time FROM sessions s WHERE ${cond} ORDER BY s.create_time, s.id LIMIT $${p.length}`, p);
+  const last = rows.at(-1);
+  return { uuids: rows.map((r) => r.id), last: last && { createTime: last.create_time.toISOString(), id: last.id } };
 }
 
 /**
@@ -104,7 +98,7 @@ export function createBulkDeleteStore(dataSource: DataSource, namespaceId: BulkD
     // One statement each, atomic by itself: no transaction around it (under Citus that keeps the
     // function's call whole on one worker).
     deleteBatch: async (ns, keys, opts) => (await deleteBatch(dataSource.manager, ns, keys, opts)).map(({ stale: _, ...row }) => row),
-    // The snapshot outlives this call: its pages' errors are translated too.
-    openSnapshot: async (ns, filter, includeDeleted) => translated(await openSnapshot(dataSource, ns, filter, includeDeleted)),
+    markSnapshot: (ns, filter, includeDeleted) => markSnapshot(dataSource, ns, filter, includeDeleted),
+    snapshotPage: (ns, filter, includeDeleted, mark, after, limit) => snapshotPage(dataSource, ns, filter, includeDeleted, mark, after, limit),
   };
 }

@@ -12,6 +12,7 @@ import { createConversationStore } from "./conversation-store.js";
 import { createKeyStore } from "./key-store.js";
 import { createMemoryStore } from "./memory-store.js";
 import { createNamespaceStore } from "./namespace-store.js";
+import { createOperationStore } from "./operation-store.js";
 import { createSessionStore, type NamespaceCache } from "./session-store.js";
 import { createTraceStore } from "./trace-store.js";
 
@@ -22,6 +23,7 @@ export function createStores(dataSource: DataSource): Stores {
   const forgetNamespace = (name: string) => void namespaceCache.delete(name);
   const sessions = translated(createSessionStore(dataSource.manager, namespaceCache, namespaceNames));
   const bulkDeletes = translated(createBulkDeleteStore(dataSource, sessions.namespaceId));
+  const operations = translated(createOperationStore(dataSource));
 
   /** The stores bound to `db`; `transaction` on them runs in `inTransaction`, or starts one. */
   const on = (db: EntityManager, inTransaction?: () => Stores): Stores => ({
@@ -34,6 +36,7 @@ export function createStores(dataSource: DataSource): Stores {
     namespaces: translated(createNamespaceStore(db)),
     audit: translated(createAuditStore(db)),
     bulkDeletes,
+    operations,
     // BEGIN and COMMIT fail too (a lost race at commit, a dropped connection): translated like the rest.
     transaction: (work) =>
       inTransaction ? work(inTransaction()) : translatingErrors(() => dataSource.transaction((tx) => work(bound(tx)))),

@@ -4,8 +4,8 @@
  */
 import { describe, expect, it } from "vitest";
 import { newUuid } from "../../../src/domain/ids.js";
-import type { BatchOptions } from "../../../src/domain/bulk-delete-store.js";
-import type { StoredSession } from "../../../src/domain/session-model.js";
+import type { BatchOptions, SnapshotKey } from "../../../src/domain/bulk-delete-store.js";
+import type { SessionFilter, StoredSession } from "../../../src/domain/session-model.js";
 import { fillSession, insertSession, insertSessions, newNamespace, useStores, uuids, type StoresFactory } from "../../setup/store-fixtures.js";
 
 const DELETE: BatchOptions = { dryRun: false, purgeMemories: false };
@@ -18,6 +18,25 @@ export function describeBulkDeleteStoreContract(name: string, makeStores: Stores
     const exists = async (s: StoredSession) => (await ctx.stores.sessions.find({ uuid: s.uuid })) !== undefined;
     const memoriesOf = (ns: string) => ctx.stores.memories.list(ns, {}, undefined, 1000);
     /** Every page of a snapshot, `limit` at a time. */
+    /**
+     * A snapshot as a bulk delete reads it: marked once, then paged from a position that is persisted as
+     * JSON between pages (so any process could go on with it).
+     */
+    async function openSnapshot(namespaceId: string, filter: SessionFilter, includeDeleted: boolean) {
+      const { total, mark } = await bulk().markSnapshot(namespaceId, filter, includeDeleted);
+      let after: SnapshotKey | undefined;
+      return {
+        total,
+        async next(limit: number): Promise<string[]> {
+          if (!mark) return [];
+          const page = await bulk().snapshotPage(namespaceId, filter, includeDeleted, JSON.parse(JSON.stringify(mark)), after && JSON.parse(JSON.stringify(after)), limit);
+          if (page.last) after = page.last;
+          return page.uuids;
+        },
+        async close() {},
+      };
+    }
+
     async function drain(snapshot: { next(limit: number): Promise<string[]> }, limit: number): Promise<string[][]> {
       const pages: string[][] = [];
       for (let page = await snapshot.next(limit); page.length; page = await snapshot.next(limit)) pages.push(page);
@@ -97,11 +116,11 @@ export function describeBulkDeleteStoreContract(name: string, makeStores: Stores
       });
     });
 
-    describe("openSnapshot", () => {
+    describe("markSnapshot and snapshotPage", () => {
       it("counts the matching sessions up front and serves them in creation order, `limit` at a time", async () => {
         const ns = await newNamespace(ctx.stores);
         const made = uuids(await insertSessions(ctx.stores, ns.id, 7));
-        const snapshot = await bulk().openSnapshot(ns.id, {}, false);
+        const snapshot = await openSnapshot(ns.id, {}, false);
         expect(snapshot.total).toBe(7);
         const pages = await drain(snapshot, 3);
         expect(pages.map((p) => p.length)).toEqual([3, 3, 1]);
@@ -113,7 +132,7 @@ export function describeBulkDeleteStoreContract(name: string, makeStores: Stores
       it("never serves sessions created after it was opened, nor those deleted since", async () => {
         const ns = await newNamespace(ctx.stores);
         const made = await insertSessions(ctx.stores, ns.id, 4);
-        const snapshot = await bulk().openSnapshot(ns.id, {}, false);
+        const snapshot = await openSnapshot(ns.id, {}, false);
         expect(snapshot.total).toBe(4);
         const first = await snapshot.next(2);
         expect(first).toEqual(uuids(made.slice(0, 2)));
@@ -129,17 +148,17 @@ export function describeBulkDeleteStoreContract(name: string, makeStores: Stores
         const [x1, , x3] = [await insertSession(ctx.stores, ns.id, { user: "x" }), await insertSession(ctx.stores, ns.id, { user: "y" }), await insertSession(ctx.stores, ns.id, { user: "x" })];
         await insertSession(ctx.stores, other.id, { user: "x" });
         await ctx.stores.sessions.update(x3, { deleteTime: "now" });
-        const live = await bulk().openSnapshot(ns.id, { user: "x" }, false);
+        const live = await openSnapshot(ns.id, { user: "x" }, false);
         expect(live.total).toBe(1);
         expect(await drain(live, 10)).toEqual([[x1.uuid]]);
-        const all = await bulk().openSnapshot(ns.id, { user: "x" }, true);
+        const all = await openSnapshot(ns.id, { user: "x" }, true);
         expect(all.total).toBe(2);
         expect(await drain(all, 10)).toEqual([[x1.uuid, x3.uuid]]);
       });
 
       it("is empty when nothing matches", async () => {
         const ns = await newNamespace(ctx.stores);
-        const snapshot = await bulk().openSnapshot(ns.id, {}, true);
+        const snapshot = await openSnapshot(ns.id, {}, true);
         expect(snapshot.total).toBe(0);
         expect(await snapshot.next(10)).toEqual([]);
         await snapshot.close();
@@ -148,7 +167,7 @@ export function describeBulkDeleteStoreContract(name: string, makeStores: Stores
       it("holds no connection between pages: many snapshots open at once all page through", async () => {
         const ns = await newNamespace(ctx.stores);
         const made = uuids(await insertSessions(ctx.stores, ns.id, 3));
-        const snapshots = await Promise.all(Array.from({ length: 30 }, () => bulk().openSnapshot(ns.id, {}, false)));
+        const snapshots = await Promise.all(Array.from({ length: 30 }, () => openSnapshot(ns.id, {}, false)));
         const first = await Promise.all(snapshots.map((s) => s.next(2)));
         const rest = await Promise.all(snapshots.map((s) => drain(s, 2)));
         for (let i = 0; i < snapshots.length; i++) expect([...first[i], ...rest[i].flat()]).toEqual(made);

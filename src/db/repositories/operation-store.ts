@@ -1,0 +1,168 @@
+/**
+ * The operation store (the domain's OperationStore): operations and their batches, on the coordinator
+ * under Citus. Claims never wait for a row another process is working on (FOR UPDATE SKIP LOCKED); a
+ * batch's transaction locks its operation row first and checks the lease, then deletes, then records,
+ * so a process whose lease was taken over can neither delete nor record another batch, and a takeover
+ * cannot happen in the middle of a batch.
+ */
+import type { DataSource, EntityManager } from "typeorm";
+import type { DeletedSession } from "../../domain/bulk-delete-store.js";
+import { LeaseLostError, type OperationQuery, type OperationRecord, type OperationStore } from "../../domain/operation-store.js";
+import { deleteBatch } from "./bulk-delete-store.js";
+
+const COLUMNS = `id, namespace_id, namespace, kind, state, request, cursor, progress, result, batches, detach, actor, error,
+  cancel_requested, lease_owner, attempts, create_time, start_time, update_time, end_time`;
+
+function toRecord(r: any): OperationRecord {
+  return {
+    uuid: r.id,
+    namespaceId: r.namespace_id,
+    namespace: r.namespace,
+    kind: r.kind,
+    state: r.state,
+    request: r.request,
+    cursor: r.cursor,
+    progress: r.progress,
+    result: r.result,
+    batches: r.batches,
+    detach: r.detach,
+    actor: r.actor,
+    error: r.error,
+    cancelRequested: r.cancel_requested,
+    leaseOwner: r.lease_owner,
+    attempts: r.attempts,
+    createTime: r.create_time,
+    startTime: r.start_time,
+    updateTime: r.update_time,
+    endTime: r.end_time,
+  };
+}
+
+const json = (value: unknown) => (value === undefined ? null : JSON.stringify(value));
+
+/** The operation store over `dataSource`'s pool. */
+export function createOperationStore(dataSource: DataSource): OperationStore {
+  const db = dataSource.manager;
+  const one = async (sql: string, params: unknown[], on: EntityManager = db) => {
+    const rows: any[] = await on.query(sql, params);
+    // UPDATE ... RETURNING comes back as [rows, count] from TypeORM's postgres driver.
+    const list = Array.isArray(rows[0]) ? rows[0] : rows;
+    return list[0] ? toRecord(list[0]) : undefined;
+  };
+  return {
+    async insert(op) {
+      return (await one(
+        `INSERT INTO operations (namespace_id, namespace, kind, request, cursor, progress, detach, actor)
+         VALUES ($1, $2, $3, $4::jsonb, $5::jsonb, $6::jsonb, $7, $8) RETURNING ${COLUMNS}`,
+        [op.namespaceId, op.namespace, op.kind, json(op.request), json(op.cursor), json(op.progress), op.detach, op.actor],
+      ))!;
+    },
+
+    async countQueued(namespaceId) {
+      const [row] = await db.query("SELECT count(*)::int AS n FROM operations WHERE state = 'queued' AND namespace_id = $1", [namespaceId]);
+      return row.n;
+    },
+
+    find: (uuid) => one(`SELECT ${COLUMNS} FROM operations WHERE id = $1`, [uuid]),
+
+    async list(query: OperationQuery, after, limit) {
+      const params: unknown[] = [];
+      const where: string[] = [];
+      if ("id" in query.namespace) {
+        params.push(query.namespace.id);
+        where.push(`namespace_id = $${params.length}`);
+      } else {
+        params.push(query.namespace.name);
+        where.push(`namespace = $${params.length}`);
+      }
+      if (query.kind) {
+        params.push(query.kind);
+        where.push(`kind = $${params.length}`);
+      }
+      if (query.state) {
+        params.push(query.state);
+        where.push(`state = $${params.length}`);
+      }
+      if (after) {
+        params.push(after.createTime, after.uuid);
+        where.push(`(create_time, id) < ($${params.length - 1}, $${params.length})`);
+      }
+      params.push(limit);
+      const rows: any[] = await db.query(`SELECT ${COLUMNS} FROM operations WHERE ${where.join(" AND ")} ORDER BY create_time DESC, id DESC LIMIT $${params.length}`, params);
+      return rows.map(toRecord);
+    },
+
+    claim: (owner, leaseMs, uuid) =>
+      one(
+        `UPDATE operations o SET state = 'running', lease_owner = $1, lease_until = now() + $2 * interval '1 millisecond',
+           attempts = o.attempts + 1, start_time = coalesce(o.start_time, now()), update_time = now()
+         WHERE o.id = (SELECT id FROM operations
+                       WHERE state IN ('queued', 'running') AND (state = 'queued' OR lease_until < now()) ${uuid ? "AND id = $3" : ""}
+                       ORDER BY create_time, id LIMIT 1 FOR UPDATE SKIP LOCKED)
+         RETURNING ${COLUMNS}`,
+        uuid ? [owner, leaseMs, uuid] : [owner, leaseMs],
+      ),
+
+    async renew(lease, leaseMs) {
+      const row = await one(
+        `UPDATE operations SET lease_until = now() + $3 * interval '1 millisecond'
+         WHERE id = $1 AND lease_owner = $2 AND state = 'running' RETURNING ${COLUMNS}`,
+        [lease.uuid, lease.owner, leaseMs],
+      );
+      return { held: row !== undefined, cancelRequested: row?.cancelRequested ?? false };
+    },
+
+    async commitBatch(lease, leaseMs, number, deletion, record) {
+      return dataSource.transaction(async (tx) => {
+        const [held] = await tx.query("SELECT cancel_requested FROM operations WHERE id = $1 AND lease_owner = $2 AND state = 'running' FOR UPDATE", [lease.uuid, lease.owner]);
+        if (!held) throw new LeaseLostError("this process no longer holds the operation");
+        let found: DeletedSession[] = [];
+        if (deletion) found = (await deleteBatch(tx, deletion.namespaceId, deletion.keys, deletion.opts)).map(({ stale: _, ...row }) => row);
+        const r = record(found);
+        await tx.query("INSERT INTO operation_batches (operation_id, number, progress) VALUES ($1, $2, $3::jsonb)", [lease.uuid, number, json(r.batch)]);
+        await tx.query(
+          `UPDATE operations SET cursor = $2::jsonb, progress = $3::jsonb, batches = $4, lease_until = now() + $5 * interval '1 millisecond', update_time = now() WHERE id = $1`,
+          [lease.uuid, json(r.cursor), json(r.progress), number, leaseMs],
+        );
+        return { cancelRequested: held.cancel_requested };
+      });
+    },
+
+    async end(lease, state, error, result) {
+      const row = await one(
+        `UPDATE operations SET state = $3, error = $4, result = $5::jsonb, cancel_requested = false, lease_owner = NULL, lease_until = NULL,
+           end_time = now(), update_time = now()
+         WHERE id = $1 AND lease_owner = $2 AND state = 'running' RETURNING ${COLUMNS}`,
+        [lease.uuid, lease.owner, state, error, json(result)],
+      );
+      return row !== undefined;
+    },
+
+    async release(lease) {
+      await db.query("UPDATE operations SET state = 'queued', lease_owner = NULL, lease_until = NULL, update_time = now() WHERE id = $1 AND lease_owner = $2 AND state = 'running'", [lease.uuid, lease.owner]);
+    },
+
+    async requestCancel(uuid) {
+      const changed = await one(
+        `UPDATE operations SET
+           state = CASE WHEN state = 'queued' THEN 'cancelled' ELSE state END,
+           cancel_requested = (state = 'running'),
+           end_time = CASE WHEN state = 'queued' THEN now() ELSE end_time END,
+           update_time = now()
+         WHERE id = $1 AND state IN ('queued', 'running') RETURNING ${COLUMNS}`,
+        [uuid],
+      );
+      return changed ?? (await one(`SELECT ${COLUMNS} FROM operations WHERE id = $1`, [uuid]));
+    },
+
+    counts: () => db.query("SELECT kind, state, count(*)::int AS count FROM operations GROUP BY kind, state ORDER BY kind, state"),
+
+    async batches(uuid, after, limit) {
+      const rows: { number: number; progress: unknown }[] = await db.query(
+        "SELECT number, progress FROM operation_batches WHERE operation_id = $1 AND number > $2 ORDER BY number LIMIT $3",
+        [uuid, after, limit],
+      );
+      return rows.map((r) => ({ number: r.number, batch: r.progress }));
+    },
+  };
+}

@@ -1,0 +1,449 @@
+/**
+ * Durable operations: bulk deletes and namespace deletions persisted in the database (operation-store.ts)
+ * and run by whichever server process holds their lease.
+ *
+ * - A call that starts one stores it QUEUED with its plan (bulk-delete.ts) and then follows it like any
+ *   watcher, through its committed batches: the stream is the same wherever the work runs.
+ * - Each process runs at most `maxRunning` operations at once; each uses one pooled connection at a
+ *   time, never holding one while waiting for another, so long work keeps to a bounded share of the
+ *   pool. Operations beyond that wait QUEUED, at most `maxQueued` per namespace.
+ * - A running operation's lease is renewed every third of `leaseMs`; every `pollMs` each process that
+ *   has a free slot claims the oldest queued operation, or one whose lease ran out because its process
+ *   died, and goes on from its last committed batch. A batch's deletion and its record commit together
+ *   under the lease (OperationStore.commitBatch), so every identifier is reported exactly once.
+ * - Shutting down stops between batches and gives running operations back, queued, for another
+ *   process to go on with at once.
+ */
+import {
+  BATCH_FAILED,
+  batchKeys,
+  batchResults,
+  nextBatch,
+  NO_NAMESPACE,
+  planBulkDelete,
+  type BulkBatch,
+  type BulkCursor,
+  type BulkDeleteEvent,
+  type BulkDeleteInput,
+  type BulkPlan,
+  type BulkProgress,
+  type FailureLog,
+} from "./bulk-delete.js";
+import type { BulkDeleteStore } from "./bulk-delete-store.js";
+import { CancelledError, InvalidInputError, NotFoundError, OperationFailedError, PreconditionError, RateLimitedError, UnavailableError } from "./errors.js";
+import { decodeGlobalId, encodeGlobalId } from "./ids.js";
+import type { Namespace, NamespaceDeletion, NamespaceStore } from "./namespace-store.js";
+import { ENDED_STATES, LeaseLostError, type Lease, type OperationKind, type OperationRecord, type OperationState, type OperationStore } from "./operation-store.js";
+import { decodePageToken, encodePageToken, fingerprint, pageOf } from "./page-token.js";
+import { retryOnConflict } from "./retry.js";
+import { checkNamespace, checkPageSize } from "./session-model.js";
+
+/** How much long work a process runs, and how fast a dead process's work is taken over. */
+export interface OperationLimits {
+  /** Operations one process runs at once. */
+  maxRunning: number;
+  /** Operations of one namespace that may wait QUEUED; beyond that a new one is refused (resource_exhausted). */
+  maxQueued: number;
+  /** How long a lease holds without renewal, in ms: a dead process's operation is taken over after at most this plus `pollMs`. */
+  leaseMs: number;
+  /** How often a process with a free slot looks for queued or abandoned operations, in ms. */
+  pollMs: number;
+  /** How often a watcher of an operation run by another process reads its new batches, in ms. */
+  watchPollMs: number;
+}
+
+export const DEFAULT_OPERATION_LIMITS: OperationLimits = { maxRunning: 4, maxQueued: 16, leaseMs: 9000, pollMs: 2000, watchPollMs: 250 };
+
+/** A batch that loses a race with a concurrent transaction is run again, up to this many times in all. */
+const BATCH_ATTEMPTS = 4;
+/** Batches a watcher reads per statement. */
+const WATCH_PAGE = 64;
+
+/** A namespace deletion's last message, as its operation keeps it. */
+export interface NamespaceResult {
+  namespace: { uuid: string; name: string; createTime: string | null };
+  memories: number;
+  traces: number;
+  apiKeys: number;
+}
+
+/** An operation as the service shows it. */
+export interface Operation extends Omit<OperationRecord, "request" | "progress" | "result" | "cursor"> {
+  /** Its global id. */
+  id: string;
+  plan: BulkPlan;
+  progress: BulkProgress;
+  result: NamespaceResult | null;
+}
+
+/** An event of WatchOperation. */
+export type WatchEvent = { type: "operation"; operation: Operation } | { type: "batch"; number: number; batch: BulkBatch } | { type: "ended"; operation: Operation };
+
+/** An event of DeleteNamespace: the bulk delete's, then `deleted`. */
+export type DeleteNamespaceEvent = BulkDeleteEvent | ({ type: "deleted" } & NamespaceDeletion);
+
+/** Durable operations: the service behind OperationService, and the runner of this process. */
+export interface Operations {
+  /** Starts a bulk delete and follows it (BulkDeleteSessions). Validation errors come before any event. */
+  bulkDelete(input: BulkDeleteInput, signal: AbortSignal): AsyncGenerator<BulkDeleteEvent>;
+  /** Starts a namespace deletion and follows it (DeleteNamespace). */
+  deleteNamespace(input: { name: string; batchSize: number; detach?: boolean; actor?: string }, signal: AbortSignal): AsyncGenerator<DeleteNamespaceEvent>;
+  get(namespace: string, id: string): Promise<Operation>;
+  list(input: { namespace: string; kind?: OperationKind; state?: OperationState; pageSize: number; pageToken: string }): Promise<{ operations: Operation[]; nextPageToken: string }>;
+  cancel(namespace: string, id: string): Promise<Operation>;
+  watch(namespace: string, id: string, afterBatch: number, signal: AbortSignal): AsyncGenerator<WatchEvent>;
+  /** Starts looking for queued and abandoned operations every pollMs. */
+  start(): void;
+  /** Stops taking work, stops running operations between batches and gives them back (queued). */
+  stop(): Promise<void>;
+  /** Operations running in this process now (for metrics and tests). */
+  stats(): { running: number };
+  /** Every operation in the database, by kind and state (for metrics). */
+  counts(): Promise<{ kind: OperationKind; state: OperationState; count: number }[]>;
+}
+
+/** What the runner needs. */
+export interface OperationDeps {
+  store: OperationStore;
+  bulk: BulkDeleteStore;
+  namespaces: NamespaceStore;
+  /** Drops this process's cached id of a deleted namespace. */
+  forget(name: string): void;
+  /** This process's name in leases: unique among the processes sharing the database. */
+  owner: string;
+  limits?: Partial<OperationLimits>;
+  logBatchFailure?: FailureLog;
+  /** Where an operation that failed, or that this process lost, is reported. */
+  log?: (level: "warn" | "error", message: string, fields: Record<string, unknown>) => void;
+}
+
+interface Running {
+  lease: Lease;
+  /** Set when the operation should stop after the batch in hand: cancelled, or given back. */
+  stop?: "cancel" | "release";
+  done: Promise<void>;
+}
+
+function view(r: OperationRecord): Operation {
+  const { request, progress, result, cursor: _, ...rest } = r;
+  return { ...rest, id: encodeGlobalId("Operation", r.uuid), plan: request as BulkPlan, progress: progress as BulkProgress, result: result as NamespaceResult | null };
+}
+
+/** Builds the operations of this process. */
+export function createOperations(deps: OperationDeps): Operations {
+  const limits: OperationLimits = { ...DEFAULT_OPERATION_LIMITS, ...deps.limits };
+  const { store, bulk, owner } = deps;
+  const log = deps.log ?? (() => {});
+  const logBatchFailure = deps.logBatchFailure ?? (() => {});
+  const running = new Map<string, Running>();
+  /** Local wake-ups of watchers, by operation uuid: called on each batch and end in this process. */
+  const wakers = new Map<string, Set<() => void>>();
+  let stopping = false;
+  let poller: NodeJS.Timeout | undefined;
+  let filling: Promise<void> | undefined;
+
+  const wake = (uuid: string) => {
+    for (const w of wakers.get(uuid) ?? []) w();
+  };
+
+  /** Waits for the next local event of `uuid`, at most `ms`; the signal's reason when aborted. */
+  function waitFor(uuid: string, ms: number, signal: AbortSignal): Promise<void> {
+    if (signal.aborted) return Promise.reject(signal.reason);
+    return new Promise((resolve, reject) => {
+      let set = wakers.get(uuid);
+      if (!set) wakers.set(uuid, (set = new Set()));
+      const waiters = set;
+      const leave = () => {
+        clearTimeout(timer);
+        signal.removeEventListener("abort", onAbort);
+        waiters.delete(waker);
+        if (!waiters.size && wakers.get(uuid) === waiters) wakers.delete(uuid);
+      };
+      const waker = () => {
+        leave();
+        resolve();
+      };
+      const onAbort = () => {
+        leave();
+        reject(signal.reason);
+      };
+      const timer = setTimeout(waker, ms);
+      waiters.add(waker);
+      signal.addEventListener("abort", onAbort, { once: true });
+    });
+  }
+
+  /** Runs one batch after another from the operation's cursor; the state it ended in, or undefined when given back. */
+  async function execute(op: OperationRecord, run: Running): Promise<{ state: "succeeded" | "cancelled"; result: NamespaceResult | null } | undefined> {
+    const plan = op.request as BulkPlan;
+    let cursor = op.cursor as BulkCursor;
+    let progress = op.progress as BulkProgress;
+    let number = op.batches;
+    for (;;) {
+      if (run.stop === "cancel") return { state: "cancelled", result: null };
+      if (run.stop === "release") return undefined;
+      const next = await nextBatch(bulk, op.namespaceId, plan, cursor);
+      if (!next) break;
+      const keys = batchKeys(plan, next.entries);
+      const deletion = op.namespaceId !== NO_NAMESPACE && keys.values.length ? { namespaceId: op.namespaceId, keys, opts: { dryRun: plan.dryRun, purgeMemories: plan.purgeMemories } } : undefined;
+      let after = progress;
+      const record = (failure?: string) => (found: Parameters<typeof batchResults>[4]) => {
+        const r = batchResults(plan, op.namespaceId, next.entries, progress, found, failure);
+        after = r.progress;
+        return { batch: r.batch, cursor: next.cursor, progress: r.progress };
+      };
+      let committed: { cancelRequested: boolean };
+      try {
+        committed = await retryOnConflict(() => store.commitBatch(run.lease, limits.leaseMs, number + 1, deletion, record()), { attempts: BATCH_ATTEMPTS });
+      } catch (err) {
+        // The operation stops (another process goes on); any other failure is this batch's alone.
+        if (err instanceof LeaseLostError || err instanceof UnavailableError) throw err;
+        logBatchFailure(err, keys.values.length);
+        committed = await store.commitBatch(run.lease, limits.leaseMs, number + 1, undefined, record(BATCH_FAILED));
+      }
+      number++;
+      cursor = next.cursor;
+      progress = after;
+      wake(op.uuid);
+      if (committed.cancelRequested && !run.stop) run.stop = "cancel";
+    }
+    return { state: "succeeded", result: op.kind === "delete_namespace" ? await finishNamespace(op, progress) : null };
+  }
+
+  /** The last step of a namespace deletion: the namespace row, with what it still holds. */
+  async function finishNamespace(op: OperationRecord, progress: BulkProgress): Promise<NamespaceResult> {
+    const gone = await deps.namespaces.delete(op.namespaceId);
+    deps.forget(op.namespace);
+    if (!gone) {
+      // Gone before this attempt: by an earlier attempt of this operation (taken over after it deleted
+      // the row), or by a concurrent call.
+      if (op.attempts <= 1) throw new NotFoundError(`namespace "${op.namespace}" was deleted by a concurrent call`);
+      return { namespace: { uuid: op.namespaceId, name: op.namespace, createTime: null }, memories: progress.memories, traces: 0, apiKeys: 0 };
+    }
+    const ns = gone.namespace;
+    return { namespace: { uuid: ns.uuid, name: ns.name, createTime: ns.createTime.toISOString() }, memories: gone.memories + progress.memories, traces: gone.traces, apiKeys: gone.apiKeys };
+  }
+
+  /** Runs a claimed operation to its end (or until it is given back) in the background. */
+  function launch(op: OperationRecord): void {
+    const run: Running = { lease: { uuid: op.uuid, owner }, done: Promise.resolve() };
+    running.set(op.uuid, run);
+    const renewer = setInterval(() => {
+      store.renew(run.lease, limits.leaseMs).then(
+        (r) => {
+          if (!r.held) run.stop = "release";
+          else if (r.cancelRequested && !run.stop) run.stop = "cancel";
+        },
+        () => {}, // the next renewal, or the batch's own transaction, tells
+      );
+    }, Math.max(50, Math.floor(limits.leaseMs / 3)));
+    renewer.unref?.();
+    run.done = (async () => {
+      try {
+        const ended = await execute(op, run);
+        if (ended) await store.end(run.lease, ended.state, "", ended.result);
+        else await store.release(run.lease);
+      } catch (err) {
+        if (err instanceof LeaseLostError) {
+          log("warn", "operation taken over by another process", { operation: op.uuid });
+        } else if (err instanceof UnavailableError) {
+          // The database is away: the lease runs out and the operation is taken up again later.
+          log("warn", "operation interrupted: the database is unavailable", { operation: op.uuid, err });
+          await store.release(run.lease).catch(() => {});
+        } else if (err instanceof NotFoundError) {
+          await store.end(run.lease, "failed", err.message, null).catch(() => {});
+        } else {
+          log("error", "operation failed", { operation: op.uuid, kind: op.kind, err });
+          await store.end(run.lease, "failed", "the operation failed on the server (see server logs)", null).catch(() => {});
+        }
+      } finally {
+        clearInterval(renewer);
+        running.delete(op.uuid);
+        wake(op.uuid);
+        void fill();
+      }
+    })();
+  }
+
+  /** Claims work while this process has free slots: `uuid` first when given, then the oldest. */
+  async function claimInto(uuid?: string): Promise<void> {
+    if (stopping || running.size >= limits.maxRunning) return;
+    const op = await store.claim(owner, limits.leaseMs, uuid);
+    if (op) launch(op);
+  }
+
+  function fill(): Promise<void> {
+    if (filling) return filling;
+    filling = (async () => {
+      try {
+        while (!stopping && running.size < limits.maxRunning) {
+          const op = await store.claim(owner, limits.leaseMs);
+          if (!op) break;
+          launch(op);
+        }
+      } catch {
+        // The database is away: the next poll tries again.
+      } finally {
+        filling = undefined;
+      }
+    })();
+    return filling;
+  }
+
+  /** The operation `id` names, if it belongs to `namespace`. @throws NotFoundError */
+  async function scoped(namespace: string, id: string): Promise<OperationRecord> {
+    const name = checkNamespace(namespace);
+    const uuid = decodeGlobalId("Operation", id);
+    const op = await store.find(uuid);
+    if (op) {
+      const namespaceId = await bulk.namespaceId(name, false);
+      // A deleted namespace's operations stay readable under the name it had.
+      if (namespaceId ? op.namespaceId === namespaceId : op.namespace === name) return op;
+    }
+    throw new NotFoundError(`operation ${id} not found in namespace "${name}"`);
+  }
+
+  /** Follows an operation from batch `after`: its batches, then its end. */
+  async function* follow(uuid: string, after: number, signal: AbortSignal): AsyncGenerator<{ type: "batch"; number: number; batch: BulkBatch } | { type: "ended"; op: OperationRecord }> {
+    let last = after;
+    for (;;) {
+      const rows = await store.batches(uuid, last, WATCH_PAGE);
+      for (const r of rows) {
+        last = r.number;
+        yield { type: "batch", number: r.number, batch: r.batch as BulkBatch };
+      }
+      if (rows.length === WATCH_PAGE) continue;
+      const op = await store.find(uuid);
+      if (!op) throw new NotFoundError("the operation was deleted");
+      if (ENDED_STATES.includes(op.state)) {
+        // Batches that committed between the read above and the end.
+        for (let more = await store.batches(uuid, last, WATCH_PAGE); more.length; more = await store.batches(uuid, last, WATCH_PAGE)) {
+          for (const r of more) {
+            last = r.number;
+            yield { type: "batch", number: r.number, batch: r.batch as BulkBatch };
+          }
+        }
+        yield { type: "ended", op };
+        return;
+      }
+      await waitFor(uuid, running.has(uuid) ? limits.leaseMs : limits.watchPollMs, signal);
+    }
+  }
+
+  /** Stores a new operation, runs it here when a slot is free, and follows it for its caller. */
+  async function* startAndFollow(
+    kind: OperationKind,
+    input: { namespace: string; namespaceId: string; plan: BulkPlan; progress: BulkProgress; detach: boolean; actor: string },
+    signal: AbortSignal,
+  ): AsyncGenerator<BulkDeleteEvent | { type: "result"; op: OperationRecord }> {
+    if (stopping) throw new UnavailableError("the server is shutting down");
+    if (input.namespaceId !== NO_NAMESPACE && (await store.countQueued(input.namespaceId)) >= limits.maxQueued) {
+      throw new RateLimitedError(`too many operations of namespace "${input.namespace}" are waiting (${limits.maxQueued})`, Math.max(1000, limits.pollMs));
+    }
+    const op = await store.insert({ namespaceId: input.namespaceId, namespace: input.namespace, kind, request: input.plan, cursor: { offset: 0 }, progress: input.progress, detach: input.detach, actor: input.actor });
+    await claimInto(op.uuid).catch(() => {});
+    const { plan, progress } = input;
+    yield { type: "started", total: progress.counters.total, dryRun: plan.dryRun, batchSize: plan.batchSize, operationId: encodeGlobalId("Operation", op.uuid) };
+    try {
+      for await (const e of follow(op.uuid, 0, signal)) {
+        if (e.type === "batch") {
+          yield { type: "progress", results: e.batch.results, counters: e.batch.counters };
+          continue;
+        }
+        const ended = e.op;
+        if (ended.state === "cancelled") throw new CancelledError(`operation ${encodeGlobalId("Operation", op.uuid)} was cancelled`);
+        if (ended.state === "failed") throw new OperationFailedError(`operation ${encodeGlobalId("Operation", op.uuid)} failed: ${ended.error}`);
+        const p = ended.progress as BulkProgress;
+        const elapsedMs = (ended.endTime ?? new Date()).getTime() - ended.createTime.getTime();
+        yield { type: "summary", counters: p.counters, deleted: p.deleted, elapsedMs, dryRun: plan.dryRun };
+        yield { type: "result", op: ended };
+      }
+    } finally {
+      // The caller went away (or the call ended early): without `detach`, the work stops too. Not when
+      // this process is shutting down: then the operation is handed to another process.
+      if (signal.aborted && !input.detach && !stopping) {
+        const run = running.get(op.uuid);
+        if (run && !run.stop) run.stop = "cancel";
+        await store.requestCancel(op.uuid).catch(() => {});
+      }
+    }
+  }
+
+  return {
+    async *bulkDelete(input, signal) {
+      const planned = await planBulkDelete(bulk, input);
+      for await (const e of startAndFollow("bulk_delete_sessions", { ...planned, detach: input.detach ?? false, actor: input.actor ?? "" }, signal)) {
+        if (e.type !== "result") yield e;
+      }
+    },
+
+    async *deleteNamespace(input, signal) {
+      if (!input.name) throw new InvalidInputError("name", "is required");
+      const name = checkNamespace(input.name, "name");
+      const found: Namespace | undefined = await deps.namespaces.find(name);
+      if (!found) throw new NotFoundError(`namespace "${name}" not found`);
+      const planned = await planBulkDelete(bulk, { namespace: name, selector: { kind: "filter", filter: {}, includeDeleted: true }, dryRun: false, purgeMemories: true, batchSize: input.batchSize });
+      for await (const e of startAndFollow("delete_namespace", { ...planned, detach: input.detach ?? false, actor: input.actor ?? "" }, signal)) {
+        if (e.type !== "result") {
+          yield e;
+          continue;
+        }
+        const r = e.op.result as NamespaceResult;
+        const namespace = { uuid: r.namespace.uuid, name: r.namespace.name, createTime: r.namespace.createTime ? new Date(r.namespace.createTime) : found.createTime };
+        yield { type: "deleted", namespace, memories: r.memories, traces: r.traces, apiKeys: r.apiKeys };
+      }
+    },
+
+    get: async (namespace, id) => view(await scoped(namespace, id)),
+
+    async list(input) {
+      const name = checkNamespace(input.namespace);
+      const limit = checkPageSize(input.pageSize);
+      const fp = fingerprint(["operations", name, input.kind ?? "", input.state ?? ""]);
+      const after = input.pageToken ? decodePageToken(input.pageToken, fp, "namespace, kind and state") : undefined;
+      const namespaceId = await bulk.namespaceId(name, false);
+      const rows = await store.list({ namespace: namespaceId ? { id: namespaceId } : { name }, kind: input.kind, state: input.state }, after, limit + 1);
+      const page = pageOf(rows, limit, (last) => encodePageToken({ createTime: last.createTime, uuid: last.uuid }, fp));
+      return { operations: page.items.map(view), nextPageToken: page.nextPageToken };
+    },
+
+    async cancel(namespace, id) {
+      const op = await scoped(namespace, id);
+      if (op.state === "succeeded" || op.state === "failed") throw new PreconditionError(`operation ${id} already ${op.state}`);
+      const after = await store.requestCancel(op.uuid);
+      const run = running.get(op.uuid);
+      if (run && !run.stop) run.stop = "cancel";
+      if (!after || after.state === "succeeded" || after.state === "failed") throw new PreconditionError(`operation ${id} already ${after?.state ?? "ended"}`);
+      wake(op.uuid);
+      return view(after);
+    },
+
+    async *watch(namespace, id, afterBatch, signal) {
+      if (!Number.isSafeInteger(afterBatch) || afterBatch < 0) throw new InvalidInputError("after_batch", "must be 0 or more");
+      const op = await scoped(namespace, id);
+      yield { type: "operation", operation: view(op) };
+      for await (const e of follow(op.uuid, afterBatch, signal)) {
+        if (e.type === "batch") yield e;
+        else yield { type: "ended", operation: view(e.op) };
+      }
+    },
+
+    start() {
+      if (poller || stopping) return;
+      void fill();
+      poller = setInterval(() => void fill(), limits.pollMs);
+      poller.unref?.();
+    },
+
+    async stop() {
+      stopping = true;
+      clearInterval(poller);
+      for (const run of running.values()) if (!run.stop) run.stop = "release";
+      await filling;
+      await Promise.all([...running.values()].map((r) => r.done));
+    },
+
+    stats: () => ({ running: running.size }),
+    counts: () => store.counts(),
+  };
+}
