@@ -28,6 +28,7 @@ import { createRpcTracing } from "./handlers/tracing.js";
 import { traceQueries } from "./telemetry/db.js";
 import { startTracing } from "./telemetry/provider.js";
 import { encodeGlobalId } from "./domain/ids.js";
+import type { RetentionPolicy } from "./domain/retention.js";
 
 /** A running sessiond. */
 export interface App {
@@ -45,14 +46,14 @@ export interface App {
 }
 
 /** What {@link createServicesOn} is told besides the database: limits, failure logs, the integrators. */
-export type ServiceOptions = Omit<ServiceDeps, "stores" | "integratorFor"> & Partial<Pick<ServiceDeps, "integratorFor">>;
+export type ServiceOptions = Omit<ServiceDeps, "stores" | "integratorFor"> & Partial<Pick<ServiceDeps, "integratorFor">> & { retentionDefault?: RetentionPolicy };
 
 /**
  * The stores over `dataSource` and every domain service over them: the wiring the server and the tests
  * share. The integrators default to the ones the server offers (RULES and REMOTE).
  */
 export function createServicesOn(dataSource: DataSource, options: ServiceOptions = {}): { stores: Stores; services: Services } {
-  const stores = createStores(dataSource);
+  const stores = createStores(dataSource, { retentionDefault: options.retentionDefault });
   const services = createServices({ ...options, stores, integratorFor: options.integratorFor ?? createIntegratorFactory() });
   return { stores, services };
 }
@@ -101,6 +102,9 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     owner: `${os.hostname()}/${process.pid}/${randomBytes(4).toString("hex")}`,
     logBatchFailure: (err, identifiers) => logger.error({ err, identifiers }, "bulk delete batch failed"),
     logOperation: (level, message, fields) => logger[level](fields, message),
+    retentionDefault: config.retentionDefault,
+    sweepIntervalMs: config.sweepIntervalMs,
+    logSweep: (err) => logger.warn({ err }, "retention sweeper pass failed (the next one tries again)"),
     logIntegrationFailure: (err, context) => logger.warn({ err, ...context }, "integrator failed"),
     logAudit: logger.child({ component: "audit" }),
     integratorFor: createIntegratorFactory({ interceptors: tracing ? [tracing.clientInterceptor] : [] }),
@@ -130,7 +134,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
   const metrics = createMetrics({ pool: poolOf(dataSource)! });
   // The audit queue depth and dropped events, read on scrape.
   registerAuditMetrics(metrics.registry, services.audit.stats);
-  registerOperationMetrics(metrics.registry, services.operations);
+  registerOperationMetrics(metrics.registry, services.operations, services.sweeper);
   // Readiness = the database answers within 1 s through the pool (db/probe.ts); drives /readyz and gRPC health.
   const readiness = new Readiness({
     health,
@@ -162,8 +166,10 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     throw err;
   }
   await readiness.check();
-  // Queued operations, and those of processes that died, are taken up from now on.
+  // Queued operations, and those of processes that died, are taken up from now on; the sweeper looks
+  // for data past retention.
   services.operations.start();
+  services.sweeper.start();
   return {
     ...address,
     dataSource,
@@ -173,7 +179,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       health.setAll("NOT_SERVING");
       // Before the server ends the calls: a stream ended by shutdown must not cancel its operation,
       // which is given back (queued) for another process to go on with.
-      const operationsStopped = services.operations.stop();
+      const operationsStopped = Promise.all([services.sweeper.stop(), services.operations.stop()]);
       await server.shutdown();
       await operationsStopped;
       await services.audit.close();

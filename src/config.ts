@@ -68,6 +68,16 @@ export interface Config {
    * (`SESSIOND_OPERATION_POLL_MS`, default 2000).
    */
   operationPollMs: number;
+  /**
+   * The retention policy of namespaces without one of their own (AdminService.SetRetentionPolicy):
+   * `SESSIOND_RETENTION_MAX_AGE`, `SESSIOND_RETENTION_MAX_IDLE`, `SESSIOND_RETENTION_SESSIONLESS_TRACE_TTL`
+   * (durations such as `90d`, `12h`, `30m`; unset keeps data forever), `SESSIOND_RETENTION_HOLD_LABELS`
+   * (comma-separated label keys that exempt a session) and `SESSIOND_RETENTION_PURGE_MEMORIES`
+   * (`true` deletes the memories of swept sessions too). By default nothing is ever deleted.
+   */
+  retentionDefault: RetentionPolicy;
+  /** How often the sweeper looks for data past retention, in ms (`SESSIOND_SWEEP_INTERVAL_MS`, default 60000; 0 never sweeps). */
+  sweepIntervalMs: number;
   /** Log level for pino (`LOG_LEVEL`, default info). */
   logLevel: string;
   /**
@@ -122,6 +132,8 @@ export interface TlsConfig {
   reloadIntervalMs: number;
 }
 
+import { checkPolicy, type RetentionPolicy } from "./domain/retention.js";
+import type { InvalidInputError } from "./domain/errors.js";
 import { MIN_BOOTSTRAP_SECRET_LENGTH, type Role } from "./domain/access.js";
 import type { CertificateIdentity } from "./domain/certificate-identities.js";
 import { SSL_MODES, takeParameters } from "./db/postgres-tls.js";
@@ -140,6 +152,37 @@ function int(env: NodeJS.ProcessEnv, name: string, dflt: number, min: number, ma
 }
 
 /** Parses SESSIOND_CORS_ORIGINS: `*`, or origins such as https://app.example.com (no path). */
+const UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** A duration such as `90d`, `12h`, `30m` or `45s` (unset or empty: undefined), in ms. */
+function duration(env: NodeJS.ProcessEnv, name: string): number | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return undefined;
+  const m = /^(\d{1,9})([smhd])$/.exec(raw);
+  if (!m) throw new ConfigError(`${name}: expected a duration such as 90d, 12h, 30m or 45s, got "${raw}"`);
+  return Number(m[1]) * UNITS[m[2]];
+}
+
+/** The default retention policy from the environment, checked as the API checks one. */
+function retention(env: NodeJS.ProcessEnv): RetentionPolicy {
+  const purge = env.SESSIOND_RETENTION_PURGE_MEMORIES ?? "false";
+  if (purge !== "true" && purge !== "false") throw new ConfigError(`SESSIOND_RETENTION_PURGE_MEMORIES: must be true or false, got "${purge}"`);
+  const policy: RetentionPolicy = {
+    maxAgeMs: duration(env, "SESSIOND_RETENTION_MAX_AGE"),
+    maxIdleMs: duration(env, "SESSIOND_RETENTION_MAX_IDLE"),
+    sessionlessTraceTtlMs: duration(env, "SESSIOND_RETENTION_SESSIONLESS_TRACE_TTL"),
+    purgeMemories: purge === "true",
+    holdLabels: (env.SESSIOND_RETENTION_HOLD_LABELS ?? "").split(",").map((s) => s.trim()).filter(Boolean),
+  };
+  try {
+    return checkPolicy(policy, "SESSIOND_RETENTION");
+  } catch (err) {
+    const e = err as InvalidInputError;
+    const names: Record<string, string> = { "SESSIOND_RETENTION.max_age": "SESSIOND_RETENTION_MAX_AGE", "SESSIOND_RETENTION.max_idle": "SESSIOND_RETENTION_MAX_IDLE", "SESSIOND_RETENTION.sessionless_trace_ttl": "SESSIOND_RETENTION_SESSIONLESS_TRACE_TTL" };
+    throw new ConfigError(`${names[e.field] ?? "SESSIOND_RETENTION_HOLD_LABELS"}: ${e.message.replace(/^[^:]*: /, "")}`);
+  }
+}
+
 function origins(raw: string): string[] {
   const list = raw.split(",").map((s) => s.trim()).filter(Boolean);
   for (const o of list) {
@@ -270,6 +313,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     operationPollMs: int(env, "SESSIOND_OPERATION_POLL_MS", 2000, 100, 60_000),
     logLevel,
     heapGrowthPercent: int(env, "SESSIOND_HEAP_GROWTH_PERCENT", 10, 0, 1000),
+    retentionDefault: retention(env),
+    sweepIntervalMs: int(env, "SESSIOND_SWEEP_INTERVAL_MS", 60_000, 0, 86_400_000),
     corsOrigins: origins(env.SESSIOND_CORS_ORIGINS ?? ""),
     bootstrapAdminKey: bootstrapKey(env.SESSIOND_BOOTSTRAP_ADMIN_KEY),
     tracing: readTracingSettings(env, (message) => new ConfigError(message)),

@@ -5,8 +5,8 @@
  *   namespace's rows of every table live in the same shard group: a statement that names namespace_id
  *   runs on one worker, and the foreign keys (composite, namespace_id first) and their cascades stay
  *   inside one shard;
- * - namespaces and api_keys are reference tables (small, read everywhere; api_keys are found by secret
- *   across namespaces, and a NULL namespace_id means every namespace);
+ * - namespaces, api_keys and retention_policies are reference tables (small, read everywhere; api_keys
+ *   are found by secret across namespaces, and a NULL namespace_id means every namespace);
  * - audit_events, operations, operation_batches and schema_migrations stay local to the coordinator (an
  *   append-only log read across namespaces, the long-running operations every process looks through
  *   for work to claim, and the migrations' own bookkeeping).
@@ -27,7 +27,7 @@ import type { DataSource, EntityManager } from "typeorm";
 import { APPEND_TURNS_SIGNATURE } from "./migrations/1796090000000-AppendTurnsFunction.js";
 
 /** The reference tables, copied to every node. */
-export const REFERENCE_TABLES = ["namespaces", "api_keys"] as const;
+export const REFERENCE_TABLES = ["namespaces", "api_keys", "retention_policies"] as const;
 /** The distributed tables, by namespace_id, colocated with the first. */
 export const DISTRIBUTED_TABLES = ["sessions", "participants", "turns", "turn_requests", "traces", "spans", "annotations", "memories", "client_requests"] as const;
 /** Tables that stay on the coordinator alone. */

@@ -7,12 +7,16 @@
  */
 import type { BatchKeys, BatchOptions, DeletedSession } from "./bulk-delete-store.js";
 import { DomainError } from "./errors.js";
+import type { RetentionCutoffs } from "./retention.js";
 
-export type OperationKind = "bulk_delete_sessions" | "delete_namespace";
+export type OperationKind = "bulk_delete_sessions" | "delete_namespace" | "retention_sweep";
 export type OperationState = "queued" | "running" | "succeeded" | "failed" | "cancelled";
 export const ENDED_STATES: readonly OperationState[] = ["succeeded", "failed", "cancelled"];
 
-/** An operation as stored. `request`, `cursor`, `progress` and `result` are the executor's JSON. */
+/**
+ * An operation as stored. `request`, `cursor`, `progress` and `result` are the executor's JSON; the
+ * request's list of identifiers is left out except where the operation is claimed.
+ */
 export interface OperationRecord {
   uuid: string;
   namespaceId: string;
@@ -69,6 +73,8 @@ export interface BatchDeletion {
   namespaceId: string;
   keys: BatchKeys;
   opts: BatchOptions;
+  /** Only the sessions still past these cutoffs once row-locked (a retention sweep). */
+  recheck?: RetentionCutoffs;
 }
 
 /** Which operations a list shows. */
@@ -85,6 +91,8 @@ export class LeaseLostError extends DomainError {}
 /** Operations in the database. */
 export interface OperationStore {
   insert(op: NewOperation): Promise<OperationRecord>;
+  /** Inserts a retention sweep unless one of the namespace is queued or running (then undefined). */
+  insertSweep(op: NewOperation): Promise<OperationRecord | undefined>;
   /** Queued operations of a namespace (to bound how many may wait). */
   countQueued(namespaceId: string): Promise<number>;
   find(uuid: string): Promise<OperationRecord | undefined>;
@@ -92,10 +100,11 @@ export interface OperationStore {
   list(query: OperationQuery, after: { createTime: Date; uuid: string } | undefined, limit: number): Promise<OperationRecord[]>;
   /**
    * Claims the oldest operation that is queued, or running under a lease that ran out (its process
-   * died), for `owner` until `leaseMs` from now; with `uuid`, only that one. Never waits for a row
-   * another process is locking.
+   * died), for `owner` until `leaseMs` from now; with `uuid`, only that one; never one of `skip` (those
+   * this process runs). The lease's owner (leaseOwner of the result) names the process and the claim.
+   * Never waits for a row another process is locking. The result carries the whole request.
    */
-  claim(owner: string, leaseMs: number, uuid?: string): Promise<OperationRecord | undefined>;
+  claim(owner: string, leaseMs: number, uuid?: string, skip?: string[]): Promise<OperationRecord | undefined>;
   /** Extends the lease; whether it was still held, and whether a cancellation was asked for. */
   renew(lease: Lease, leaseMs: number): Promise<{ held: boolean; cancelRequested: boolean }>;
   /**

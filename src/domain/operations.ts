@@ -29,11 +29,12 @@ import {
   type BulkProgress,
   type FailureLog,
 } from "./bulk-delete.js";
-import type { BulkDeleteStore } from "./bulk-delete-store.js";
+import type { BulkDeleteStore, DeletedSession } from "./bulk-delete-store.js";
 import { CancelledError, InvalidInputError, NotFoundError, OperationFailedError, PreconditionError, RateLimitedError, UnavailableError } from "./errors.js";
-import { decodeGlobalId, encodeGlobalId } from "./ids.js";
+import { decodeGlobalId, encodeGlobalId, encodeSessionId } from "./ids.js";
 import type { Namespace, NamespaceDeletion, NamespaceStore } from "./namespace-store.js";
-import { ENDED_STATES, LeaseLostError, type Lease, type OperationKind, type OperationRecord, type OperationState, type OperationStore } from "./operation-store.js";
+import { ENDED_STATES, LeaseLostError, type BatchDeletion, type BatchRecord, type Lease, type OperationKind, type OperationRecord, type OperationState, type OperationStore } from "./operation-store.js";
+import { cutoffsOf, type RetentionPolicies, type SweepStore } from "./retention.js";
 import { decodePageToken, encodePageToken, fingerprint, pageOf } from "./page-token.js";
 import { retryOnConflict } from "./retry.js";
 import { checkNamespace, checkPageSize } from "./session-model.js";
@@ -58,6 +59,16 @@ export const DEFAULT_OPERATION_LIMITS: OperationLimits = { maxRunning: 4, maxQue
 const BATCH_ATTEMPTS = 4;
 /** Batches a watcher reads per statement. */
 const WATCH_PAGE = 64;
+/** Sessions per batch of a retention sweep. */
+export const SWEEP_BATCH = 500;
+/** Sessionless traces a sweep deletes per statement. */
+const TRACE_BATCH = 1000;
+
+/** What a retention sweep keeps at its end besides its counters. */
+export interface SweepResult {
+  /** Sessionless traces deleted. */
+  traces: number;
+}
 
 /** A namespace deletion's last message, as its operation keeps it. */
 export interface NamespaceResult {
@@ -100,6 +111,10 @@ export interface Operations {
   stats(): { running: number };
   /** Every operation in the database, by kind and state (for metrics). */
   counts(): Promise<{ kind: OperationKind; state: OperationState; count: number }[]>;
+  /** Starts a retention sweep of the namespace unless one is open; whether it started one. */
+  offerSweep(namespaceId: string, namespace: string): Promise<boolean>;
+  /** Rows retention sweeps of this process deleted since it started (for metrics). */
+  swept(): { sessions: number; traces: number };
 }
 
 /** What the runner needs. */
@@ -115,14 +130,23 @@ export interface OperationDeps {
   logBatchFailure?: FailureLog;
   /** Where an operation that failed, or that this process lost, is reported. */
   log?: (level: "warn" | "error", message: string, fields: Record<string, unknown>) => void;
+  /** Retention sweeps: the policies in force and what the sweep deletes besides sessions. */
+  retention?: { policies: RetentionPolicies; sweeps: SweepStore };
+  /** Records a retention sweep that deleted something in the audit log. */
+  audit?: (event: { namespace: string; itemCount: number; operationId: string }) => void;
 }
 
 interface Running {
   lease: Lease;
   /** Set when the operation should stop after the batch in hand: cancelled, or given back. */
   stop?: "cancel" | "release";
+  /** A batch's transaction is in progress (it extends the lease itself; a renewal would wait on its lock). */
+  committing: boolean;
   done: Promise<void>;
 }
+
+/** An operation that crashed the processes running it this many times is given up (FAILED). */
+const MAX_ATTEMPTS = 5;
 
 function view(r: OperationRecord): Operation {
   const { request, progress, result, cursor: _, ...rest } = r;
@@ -136,6 +160,12 @@ export function createOperations(deps: OperationDeps): Operations {
   const log = deps.log ?? (() => {});
   const logBatchFailure = deps.logBatchFailure ?? (() => {});
   const running = new Map<string, Running>();
+  /** Slots reserved by claims in flight (so that concurrent claims cannot exceed maxRunning). */
+  let pending = 0;
+  const claims = new Set<Promise<void>>();
+  /** Per operation, how many local events happened (so a watcher cannot miss one between its read and its wait). */
+  const versions = new Map<string, number>();
+  const swept = { sessions: 0, traces: 0 };
   /** Local wake-ups of watchers, by operation uuid: called on each batch and end in this process. */
   const wakers = new Map<string, Set<() => void>>();
   let stopping = false;
@@ -143,12 +173,23 @@ export function createOperations(deps: OperationDeps): Operations {
   let filling: Promise<void> | undefined;
 
   const wake = (uuid: string) => {
+    if (wakers.has(uuid)) versions.set(uuid, (versions.get(uuid) ?? 0) + 1);
     for (const w of wakers.get(uuid) ?? []) w();
   };
 
-  /** Waits for the next local event of `uuid`, at most `ms`; the signal's reason when aborted. */
-  function waitFor(uuid: string, ms: number, signal: AbortSignal): Promise<void> {
+  /** Registers interest in `uuid`'s local events; returns the version to wait from. */
+  function watchVersion(uuid: string): number {
+    if (!wakers.has(uuid)) wakers.set(uuid, new Set());
+    return versions.get(uuid) ?? 0;
+  }
+
+  /**
+   * Waits for a local event of `uuid` after version `seen` (at once if one happened since), at most
+   * `ms`; the signal's reason when aborted.
+   */
+  function waitFor(uuid: string, seen: number, ms: number, signal: AbortSignal): Promise<void> {
     if (signal.aborted) return Promise.reject(signal.reason);
+    if ((versions.get(uuid) ?? 0) !== seen) return Promise.resolve();
     return new Promise((resolve, reject) => {
       let set = wakers.get(uuid);
       if (!set) wakers.set(uuid, (set = new Set()));
@@ -157,7 +198,10 @@ export function createOperations(deps: OperationDeps): Operations {
         clearTimeout(timer);
         signal.removeEventListener("abort", onAbort);
         waiters.delete(waker);
-        if (!waiters.size && wakers.get(uuid) === waiters) wakers.delete(uuid);
+        if (!waiters.size && wakers.get(uuid) === waiters) {
+          wakers.delete(uuid);
+          versions.delete(uuid);
+        }
       };
       const waker = () => {
         leave();
@@ -192,15 +236,7 @@ export function createOperations(deps: OperationDeps): Operations {
         after = r.progress;
         return { batch: r.batch, cursor: next.cursor, progress: r.progress };
       };
-      let committed: { cancelRequested: boolean };
-      try {
-        committed = await retryOnConflict(() => store.commitBatch(run.lease, limits.leaseMs, number + 1, deletion, record()), { attempts: BATCH_ATTEMPTS });
-      } catch (err) {
-        // The operation stops (another process goes on); any other failure is this batch's alone.
-        if (err instanceof LeaseLostError || err instanceof UnavailableError) throw err;
-        logBatchFailure(err, keys.values.length);
-        committed = await store.commitBatch(run.lease, limits.leaseMs, number + 1, undefined, record(BATCH_FAILED));
-      }
+      const committed = await commit(run, number + 1, deletion, record, keys.values.length);
       number++;
       cursor = next.cursor;
       progress = after;
@@ -208,6 +244,78 @@ export function createOperations(deps: OperationDeps): Operations {
       if (committed.cancelRequested && !run.stop) run.stop = "cancel";
     }
     return { state: "succeeded", result: op.kind === "delete_namespace" ? await finishNamespace(op, progress) : null };
+  }
+
+  /**
+   * Commits one batch: its deletion and its record, under the lease. A batch that loses a race is run
+   * again; one that fails otherwise is recorded FAILED (its sessions untouched) and the operation goes on;
+   * a lost lease or an outage stops the operation.
+   */
+  async function commit(run: Running, number: number, deletion: BatchDeletion | undefined, record: (failure?: string) => (found: DeletedSession[]) => BatchRecord, size: number): Promise<{ cancelRequested: boolean }> {
+    run.committing = true;
+    try {
+      try {
+        return await retryOnConflict(() => store.commitBatch(run.lease, limits.leaseMs, number, deletion, record()), { attempts: BATCH_ATTEMPTS });
+      } catch (err) {
+        if (err instanceof LeaseLostError || err instanceof UnavailableError) throw err;
+        logBatchFailure(err, size);
+        return await store.commitBatch(run.lease, limits.leaseMs, number, undefined, record(BATCH_FAILED));
+      }
+    } finally {
+      run.committing = false;
+    }
+  }
+
+  /**
+   * A retention sweep: the namespace's expired sessions, a batch at a time (the policy read again
+   * before each batch, each session checked again under its row lock), then its expired sessionless traces.
+   */
+  async function sweep(op: OperationRecord, run: Running): Promise<{ state: "succeeded" | "cancelled"; result: SweepResult } | undefined> {
+    if (!deps.retention) throw new Error("retention sweeps need deps.retention");
+    const { policies, sweeps } = deps.retention;
+    const plan = op.request as BulkPlan;
+    let cursor = op.cursor as BulkCursor;
+    let progress = op.progress as BulkProgress;
+    let number = op.batches;
+    const result: SweepResult = { traces: (op.result as SweepResult | null)?.traces ?? 0 };
+    for (;;) {
+      if (run.stop === "cancel") return { state: "cancelled", result };
+      if (run.stop === "release") return undefined;
+      const policy = await policies.fresh(op.namespaceId);
+      const c = cutoffsOf(policy);
+      if (!c) break;
+      const page = await sweeps.expiredPage(op.namespaceId, c, cursor.after, plan.batchSize);
+      if (!page.uuids.length) break;
+      const entries = page.uuids.map((uuid) => ({ identifier: encodeSessionId(op.namespaceId, uuid), key: uuid }));
+      const next: BulkCursor = { offset: cursor.offset + entries.length, after: page.last };
+      const sweepPlan: BulkPlan = { ...plan, purgeMemories: policy.purgeMemories };
+      let after = progress;
+      const record = (failure?: string) => (found: DeletedSession[]) => {
+        const r = batchResults(sweepPlan, op.namespaceId, entries, progress, found, failure);
+        after = r.progress;
+        return { batch: r.batch, cursor: next, progress: r.progress };
+      };
+      const deletion: BatchDeletion = { namespaceId: op.namespaceId, keys: { kind: "uuid", values: page.uuids }, opts: { dryRun: false, purgeMemories: policy.purgeMemories }, recheck: c };
+      const committed = await commit(run, number + 1, deletion, record, entries.length);
+      swept.sessions += after.counters.deleted - progress.counters.deleted;
+      number++;
+      cursor = next;
+      progress = after;
+      wake(op.uuid);
+      if (committed.cancelRequested && !run.stop) run.stop = "cancel";
+    }
+    const policy = await policies.fresh(op.namespaceId);
+    if (policy.sessionlessTraceTtlMs) {
+      const before = new Date(Date.now() - policy.sessionlessTraceTtlMs);
+      for (let n = TRACE_BATCH; n === TRACE_BATCH && !run.stop; ) {
+        n = await sweeps.deleteSessionlessTraces(op.namespaceId, before, TRACE_BATCH);
+        result.traces += n;
+        swept.traces += n;
+      }
+    }
+    const deleted = progress.counters.deleted + result.traces;
+    if (deleted) deps.audit?.({ namespace: op.namespace, itemCount: deleted, operationId: encodeGlobalId("Operation", op.uuid) });
+    return { state: run.stop === "cancel" ? "cancelled" : "succeeded", result };
   }
 
   /** The last step of a namespace deletion: the namespace row, with what it still holds. */
@@ -226,9 +334,14 @@ export function createOperations(deps: OperationDeps): Operations {
 
   /** Runs a claimed operation to its end (or until it is given back) in the background. */
   function launch(op: OperationRecord): void {
-    const run: Running = { lease: { uuid: op.uuid, owner }, done: Promise.resolve() };
+    const run: Running = { lease: { uuid: op.uuid, owner: op.leaseOwner ?? owner }, committing: false, done: Promise.resolve() };
+    // Asked to stop before this process took it: cancelled (a cancellation wins over a hand-back), or
+    // claimed while this process began to shut down.
+    if (op.cancelRequested) run.stop = "cancel";
+    else if (stopping) run.stop = "release";
     running.set(op.uuid, run);
     const renewer = setInterval(() => {
+      if (run.committing) return;
       store.renew(run.lease, limits.leaseMs).then(
         (r) => {
           if (!r.held) run.stop = "release";
@@ -240,7 +353,12 @@ export function createOperations(deps: OperationDeps): Operations {
     renewer.unref?.();
     run.done = (async () => {
       try {
-        const ended = await execute(op, run);
+        if (op.attempts > MAX_ATTEMPTS) {
+          log("error", "operation given up: its runs kept failing", { operation: op.uuid, attempts: op.attempts });
+          await store.end(run.lease, "failed", `given up after ${MAX_ATTEMPTS} attempts (see server logs)`, op.result);
+          return;
+        }
+        const ended = op.kind === "retention_sweep" ? await sweep(op, run) : await execute(op, run);
         if (ended) await store.end(run.lease, ended.state, "", ended.result);
         else await store.release(run.lease);
       } catch (err) {
@@ -258,7 +376,7 @@ export function createOperations(deps: OperationDeps): Operations {
         }
       } finally {
         clearInterval(renewer);
-        running.delete(op.uuid);
+        if (running.get(op.uuid) === run) running.delete(op.uuid);
         wake(op.uuid);
         void fill();
       }
@@ -266,20 +384,30 @@ export function createOperations(deps: OperationDeps): Operations {
   }
 
   /** Claims work while this process has free slots: `uuid` first when given, then the oldest. */
-  async function claimInto(uuid?: string): Promise<void> {
-    if (stopping || running.size >= limits.maxRunning) return;
-    const op = await store.claim(owner, limits.leaseMs, uuid);
-    if (op) launch(op);
+  function claimInto(uuid?: string): Promise<void> {
+    if (stopping || running.size + pending >= limits.maxRunning) return Promise.resolve();
+    pending++;
+    const claim = (async () => {
+      try {
+        const op = await store.claim(owner, limits.leaseMs, uuid, [...running.keys()]);
+        if (op) launch(op);
+      } finally {
+        pending--;
+      }
+    })();
+    claims.add(claim);
+    void claim.catch(() => {}).finally(() => claims.delete(claim));
+    return claim;
   }
 
   function fill(): Promise<void> {
     if (filling) return filling;
     filling = (async () => {
       try {
-        while (!stopping && running.size < limits.maxRunning) {
-          const op = await store.claim(owner, limits.leaseMs);
-          if (!op) break;
-          launch(op);
+        while (!stopping && running.size + pending < limits.maxRunning) {
+          const before = running.size;
+          await claimInto();
+          if (running.size === before) break;
         }
       } catch {
         // The database is away: the next poll tries again.
@@ -307,6 +435,7 @@ export function createOperations(deps: OperationDeps): Operations {
   async function* follow(uuid: string, after: number, signal: AbortSignal): AsyncGenerator<{ type: "batch"; number: number; batch: BulkBatch } | { type: "ended"; op: OperationRecord }> {
     let last = after;
     for (;;) {
+      const seen = watchVersion(uuid);
       const rows = await store.batches(uuid, last, WATCH_PAGE);
       for (const r of rows) {
         last = r.number;
@@ -326,7 +455,7 @@ export function createOperations(deps: OperationDeps): Operations {
         yield { type: "ended", op };
         return;
       }
-      await waitFor(uuid, running.has(uuid) ? limits.leaseMs : limits.watchPollMs, signal);
+      await waitFor(uuid, seen, running.has(uuid) ? limits.leaseMs : limits.watchPollMs, signal);
     }
   }
 
@@ -343,8 +472,8 @@ export function createOperations(deps: OperationDeps): Operations {
     const op = await store.insert({ namespaceId: input.namespaceId, namespace: input.namespace, kind, request: input.plan, cursor: { offset: 0 }, progress: input.progress, detach: input.detach, actor: input.actor });
     await claimInto(op.uuid).catch(() => {});
     const { plan, progress } = input;
-    yield { type: "started", total: progress.counters.total, dryRun: plan.dryRun, batchSize: plan.batchSize, operationId: encodeGlobalId("Operation", op.uuid) };
     try {
+      yield { type: "started", total: progress.counters.total, dryRun: plan.dryRun, batchSize: plan.batchSize, operationId: encodeGlobalId("Operation", op.uuid) };
       for await (const e of follow(op.uuid, 0, signal)) {
         if (e.type === "batch") {
           yield { type: "progress", results: e.batch.results, counters: e.batch.counters };
@@ -440,10 +569,22 @@ export function createOperations(deps: OperationDeps): Operations {
       clearInterval(poller);
       for (const run of running.values()) if (!run.stop) run.stop = "release";
       await filling;
+      await Promise.all([...claims].map((c) => c.catch(() => {})));
       await Promise.all([...running.values()].map((r) => r.done));
     },
 
     stats: () => ({ running: running.size }),
     counts: () => store.counts(),
+    swept: () => ({ ...swept }),
+
+    async offerSweep(namespaceId, ns) {
+      if (!deps.retention || stopping) return false;
+      const plan: BulkPlan = { selector: { kind: "filter", filter: {}, includeDeleted: true }, dryRun: false, purgeMemories: false, batchSize: SWEEP_BATCH };
+      const progress: BulkProgress = { counters: { completed: 0, total: 0, deleted: 0, notFound: 0, invalid: 0, failed: 0 }, deleted: { participants: 0, turns: 0, traces: 0, spans: 0, annotations: 0 }, memories: 0 };
+      const op = await store.insertSweep({ namespaceId, namespace: ns, kind: "retention_sweep", request: plan, cursor: { offset: 0 }, progress, detach: true, actor: "system:retention" });
+      if (!op) return false;
+      await claimInto(op.uuid).catch(() => {});
+      return true;
+    },
   };
 }

@@ -13,6 +13,8 @@ import { createMemoryService, type MemoryService } from "./memory-service.js";
 import { newUuid } from "./ids.js";
 import { createNamespaceService, type NamespaceService } from "./namespace-service.js";
 import { createOperations, type OperationDeps, type OperationLimits, type Operations } from "./operations.js";
+import { createRetentionService, type RetentionService } from "./retention.js";
+import { createSweeper, type Sweeper } from "./sweeper.js";
 import { createSessionService, type SessionService } from "./session-service.js";
 import type { Stores } from "./stores.js";
 import { createTracingService, type TracingService } from "./trace-service.js";
@@ -29,6 +31,9 @@ export interface Services {
   credentials: Credentials;
   audit: AuditLog;
   operations: Operations;
+  retention: RetentionService;
+  /** The retention sweeper of this process (started by the server). */
+  sweeper: Sweeper;
 }
 
 /** What the services are built from. */
@@ -43,6 +48,10 @@ export interface ServiceDeps {
   owner?: string;
   /** Where operations report failures and takeovers. */
   logOperation?: OperationDeps["log"];
+  /** How often the sweeper looks for data past retention, in ms (default 60 s; 0: never). */
+  sweepIntervalMs?: number;
+  /** Where a failed sweeper pass is reported. */
+  logSweep?: (err: unknown) => void;
   integratorFor(config: IntegratorConfig): Integrator;
   logBatchFailure?: FailureLog;
   logIntegrationFailure?: IntegrationFailureLog;
@@ -52,6 +61,7 @@ export interface ServiceDeps {
 
 /** Builds every domain service. */
 export function createServices(deps: ServiceDeps): Services {
+  const audit = createAuditLog({ store: deps.stores.audit, sessions: deps.stores.sessions, log: deps.logAudit });
   const operations = createOperations({
     store: deps.stores.operations,
     bulk: deps.stores.bulkDeletes,
@@ -61,6 +71,9 @@ export function createServices(deps: ServiceDeps): Services {
     limits: deps.operationLimits,
     logBatchFailure: deps.logBatchFailure,
     log: deps.logOperation,
+    retention: { policies: deps.stores.policies, sweeps: deps.stores.sweeps },
+    audit: (e) =>
+      audit.record({ time: new Date(), namespace: e.namespace, actor: "system:retention", method: "sessiond.v1.OperationService/RetentionSweep", itemCount: e.itemCount, code: "ok", requestId: e.operationId }),
   });
   return {
     sessions: createSessionService({ stores: deps.stores, operations }),
@@ -71,7 +84,17 @@ export function createServices(deps: ServiceDeps): Services {
     namespaces: createNamespaceService({ namespaces: deps.stores.namespaces, operations }),
     apiKeys: createApiKeyService(deps.stores),
     credentials: createCredentials(deps.stores),
-    audit: createAuditLog({ store: deps.stores.audit, sessions: deps.stores.sessions, log: deps.logAudit }),
+    audit,
     operations,
+    retention: createRetentionService({ store: deps.stores.retention, policies: deps.stores.policies, namespaceId: deps.stores.sessions.namespaceId }),
+    sweeper: createSweeper({
+      namespaces: deps.stores.namespaces,
+      retention: deps.stores.retention,
+      policies: deps.stores.policies,
+      sweeps: deps.stores.sweeps,
+      operations,
+      intervalMs: deps.sweepIntervalMs ?? 60_000,
+      log: deps.logSweep,
+    }),
   };
 }

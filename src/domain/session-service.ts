@@ -4,6 +4,7 @@
  */
 import type { BulkDeleteEvent, BulkDeleteInput } from "./bulk-delete.js";
 import type { Operations } from "./operations.js";
+import { cutoffsOf, isExpired } from "./retention.js";
 import { hashSecret, newSecret } from "./access.js";
 import { checkNewParticipants, type NewParticipant, type Participant } from "./conversation-model.js";
 import { ConflictError, InvalidInputError, NamespaceGoneError, NotFoundError, PreconditionError } from "./errors.js";
@@ -188,6 +189,8 @@ async function loadStored(s: SessionStore, address: SessionAddress, opts: { show
   if (!key) throw notFound();
   const stored = await s.find(key, opts.lock);
   if (!stored || (stored.state === "soft_deleted" && !opts.showDeleted)) throw notFound();
+  // Past its namespace's retention policy: hidden at once, before the sweeper deletes it.
+  if (s.retention && isExpired(await s.retention.policyOf(stored.namespaceId), stored)) throw notFound();
   return stored;
 }
 
@@ -251,7 +254,9 @@ export function createSessionService(deps: { stores: Pick<Stores, "sessions" | "
       const after = input.pageToken ? decodePageToken(input.pageToken, fp) : undefined;
       const namespaceId = await store.namespaceId(namespace, false);
       if (!namespaceId) return { sessions: [], nextPageToken: "" };
-      const rows = await store.list({ namespaceId, filter, showDeleted: input.showDeleted, ascending: input.ascending, after, limit: limit + 1 });
+      // Sessions past the namespace's retention policy are left out at once, before the sweeper deletes them.
+      const retained = store.retention && cutoffsOf(await store.retention.policyOf(namespaceId));
+      const rows = await store.list({ namespaceId, filter, retained, showDeleted: input.showDeleted, ascending: input.ascending, after, limit: limit + 1 });
       const { items, nextPageToken } = pageOf(rows, limit, (last) => encodePageToken(last, fp));
       const sessions = items.map(sessionOf);
       return { sessions, nextPageToken };

@@ -2,6 +2,7 @@
  * The storage the session lifecycle needs (session-service.ts), declared by the domain: db/ implements it
  * and returns sessions as stored (StoredSession); the domain derives their global ids and etags.
  */
+import type { RetentionCutoffs, RetentionPolicies } from "./retention.js";
 import type { Cursor } from "./page-token.js";
 import type { DeletedCounts, JsonObject, SessionFilter, StoredSession } from "./session-model.js";
 
@@ -43,6 +44,8 @@ export interface SessionChanges {
 export interface SessionListQuery {
   namespaceId: string;
   filter: SessionFilter;
+  /** Only sessions within these retention cutoffs (the namespace's policy now); all when undefined. */
+  retained?: RetentionCutoffs;
   showDeleted: boolean;
   ascending: boolean;
   after?: Cursor;
@@ -76,6 +79,8 @@ export type SessionKey = NamespacedSessionKey | { uuid: string; namespaceId?: un
 export interface SessionStore {
   /** Id of the namespace `name`, creating it when `create` is set; undefined if absent. */
   namespaceId(name: string, create: boolean): Promise<string | undefined>;
+  /** The retention policies in force (sessions past theirs are hidden); none: nothing is hidden. */
+  readonly retention?: RetentionPolicies;
   /**
    * Inserts a session. @throws AlreadyExistsError when the external id is taken in the namespace,
    * NamespaceGoneError when the namespace was deleted meanwhile (resolve its name again)

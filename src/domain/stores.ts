@@ -10,6 +10,7 @@ import type { KeyStore } from "./key-store.js";
 import type { MemoryStore } from "./memory-store.js";
 import type { NamespaceStore } from "./namespace-store.js";
 import type { OperationStore } from "./operation-store.js";
+import type { RetentionPolicies, RetentionStore, SweepStore } from "./retention.js";
 import type { SessionStore } from "./session-store.js";
 import type { TraceStore } from "./trace-store.js";
 
@@ -30,6 +31,11 @@ export interface Stores {
   bulkDeletes: BulkDeleteStore;
   /** Always on the pool: each batch it commits is a transaction of its own. */
   operations: OperationStore;
+  /** Retention policies as stored, and the policies in force through the process's cache. */
+  retention: RetentionStore;
+  policies: RetentionPolicies;
+  /** What the sweeper reads and deletes besides sessions. */
+  sweeps: SweepStore;
   /** Runs `work` in one transaction with every store bound to it (inside one already: in that one). */
   transaction<T>(work: (tx: Stores) => Promise<T>): Promise<T>;
   /** Drops this process's cached id of a namespace that was deleted. */

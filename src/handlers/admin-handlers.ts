@@ -8,6 +8,8 @@ import {
   CreateApiKeyResponseSchema,
   CreateNamespaceResponseSchema,
   DeleteNamespaceResponseSchema,
+  GetRetentionPolicyResponseSchema,
+  SetRetentionPolicyResponseSchema,
   ListApiKeysResponseSchema,
   ListAuditEventsResponseSchema,
   ListNamespacesResponseSchema,
@@ -15,14 +17,15 @@ import {
   RevokeApiKeyResponseSchema,
 } from "../../gen/sessiond/v1/admin_service_pb.js";
 import type { Services } from "../domain/services.js";
-import { apiKeyToProto, auditEventToProto, namespaceToProto, roleFromProto } from "./admin-mapper.js";
+import { apiKeyToProto, auditEventToProto, namespaceToProto, retentionFromProto, retentionToProto, roleFromProto } from "./admin-mapper.js";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { actorOf, principalKey } from "./auth.js";
 import { bulkEventToProto } from "./bulk-delete-mapper.js";
 import { durationToMs } from "./session-mapper.js";
 
 /** Builds the AdminService implementation. */
-export function createAdminHandlers(services: Pick<Services, "namespaces" | "apiKeys" | "credentials" | "audit">): ServiceImpl<typeof AdminService> {
-  const { namespaces, apiKeys, credentials, audit } = services;
+export function createAdminHandlers(services: Pick<Services, "namespaces" | "apiKeys" | "credentials" | "audit" | "retention">): ServiceImpl<typeof AdminService> {
+  const { namespaces, apiKeys, credentials, audit, retention } = services;
   const caller = (context: HandlerContext) => actorOf(context.values.get(principalKey)) || "unknown";
   return {
     async createNamespace(req) {
@@ -49,6 +52,16 @@ export function createAdminHandlers(services: Pick<Services, "namespaces" | "api
         });
         yield create(DeleteNamespaceResponseSchema, { event: { case: "deleted", value: deleted } });
       }
+    },
+
+    async setRetentionPolicy(req) {
+      const policy = await retention.set(req.namespace, retentionFromProto(req.policy));
+      return create(SetRetentionPolicyResponseSchema, { policy: retentionToProto(policy) });
+    },
+
+    async getRetentionPolicy(req) {
+      const r = await retention.get(req.namespace);
+      return create(GetRetentionPolicyResponseSchema, { policy: retentionToProto(r.policy), isDefault: r.isDefault, updateTime: r.updateTime && timestampFromDate(r.updateTime) });
     },
 
     async createApiKey(req, context) {

@@ -206,8 +206,34 @@ export interface OperationMetricsSource {
   counts(): Promise<{ kind: string; state: string; count: number }[]>;
 }
 
-/** Adds the operation gauges to `registry`: read on scrape (one grouped count of the operations table). */
-export function registerOperationMetrics(registry: Registry, source: OperationMetricsSource): void {
+/** What the retention metrics read: the sweeper's last pass and totals. */
+export interface SweepMetricsSource {
+  stats(): { lagMs: number; clientRequests: number };
+}
+
+/** Adds the operation and retention metrics to `registry`: read on scrape (one grouped count of the operations table). */
+export function registerOperationMetrics(registry: Registry, source: OperationMetricsSource & { swept(): { sessions: number; traces: number } }, sweeper: SweepMetricsSource): void {
+  new Counter({
+    name: `${PREFIX}retention_swept_total`,
+    help: "Rows the retention sweeper of this process deleted, by what: sessions (with everything under them), sessionless traces, client_requests (ended rate-limit windows).",
+    labelNames: ["what"] as const,
+    registers: [registry],
+    collect() {
+      const s = source.swept();
+      this.reset();
+      this.inc({ what: "sessions" }, s.sessions);
+      this.inc({ what: "traces" }, s.traces);
+      this.inc({ what: "client_requests" }, sweeper.stats().clientRequests);
+    },
+  });
+  new Gauge({
+    name: `${PREFIX}retention_sweep_lag_seconds`,
+    help: "How long the longest-expired session still present has been past its retention policy, at the sweeper's last pass (0: none).",
+    registers: [registry],
+    collect() {
+      this.set(sweeper.stats().lagMs / 1000);
+    },
+  });
   new Gauge({
     name: `${PREFIX}operations_running_local`,
     help: "Operations (bulk deletes, namespace deletions) this process is running now.",

@@ -23,6 +23,7 @@ import { deletedCountsToProto } from "./session-mapper.js";
 const KINDS: Record<Kind, OperationKind> = {
   bulk_delete_sessions: OperationKind.BULK_DELETE_SESSIONS,
   delete_namespace: OperationKind.DELETE_NAMESPACE,
+  retention_sweep: OperationKind.RETENTION_SWEEP,
 };
 const STATES: Record<State, OperationState> = {
   queued: OperationState.QUEUED,

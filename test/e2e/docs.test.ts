@@ -82,6 +82,10 @@ describe("docs/api-tour.md", () => {
     expect(stdout).toContain('"method": "sessiond.v1.SessionService/BulkDeleteSessions"');
     expect(stdout).toContain(`"actor": "session:${id}"`);
     expect(stdout).toContain('"apiKeysDeleted": "1"');
+    // Retention: the default first, then the namespace's own, and a bad duration named.
+    expect(stdout).toContain('"isDefault": true');
+    expect(stdout).toContain('"maxIdle": "2592000s"');
+    expect(stdout).toContain("policy.max_idle: must be positive");
     // The bulk delete as an operation: read, listed, watched from its second batch, not cancellable once done.
     expect(stdout).toContain('"state": "OPERATION_STATE_SUCCEEDED"');
     expect(stdout).toContain('"kind": "OPERATION_KIND_BULK_DELETE_SESSIONS"');

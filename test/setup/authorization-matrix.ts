@@ -9,6 +9,7 @@ import { Code, ConnectError, createClient, type Transport } from "@connectrpc/co
 import { TraceService as OtlpTraceService } from "../../gen/opentelemetry/proto/collector/trace/v1/trace_service_pb.js";
 import { AdminService } from "../../gen/sessiond/v1/admin_service_pb.js";
 import { MemoryService } from "../../gen/sessiond/v1/memory_service_pb.js";
+import { OperationService } from "../../gen/sessiond/v1/operation_service_pb.js";
 import { ServerInfoService } from "../../gen/sessiond/v1/server_info_service_pb.js";
 import { SessionService } from "../../gen/sessiond/v1/session_service_pb.js";
 import { TraceService } from "../../gen/sessiond/v1/trace_service_pb.js";
@@ -50,11 +51,17 @@ export const EXPECTED: Record<string, string> = {
   "AdminService/ListApiKeys": "admin",
   "AdminService/RevokeApiKey": "admin",
   "AdminService/ListAuditEvents": "admin",
+  "AdminService/SetRetentionPolicy": "admin",
+  "AdminService/GetRetentionPolicy": "admin",
+  "OperationService/GetOperation": "reader",
+  "OperationService/ListOperations": "reader",
+  "OperationService/CancelOperation": "writer",
+  "OperationService/WatchOperation": "reader",
   "ServerInfoService/GetServerInfo": "open",
   "TraceService/Export": "writer",
 };
 
-export const SERVICES: DescService[] = [SessionService, MemoryService, TraceService, AdminService, ServerInfoService, OtlpTraceService];
+export const SERVICES: DescService[] = [SessionService, MemoryService, TraceService, AdminService, OperationService, ServerInfoService, OtlpTraceService];
 export const RANK = { reader: 1, writer: 2, admin: 3 } as const;
 
 /** A credential of the matrix. */

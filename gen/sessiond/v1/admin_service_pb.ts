@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file sessiond/v1/admin_service.proto.
  */
 export const file_sessiond_v1_admin_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch9zZXNzaW9uZC92MS9hZG1pbl9zZXJ2aWNlLnByb3RvEgtzZXNzaW9uZC52MSJWCglOYW1lc3BhY2USCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRIvCgtjcmVhdGVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiJgoWQ3JlYXRlTmFtZXNwYWNlUmVxdWVzdBIMCgRuYW1lGAEgASgJIkQKF0NyZWF0ZU5hbWVzcGFjZVJlc3BvbnNlEikKCW5hbWVzcGFjZRgBIAEoCzIWLnNlc3Npb25kLnYxLk5hbWVzcGFjZSI+ChVMaXN0TmFtZXNwYWNlc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiXQoWTGlzdE5hbWVzcGFjZXNSZXNwb25zZRIqCgpuYW1lc3BhY2VzGAEgAygLMhYuc2Vzc2lvbmQudjEuTmFtZXNwYWNlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJKChZEZWxldGVOYW1lc3BhY2VSZXF1ZXN0EgwKBG5hbWUYASABKAkSEgoKYmF0Y2hfc2l6ZRgCIAEoBRIOCgZkZXRhY2gYAyABKAgi7wEKF0RlbGV0ZU5hbWVzcGFjZVJlc3BvbnNlEjEKB3N0YXJ0ZWQYASABKAsyHi5zZXNzaW9uZC52MS5CdWxrRGVsZXRlU3RhcnRlZEgAEjMKCHByb2dyZXNzGAIgASgLMh8uc2Vzc2lvbmQudjEuQnVsa0RlbGV0ZVByb2dyZXNzSAASMQoHc3VtbWFyeRgDIAEoCzIeLnNlc3Npb25kLnYxLkJ1bGtEZWxldGVTdW1tYXJ5SAASMAoHZGVsZXRlZBgEIAEoCzIdLnNlc3Npb25kLnYxLk5hbWVzcGFjZURlbGV0ZWRIAEIHCgVldmVudCKJAQoQTmFtZXNwYWNlRGVsZXRlZBIpCgluYW1lc3BhY2UYASABKAsyFi5zZXNzaW9uZC52MS5OYW1lc3BhY2USGAoQbWVtb3JpZXNfZGVsZXRlZBgCIAEoAxIWCg50cmFjZXNfZGVsZXRlZBgDIAEoAxIYChBhcGlfa2V5c19kZWxldGVkGAQgASgDIpwCCgZBcGlLZXkSCgoCaWQYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJEh8KBHJvbGUYAyABKA4yES5zZXNzaW9uZC52MS5Sb2xlEhEKCW5hbWVzcGFjZRgEIAEoCRIvCgtjcmVhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZXhwaXJlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3Jldm9rZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpjcmVhdGVkX2J5GAggASgJEhUKDXNlY3JldF9wcmVmaXgYCSABKAkikQEKE0NyZWF0ZUFwaUtleVJlcXVlc3QSFAoMZGlzcGxheV9uYW1lGAEgASgJEh8KBHJvbGUYAiABKA4yES5zZXNzaW9uZC52MS5Sb2xlEhEKCW5hbWVzcGFjZRgDIAEoCRIwCg1leHBpcmVzX2FmdGVyGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIkwKFENyZWF0ZUFwaUtleVJlc3BvbnNlEiQKB2FwaV9rZXkYASABKAsyEy5zZXNzaW9uZC52MS5BcGlLZXkSDgoGc2VjcmV0GAIgASgJImQKEkxpc3RBcGlLZXlzUmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSFAoMc2hvd19yZXZva2VkGAIgASgIEhEKCXBhZ2Vfc2l6ZRgDIAEoBRISCgpwYWdlX3Rva2VuGAQgASgJIlUKE0xpc3RBcGlLZXlzUmVzcG9uc2USJQoIYXBpX2tleXMYASADKAsyEy5zZXNzaW9uZC52MS5BcGlLZXkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIjQKE1Jldm9rZUFwaUtleVJlcXVlc3QSCgoCaWQYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJIjwKFFJldm9rZUFwaUtleVJlc3BvbnNlEiQKB2FwaV9rZXkYASABKAsyEy5zZXNzaW9uZC52MS5BcGlLZXkiqgEKCkF1ZGl0RXZlbnQSCgoCaWQYASABKAkSKAoEdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFYWN0b3IYAyABKAkSDgoGbWV0aG9kGAQgASgJEhEKCW5hbWVzcGFjZRgFIAEoCRISCgppdGVtX2NvdW50GAYgASgDEgwKBGNvZGUYByABKAkSEgoKcmVxdWVzdF9pZBgIIAEoCSJhChZMaXN0QXVkaXRFdmVudHNSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRINCgVhY3RvchgCIAEoCRIRCglwYWdlX3NpemUYAyABKAUSEgoKcGFnZV90b2tlbhgEIAEoCSJbChdMaXN0QXVkaXRFdmVudHNSZXNwb25zZRInCgZldmVudHMYASADKAsyFy5zZXNzaW9uZC52MS5BdWRpdEV2ZW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCTK3BQoMQWRtaW5TZXJ2aWNlEmYKD0NyZWF0ZU5hbWVzcGFjZRIjLnNlc3Npb25kLnYxLkNyZWF0ZU5hbWVzcGFjZVJlcXVlc3QaJC5zZXNzaW9uZC52MS5DcmVhdGVOYW1lc3BhY2VSZXNwb25zZSIIyPMYA9jzGAESYwoOTGlzdE5hbWVzcGFjZXMSIi5zZXNzaW9uZC52MS5MaXN0TmFtZXNwYWNlc1JlcXVlc3QaIy5zZXNzaW9uZC52MS5MaXN0TmFtZXNwYWNlc1Jlc3BvbnNlIgjI8xgD2PMYARJoCg9EZWxldGVOYW1lc3BhY2USIy5zZXNzaW9uZC52MS5EZWxldGVOYW1lc3BhY2VSZXF1ZXN0GiQuc2Vzc2lvbmQudjEuRGVsZXRlTmFtZXNwYWNlUmVzcG9uc2UiCMjzGAPY8xgBMAESWQoMQ3JlYXRlQXBpS2V5EiAuc2Vzc2lvbmQudjEuQ3JlYXRlQXBpS2V5UmVxdWVzdBohLnNlc3Npb25kLnYxLkNyZWF0ZUFwaUtleVJlc3BvbnNlIgTI8xgDElYKC0xpc3RBcGlLZXlzEh8uc2Vzc2lvbmQudjEuTGlzdEFwaUtleXNSZXF1ZXN0GiAuc2Vzc2lvbmQudjEuTGlzdEFwaUtleXNSZXNwb25zZSIEyPMYAxJZCgxSZXZva2VBcGlLZXkSIC5zZXNzaW9uZC52MS5SZXZva2VBcGlLZXlSZXF1ZXN0GiEuc2Vzc2lvbmQudjEuUmV2b2tlQXBpS2V5UmVzcG9uc2UiBMjzGAMSYgoPTGlzdEF1ZGl0RXZlbnRzEiMuc2Vzc2lvbmQudjEuTGlzdEF1ZGl0RXZlbnRzUmVxdWVzdBokLnNlc3Npb25kLnYxLkxpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlIgTI8xgDYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_sessiond_v1_auth, file_sessiond_v1_session_service]);
+  fileDesc("Ch9zZXNzaW9uZC92MS9hZG1pbl9zZXJ2aWNlLnByb3RvEgtzZXNzaW9uZC52MSJWCglOYW1lc3BhY2USCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRIvCgtjcmVhdGVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiJgoWQ3JlYXRlTmFtZXNwYWNlUmVxdWVzdBIMCgRuYW1lGAEgASgJIkQKF0NyZWF0ZU5hbWVzcGFjZVJlc3BvbnNlEikKCW5hbWVzcGFjZRgBIAEoCzIWLnNlc3Npb25kLnYxLk5hbWVzcGFjZSI+ChVMaXN0TmFtZXNwYWNlc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiXQoWTGlzdE5hbWVzcGFjZXNSZXNwb25zZRIqCgpuYW1lc3BhY2VzGAEgAygLMhYuc2Vzc2lvbmQudjEuTmFtZXNwYWNlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJKChZEZWxldGVOYW1lc3BhY2VSZXF1ZXN0EgwKBG5hbWUYASABKAkSEgoKYmF0Y2hfc2l6ZRgCIAEoBRIOCgZkZXRhY2gYAyABKAgi7wEKF0RlbGV0ZU5hbWVzcGFjZVJlc3BvbnNlEjEKB3N0YXJ0ZWQYASABKAsyHi5zZXNzaW9uZC52MS5CdWxrRGVsZXRlU3RhcnRlZEgAEjMKCHByb2dyZXNzGAIgASgLMh8uc2Vzc2lvbmQudjEuQnVsa0RlbGV0ZVByb2dyZXNzSAASMQoHc3VtbWFyeRgDIAEoCzIeLnNlc3Npb25kLnYxLkJ1bGtEZWxldGVTdW1tYXJ5SAASMAoHZGVsZXRlZBgEIAEoCzIdLnNlc3Npb25kLnYxLk5hbWVzcGFjZURlbGV0ZWRIAEIHCgVldmVudCKJAQoQTmFtZXNwYWNlRGVsZXRlZBIpCgluYW1lc3BhY2UYASABKAsyFi5zZXNzaW9uZC52MS5OYW1lc3BhY2USGAoQbWVtb3JpZXNfZGVsZXRlZBgCIAEoAxIWCg50cmFjZXNfZGVsZXRlZBgDIAEoAxIYChBhcGlfa2V5c19kZWxldGVkGAQgASgDIpwCCgZBcGlLZXkSCgoCaWQYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJEh8KBHJvbGUYAyABKA4yES5zZXNzaW9uZC52MS5Sb2xlEhEKCW5hbWVzcGFjZRgEIAEoCRIvCgtjcmVhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZXhwaXJlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3Jldm9rZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpjcmVhdGVkX2J5GAggASgJEhUKDXNlY3JldF9wcmVmaXgYCSABKAkikQEKE0NyZWF0ZUFwaUtleVJlcXVlc3QSFAoMZGlzcGxheV9uYW1lGAEgASgJEh8KBHJvbGUYAiABKA4yES5zZXNzaW9uZC52MS5Sb2xlEhEKCW5hbWVzcGFjZRgDIAEoCRIwCg1leHBpcmVzX2FmdGVyGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIkwKFENyZWF0ZUFwaUtleVJlc3BvbnNlEiQKB2FwaV9rZXkYASABKAsyEy5zZXNzaW9uZC52MS5BcGlLZXkSDgoGc2VjcmV0GAIgASgJImQKEkxpc3RBcGlLZXlzUmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSFAoMc2hvd19yZXZva2VkGAIgASgIEhEKCXBhZ2Vfc2l6ZRgDIAEoBRISCgpwYWdlX3Rva2VuGAQgASgJIlUKE0xpc3RBcGlLZXlzUmVzcG9uc2USJQoIYXBpX2tleXMYASADKAsyEy5zZXNzaW9uZC52MS5BcGlLZXkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIjQKE1Jldm9rZUFwaUtleVJlcXVlc3QSCgoCaWQYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJIjwKFFJldm9rZUFwaUtleVJlc3BvbnNlEiQKB2FwaV9rZXkYASABKAsyEy5zZXNzaW9uZC52MS5BcGlLZXkiqgEKCkF1ZGl0RXZlbnQSCgoCaWQYASABKAkSKAoEdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFYWN0b3IYAyABKAkSDgoGbWV0aG9kGAQgASgJEhEKCW5hbWVzcGFjZRgFIAEoCRISCgppdGVtX2NvdW50GAYgASgDEgwKBGNvZGUYByABKAkSEgoKcmVxdWVzdF9pZBgIIAEoCSJhChZMaXN0QXVkaXRFdmVudHNSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRINCgVhY3RvchgCIAEoCRIRCglwYWdlX3NpemUYAyABKAUSEgoKcGFnZV90b2tlbhgEIAEoCSJbChdMaXN0QXVkaXRFdmVudHNSZXNwb25zZRInCgZldmVudHMYASADKAsyFy5zZXNzaW9uZC52MS5BdWRpdEV2ZW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSLRAQoPUmV0ZW50aW9uUG9saWN5EioKB21heF9hZ2UYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SKwoIbWF4X2lkbGUYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SFgoOcHVyZ2VfbWVtb3JpZXMYAyABKAgSEwoLaG9sZF9sYWJlbHMYBCADKAkSOAoVc2Vzc2lvbmxlc3NfdHJhY2VfdHRsGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIlwKGVNldFJldGVudGlvblBvbGljeVJlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEiwKBnBvbGljeRgCIAEoCzIcLnNlc3Npb25kLnYxLlJldGVudGlvblBvbGljeSJKChpTZXRSZXRlbnRpb25Qb2xpY3lSZXNwb25zZRIsCgZwb2xpY3kYASABKAsyHC5zZXNzaW9uZC52MS5SZXRlbnRpb25Qb2xpY3kiLgoZR2V0UmV0ZW50aW9uUG9saWN5UmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkijwEKGkdldFJldGVudGlvblBvbGljeVJlc3BvbnNlEiwKBnBvbGljeRgBIAEoCzIcLnNlc3Npb25kLnYxLlJldGVudGlvblBvbGljeRISCgppc19kZWZhdWx0GAIgASgIEi8KC3VwZGF0ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcDKRBwoMQWRtaW5TZXJ2aWNlEmYKD0NyZWF0ZU5hbWVzcGFjZRIjLnNlc3Npb25kLnYxLkNyZWF0ZU5hbWVzcGFjZVJlcXVlc3QaJC5zZXNzaW9uZC52MS5DcmVhdGVOYW1lc3BhY2VSZXNwb25zZSIIyPMYA9jzGAESYwoOTGlzdE5hbWVzcGFjZXMSIi5zZXNzaW9uZC52MS5MaXN0TmFtZXNwYWNlc1JlcXVlc3QaIy5zZXNzaW9uZC52MS5MaXN0TmFtZXNwYWNlc1Jlc3BvbnNlIgjI8xgD2PMYARJoCg9EZWxldGVOYW1lc3BhY2USIy5zZXNzaW9uZC52MS5EZWxldGVOYW1lc3BhY2VSZXF1ZXN0GiQuc2Vzc2lvbmQudjEuRGVsZXRlTmFtZXNwYWNlUmVzcG9uc2UiCMjzGAPY8xgBMAESWQoMQ3JlYXRlQXBpS2V5EiAuc2Vzc2lvbmQudjEuQ3JlYXRlQXBpS2V5UmVxdWVzdBohLnNlc3Npb25kLnYxLkNyZWF0ZUFwaUtleVJlc3BvbnNlIgTI8xgDElYKC0xpc3RBcGlLZXlzEh8uc2Vzc2lvbmQudjEuTGlzdEFwaUtleXNSZXF1ZXN0GiAuc2Vzc2lvbmQudjEuTGlzdEFwaUtleXNSZXNwb25zZSIEyPMYAxJZCgxSZXZva2VBcGlLZXkSIC5zZXNzaW9uZC52MS5SZXZva2VBcGlLZXlSZXF1ZXN0GiEuc2Vzc2lvbmQudjEuUmV2b2tlQXBpS2V5UmVzcG9uc2UiBMjzGAMSawoSU2V0UmV0ZW50aW9uUG9saWN5EiYuc2Vzc2lvbmQudjEuU2V0UmV0ZW50aW9uUG9saWN5UmVxdWVzdBonLnNlc3Npb25kLnYxLlNldFJldGVudGlvblBvbGljeVJlc3BvbnNlIgTI8xgDEmsKEkdldFJldGVudGlvblBvbGljeRImLnNlc3Npb25kLnYxLkdldFJldGVudGlvblBvbGljeVJlcXVlc3QaJy5zZXNzaW9uZC52MS5HZXRSZXRlbnRpb25Qb2xpY3lSZXNwb25zZSIEyPMYAxJiCg9MaXN0QXVkaXRFdmVudHMSIy5zZXNzaW9uZC52MS5MaXN0QXVkaXRFdmVudHNSZXF1ZXN0GiQuc2Vzc2lvbmQudjEuTGlzdEF1ZGl0RXZlbnRzUmVzcG9uc2UiBMjzGANiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_sessiond_v1_auth, file_sessiond_v1_session_service]);
 
 /**
  * A tenant: every session, trace, memory and key belongs to one.
@@ -692,6 +692,164 @@ export const ListAuditEventsResponseSchema: GenMessage<ListAuditEventsResponse> 
   messageDesc(file_sessiond_v1_admin_service, 17);
 
 /**
+ * How long a namespace keeps its data. Unset durations keep data forever. Durations are at least one
+ * minute and at most 100 years.
+ *
+ * @generated from message sessiond.v1.RetentionPolicy
+ */
+export type RetentionPolicy = Message<"sessiond.v1.RetentionPolicy"> & {
+  /**
+   * A session goes this long after its creation, whatever its activity.
+   *
+   * @generated from field: google.protobuf.Duration max_age = 1;
+   */
+  maxAge?: Duration | undefined;
+
+  /**
+   * A session goes this long after its last activity (Session.last_activity_time: a turn, a span, an
+   * annotation, an update, a participant bound).
+   *
+   * @generated from field: google.protobuf.Duration max_idle = 2;
+   */
+  maxIdle?: Duration | undefined;
+
+  /**
+   * Also delete the memories integrated out of the sessions that go (by default they stay, with an
+   * empty source session).
+   *
+   * @generated from field: bool purge_memories = 3;
+   */
+  purgeMemories: boolean;
+
+  /**
+   * Label keys that exempt a session, whatever its value (a legal hold): a session carrying any of
+   * them is never hidden nor swept. At most 64.
+   *
+   * @generated from field: repeated string hold_labels = 4;
+   */
+  holdLabels: string[];
+
+  /**
+   * Traces recorded under no session go this long after they were created.
+   *
+   * @generated from field: google.protobuf.Duration sessionless_trace_ttl = 5;
+   */
+  sessionlessTraceTtl?: Duration | undefined;
+};
+
+/**
+ * Describes the message sessiond.v1.RetentionPolicy.
+ * Use `create(RetentionPolicySchema)` to create a new message.
+ */
+export const RetentionPolicySchema: GenMessage<RetentionPolicy> = /*@__PURE__*/
+  messageDesc(file_sessiond_v1_admin_service, 18);
+
+/**
+ * Request of SetRetentionPolicy.
+ *
+ * @generated from message sessiond.v1.SetRetentionPolicyRequest
+ */
+export type SetRetentionPolicyRequest = Message<"sessiond.v1.SetRetentionPolicyRequest"> & {
+  /**
+   * The namespace; the caller's own when empty ("default" for a key of all namespaces).
+   *
+   * @generated from field: string namespace = 1;
+   */
+  namespace: string;
+
+  /**
+   * The policy.
+   *
+   * @generated from field: sessiond.v1.RetentionPolicy policy = 2;
+   */
+  policy?: RetentionPolicy | undefined;
+};
+
+/**
+ * Describes the message sessiond.v1.SetRetentionPolicyRequest.
+ * Use `create(SetRetentionPolicyRequestSchema)` to create a new message.
+ */
+export const SetRetentionPolicyRequestSchema: GenMessage<SetRetentionPolicyRequest> = /*@__PURE__*/
+  messageDesc(file_sessiond_v1_admin_service, 19);
+
+/**
+ * Response of SetRetentionPolicy.
+ *
+ * @generated from message sessiond.v1.SetRetentionPolicyResponse
+ */
+export type SetRetentionPolicyResponse = Message<"sessiond.v1.SetRetentionPolicyResponse"> & {
+  /**
+   * The policy as stored.
+   *
+   * @generated from field: sessiond.v1.RetentionPolicy policy = 1;
+   */
+  policy?: RetentionPolicy | undefined;
+};
+
+/**
+ * Describes the message sessiond.v1.SetRetentionPolicyResponse.
+ * Use `create(SetRetentionPolicyResponseSchema)` to create a new message.
+ */
+export const SetRetentionPolicyResponseSchema: GenMessage<SetRetentionPolicyResponse> = /*@__PURE__*/
+  messageDesc(file_sessiond_v1_admin_service, 20);
+
+/**
+ * Request of GetRetentionPolicy.
+ *
+ * @generated from message sessiond.v1.GetRetentionPolicyRequest
+ */
+export type GetRetentionPolicyRequest = Message<"sessiond.v1.GetRetentionPolicyRequest"> & {
+  /**
+   * The namespace; the caller's own when empty ("default" for a key of all namespaces).
+   *
+   * @generated from field: string namespace = 1;
+   */
+  namespace: string;
+};
+
+/**
+ * Describes the message sessiond.v1.GetRetentionPolicyRequest.
+ * Use `create(GetRetentionPolicyRequestSchema)` to create a new message.
+ */
+export const GetRetentionPolicyRequestSchema: GenMessage<GetRetentionPolicyRequest> = /*@__PURE__*/
+  messageDesc(file_sessiond_v1_admin_service, 21);
+
+/**
+ * Response of GetRetentionPolicy.
+ *
+ * @generated from message sessiond.v1.GetRetentionPolicyResponse
+ */
+export type GetRetentionPolicyResponse = Message<"sessiond.v1.GetRetentionPolicyResponse"> & {
+  /**
+   * The policy in force.
+   *
+   * @generated from field: sessiond.v1.RetentionPolicy policy = 1;
+   */
+  policy?: RetentionPolicy | undefined;
+
+  /**
+   * True when the namespace has no policy of its own and this is the server's default.
+   *
+   * @generated from field: bool is_default = 2;
+   */
+  isDefault: boolean;
+
+  /**
+   * When the namespace's own policy was last set; unset for the default.
+   *
+   * @generated from field: google.protobuf.Timestamp update_time = 3;
+   */
+  updateTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message sessiond.v1.GetRetentionPolicyResponse.
+ * Use `create(GetRetentionPolicyResponseSchema)` to create a new message.
+ */
+export const GetRetentionPolicyResponseSchema: GenMessage<GetRetentionPolicyResponse> = /*@__PURE__*/
+  messageDesc(file_sessiond_v1_admin_service, 22);
+
+/**
  * AdminService manages tenants and who may reach them: namespaces, API keys, and the audit log of
  * every mutating call. Every RPC needs an ADMIN key; namespaces are created, listed and deleted by
  * an ADMIN key for all namespaces only. An ADMIN key of one namespace manages the keys of that
@@ -775,6 +933,34 @@ export const AdminService: GenService<{
     methodKind: "unary";
     input: typeof RevokeApiKeyRequestSchema;
     output: typeof RevokeApiKeyResponseSchema;
+  },
+  /**
+   * Sets a namespace's retention policy (replacing the one it had; an empty policy keeps everything).
+   * Sessions past it are hidden at once (NOT_FOUND to reads, absent from lists) and deleted by the
+   * sweeper, every server process's background loop, in batches, as operations of kind
+   * RETENTION_SWEEP (OperationService) recorded in the audit log. A change while a sweep runs takes
+   * effect from its next batch.
+   * Errors: INVALID_ARGUMENT (a negative, too short or absurd duration, a bad hold label; the field is
+   * named, e.g. policy.max_idle); NOT_FOUND (namespace).
+   *
+   * @generated from rpc sessiond.v1.AdminService.SetRetentionPolicy
+   */
+  setRetentionPolicy: {
+    methodKind: "unary";
+    input: typeof SetRetentionPolicyRequestSchema;
+    output: typeof SetRetentionPolicyResponseSchema;
+  },
+  /**
+   * Returns a namespace's retention policy: its own, or the server's default (from configuration)
+   * when it has none.
+   * Errors: NOT_FOUND (namespace).
+   *
+   * @generated from rpc sessiond.v1.AdminService.GetRetentionPolicy
+   */
+  getRetentionPolicy: {
+    methodKind: "unary";
+    input: typeof GetRetentionPolicyRequestSchema;
+    output: typeof GetRetentionPolicyResponseSchema;
   },
   /**
    * Lists audit events, newest first: one per mutating call, with who made it, which RPC, which

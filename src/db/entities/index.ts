@@ -8,12 +8,13 @@ import { NamespaceEntity } from "./namespace.js";
 import { OperationEntity } from "./operation.js";
 import { OperationBatchEntity } from "./operation-batch.js";
 import { ParticipantEntity } from "./participant.js";
+import { RetentionPolicyEntity } from "./retention-policy.js";
 import { SessionEntity } from "./session.js";
 import { SpanEntity } from "./span.js";
 import { TraceEntity } from "./trace.js";
 import { TurnEntity } from "./turn.js";
 import { TurnRequestEntity } from "./turn-request.js";
 
-export { AnnotationEntity, ApiKeyEntity, AuditEventEntity, ClientRequestEntity, MemoryEntity, NamespaceEntity, OperationBatchEntity, OperationEntity, ParticipantEntity, SessionEntity, SpanEntity, TraceEntity, TurnEntity, TurnRequestEntity };
+export { AnnotationEntity, ApiKeyEntity, AuditEventEntity, ClientRequestEntity, MemoryEntity, NamespaceEntity, OperationBatchEntity, OperationEntity, ParticipantEntity, RetentionPolicyEntity, SessionEntity, SpanEntity, TraceEntity, TurnEntity, TurnRequestEntity };
 
-export const entities = [NamespaceEntity, SessionEntity, ParticipantEntity, TurnEntity, TurnRequestEntity, TraceEntity, SpanEntity, AnnotationEntity, MemoryEntity, ApiKeyEntity, ClientRequestEntity, AuditEventEntity, OperationEntity, OperationBatchEntity];
+export const entities = [NamespaceEntity, SessionEntity, ParticipantEntity, TurnEntity, TurnRequestEntity, TraceEntity, SpanEntity, AnnotationEntity, MemoryEntity, ApiKeyEntity, ClientRequestEntity, AuditEventEntity, OperationEntity, OperationBatchEntity, RetentionPolicyEntity];

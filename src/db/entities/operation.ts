@@ -11,7 +11,9 @@ import { Check, Column, Entity, Index, PrimaryColumn } from "typeorm";
 @Index("ix_operations_namespace_time", ["namespaceId", "createTime", "id"])
 @Index("ix_operations_open", ["createTime", "id"], { where: `"state" IN ('queued', 'running')` })
 @Check("ck_operations_state", `"state" IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')`)
-@Check("ck_operations_kind", `"kind" IN ('bulk_delete_sessions', 'delete_namespace')`)
+@Check("ck_operations_kind", `"kind" IN ('bulk_delete_sessions', 'delete_namespace', 'retention_sweep')`)
+/** One open retention sweep per namespace: the sweeper of every process offers one, the first wins. */
+@Index("uq_operations_open_sweep", ["namespaceId"], { unique: true, where: `"kind" = 'retention_sweep' AND "state" IN ('queued', 'running')` })
 export class OperationEntity {
   /** UUIDv7, chosen by the database: later operations sort later. */
   @PrimaryColumn({ type: "uuid", default: () => "sessiond_uuid_v7()", primaryKeyConstraintName: "pk_operations" })

@@ -9,9 +9,15 @@ import type { DataSource, EntityManager } from "typeorm";
 import type { DeletedSession } from "../../domain/bulk-delete-store.js";
 import { LeaseLostError, type OperationQuery, type OperationRecord, type OperationStore } from "../../domain/operation-store.js";
 import { deleteBatch } from "./bulk-delete-store.js";
+import { expiredSql } from "./retention-store.js";
 
-const COLUMNS = `id, namespace_id, namespace, kind, state, request, cursor, progress, result, batches, detach, actor, error,
-  cancel_requested, lease_owner, attempts, create_time, start_time, update_time, end_time`;
+/**
+ * The columns as most statements read them: the request without its list of identifiers (up to 100,000
+ * of them), which only the process that runs the operation needs (FULL, in claim).
+ */
+const COLUMNS = `id, namespace_id, namespace, kind, state, request #- '{selector,values}' AS request, cursor, progress, result, batches, detach,
+  actor, error, cancel_requested, lease_owner, attempts, create_time, start_time, update_time, end_time`;
+const FULL = COLUMNS.replace("request #- '{selector,values}' AS request", "request");
 
 function toRecord(r: any): OperationRecord {
   return {
@@ -58,6 +64,15 @@ export function createOperationStore(dataSource: DataSource): OperationStore {
       ))!;
     },
 
+    insertSweep: (op) =>
+      one(
+        `INSERT INTO operations (namespace_id, namespace, kind, request, cursor, progress, detach, actor)
+         VALUES ($1, $2, $3, $4::jsonb, $5::jsonb, $6::jsonb, $7, $8)
+         ON CONFLICT (namespace_id) WHERE kind = 'retention_sweep' AND state IN ('queued', 'running') DO NOTHING
+         RETURNING ${COLUMNS}`,
+        [op.namespaceId, op.namespace, op.kind, json(op.request), json(op.cursor), json(op.progress), op.detach, op.actor],
+      ),
+
     async countQueued(namespaceId) {
       const [row] = await db.query("SELECT count(*)::int AS n FROM operations WHERE state = 'queued' AND namespace_id = $1", [namespaceId]);
       return row.n;
@@ -92,20 +107,23 @@ export function createOperationStore(dataSource: DataSource): OperationStore {
       return rows.map(toRecord);
     },
 
-    claim: (owner, leaseMs, uuid) =>
+    // The lease names the process and the claim (its attempt number): a process whose own lease ran out
+    // and that claims the operation again holds a new lease, and its first run can record nothing more.
+    claim: (owner, leaseMs, uuid, skip = []) =>
       one(
-        `UPDATE operations o SET state = 'running', lease_owner = $1, lease_until = now() + $2 * interval '1 millisecond',
+        `UPDATE operations o SET state = 'running', lease_owner = $1 || '#' || (o.attempts + 1), lease_until = clock_timestamp() + $2 * interval '1 millisecond',
            attempts = o.attempts + 1, start_time = coalesce(o.start_time, now()), update_time = now()
          WHERE o.id = (SELECT id FROM operations
-                       WHERE state IN ('queued', 'running') AND (state = 'queued' OR lease_until < now()) ${uuid ? "AND id = $3" : ""}
+                       WHERE state IN ('queued', 'running') AND (state = 'queued' OR lease_until < clock_timestamp()) AND NOT (id = ANY($3::uuid[]))
+                             ${uuid ? "AND id = $4" : ""}
                        ORDER BY create_time, id LIMIT 1 FOR UPDATE SKIP LOCKED)
-         RETURNING ${COLUMNS}`,
-        uuid ? [owner, leaseMs, uuid] : [owner, leaseMs],
+         RETURNING ${FULL}`,
+        uuid ? [owner, leaseMs, skip, uuid] : [owner, leaseMs, skip],
       ),
 
     async renew(lease, leaseMs) {
       const row = await one(
-        `UPDATE operations SET lease_until = now() + $3 * interval '1 millisecond'
+        `UPDATE operations SET lease_until = clock_timestamp() + $3 * interval '1 millisecond'
          WHERE id = $1 AND lease_owner = $2 AND state = 'running' RETURNING ${COLUMNS}`,
         [lease.uuid, lease.owner, leaseMs],
       );
@@ -117,11 +135,22 @@ export function createOperationStore(dataSource: DataSource): OperationStore {
         const [held] = await tx.query("SELECT cancel_requested FROM operations WHERE id = $1 AND lease_owner = $2 AND state = 'running' FOR UPDATE", [lease.uuid, lease.owner]);
         if (!held) throw new LeaseLostError("this process no longer holds the operation");
         let found: DeletedSession[] = [];
-        if (deletion) found = (await deleteBatch(tx, deletion.namespaceId, deletion.keys, deletion.opts)).map(({ stale: _, ...row }) => row);
+        let keys = deletion?.keys;
+        if (deletion?.recheck && keys) {
+          // A retention sweep: only the sessions still past the policy once locked (in id order, as
+          // deleteBatch locks them: no deadlock with a concurrent batch).
+          const e = expiredSql(deletion.recheck, 3);
+          const still: { id: string }[] = await tx.query(
+            `SELECT s.id FROM sessions s WHERE s.namespace_id = $1 AND s.id = ANY($2::uuid[]) AND ${e.sql} ORDER BY s.id FOR UPDATE`,
+            [deletion.namespaceId, keys.values, ...e.params],
+          );
+          keys = { kind: "uuid", values: still.map((r) => r.id) };
+        }
+        if (deletion && keys) found = (await deleteBatch(tx, deletion.namespaceId, keys, deletion.opts)).map(({ stale: _, ...row }) => row);
         const r = record(found);
         await tx.query("INSERT INTO operation_batches (operation_id, number, progress) VALUES ($1, $2, $3::jsonb)", [lease.uuid, number, json(r.batch)]);
         await tx.query(
-          `UPDATE operations SET cursor = $2::jsonb, progress = $3::jsonb, batches = $4, lease_until = now() + $5 * interval '1 millisecond', update_time = now() WHERE id = $1`,
+          `UPDATE operations SET cursor = $2::jsonb, progress = $3::jsonb, batches = $4, lease_until = clock_timestamp() + $5 * interval '1 millisecond', update_time = now() WHERE id = $1`,
           [lease.uuid, json(r.cursor), json(r.progress), number, leaseMs],
         );
         return { cancelRequested: held.cancel_requested };

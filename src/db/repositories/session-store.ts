@@ -11,6 +11,8 @@ import type { SessionStore } from "../../domain/session-store.js";
 import { isForeignKeyViolation, isUniqueViolation, translated } from "../errors.js";
 import { deleteBatch } from "./bulk-delete-store.js";
 import { filterSql } from "./session-filter.js";
+import { retainedSql } from "./retention-store.js";
+import type { RetentionPolicies } from "../../domain/retention.js";
 import { sqlOf } from "../sql.js";
 
 /** Namespace ids by name, each until a time (ms since the epoch). */
@@ -66,7 +68,7 @@ function toSession(row: any): StoredSession {
  * another process is forgotten by then. A namespace deleted
  * meanwhile is detected by the foreign key on insert and its cache entry dropped.
  */
-export function createSessionStore(db: EntityManager, namespaceCache: NamespaceCache, namespaceNames: Map<string, string> = new Map()): SessionStore {
+export function createSessionStore(db: EntityManager, namespaceCache: NamespaceCache, namespaceNames: Map<string, string> = new Map(), retention?: RetentionPolicies): SessionStore {
   /** Notes a namespace's name by id (a namespace is never renamed; a deleted one's id never returns). */
   const noteName = (id: string, name: string) => {
     if (namespaceNames.get(id) === name) return;
@@ -76,6 +78,7 @@ export function createSessionStore(db: EntityManager, namespaceCache: NamespaceC
   const q = sqlOf(db);
 
   const store: SessionStore = {
+    retention,
     async namespaceId(name, create) {
       const cached = namespaceCache.get(name);
       if (cached && cached.until > Date.now()) return cached.id;
@@ -143,6 +146,11 @@ export function createSessionStore(db: EntityManager, namespaceCache: NamespaceC
     async list(query) {
       const { where: base, params } = filterSql(query.namespaceId, query.filter, query.showDeleted);
       const where = [base];
+      if (query.retained) {
+        const r = retainedSql(query.retained, params.length + 1);
+        params.push(...r.params);
+        where.push(r.sql);
+      }
       const dir = query.ascending ? "ASC" : "DESC";
       if (query.after) {
         params.push(query.after.createTime, query.after.uuid);
@@ -221,7 +229,7 @@ export function createSessionStore(db: EntityManager, namespaceCache: NamespaceC
     transaction(work) {
       // The store handed to `work` translates its errors like every store (see stores.ts).
       if (db.queryRunner?.isTransactionActive) return work(translated(store));
-      return db.transaction((tx) => work(translated(createSessionStore(tx, namespaceCache, namespaceNames))));
+      return db.transaction((tx) => work(translated(createSessionStore(tx, namespaceCache, namespaceNames, retention))));
     },
   };
   return store;

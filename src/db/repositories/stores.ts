@@ -13,21 +13,30 @@ import { createKeyStore } from "./key-store.js";
 import { createMemoryStore } from "./memory-store.js";
 import { createNamespaceStore } from "./namespace-store.js";
 import { createOperationStore } from "./operation-store.js";
+import { createRetentionStore, createSweepStore } from "./retention-store.js";
+import { createRetentionPolicies, type RetentionPolicy } from "../../domain/retention.js";
 import { createSessionStore, type NamespaceCache } from "./session-store.js";
 import { createTraceStore } from "./trace-store.js";
 
-/** Creates the stores over `dataSource`, with one namespace-id cache for the process. */
-export function createStores(dataSource: DataSource): Stores {
+/**
+ * Creates the stores over `dataSource`, with one namespace-id cache and one retention-policy cache for
+ * the process (`retentionDefault`: the policy of namespaces without one; none keeps everything).
+ */
+export function createStores(dataSource: DataSource, opts: { retentionDefault?: RetentionPolicy } = {}): Stores {
   const namespaceCache: NamespaceCache = new Map();
   const namespaceNames = new Map<string, string>();
   const forgetNamespace = (name: string) => void namespaceCache.delete(name);
-  const sessions = translated(createSessionStore(dataSource.manager, namespaceCache, namespaceNames));
+  const retention = translated(createRetentionStore(dataSource));
+  const policies = createRetentionPolicies(retention, opts.retentionDefault);
+  const sessionStore = (db: EntityManager) => translated(createSessionStore(db, namespaceCache, namespaceNames, policies));
+  const sessions = sessionStore(dataSource.manager);
+  const sweeps = translated(createSweepStore(dataSource));
   const bulkDeletes = translated(createBulkDeleteStore(dataSource, sessions.namespaceId));
   const operations = translated(createOperationStore(dataSource));
 
   /** The stores bound to `db`; `transaction` on them runs in `inTransaction`, or starts one. */
   const on = (db: EntityManager, inTransaction?: () => Stores): Stores => ({
-    sessions: db === dataSource.manager ? sessions : translated(createSessionStore(db, namespaceCache, namespaceNames)),
+    sessions: db === dataSource.manager ? sessions : sessionStore(db),
     conversations: translated(createConversationStore(db)),
     memories: translated(createMemoryStore(db)),
     traces: translated(createTraceStore(db)),
@@ -37,6 +46,9 @@ export function createStores(dataSource: DataSource): Stores {
     audit: translated(createAuditStore(db)),
     bulkDeletes,
     operations,
+    retention,
+    policies,
+    sweeps,
     // BEGIN and COMMIT fail too (a lost race at commit, a dropped connection): translated like the rest.
     transaction: (work) =>
       inTransaction ? work(inTransaction()) : translatingErrors(() => dataSource.transaction((tx) => work(bound(tx)))),
