@@ -100,8 +100,12 @@ export async function distribute(db: EntityManager): Promise<Distribution> {
     const kinds = new Map<string, string>(
       (await tx.query("SELECT logicalrelid::regclass::text AS t, partmethod AS m, repmodel AS r FROM pg_dist_partition")).map((r: any) => [r.t, r.m === "h" ? "distributed" : r.r === "t" ? "reference" : "local"]),
     );
-    const referenced = REFERENCE_TABLES.filter((t) => kinds.get(t) !== "reference");
-    const distributed = DISTRIBUTED_TABLES.filter((t) => kinds.get(t) !== "distributed");
+    // Tables a later migration makes are laid out once it has run (openDatabase calls this after them all).
+    const existing = new Set<string>(
+      (await tx.query("SELECT t FROM unnest($1::text[]) t WHERE to_regclass(t) IS NOT NULL", [[...REFERENCE_TABLES, ...DISTRIBUTED_TABLES]])).map((r: { t: string }) => r.t),
+    );
+    const referenced = REFERENCE_TABLES.filter((t) => existing.has(t) && kinds.get(t) !== "reference");
+    const distributed = DISTRIBUTED_TABLES.filter((t) => existing.has(t) && kinds.get(t) !== "distributed");
     if (referenced.length || distributed.length) {
       // With a foreign key to a reference table, Citus wants every statement of the transaction over
       // one connection per node.

@@ -402,7 +402,7 @@ export function createOperations(deps: OperationDeps): Operations {
 
   function fill(): Promise<void> {
     if (filling) return filling;
-    filling = (async () => {
+    const p = (async () => {
       try {
         while (!stopping && running.size + pending < limits.maxRunning) {
           const before = running.size;
@@ -411,11 +411,15 @@ export function createOperations(deps: OperationDeps): Operations {
         }
       } catch {
         // The database is away: the next poll tries again.
-      } finally {
-        filling = undefined;
       }
     })();
-    return filling;
+    // Cleared once settled (never from inside: with no free slot the body ends before `filling` is set,
+    // and a settled promise kept there would stop this process from ever claiming again).
+    filling = p;
+    void p.finally(() => {
+      if (filling === p) filling = undefined;
+    });
+    return p;
   }
 
   /** The operation `id` names, if it belongs to `namespace`. @throws NotFoundError */

@@ -324,6 +324,25 @@ describe("BulkDeleteSessions and the database pool (issue 12)", () => {
     expect(await stores.operations.countQueued(await namespaceIdOf(ctx.db.dataSource, "slots"))).toBe(0);
   });
 
+  it("a process that polls while its slots are full still claims queued work once one frees", async () => {
+    await seed(200, "slots-poll");
+    const { services } = await servicesOn(4, { maxRunning: 1, pollMs: 50 });
+    const signal = new AbortController().signal;
+    const first = services.sessions.bulkDelete(filterAll("slots-poll", 1), signal);
+    await first.next();
+    const second = services.sessions.bulkDelete(filterAll("slots-poll"), signal);
+    const started = (await second.next()).value as Extract<BulkDeleteEvent, { type: "started" }>;
+    expect((await services.operations.get("slots-poll", started.operationId)).state).toBe("queued");
+    // Polls now, with the one slot taken, and keeps polling.
+    services.operations.start();
+    await new Promise((r) => setTimeout(r, 200));
+    for await (const _ of first);
+    const rest: BulkDeleteEvent[] = [];
+    for await (const e of second) rest.push(e);
+    expect(rest.at(-1)).toMatchObject({ type: "summary", counters: { completed: 200 } });
+    await services.operations.stop();
+  });
+
   it("a queued operation whose client goes away is cancelled at once, and never runs", async () => {
     await seed(300, "slots-wait");
     const { services } = await servicesOn(4, { maxRunning: 1, maxQueued: 4 });

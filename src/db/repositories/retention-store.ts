@@ -52,11 +52,12 @@ export function createRetentionStore(dataSource: DataSource): RetentionStore {
     },
     async set(namespaceId, p) {
       const [r] = await db.query(
-        `INSERT INTO retention_policies (namespace_id, max_age_ms, max_idle_ms, purge_memories, hold_labels, sessionless_trace_ttl_ms)
-         VALUES ($1, $2, $3, $4, $5, $6)
+        // (Citus, with retention_policies a reference table, refuses now() in DO UPDATE SET: the VALUES carry it.)
+        `INSERT INTO retention_policies (namespace_id, max_age_ms, max_idle_ms, purge_memories, hold_labels, sessionless_trace_ttl_ms, update_time)
+         VALUES ($1, $2, $3, $4, $5, $6, now())
          ON CONFLICT (namespace_id) DO UPDATE SET max_age_ms = EXCLUDED.max_age_ms, max_idle_ms = EXCLUDED.max_idle_ms,
            purge_memories = EXCLUDED.purge_memories, hold_labels = EXCLUDED.hold_labels,
-           sessionless_trace_ttl_ms = EXCLUDED.sessionless_trace_ttl_ms, update_time = now()
+           sessionless_trace_ttl_ms = EXCLUDED.sessionless_trace_ttl_ms, update_time = EXCLUDED.update_time
          RETURNING *`,
         [namespaceId, p.maxAgeMs ?? null, p.maxIdleMs ?? null, p.purgeMemories, p.holdLabels, p.sessionlessTraceTtlMs ?? null],
       );
