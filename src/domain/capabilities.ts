@@ -25,6 +25,7 @@ export const CAPABILITIES = [
   "auth.client_secrets.rate_limit",
   "admin.namespaces",
   "admin.audit",
+  "retention.v1",
 ] as const;
 
 /** A capability name. */
