@@ -3,8 +3,9 @@
  * with the bulk-delete bench's children (2 participants, 10 turns, 5 traces of 10 spans, an annotation
  * per trace), deleted by the server's own sweeper as a RETENTION_SWEEP operation; then the same data
  * re-seeded and deleted by the raw-SQL baseline (a loop of `DELETE ... WHERE id IN (SELECT the next 500
- * expired sessions)` through pg, no operation, no per-id results). Meanwhile, GetSession of live sessions
- * of another namespace from 4 closed loops: its p99 during the sweep against its p99 with no sweep.
+ * expired sessions)` through pg, no operation, no per-id results). Both run under the same load: GetSession
+ * of live sessions of another namespace from 4 closed loops, whose p99 during the sweep is compared with
+ * its p99 with no sweep.
  * BENCH_CITUS_URL runs it on a Citus cluster (bench/harness.ts).
  * Targets: ratio (baseline time / sweep time) >= 0.8, p99_during_ms <= 2 x p99_idle_ms.
  */
@@ -88,24 +89,30 @@ const ms = (t: { seconds: bigint; nanos: number } | undefined) => Number(t!.seco
 const sweepS = (ms(sweep.endTime) - ms(sweep.startTime)) / 1000;
 console.log(`sweep: ${SESSIONS} sessions in ${sweepS.toFixed(2)} s (${sweep.batches} batches); GetSession meanwhile: ${during.length} calls, p99 ${p99(during).toFixed(2)} ms`);
 
-// Baseline: raw SQL, the next 500 expired sessions at a time.
+// Baseline: raw SQL, the next 500 expired sessions at a time, under the same GetSession load.
 await seedExpired(SESSIONS, "raw");
 const rawNs = await namespaceIdOf(app.dataSource, "raw");
 const pool = new pg.Pool({ connectionString: db.url, max: 2 });
+let rawDone = false;
 const t1 = performance.now();
-for (;;) {
-  const r = await pool.query(
-    `DELETE FROM sessions WHERE namespace_id = $1 AND id IN (
-       SELECT id FROM sessions WHERE namespace_id = $1 AND last_activity_time < now() - interval '1 day' ORDER BY create_time, id LIMIT $2)`,
-    [rawNs, BATCH],
-  );
-  if (!r.rowCount) break;
-}
-const baselineS = (performance.now() - t1) / 1000;
-console.log(`raw SQL baseline: ${SESSIONS} sessions in ${baselineS.toFixed(2)} s`);
+const rawDelete = (async () => {
+  for (;;) {
+    const r = await pool.query(
+      `DELETE FROM sessions WHERE namespace_id = $1 AND id IN (
+         SELECT id FROM sessions WHERE namespace_id = $1 AND last_activity_time < now() - interval '1 day' ORDER BY create_time, id LIMIT $2)`,
+      [rawNs, BATCH],
+    );
+    if (!r.rowCount) break;
+  }
+  rawDone = true;
+  return (performance.now() - t1) / 1000;
+})();
+const duringRaw = await probe(probeIds, () => rawDone);
+const baselineS = await rawDelete;
+console.log(`raw SQL baseline: ${SESSIONS} sessions in ${baselineS.toFixed(2)} s; GetSession meanwhile: p99 ${p99(duringRaw).toFixed(2)} ms`);
 
 await pool.end();
 await app.stop();
 await db.close();
-console.log(`RESULT sweep ratio=${(baselineS / sweepS).toFixed(3)} p99_during_ms=${p99(during).toFixed(2)} p99_idle_ms=${p99(idle).toFixed(2)} sweep_s=${sweepS.toFixed(2)} baseline_s=${baselineS.toFixed(2)} sessions=${SESSIONS}`);
+console.log(`RESULT sweep ratio=${(baselineS / sweepS).toFixed(3)} p99_during_ms=${p99(during).toFixed(2)} p99_idle_ms=${p99(idle).toFixed(2)} sweep_s=${sweepS.toFixed(2)} baseline_s=${baselineS.toFixed(2)} p99_during_baseline_ms=${p99(duringRaw).toFixed(2)} sessions=${SESSIONS}`);
 process.exit(0);

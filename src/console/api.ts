@@ -4,6 +4,7 @@
  */
 import { Code, ConnectError, createClient, type Client, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-web";
+import { OperationService } from "../../gen/sessiond/v1/operation_service_pb.js";
 import { SessionService } from "../../gen/sessiond/v1/session_service_pb.js";
 import { TraceService } from "../../gen/sessiond/v1/trace_service_pb.js";
 
@@ -11,6 +12,7 @@ import { TraceService } from "../../gen/sessiond/v1/trace_service_pb.js";
 export interface Api {
   sessions: Client<typeof SessionService>;
   traces: Client<typeof TraceService>;
+  operations: Client<typeof OperationService>;
 }
 
 /** Clients that send `key()` (read at each call, so signing in again needs no new clients). */
@@ -20,7 +22,7 @@ export function createApi(key: () => string): Api {
     return next(req);
   };
   const transport = createConnectTransport({ baseUrl: location.origin, interceptors: [auth] });
-  return { sessions: createClient(SessionService, transport), traces: createClient(TraceService, transport) };
+  return { sessions: createClient(SessionService, transport), traces: createClient(TraceService, transport), operations: createClient(OperationService, transport) };
 }
 
 /** The gRPC name of a code: Code.PermissionDenied -> "PERMISSION_DENIED". */
@@ -32,9 +34,4 @@ export function codeName(code: Code): string {
 export function describeError(err: unknown): string {
   const e = ConnectError.from(err);
   return `${codeName(e.code)}: ${e.rawMessage}`;
-}
-
-/** Whether the call failed because it was aborted (the user cancelled it). */
-export function isCanceled(err: unknown): boolean {
-  return ConnectError.from(err).code === Code.Canceled;
 }

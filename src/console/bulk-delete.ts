@@ -1,20 +1,19 @@
 /**
  * Bulk delete with live progress: BulkDeleteSessions by the selected ids or by the list's filter, after
- * a confirmation. The first stream message gives the total, each committed batch the running counters,
- * the last one a summary. Cancel aborts the stream.
- *
- * A cancel cannot be reported exactly by the stream alone: when the client goes away, the server
- * finishes the batch it holds (one transaction: the whole batch or nothing), and the progress messages
- * already on their way are dropped with the connection, so the last counters the page saw are a few
- * batches short. After a cancel the console therefore recounts with a dry run of the same selection
- * (its row locks wait for a batch still committing; it is repeated until it stops changing, since the
- * server hears of the cancel a moment after the page) and adds the difference to the counters, saying so.
+ * a confirmation. The call runs as an operation on the server (OperationService), started with `detach`
+ * so that it goes on without the page: the panel reads the stream's first message for the operation's
+ * id, keeps the id in this tab's sessionStorage, and follows the operation with WatchOperation (its
+ * committed batches, then its end). After a reload, or a dropped connection, the panel watches it again
+ * from the last batch it showed, so the bar goes on to the end with exact counts. Cancel asks the
+ * server (CancelOperation): the operation stops after the batch in hand, and its final counters, exact,
+ * come with its end.
  */
 import type { MessageInitShape } from "@bufbuild/protobuf";
+import { OperationState, type Operation } from "../../gen/sessiond/v1/operation_service_pb.js";
 import { SessionState } from "../../gen/sessiond/v1/session_pb.js";
 import type { BulkDeleteCounters, BulkDeleteSessionsRequestSchema } from "../../gen/sessiond/v1/session_service_pb.js";
-import { describeError, isCanceled, type Api } from "./api.js";
-import { byTestId, fmtDuration, fmtNumber } from "./dom.js";
+import { describeError, type Api } from "./api.js";
+import { byTestId, fmtMs, fmtNumber, msBetween } from "./dom.js";
 import { describeFilter, toApiFilter, type ListFilter } from "./sessions.js";
 
 /** What to delete: sessions by global id, or every session matching a list filter. */
@@ -29,6 +28,17 @@ interface Counters {
   notFound: number;
   failed: number;
 }
+
+/** The operation the panel follows, as kept in sessionStorage across reloads. */
+interface Followed {
+  namespace: string;
+  id: string;
+  title: string;
+}
+
+const FOLLOWED_STORAGE = "sessiond.console.bulk";
+/** How long to wait before watching again after the watch stream broke. */
+const REWATCH_MS = 1000;
 
 const countersOf = (c: BulkDeleteCounters | undefined): Counters => ({
   completed: Number(c?.completed ?? 0n),
@@ -81,11 +91,16 @@ export function createBulkDelete(api: Api, onRunning: (running: boolean) => void
   const panel = byTestId("bulk-panel");
   const cancel = byTestId<HTMLButtonElement>("bulk-cancel");
   const close = byTestId<HTMLButtonElement>("bulk-close");
-  let controller: AbortController | undefined;
+  let followed: Followed | undefined;
 
   cancel.addEventListener("click", () => {
+    if (!followed) return;
     cancel.disabled = true;
-    controller?.abort();
+    byTestId("bulk-status", panel).textContent = "Cancelling after the batch in hand…";
+    api.operations.cancelOperation({ namespace: followed.namespace, id: followed.id }).catch((err) => {
+      // Already ended: the watch shows how.
+      byTestId("bulk-status", panel).textContent = `Could not cancel: ${describeError(err)}`;
+    });
   });
   close.addEventListener("click", () => {
     panel.hidden = true;
@@ -93,6 +108,7 @@ export function createBulkDelete(api: Api, onRunning: (running: boolean) => void
 
   function render(c: Counters, state: string, title: string, status: string): void {
     panel.dataset.state = state;
+    if (followed) panel.dataset.operationId = followed.id;
     byTestId("bulk-title", panel).textContent = title;
     const bar = byTestId<HTMLProgressElement>("bulk-progress", panel);
     bar.max = Math.max(c.total, 1);
@@ -104,82 +120,100 @@ export function createBulkDelete(api: Api, onRunning: (running: boolean) => void
     byTestId("bulk-failed", panel).textContent = fmtNumber(c.failed);
     byTestId("bulk-status", panel).textContent = status;
     cancel.hidden = state !== "running";
-    close.hidden = state === "running" || state === "recounting";
+    close.hidden = state === "running";
   }
 
-  /** How many sessions of `selector` exist now, by a dry run (which deletes nothing). */
-  async function remaining(namespace: string, selector: Selector): Promise<number> {
-    let left = 0;
-    for await (const m of api.sessions.bulkDeleteSessions({ namespace, selector, dryRun: true, batchSize: 5000 })) {
-      if (m.event.case === "summary") left = Number(m.event.value.counters?.deleted ?? 0n);
+  /** The panel for an operation that has ended. */
+  function renderEnded(op: Operation): void {
+    const c = countersOf(op.counters);
+    const d = op.deleted;
+    if (op.state === OperationState.SUCCEEDED) {
+      render(c, "done", "Bulk delete finished", `Done in ${fmtMs(msBetween(op.startTime ?? op.createTime, op.endTime))}. With the sessions went ${fmtNumber(Number(d?.participants ?? 0n))} participants, ${fmtNumber(Number(d?.turns ?? 0n))} turns, ${fmtNumber(Number(d?.traces ?? 0n))} traces, ${fmtNumber(Number(d?.spans ?? 0n))} spans and ${fmtNumber(Number(d?.annotations ?? 0n))} annotations.`);
+    } else if (op.state === OperationState.CANCELLED) {
+      render(c, "cancelled", "Bulk delete cancelled", `Cancelled: ${fmtNumber(c.deleted)} deleted, ${fmtNumber(c.total - c.completed)} left untouched.`);
+    } else {
+      render(c, "failed", "Bulk delete failed", `${op.error || "The operation failed"}. Sessions of the batches reported above are deleted; the others are untouched.`);
     }
-    return left;
   }
 
   /**
-   * `remaining`, asked until two answers 250 ms apart agree (at most ~2 s): the server learns of the
-   * cancel a moment after the page, and may start one more batch meanwhile.
+   * Follows the operation until it ends: WatchOperation from the last batch shown, again (after a pause)
+   * when the stream breaks, e.g. when the server that answered it shuts down.
    */
-  async function settledRemaining(namespace: string, selector: Selector): Promise<number> {
-    let last = await remaining(namespace, selector);
-    for (let i = 0; i < 8; i++) {
-      await new Promise((r) => setTimeout(r, 250));
-      const now = await remaining(namespace, selector);
-      if (now === last) return now;
-      last = now;
-    }
-    return last;
-  }
-
-  async function run(target: BulkTarget, namespace: string, batchSize: number): Promise<void> {
-    controller = new AbortController();
-    const selector = selectorOf(target);
-    const reported = new Set<string>();
-    let c: Counters = { completed: 0, total: 0, deleted: 0, notFound: 0, failed: 0 };
-    const title = target.kind === "ids" ? "Deleting selected sessions" : "Deleting sessions matching the filter";
+  async function follow(f: Followed): Promise<void> {
+    followed = f;
+    sessionStorage.setItem(FOLLOWED_STORAGE, JSON.stringify(f));
     panel.hidden = false;
     cancel.disabled = false;
     onRunning(true);
-    render(c, "running", title, "Starting…");
+    let c: Counters = { completed: 0, total: 0, deleted: 0, notFound: 0, failed: 0 };
+    let after = 0n;
+    render(c, "running", f.title, "Starting…");
     try {
-      for await (const m of api.sessions.bulkDeleteSessions({ namespace, selector, batchSize }, { signal: controller.signal })) {
-        const e = m.event;
-        if (e.case === "started") {
-          c = { ...c, total: Number(e.value.total) };
-          render(c, "running", title, `${fmtNumber(c.total)} sessions to go, ${fmtNumber(e.value.batchSize)} per batch…`);
-        } else if (e.case === "progress") {
-          c = countersOf(e.value.counters);
-          if (target.kind === "ids") for (const r of e.value.results) reported.add(r.identifier);
-          render(c, "running", title, "Deleting…");
-        } else if (e.case === "summary") {
-          c = countersOf(e.value.counters);
-          const d = e.value.deleted;
-          render(c, "done", "Bulk delete finished", `Done in ${fmtDuration(e.value.elapsed)}. With the sessions went ${fmtNumber(d?.participants ?? 0)} participants, ${fmtNumber(d?.turns ?? 0)} turns, ${fmtNumber(d?.traces ?? 0)} traces, ${fmtNumber(d?.spans ?? 0)} spans and ${fmtNumber(d?.annotations ?? 0)} annotations.`);
-        }
-      }
-    } catch (err) {
-      if (!isCanceled(err)) {
-        render(c, "failed", "Bulk delete failed", `${describeError(err)}. Sessions of the batches reported above are deleted; the others are untouched.`);
-      } else {
-        render(c, "recounting", "Bulk delete cancelled", "Cancelled. Recounting what the last batches did…");
+      for (;;) {
         try {
-          const unreported = target.kind === "ids" ? { case: "ids" as const, value: { values: target.ids.filter((id) => !reported.has(id)) } } : selector;
-          const expected = c.total - c.completed;
-          const left = expected > 0 ? await settledRemaining(namespace, unreported) : 0;
-          const extra = Math.min(Math.max(expected - left, 0), expected);
-          const shown = c.deleted;
-          c = { ...c, deleted: c.deleted + extra, completed: c.completed + extra };
-          render(c, "cancelled", "Bulk delete cancelled", `Cancelled: ${fmtNumber(c.deleted)} deleted (${fmtNumber(shown)} reported before the cancel, ${fmtNumber(extra)} more in batches the server finished as the cancel reached it), ${fmtNumber(left)} left untouched.`);
-        } catch (recountErr) {
-          render(c, "cancelled", "Bulk delete cancelled", `Cancelled after ${fmtNumber(c.deleted)} reported deletions; the last batches may have deleted more (recount failed: ${describeError(recountErr)}).`);
+          for await (const m of api.operations.watchOperation({ namespace: f.namespace, id: f.id, afterBatch: after })) {
+            const e = m.event;
+            if (e.case === "operation") {
+              c = countersOf(e.value.counters);
+              after = after || e.value.batches;
+              const waiting = e.value.state === OperationState.QUEUED ? "Waiting for a free slot on the server…" : "Deleting…";
+              render(c, "running", f.title, e.value.state === OperationState.RUNNING || e.value.state === OperationState.QUEUED ? waiting : "Deleting…");
+            } else if (e.case === "batch") {
+              after = e.value.number;
+              c = countersOf(e.value.progress?.counters);
+              render(c, "running", f.title, "Deleting…");
+            } else if (e.case === "ended") {
+              renderEnded(e.value);
+              return;
+            }
+          }
+          return;
+        } catch (err) {
+          render(c, "running", f.title, `Reconnecting (${describeError(err)})…`);
+          await new Promise((r) => setTimeout(r, REWATCH_MS));
         }
       }
     } finally {
-      controller = undefined;
+      sessionStorage.removeItem(FOLLOWED_STORAGE);
+      followed = undefined;
       onRunning(false);
       onFinished();
     }
   }
 
-  return { run };
+  /** Starts a bulk delete of `target` and follows it. */
+  async function run(target: BulkTarget, namespace: string, batchSize: number): Promise<void> {
+    const title = target.kind === "ids" ? "Deleting selected sessions" : "Deleting sessions matching the filter";
+    panel.hidden = false;
+    onRunning(true);
+    render({ completed: 0, total: 0, deleted: 0, notFound: 0, failed: 0 }, "running", title, "Starting…");
+    const abort = new AbortController();
+    let id = "";
+    try {
+      // Only the first message is read: it names the operation, which goes on without this stream.
+      for await (const m of api.sessions.bulkDeleteSessions({ namespace, selector: selectorOf(target), batchSize, detach: true }, { signal: abort.signal })) {
+        if (m.event.case === "started") {
+          id = m.event.value.operationId;
+          abort.abort();
+        }
+      }
+    } catch (err) {
+      if (!id) {
+        render({ completed: 0, total: 0, deleted: 0, notFound: 0, failed: 0 }, "failed", "Bulk delete failed", `${describeError(err)}. Nothing was deleted.`);
+        onRunning(false);
+        return;
+      }
+    }
+    await follow({ namespace, id, title });
+  }
+
+  /** Follows the operation this tab was following before a reload, if any. */
+  async function resume(): Promise<void> {
+    const saved = sessionStorage.getItem(FOLLOWED_STORAGE);
+    if (!saved || followed) return;
+    await follow(JSON.parse(saved) as Followed);
+  }
+
+  return { run, resume };
 }

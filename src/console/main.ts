@@ -1,7 +1,7 @@
 /**
  * The sessiond admin console, served by sessiond at /console. Sign in with an API key (kept in this
  * tab's sessionStorage), pick a namespace, list and filter its sessions, open one, and bulk-delete
- * sessions with live progress. Every call goes to the API of the origin that served the page.
+ * sessions with live progress that survives a reload. Every call goes to the API of the origin that served the page.
  */
 import { createApi, describeError } from "./api.js";
 import { confirmationText, confirmDelete, createBulkDelete, type BulkTarget } from "./bulk-delete.js";
@@ -102,6 +102,7 @@ signinForm.addEventListener("submit", async (e) => {
   showError(signinError, "");
   showSignedIn(true);
   await list.reset();
+  void bulk.resume();
 });
 
 byTestId("sign-out").addEventListener("click", () => {
@@ -113,4 +114,8 @@ byTestId("sign-out").addEventListener("click", () => {
 
 namespaceInput.value = sessionStorage.getItem(NAMESPACE_STORAGE) || "default";
 showSignedIn(key !== "");
-if (key) void list.reset();
+if (key) {
+  void list.reset();
+  // A bulk delete this tab was following before a reload: the panel picks it up where it was.
+  void bulk.resume();
+}
