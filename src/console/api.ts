@@ -4,6 +4,7 @@
  */
 import { Code, ConnectError, createClient, type Client, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-web";
+import { AdminService } from "../../gen/sessiond/v1/admin_service_pb.js";
 import { OperationService } from "../../gen/sessiond/v1/operation_service_pb.js";
 import { SessionService } from "../../gen/sessiond/v1/session_service_pb.js";
 import { TraceService } from "../../gen/sessiond/v1/trace_service_pb.js";
@@ -13,6 +14,7 @@ export interface Api {
   sessions: Client<typeof SessionService>;
   traces: Client<typeof TraceService>;
   operations: Client<typeof OperationService>;
+  admin: Client<typeof AdminService>;
 }
 
 /** Clients that send `key()` (read at each call, so signing in again needs no new clients). */
@@ -22,7 +24,7 @@ export function createApi(key: () => string): Api {
     return next(req);
   };
   const transport = createConnectTransport({ baseUrl: location.origin, interceptors: [auth] });
-  return { sessions: createClient(SessionService, transport), traces: createClient(TraceService, transport), operations: createClient(OperationService, transport) };
+  return { sessions: createClient(SessionService, transport), traces: createClient(TraceService, transport), operations: createClient(OperationService, transport), admin: createClient(AdminService, transport) };
 }
 
 /** The gRPC name of a code: Code.PermissionDenied -> "PERMISSION_DENIED". */

@@ -80,10 +80,12 @@ export function confirmDelete(text: string): Promise<boolean> {
 }
 
 /** The confirmation text for a target. */
-export function confirmationText(target: BulkTarget, namespace: string): string {
-  if (target.kind === "ids") return `Delete the ${fmtNumber(target.ids.length)} selected session${target.ids.length === 1 ? "" : "s"} of namespace "${namespace}"?`;
+export function confirmationText(target: BulkTarget, ns: string): string {
+  // An empty namespace field means the key's own (or "default", for a key of all namespaces).
+  const where = ns ? `namespace "${ns}"` : "the key's namespace";
+  if (target.kind === "ids") return `Delete the ${fmtNumber(target.ids.length)} selected session${target.ids.length === 1 ? "" : "s"} of ${where}?`;
   const filter = describeFilter(target.filter);
-  return filter ? `Delete every session of namespace "${namespace}" matching ${filter}?` : `Delete ALL sessions of namespace "${namespace}" (no filter is set)?`;
+  return filter ? `Delete every session of ${where} matching ${filter}?` : `Delete ALL sessions of ${where} (no filter is set)?`;
 }
 
 /** Wires the progress panel; `onFinished` runs after completion, failure or cancel (e.g. to reload the list). */

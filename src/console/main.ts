@@ -7,6 +7,7 @@ import { createApi, describeError } from "./api.js";
 import { confirmationText, confirmDelete, createBulkDelete, type BulkTarget } from "./bulk-delete.js";
 import { createDetail } from "./detail.js";
 import { byTestId, fmtNumber, showError } from "./dom.js";
+import { createOperationsPanel, createRetentionPanel, loadNamespaces } from "./operations.js";
 import { createSessionList } from "./sessions.js";
 
 const KEY_STORAGE = "sessiond.console.key";
@@ -38,6 +39,14 @@ const list = createSessionList({
   },
 });
 
+const operations = createOperationsPanel(api, namespace);
+const retention = createRetentionPanel(api, namespace);
+/** What depends on the namespace besides the list. */
+const refreshNamespace = () => {
+  void operations.reload();
+  void retention.reload();
+};
+
 let running = false;
 const bulk = createBulkDelete(
   api,
@@ -49,6 +58,7 @@ const bulk = createBulkDelete(
   () => {
     detail.close();
     void list.reset();
+    void operations.reload();
   },
 );
 
@@ -71,6 +81,7 @@ namespaceInput.addEventListener("change", () => {
   sessionStorage.setItem(NAMESPACE_STORAGE, namespace());
   detail.close();
   void list.reset();
+  refreshNamespace();
 });
 
 /** Shows the sign-in form or the workspace. */
@@ -102,6 +113,8 @@ signinForm.addEventListener("submit", async (e) => {
   showError(signinError, "");
   showSignedIn(true);
   await list.reset();
+  refreshNamespace();
+  void loadNamespaces(api, byTestId<HTMLDataListElement>("namespace-list"));
   void bulk.resume();
 });
 
@@ -112,10 +125,13 @@ byTestId("sign-out").addEventListener("click", () => {
   showSignedIn(false);
 });
 
-namespaceInput.value = sessionStorage.getItem(NAMESPACE_STORAGE) || "default";
+// Empty: the key's own namespace for a key of one namespace, "default" for a key of all namespaces.
+namespaceInput.value = sessionStorage.getItem(NAMESPACE_STORAGE) ?? "";
 showSignedIn(key !== "");
 if (key) {
   void list.reset();
+  refreshNamespace();
+  void loadNamespaces(api, byTestId<HTMLDataListElement>("namespace-list"));
   // A bulk delete this tab was following before a reload: the panel picks it up where it was.
   void bulk.resume();
 }

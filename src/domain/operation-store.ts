@@ -96,13 +96,15 @@ export interface OperationStore {
   /** Queued operations of a namespace (to bound how many may wait). */
   countQueued(namespaceId: string): Promise<number>;
   find(uuid: string): Promise<OperationRecord | undefined>;
+  /** The whole request of an operation (records leave its list of identifiers out). */
+  request(uuid: string): Promise<unknown>;
   /** Newest first, after the (create_time, uuid) position when given. */
   list(query: OperationQuery, after: { createTime: Date; uuid: string } | undefined, limit: number): Promise<OperationRecord[]>;
   /**
    * Claims the oldest operation that is queued, or running under a lease that ran out (its process
    * died), for `owner` until `leaseMs` from now; with `uuid`, only that one; never one of `skip` (those
    * this process runs). The lease's owner (leaseOwner of the result) names the process and the claim.
-   * Never waits for a row another process is locking. The result carries the whole request.
+   * Never waits for a row another process is locking.
    */
   claim(owner: string, leaseMs: number, uuid?: string, skip?: string[]): Promise<OperationRecord | undefined>;
   /** Extends the lease; whether it was still held, and whether a cancellation was asked for. */

@@ -90,6 +90,9 @@ export interface Operation extends Omit<OperationRecord, "request" | "progress" 
 /** An event of WatchOperation. */
 export type WatchEvent = { type: "operation"; operation: Operation } | { type: "batch"; number: number; batch: BulkBatch } | { type: "ended"; operation: Operation };
 
+/** What following an operation yields: its committed batches in order, then its end. */
+type FollowEvent = { type: "batch"; number: number; batch: BulkBatch } | { type: "ended"; op: OperationRecord };
+
 /** An event of DeleteNamespace: the bulk delete's, then `deleted`. */
 export type DeleteNamespaceEvent = BulkDeleteEvent | ({ type: "deleted" } & NamespaceDeletion);
 
@@ -166,6 +169,18 @@ export function createOperations(deps: OperationDeps): Operations {
   /** Per operation, how many local events happened (so a watcher cannot miss one between its read and its wait). */
   const versions = new Map<string, number>();
   const swept = { sessions: 0, traces: 0 };
+  /**
+   * Plans of operations this process stored, until it runs them or stops following them: the process
+   * that claims its own operation need not read its list of up to 100,000 identifiers back.
+   */
+  const plans = new Map<string, BulkPlan>();
+  /**
+   * The last batches of operations running here, for watchers in this process (which then need not read
+   * them back from the database), and those that ended here.
+   */
+  const recent = new Map<string, { number: number; batch: BulkBatch }[]>();
+  const endedHere = new Set<string>();
+  const RECENT = 32;
   /** Local wake-ups of watchers, by operation uuid: called on each batch and end in this process. */
   const wakers = new Map<string, Set<() => void>>();
   let stopping = false;
@@ -219,7 +234,7 @@ export function createOperations(deps: OperationDeps): Operations {
 
   /** Runs one batch after another from the operation's cursor; the state it ended in, or undefined when given back. */
   async function execute(op: OperationRecord, run: Running): Promise<{ state: "succeeded" | "cancelled"; result: NamespaceResult | null } | undefined> {
-    const plan = op.request as BulkPlan;
+    const plan = await planOf(op);
     let cursor = op.cursor as BulkCursor;
     let progress = op.progress as BulkProgress;
     let number = op.batches;
@@ -231,19 +246,40 @@ export function createOperations(deps: OperationDeps): Operations {
       const keys = batchKeys(plan, next.entries);
       const deletion = op.namespaceId !== NO_NAMESPACE && keys.values.length ? { namespaceId: op.namespaceId, keys, opts: { dryRun: plan.dryRun, purgeMemories: plan.purgeMemories } } : undefined;
       let after = progress;
+      let lastBatch: BulkBatch | undefined;
       const record = (failure?: string) => (found: Parameters<typeof batchResults>[4]) => {
         const r = batchResults(plan, op.namespaceId, next.entries, progress, found, failure);
         after = r.progress;
+        lastBatch = r.batch;
         return { batch: r.batch, cursor: next.cursor, progress: r.progress };
       };
       const committed = await commit(run, number + 1, deletion, record, keys.values.length);
       number++;
       cursor = next.cursor;
       progress = after;
+      keep(op.uuid, number, lastBatch!);
       wake(op.uuid);
       if (committed.cancelRequested && !run.stop) run.stop = "cancel";
     }
     return { state: "succeeded", result: op.kind === "delete_namespace" ? await finishNamespace(op, progress) : null };
+  }
+
+  /** The plan of an operation: this process's own copy, or the whole request read back (a takeover). */
+  async function planOf(op: OperationRecord): Promise<BulkPlan> {
+    const own = plans.get(op.uuid);
+    if (own) return own;
+    const light = op.request as BulkPlan;
+    if (light.selector.kind !== "ids" && light.selector.kind !== "sessionIds") return light;
+    return (await store.request(op.uuid)) as BulkPlan;
+  }
+
+  /** Keeps a committed batch for this process's watchers (when there are any). */
+  function keep(uuid: string, number: number, batch: BulkBatch): void {
+    if (!wakers.has(uuid)) return;
+    let list = recent.get(uuid);
+    if (!list) recent.set(uuid, (list = []));
+    list.push({ number, batch });
+    if (list.length > RECENT) list.shift();
   }
 
   /**
@@ -290,9 +326,11 @@ export function createOperations(deps: OperationDeps): Operations {
       const next: BulkCursor = { offset: cursor.offset + entries.length, after: page.last };
       const sweepPlan: BulkPlan = { ...plan, purgeMemories: policy.purgeMemories };
       let after = progress;
+      let lastBatch: BulkBatch | undefined;
       const record = (failure?: string) => (found: DeletedSession[]) => {
         const r = batchResults(sweepPlan, op.namespaceId, entries, progress, found, failure);
         after = r.progress;
+        lastBatch = r.batch;
         return { batch: r.batch, cursor: next, progress: r.progress };
       };
       const deletion: BatchDeletion = { namespaceId: op.namespaceId, keys: { kind: "uuid", values: page.uuids }, opts: { dryRun: false, purgeMemories: policy.purgeMemories }, recheck: c };
@@ -301,6 +339,7 @@ export function createOperations(deps: OperationDeps): Operations {
       number++;
       cursor = next;
       progress = after;
+      keep(op.uuid, number, lastBatch!);
       wake(op.uuid);
       if (committed.cancelRequested && !run.stop) run.stop = "cancel";
     }
@@ -377,6 +416,8 @@ export function createOperations(deps: OperationDeps): Operations {
       } finally {
         clearInterval(renewer);
         if (running.get(op.uuid) === run) running.delete(op.uuid);
+        plans.delete(op.uuid);
+        if (wakers.has(op.uuid)) endedHere.add(op.uuid);
         wake(op.uuid);
         void fill();
       }
@@ -436,10 +477,36 @@ export function createOperations(deps: OperationDeps): Operations {
   }
 
   /** Follows an operation from batch `after`: its batches, then its end. */
-  async function* follow(uuid: string, after: number, signal: AbortSignal): AsyncGenerator<{ type: "batch"; number: number; batch: BulkBatch } | { type: "ended"; op: OperationRecord }> {
+  async function* follow(uuid: string, after: number, signal: AbortSignal): AsyncGenerator<FollowEvent> {
+    try {
+      yield* followFrom(uuid, after, signal);
+    } finally {
+      // The last watcher of an operation gone: its kept batches go too.
+      if (!wakers.get(uuid)?.size) {
+        recent.delete(uuid);
+        endedHere.delete(uuid);
+      }
+    }
+  }
+
+  async function* followFrom(uuid: string, after: number, signal: AbortSignal): AsyncGenerator<FollowEvent> {
     let last = after;
     for (;;) {
       const seen = watchVersion(uuid);
+      // Batches this process committed, straight from memory while they follow on from the last one seen.
+      const local = recent.get(uuid)?.filter((b) => b.number > last) ?? [];
+      if (local.length && local[0].number === last + 1) {
+        for (const b of local) {
+          last = b.number;
+          yield { type: "batch", number: b.number, batch: b.batch };
+        }
+        continue;
+      }
+      // Running here, nothing new yet and not ended: wait for the next batch without asking the database.
+      if (running.has(uuid) && !endedHere.has(uuid) && !local.length && last > after) {
+        await waitFor(uuid, seen, limits.leaseMs, signal);
+        continue;
+      }
       const rows = await store.batches(uuid, last, WATCH_PAGE);
       for (const r of rows) {
         last = r.number;
@@ -474,7 +541,9 @@ export function createOperations(deps: OperationDeps): Operations {
       throw new RateLimitedError(`too many operations of namespace "${input.namespace}" are waiting (${limits.maxQueued})`, Math.max(1000, limits.pollMs));
     }
     const op = await store.insert({ namespaceId: input.namespaceId, namespace: input.namespace, kind, request: input.plan, cursor: { offset: 0 }, progress: input.progress, detach: input.detach, actor: input.actor });
-    await claimInto(op.uuid).catch(() => {});
+    plans.set(op.uuid, input.plan);
+    // Claimed in the background: the first message does not wait for it.
+    void claimInto(op.uuid).catch(() => {});
     const { plan, progress } = input;
     try {
       yield { type: "started", total: progress.counters.total, dryRun: plan.dryRun, batchSize: plan.batchSize, operationId: encodeGlobalId("Operation", op.uuid) };
@@ -494,6 +563,7 @@ export function createOperations(deps: OperationDeps): Operations {
     } finally {
       // The caller went away (or the call ended early): without `detach`, the work stops too. Not when
       // this process is shutting down: then the operation is handed to another process.
+      if (!running.has(op.uuid)) plans.delete(op.uuid);
       if (signal.aborted && !input.detach && !stopping) {
         const run = running.get(op.uuid);
         if (run && !run.stop) run.stop = "cancel";

@@ -8,6 +8,7 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { createClient } from "@connectrpc/connect";
 import type { Page } from "playwright-core";
 import { beforeAll, describe, expect, it } from "vitest";
+import { AdminService } from "../../gen/sessiond/v1/admin_service_pb.js";
 import { ParticipantKind } from "../../gen/sessiond/v1/conversation_pb.js";
 import { SessionService } from "../../gen/sessiond/v1/session_service_pb.js";
 import { AnnotatorKind, SpanKind, StatusCode } from "../../gen/sessiond/v1/trace_pb.js";
@@ -327,6 +328,27 @@ describe.skipIf(noBrowser)("the admin console", { timeout: 4 * PATIENCE_MS }, ()
     expect(await counters(page)).toMatchObject({ completed: `${onPage} / ${onPage} (100%)`, deleted: onPage, notFound: 0, failed: 0 });
     const after = Number((await ctx.db.dataSource.query("SELECT count(*)::int AS n FROM sessions s JOIN namespaces n ON n.id = s.namespace_id WHERE n.name = $1", [BULK_NS]))[0].n);
     expect(after).toBe(before - onPage);
+    expect(errors).toEqual([]);
+  });
+
+  it("lists the namespace's operations with their state and progress, and offers its namespaces to pick from", async () => {
+    await page.getByTestId("operations-refresh").click();
+    const states = () => page.getByTestId("operation-row").evaluateAll((trs) => trs.map((tr) => tr.getAttribute("data-state")));
+    // Newest first: the selection deleted last, the cancelled one, the 2,000 of the first test.
+    await poll(states).toEqual(["succeeded", "cancelled", "succeeded"]);
+    expect(await page.getByTestId("operation-progress").first().textContent()).toMatch(/^\d+ \/ \d+$/);
+    expect(await page.getByTestId("namespace-list").locator("option").evaluateAll((os) => os.map((o) => o.getAttribute("value")))).toEqual(expect.arrayContaining(["bulk", "reload", "long"]));
+  });
+
+  it("shows the namespace's retention policy (the default first) and saves one", async () => {
+    await poll(() => text(page, "retention-status")).toBe("The server's default (this namespace has no policy of its own).");
+    await page.getByTestId("retention-max-idle").fill("30");
+    await page.getByTestId("retention-hold-labels").fill("legal-hold, audit");
+    await page.getByTestId("retention-save").click();
+    await poll(() => text(page, "retention-status")).toMatch(/^This namespace's own policy, set /);
+    const { policy } = await createClient(AdminService, grpcTransport(ctx.url)).getRetentionPolicy({ namespace: BULK_NS });
+    expect(policy).toMatchObject({ maxIdle: { seconds: 30n * 86_400n }, holdLabels: ["legal-hold", "audit"], purgeMemories: false });
+    expect(policy?.maxAge).toBeUndefined();
     expect(errors).toEqual([]);
   });
 

@@ -12,12 +12,12 @@ import { deleteBatch } from "./bulk-delete-store.js";
 import { expiredSql } from "./retention-store.js";
 
 /**
- * The columns as most statements read them: the request without its list of identifiers (up to 100,000
- * of them), which only the process that runs the operation needs (FULL, in claim).
+ * The columns as statements read them: the request without its list of identifiers (up to 100,000 of
+ * them), which only the process that runs the operation needs (`request`, unless it has its own copy).
  */
 const COLUMNS = `id, namespace_id, namespace, kind, state, request #- '{selector,values}' AS request, cursor, progress, result, batches, detach,
   actor, error, cancel_requested, lease_owner, attempts, create_time, start_time, update_time, end_time`;
-const FULL = COLUMNS.replace("request #- '{selector,values}' AS request", "request");
+
 
 function toRecord(r: any): OperationRecord {
   return {
@@ -80,6 +80,11 @@ export function createOperationStore(dataSource: DataSource): OperationStore {
 
     find: (uuid) => one(`SELECT ${COLUMNS} FROM operations WHERE id = $1`, [uuid]),
 
+    async request(uuid) {
+      const [row] = await db.query("SELECT request FROM operations WHERE id = $1", [uuid]);
+      return row?.request;
+    },
+
     async list(query: OperationQuery, after, limit) {
       const params: unknown[] = [];
       const where: string[] = [];
@@ -117,7 +122,7 @@ export function createOperationStore(dataSource: DataSource): OperationStore {
                        WHERE state IN ('queued', 'running') AND (state = 'queued' OR lease_until < clock_timestamp()) AND NOT (id = ANY($3::uuid[]))
                              ${uuid ? "AND id = $4" : ""}
                        ORDER BY create_time, id LIMIT 1 FOR UPDATE SKIP LOCKED)
-         RETURNING ${FULL}`,
+         RETURNING ${COLUMNS}`,
         uuid ? [owner, leaseMs, skip, uuid] : [owner, leaseMs, skip],
       ),
 
