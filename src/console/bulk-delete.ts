@@ -9,6 +9,7 @@
  * come with its end.
  */
 import type { MessageInitShape } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { OperationState, type Operation } from "../../gen/sessiond/v1/operation_service_pb.js";
 import { SessionState } from "../../gen/sessiond/v1/session_pb.js";
 import type { BulkDeleteCounters, BulkDeleteSessionsRequestSchema } from "../../gen/sessiond/v1/session_service_pb.js";
@@ -39,6 +40,8 @@ interface Followed {
 const FOLLOWED_STORAGE = "sessiond.console.bulk";
 /** How long to wait before watching again after the watch stream broke. */
 const REWATCH_MS = 1000;
+/** Codes of a watch that broke and may work again. */
+const TRANSIENT = new Set([Code.Unavailable, Code.Unknown, Code.Internal, Code.DeadlineExceeded, Code.Canceled, Code.ResourceExhausted, Code.Aborted]);
 
 const countersOf = (c: BulkDeleteCounters | undefined): Counters => ({
   completed: Number(c?.completed ?? 0n),
@@ -94,6 +97,8 @@ export function createBulkDelete(api: Api, onRunning: (running: boolean) => void
   const cancel = byTestId<HTMLButtonElement>("bulk-cancel");
   const close = byTestId<HTMLButtonElement>("bulk-close");
   let followed: Followed | undefined;
+  /** Stops the watch (sign-out). */
+  let stopFollowing: AbortController | undefined;
 
   cancel.addEventListener("click", () => {
     if (!followed) return;
@@ -144,6 +149,7 @@ export function createBulkDelete(api: Api, onRunning: (running: boolean) => void
    */
   async function follow(f: Followed): Promise<void> {
     followed = f;
+    const stop = (stopFollowing = new AbortController());
     sessionStorage.setItem(FOLLOWED_STORAGE, JSON.stringify(f));
     panel.hidden = false;
     cancel.disabled = false;
@@ -154,7 +160,7 @@ export function createBulkDelete(api: Api, onRunning: (running: boolean) => void
     try {
       for (;;) {
         try {
-          for await (const m of api.operations.watchOperation({ namespace: f.namespace, id: f.id, afterBatch: after })) {
+          for await (const m of api.operations.watchOperation({ namespace: f.namespace, id: f.id, afterBatch: after }, { signal: stop.signal })) {
             const e = m.event;
             if (e.case === "operation") {
               c = countersOf(e.value.counters);
@@ -172,6 +178,12 @@ export function createBulkDelete(api: Api, onRunning: (running: boolean) => void
           }
           return;
         } catch (err) {
+          if (stop.signal.aborted) return;
+          // Only a broken stream is worth watching again; a key that may not see the operation is not.
+          if (!TRANSIENT.has(ConnectError.from(err).code)) {
+            render(c, "failed", f.title, `Cannot follow the operation: ${describeError(err)}.`);
+            return;
+          }
           render(c, "running", f.title, `Reconnecting (${describeError(err)})…`);
           await new Promise((r) => setTimeout(r, REWATCH_MS));
         }
@@ -217,5 +229,12 @@ export function createBulkDelete(api: Api, onRunning: (running: boolean) => void
     await follow(JSON.parse(saved) as Followed);
   }
 
-  return { run, resume };
+  /** Stops following (on sign-out): the operation itself goes on. */
+  function stop(): void {
+    stopFollowing?.abort();
+    sessionStorage.removeItem(FOLLOWED_STORAGE);
+    panel.hidden = true;
+  }
+
+  return { run, resume, stop };
 }

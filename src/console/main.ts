@@ -119,6 +119,7 @@ signinForm.addEventListener("submit", async (e) => {
 });
 
 byTestId("sign-out").addEventListener("click", () => {
+  bulk.stop();
   sessionStorage.removeItem(KEY_STORAGE);
   key = "";
   detail.close();

@@ -74,9 +74,14 @@ export function createOperationsPanel(api: Api, namespace: () => string) {
     );
   }
 
+  /** Bumped by every reload: an answer to an older one is dropped. */
+  let generation = 0;
+
   async function reload(): Promise<void> {
+    const mine = ++generation;
     try {
       const { operations } = await api.operations.listOperations({ namespace: namespace(), pageSize: 20 });
+      if (mine !== generation) return;
       rows.replaceChildren(...operations.map(row));
       empty.hidden = operations.length > 0;
       showError(error, "");
@@ -84,6 +89,7 @@ export function createOperationsPanel(api: Api, namespace: () => string) {
       for (const [id, abort] of watches) if (!live.has(id)) abort.abort();
       for (const op of operations) if (open(op) && !watches.has(op.id)) void watch(op);
     } catch (err) {
+      if (mine !== generation) return;
       rows.replaceChildren();
       showError(error, describeError(err));
     }

@@ -145,6 +145,8 @@ interface Running {
   stop?: "cancel" | "release";
   /** A batch's transaction is in progress (it extends the lease itself; a renewal would wait on its lock). */
   committing: boolean;
+  /** The number of the last batch committed. */
+  committed: number;
   done: Promise<void>;
 }
 
@@ -181,6 +183,8 @@ export function createOperations(deps: OperationDeps): Operations {
   const recent = new Map<string, { number: number; batch: BulkBatch }[]>();
   const endedHere = new Set<string>();
   const RECENT = 32;
+  /** How many watchers (follow) each operation has in this process; the maps above hold only watched ones. */
+  const watchers = new Map<string, number>();
   /** Local wake-ups of watchers, by operation uuid: called on each batch and end in this process. */
   const wakers = new Map<string, Set<() => void>>();
   let stopping = false;
@@ -188,15 +192,12 @@ export function createOperations(deps: OperationDeps): Operations {
   let filling: Promise<void> | undefined;
 
   const wake = (uuid: string) => {
-    if (wakers.has(uuid)) versions.set(uuid, (versions.get(uuid) ?? 0) + 1);
+    if (watchers.has(uuid)) versions.set(uuid, (versions.get(uuid) ?? 0) + 1);
     for (const w of wakers.get(uuid) ?? []) w();
   };
 
-  /** Registers interest in `uuid`'s local events; returns the version to wait from. */
-  function watchVersion(uuid: string): number {
-    if (!wakers.has(uuid)) wakers.set(uuid, new Set());
-    return versions.get(uuid) ?? 0;
-  }
+  /** The version of `uuid`'s local events to wait from. */
+  const watchVersion = (uuid: string): number => versions.get(uuid) ?? 0;
 
   /**
    * Waits for a local event of `uuid` after version `seen` (at once if one happened since), at most
@@ -213,10 +214,7 @@ export function createOperations(deps: OperationDeps): Operations {
         clearTimeout(timer);
         signal.removeEventListener("abort", onAbort);
         waiters.delete(waker);
-        if (!waiters.size && wakers.get(uuid) === waiters) {
-          wakers.delete(uuid);
-          versions.delete(uuid);
-        }
+        if (!waiters.size && wakers.get(uuid) === waiters) wakers.delete(uuid);
       };
       const waker = () => {
         leave();
@@ -257,6 +255,7 @@ export function createOperations(deps: OperationDeps): Operations {
       number++;
       cursor = next.cursor;
       progress = after;
+      run.committed = number;
       keep(op.uuid, number, lastBatch!);
       wake(op.uuid);
       if (committed.cancelRequested && !run.stop) run.stop = "cancel";
@@ -275,7 +274,7 @@ export function createOperations(deps: OperationDeps): Operations {
 
   /** Keeps a committed batch for this process's watchers (when there are any). */
   function keep(uuid: string, number: number, batch: BulkBatch): void {
-    if (!wakers.has(uuid)) return;
+    if (!watchers.has(uuid)) return;
     let list = recent.get(uuid);
     if (!list) recent.set(uuid, (list = []));
     list.push({ number, batch });
@@ -339,6 +338,7 @@ export function createOperations(deps: OperationDeps): Operations {
       number++;
       cursor = next;
       progress = after;
+      run.committed = number;
       keep(op.uuid, number, lastBatch!);
       wake(op.uuid);
       if (committed.cancelRequested && !run.stop) run.stop = "cancel";
@@ -373,7 +373,10 @@ export function createOperations(deps: OperationDeps): Operations {
 
   /** Runs a claimed operation to its end (or until it is given back) in the background. */
   function launch(op: OperationRecord): void {
-    const run: Running = { lease: { uuid: op.uuid, owner: op.leaseOwner ?? owner }, committing: false, done: Promise.resolve() };
+    const run: Running = { lease: { uuid: op.uuid, owner: op.leaseOwner ?? owner }, committing: false, committed: op.batches, done: Promise.resolve() };
+    // Batches kept from an earlier run here may be followed by batches committed elsewhere since.
+    recent.delete(op.uuid);
+    endedHere.delete(op.uuid);
     // Asked to stop before this process took it: cancelled (a cancellation wins over a hand-back), or
     // claimed while this process began to shut down.
     if (op.cancelRequested) run.stop = "cancel";
@@ -417,7 +420,7 @@ export function createOperations(deps: OperationDeps): Operations {
         clearInterval(renewer);
         if (running.get(op.uuid) === run) running.delete(op.uuid);
         plans.delete(op.uuid);
-        if (wakers.has(op.uuid)) endedHere.add(op.uuid);
+        if (watchers.has(op.uuid)) endedHere.add(op.uuid);
         wake(op.uuid);
         void fill();
       }
@@ -478,11 +481,16 @@ export function createOperations(deps: OperationDeps): Operations {
 
   /** Follows an operation from batch `after`: its batches, then its end. */
   async function* follow(uuid: string, after: number, signal: AbortSignal): AsyncGenerator<FollowEvent> {
+    watchers.set(uuid, (watchers.get(uuid) ?? 0) + 1);
     try {
       yield* followFrom(uuid, after, signal);
     } finally {
-      // The last watcher of an operation gone: its kept batches go too.
-      if (!wakers.get(uuid)?.size) {
+      const left = (watchers.get(uuid) ?? 1) - 1;
+      if (left > 0) watchers.set(uuid, left);
+      else {
+        // The last watcher of the operation in this process is gone: so is what was kept for watchers.
+        watchers.delete(uuid);
+        versions.delete(uuid);
         recent.delete(uuid);
         endedHere.delete(uuid);
       }
@@ -494,16 +502,19 @@ export function createOperations(deps: OperationDeps): Operations {
     for (;;) {
       const seen = watchVersion(uuid);
       // Batches this process committed, straight from memory while they follow on from the last one seen.
-      const local = recent.get(uuid)?.filter((b) => b.number > last) ?? [];
-      if (local.length && local[0].number === last + 1) {
+      const local = (recent.get(uuid) ?? []).filter((b) => b.number > last);
+      if (local[0]?.number === last + 1) {
         for (const b of local) {
+          if (b.number !== last + 1) break; // only an unbroken run on from the last one seen
           last = b.number;
           yield { type: "batch", number: b.number, batch: b.batch };
         }
         continue;
       }
-      // Running here, nothing new yet and not ended: wait for the next batch without asking the database.
-      if (running.has(uuid) && !endedHere.has(uuid) && !local.length && last > after) {
+      // Running here and caught up with what it committed: wait for its next batch (or its end) without
+      // asking the database.
+      const run = running.get(uuid);
+      if (run && !endedHere.has(uuid) && last >= run.committed) {
         await waitFor(uuid, seen, limits.leaseMs, signal);
         continue;
       }

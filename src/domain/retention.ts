@@ -58,6 +58,8 @@ export interface SweepStore {
   deleteSessionlessTraces(namespaceId: string, before: Date, limit: number): Promise<number>;
   /** Deletes client-secret request records older than `before` (their rate-limit window ended); how many went. */
   pruneClientRequests(before: Date): Promise<number>;
+  /** Deletes operations that ended before `before`, with their batches; how many went. */
+  pruneOperations(before: Date): Promise<number>;
 }
 
 export const MIN_RETENTION_MS = 60_000;
@@ -109,14 +111,17 @@ export function isExpired(policy: RetentionPolicy, s: { createTime: Date; lastAc
   const old = policy.maxAgeMs !== undefined && s.createTime.getTime() < now - policy.maxAgeMs;
   const idle = policy.maxIdleMs !== undefined && s.lastActivityTime.getTime() < now - policy.maxIdleMs;
   if (!old && !idle) return false;
-  for (const k of policy.holdLabels) if (k in s.labels) return false;
+  for (const k of policy.holdLabels) if (Object.hasOwn(s.labels, k)) return false;
   return true;
 }
 
 /** The policies in force, per namespace, through a per-process cache. */
 export interface RetentionPolicies {
-  /** The policy in force in a namespace (its own, or the default). */
-  policyOf(namespaceId: string): Promise<RetentionPolicy>;
+  /**
+   * The policy in force in a namespace (its own, or the default). On a cache miss it is read with `read`
+   * when given (a transaction's own connection: never a second one while that is held), else the store.
+   */
+  policyOf(namespaceId: string, read?: RetentionStore["get"]): Promise<RetentionPolicy>;
   /** The same, read from the store now (for the sweeper, before each batch). */
   fresh(namespaceId: string): Promise<RetentionPolicy>;
   /** The default, for namespaces without a policy of their own. */
@@ -130,10 +135,10 @@ export function createRetentionPolicies(store: RetentionStore, defaultPolicy: Re
   const cache = new Map<string, { policy: RetentionPolicy; until: number }>();
   return {
     defaultPolicy,
-    async policyOf(namespaceId) {
+    async policyOf(namespaceId, read = store.get) {
       const hit = cache.get(namespaceId);
       if (hit && hit.until > Date.now()) return hit.policy;
-      const policy = (await store.get(namespaceId))?.policy ?? defaultPolicy;
+      const policy = (await read(namespaceId))?.policy ?? defaultPolicy;
       if (cache.size > 10_000) cache.clear();
       cache.set(namespaceId, { policy, until: Date.now() + POLICY_CACHE_MS });
       return policy;

@@ -190,7 +190,7 @@ async function loadStored(s: SessionStore, address: SessionAddress, opts: { show
   const stored = await s.find(key, opts.lock);
   if (!stored || (stored.state === "soft_deleted" && !opts.showDeleted)) throw notFound();
   // Past its namespace's retention policy: hidden at once, before the sweeper deletes it.
-  if (s.retention && isExpired(await s.retention.policyOf(stored.namespaceId), stored)) throw notFound();
+  if (s.retention && isExpired(await s.retention.policyOf(stored.namespaceId, s.retentionPolicy), stored)) throw notFound();
   return stored;
 }
 
@@ -255,7 +255,7 @@ export function createSessionService(deps: { stores: Pick<Stores, "sessions" | "
       const namespaceId = await store.namespaceId(namespace, false);
       if (!namespaceId) return { sessions: [], nextPageToken: "" };
       // Sessions past the namespace's retention policy are left out at once, before the sweeper deletes them.
-      const retained = store.retention && cutoffsOf(await store.retention.policyOf(namespaceId));
+      const retained = store.retention && cutoffsOf(await store.retention.policyOf(namespaceId, store.retentionPolicy));
       const rows = await store.list({ namespaceId, filter, retained, showDeleted: input.showDeleted, ascending: input.ascending, after, limit: limit + 1 });
       const { items, nextPageToken } = pageOf(rows, limit, (last) => encodePageToken(last, fp));
       const sessions = items.map(sessionOf);

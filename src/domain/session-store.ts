@@ -2,7 +2,7 @@
  * The storage the session lifecycle needs (session-service.ts), declared by the domain: db/ implements it
  * and returns sessions as stored (StoredSession); the domain derives their global ids and etags.
  */
-import type { RetentionCutoffs, RetentionPolicies } from "./retention.js";
+import type { RetentionCutoffs, RetentionPolicies, StoredPolicy } from "./retention.js";
 import type { Cursor } from "./page-token.js";
 import type { DeletedCounts, JsonObject, SessionFilter, StoredSession } from "./session-model.js";
 
@@ -81,6 +81,8 @@ export interface SessionStore {
   namespaceId(name: string, create: boolean): Promise<string | undefined>;
   /** The retention policies in force (sessions past theirs are hidden); none: nothing is hidden. */
   readonly retention?: RetentionPolicies;
+  /** A namespace's own retention policy, read through this store's connection (a transaction's, within one). */
+  retentionPolicy(namespaceId: string): Promise<StoredPolicy | undefined>;
   /**
    * Inserts a session. @throws AlreadyExistsError when the external id is taken in the namespace,
    * NamespaceGoneError when the namespace was deleted meanwhile (resolve its name again)

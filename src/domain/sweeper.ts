@@ -1,6 +1,7 @@
 /**
  * The sweeper: every server process runs this loop. Each pass
- * - removes client-secret request records whose rate-limit window has ended (housekeeping);
+ * - removes client-secret request records whose rate-limit window has ended, and operations that ended
+ *   more than OPERATION_KEEP_MS ago with their batches (housekeeping);
  * - looks at every namespace whose policy (its own, or the default) limits anything, and where a
  *   session is past it or a sessionless trace outlived its TTL, offers a RETENTION_SWEEP operation.
  *   At most one sweep of a namespace is open at a time (the database refuses a second), so whichever
@@ -16,6 +17,8 @@ import { cutoffsOf, type RetentionPolicies, type RetentionPolicy, type Retention
 
 /** How long a client-secret request record is kept: its one-minute window, and a margin. */
 const CLIENT_REQUEST_KEEP_MS = 2 * 60_000;
+/** How long an ended operation (and its per-id results) is kept for OperationService. */
+export const OPERATION_KEEP_MS = 7 * 24 * 3600 * 1000;
 /** Namespaces read per statement when the default policy applies to all of them. */
 const NAMESPACE_PAGE = 1000;
 
@@ -39,7 +42,7 @@ export interface Sweeper {
   /** Stops the loop (a pass in progress finishes). */
   stop(): Promise<void>;
   /** Figures of the last pass and totals since start (for metrics). */
-  stats(): { lagMs: number; clientRequests: number };
+  stats(): { lagMs: number; clientRequests: number; operations: number };
 }
 
 /** Builds the sweeper of this process. */
@@ -56,6 +59,7 @@ export function createSweeper(deps: {
   let running: Promise<unknown> | undefined;
   let lagMs = 0;
   let clientRequests = 0;
+  let operationsPruned = 0;
 
   const limits = (p: RetentionPolicy) => Boolean(p.maxAgeMs || p.maxIdleMs || p.sessionlessTraceTtlMs);
 
@@ -77,6 +81,7 @@ export function createSweeper(deps: {
     const now = Date.now();
     const pruned = await deps.sweeps.pruneClientRequests(new Date(now - CLIENT_REQUEST_KEEP_MS));
     clientRequests += pruned;
+    operationsPruned += await deps.sweeps.pruneOperations(new Date(now - OPERATION_KEEP_MS));
     let namespaces = 0;
     let offered = 0;
     let lag = 0;
@@ -111,6 +116,6 @@ export function createSweeper(deps: {
       timer = undefined;
       await running;
     },
-    stats: () => ({ lagMs, clientRequests }),
+    stats: () => ({ lagMs, clientRequests, operations: operationsPruned }),
   };
 }

@@ -208,14 +208,14 @@ export interface OperationMetricsSource {
 
 /** What the retention metrics read: the sweeper's last pass and totals. */
 export interface SweepMetricsSource {
-  stats(): { lagMs: number; clientRequests: number };
+  stats(): { lagMs: number; clientRequests: number; operations: number };
 }
 
 /** Adds the operation and retention metrics to `registry`: read on scrape (one grouped count of the operations table). */
 export function registerOperationMetrics(registry: Registry, source: OperationMetricsSource & { swept(): { sessions: number; traces: number } }, sweeper: SweepMetricsSource): void {
   new Counter({
     name: `${PREFIX}retention_swept_total`,
-    help: "Rows the retention sweeper of this process deleted, by what: sessions (with everything under them), sessionless traces, client_requests (ended rate-limit windows).",
+    help: "Rows the retention sweeper of this process deleted, by what: sessions (with everything under them), sessionless traces, client_requests (ended rate-limit windows), operations (ended over 7 days ago).",
     labelNames: ["what"] as const,
     registers: [registry],
     collect() {
@@ -224,6 +224,7 @@ export function registerOperationMetrics(registry: Registry, source: OperationMe
       this.inc({ what: "sessions" }, s.sessions);
       this.inc({ what: "traces" }, s.traces);
       this.inc({ what: "client_requests" }, sweeper.stats().clientRequests);
+      this.inc({ what: "operations" }, sweeper.stats().operations);
     },
   });
   new Gauge({

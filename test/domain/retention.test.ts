@@ -177,8 +177,19 @@ describe("the sweeper", () => {
     const namespaceId = await namespaceIdOf(ctx.db.dataSource, ns);
     await expect(services.sessions.get(byId(encodeSessionId(namespaceId, old)), false)).rejects.toBeInstanceOf(NotFoundError);
     await ctx.db.sql("INSERT INTO client_requests (namespace_id, session_id, at) SELECT namespace_id, id, now() - interval '10 minutes' FROM sessions WHERE id = $1", [old]);
+    // An operation that ended 8 days ago goes, with its batches; one that ended 6 days ago stays.
+    const ended = await ctx.db.sql(
+      `INSERT INTO operations (namespace_id, namespace, kind, state, request, cursor, progress, detach, actor, end_time)
+       VALUES ($1, $2, 'bulk_delete_sessions', 'succeeded', '{}', '{}', '{}', false, 'test', now() - interval '8 days'),
+              ($1, $2, 'bulk_delete_sessions', 'succeeded', '{}', '{}', '{}', false, 'test', now() - interval '6 days') RETURNING id`,
+      [namespaceId, ns],
+    );
+    await ctx.db.sql("INSERT INTO operation_batches (operation_id, number, progress) VALUES ($1, 1, '{}')", [ended[0].id]);
     const pass = await services.sweeper.pass();
     expect(pass.clientRequests).toBeGreaterThanOrEqual(1);
+    expect(services.sweeper.stats().operations).toBeGreaterThanOrEqual(1);
+    expect((await ctx.db.sql("SELECT id FROM operations WHERE id = ANY($1)", [ended.map((r: any) => r.id)])).map((r: any) => r.id)).toEqual([ended[1].id]);
+    expect(await ctx.db.sql("SELECT 1 FROM operation_batches WHERE operation_id = $1", [ended[0].id])).toEqual([]);
     expect(pass.offered).toBeGreaterThanOrEqual(1);
     for (const end = Date.now() + 20_000; (await ctx.db.sql("SELECT 1 FROM sessions WHERE id = $1", [old])).length && Date.now() < end; ) await new Promise((r) => setTimeout(r, 20));
     expect(await ctx.db.sql("SELECT 1 FROM sessions WHERE id = $1", [old])).toEqual([]);

@@ -173,7 +173,11 @@ export function createOperationStore(dataSource: DataSource): OperationStore {
     },
 
     async release(lease) {
-      await db.query("UPDATE operations SET state = 'queued', lease_owner = NULL, lease_until = NULL, update_time = now() WHERE id = $1 AND lease_owner = $2 AND state = 'running'", [lease.uuid, lease.owner]);
+      // A hand-back (shutdown, an outage) is not a failed attempt: it does not count towards giving up.
+      await db.query(
+        "UPDATE operations SET state = 'queued', lease_owner = NULL, lease_until = NULL, attempts = greatest(attempts - 1, 0), update_time = now() WHERE id = $1 AND lease_owner = $2 AND state = 'running'",
+        [lease.uuid, lease.owner],
+      );
     },
 
     async requestCancel(uuid) {

@@ -8,7 +8,8 @@ import type { RetentionCutoffs, RetentionPolicy, RetentionStore, SweepStore } fr
 
 const num = (v: string | null) => (v === null ? undefined : Number(v));
 
-function toPolicy(r: any): RetentionPolicy {
+/** A retention_policies row -> the domain's policy. */
+export function toPolicy(r: any): RetentionPolicy {
   return { maxAgeMs: num(r.max_age_ms), maxIdleMs: num(r.max_idle_ms), purgeMemories: r.purge_memories, holdLabels: r.hold_labels, sessionlessTraceTtlMs: num(r.sessionless_trace_ttl_ms) };
 }
 
@@ -110,6 +111,11 @@ export function createSweepStore(dataSource: DataSource): SweepStore {
            SELECT id FROM traces WHERE namespace_id = $1 AND session_id IS NULL AND create_time < $2 ORDER BY create_time LIMIT $3)`,
         [namespaceId, before, limit],
       );
+      return count;
+    },
+
+    async pruneOperations(before) {
+      const [, count] = await db.query("DELETE FROM operations WHERE end_time < $1", [before]);
       return count;
     },
 

@@ -11,7 +11,7 @@ import type { SessionStore } from "../../domain/session-store.js";
 import { isForeignKeyViolation, isUniqueViolation, translated } from "../errors.js";
 import { deleteBatch } from "./bulk-delete-store.js";
 import { filterSql } from "./session-filter.js";
-import { retainedSql } from "./retention-store.js";
+import { retainedSql, toPolicy } from "./retention-store.js";
 import type { RetentionPolicies } from "../../domain/retention.js";
 import { sqlOf } from "../sql.js";
 
@@ -79,6 +79,11 @@ export function createSessionStore(db: EntityManager, namespaceCache: NamespaceC
 
   const store: SessionStore = {
     retention,
+
+    async retentionPolicy(namespaceId) {
+      const [r] = await q("SELECT * FROM retention_policies WHERE namespace_id = $1", [namespaceId]);
+      return r ? { policy: toPolicy(r), updateTime: r.update_time } : undefined;
+    },
     async namespaceId(name, create) {
       const cached = namespaceCache.get(name);
       if (cached && cached.until > Date.now()) return cached.id;
