@@ -59,6 +59,11 @@ export const DEFAULT_OPERATION_LIMITS: OperationLimits = { maxRunning: 4, maxQue
 const BATCH_ATTEMPTS = 4;
 /** Batches a watcher reads per statement. */
 const WATCH_PAGE = 64;
+/**
+ * Database reads of watchers run at once in a process: their share of the pool, apart from the
+ * operations' own (maxRunning, one connection each) and whatever live calls need.
+ */
+const WATCH_READERS = 1;
 /** Sessions per batch of a retention sweep. */
 export const SWEEP_BATCH = 500;
 /** Sessionless traces a sweep deletes per statement. */
@@ -143,8 +148,14 @@ interface Running {
   lease: Lease;
   /** Set when the operation should stop after the batch in hand: cancelled, or given back. */
   stop?: "cancel" | "release";
-  /** A batch's transaction is in progress (it extends the lease itself; a renewal would wait on its lock). */
-  committing: boolean;
+  /**
+   * A statement of the operation is in progress (a page read, or a batch's transaction, which extends the
+   * lease itself): a renewal then waits for the next tick, so that an operation holds one pooled
+   * connection at a time.
+   */
+  busy: boolean;
+  /** A renewal in flight: the operation's next statement waits for it (one connection at a time). */
+  renewing?: Promise<unknown>;
   /** The number of the last batch committed. */
   committed: number;
   done: Promise<void>;
@@ -196,6 +207,21 @@ export function createOperations(deps: OperationDeps): Operations {
     for (const w of wakers.get(uuid) ?? []) w();
   };
 
+  let readers = 0;
+  const readQueue: (() => void)[] = [];
+  /** Runs a watcher's database read within the watchers' share of the pool. */
+  async function watcherRead<T>(read: () => Promise<T>): Promise<T> {
+    if (readers < WATCH_READERS) readers++;
+    else await new Promise<void>((resolve) => readQueue.push(resolve)); // the slot passes on as it is
+    try {
+      return await read();
+    } finally {
+      const next = readQueue.shift();
+      if (next) next();
+      else readers--;
+    }
+  }
+
   /** The version of `uuid`'s local events to wait from. */
   const watchVersion = (uuid: string): number => versions.get(uuid) ?? 0;
 
@@ -239,7 +265,9 @@ export function createOperations(deps: OperationDeps): Operations {
     for (;;) {
       if (run.stop === "cancel") return { state: "cancelled", result: null };
       if (run.stop === "release") return undefined;
-      const next = await nextBatch(bulk, op.namespaceId, plan, cursor);
+      await run.renewing;
+      run.busy = true;
+      const next = await nextBatch(bulk, op.namespaceId, plan, cursor).finally(() => (run.busy = false));
       if (!next) break;
       const keys = batchKeys(plan, next.entries);
       const deletion = op.namespaceId !== NO_NAMESPACE && keys.values.length ? { namespaceId: op.namespaceId, keys, opts: { dryRun: plan.dryRun, purgeMemories: plan.purgeMemories } } : undefined;
@@ -287,7 +315,8 @@ export function createOperations(deps: OperationDeps): Operations {
    * a lost lease or an outage stops the operation.
    */
   async function commit(run: Running, number: number, deletion: BatchDeletion | undefined, record: (failure?: string) => (found: DeletedSession[]) => BatchRecord, size: number): Promise<{ cancelRequested: boolean }> {
-    run.committing = true;
+    await run.renewing;
+    run.busy = true;
     try {
       try {
         return await retryOnConflict(() => store.commitBatch(run.lease, limits.leaseMs, number, deletion, record()), { attempts: BATCH_ATTEMPTS });
@@ -297,7 +326,7 @@ export function createOperations(deps: OperationDeps): Operations {
         return await store.commitBatch(run.lease, limits.leaseMs, number, undefined, record(BATCH_FAILED));
       }
     } finally {
-      run.committing = false;
+      run.busy = false;
     }
   }
 
@@ -319,7 +348,9 @@ export function createOperations(deps: OperationDeps): Operations {
       const policy = await policies.fresh(op.namespaceId);
       const c = cutoffsOf(policy);
       if (!c) break;
-      const page = await sweeps.expiredPage(op.namespaceId, c, cursor.after, plan.batchSize);
+      await run.renewing;
+      run.busy = true;
+      const page = await sweeps.expiredPage(op.namespaceId, c, cursor.after, plan.batchSize).finally(() => (run.busy = false));
       if (!page.uuids.length) break;
       const entries = page.uuids.map((uuid) => ({ identifier: encodeSessionId(op.namespaceId, uuid), key: uuid }));
       const next: BulkCursor = { offset: cursor.offset + entries.length, after: page.last };
@@ -373,7 +404,7 @@ export function createOperations(deps: OperationDeps): Operations {
 
   /** Runs a claimed operation to its end (or until it is given back) in the background. */
   function launch(op: OperationRecord): void {
-    const run: Running = { lease: { uuid: op.uuid, owner: op.leaseOwner ?? owner }, committing: false, committed: op.batches, done: Promise.resolve() };
+    const run: Running = { lease: { uuid: op.uuid, owner: op.leaseOwner ?? owner }, busy: false, committed: op.batches, done: Promise.resolve() };
     // Batches kept from an earlier run here may be followed by batches committed elsewhere since.
     recent.delete(op.uuid);
     endedHere.delete(op.uuid);
@@ -382,15 +413,17 @@ export function createOperations(deps: OperationDeps): Operations {
     if (op.cancelRequested) run.stop = "cancel";
     else if (stopping) run.stop = "release";
     running.set(op.uuid, run);
+    // Watchers here of an operation that waited: it now runs here, and they can wait for its batches.
+    wake(op.uuid);
     const renewer = setInterval(() => {
-      if (run.committing) return;
-      store.renew(run.lease, limits.leaseMs).then(
+      if (run.busy || run.renewing) return;
+      run.renewing = store.renew(run.lease, limits.leaseMs).then(
         (r) => {
           if (!r.held) run.stop = "release";
           else if (r.cancelRequested && !run.stop) run.stop = "cancel";
         },
         () => {}, // the next renewal, or the batch's own transaction, tells
-      );
+      ).finally(() => (run.renewing = undefined));
     }, Math.max(50, Math.floor(limits.leaseMs / 3)));
     renewer.unref?.();
     run.done = (async () => {
@@ -518,17 +551,17 @@ export function createOperations(deps: OperationDeps): Operations {
         await waitFor(uuid, seen, limits.leaseMs, signal);
         continue;
       }
-      const rows = await store.batches(uuid, last, WATCH_PAGE);
+      const rows = await watcherRead(() => store.batches(uuid, last, WATCH_PAGE));
       for (const r of rows) {
         last = r.number;
         yield { type: "batch", number: r.number, batch: r.batch as BulkBatch };
       }
       if (rows.length === WATCH_PAGE) continue;
-      const op = await store.find(uuid);
+      const op = await watcherRead(() => store.find(uuid));
       if (!op) throw new NotFoundError("the operation was deleted");
       if (ENDED_STATES.includes(op.state)) {
         // Batches that committed between the read above and the end.
-        for (let more = await store.batches(uuid, last, WATCH_PAGE); more.length; more = await store.batches(uuid, last, WATCH_PAGE)) {
+        for (let more = await watcherRead(() => store.batches(uuid, last, WATCH_PAGE)); more.length; more = await watcherRead(() => store.batches(uuid, last, WATCH_PAGE))) {
           for (const r of more) {
             last = r.number;
             yield { type: "batch", number: r.number, batch: r.batch as BulkBatch };
@@ -553,8 +586,9 @@ export function createOperations(deps: OperationDeps): Operations {
     }
     const op = await store.insert({ namespaceId: input.namespaceId, namespace: input.namespace, kind, request: input.plan, cursor: { offset: 0 }, progress: input.progress, detach: input.detach, actor: input.actor });
     plans.set(op.uuid, input.plan);
-    // Claimed in the background: the first message does not wait for it.
-    void claimInto(op.uuid).catch(() => {});
+    // Claimed before the first message when a slot is free (one short statement: the claim does not
+    // read the plan back), so that a queued operation is one that really waits.
+    await claimInto(op.uuid).catch(() => {});
     const { plan, progress } = input;
     try {
       yield { type: "started", total: progress.counters.total, dryRun: plan.dryRun, batchSize: plan.batchSize, operationId: encodeGlobalId("Operation", op.uuid) };

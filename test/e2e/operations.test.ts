@@ -150,8 +150,8 @@ describe("OperationService", () => {
     const id = await startAndLeave(ns, ids, { detach: true, batchSize: 10 });
     await watchAll(ns, id);
     const unknown = encodeGlobalId("Operation", "01900000-0000-7000-8000-000000000000");
-    for (const call of [operations().getOperation({ namespace: ns, id: unknown }), operations().cancelOperation({ namespace: ns, id: unknown }), watchAll(ns, unknown)]) {
-      expect(await call.catch((e) => ConnectError.from(e).code)).toBe(Code.NotFound);
+    for (const call of [() => operations().getOperation({ namespace: ns, id: unknown }), () => operations().cancelOperation({ namespace: ns, id: unknown }), () => watchAll(ns, unknown)]) {
+      expect((await errorOf(call())).code).toBe(Code.NotFound);
     }
     const malformed = await errorOf(operations().getOperation({ namespace: ns, id: "nope" }));
     expect(malformed.code).toBe(Code.InvalidArgument);
