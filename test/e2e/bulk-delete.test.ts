@@ -4,6 +4,7 @@ import { promisify } from "node:util";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import { BulkDeleteOutcome, SessionService, type BulkDeleteSessionsRequest, type BulkDeleteSessionsResponse } from "../../gen/sessiond/v1/session_service_pb.js";
+import { OperationService, OperationState } from "../../gen/sessiond/v1/operation_service_pb.js";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { BulkDeleteSessionsRequestSchema } from "../../gen/sessiond/v1/session_service_pb.js";
 import { startApp } from "../../src/app.js";
@@ -43,6 +44,18 @@ async function accessLogOf(requestId: string, ms = 30_000): Promise<Record<strin
     if (line) return line;
     if (Date.now() > end) throw new Error(`no access-log line for request ${requestId} within ${ms} ms`);
   }
+}
+
+/**
+ * Waits for the operation a stream ran as to end, and returns its state: the stream's end (a client that
+ * went away, a deadline) stops the operation after the batch in hand, which the server still commits.
+ */
+async function endOf(namespace: string, operationId: string): Promise<OperationState | undefined> {
+  let ended: OperationState | undefined;
+  for await (const m of createClient(OperationService, grpcTransport(ctx.url)).watchOperation({ namespace, id: operationId })) {
+    if (m.event.case === "ended") ended = m.event.value.state;
+  }
+  return ended;
 }
 
 async function consume(stream: AsyncIterable<BulkDeleteSessionsResponse>, onMessage?: (m: BulkDeleteSessionsResponse, i: number) => void) {
@@ -119,12 +132,15 @@ describe("BulkDeleteSessions limits and interruptions", () => {
     const client = createClient(SessionService, grpcTransport(ctx.url));
     const abort = new AbortController();
     const req: Req = { namespace: ns, selector: { case: "ids", value: { values: uuids.map(gid) } }, batchSize: 10 };
+    let operationId = "";
     const err = await consume(client.bulkDeleteSessions(req, { signal: abort.signal, headers: { "x-request-id": "bulk-abort-1" } }), (m) => {
+      if (m.event.case === "started") operationId = m.event.value.operationId;
       if (m.event.case === "progress" && m.event.value.counters!.completed >= 50n) abort.abort();
     }).catch((e) => e);
     expect(ConnectError.from(err).code).toBe(Code.Canceled);
-    // The batch in hand finishes on the server: wait for the call to have ended there.
     expect(await accessLogOf("bulk-abort-1")).toMatchObject({ method: "BulkDeleteSessions", code: "canceled" });
+    // The batch in hand finishes on the server: wait for the operation to have ended there.
+    expect(await endOf(ns, operationId)).toBe(OperationState.CANCELLED);
     await expectNoHalfDeleted(uuids);
     const left = (await countContents(ctx.db.dataSource, uuids)).sessions;
     expect(left).toBeGreaterThan(0);
@@ -140,15 +156,22 @@ describe("BulkDeleteSessions limits and interruptions", () => {
     const uuids = await seed(600, ns);
     await seedContents(ctx.db.dataSource, uuids, SHAPE);
     const client = createClient(SessionService, grpcTransport(ctx.url));
-    const err = await consume(client.bulkDeleteSessions({ namespace: ns, selector: { case: "ids", value: { values: uuids.map(gid) } }, batchSize: 1 }, { timeoutMs: 400, headers: { "x-request-id": "bulk-deadline-1" } })).catch((e) => e);
+    let operationId = "";
+    const err = await consume(
+      client.bulkDeleteSessions({ namespace: ns, selector: { case: "ids", value: { values: uuids.map(gid) } }, batchSize: 1 }, { timeoutMs: 400, headers: { "x-request-id": "bulk-deadline-1" } }),
+      (m) => {
+        if (m.event.case === "started") operationId = m.event.value.operationId;
+      },
+    ).catch((e) => e);
     expect(ConnectError.from(err).code).toBe(Code.DeadlineExceeded);
-    // The batch in hand finishes on the server: wait for the call to have ended there (the server sees
-    // its own deadline or the client's reset stream first, whichever comes first).
+    // The server sees its own deadline or the client's reset stream first, whichever comes first; either
+    // stops the operation after the batch in hand.
     expect((await accessLogOf("bulk-deadline-1")).code).toMatch(/^(deadline_exceeded|canceled)$/);
+    expect(await endOf(ns, operationId)).toBe(OperationState.CANCELLED);
     await expectNoHalfDeleted(uuids);
   });
 
-  it("server shutdown ends the stream with unavailable", async () => {
+  it("server shutdown ends the stream with unavailable, and hands the operation to another process, which finishes it", async () => {
     const ns = "bulk-shutdown";
     const uuids = await seed(400, ns);
     await seedContents(ctx.db.dataSource, uuids, SHAPE);
@@ -156,12 +179,18 @@ describe("BulkDeleteSessions limits and interruptions", () => {
     const app = await startApp(config, createLogger("silent"));
     const client = createClient(SessionService, grpcTransport(app.url));
     let stopping: Promise<void> | undefined;
+    let operationId = "";
     const err = await consume(client.bulkDeleteSessions({ namespace: ns, selector: { case: "ids", value: { values: uuids.map(gid) } }, batchSize: 5 }), (m) => {
+      if (m.event.case === "started") operationId = m.event.value.operationId;
       if (m.event.case === "progress" && !stopping) stopping = app.stop();
     }).catch((e) => e);
     await stopping;
     expect(ConnectError.from(err).code).toBe(Code.Unavailable);
+    // The stopping process gave the operation back (queued, not cancelled): this file's server, which
+    // polls for queued work, takes it up and finishes it. Watched there to its end, then checked whole.
+    expect(await endOf(ns, operationId)).toBe(OperationState.SUCCEEDED);
     await expectNoHalfDeleted(uuids);
+    expect((await countContents(ctx.db.dataSource, uuids)).sessions).toBe(0);
   });
 
   it("two server processes deleting overlapping ids together report each id DELETED exactly once", async () => {
