@@ -170,6 +170,9 @@ function answeredInLog(r: Result, logs: Record<string, any>[]): Result {
   const line = logs.find((l) => l.msg === "rpc" && l.request_id === `fuzz-${SEED}-${r.index}`);
   if (!line) return r;
   lostInTransit.push(`#${r.index} ${r.outcome.code} -> ${line.code}`);
+  // A bidi stream asked for over HTTP/1.1 is refused with 505 before its body is read (logged with the
+  // code gRPC maps 505 to, unknown): the answer the client would have read is that 505.
+  if (line.http_status === 505) return { ...r, outcome: { ...r.outcome, code: "none:http-505", message: "" } };
   // The log says whether an internal was an undecodable request (the client's doing), not its message.
   const message = line.refused === "undecodable" ? "parse binary: (from the server's log: refused, undecodable)" : "";
   return { ...r, outcome: { ...r.outcome, code: line.code, message } };
