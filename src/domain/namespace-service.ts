@@ -41,6 +41,8 @@ export function createNamespaceService(deps: { namespaces: NamespaceStore; opera
       return { namespaces: page.items, nextPageToken: page.nextPageToken };
     },
 
-    delete: (input, signal) => deps.operations.deleteNamespace(input, signal),
+    async *delete(input, signal) {
+      yield* deps.operations.deleteNamespace({ ...input, name: checkName(input.name) }, signal);
+    },
   };
 }

@@ -34,7 +34,8 @@ import { CancelledError, InvalidInputError, NotFoundError, OperationFailedError,
 import { decodeGlobalId, encodeGlobalId, encodeSessionId } from "./ids.js";
 import type { Namespace, NamespaceDeletion, NamespaceStore } from "./namespace-store.js";
 import { ENDED_STATES, LeaseLostError, type BatchDeletion, type BatchRecord, type Lease, type OperationKind, type OperationRecord, type OperationState, type OperationStore } from "./operation-store.js";
-import { cutoffsOf, type RetentionPolicies, type SweepStore } from "./retention.js";
+import { cutoffsOf, type RetentionPolicies } from "./retention.js";
+import type { SweepStore } from "./sweep-store.js";
 import { decodePageToken, encodePageToken, fingerprint, pageOf } from "./page-token.js";
 import { retryOnConflict } from "./retry.js";
 import { checkNamespace, checkPageSize } from "./session-model.js";
@@ -105,7 +106,7 @@ export type DeleteNamespaceEvent = BulkDeleteEvent | ({ type: "deleted" } & Name
 export interface Operations {
   /** Starts a bulk delete and follows it (BulkDeleteSessions). Validation errors come before any event. */
   bulkDelete(input: BulkDeleteInput, signal: AbortSignal): AsyncGenerator<BulkDeleteEvent>;
-  /** Starts a namespace deletion and follows it (DeleteNamespace). */
+  /** Starts a namespace deletion and follows it (DeleteNamespace); the name is checked by the caller (namespace-service.ts). */
   deleteNamespace(input: { name: string; batchSize: number; detach?: boolean; actor?: string }, signal: AbortSignal): AsyncGenerator<DeleteNamespaceEvent>;
   get(namespace: string, id: string): Promise<Operation>;
   list(input: { namespace: string; kind?: OperationKind; state?: OperationState; pageSize: number; pageToken: string }): Promise<{ operations: Operation[]; nextPageToken: string }>;
@@ -626,8 +627,7 @@ export function createOperations(deps: OperationDeps): Operations {
     },
 
     async *deleteNamespace(input, signal) {
-      if (!input.name) throw new InvalidInputError("name", "is required");
-      const name = checkNamespace(input.name, "name");
+      const name = input.name;
       const found: Namespace | undefined = await deps.namespaces.find(name);
       if (!found) throw new NotFoundError(`namespace "${name}" not found`);
       const planned = await planBulkDelete(bulk, { namespace: name, selector: { kind: "filter", filter: {}, includeDeleted: true }, dryRun: false, purgeMemories: true, batchSize: input.batchSize });

@@ -8,7 +8,6 @@
  * Policies are read through a per-process cache (POLICY_CACHE_MS): a change takes effect at once on the
  * process that made it, and within that time on the others.
  */
-import type { SnapshotKey } from "./bulk-delete-store.js";
 import { InvalidInputError, NotFoundError } from "./errors.js";
 import { checkNamespace, MAX_LABEL_KEY, MAX_LABELS } from "./session-model.js";
 
@@ -44,22 +43,6 @@ export interface RetentionCutoffs {
   createdBefore?: Date;
   idleBefore?: Date;
   holdLabels: string[];
-}
-
-/** What the sweeper needs of the database besides the operation and bulk-delete stores. */
-export interface SweepStore {
-  /** Up to `limit` expired sessions after `after`, in (create_time, id) order. */
-  expiredPage(namespaceId: string, c: RetentionCutoffs, after: SnapshotKey | undefined, limit: number): Promise<{ uuids: string[]; last?: SnapshotKey }>;
-  /** When the longest-expired session still present expired (undefined when none is). */
-  oldestExpiry(namespaceId: string, policy: RetentionPolicy, c: RetentionCutoffs): Promise<Date | undefined>;
-  /** Whether the namespace has sessionless traces created before `before`. */
-  hasExpiredTraces(namespaceId: string, before: Date): Promise<boolean>;
-  /** Deletes up to `limit` sessionless traces created before `before` (spans and annotations with them); how many went. */
-  deleteSessionlessTraces(namespaceId: string, before: Date, limit: number): Promise<number>;
-  /** Deletes client-secret request records older than `before` (their rate-limit window ended); how many went. */
-  pruneClientRequests(before: Date): Promise<number>;
-  /** Deletes operations that ended before `before`, with their batches; how many went. */
-  pruneOperations(before: Date): Promise<number>;
 }
 
 export const MIN_RETENTION_MS = 60_000;
@@ -122,6 +105,8 @@ export interface RetentionPolicies {
    * when given (a transaction's own connection: never a second one while that is held), else the store.
    */
   policyOf(namespaceId: string, read?: RetentionStore["get"]): Promise<RetentionPolicy>;
+  /** The policy in force when this process has it cached (no await on the hot path), else undefined. */
+  cached(namespaceId: string): RetentionPolicy | undefined;
   /** The same, read from the store now (for the sweeper, before each batch). */
   fresh(namespaceId: string): Promise<RetentionPolicy>;
   /** The default, for namespaces without a policy of their own. */
@@ -142,6 +127,10 @@ export function createRetentionPolicies(store: RetentionStore, defaultPolicy: Re
       if (cache.size > 10_000) cache.clear();
       cache.set(namespaceId, { policy, until: Date.now() + POLICY_CACHE_MS });
       return policy;
+    },
+    cached(namespaceId) {
+      const hit = cache.get(namespaceId);
+      return hit && hit.until > Date.now() ? hit.policy : undefined;
     },
     fresh: async (namespaceId) => (await store.get(namespaceId))?.policy ?? defaultPolicy,
     forget: (namespaceId) => void cache.delete(namespaceId),

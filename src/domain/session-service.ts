@@ -190,7 +190,10 @@ async function loadStored(s: SessionStore, address: SessionAddress, opts: { show
   const stored = await s.find(key, opts.lock);
   if (!stored || (stored.state === "soft_deleted" && !opts.showDeleted)) throw notFound();
   // Past its namespace's retention policy: hidden at once, before the sweeper deletes it.
-  if (s.retention && isExpired(await s.retention.policyOf(stored.namespaceId, s.retentionPolicy), stored)) throw notFound();
+  if (s.retention) {
+    const policy = s.retention.cached(stored.namespaceId) ?? (await s.retention.policyOf(stored.namespaceId, s.retentionPolicy));
+    if (isExpired(policy, stored)) throw notFound();
+  }
   return stored;
 }
 

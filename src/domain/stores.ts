@@ -10,7 +10,8 @@ import type { KeyStore } from "./key-store.js";
 import type { MemoryStore } from "./memory-store.js";
 import type { NamespaceStore } from "./namespace-store.js";
 import type { OperationStore } from "./operation-store.js";
-import type { RetentionPolicies, RetentionStore, SweepStore } from "./retention.js";
+import type { RetentionPolicies, RetentionStore } from "./retention.js";
+import type { SweepStore } from "./sweep-store.js";
 import type { SessionStore } from "./session-store.js";
 import type { TraceStore } from "./trace-store.js";
 

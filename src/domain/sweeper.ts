@@ -13,7 +13,8 @@
  */
 import type { Namespace, NamespaceStore } from "./namespace-store.js";
 import type { Operations } from "./operations.js";
-import { cutoffsOf, type RetentionPolicies, type RetentionPolicy, type RetentionStore, type SweepStore } from "./retention.js";
+import { cutoffsOf, type RetentionPolicies, type RetentionPolicy, type RetentionStore } from "./retention.js";
+import type { SweepStore } from "./sweep-store.js";
 
 /** How long a client-secret request record is kept: its one-minute window, and a margin. */
 const CLIENT_REQUEST_KEEP_MS = 2 * 60_000;

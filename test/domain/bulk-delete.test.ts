@@ -333,9 +333,8 @@ describe("BulkDeleteSessions and the database pool (issue 12)", () => {
     const second = services.sessions.bulkDelete(filterAll("slots-poll"), signal);
     const started = (await second.next()).value as Extract<BulkDeleteEvent, { type: "started" }>;
     expect((await services.operations.get("slots-poll", started.operationId)).state).toBe("queued");
-    // Polls now, with the one slot taken, and keeps polling.
+    // Polls now (start() polls at once), with the one slot taken, and keeps polling.
     services.operations.start();
-    await new Promise((r) => setTimeout(r, 200));
     for await (const _ of first);
     const rest: BulkDeleteEvent[] = [];
     for await (const e of second) rest.push(e);

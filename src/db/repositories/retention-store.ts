@@ -4,7 +4,8 @@
  * lag), expired sessionless traces, and client-secret request windows that have ended.
  */
 import type { DataSource } from "typeorm";
-import type { RetentionCutoffs, RetentionPolicy, RetentionStore, SweepStore } from "../../domain/retention.js";
+import type { RetentionCutoffs, RetentionPolicy, RetentionStore } from "../../domain/retention.js";
+import type { SweepStore } from "../../domain/sweep-store.js";
 
 const num = (v: string | null) => (v === null ? undefined : Number(v));
 
