@@ -23,7 +23,8 @@ import { createDatabaseProbe } from "./db/probe.js";
 import { createAuditing } from "./handlers/audit.js";
 import { createAccess } from "./handlers/auth.js";
 import { createCertificateIdentities } from "./domain/certificate-identities.js";
-import { createMetrics, registerAuditMetrics, registerOperationMetrics } from "./handlers/metrics.js";
+import { createMetrics, registerAuditMetrics, registerOperationMetrics, registerWatchMetrics } from "./handlers/metrics.js";
+import { startChangeSignals } from "./db/change-signals.js";
 import { createRpcTracing } from "./handlers/tracing.js";
 import { traceQueries } from "./telemetry/db.js";
 import { startTracing } from "./telemetry/provider.js";
@@ -106,6 +107,8 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     sweepIntervalMs: config.sweepIntervalMs,
     logSweep: (err) => logger.warn({ err }, "retention sweeper pass failed (the next one tries again)"),
     logIntegrationFailure: (err, context) => logger.warn({ err, ...context }, "integrator failed"),
+    watchLimits: config.watch,
+    logWatch: (err, context) => logger.warn({ err }, `watch: failed ${context} (read again at the next signal or poll)`),
     logAudit: logger.child({ component: "audit" }),
     integratorFor: createIntegratorFactory({ interceptors: tracing ? [tracing.clientInterceptor] : [] }),
   });
@@ -135,6 +138,15 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
   // The audit queue depth and dropped events, read on scrape.
   registerAuditMetrics(metrics.registry, services.audit.stats);
   registerOperationMetrics(metrics.registry, services.operations, services.sweeper);
+  // One LISTEN connection per process carries watch signals between processes (db/change-signals.ts).
+  const signals = startChangeSignals({
+    url: config.listenDatabaseUrl ?? config.databaseUrl ?? embedded!.url,
+    onSignals: (s) => services.watches.received(s),
+    onReconnect: () => services.watches.resync(),
+    log: (level, message, fields) => logger[level](fields ?? {}, message),
+  });
+  services.watches.connect((s) => signals.send(s));
+  registerWatchMetrics(metrics.registry, services.watches, signals);
   // Readiness = the database answers within 1 s through the pool (db/probe.ts); drives /readyz and gRPC health.
   const readiness = new Readiness({
     health,
@@ -158,6 +170,8 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     address = await server.listen();
   } catch (err) {
     readiness.stop();
+    await services.watches.stop(0);
+    await signals.close();
     await services.operations.stop();
     await services.audit.close();
     await telemetry?.shutdown();
@@ -180,8 +194,12 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       // Before the server ends the calls: a stream ended by shutdown must not cancel its operation,
       // which is given back (queued) for another process to go on with.
       const operationsStopped = Promise.all([services.sweeper.stop(), services.operations.stop()]);
+      // Watches end with unavailable and where to resume, before the shutdown's abort would end them
+      // without it.
+      await services.watches.stop();
       await server.shutdown();
       await operationsStopped;
+      await signals.close();
       await services.audit.close();
       await telemetry?.shutdown();
       await dataSource.destroy();

@@ -78,6 +78,22 @@ export interface Config {
   retentionDefault: RetentionPolicy;
   /** How often the sweeper looks for data past retention, in ms (`SESSIOND_SWEEP_INTERVAL_MS`, default 60000; 0 never sweeps). */
   sweepIntervalMs: number;
+  /**
+   * WatchSession and WatchSessions: `SESSIOND_MAX_WATCHERS` (watches one process serves at once, default
+   * 10000), `SESSIOND_WATCH_BUFFER` (turns and changes a live watch may fall behind its session before it
+   * ends with resource_exhausted and its position, default 1000), `SESSIOND_WATCH_HEARTBEAT_MS` (default
+   * 15000), `SESSIOND_WATCH_POLL_MS` (watched sessions and feeds are read again this often without a
+   * signal, default 5000), `SESSIOND_WATCH_RETENTION` (how long changes are kept for resuming and for
+   * the feed, a duration, default 24h), `SESSIOND_WATCH_READS` (database reads the watches of a process
+   * make at once, default 4, at most half the pool).
+   */
+  watch: { maxWatchers: number; buffer: number; heartbeatMs: number; pollMs: number; retentionMs: number; reads: number };
+  /**
+   * The connection WatchSession's signals between processes go through (LISTEN/NOTIFY), one per process
+   * (`SESSIOND_LISTEN_DATABASE_URL`, default DATABASE_URL). Behind PgBouncer in transaction mode, point it
+   * at Postgres directly.
+   */
+  listenDatabaseUrl: string | undefined;
   /** Log level for pino (`LOG_LEVEL`, default info). */
   logLevel: string;
   /**
@@ -163,6 +179,13 @@ function duration(env: NodeJS.ProcessEnv, name: string): number | undefined {
   return Number(m[1]) * UNITS[m[2]];
 }
 
+/** SESSIOND_WATCH_RETENTION: at least a minute (a resume needs the changes since the client left). */
+function watchRetention(env: NodeJS.ProcessEnv): number {
+  const ms = duration(env, "SESSIOND_WATCH_RETENTION") ?? 24 * 3_600_000;
+  if (ms < 60_000) throw new ConfigError("SESSIOND_WATCH_RETENTION: must be at least 1m");
+  return ms;
+}
+
 /** The default retention policy from the environment, checked as the API checks one. */
 function retention(env: NodeJS.ProcessEnv): RetentionPolicy {
   const purge = env.SESSIOND_RETENTION_PURGE_MEMORIES ?? "false";
@@ -210,10 +233,10 @@ function bootstrapKey(raw: string | undefined): string | undefined {
  * Checks DATABASE_URL's own `pgbouncer` parameter and its `sslmode` (db/data-source.ts and
  * db/postgres-tls.ts read them; `allow` is refused there too), if it has them.
  */
-function databaseUrl(raw: string | undefined): string | undefined {
+function databaseUrl(raw: string | undefined, name = "DATABASE_URL"): string | undefined {
   if (!raw) return undefined;
   const value = /[?&]pgbouncer=([^&]*)/.exec(raw)?.[1];
-  if (value !== undefined && value !== "true" && value !== "false") throw new ConfigError(`DATABASE_URL: pgbouncer must be true or false, got "${value}"`);
+  if (value !== undefined && value !== "true" && value !== "false") throw new ConfigError(`${name}: pgbouncer must be true or false, got "${value}"`);
   let sslmode: string | undefined;
   try {
     sslmode = takeParameters(raw, ["sslmode"]).values.get("sslmode");
@@ -221,7 +244,7 @@ function databaseUrl(raw: string | undefined): string | undefined {
     throw new ConfigError((err as Error).message);
   }
   if (sslmode !== undefined && !(SSL_MODES as readonly string[]).includes(sslmode)) {
-    throw new ConfigError(`DATABASE_URL: sslmode must be ${SSL_MODES.slice(0, -1).join(", ")} or ${SSL_MODES.at(-1)}, got "${sslmode}"${sslmode === "allow" ? " (sessiond cannot fall back between plaintext and TLS)" : ""}`);
+    throw new ConfigError(`${name}: sslmode must be ${SSL_MODES.slice(0, -1).join(", ")} or ${SSL_MODES.at(-1)}, got "${sslmode}"${sslmode === "allow" ? " (sessiond cannot fall back between plaintext and TLS)" : ""}`);
   }
   return raw;
 }
@@ -315,6 +338,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     heapGrowthPercent: int(env, "SESSIOND_HEAP_GROWTH_PERCENT", 10, 0, 1000),
     retentionDefault: retention(env),
     sweepIntervalMs: int(env, "SESSIOND_SWEEP_INTERVAL_MS", 60_000, 0, 86_400_000),
+    watch: {
+      maxWatchers: int(env, "SESSIOND_MAX_WATCHERS", 10_000, 0, 1_000_000),
+      buffer: int(env, "SESSIOND_WATCH_BUFFER", 1000, 10, 1_000_000),
+      heartbeatMs: int(env, "SESSIOND_WATCH_HEARTBEAT_MS", 15_000, 100, 3_600_000),
+      pollMs: int(env, "SESSIOND_WATCH_POLL_MS", 5000, 50, 600_000),
+      retentionMs: watchRetention(env),
+      reads: Math.min(int(env, "SESSIOND_WATCH_READS", 4, 1, 1000), Math.max(1, Math.floor(dbPoolSize / 2))),
+    },
+    listenDatabaseUrl: databaseUrl(env.SESSIOND_LISTEN_DATABASE_URL, "SESSIOND_LISTEN_DATABASE_URL"),
     corsOrigins: origins(env.SESSIOND_CORS_ORIGINS ?? ""),
     bootstrapAdminKey: bootstrapKey(env.SESSIOND_BOOTSTRAP_ADMIN_KEY),
     tracing: readTracingSettings(env, (message) => new ConfigError(message)),

@@ -26,6 +26,7 @@ export const CAPABILITIES = [
   "admin.namespaces",
   "admin.audit",
   "retention.v1",
+  "watch.v1",
 ] as const;
 
 /** A capability name. */

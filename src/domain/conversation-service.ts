@@ -2,6 +2,7 @@
  * Participants and turns: binding, leaving, appending and reading. Rules and transactions live here;
  * SQL lives in the stores, protobuf in the handlers.
  */
+import type { Changed } from "./watch-model.js";
 import {
   checkParticipant,
   checkParticipantId,
@@ -62,7 +63,7 @@ function checkWritable(session: Session, what: string) {
 }
 
 /** Creates the service over the stores. */
-export function createConversationService(stores: Stores): ConversationService {
+export function createConversationService(stores: Stores, changed: Changed = () => {}): ConversationService {
   /** Explains why an append wrote nothing, as the error the caller gets. */
   async function appendRefusal(address: SessionAddress, turns: NewTurn[], reason: "session" | "participant"): Promise<Error> {
     const session = await loadSession(stores.sessions, address, { showDeleted: true });
@@ -85,7 +86,11 @@ export function createConversationService(stores: Stores): ConversationService {
         const existing = await tx.conversations.participant(session, participantId);
         if (existing && existing.kind !== kind) throw new AlreadyExistsError(`participant "${participantId}" is bound as ${existing.kind.toUpperCase()}, not ${kind.toUpperCase()}`);
         if (!existing && session.stats.participantCount >= MAX_PARTICIPANTS) throw new PreconditionError(`session ${session.id} has ${MAX_PARTICIPANTS} participants, the most it can hold`);
-        return tx.conversations.bind({ namespaceId: session.namespaceId, sessionUuid: session.uuid, participantId, kind, displayName, metadata });
+        const bound = await tx.conversations.bind({ namespaceId: session.namespaceId, sessionUuid: session.uuid, participantId, kind, displayName, metadata });
+        return { bound, session };
+      }).then(({ bound, session }) => {
+        changed(session.namespaceId, { uuid: session.uuid }, true);
+        return bound;
       });
     },
 
@@ -94,6 +99,7 @@ export function createConversationService(stores: Stores): ConversationService {
       const session = await loadSession(stores.sessions, address);
       const participant = await stores.conversations.unbind(session, participantId);
       if (!participant) throw new NotFoundError(`participant "${participantId}" not found in session ${session.id}`);
+      changed(session.namespaceId, { uuid: session.uuid }, true);
       return participant;
     },
 
@@ -112,7 +118,10 @@ export function createConversationService(stores: Stores): ConversationService {
       const target = await namespacedKeyOf(stores.sessions, parseAddress(address));
       if (!target) throw await appendRefusal(address, turns, "session");
       const outcome = await stores.conversations.append(target, turns, { defaultRoles: ROLE_OF_KIND, request });
-      if (outcome.ok) return { turns: outcome.turns, replayed: false, ...outcome.session };
+      if (outcome.ok) {
+        changed(target.namespaceId, "uuid" in target ? { uuid: target.uuid } : { externalId: target.externalId }, false);
+        return { turns: outcome.turns, replayed: false, ...outcome.session };
+      }
       // A retry of a call that succeeded is answered as the first time, even if the session has been
       // cancelled or soft-deleted since.
       const prev = outcome.reason === "request" ? outcome.previous : request && (await stores.conversations.previousRequest(target, request.id));

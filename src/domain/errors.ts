@@ -81,3 +81,20 @@ export class CancelledError extends DomainError {}
 
 /** The operation the call follows ended in failure; the server logged why. -> aborted */
 export class OperationFailedError extends DomainError {}
+
+/**
+ * A watch (WatchSession, WatchSessions) ended before its end: the server is stopping (-> unavailable) or
+ * the stream fell too far behind the live changes (-> resource_exhausted). Carries where to resume.
+ */
+export class WatchEndedError extends DomainError {
+  constructor(
+    message: string,
+    readonly reason: "shutdown" | "overflow",
+    readonly position: { seq: number; change: number; cursor: string },
+  ) {
+    super(message);
+  }
+}
+
+/** A position the call asks for is older than what is kept. -> out_of_range */
+export class OutOfRangeError extends DomainError {}

@@ -36,6 +36,7 @@ import type { Namespace, NamespaceDeletion, NamespaceStore } from "./namespace-s
 import { ENDED_STATES, LeaseLostError, type BatchDeletion, type BatchRecord, type Lease, type OperationKind, type OperationRecord, type OperationState, type OperationStore } from "./operation-store.js";
 import { cutoffsOf, type RetentionPolicies } from "./retention.js";
 import type { SweepStore } from "./sweep-store.js";
+import type { Changed } from "./watch-model.js";
 import { decodePageToken, encodePageToken, fingerprint, pageOf } from "./page-token.js";
 import { retryOnConflict } from "./retry.js";
 import { checkNamespace, checkPageSize } from "./session-model.js";
@@ -143,6 +144,8 @@ export interface OperationDeps {
   retention?: { policies: RetentionPolicies; sweeps: SweepStore };
   /** Records a retention sweep that deleted something in the audit log. */
   audit?: (event: { namespace: string; itemCount: number; operationId: string }) => void;
+  /** Told of every session a committed batch deleted (their watchers end). */
+  changed?: Changed;
 }
 
 interface Running {
@@ -176,6 +179,7 @@ export function createOperations(deps: OperationDeps): Operations {
   const { store, bulk, owner } = deps;
   const log = deps.log ?? (() => {});
   const logBatchFailure = deps.logBatchFailure ?? (() => {});
+  const changed = deps.changed ?? (() => {});
   const running = new Map<string, Running>();
   /** Slots reserved by claims in flight (so that concurrent claims cannot exceed maxRunning). */
   let pending = 0;
@@ -320,7 +324,17 @@ export function createOperations(deps: OperationDeps): Operations {
     run.busy = true;
     try {
       try {
-        return await retryOnConflict(() => store.commitBatch(run.lease, limits.leaseMs, number, deletion, record()), { attempts: BATCH_ATTEMPTS });
+        let gone: DeletedSession[] = [];
+        const committed = await retryOnConflict(
+          () =>
+            store.commitBatch(run.lease, limits.leaseMs, number, deletion, (found) => {
+              gone = found;
+              return record()(found);
+            }),
+          { attempts: BATCH_ATTEMPTS },
+        );
+        if (deletion && !deletion.opts.dryRun) for (const s of gone) changed(deletion.namespaceId, { uuid: s.uuid }, true);
+        return committed;
       } catch (err) {
         if (err instanceof LeaseLostError || err instanceof UnavailableError) throw err;
         logBatchFailure(err, size);

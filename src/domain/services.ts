@@ -18,6 +18,7 @@ import { createSweeper, type Sweeper } from "./sweeper.js";
 import { createSessionService, type SessionService } from "./session-service.js";
 import type { Stores } from "./stores.js";
 import { createTracingService, type TracingService } from "./trace-service.js";
+import { createWatches, DEFAULT_WATCH_LIMITS, type WatchLimits, type Watches } from "./watch.js";
 
 /** The domain services. */
 export interface Services {
@@ -34,6 +35,8 @@ export interface Services {
   retention: RetentionService;
   /** The retention sweeper of this process (started by the server). */
   sweeper: Sweeper;
+  /** WatchSession and WatchSessions of this process. */
+  watches: Watches;
 }
 
 /** What the services are built from. */
@@ -57,11 +60,17 @@ export interface ServiceDeps {
   logIntegrationFailure?: IntegrationFailureLog;
   /** Where the audit log reports falling behind, catching up and lost events. */
   logAudit?: AuditLogger;
+  /** Limits and timings of the watches (default DEFAULT_WATCH_LIMITS). */
+  watchLimits?: Partial<WatchLimits>;
+  /** Where a failed read of a watched session is reported. */
+  logWatch?: (err: unknown, context: string) => void;
 }
 
 /** Builds every domain service. */
 export function createServices(deps: ServiceDeps): Services {
   const audit = createAuditLog({ store: deps.stores.audit, sessions: deps.stores.sessions, log: deps.logAudit });
+  const watches = createWatches({ store: deps.stores.watch, sessions: deps.stores.sessions, limits: deps.watchLimits, log: deps.logWatch });
+  const changed = watches.changed;
   const operations = createOperations({
     store: deps.stores.operations,
     bulk: deps.stores.bulkDeletes,
@@ -72,12 +81,13 @@ export function createServices(deps: ServiceDeps): Services {
     logBatchFailure: deps.logBatchFailure,
     log: deps.logOperation,
     retention: { policies: deps.stores.policies, sweeps: deps.stores.sweeps },
+    changed,
     audit: (e) =>
       audit.record({ time: new Date(), namespace: e.namespace, actor: "system:retention", method: "sessiond.v1.OperationService/RetentionSweep", itemCount: e.itemCount, code: "ok", requestId: e.operationId }),
   });
   return {
-    sessions: createSessionService({ stores: deps.stores, operations }),
-    conversations: createConversationService(deps.stores),
+    sessions: createSessionService({ stores: deps.stores, operations, changed }),
+    conversations: createConversationService(deps.stores, changed),
     integration: createIntegrationService({ stores: deps.stores, integratorFor: deps.integratorFor, logFailure: deps.logIntegrationFailure }),
     memories: createMemoryService(deps.stores),
     tracing: createTracingService(deps.stores),
@@ -95,6 +105,8 @@ export function createServices(deps: ServiceDeps): Services {
       operations,
       intervalMs: deps.sweepIntervalMs ?? 60_000,
       log: deps.logSweep,
+      changes: { prune: (before) => deps.stores.watch.prune(before), keepMs: deps.watchLimits?.retentionMs ?? DEFAULT_WATCH_LIMITS.retentionMs },
     }),
+    watches,
   };
 }

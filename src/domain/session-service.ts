@@ -30,6 +30,7 @@ import {
 } from "./session-model.js";
 import type { NamespacedSessionKey, SessionKey, SessionStore } from "./session-store.js";
 import type { Stores } from "./stores.js";
+import type { Changed } from "./watch-model.js";
 
 /** Input of {@link SessionService.create}. */
 export interface CreateSessionInput {
@@ -201,9 +202,15 @@ async function loadStored(s: SessionStore, address: SessionAddress, opts: { show
  * Creates the service over the stores (the session store, and the stores' transactions for a create that
  * binds participants), and the operations bulk deletes run as.
  */
-export function createSessionService(deps: { stores: Pick<Stores, "sessions" | "transaction">; operations: Pick<Operations, "bulkDelete"> }): SessionService {
+export function createSessionService(deps: { stores: Pick<Stores, "sessions" | "transaction">; operations: Pick<Operations, "bulkDelete">; changed?: Changed }): SessionService {
   const { stores, operations } = deps;
   const store = stores.sessions;
+  const changed = deps.changed ?? (() => {});
+  /** Tells the session's watchers, once the change committed. */
+  const told = <T extends Session>(session: T): T => {
+    changed(session.namespaceId, { uuid: session.uuid }, true);
+    return session;
+  };
 
   function checkEtag(session: Session, etag: string, field: string) {
     if (etag && etag !== session.etag) throw new ConflictError(`${field}: the session changed since (etag ${etag}, now ${session.etag}); read it again and retry`);
@@ -238,7 +245,7 @@ export function createSessionService(deps: { stores: Pick<Stores, "sessions" | "
           return { stored: s, bound };
         });
       });
-      const session = sessionOf(stored);
+      const session = told(sessionOf(stored));
       return { ...session, clientSecret: { value: secret, expireTime: session.expireTime }, participants: bound };
     },
 
@@ -282,11 +289,13 @@ export function createSessionService(deps: { stores: Pick<Stores, "sessions" | "
         workflowVersion: has("workflow") || has("workflow.version") ? checkText("session.workflow.version", v.workflow.version, 64) : undefined,
       };
       parseAddress(input.address, "session.");
-      return store.transaction(async (tx) => {
-        const session = await loadSession(tx, input.address, { lock: true });
-        checkEtag(session, input.etag, "session.etag");
-        return sessionOf(await tx.update(session, changes));
-      });
+      return told(
+        await store.transaction(async (tx) => {
+          const session = await loadSession(tx, input.address, { lock: true });
+          checkEtag(session, input.etag, "session.etag");
+          return sessionOf(await tx.update(session, changes));
+        }),
+      );
     },
 
     // One statement (the batch code, for one session) when the session's namespace is known by id and by
@@ -303,43 +312,55 @@ export function createSessionService(deps: { stores: Pick<Stores, "sessions" | "
         if (key.namespaceId !== undefined && namespace !== undefined) {
           const gone = await store.deleteByKey(key, version);
           if (!gone) throw notFoundOf(ref, address);
-          if (!gone.stale) return { id: encodeSessionId(key.namespaceId, gone.uuid), sessionId: gone.externalId, namespace, deleted: gone.counts };
+          if (!gone.stale) {
+            changed(key.namespaceId, { uuid: gone.uuid }, true);
+            return { id: encodeSessionId(key.namespaceId, gone.uuid), sessionId: gone.externalId, namespace, deleted: gone.counts };
+          }
         }
       }
       const stored = await loadStored(store, address, { showDeleted: true });
       const session = sessionOf(stored);
       checkEtag(session, etag, "etag");
       const deleted = await store.delete(stored.uuid, stored.namespaceId, etag ? stored.version : undefined);
+      changed(stored.namespaceId, { uuid: stored.uuid }, true);
       return { id: session.id, sessionId: session.sessionId, namespace: session.namespace, deleted };
     },
 
     softDelete: (address) =>
-      store.transaction(async (tx) => {
-        const session = await loadSession(tx, address, { lock: true, showDeleted: true });
-        return session.deleteTime ? session : sessionOf(await tx.update(session, { deleteTime: "now" }));
-      }),
+      store
+        .transaction(async (tx) => {
+          const session = await loadSession(tx, address, { lock: true, showDeleted: true });
+          return session.deleteTime ? session : sessionOf(await tx.update(session, { deleteTime: "now" }));
+        })
+        .then(told),
 
     undelete: (address) =>
-      store.transaction(async (tx) => {
-        const session = await loadSession(tx, address, { lock: true, showDeleted: true });
-        if (!session.deleteTime) throw new PreconditionError(`session ${session.id} is not deleted`);
-        return sessionOf(await tx.update(session, { deleteTime: null }));
-      }),
+      store
+        .transaction(async (tx) => {
+          const session = await loadSession(tx, address, { lock: true, showDeleted: true });
+          if (!session.deleteTime) throw new PreconditionError(`session ${session.id} is not deleted`);
+          return sessionOf(await tx.update(session, { deleteTime: null }));
+        })
+        .then(told),
 
     truncate: (address) =>
-      store.transaction(async (tx) => {
-        const session = await loadSession(tx, address, { lock: true });
-        const { session: truncated, turnsDeleted } = await tx.truncate(session);
-        return { session: sessionOf(truncated), turnsDeleted };
-      }),
+      store
+        .transaction(async (tx) => {
+          const session = await loadSession(tx, address, { lock: true });
+          const { session: truncated, turnsDeleted } = await tx.truncate(session);
+          return { session: sessionOf(truncated), turnsDeleted };
+        })
+        .then((r) => ({ ...r, session: told(r.session) })),
 
     bulkDelete: (input, signal) => operations.bulkDelete(input, signal),
 
     cancel: (address) =>
-      store.transaction(async (tx) => {
-        const session = await loadSession(tx, address, { lock: true });
-        return session.state === "cancelled" ? session : sessionOf(await tx.update(session, { state: "cancelled", clientSecretHash: null }));
-      }),
+      store
+        .transaction(async (tx) => {
+          const session = await loadSession(tx, address, { lock: true });
+          return session.state === "cancelled" ? session : sessionOf(await tx.update(session, { state: "cancelled", clientSecretHash: null }));
+        })
+        .then(told),
 
     async refreshClientSecret(address, expiresAfterMs) {
       const ms = checkExpiresAfter(expiresAfterMs);
@@ -349,7 +370,7 @@ export function createSessionService(deps: { stores: Pick<Stores, "sessions" | "
         const secret = newSecret("cs", session.uuid, session.namespaceId);
         const updated = sessionOf(await tx.update(session, { clientSecretHash: hashSecret(secret), expiresAfterMs: ms }));
         return { session: updated, clientSecret: { value: secret, expireTime: updated.expireTime } };
-      });
+      }).then((r) => ({ ...r, session: told(r.session) }));
     },
   };
 }

@@ -2,6 +2,7 @@
  * Every store the domain services work with, as one set: declared by the domain, built by db/
  * (createStores) and handed to the services by app.ts.
  */
+import type { WatchStore } from "./watch-store.js";
 import type { AuditStore } from "./audit-log.js";
 import type { BulkDeleteStore } from "./bulk-delete-store.js";
 import type { ClientSecretStore } from "./client-secret-store.js";
@@ -37,6 +38,8 @@ export interface Stores {
   policies: RetentionPolicies;
   /** What the sweeper reads and deletes besides sessions. */
   sweeps: SweepStore;
+  /** What the watches read (always on the pool). */
+  watch: WatchStore;
   /** Runs `work` in one transaction with every store bound to it (inside one already: in that one). */
   transaction<T>(work: (tx: Stores) => Promise<T>): Promise<T>;
   /** Drops this process's cached id of a namespace that was deleted. */

@@ -55,6 +55,8 @@ export function createSweeper(deps: {
   operations: Pick<Operations, "offerSweep">;
   intervalMs: number;
   log?: (err: unknown) => void;
+  /** Recorded session changes (WatchSession, WatchSessions): pruned once older than `keepMs`. */
+  changes?: { prune(before: Date): Promise<number>; keepMs: number };
 }): Sweeper {
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<unknown> | undefined;
@@ -83,6 +85,7 @@ export function createSweeper(deps: {
     const pruned = await deps.sweeps.pruneClientRequests(new Date(now - CLIENT_REQUEST_KEEP_MS));
     clientRequests += pruned;
     operationsPruned += await deps.sweeps.pruneOperations(new Date(now - OPERATION_KEEP_MS));
+    if (deps.changes) await deps.changes.prune(new Date(now - deps.changes.keepMs));
     let namespaces = 0;
     let offered = 0;
     let lag = 0;

@@ -20,9 +20,12 @@ import {
   RateLimitedError,
   RetryableConflictError,
   StoreBusyError,
+  OutOfRangeError,
   UnauthenticatedError,
   UnavailableError,
+  WatchEndedError,
 } from "../domain/errors.js";
+import { WatchPositionSchema } from "../../gen/sessiond/v1/session_service_pb.js";
 import type { Logger } from "../logger.js";
 import { requestIdKey } from "./logging.js";
 import { endingError, watchStream } from "./streams.js";
@@ -59,6 +62,14 @@ export function toConnectError(err: unknown, requestId: string, logger: Logger):
   if (err instanceof UnauthenticatedError) return new ConnectError(err.message, Code.Unauthenticated);
   if (err instanceof PermissionDeniedError) return new ConnectError(err.message, Code.PermissionDenied);
   if (err instanceof RateLimitedError) return rateLimited(err);
+  if (err instanceof OutOfRangeError) return new ConnectError(err.message, Code.OutOfRange);
+  if (err instanceof WatchEndedError) {
+    // Where to resume, as a detail (and in the message, for people).
+    const e = new ConnectError(err.message, err.reason === "shutdown" ? Code.Unavailable : Code.ResourceExhausted);
+    const p = err.position;
+    e.details.push({ desc: WatchPositionSchema, value: create(WatchPositionSchema, { seq: BigInt(p.seq), change: BigInt(p.change), cursor: p.cursor }) });
+    return e;
+  }
   // A row it refers to (its namespace, typically) was deleted by a concurrent call.
   if (err instanceof GoneError) {
     return new ConnectError(`what the call refers to was deleted meanwhile (its namespace?); retry the call (request id ${requestId})`, Code.Aborted);
@@ -98,5 +109,8 @@ export function errorInterceptor(logger: Logger): Interceptor {
 
 /** What a call's error becomes. A raw error raised because the client went away (or its deadline passed) is the abort's code, not a fault. */
 function mapError(err: unknown, req: { signal: AbortSignal; contextValues: ContextValues }, logger: Logger): ConnectError {
-  return req.signal.aborted && !(err instanceof ConnectError) ? endingError(err, req.signal) : toConnectError(err, req.contextValues.get(requestIdKey), logger);
+  // A watch ended by the shutdown keeps its own error (it carries where to resume), also when the
+  // shutdown's abort reaches the call first.
+  const own = err instanceof ConnectError || err instanceof WatchEndedError;
+  return req.signal.aborted && !own ? endingError(err, req.signal) : toConnectError(err, req.contextValues.get(requestIdKey), logger);
 }

@@ -256,3 +256,43 @@ export function registerOperationMetrics(registry: Registry, source: OperationMe
     },
   });
 }
+
+/** WatchSession / WatchSessions figures, read on scrape. */
+export function registerWatchMetrics(registry: Registry, watches: { stats(): { watchers: number; sessions: number; feeds: number; overflows: number } }, signals: { connected(): boolean }): void {
+  new Gauge({
+    name: `${PREFIX}watchers`,
+    help: "Watch streams (WatchSession and WatchSessions) this process serves now.",
+    registers: [registry],
+    collect() {
+      this.set(watches.stats().watchers);
+    },
+  });
+  new Gauge({
+    name: `${PREFIX}watched_sessions`,
+    help: "Sessions and namespace feeds this process reads for its watchers (one read per change each, however many watchers).",
+    labelNames: ["kind"] as const,
+    registers: [registry],
+    collect() {
+      const s = watches.stats();
+      this.set({ kind: "session" }, s.sessions);
+      this.set({ kind: "feed" }, s.feeds);
+    },
+  });
+  new Counter({
+    name: `${PREFIX}watch_overflows_total`,
+    help: "Watch streams ended with resource_exhausted because their client read too slowly for the session's live changes.",
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(watches.stats().overflows);
+    },
+  });
+  new Gauge({
+    name: `${PREFIX}watch_signals_connected`,
+    help: "1 while this process's LISTEN connection for watch signals between processes is up (0: its watchers poll).",
+    registers: [registry],
+    collect() {
+      this.set(signals.connected() ? 1 : 0);
+    },
+  });
+}

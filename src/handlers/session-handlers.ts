@@ -29,10 +29,11 @@ import { actorOf, principalKey } from "./auth.js";
 import { bulkEventToProto, selectorFromProto } from "./bulk-delete-mapper.js";
 import { appendedTurnsToProto, integrationResultToProto, kindFromProto, newParticipantFromProto, newTurnFromProto, participantToProto, turnToProto } from "./conversation-mapper.js";
 import { clientSecretToProto, dataFromProto, deletedCountsToProto, durationToMs, filterFromProto, sessionToProto } from "./session-mapper.js";
+import { feedEventToProto, kindsFromProto, sessionEventToProto } from "./watch-mapper.js";
 
 /** Builds the SessionService implementation over the domain services. */
-export function createSessionHandlers(services: Pick<Services, "sessions" | "conversations" | "integration">): ServiceImpl<typeof SessionService> {
-  const { sessions, conversations, integration } = services;
+export function createSessionHandlers(services: Pick<Services, "sessions" | "conversations" | "integration" | "watches">): ServiceImpl<typeof SessionService> {
+  const { sessions, conversations, integration, watches } = services;
   return {
     async createSession(req) {
       const session = await sessions.create({
@@ -129,6 +130,19 @@ export function createSessionHandlers(services: Pick<Services, "sessions" | "con
       for await (const event of events) yield bulkEventToProto(event);
     },
 
+    async *watchSession(req, context) {
+      const events = watches.watchSession(
+        { address: req, afterSeq: safeNumber(req.afterSeq, "after_seq"), afterChange: safeNumber(req.afterChange, "after_change") },
+        context.signal,
+      );
+      for await (const event of events) yield sessionEventToProto(event);
+    },
+
+    async *watchSessions(req, context) {
+      const events = watches.watchSessions({ namespace: req.namespace, filter: filterFromProto(req.filter), after: req.after, kinds: kindsFromProto(req.kinds) }, context.signal);
+      for await (const event of events) yield feedEventToProto(event);
+    },
+
     async bindParticipant(req) {
       const { participant, created } = await conversations.bind({
         address: req,
@@ -170,4 +184,9 @@ export function createSessionHandlers(services: Pick<Services, "sessions" | "con
       return create(IntegrateSessionResponseSchema, { results: results.map(integrationResultToProto), stats: create(SessionStatsSchema, stats) });
     },
   };
+}
+
+/** An int64 position as a number: negative ones and ones past 2^53 are left to the domain's check (invalid_argument naming the field). */
+function safeNumber(v: bigint, _field: string): number {
+  return v > BigInt(Number.MAX_SAFE_INTEGER) ? -1 : Number(v);
 }

@@ -162,8 +162,9 @@ describe("a sessiond with OTEL_EXPORTER_OTLP_ENDPOINT (http/protobuf)", () => {
       expect(attrs(s)).toMatchObject({ "db.system.name": "postgresql", "db.namespace": expect.any(String), "server.address": expect.any(String) });
       expect(s.name).toBe(attrs(s)["db.query.summary"]);
     }
-    // The insert is `WITH s AS (INSERT INTO sessions ...) SELECT ... FROM s JOIN namespaces ...`.
-    expect(db.map((s) => s.name)).toContain("INSERT sessions SELECT s namespaces");
+    // The insert is `WITH s AS (INSERT INTO sessions ...), e AS (INSERT INTO session_changes ... FROM s)
+    // SELECT ... FROM s JOIN namespaces ...` (the session and its CREATED change, one statement).
+    expect(db.map((s) => s.name)).toContain("INSERT sessions INSERT session_changes SELECT s SELECT s namespaces");
 
     const got = await serverSpanOf(read.traceId, "sessiond.v1.SessionService/GetSession");
     expect(got).toMatchObject({ traceId: read.traceId, parentSpanId: read.spanId, statusCode: StatusCode.UNSPECIFIED });

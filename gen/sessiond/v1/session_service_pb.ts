@@ -17,7 +17,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file sessiond/v1/session_service.proto.
  */
 export const file_sessiond_v1_session_service: GenFile = /*@__PURE__*/
-  fileDesc("CiFzZXNzaW9uZC92MS9zZXNzaW9uX3NlcnZpY2UucHJvdG8SC3Nlc3Npb25kLnYxIo8DChRDcmVhdGVTZXNzaW9uUmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSEgoKc2Vzc2lvbl9pZBgCIAEoCRIMCgR1c2VyGAMgASgJEicKCHdvcmtmbG93GAQgASgLMhUuc2Vzc2lvbmQudjEuV29ya2Zsb3cSJQoEZGF0YRgFIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSPQoGbGFiZWxzGAYgAygLMi0uc2Vzc2lvbmQudjEuQ3JlYXRlU2Vzc2lvblJlcXVlc3QuTGFiZWxzRW50cnkSMAoNZXhwaXJlc19hZnRlchgHIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIfChdtYXhfcmVxdWVzdHNfcGVyX21pbnV0ZRgIIAEoBRIxCgxwYXJ0aWNpcGFudHMYCSADKAsyGy5zZXNzaW9uZC52MS5OZXdQYXJ0aWNpcGFudBotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIqABChVDcmVhdGVTZXNzaW9uUmVzcG9uc2USJQoHc2Vzc2lvbhgBIAEoCzIULnNlc3Npb25kLnYxLlNlc3Npb24SMAoNY2xpZW50X3NlY3JldBgCIAEoCzIZLnNlc3Npb25kLnYxLkNsaWVudFNlY3JldBIuCgxwYXJ0aWNpcGFudHMYAyADKAsyGC5zZXNzaW9uZC52MS5QYXJ0aWNpcGFudCJOCgxDbGllbnRTZWNyZXQSDQoFdmFsdWUYASABKAkSLwoLZXhwaXJlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIoEBChpSZWZyZXNoQ2xpZW50U2VjcmV0UmVxdWVzdBIKCgJpZBgBIAEoCRIRCgluYW1lc3BhY2UYAiABKAkSEgoKc2Vzc2lvbl9pZBgDIAEoCRIwCg1leHBpcmVzX2FmdGVyGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uInYKG1JlZnJlc2hDbGllbnRTZWNyZXRSZXNwb25zZRIlCgdzZXNzaW9uGAEgASgLMhQuc2Vzc2lvbmQudjEuU2Vzc2lvbhIwCg1jbGllbnRfc2VjcmV0GAIgASgLMhkuc2Vzc2lvbmQudjEuQ2xpZW50U2VjcmV0IlwKEUdldFNlc3Npb25SZXF1ZXN0EgoKAmlkGAEgASgJEhEKCW5hbWVzcGFjZRgCIAEoCRISCgpzZXNzaW9uX2lkGAMgASgJEhQKDHNob3dfZGVsZXRlZBgEIAEoCCI7ChJHZXRTZXNzaW9uUmVzcG9uc2USJQoHc2Vzc2lvbhgBIAEoCzIULnNlc3Npb25kLnYxLlNlc3Npb24iuAEKE0xpc3RTZXNzaW9uc1JlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJEioKBmZpbHRlchgEIAEoCzIaLnNlc3Npb25kLnYxLlNlc3Npb25GaWx0ZXISFAoMc2hvd19kZWxldGVkGAUgASgIEiUKBW9yZGVyGAYgASgOMhYuc2Vzc2lvbmQudjEuU29ydE9yZGVyIlcKFExpc3RTZXNzaW9uc1Jlc3BvbnNlEiYKCHNlc3Npb25zGAEgAygLMhQuc2Vzc2lvbmQudjEuU2Vzc2lvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkibgoUVXBkYXRlU2Vzc2lvblJlcXVlc3QSJQoHc2Vzc2lvbhgBIAEoCzIULnNlc3Npb25kLnYxLlNlc3Npb24SLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIj4KFVVwZGF0ZVNlc3Npb25SZXNwb25zZRIlCgdzZXNzaW9uGAEgASgLMhQuc2Vzc2lvbmQudjEuU2Vzc2lvbiJXChREZWxldGVTZXNzaW9uUmVxdWVzdBIKCgJpZBgBIAEoCRIRCgluYW1lc3BhY2UYAiABKAkSEgoKc2Vzc2lvbl9pZBgDIAEoCRIMCgRldGFnGAQgASgJIncKFURlbGV0ZVNlc3Npb25SZXNwb25zZRIKCgJpZBgBIAEoCRISCgpzZXNzaW9uX2lkGAIgASgJEisKB2RlbGV0ZWQYAyABKAsyGi5zZXNzaW9uZC52MS5EZWxldGVkQ291bnRzEhEKCW5hbWVzcGFjZRgEIAEoCSJNChhTb2Z0RGVsZXRlU2Vzc2lvblJlcXVlc3QSCgoCaWQYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJEhIKCnNlc3Npb25faWQYAyABKAkiQgoZU29mdERlbGV0ZVNlc3Npb25SZXNwb25zZRIlCgdzZXNzaW9uGAEgASgLMhQuc2Vzc2lvbmQudjEuU2Vzc2lvbiJLChZVbmRlbGV0ZVNlc3Npb25SZXF1ZXN0EgoKAmlkGAEgASgJEhEKCW5hbWVzcGFjZRgCIAEoCRISCgpzZXNzaW9uX2lkGAMgASgJIkAKF1VuZGVsZXRlU2Vzc2lvblJlc3BvbnNlEiUKB3Nlc3Npb24YASABKAsyFC5zZXNzaW9uZC52MS5TZXNzaW9uIksKFlRydW5jYXRlU2Vzc2lvblJlcXVlc3QSCgoCaWQYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJEhIKCnNlc3Npb25faWQYAyABKAkiVwoXVHJ1bmNhdGVTZXNzaW9uUmVzcG9uc2USJQoHc2Vzc2lvbhgBIAEoCzIULnNlc3Npb25kLnYxLlNlc3Npb24SFQoNdHVybnNfZGVsZXRlZBgCIAEoBSJJChRDYW5jZWxTZXNzaW9uUmVxdWVzdBIKCgJpZBgBIAEoCRIRCgluYW1lc3BhY2UYAiABKAkSEgoKc2Vzc2lvbl9pZBgDIAEoCSI+ChVDYW5jZWxTZXNzaW9uUmVzcG9uc2USJQoHc2Vzc2lvbhgBIAEoCzIULnNlc3Npb25kLnYxLlNlc3Npb24iiAIKGUJ1bGtEZWxldGVTZXNzaW9uc1JlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEiIKA2lkcxgCIAEoCzITLnNlc3Npb25kLnYxLklkTGlzdEgAEioKC3Nlc3Npb25faWRzGAMgASgLMhMuc2Vzc2lvbmQudjEuSWRMaXN0SAASLwoGZmlsdGVyGAQgASgLMh0uc2Vzc2lvbmQudjEuQnVsa0RlbGV0ZUZpbHRlckgAEg8KB2RyeV9ydW4YBSABKAgSFgoOcHVyZ2VfbWVtb3JpZXMYBiABKAgSEgoKYmF0Y2hfc2l6ZRgHIAEoBRIOCgZkZXRhY2gYCCABKAhCCgoIc2VsZWN0b3IiGAoGSWRMaXN0Eg4KBnZhbHVlcxgBIAMoCSJXChBCdWxrRGVsZXRlRmlsdGVyEioKBmZpbHRlchgBIAEoCzIaLnNlc3Npb25kLnYxLlNlc3Npb25GaWx0ZXISFwoPaW5jbHVkZV9kZWxldGVkGAIgASgIIsABChpCdWxrRGVsZXRlU2Vzc2lvbnNSZXNwb25zZRIxCgdzdGFydGVkGAEgASgLMh4uc2Vzc2lvbmQudjEuQnVsa0RlbGV0ZVN0YXJ0ZWRIABIzCghwcm9ncmVzcxgCIAEoCzIfLnNlc3Npb25kLnYxLkJ1bGtEZWxldGVQcm9ncmVzc0gAEjEKB3N1bW1hcnkYAyABKAsyHi5zZXNzaW9uZC52MS5CdWxrRGVsZXRlU3VtbWFyeUgAQgcKBWV2ZW50Il0KEUJ1bGtEZWxldGVTdGFydGVkEg0KBXRvdGFsGAEgASgDEg8KB2RyeV9ydW4YAiABKAgSEgoKYmF0Y2hfc2l6ZRgDIAEoBRIUCgxvcGVyYXRpb25faWQYBCABKAkiewoSQnVsa0RlbGV0ZUNvdW50ZXJzEhEKCWNvbXBsZXRlZBgBIAEoAxINCgV0b3RhbBgCIAEoAxIPCgdkZWxldGVkGAMgASgDEhEKCW5vdF9mb3VuZBgEIAEoAxIPCgdpbnZhbGlkGAUgASgDEg4KBmZhaWxlZBgGIAEoAyJ3ChJCdWxrRGVsZXRlUHJvZ3Jlc3MSLgoHcmVzdWx0cxgBIAMoCzIdLnNlc3Npb25kLnYxLkJ1bGtEZWxldGVSZXN1bHQSMQoIY291bnRlcnMYAiABKAsyHy5zZXNzaW9uZC52MS5CdWxrRGVsZXRlQ291bnRlcnMisQEKEEJ1bGtEZWxldGVSZXN1bHQSEgoKaWRlbnRpZmllchgBIAEoCRIKCgJpZBgCIAEoCRIvCgdvdXRjb21lGAMgASgOMh4uc2Vzc2lvbmQudjEuQnVsa0RlbGV0ZU91dGNvbWUSKwoHZGVsZXRlZBgEIAEoCzIaLnNlc3Npb25kLnYxLkRlbGV0ZWRDb3VudHMSEAoIbWVtb3JpZXMYBSABKAUSDQoFZXJyb3IYBiABKAkisAEKEUJ1bGtEZWxldGVTdW1tYXJ5EjEKCGNvdW50ZXJzGAEgASgLMh8uc2Vzc2lvbmQudjEuQnVsa0RlbGV0ZUNvdW50ZXJzEisKB2RlbGV0ZWQYAiABKAsyGi5zZXNzaW9uZC52MS5EZWxldGVkQ291bnRzEioKB2VsYXBzZWQYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SDwoHZHJ5X3J1bhgEIAEoCCLQAQoWQmluZFBhcnRpY2lwYW50UmVxdWVzdBIKCgJpZBgBIAEoCRIRCgluYW1lc3BhY2UYAiABKAkSEgoKc2Vzc2lvbl9pZBgDIAEoCRIWCg5wYXJ0aWNpcGFudF9pZBgEIAEoCRIqCgRraW5kGAUgASgOMhwuc2Vzc2lvbmQudjEuUGFydGljaXBhbnRLaW5kEhQKDGRpc3BsYXlfbmFtZRgGIAEoCRIpCghtZXRhZGF0YRgHIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiWQoXQmluZFBhcnRpY2lwYW50UmVzcG9uc2USLQoLcGFydGljaXBhbnQYASABKAsyGC5zZXNzaW9uZC52MS5QYXJ0aWNpcGFudBIPCgdjcmVhdGVkGAIgASgIImUKGFVuYmluZFBhcnRpY2lwYW50UmVxdWVzdBIKCgJpZBgBIAEoCRIRCgluYW1lc3BhY2UYAiABKAkSEgoKc2Vzc2lvbl9pZBgDIAEoCRIWCg5wYXJ0aWNpcGFudF9pZBgEIAEoCSJKChlVbmJpbmRQYXJ0aWNpcGFudFJlc3BvbnNlEi0KC3BhcnRpY2lwYW50GAEgASgLMhguc2Vzc2lvbmQudjEuUGFydGljaXBhbnQiTAoXTGlzdFBhcnRpY2lwYW50c1JlcXVlc3QSCgoCaWQYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJEhIKCnNlc3Npb25faWQYAyABKAkiSgoYTGlzdFBhcnRpY2lwYW50c1Jlc3BvbnNlEi4KDHBhcnRpY2lwYW50cxgBIAMoCzIYLnNlc3Npb25kLnYxLlBhcnRpY2lwYW50IoABChJBcHBlbmRUdXJuc1JlcXVlc3QSCgoCaWQYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJEhIKCnNlc3Npb25faWQYAyABKAkSIwoFdHVybnMYBCADKAsyFC5zZXNzaW9uZC52MS5OZXdUdXJuEhIKCnJlcXVlc3RfaWQYBSABKAkijQEKE0FwcGVuZFR1cm5zUmVzcG9uc2USKAoFdHVybnMYASADKAsyGS5zZXNzaW9uZC52MS5BcHBlbmRlZFR1cm4SEAoIcmVwbGF5ZWQYAiABKAgSKAoFc3RhdHMYAyABKAsyGS5zZXNzaW9uZC52MS5TZXNzaW9uU3RhdHMSEAoIbGFzdF9zZXEYBCABKAMiWgoMQXBwZW5kZWRUdXJuEgsKA3NlcRgBIAEoAxIMCgRyb2xlGAIgASgJEi8KC2NyZWF0ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKtAQoQTGlzdFR1cm5zUmVxdWVzdBIKCgJpZBgBIAEoCRIRCgluYW1lc3BhY2UYAiABKAkSEgoKc2Vzc2lvbl9pZBgDIAEoCRIWCg5wYXJ0aWNpcGFudF9pZBgEIAEoCRIRCglhZnRlcl9zZXEYBSABKAMSEQoJcGFnZV9zaXplGAYgASgFEhIKCnBhZ2VfdG9rZW4YByABKAkSFAoMbmV3ZXN0X2ZpcnN0GAggASgIIk4KEUxpc3RUdXJuc1Jlc3BvbnNlEiAKBXR1cm5zGAEgAygLMhEuc2Vzc2lvbmQudjEuVHVybhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiTAoXSW50ZWdyYXRlU2Vzc2lvblJlcXVlc3QSCgoCaWQYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJEhIKCnNlc3Npb25faWQYAyABKAkidQoYSW50ZWdyYXRlU2Vzc2lvblJlc3BvbnNlEi8KB3Jlc3VsdHMYASADKAsyHi5zZXNzaW9uZC52MS5JbnRlZ3JhdGlvblJlc3VsdBIoCgVzdGF0cxgCIAEoCzIZLnNlc3Npb25kLnYxLlNlc3Npb25TdGF0cyrmAQoRQnVsa0RlbGV0ZU91dGNvbWUSIwofQlVMS19ERUxFVEVfT1VUQ09NRV9VTlNQRUNJRklFRBAAEh8KG0JVTEtfREVMRVRFX09VVENPTUVfREVMRVRFRBABEiEKHUJVTEtfREVMRVRFX09VVENPTUVfTk9UX0ZPVU5EEAISIgoeQlVMS19ERUxFVEVfT1VUQ09NRV9JTlZBTElEX0lEEAMSHgoaQlVMS19ERUxFVEVfT1VUQ09NRV9GQUlMRUQQBBIkCiBCVUxLX0RFTEVURV9PVVRDT01FX1dPVUxEX0RFTEVURRAFMpsNCg5TZXNzaW9uU2VydmljZRJcCg1DcmVhdGVTZXNzaW9uEiEuc2Vzc2lvbmQudjEuQ3JlYXRlU2Vzc2lvblJlcXVlc3QaIi5zZXNzaW9uZC52MS5DcmVhdGVTZXNzaW9uUmVzcG9uc2UiBMjzGAISVwoKR2V0U2Vzc2lvbhIeLnNlc3Npb25kLnYxLkdldFNlc3Npb25SZXF1ZXN0Gh8uc2Vzc2lvbmQudjEuR2V0U2Vzc2lvblJlc3BvbnNlIgjI8xgB0PMYARJZCgxMaXN0U2Vzc2lvbnMSIC5zZXNzaW9uZC52MS5MaXN0U2Vzc2lvbnNSZXF1ZXN0GiEuc2Vzc2lvbmQudjEuTGlzdFNlc3Npb25zUmVzcG9uc2UiBMjzGAESXAoNVXBkYXRlU2Vzc2lvbhIhLnNlc3Npb25kLnYxLlVwZGF0ZVNlc3Npb25SZXF1ZXN0GiIuc2Vzc2lvbmQudjEuVXBkYXRlU2Vzc2lvblJlc3BvbnNlIgTI8xgCElwKDURlbGV0ZVNlc3Npb24SIS5zZXNzaW9uZC52MS5EZWxldGVTZXNzaW9uUmVxdWVzdBoiLnNlc3Npb25kLnYxLkRlbGV0ZVNlc3Npb25SZXNwb25zZSIEyPMYAhJoChFTb2Z0RGVsZXRlU2Vzc2lvbhIlLnNlc3Npb25kLnYxLlNvZnREZWxldGVTZXNzaW9uUmVxdWVzdBomLnNlc3Npb25kLnYxLlNvZnREZWxldGVTZXNzaW9uUmVzcG9uc2UiBMjzGAISYgoPVW5kZWxldGVTZXNzaW9uEiMuc2Vzc2lvbmQudjEuVW5kZWxldGVTZXNzaW9uUmVxdWVzdBokLnNlc3Npb25kLnYxLlVuZGVsZXRlU2Vzc2lvblJlc3BvbnNlIgTI8xgCEmIKD1RydW5jYXRlU2Vzc2lvbhIjLnNlc3Npb25kLnYxLlRydW5jYXRlU2Vzc2lvblJlcXVlc3QaJC5zZXNzaW9uZC52MS5UcnVuY2F0ZVNlc3Npb25SZXNwb25zZSIEyPMYAhJcCg1DYW5jZWxTZXNzaW9uEiEuc2Vzc2lvbmQudjEuQ2FuY2VsU2Vzc2lvblJlcXVlc3QaIi5zZXNzaW9uZC52MS5DYW5jZWxTZXNzaW9uUmVzcG9uc2UiBMjzGAISbgoTUmVmcmVzaENsaWVudFNlY3JldBInLnNlc3Npb25kLnYxLlJlZnJlc2hDbGllbnRTZWNyZXRSZXF1ZXN0Giguc2Vzc2lvbmQudjEuUmVmcmVzaENsaWVudFNlY3JldFJlc3BvbnNlIgTI8xgCEm0KEkJ1bGtEZWxldGVTZXNzaW9ucxImLnNlc3Npb25kLnYxLkJ1bGtEZWxldGVTZXNzaW9uc1JlcXVlc3QaJy5zZXNzaW9uZC52MS5CdWxrRGVsZXRlU2Vzc2lvbnNSZXNwb25zZSIEyPMYAjABEmIKD0JpbmRQYXJ0aWNpcGFudBIjLnNlc3Npb25kLnYxLkJpbmRQYXJ0aWNpcGFudFJlcXVlc3QaJC5zZXNzaW9uZC52MS5CaW5kUGFydGljaXBhbnRSZXNwb25zZSIEyPMYAhJoChFVbmJpbmRQYXJ0aWNpcGFudBIlLnNlc3Npb25kLnYxLlVuYmluZFBhcnRpY2lwYW50UmVxdWVzdBomLnNlc3Npb25kLnYxLlVuYmluZFBhcnRpY2lwYW50UmVzcG9uc2UiBMjzGAISZQoQTGlzdFBhcnRpY2lwYW50cxIkLnNlc3Npb25kLnYxLkxpc3RQYXJ0aWNpcGFudHNSZXF1ZXN0GiUuc2Vzc2lvbmQudjEuTGlzdFBhcnRpY2lwYW50c1Jlc3BvbnNlIgTI8xgBEloKC0FwcGVuZFR1cm5zEh8uc2Vzc2lvbmQudjEuQXBwZW5kVHVybnNSZXF1ZXN0GiAuc2Vzc2lvbmQudjEuQXBwZW5kVHVybnNSZXNwb25zZSIIyPMYAtDzGAESVAoJTGlzdFR1cm5zEh0uc2Vzc2lvbmQudjEuTGlzdFR1cm5zUmVxdWVzdBoeLnNlc3Npb25kLnYxLkxpc3RUdXJuc1Jlc3BvbnNlIgjI8xgB0PMYARJlChBJbnRlZ3JhdGVTZXNzaW9uEiQuc2Vzc2lvbmQudjEuSW50ZWdyYXRlU2Vzc2lvblJlcXVlc3QaJS5zZXNzaW9uZC52MS5JbnRlZ3JhdGVTZXNzaW9uUmVzcG9uc2UiBMjzGAJiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_struct, file_google_protobuf_timestamp, file_sessiond_v1_auth, file_sessiond_v1_conversation, file_sessiond_v1_session]);
+  fileDesc("CiFzZXNzaW9uZC92MS9zZXNzaW9uX3NlcnZpY2UucHJvdG8SC3Nlc3Npb25kLnYxIo8DChRDcmVhdGVTZXNzaW9uUmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSEgoKc2Vzc2lvbl9pZBgCIAEoCRIMCgR1c2VyGAMgASgJEicKCHdvcmtmbG93GAQgASgLMhUuc2Vzc2lvbmQudjEuV29ya2Zsb3cSJQoEZGF0YRgFIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSPQoGbGFiZWxzGAYgAygLMi0uc2Vzc2lvbmQudjEuQ3JlYXRlU2Vzc2lvblJlcXVlc3QuTGFiZWxzRW50cnkSMAoNZXhwaXJlc19hZnRlchgHIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIfChdtYXhfcmVxdWVzdHNfcGVyX21pbnV0ZRgIIAEoBRIxCgxwYXJ0aWNpcGFudHMYCSADKAsyGy5zZXNzaW9uZC52MS5OZXdQYXJ0aWNpcGFudBotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIqABChVDcmVhdGVTZXNzaW9uUmVzcG9uc2USJQoHc2Vzc2lvbhgBIAEoCzIULnNlc3Npb25kLnYxLlNlc3Npb24SMAoNY2xpZW50X3NlY3JldBgCIAEoCzIZLnNlc3Npb25kLnYxLkNsaWVudFNlY3JldBIuCgxwYXJ0aWNpcGFudHMYAyADKAsyGC5zZXNzaW9uZC52MS5QYXJ0aWNpcGFudCJOCgxDbGllbnRTZWNyZXQSDQoFdmFsdWUYASABKAkSLwoLZXhwaXJlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIoEBChpSZWZyZXNoQ2xpZW50U2VjcmV0UmVxdWVzdBIKCgJpZBgBIAEoCRIRCgluYW1lc3BhY2UYAiABKAkSEgoKc2Vzc2lvbl9pZBgDIAEoCRIwCg1leHBpcmVzX2FmdGVyGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uInYKG1JlZnJlc2hDbGllbnRTZWNyZXRSZXNwb25zZRIlCgdzZXNzaW9uGAEgASgLMhQuc2Vzc2lvbmQudjEuU2Vzc2lvbhIwCg1jbGllbnRfc2VjcmV0GAIgASgLMhkuc2Vzc2lvbmQudjEuQ2xpZW50U2VjcmV0IlwKEUdldFNlc3Npb25SZXF1ZXN0EgoKAmlkGAEgASgJEhEKCW5hbWVzcGFjZRgCIAEoCRISCgpzZXNzaW9uX2lkGAMgASgJEhQKDHNob3dfZGVsZXRlZBgEIAEoCCI7ChJHZXRTZXNzaW9uUmVzcG9uc2USJQoHc2Vzc2lvbhgBIAEoCzIULnNlc3Npb25kLnYxLlNlc3Npb24iuAEKE0xpc3RTZXNzaW9uc1JlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJEioKBmZpbHRlchgEIAEoCzIaLnNlc3Npb25kLnYxLlNlc3Npb25GaWx0ZXISFAoMc2hvd19kZWxldGVkGAUgASgIEiUKBW9yZGVyGAYgASgOMhYuc2Vzc2lvbmQudjEuU29ydE9yZGVyIlcKFExpc3RTZXNzaW9uc1Jlc3BvbnNlEiYKCHNlc3Npb25zGAEgAygLMhQuc2Vzc2lvbmQudjEuU2Vzc2lvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkibgoUVXBkYXRlU2Vzc2lvblJlcXVlc3QSJQoHc2Vzc2lvbhgBIAEoCzIULnNlc3Npb25kLnYxLlNlc3Npb24SLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIj4KFVVwZGF0ZVNlc3Npb25SZXNwb25zZRIlCgdzZXNzaW9uGAEgASgLMhQuc2Vzc2lvbmQudjEuU2Vzc2lvbiJXChREZWxldGVTZXNzaW9uUmVxdWVzdBIKCgJpZBgBIAEoCRIRCgluYW1lc3BhY2UYAiABKAkSEgoKc2Vzc2lvbl9pZBgDIAEoCRIMCgRldGFnGAQgASgJIncKFURlbGV0ZVNlc3Npb25SZXNwb25zZRIKCgJpZBgBIAEoCRISCgpzZXNzaW9uX2lkGAIgASgJEisKB2RlbGV0ZWQYAyABKAsyGi5zZXNzaW9uZC52MS5EZWxldGVkQ291bnRzEhEKCW5hbWVzcGFjZRgEIAEoCSJNChhTb2Z0RGVsZXRlU2Vzc2lvblJlcXVlc3QSCgoCaWQYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJEhIKCnNlc3Npb25faWQYAyABKAkiQgoZU29mdERlbGV0ZVNlc3Npb25SZXNwb25zZRIlCgdzZXNzaW9uGAEgASgLMhQuc2Vzc2lvbmQudjEuU2Vzc2lvbiJLChZVbmRlbGV0ZVNlc3Npb25SZXF1ZXN0EgoKAmlkGAEgASgJEhEKCW5hbWVzcGFjZRgCIAEoCRISCgpzZXNzaW9uX2lkGAMgASgJIkAKF1VuZGVsZXRlU2Vzc2lvblJlc3BvbnNlEiUKB3Nlc3Npb24YASABKAsyFC5zZXNzaW9uZC52MS5TZXNzaW9uIksKFlRydW5jYXRlU2Vzc2lvblJlcXVlc3QSCgoCaWQYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJEhIKCnNlc3Npb25faWQYAyABKAkiVwoXVHJ1bmNhdGVTZXNzaW9uUmVzcG9uc2USJQoHc2Vzc2lvbhgBIAEoCzIULnNlc3Npb25kLnYxLlNlc3Npb24SFQoNdHVybnNfZGVsZXRlZBgCIAEoBSJJChRDYW5jZWxTZXNzaW9uUmVxdWVzdBIKCgJpZBgBIAEoCRIRCgluYW1lc3BhY2UYAiABKAkSEgoKc2Vzc2lvbl9pZBgDIAEoCSI+ChVDYW5jZWxTZXNzaW9uUmVzcG9uc2USJQoHc2Vzc2lvbhgBIAEoCzIULnNlc3Npb25kLnYxLlNlc3Npb24iiAIKGUJ1bGtEZWxldGVTZXNzaW9uc1JlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEiIKA2lkcxgCIAEoCzITLnNlc3Npb25kLnYxLklkTGlzdEgAEioKC3Nlc3Npb25faWRzGAMgASgLMhMuc2Vzc2lvbmQudjEuSWRMaXN0SAASLwoGZmlsdGVyGAQgASgLMh0uc2Vzc2lvbmQudjEuQnVsa0RlbGV0ZUZpbHRlckgAEg8KB2RyeV9ydW4YBSABKAgSFgoOcHVyZ2VfbWVtb3JpZXMYBiABKAgSEgoKYmF0Y2hfc2l6ZRgHIAEoBRIOCgZkZXRhY2gYCCABKAhCCgoIc2VsZWN0b3IiGAoGSWRMaXN0Eg4KBnZhbHVlcxgBIAMoCSJXChBCdWxrRGVsZXRlRmlsdGVyEioKBmZpbHRlchgBIAEoCzIaLnNlc3Npb25kLnYxLlNlc3Npb25GaWx0ZXISFwoPaW5jbHVkZV9kZWxldGVkGAIgASgIIsABChpCdWxrRGVsZXRlU2Vzc2lvbnNSZXNwb25zZRIxCgdzdGFydGVkGAEgASgLMh4uc2Vzc2lvbmQudjEuQnVsa0RlbGV0ZVN0YXJ0ZWRIABIzCghwcm9ncmVzcxgCIAEoCzIfLnNlc3Npb25kLnYxLkJ1bGtEZWxldGVQcm9ncmVzc0gAEjEKB3N1bW1hcnkYAyABKAsyHi5zZXNzaW9uZC52MS5CdWxrRGVsZXRlU3VtbWFyeUgAQgcKBWV2ZW50Il0KEUJ1bGtEZWxldGVTdGFydGVkEg0KBXRvdGFsGAEgASgDEg8KB2RyeV9ydW4YAiABKAgSEgoKYmF0Y2hfc2l6ZRgDIAEoBRIUCgxvcGVyYXRpb25faWQYBCABKAkiewoSQnVsa0RlbGV0ZUNvdW50ZXJzEhEKCWNvbXBsZXRlZBgBIAEoAxINCgV0b3RhbBgCIAEoAxIPCgdkZWxldGVkGAMgASgDEhEKCW5vdF9mb3VuZBgEIAEoAxIPCgdpbnZhbGlkGAUgASgDEg4KBmZhaWxlZBgGIAEoAyJ3ChJCdWxrRGVsZXRlUHJvZ3Jlc3MSLgoHcmVzdWx0cxgBIAMoCzIdLnNlc3Npb25kLnYxLkJ1bGtEZWxldGVSZXN1bHQSMQoIY291bnRlcnMYAiABKAsyHy5zZXNzaW9uZC52MS5CdWxrRGVsZXRlQ291bnRlcnMisQEKEEJ1bGtEZWxldGVSZXN1bHQSEgoKaWRlbnRpZmllchgBIAEoCRIKCgJpZBgCIAEoCRIvCgdvdXRjb21lGAMgASgOMh4uc2Vzc2lvbmQudjEuQnVsa0RlbGV0ZU91dGNvbWUSKwoHZGVsZXRlZBgEIAEoCzIaLnNlc3Npb25kLnYxLkRlbGV0ZWRDb3VudHMSEAoIbWVtb3JpZXMYBSABKAUSDQoFZXJyb3IYBiABKAkisAEKEUJ1bGtEZWxldGVTdW1tYXJ5EjEKCGNvdW50ZXJzGAEgASgLMh8uc2Vzc2lvbmQudjEuQnVsa0RlbGV0ZUNvdW50ZXJzEisKB2RlbGV0ZWQYAiABKAsyGi5zZXNzaW9uZC52MS5EZWxldGVkQ291bnRzEioKB2VsYXBzZWQYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SDwoHZHJ5X3J1bhgEIAEoCCLQAQoWQmluZFBhcnRpY2lwYW50UmVxdWVzdBIKCgJpZBgBIAEoCRIRCgluYW1lc3BhY2UYAiABKAkSEgoKc2Vzc2lvbl9pZBgDIAEoCRIWCg5wYXJ0aWNpcGFudF9pZBgEIAEoCRIqCgRraW5kGAUgASgOMhwuc2Vzc2lvbmQudjEuUGFydGljaXBhbnRLaW5kEhQKDGRpc3BsYXlfbmFtZRgGIAEoCRIpCghtZXRhZGF0YRgHIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiWQoXQmluZFBhcnRpY2lwYW50UmVzcG9uc2USLQoLcGFydGljaXBhbnQYASABKAsyGC5zZXNzaW9uZC52MS5QYXJ0aWNpcGFudBIPCgdjcmVhdGVkGAIgASgIImUKGFVuYmluZFBhcnRpY2lwYW50UmVxdWVzdBIKCgJpZBgBIAEoCRIRCgluYW1lc3BhY2UYAiABKAkSEgoKc2Vzc2lvbl9pZBgDIAEoCRIWCg5wYXJ0aWNpcGFudF9pZBgEIAEoCSJKChlVbmJpbmRQYXJ0aWNpcGFudFJlc3BvbnNlEi0KC3BhcnRpY2lwYW50GAEgASgLMhguc2Vzc2lvbmQudjEuUGFydGljaXBhbnQiTAoXTGlzdFBhcnRpY2lwYW50c1JlcXVlc3QSCgoCaWQYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJEhIKCnNlc3Npb25faWQYAyABKAkiSgoYTGlzdFBhcnRpY2lwYW50c1Jlc3BvbnNlEi4KDHBhcnRpY2lwYW50cxgBIAMoCzIYLnNlc3Npb25kLnYxLlBhcnRpY2lwYW50IoABChJBcHBlbmRUdXJuc1JlcXVlc3QSCgoCaWQYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJEhIKCnNlc3Npb25faWQYAyABKAkSIwoFdHVybnMYBCADKAsyFC5zZXNzaW9uZC52MS5OZXdUdXJuEhIKCnJlcXVlc3RfaWQYBSABKAkijQEKE0FwcGVuZFR1cm5zUmVzcG9uc2USKAoFdHVybnMYASADKAsyGS5zZXNzaW9uZC52MS5BcHBlbmRlZFR1cm4SEAoIcmVwbGF5ZWQYAiABKAgSKAoFc3RhdHMYAyABKAsyGS5zZXNzaW9uZC52MS5TZXNzaW9uU3RhdHMSEAoIbGFzdF9zZXEYBCABKAMiWgoMQXBwZW5kZWRUdXJuEgsKA3NlcRgBIAEoAxIMCgRyb2xlGAIgASgJEi8KC2NyZWF0ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKtAQoQTGlzdFR1cm5zUmVxdWVzdBIKCgJpZBgBIAEoCRIRCgluYW1lc3BhY2UYAiABKAkSEgoKc2Vzc2lvbl9pZBgDIAEoCRIWCg5wYXJ0aWNpcGFudF9pZBgEIAEoCRIRCglhZnRlcl9zZXEYBSABKAMSEQoJcGFnZV9zaXplGAYgASgFEhIKCnBhZ2VfdG9rZW4YByABKAkSFAoMbmV3ZXN0X2ZpcnN0GAggASgIIk4KEUxpc3RUdXJuc1Jlc3BvbnNlEiAKBXR1cm5zGAEgAygLMhEuc2Vzc2lvbmQudjEuVHVybhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiTAoXSW50ZWdyYXRlU2Vzc2lvblJlcXVlc3QSCgoCaWQYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJEhIKCnNlc3Npb25faWQYAyABKAkidQoYSW50ZWdyYXRlU2Vzc2lvblJlc3BvbnNlEi8KB3Jlc3VsdHMYASADKAsyHi5zZXNzaW9uZC52MS5JbnRlZ3JhdGlvblJlc3VsdBIoCgVzdGF0cxgCIAEoCzIZLnNlc3Npb25kLnYxLlNlc3Npb25TdGF0cyJxChNXYXRjaFNlc3Npb25SZXF1ZXN0EgoKAmlkGAEgASgJEhEKCW5hbWVzcGFjZRgCIAEoCRISCgpzZXNzaW9uX2lkGAMgASgJEhEKCWFmdGVyX3NlcRgEIAEoAxIUCgxhZnRlcl9jaGFuZ2UYBSABKAMiPAoNV2F0Y2hQb3NpdGlvbhILCgNzZXEYASABKAMSDgoGY2hhbmdlGAIgASgDEg4KBmN1cnNvchgDIAEoCSKzAgoUV2F0Y2hTZXNzaW9uUmVzcG9uc2USLAoIcG9zaXRpb24YASABKAsyGi5zZXNzaW9uZC52MS5XYXRjaFBvc2l0aW9uEjAKCHNuYXBzaG90GAIgASgLMhwuc2Vzc2lvbmQudjEuU2Vzc2lvblNuYXBzaG90SAASIQoEdHVybhgDIAEoCzIRLnNlc3Npb25kLnYxLlR1cm5IABIsCgZjaGFuZ2UYBCABKAsyGi5zZXNzaW9uZC52MS5TZXNzaW9uQ2hhbmdlSAASLwoJY2F1Z2h0X3VwGAUgASgLMhouc2Vzc2lvbmQudjEuV2F0Y2hDYXVnaHRVcEgAEjAKCWhlYXJ0YmVhdBgGIAEoCzIbLnNlc3Npb25kLnYxLldhdGNoSGVhcnRiZWF0SABCBwoFZXZlbnQiigEKD1Nlc3Npb25TbmFwc2hvdBIlCgdzZXNzaW9uGAEgASgLMhQuc2Vzc2lvbmQudjEuU2Vzc2lvbhIuCgxwYXJ0aWNpcGFudHMYAiADKAsyGC5zZXNzaW9uZC52MS5QYXJ0aWNpcGFudBIQCghsYXN0X3NlcRgDIAEoAxIOCgZyZXN5bmMYBCABKAgiDwoNV2F0Y2hDYXVnaHRVcCI6Cg5XYXRjaEhlYXJ0YmVhdBIoCgR0aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLFAgoNU2Vzc2lvbkNoYW5nZRIsCgRraW5kGAEgASgOMh4uc2Vzc2lvbmQudjEuU2Vzc2lvbkNoYW5nZUtpbmQSDgoGY2hhbmdlGAIgASgDEi8KC2NoYW5nZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIlCgdzZXNzaW9uGAQgASgLMhQuc2Vzc2lvbmQudjEuU2Vzc2lvbhItCgtwYXJ0aWNpcGFudBgFIAEoCzIYLnNlc3Npb25kLnYxLlBhcnRpY2lwYW50EhUKDXR1cm5zX2RlbGV0ZWQYBiABKAUSCwoDc2VxGAcgASgDEgoKAmlkGAggASgJEhIKCnNlc3Npb25faWQYCSABKAkSKwoHZGVsZXRlZBgKIAEoCzIaLnNlc3Npb25kLnYxLkRlbGV0ZWRDb3VudHMikwEKFFdhdGNoU2Vzc2lvbnNSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRIqCgZmaWx0ZXIYAiABKAsyGi5zZXNzaW9uZC52MS5TZXNzaW9uRmlsdGVyEg0KBWFmdGVyGAMgASgJEi0KBWtpbmRzGAQgAygOMh4uc2Vzc2lvbmQudjEuU2Vzc2lvbkNoYW5nZUtpbmQi3wEKFVdhdGNoU2Vzc2lvbnNSZXNwb25zZRIsCghwb3NpdGlvbhgBIAEoCzIaLnNlc3Npb25kLnYxLldhdGNoUG9zaXRpb24SLAoGY2hhbmdlGAIgASgLMhouc2Vzc2lvbmQudjEuU2Vzc2lvbkNoYW5nZUgAEi8KCWNhdWdodF91cBgDIAEoCzIaLnNlc3Npb25kLnYxLldhdGNoQ2F1Z2h0VXBIABIwCgloZWFydGJlYXQYBCABKAsyGy5zZXNzaW9uZC52MS5XYXRjaEhlYXJ0YmVhdEgAQgcKBWV2ZW50KuYBChFCdWxrRGVsZXRlT3V0Y29tZRIjCh9CVUxLX0RFTEVURV9PVVRDT01FX1VOU1BFQ0lGSUVEEAASHwobQlVMS19ERUxFVEVfT1VUQ09NRV9ERUxFVEVEEAESIQodQlVMS19ERUxFVEVfT1VUQ09NRV9OT1RfRk9VTkQQAhIiCh5CVUxLX0RFTEVURV9PVVRDT01FX0lOVkFMSURfSUQQAxIeChpCVUxLX0RFTEVURV9PVVRDT01FX0ZBSUxFRBAEEiQKIEJVTEtfREVMRVRFX09VVENPTUVfV09VTERfREVMRVRFEAUqggMKEVNlc3Npb25DaGFuZ2VLaW5kEiMKH1NFU1NJT05fQ0hBTkdFX0tJTkRfVU5TUEVDSUZJRUQQABIfChtTRVNTSU9OX0NIQU5HRV9LSU5EX0NSRUFURUQQARIfChtTRVNTSU9OX0NIQU5HRV9LSU5EX1VQREFURUQQAhIhCh1TRVNTSU9OX0NIQU5HRV9LSU5EX0NBTkNFTExFRBADEiQKIFNFU1NJT05fQ0hBTkdFX0tJTkRfU09GVF9ERUxFVEVEEAQSIQodU0VTU0lPTl9DSEFOR0VfS0lORF9VTkRFTEVURUQQBRIhCh1TRVNTSU9OX0NIQU5HRV9LSU5EX1RSVU5DQVRFRBAGEikKJVNFU1NJT05fQ0hBTkdFX0tJTkRfUEFSVElDSVBBTlRfQk9VTkQQBxIrCidTRVNTSU9OX0NIQU5HRV9LSU5EX1BBUlRJQ0lQQU5UX1VOQk9VTkQQCBIfChtTRVNTSU9OX0NIQU5HRV9LSU5EX0RFTEVURUQQCTLcDgoOU2Vzc2lvblNlcnZpY2USXAoNQ3JlYXRlU2Vzc2lvbhIhLnNlc3Npb25kLnYxLkNyZWF0ZVNlc3Npb25SZXF1ZXN0GiIuc2Vzc2lvbmQudjEuQ3JlYXRlU2Vzc2lvblJlc3BvbnNlIgTI8xgCElcKCkdldFNlc3Npb24SHi5zZXNzaW9uZC52MS5HZXRTZXNzaW9uUmVxdWVzdBofLnNlc3Npb25kLnYxLkdldFNlc3Npb25SZXNwb25zZSIIyPMYAdDzGAESWQoMTGlzdFNlc3Npb25zEiAuc2Vzc2lvbmQudjEuTGlzdFNlc3Npb25zUmVxdWVzdBohLnNlc3Npb25kLnYxLkxpc3RTZXNzaW9uc1Jlc3BvbnNlIgTI8xgBElwKDVVwZGF0ZVNlc3Npb24SIS5zZXNzaW9uZC52MS5VcGRhdGVTZXNzaW9uUmVxdWVzdBoiLnNlc3Npb25kLnYxLlVwZGF0ZVNlc3Npb25SZXNwb25zZSIEyPMYAhJcCg1EZWxldGVTZXNzaW9uEiEuc2Vzc2lvbmQudjEuRGVsZXRlU2Vzc2lvblJlcXVlc3QaIi5zZXNzaW9uZC52MS5EZWxldGVTZXNzaW9uUmVzcG9uc2UiBMjzGAISaAoRU29mdERlbGV0ZVNlc3Npb24SJS5zZXNzaW9uZC52MS5Tb2Z0RGVsZXRlU2Vzc2lvblJlcXVlc3QaJi5zZXNzaW9uZC52MS5Tb2Z0RGVsZXRlU2Vzc2lvblJlc3BvbnNlIgTI8xgCEmIKD1VuZGVsZXRlU2Vzc2lvbhIjLnNlc3Npb25kLnYxLlVuZGVsZXRlU2Vzc2lvblJlcXVlc3QaJC5zZXNzaW9uZC52MS5VbmRlbGV0ZVNlc3Npb25SZXNwb25zZSIEyPMYAhJiCg9UcnVuY2F0ZVNlc3Npb24SIy5zZXNzaW9uZC52MS5UcnVuY2F0ZVNlc3Npb25SZXF1ZXN0GiQuc2Vzc2lvbmQudjEuVHJ1bmNhdGVTZXNzaW9uUmVzcG9uc2UiBMjzGAISXAoNQ2FuY2VsU2Vzc2lvbhIhLnNlc3Npb25kLnYxLkNhbmNlbFNlc3Npb25SZXF1ZXN0GiIuc2Vzc2lvbmQudjEuQ2FuY2VsU2Vzc2lvblJlc3BvbnNlIgTI8xgCEm4KE1JlZnJlc2hDbGllbnRTZWNyZXQSJy5zZXNzaW9uZC52MS5SZWZyZXNoQ2xpZW50U2VjcmV0UmVxdWVzdBooLnNlc3Npb25kLnYxLlJlZnJlc2hDbGllbnRTZWNyZXRSZXNwb25zZSIEyPMYAhJtChJCdWxrRGVsZXRlU2Vzc2lvbnMSJi5zZXNzaW9uZC52MS5CdWxrRGVsZXRlU2Vzc2lvbnNSZXF1ZXN0Gicuc2Vzc2lvbmQudjEuQnVsa0RlbGV0ZVNlc3Npb25zUmVzcG9uc2UiBMjzGAIwARJiCg9CaW5kUGFydGljaXBhbnQSIy5zZXNzaW9uZC52MS5CaW5kUGFydGljaXBhbnRSZXF1ZXN0GiQuc2Vzc2lvbmQudjEuQmluZFBhcnRpY2lwYW50UmVzcG9uc2UiBMjzGAISaAoRVW5iaW5kUGFydGljaXBhbnQSJS5zZXNzaW9uZC52MS5VbmJpbmRQYXJ0aWNpcGFudFJlcXVlc3QaJi5zZXNzaW9uZC52MS5VbmJpbmRQYXJ0aWNpcGFudFJlc3BvbnNlIgTI8xgCEmUKEExpc3RQYXJ0aWNpcGFudHMSJC5zZXNzaW9uZC52MS5MaXN0UGFydGljaXBhbnRzUmVxdWVzdBolLnNlc3Npb25kLnYxLkxpc3RQYXJ0aWNpcGFudHNSZXNwb25zZSIEyPMYARJaCgtBcHBlbmRUdXJucxIfLnNlc3Npb25kLnYxLkFwcGVuZFR1cm5zUmVxdWVzdBogLnNlc3Npb25kLnYxLkFwcGVuZFR1cm5zUmVzcG9uc2UiCMjzGALQ8xgBElQKCUxpc3RUdXJucxIdLnNlc3Npb25kLnYxLkxpc3RUdXJuc1JlcXVlc3QaHi5zZXNzaW9uZC52MS5MaXN0VHVybnNSZXNwb25zZSIIyPMYAdDzGAESZQoQSW50ZWdyYXRlU2Vzc2lvbhIkLnNlc3Npb25kLnYxLkludGVncmF0ZVNlc3Npb25SZXF1ZXN0GiUuc2Vzc2lvbmQudjEuSW50ZWdyYXRlU2Vzc2lvblJlc3BvbnNlIgTI8xgCEl8KDFdhdGNoU2Vzc2lvbhIgLnNlc3Npb25kLnYxLldhdGNoU2Vzc2lvblJlcXVlc3QaIS5zZXNzaW9uZC52MS5XYXRjaFNlc3Npb25SZXNwb25zZSIIyPMYAdDzGAEwARJeCg1XYXRjaFNlc3Npb25zEiEuc2Vzc2lvbmQudjEuV2F0Y2hTZXNzaW9uc1JlcXVlc3QaIi5zZXNzaW9uZC52MS5XYXRjaFNlc3Npb25zUmVzcG9uc2UiBMjzGAEwAWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_struct, file_google_protobuf_timestamp, file_sessiond_v1_auth, file_sessiond_v1_conversation, file_sessiond_v1_session]);
 
 /**
  * Request of CreateSession.
@@ -1667,6 +1667,422 @@ export const IntegrateSessionResponseSchema: GenMessage<IntegrateSessionResponse
   messageDesc(file_sessiond_v1_session_service, 42);
 
 /**
+ * Request of WatchSession.
+ *
+ * @generated from message sessiond.v1.WatchSessionRequest
+ */
+export type WatchSessionRequest = Message<"sessiond.v1.WatchSessionRequest"> & {
+  /**
+   * Global id of the session. Either this or session_id.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * Namespace of session_id; "default" when empty.
+   *
+   * @generated from field: string namespace = 2;
+   */
+  namespace: string;
+
+  /**
+   * The caller's session id. Either this or id.
+   *
+   * @generated from field: string session_id = 3;
+   */
+  sessionId: string;
+
+  /**
+   * Replay the turns with a sequence number greater than this one (WatchPosition.seq of the last
+   * message received); 0: every turn the session holds.
+   *
+   * @generated from field: int64 after_seq = 4;
+   */
+  afterSeq: bigint;
+
+  /**
+   * WatchPosition.change of the last message received: resume exactly after it. 0: start with a
+   * snapshot of the session as it is now.
+   *
+   * @generated from field: int64 after_change = 5;
+   */
+  afterChange: bigint;
+};
+
+/**
+ * Describes the message sessiond.v1.WatchSessionRequest.
+ * Use `create(WatchSessionRequestSchema)` to create a new message.
+ */
+export const WatchSessionRequestSchema: GenMessage<WatchSessionRequest> = /*@__PURE__*/
+  messageDesc(file_sessiond_v1_session_service, 43);
+
+/**
+ * Where a watch stands after a message. WatchSession resumes from seq and change; WatchSessions from
+ * cursor. Also the detail of the errors a watch ends with (RESOURCE_EXHAUSTED, UNAVAILABLE): where to
+ * resume.
+ *
+ * @generated from message sessiond.v1.WatchPosition
+ */
+export type WatchPosition = Message<"sessiond.v1.WatchPosition"> & {
+  /**
+   * The sequence number of the last turn delivered (or after_seq, if none was).
+   *
+   * @generated from field: int64 seq = 1;
+   */
+  seq: bigint;
+
+  /**
+   * The session's change number of the last change delivered (or of the snapshot).
+   *
+   * @generated from field: int64 change = 2;
+   */
+  change: bigint;
+
+  /**
+   * WatchSessions: the cursor to pass as `after`.
+   *
+   * @generated from field: string cursor = 3;
+   */
+  cursor: string;
+};
+
+/**
+ * Describes the message sessiond.v1.WatchPosition.
+ * Use `create(WatchPositionSchema)` to create a new message.
+ */
+export const WatchPositionSchema: GenMessage<WatchPosition> = /*@__PURE__*/
+  messageDesc(file_sessiond_v1_session_service, 44);
+
+/**
+ * One message of the WatchSession stream.
+ *
+ * @generated from message sessiond.v1.WatchSessionResponse
+ */
+export type WatchSessionResponse = Message<"sessiond.v1.WatchSessionResponse"> & {
+  /**
+   * The position after this message.
+   *
+   * @generated from field: sessiond.v1.WatchPosition position = 1;
+   */
+  position?: WatchPosition | undefined;
+
+  /**
+   * What happened.
+   *
+   * @generated from oneof sessiond.v1.WatchSessionResponse.event
+   */
+  event: {
+    /**
+     * The session as it is when the watch starts (or resyncs).
+     *
+     * @generated from field: sessiond.v1.SessionSnapshot snapshot = 2;
+     */
+    value: SessionSnapshot;
+    case: "snapshot";
+  } | {
+    /**
+     * A turn appended.
+     *
+     * @generated from field: sessiond.v1.Turn turn = 3;
+     */
+    value: Turn;
+    case: "turn";
+  } | {
+    /**
+     * Any other change of the session. After a change of kind DELETED the stream ends.
+     *
+     * @generated from field: sessiond.v1.SessionChange change = 4;
+     */
+    value: SessionChange;
+    case: "change";
+  } | {
+    /**
+     * Everything recorded so far has been sent; what follows is live.
+     *
+     * @generated from field: sessiond.v1.WatchCaughtUp caught_up = 5;
+     */
+    value: WatchCaughtUp;
+    case: "caughtUp";
+  } | {
+    /**
+     * Nothing happened for a while; the stream is alive.
+     *
+     * @generated from field: sessiond.v1.WatchHeartbeat heartbeat = 6;
+     */
+    value: WatchHeartbeat;
+    case: "heartbeat";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message sessiond.v1.WatchSessionResponse.
+ * Use `create(WatchSessionResponseSchema)` to create a new message.
+ */
+export const WatchSessionResponseSchema: GenMessage<WatchSessionResponse> = /*@__PURE__*/
+  messageDesc(file_sessiond_v1_session_service, 45);
+
+/**
+ * The session as a watch found it.
+ *
+ * @generated from message sessiond.v1.SessionSnapshot
+ */
+export type SessionSnapshot = Message<"sessiond.v1.SessionSnapshot"> & {
+  /**
+   * The session.
+   *
+   * @generated from field: sessiond.v1.Session session = 1;
+   */
+  session?: Session | undefined;
+
+  /**
+   * Its participants, in bind order.
+   *
+   * @generated from field: repeated sessiond.v1.Participant participants = 2;
+   */
+  participants: Participant[];
+
+  /**
+   * The session's last sequence number (the turns after after_seq up to this one follow).
+   *
+   * @generated from field: int64 last_seq = 3;
+   */
+  lastSeq: bigint;
+
+  /**
+   * True when the watch resumed from a position older than the changes kept: the changes in between
+   * are summed up by this snapshot.
+   *
+   * @generated from field: bool resync = 4;
+   */
+  resync: boolean;
+};
+
+/**
+ * Describes the message sessiond.v1.SessionSnapshot.
+ * Use `create(SessionSnapshotSchema)` to create a new message.
+ */
+export const SessionSnapshotSchema: GenMessage<SessionSnapshot> = /*@__PURE__*/
+  messageDesc(file_sessiond_v1_session_service, 46);
+
+/**
+ * Sent once the replay is over.
+ *
+ * @generated from message sessiond.v1.WatchCaughtUp
+ */
+export type WatchCaughtUp = Message<"sessiond.v1.WatchCaughtUp"> & {
+};
+
+/**
+ * Describes the message sessiond.v1.WatchCaughtUp.
+ * Use `create(WatchCaughtUpSchema)` to create a new message.
+ */
+export const WatchCaughtUpSchema: GenMessage<WatchCaughtUp> = /*@__PURE__*/
+  messageDesc(file_sessiond_v1_session_service, 47);
+
+/**
+ * Sent on idle streams.
+ *
+ * @generated from message sessiond.v1.WatchHeartbeat
+ */
+export type WatchHeartbeat = Message<"sessiond.v1.WatchHeartbeat"> & {
+  /**
+   * The server's time.
+   *
+   * @generated from field: google.protobuf.Timestamp time = 1;
+   */
+  time?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message sessiond.v1.WatchHeartbeat.
+ * Use `create(WatchHeartbeatSchema)` to create a new message.
+ */
+export const WatchHeartbeatSchema: GenMessage<WatchHeartbeat> = /*@__PURE__*/
+  messageDesc(file_sessiond_v1_session_service, 48);
+
+/**
+ * A change of a session other than turns appended.
+ *
+ * @generated from message sessiond.v1.SessionChange
+ */
+export type SessionChange = Message<"sessiond.v1.SessionChange"> & {
+  /**
+   * What changed.
+   *
+   * @generated from field: sessiond.v1.SessionChangeKind kind = 1;
+   */
+  kind: SessionChangeKind;
+
+  /**
+   * The session's change number: 1 for its creation, then one more per change.
+   *
+   * @generated from field: int64 change = 2;
+   */
+  change: bigint;
+
+  /**
+   * When it was recorded.
+   *
+   * @generated from field: google.protobuf.Timestamp change_time = 3;
+   */
+  changeTime?: Timestamp | undefined;
+
+  /**
+   * The session as the change left it (for DELETED: as it was when deleted). Not set for participant
+   * changes.
+   *
+   * @generated from field: sessiond.v1.Session session = 4;
+   */
+  session?: Session | undefined;
+
+  /**
+   * PARTICIPANT_BOUND and PARTICIPANT_UNBOUND: the participant as the change left it.
+   *
+   * @generated from field: sessiond.v1.Participant participant = 5;
+   */
+  participant?: Participant | undefined;
+
+  /**
+   * TRUNCATED: how many turns went.
+   *
+   * @generated from field: int32 turns_deleted = 6;
+   */
+  turnsDeleted: number;
+
+  /**
+   * The session's last sequence number when the change was made: it comes after the turns up to it
+   * and before the ones after it.
+   *
+   * @generated from field: int64 seq = 7;
+   */
+  seq: bigint;
+
+  /**
+   * Global id of the session (also for participant changes).
+   *
+   * @generated from field: string id = 8;
+   */
+  id: string;
+
+  /**
+   * The caller's id of the session.
+   *
+   * @generated from field: string session_id = 9;
+   */
+  sessionId: string;
+
+  /**
+   * DELETED: what went with the session (not set when its namespace was deleted with it).
+   *
+   * @generated from field: sessiond.v1.DeletedCounts deleted = 10;
+   */
+  deleted?: DeletedCounts | undefined;
+};
+
+/**
+ * Describes the message sessiond.v1.SessionChange.
+ * Use `create(SessionChangeSchema)` to create a new message.
+ */
+export const SessionChangeSchema: GenMessage<SessionChange> = /*@__PURE__*/
+  messageDesc(file_sessiond_v1_session_service, 49);
+
+/**
+ * Request of WatchSessions.
+ *
+ * @generated from message sessiond.v1.WatchSessionsRequest
+ */
+export type WatchSessionsRequest = Message<"sessiond.v1.WatchSessionsRequest"> & {
+  /**
+   * Namespace to follow; "default" when empty.
+   *
+   * @generated from field: string namespace = 1;
+   */
+  namespace: string;
+
+  /**
+   * Only changes of sessions that match, as the change left them (state, user, workflow_id, labels,
+   * create and activity times). A DELETED change matches as the session was when deleted.
+   *
+   * @generated from field: sessiond.v1.SessionFilter filter = 2;
+   */
+  filter?: SessionFilter | undefined;
+
+  /**
+   * WatchPosition.cursor of the last message received: resume after it. Empty: from now on.
+   *
+   * @generated from field: string after = 3;
+   */
+  after: string;
+
+  /**
+   * Only these kinds. Empty: every kind except the participant ones.
+   *
+   * @generated from field: repeated sessiond.v1.SessionChangeKind kinds = 4;
+   */
+  kinds: SessionChangeKind[];
+};
+
+/**
+ * Describes the message sessiond.v1.WatchSessionsRequest.
+ * Use `create(WatchSessionsRequestSchema)` to create a new message.
+ */
+export const WatchSessionsRequestSchema: GenMessage<WatchSessionsRequest> = /*@__PURE__*/
+  messageDesc(file_sessiond_v1_session_service, 50);
+
+/**
+ * One message of the WatchSessions stream.
+ *
+ * @generated from message sessiond.v1.WatchSessionsResponse
+ */
+export type WatchSessionsResponse = Message<"sessiond.v1.WatchSessionsResponse"> & {
+  /**
+   * The position after this message (its cursor).
+   *
+   * @generated from field: sessiond.v1.WatchPosition position = 1;
+   */
+  position?: WatchPosition | undefined;
+
+  /**
+   * What happened.
+   *
+   * @generated from oneof sessiond.v1.WatchSessionsResponse.event
+   */
+  event: {
+    /**
+     * A session changed.
+     *
+     * @generated from field: sessiond.v1.SessionChange change = 2;
+     */
+    value: SessionChange;
+    case: "change";
+  } | {
+    /**
+     * Everything recorded before the watch (or after `after`) has been sent; what follows is live.
+     *
+     * @generated from field: sessiond.v1.WatchCaughtUp caught_up = 3;
+     */
+    value: WatchCaughtUp;
+    case: "caughtUp";
+  } | {
+    /**
+     * Nothing happened for a while; the feed is alive.
+     *
+     * @generated from field: sessiond.v1.WatchHeartbeat heartbeat = 4;
+     */
+    value: WatchHeartbeat;
+    case: "heartbeat";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message sessiond.v1.WatchSessionsResponse.
+ * Use `create(WatchSessionsResponseSchema)` to create a new message.
+ */
+export const WatchSessionsResponseSchema: GenMessage<WatchSessionsResponse> = /*@__PURE__*/
+  messageDesc(file_sessiond_v1_session_service, 51);
+
+/**
  * Outcome for one identifier.
  *
  * @generated from enum sessiond.v1.BulkDeleteOutcome
@@ -1720,6 +2136,89 @@ export enum BulkDeleteOutcome {
  */
 export const BulkDeleteOutcomeSchema: GenEnum<BulkDeleteOutcome> = /*@__PURE__*/
   enumDesc(file_sessiond_v1_session_service, 0);
+
+/**
+ * Kind of a SessionChange.
+ *
+ * @generated from enum sessiond.v1.SessionChangeKind
+ */
+export enum SessionChangeKind {
+  /**
+   * Not set.
+   *
+   * @generated from enum value: SESSION_CHANGE_KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * CreateSession (participants bound at creation come with it, not as changes of their own).
+   *
+   * @generated from enum value: SESSION_CHANGE_KIND_CREATED = 1;
+   */
+  CREATED = 1,
+
+  /**
+   * UpdateSession, or RefreshClientSecret (a new expire_time).
+   *
+   * @generated from enum value: SESSION_CHANGE_KIND_UPDATED = 2;
+   */
+  UPDATED = 2,
+
+  /**
+   * CancelSession.
+   *
+   * @generated from enum value: SESSION_CHANGE_KIND_CANCELLED = 3;
+   */
+  CANCELLED = 3,
+
+  /**
+   * SoftDeleteSession.
+   *
+   * @generated from enum value: SESSION_CHANGE_KIND_SOFT_DELETED = 4;
+   */
+  SOFT_DELETED = 4,
+
+  /**
+   * UndeleteSession.
+   *
+   * @generated from enum value: SESSION_CHANGE_KIND_UNDELETED = 5;
+   */
+  UNDELETED = 5,
+
+  /**
+   * TruncateSession.
+   *
+   * @generated from enum value: SESSION_CHANGE_KIND_TRUNCATED = 6;
+   */
+  TRUNCATED = 6,
+
+  /**
+   * BindParticipant.
+   *
+   * @generated from enum value: SESSION_CHANGE_KIND_PARTICIPANT_BOUND = 7;
+   */
+  PARTICIPANT_BOUND = 7,
+
+  /**
+   * UnbindParticipant.
+   *
+   * @generated from enum value: SESSION_CHANGE_KIND_PARTICIPANT_UNBOUND = 8;
+   */
+  PARTICIPANT_UNBOUND = 8,
+
+  /**
+   * DeleteSession, BulkDeleteSessions, DeleteNamespace or a retention sweep.
+   *
+   * @generated from enum value: SESSION_CHANGE_KIND_DELETED = 9;
+   */
+  DELETED = 9,
+}
+
+/**
+ * Describes the enum sessiond.v1.SessionChangeKind.
+ */
+export const SessionChangeKindSchema: GenEnum<SessionChangeKind> = /*@__PURE__*/
+  enumDesc(file_sessiond_v1_session_service, 1);
 
 /**
  * SessionService owns the life of a conversation session: creation, reads, lists, updates and the
@@ -1988,6 +2487,54 @@ export const SessionService: GenService<{
     methodKind: "unary";
     input: typeof IntegrateSessionRequestSchema;
     output: typeof IntegrateSessionResponseSchema;
+  },
+  /**
+   * Follows one session as it changes, from whichever server process the changes go through. Without
+   * after_change, the stream opens with a `snapshot` (the session and its participants as they are),
+   * then replays the turns after after_seq, then sends `caught_up` and goes on live: turns as they are
+   * appended, and a `change` for every other change of the session (participant bound or left,
+   * updated, cancelled, soft-deleted, undeleted, truncated). When the session is deleted, the last
+   * message is a `change` of kind DELETED and the stream ends with OK. An idle stream gets a
+   * `heartbeat` every 15 seconds (so proxies keep it open).
+   *
+   * Every message carries the position after it. To resume after a disconnect, pass its seq and change
+   * as after_seq and after_change: the stream then replays exactly what came after it, turns and
+   * changes in the order they happened, with no gap and no duplicate. Changes are kept 24 hours (by
+   * default); a position older than that resumes with a fresh `snapshot` (resync = true) instead.
+   *
+   * A session's client secret may watch its own session. Turns deleted by a truncate before they were
+   * sent are not sent (the TRUNCATED change says how many went).
+   * Errors: INVALID_ARGUMENT (after_seq or after_change negative); NOT_FOUND (session);
+   * RESOURCE_EXHAUSTED (the server's limit on watchers is reached, with a retry hint; or this stream
+   * fell too far behind the live changes: a consumer slower than the session, with a WatchPosition
+   * detail to resume from); UNAVAILABLE (the server is shutting down, with a WatchPosition detail to
+   * resume from, on another server or this one once restarted).
+   *
+   * @generated from rpc sessiond.v1.SessionService.WatchSession
+   */
+  watchSession: {
+    methodKind: "server_streaming";
+    input: typeof WatchSessionRequestSchema;
+    output: typeof WatchSessionResponseSchema;
+  },
+  /**
+   * The namespace's change feed: a `change` for every session created, updated, cancelled,
+   * soft-deleted, undeleted, truncated or deleted (participant changes when asked for by `kinds`), in
+   * the order the server recorded them, each with the cursor to resume after it. Without `after` the
+   * feed starts now: its first message is `caught_up` with the cursor of the present; with `after`, it
+   * replays what was recorded after that cursor, then sends `caught_up`, then goes on live. Changes are
+   * kept 24 hours (by default). Idle feeds get a `heartbeat` every 15 seconds.
+   * Errors: INVALID_ARGUMENT (namespace, filter or kinds out of bounds, a malformed `after`);
+   * OUT_OF_RANGE (`after` is older than the changes kept: list the sessions and start again without
+   * it); RESOURCE_EXHAUSTED and UNAVAILABLE as for WatchSession, with the cursor in a WatchPosition
+   * detail.
+   *
+   * @generated from rpc sessiond.v1.SessionService.WatchSessions
+   */
+  watchSessions: {
+    methodKind: "server_streaming";
+    input: typeof WatchSessionsRequestSchema;
+    output: typeof WatchSessionsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_sessiond_v1_session_service, 0);

@@ -10,11 +10,12 @@ import { OperationBatchEntity } from "./operation-batch.js";
 import { ParticipantEntity } from "./participant.js";
 import { RetentionPolicyEntity } from "./retention-policy.js";
 import { SessionEntity } from "./session.js";
+import { SessionChangeEntity } from "./session-change.js";
 import { SpanEntity } from "./span.js";
 import { TraceEntity } from "./trace.js";
 import { TurnEntity } from "./turn.js";
 import { TurnRequestEntity } from "./turn-request.js";
 
-export { AnnotationEntity, ApiKeyEntity, AuditEventEntity, ClientRequestEntity, MemoryEntity, NamespaceEntity, OperationBatchEntity, OperationEntity, ParticipantEntity, RetentionPolicyEntity, SessionEntity, SpanEntity, TraceEntity, TurnEntity, TurnRequestEntity };
+export { AnnotationEntity, ApiKeyEntity, AuditEventEntity, ClientRequestEntity, MemoryEntity, NamespaceEntity, OperationBatchEntity, OperationEntity, ParticipantEntity, RetentionPolicyEntity, SessionChangeEntity, SessionEntity, SpanEntity, TraceEntity, TurnEntity, TurnRequestEntity };
 
-export const entities = [NamespaceEntity, SessionEntity, ParticipantEntity, TurnEntity, TurnRequestEntity, TraceEntity, SpanEntity, AnnotationEntity, MemoryEntity, ApiKeyEntity, ClientRequestEntity, AuditEventEntity, OperationEntity, OperationBatchEntity, RetentionPolicyEntity];
+export const entities = [NamespaceEntity, SessionEntity, ParticipantEntity, TurnEntity, TurnRequestEntity, TraceEntity, SpanEntity, AnnotationEntity, MemoryEntity, ApiKeyEntity, ClientRequestEntity, AuditEventEntity, OperationEntity, OperationBatchEntity, RetentionPolicyEntity, SessionChangeEntity];

@@ -110,4 +110,8 @@ export class SessionEntity {
 
   @Column({ name: "integration_count", type: "integer", default: 0 })
   integrationCount: number;
+
+  /** Changes recorded in session_changes so far (the number of the last one): bumped by every writer of a change, in its statement. */
+  @Column({ name: "change_seq", type: "bigint", default: 0 })
+  changeSeq: string;
 }

@@ -90,7 +90,7 @@ export const APPEND_TURNS = `
         END
         $$`;
 
-const DELETE_SESSIONS = `
+export const DELETE_SESSIONS = `
         CREATE FUNCTION sessiond_delete_sessions(
             p_namespace uuid, p_ids uuid[], p_external_ids text[], p_dry_run boolean, p_purge_memories boolean, p_version integer)
         RETURNS TABLE (id uuid, external_id varchar, participants integer, turns integer, traces integer, spans integer,

@@ -12,6 +12,7 @@ import type { ConversationStore } from "../../domain/conversation-store.js";
 import { isNotNullViolation, isUniqueViolation } from "../errors.js";
 import { statsOf } from "./session-store.js";
 import { arrayLiteral, sqlOf } from "../sql.js";
+import { BUMP_CHANGE, recordChange } from "./session-changes.js";
 
 const PARTICIPANT_COLUMNS = `p.participant_id, p.kind, p.display_name, p.metadata, p.insights, p.last_integrated_seq, p.bound_time, p.left_time`;
 const TURN_COLUMNS = `t.seq, p.participant_id, t.role, t.content, t.tool_calls, t.metadata, t.request_id, t.create_time`;
@@ -29,7 +30,19 @@ function toParticipant(row: any): Participant {
   };
 }
 
-function toTurn(row: any): Turn {
+/** A participant's row (as selected by PARTICIPANT_COLUMNS) as a change records it (see participantOfJson). */
+function participantJson(row: any): Record<string, unknown> {
+  const { created: _, ...columns } = row;
+  return columns;
+}
+
+/** The participant a change recorded: a participants row as JSON (times as text). */
+export function participantOfJson(j: any): Participant {
+  const time = (v: unknown) => (v == null ? null : new Date(v as string));
+  return toParticipant({ ...j, bound_time: time(j.bound_time), left_time: time(j.left_time) });
+}
+
+export function toTurn(row: any): Turn {
   return {
     seq: Number(row.seq),
     participantId: row.participant_id,
@@ -87,8 +100,14 @@ export function createConversationStore(db: DataSource | EntityManager): Convers
         [v.namespaceId, v.sessionUuid, v.participantId, v.kind, v.displayName, v.metadata],
       );
       const created = rows[0].created as boolean;
-      // Counted when new; bound (again) either way: activity.
-      await q("UPDATE sessions SET participant_count = participant_count + $3, last_activity_time = now() WHERE namespace_id = $1 AND id = $2", [v.namespaceId, v.sessionUuid, created ? 1 : 0]);
+      // Counted when new; bound (again) either way: activity, and a change for the session's watchers.
+      await q(
+        `WITH s AS (UPDATE sessions s SET participant_count = s.participant_count + $3, last_activity_time = now(), ${BUMP_CHANGE}
+                    WHERE s.namespace_id = $1 AND s.id = $2 RETURNING s.*),
+         ${recordChange("participant_bound", "$4::jsonb")}
+         SELECT 1`,
+        [v.namespaceId, v.sessionUuid, created ? 1 : 0, JSON.stringify(participantJson(rows[0]))],
+      );
       return { participant: toParticipant(rows[0]), created };
     },
 
@@ -115,7 +134,10 @@ export function createConversationStore(db: DataSource | EntityManager): Convers
       const rows = await q(
         // least() keeps the first leave time (NULLs aside, it is coalesce for a time in the past); Citus
         // refuses now() inside coalesce or CASE in a modification.
-        `WITH p AS (UPDATE participants SET left_time = least(left_time, now()) WHERE namespace_id = $1 AND session_id = $2 AND participant_id = $3 RETURNING *)
+        // The session row is written too (its change number, under its lock): a change for its watchers.
+        `WITH p AS (UPDATE participants SET left_time = least(left_time, now()) WHERE namespace_id = $1 AND session_id = $2 AND participant_id = $3 RETURNING *),
+         s AS (UPDATE sessions s SET ${BUMP_CHANGE} WHERE s.namespace_id = $1 AND s.id = $2 AND EXISTS (SELECT 1 FROM p) RETURNING s.*),
+         ${recordChange("participant_unbound", "(SELECT to_jsonb(p) FROM p)")}
          SELECT ${PARTICIPANT_COLUMNS} FROM p`,
         [session.namespaceId, session.uuid, participantId],
       );

@@ -14,6 +14,7 @@ import { filterSql } from "./session-filter.js";
 import { retainedSql, toPolicy } from "./retention-store.js";
 import type { RetentionPolicies } from "../../domain/retention.js";
 import { sqlOf } from "../sql.js";
+import { BUMP_CHANGE, recordChange, type StoredChangeKind } from "./session-changes.js";
 
 /** Namespace ids by name, each until a time (ms since the epoch). */
 export type NamespaceCache = Map<string, { id: string; until: number }>;
@@ -24,7 +25,8 @@ const MAX_NAMESPACE_NAMES = 10_000;
 /** How long a process trusts a cached namespace id. */
 export const NAMESPACE_CACHE_MS = 5000;
 
-const COLUMNS = `s.id, s.namespace_id, s.external_id, s.user_id, s.workflow_id, s.workflow_version, s.data, s.labels, s.state,
+/** A session row as toSession reads it (over `sessions s JOIN namespaces n`). */
+export const COLUMNS = `s.id, s.namespace_id, s.external_id, s.user_id, s.workflow_id, s.workflow_version, s.data, s.labels, s.state,
   s.version, s.create_time, s.update_time, s.last_activity_time, s.delete_time, s.expire_time, s.max_requests_per_minute, s.participant_count,
   s.turn_count, s.trace_count, s.span_count, s.memories_extracted, s.integration_count, n.name AS namespace_name`;
 
@@ -40,7 +42,7 @@ export function statsOf(row: any): SessionStats {
   };
 }
 
-function toSession(row: any): StoredSession {
+export function toSession(row: any): StoredSession {
   return {
     uuid: row.id,
     sessionId: row.external_id,
@@ -103,9 +105,10 @@ export function createSessionStore(db: EntityManager, namespaceCache: NamespaceC
         const rows = await q(
           `WITH s AS (
              INSERT INTO sessions (id, namespace_id, external_id, user_id, workflow_id, workflow_version, data, labels,
-                                   expire_time, max_requests_per_minute, client_secret_hash, participant_count)
-             VALUES ($11, $1, $2, $3, $4, $5, $6, $7, now() + $8 * interval '1 millisecond', $9, $10, $12)
-             RETURNING *)
+                                   expire_time, max_requests_per_minute, client_secret_hash, participant_count, change_seq)
+             VALUES ($11, $1, $2, $3, $4, $5, $6, $7, now() + $8 * interval '1 millisecond', $9, $10, $12, 1)
+             RETURNING *),
+           ${recordChange("created")}
            SELECT ${COLUMNS} FROM s JOIN namespaces n ON n.id = s.namespace_id`,
           [v.namespaceId, v.externalId, v.user, v.workflowId, v.workflowVersion, v.data, v.labels, v.expiresAfterMs, v.maxRequestsPerMinute, v.clientSecretHash, v.uuid, v.participantCount ?? 0],
         );
@@ -174,7 +177,7 @@ export function createSessionStore(db: EntityManager, namespaceCache: NamespaceC
     },
 
     async update(session, c) {
-      const sets = ["version = s.version + 1", "update_time = now()"];
+      const sets = ["version = s.version + 1", "update_time = now()", BUMP_CHANGE];
       const params: unknown[] = [session.namespaceId, session.uuid];
       const set = (column: string, value: unknown) => {
         params.push(value);
@@ -195,8 +198,14 @@ export function createSessionStore(db: EntityManager, namespaceCache: NamespaceC
         params.push(c.expiresAfterMs);
         sets.push(`expire_time = now() + $${params.length} * interval '1 millisecond'`);
       }
-      // Wrapped in a CTE so that the rows come back as from a SELECT.
-      const rows = await q(`WITH s AS (UPDATE sessions s SET ${sets.join(", ")} WHERE s.namespace_id = $1 AND s.id = $2 RETURNING s.*) SELECT ${COLUMNS} FROM s JOIN namespaces n ON n.id = s.namespace_id`, params);
+      const kind: StoredChangeKind =
+        c.state === "cancelled" ? "cancelled" : c.deleteTime === "now" ? "soft_deleted" : c.deleteTime === null ? "undeleted" : "updated";
+      // Wrapped in a CTE so that the rows come back as from a SELECT; the change is recorded by the same statement.
+      const rows = await q(
+        `WITH s AS (UPDATE sessions s SET ${sets.join(", ")} WHERE s.namespace_id = $1 AND s.id = $2 RETURNING s.*), ${recordChange(kind)}
+         SELECT ${COLUMNS} FROM s JOIN namespaces n ON n.id = s.namespace_id`,
+        params,
+      );
       return toSession(rows[0]);
     },
 
@@ -206,10 +215,11 @@ export function createSessionStore(db: EntityManager, namespaceCache: NamespaceC
       await q("DELETE FROM turn_requests WHERE namespace_id = $1 AND session_id = $2", key);
       await q("UPDATE participants SET insights = '[]'::jsonb, last_integrated_seq = 0 WHERE namespace_id = $1 AND session_id = $2", key);
       const rows = await q(
-        `WITH s AS (UPDATE sessions s SET data = '{}'::jsonb, turn_count = 0, version = s.version + 1, update_time = now(), last_activity_time = now()
-                    WHERE s.namespace_id = $1 AND s.id = $2 RETURNING s.*)
+        `WITH s AS (UPDATE sessions s SET data = '{}'::jsonb, turn_count = 0, version = s.version + 1, update_time = now(), last_activity_time = now(), ${BUMP_CHANGE}
+                    WHERE s.namespace_id = $1 AND s.id = $2 RETURNING s.*),
+         ${recordChange("truncated", "jsonb_build_object('turns_deleted', $3::integer)")}
          SELECT ${COLUMNS} FROM s JOIN namespaces n ON n.id = s.namespace_id`,
-        key,
+        [...key, deleted[0].n],
       );
       return { session: toSession(rows[0]), turnsDeleted: deleted[0].n };
     },

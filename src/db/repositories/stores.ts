@@ -17,6 +17,7 @@ import { createRetentionStore, createSweepStore } from "./retention-store.js";
 import { createRetentionPolicies, type RetentionPolicy } from "../../domain/retention.js";
 import { createSessionStore, type NamespaceCache } from "./session-store.js";
 import { createTraceStore } from "./trace-store.js";
+import { createWatchStore } from "./watch-store.js";
 
 /**
  * Creates the stores over `dataSource`, with one namespace-id cache and one retention-policy cache for
@@ -33,6 +34,7 @@ export function createStores(dataSource: DataSource, opts: { retentionDefault?: 
   const sweeps = translated(createSweepStore(dataSource));
   const bulkDeletes = translated(createBulkDeleteStore(dataSource, sessions.namespaceId));
   const operations = translated(createOperationStore(dataSource));
+  const watch = translated(createWatchStore(dataSource));
 
   /** The stores bound to `db`; `transaction` on them runs in `inTransaction`, or starts one. */
   const on = (db: EntityManager, inTransaction?: () => Stores): Stores => ({
@@ -49,6 +51,7 @@ export function createStores(dataSource: DataSource, opts: { retentionDefault?: 
     retention,
     policies,
     sweeps,
+    watch,
     // BEGIN and COMMIT fail too (a lost race at commit, a dropped connection): translated like the rest.
     transaction: (work) =>
       inTransaction ? work(inTransaction()) : translatingErrors(() => dataSource.transaction((tx) => work(bound(tx)))),

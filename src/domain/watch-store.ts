@@ -1,0 +1,34 @@
+/** What WatchSession and WatchSessions read (implemented in db/repositories/watch-store.ts). */
+import type { Participant, Turn } from "./conversation-model.js";
+import type { StoredSession } from "./session-model.js";
+import type { ChangeKind, SessionChange } from "./watch-model.js";
+
+/** A session's change number and last turn seq as of one read. */
+export interface SessionHead {
+  change: number;
+  lastSeq: number;
+}
+
+export interface WatchStore {
+  /** The session as it is, with its head, read by one statement; undefined when it is gone. */
+  snapshot(namespaceId: string, uuid: string): Promise<{ session: StoredSession; head: SessionHead } | undefined>;
+  participants(namespaceId: string, uuid: string): Promise<Participant[]>;
+  /**
+   * The session's head (undefined when it is gone) and its changes after `afterChange` in order (at
+   * most `limit`), read by one statement: the turns up to head.lastSeq are committed.
+   */
+  changes(namespaceId: string, uuid: string, afterChange: number, limit: number): Promise<{ head?: SessionHead; changes: SessionChange[] }>;
+  /** Turns with afterSeq < seq <= untilSeq, in order, at most `limit`. */
+  turns(namespaceId: string, uuid: string, afterSeq: number, untilSeq: number, limit: number): Promise<Turn[]>;
+  /**
+   * Gives feed positions, in commit order, to the namespace's recorded changes that have none (at most
+   * `limit`). Returns how many, or undefined when another process is doing it right now.
+   */
+  sequenceFeed(namespaceId: string, limit: number): Promise<number | undefined>;
+  /** The namespace's changes of `kinds` with a feed position after `after`, in feed order (at most `limit`). */
+  feed(namespaceId: string, after: bigint, kinds: readonly ChangeKind[], limit: number): Promise<SessionChange[]>;
+  /** The cursor of the present: the last feed position given in the namespace, or the clock's if later (µs since the epoch). */
+  feedHead(namespaceId: string): Promise<bigint>;
+  /** Deletes recorded changes older than `before`; returns how many. */
+  prune(before: Date): Promise<number>;
+}
