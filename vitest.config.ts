@@ -59,6 +59,7 @@ const PGBOUNCER = [
   "test/e2e/sessions.test.ts",
   "test/e2e/conversations.test.ts",
   "test/e2e/bulk-delete.test.ts",
+  "test/e2e/watch.test.ts",
   "test/e2e/client-secrets.test.ts",
 ];
 // Debian's pgbouncer lives in /usr/sbin. Missing under CI, the project stays and its setup fails (CI

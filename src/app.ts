@@ -7,7 +7,7 @@ import os from "node:os";
 import path from "node:path";
 import type { DataSource } from "./db/data-source.js";
 import type { Config } from "./config.js";
-import { createDataSource, poolOf } from "./db/data-source.js";
+import { createDataSource, poolerMode, poolOf } from "./db/data-source.js";
 import { startEmbeddedPostgres, type EmbeddedPostgres } from "./db/embedded.js";
 import { migrate } from "./db/distribution.js";
 import { createStores } from "./db/repositories/stores.js";
@@ -139,8 +139,16 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
   registerAuditMetrics(metrics.registry, services.audit.stats);
   registerOperationMetrics(metrics.registry, services.operations, services.sweeper);
   // One LISTEN connection per process carries watch signals between processes (db/change-signals.ts).
+  // Not through PgBouncer in transaction mode, which does not keep a LISTEN: there it needs its own URL.
+  const behindPooler = !config.listenDatabaseUrl && poolerMode(config.databaseUrl ?? "").namedStatements === false;
+  if (behindPooler) {
+    logger.warn(
+      { poll_ms: config.watch.pollMs },
+      "DATABASE_URL goes through PgBouncer (pgbouncer=true): set SESSIOND_LISTEN_DATABASE_URL to reach Postgres directly for watch signals between processes; until then, watchers see other processes' changes by polling",
+    );
+  }
   const signals = startChangeSignals({
-    url: config.listenDatabaseUrl ?? config.databaseUrl ?? embedded!.url,
+    url: behindPooler ? undefined : (config.listenDatabaseUrl ?? config.databaseUrl ?? embedded!.url),
     onSignals: (s) => services.watches.received(s),
     onReconnect: () => services.watches.resync(),
     log: (level, message, fields) => logger[level](fields ?? {}, message),

@@ -32,13 +32,15 @@ export interface ChangeSignals {
 }
 
 export function startChangeSignals(opts: {
-  url: string;
+  /** Undefined: no connection (nothing is sent or received; watchers poll). */
+  url: string | undefined;
   onSignals(signals: ChangeSignal[]): void;
   /** The connection came (back) up: signals may have been lost meanwhile. */
   onReconnect(): void;
   log: (level: "info" | "warn", message: string, fields?: Record<string, unknown>) => void;
 }): ChangeSignals {
   const origin = randomBytes(6).toString("base64url");
+  if (opts.url === undefined) return { send() {}, connected: () => false, close: async () => {} };
   const tls = postgresTls(poolerMode(opts.url).url);
   let client: pg.Client | undefined;
   let up = false;

@@ -340,9 +340,9 @@ export function createWatches(deps: { store: WatchStore; sessions: SessionStore;
     return t.reading;
   }
 
-  /** Items of the ring after `pos`: undefined when `pos` is before the ring (behind it). */
+  /** Items of the ring after `pos`: undefined when `pos` is before the ring (behind it), or the topic has not read yet. */
   function fromRing(t: Topic, pos: WatchPosition): Item[] | undefined {
-    if (!t.head || !t.start) return [];
+    if (!t.head || !t.start) return undefined;
     if (isAfter(t.start, pos)) return undefined;
     const i = t.ring.findIndex((item) => isAfter(item.event.position, pos));
     return i < 0 ? [] : t.ring.slice(i, i + PAGE);
@@ -407,6 +407,11 @@ export function createWatches(deps: { store: WatchStore; sessions: SessionStore;
         // Taken before looking: a read that lands after the look still wakes the wait below.
         const wake = t.wake.promise;
         let items = fromRing(t, pos);
+        if (!items && live && !t.head) {
+          // The topic has not read yet (its first read failed): it reads again, and wakes this one.
+          void refresh(t);
+          items = [];
+        }
         if (!items) {
           if (live) {
             overflows++;
@@ -430,7 +435,7 @@ export function createWatches(deps: { store: WatchStore; sessions: SessionStore;
         if (items.length) continue;
         // This watcher read past the topic (by itself, from behind the ring): the topic catches up, and
         // its ring serves the watcher again from there on.
-        if (t.head && isAfter(pos, t.head)) void refresh(t);
+        if (!t.head || isAfter(pos, t.head)) void refresh(t);
         if (!live) {
           live = true;
           yield { type: "caught_up", position: pos };

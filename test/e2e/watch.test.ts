@@ -35,6 +35,7 @@ async function startPeer(env: Record<string, string> = {}): Promise<App> {
     LOG_LEVEL: "warn",
     SESSIOND_SHUTDOWN_GRACE_MS: "3000",
     SESSIOND_BOOTSTRAP_ADMIN_KEY: TEST_ADMIN_KEY,
+    ...(ctx.db.directUrl !== ctx.db.url ? { SESSIOND_LISTEN_DATABASE_URL: ctx.db.directUrl } : {}),
     ...WATCH_ENV,
     ...env,
   });

@@ -34,6 +34,8 @@ export const EXPECTED: Record<string, string> = {
   "SessionService/AppendTurns": "writer*",
   "SessionService/ListTurns": "reader*",
   "SessionService/IntegrateSession": "writer",
+  "SessionService/WatchSession": "reader*",
+  "SessionService/WatchSessions": "reader",
   "MemoryService/ListMemories": "reader",
   "MemoryService/DeleteMemories": "writer",
   "MemoryService/GetIntegratorConfig": "reader",
@@ -87,7 +89,8 @@ export async function call(transport: Transport, service: DescService, method: D
   const headers = service === OtlpTraceService ? { "sessiond-namespace": namespace } : undefined;
   try {
     const result = client[method.localName](input, { headers });
-    if (method.methodKind === "server_streaming") for await (const _ of result as AsyncIterable<unknown>);
+    // A stream that sends a message let the call through: the first one is enough (a watch never ends by itself).
+    if (method.methodKind === "server_streaming") for await (const _ of result as AsyncIterable<unknown>) break;
     else await result;
     return undefined;
   } catch (err) {

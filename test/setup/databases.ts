@@ -153,6 +153,8 @@ export async function dropDatabases(server: Pick<TestDatabaseServer, "adminUrl" 
 /** A fresh database for one test file. */
 export interface TestDatabase {
   url: string;
+  /** The same database without a pooler in front (equal to `url` unless the project puts PgBouncer there). */
+  directUrl: string;
   name: string;
   dataSource: DataSource;
   /** Raw SQL on the test database (for arranging and for checking rows directly). */
@@ -183,6 +185,7 @@ export async function createTestDatabase(server: TestDatabaseServer): Promise<Te
   await dataSource.initialize();
   return {
     url,
+    directUrl: withDatabase(server.adminUrl, name),
     name,
     dataSource,
     sql: (text, params = []) => dataSource.query(text, params),

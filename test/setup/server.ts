@@ -44,6 +44,8 @@ export function useServer(env: Record<string, string> = {}) {
       LOG_LEVEL: "debug",
       SESSIOND_SHUTDOWN_GRACE_MS: "3000",
       SESSIOND_BOOTSTRAP_ADMIN_KEY: TEST_ADMIN_KEY,
+      // Behind PgBouncer (transaction mode), watch signals take a direct connection, as operators set it.
+      ...(ctx.db.directUrl !== ctx.db.url ? { SESSIOND_LISTEN_DATABASE_URL: ctx.db.directUrl } : {}),
       ...env,
     });
     const sink = new Writable({

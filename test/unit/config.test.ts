@@ -48,3 +48,20 @@ describe("DATABASE_URL's pgbouncer parameter", () => {
     expect(err?.message).not.toContain("secret");
   });
 });
+
+describe("watch settings", () => {
+  it("default to 10,000 watchers, a 1,000-item buffer, 15 s heartbeats, a 5 s poll, 24 h of changes and 4 reads (at most half the pool)", () => {
+    expect(loadConfig({}).watch).toEqual({ maxWatchers: 10_000, buffer: 1000, heartbeatMs: 15_000, pollMs: 5000, retentionMs: 24 * 3_600_000, reads: 4 });
+    expect(loadConfig({ SESSIOND_DB_POOL_SIZE: "4", SESSIOND_WATCH_READS: "8" }).watch.reads).toBe(2);
+    expect(loadConfig({ SESSIOND_WATCH_RETENTION: "2h" }).watch.retentionMs).toBe(7_200_000);
+    expect(loadConfig({}).listenDatabaseUrl).toBeUndefined();
+  });
+
+  it("refuse bad values, naming the variable", () => {
+    expect(() => loadConfig({ SESSIOND_WATCH_RETENTION: "30s" })).toThrow(/^SESSIOND_WATCH_RETENTION: must be at least 1m$/);
+    expect(() => loadConfig({ SESSIOND_WATCH_RETENTION: "1 day" })).toThrow(/^SESSIOND_WATCH_RETENTION: expected a duration/);
+    expect(() => loadConfig({ SESSIOND_WATCH_BUFFER: "5" })).toThrow(/^SESSIOND_WATCH_BUFFER: must be between 10/);
+    expect(() => loadConfig({ SESSIOND_MAX_WATCHERS: "-1" })).toThrow(/^SESSIOND_MAX_WATCHERS: expected a whole number/);
+    expect(() => loadConfig({ SESSIOND_LISTEN_DATABASE_URL: "postgres://u:secret@db/s?sslmode=allow" })).toThrow(/^SESSIOND_LISTEN_DATABASE_URL: sslmode/);
+  });
+});

@@ -83,8 +83,10 @@ export class WatchChanges1796160000000 implements MigrationInterface {
         await queryRunner.query(`CREATE INDEX "ix_session_changes_create_time" ON "session_changes"  ("create_time") `);
         await queryRunner.query(`CREATE INDEX "ix_session_changes_unsequenced" ON "session_changes"  ("namespace_id", "create_time") WHERE "feed_position" IS NULL`);
         await queryRunner.query(`CREATE INDEX "ix_session_changes_feed" ON "session_changes"  ("namespace_id", "feed_position") WHERE "feed_position" IS NOT NULL`);
-        await queryRunner.query(`ALTER TABLE "sessions" ADD "change_seq" bigint NOT NULL DEFAULT '0'`);
         await queryRunner.query(`ALTER TABLE "session_changes" ADD CONSTRAINT "fk_session_changes_namespace" FOREIGN KEY ("namespace_id") REFERENCES "namespaces"("id") ON DELETE CASCADE ON UPDATE NO ACTION`);
+        // After the key to namespaces: under Citus, DDL on a reference table cannot follow parallel DDL on a
+        // distributed one in the same transaction.
+        await queryRunner.query(`ALTER TABLE "sessions" ADD "change_seq" bigint NOT NULL DEFAULT '0'`);
         await queryRunner.query(`DROP FUNCTION ${DELETE_SESSIONS_SIGNATURE}`);
         await queryRunner.query(DELETE_SESSIONS);
         await distribute(queryRunner.manager);
