@@ -197,12 +197,12 @@ describe("WatchSession", () => {
       expect((await r.next())!.event.case).toBe("caughtUp");
       for (let i = 1; i <= 5; i++) {
         await say(writer, s.id, `from-peer-${i}`);
-        const m = await r.next({ ms: 2000 });
+        const m = await r.next({ ms: 10_000 });
         expect(kindOf(m!)).toBe(`turn:from-peer-${i}`);
         expect(m!.position!.seq).toBe(BigInt(i));
       }
       await writer.cancelSession({ id: s.id });
-      expect(kindOf((await r.next({ ms: 2000 }))!)).toBe("change:CANCELLED");
+      expect(kindOf((await r.next({ ms: 10_000 }))!)).toBe("change:CANCELLED");
       await r.stop();
     } finally {
       await peer.stop();
