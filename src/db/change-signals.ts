@@ -4,8 +4,9 @@
  * channel and sends this process's signals with NOTIFY. A signal only wakes watchers; they read by
  * position, so a lost one loses nothing (and watched sessions are read again every few seconds anyway).
  *
- * Signals are coalesced: those of one turn of the event loop go out as one NOTIFY (several if over the
- * payload limit), as JSON `{o, s: [[namespace_id, uuid | "", caller_id | "", change 0/1], ...]}` where
+ * Signals are coalesced: those of a few milliseconds (FLUSH_MS), each session once, go out as one
+ * NOTIFY (several if over the payload limit), so a busy process sends at most a few hundred a second
+ * however many writes it makes, as JSON `{o, s: [[namespace_id, uuid | "", caller_id | "", change 0/1], ...]}` where
  * `o` names the sending process, which ignores its own (it woke its watchers already).
  *
  * Behind PgBouncer in transaction mode LISTEN does not work: point SESSIOND_LISTEN_DATABASE_URL at
@@ -22,6 +23,9 @@ export const CHANNEL = "sessiond_changes";
 
 /** NOTIFY payloads must stay under 8000 bytes. */
 const MAX_PAYLOAD = 7000;
+
+/** How long signals are gathered before they go out (the delay it adds to a watcher on another process). */
+const FLUSH_MS = 3;
 
 export interface ChangeSignals {
   /** Sends a signal to the other processes (coalesced). */
@@ -47,7 +51,8 @@ export function startChangeSignals(opts: {
   let closed = false;
   let retryMs = 500;
   let retryTimer: NodeJS.Timeout | undefined;
-  let pending: ChangeSignal[] = [];
+  /** Signals to send, each session once (a recorded change wins over turns). */
+  let pending = new Map<string, ChangeSignal>();
   let flushing = false;
   let everUp = false;
 
@@ -111,11 +116,11 @@ export function startChangeSignals(opts: {
   }
 
   function flush() {
-    if (flushing || !pending.length || !client) return;
+    if (flushing || !pending.size || !client) return;
     flushing = true;
-    setImmediate(async () => {
-      const signals = pending;
-      pending = [];
+    setTimeout(async () => {
+      const signals = [...pending.values()];
+      pending = new Map();
       const c = client;
       try {
         if (!c) return;
@@ -139,9 +144,9 @@ export function startChangeSignals(opts: {
         // The connection's error handler reconnects; the other processes' watchers poll meanwhile.
       } finally {
         flushing = false;
-        if (pending.length) flush();
+        if (pending.size) flush();
       }
-    });
+    }, FLUSH_MS);
   }
 
   void connect();
@@ -149,9 +154,11 @@ export function startChangeSignals(opts: {
   return {
     send(signal) {
       if (closed) return;
-      pending.push(signal);
+      const key = `${signal.namespaceId}/${signal.uuid ?? ""}/${signal.uuid ? "" : signal.externalId}`;
+      const known = pending.get(key);
+      if (!known || (signal.change && !known.change)) pending.set(key, signal);
       // Bounded while the connection is down: the others poll anyway.
-      if (pending.length > 10_000) pending.splice(0, pending.length - 10_000);
+      if (pending.size > 10_000) pending = new Map();
       flush();
     },
     connected: () => up,
