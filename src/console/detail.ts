@@ -3,34 +3,63 @@
  * first, shown in conversation order), traces (ListTraces; a trace opens as an indented span tree from
  * GetTrace) and the annotations on the session (ListAnnotations). Each part loads on its own: one
  * failing call shows its error in place.
+ *
+ * The detail then follows the session live (WatchSession, live.ts): turns appear as they land, changes
+ * of its state, fields and participants show at once, and a deletion says so. The open session and the
+ * watch's position stay in this tab's sessionStorage: after a reload the detail opens again, lists the
+ * turns, and resumes the watch from the position it had (a turn the listing already shows is not shown
+ * twice). Without a kept position it watches after the last turn listed, from a fresh snapshot.
  */
-import { ParticipantKind, type Participant, type Turn } from "../../gen/sessiond/v1/conversation_pb.js";
-import type { Session } from "../../gen/sessiond/v1/session_pb.js";
+import { create } from "@bufbuild/protobuf";
+import { SessionSchema, type Session } from "../../gen/sessiond/v1/session_pb.js";
 import { AnnotatorKind, SpanKind, StatusCode, type Annotation, type Trace } from "../../gen/sessiond/v1/trace_pb.js";
 import { describeError, type Api } from "./api.js";
+import { createLiveView, empty, failure, TURNS_SHOWN } from "./detail-live.js";
 import { enumLabel, fmtDuration, fmtMs, fmtNumber, fmtTime, h, msBetween } from "./dom.js";
-import { stateName } from "./sessions.js";
+import { followSession, forgetPosition, savedPosition } from "./live.js";
 
-/** Turns shown per session (the last ones, read newest first and shown oldest first). */
-const TURNS_SHOWN = 100;
 /** Traces listed per session (the newest ones). */
 const TRACES_SHOWN = 20;
+/** The open session, kept across reloads. */
+const OPEN_STORAGE = "sessiond.console.detail";
 
 /** Shows sessions in `panel`; a newer `show` supersedes one still loading. */
 export function createDetail(api: Api, panel: HTMLElement, onClose: () => void) {
   let shown = 0;
+  /** Stops the watch of the session shown. */
+  let watching: { id: string; abort: AbortController } | undefined;
 
+  function stopWatching(): void {
+    watching?.abort.abort();
+    watching = undefined;
+  }
+
+  /** Closes the detail (and its watch); it stays closed after a reload. */
   function close(): void {
     shown++;
+    if (watching) forgetPosition(watching.id);
+    stopWatching();
+    sessionStorage.removeItem(OPEN_STORAGE);
     panel.hidden = true;
     panel.replaceChildren();
     onClose();
+  }
+
+  /** Opens again the session this tab showed before a reload, if any. */
+  async function resume(): Promise<void> {
+    const saved = sessionStorage.getItem(OPEN_STORAGE);
+    if (!saved || !panel.hidden) return;
+    const { id, namespace, sessionId } = JSON.parse(saved) as { id: string; namespace: string; sessionId: string };
+    await show(create(SessionSchema, { id, namespace, sessionId }));
   }
 
   async function show(listed: Session): Promise<void> {
     const call = ++shown;
     const id = listed.id;
     const namespace = listed.namespace;
+    if (watching && watching.id !== id) forgetPosition(watching.id);
+    stopWatching();
+    sessionStorage.setItem(OPEN_STORAGE, JSON.stringify({ id, namespace, sessionId: listed.sessionId }));
     panel.hidden = false;
     panel.replaceChildren(h("p", { class: "muted" }, `Loading ${listed.sessionId}…`));
     const [got, participants, turns, traces, annotations] = await Promise.allSettled([
@@ -41,18 +70,35 @@ export function createDetail(api: Api, panel: HTMLElement, onClose: () => void) 
       api.traces.listAnnotations({ namespace, target: { target: { case: "session", value: id } } }),
     ]);
     if (call !== shown) return;
-    const s = got.status === "fulfilled" && got.value.session ? got.value.session : listed;
     const closeButton = h("button", { type: "button", class: "icon", testid: "detail-close", "aria-label": "Close" }, "×");
     closeButton.addEventListener("click", close);
+    const view = createLiveView(got.status === "fulfilled" && got.value.session ? got.value.session : listed, participants, turns);
     panel.replaceChildren(
-      h("div", { class: "detail-head" }, h("h2", { testid: "detail-title" }, s.sessionId), closeButton),
+      h("div", { class: "detail-head" }, h("h2", { testid: "detail-title" }, listed.sessionId), view.indicator, closeButton),
       got.status === "rejected" ? failure(got.reason) : "",
-      fields(s),
-      section("Participants", "participants", participants, (r) => participantTable(r.participants), (r) => r.participants.length),
-      section("Turns", "turns", turns, (r) => turnList(r.turns, s.stats?.turnCount ?? r.turns.length), (r) => s.stats?.turnCount ?? r.turns.length),
+      view.deleted,
+      view.fields,
+      view.participants,
+      view.turns,
       section("Traces", "traces", traces, (r) => traceList(r.traces, namespace), (r) => r.traces.length),
       section("Annotations", "annotations", annotations, (r) => annotationList(r.annotations), (r) => r.annotations.length),
     );
+    // Without its turns listed the detail has no place to resume from: it stays as loaded.
+    if (turns.status === "rejected") {
+      view.state("failed", describeError(turns.reason));
+      return;
+    }
+    const abort = new AbortController();
+    watching = { id, abort };
+    const from = savedPosition(id) ?? { seq: view.lastSeq(), change: 0n };
+    await followSession(api, id, from, {
+      ...view,
+      state(state, why) {
+        view.state(state, why);
+        // Nothing to open again after a reload.
+        if (state === "deleted") sessionStorage.removeItem(OPEN_STORAGE);
+      },
+    }, abort.signal);
   }
 
   /** A titled part of the detail: its content, or the error its call failed with. */
@@ -106,57 +152,7 @@ export function createDetail(api: Api, panel: HTMLElement, onClose: () => void) 
     return item;
   }
 
-  return { show, close };
-}
-
-function fields(s: Session): HTMLElement {
-  const labels = Object.entries(s.labels);
-  const st = s.stats;
-  const rows: [string, Node | string][] = [
-    ["Id", h("span", { class: "mono" }, s.id)],
-    ["Namespace", s.namespace],
-    ["User", s.user || "—"],
-    ["State", h("span", { class: `badge state-${s.state}` }, stateName(s.state))],
-    ["Workflow", s.workflow?.id ? `${s.workflow.id}${s.workflow.version ? ` @ ${s.workflow.version}` : ""}` : "—"],
-    ["Labels", labels.length ? h("span", {}, ...labels.map(([k, v]) => h("span", { class: "chip" }, `${k}=${v}`))) : "—"],
-    ["Created", fmtTime(s.createTime)],
-    ["Updated", fmtTime(s.updateTime)],
-    ["Client secret expires", fmtTime(s.expireTime)],
-    ["Holds", [plural(st?.participantCount, "participant"), plural(st?.turnCount, "turn"), plural(st?.traceCount, "trace"), plural(st?.spanCount, "span"), plural(st?.memoriesExtracted, "memory", "memories")].join(" · ")],
-  ];
-  if (s.deleteTime) rows.push(["Soft-deleted", fmtTime(s.deleteTime)]);
-  const dl = h("dl", { class: "fields", testid: "detail-fields" }, ...rows.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
-  const data = s.data && Object.keys(s.data).length ? h("details", {}, h("summary", {}, "Data"), h("pre", {}, JSON.stringify(s.data, null, 2))) : null;
-  return h("div", {}, dl, data);
-}
-
-function participantTable(participants: Participant[]): Node {
-  if (!participants.length) return empty("No participants.");
-  return h(
-    "table",
-    { class: "compact" },
-    h("thead", {}, h("tr", {}, h("th", {}, "Id"), h("th", {}, "Kind"), h("th", {}, "Name"), h("th", {}, "Bound"), h("th", {}, "Left"))),
-    h(
-      "tbody",
-      {},
-      ...participants.map((p) =>
-        h("tr", { testid: "participant" }, h("td", { class: "mono" }, p.participantId), h("td", {}, enumLabel(ParticipantKind, p.kind)), h("td", {}, p.displayName || "—"), h("td", { class: "mono" }, fmtTime(p.bindTime)), h("td", { class: "mono" }, fmtTime(p.leaveTime))),
-      ),
-    ),
-  );
-}
-
-/** The last turns, read newest first, shown in conversation order (oldest of them first). */
-function turnList(newestFirst: Turn[], total: number): Node {
-  if (!newestFirst.length) return empty("No turns.");
-  const turns = [...newestFirst].reverse();
-  return h(
-    "div",
-    {},
-    // Said before the list, which is long exactly when not every turn is in it.
-    total > turns.length ? h("p", { class: "muted", testid: "turns-shown" }, `Showing the last ${fmtNumber(turns.length)} of ${fmtNumber(total)} turns.`) : null,
-    h("ol", { class: "turns" }, ...turns.map((t) => h("li", { testid: "turn" }, h("span", { class: "turn-meta" }, `#${t.seq} ${t.participantId} (${t.role})`), h("span", { class: "turn-text" }, t.content)))),
-  );
+  return { show, close, resume };
 }
 
 function annotationList(annotations: Annotation[]): Node {
@@ -179,6 +175,3 @@ function annotationList(annotations: Annotation[]): Node {
   );
 }
 
-const plural = (n: number | undefined, one: string, many = `${one}s`) => `${fmtNumber(n ?? 0)} ${n === 1 ? one : many}`;
-const empty = (text: string) => h("p", { class: "muted" }, text);
-const failure = (err: unknown) => h("p", { class: "error" }, describeError(err));

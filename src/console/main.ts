@@ -1,7 +1,8 @@
 /**
  * The sessiond admin console, served by sessiond at /console. Sign in with an API key (kept in this
- * tab's sessionStorage), pick a namespace, list and filter its sessions, open one, and bulk-delete
- * sessions with live progress that survives a reload. Every call goes to the API of the origin that served the page.
+ * tab's sessionStorage), pick a namespace, list and filter its sessions, open one (its detail follows it
+ * live, and opens again after a reload, resuming where it was), and bulk-delete sessions with live
+ * progress that survives a reload. Every call goes to the API of the origin that served the page.
  */
 import { createApi, describeError } from "./api.js";
 import { confirmationText, confirmDelete, createBulkDelete, type BulkTarget } from "./bulk-delete.js";
@@ -135,4 +136,6 @@ if (key) {
   void loadNamespaces(api, byTestId<HTMLDataListElement>("namespace-list"));
   // A bulk delete this tab was following before a reload: the panel picks it up where it was.
   void bulk.resume();
+  // The session this tab showed before a reload: the detail opens again and resumes its watch.
+  void detail.resume();
 }
