@@ -135,9 +135,11 @@ export function startChangeSignals(opts: {
         };
         for (const s of signals) {
           const item = JSON.stringify([s.namespaceId, s.uuid ?? "", s.uuid ? "" : (s.externalId ?? ""), s.change ? 1 : 0]);
-          if (size + item.length > MAX_PAYLOAD) await send();
+          // The limit is in bytes (a caller's session id may be any text).
+          const bytes = Buffer.byteLength(item) + 1;
+          if (size + bytes > MAX_PAYLOAD) await send();
           batch.push(item);
-          size += item.length + 1;
+          size += bytes;
         }
         await send();
       } catch {

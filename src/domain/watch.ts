@@ -6,23 +6,29 @@
  * changes in session_changes by change number); once it commits, the writing process calls `changed`,
  * which wakes its own watchers at once and signals the other processes (through one LISTEN/NOTIFY
  * connection per process, db/change-signals.ts). A signal only wakes: data is always read by position,
- * so a lost signal loses nothing, and every watched session and feed is read again every `pollMs`
- * without one.
+ * so a lost signal loses nothing, and the heads of every watched session are read again every
+ * `pollMs` without one (one statement for all of them).
  *
  * What it costs: each watched session has one topic per process, which reads what is new once per wake
- * (not once per watcher) and keeps the last `buffer` items in a ring that its watchers are served from.
- * A watcher that is behind the ring (replaying, or resumed from an old position) reads from the database
- * itself, a page at a time, as its client takes them. Every read goes through `reads` slots: the
- * watchers of a process hold at most that many pooled connections, however many they are. A live
- * watcher whose client is so slow that the ring moves past it ends with RESOURCE_EXHAUSTED and its
- * position (the memory a watcher holds never grows with its lag); it resumes from there by replay.
+ * (not once per watcher) and keeps it in a ring that its live watchers are served from; an item leaves
+ * the ring once every live watcher is past it (or the ring is over `buffer` items or `bufferBytes`). A
+ * watcher whose next items are not in the ring (replaying, resumed from an old position, or overtaken)
+ * reads them from the database itself, a page at a time, as its client takes them. Every read goes
+ * through `reads` slots: the watchers of a process hold at most that many pooled connections, however
+ * many they are, and never one while they wait. A live watcher more than `buffer` items behind its
+ * session (a client too slow for it) ends with RESOURCE_EXHAUSTED and its position; it resumes from
+ * there by replay.
+ *
+ * Positions: a turn is new to a watcher at (seq, change) when its seq is greater, a change when its
+ * number is; the position after an item is the watcher's own (a snapshot's position is not one the
+ * stream passes through), so items of the shared ring are filtered and positioned per watcher.
  */
 import type { Participant } from "./conversation-model.js";
-import { InvalidInputError, OutOfRangeError, RateLimitedError, StoreBusyError, WatchEndedError } from "./errors.js";
+import { InvalidInputError, NotFoundError, OutOfRangeError, RateLimitedError, StoreBusyError, WatchEndedError } from "./errors.js";
 import { checkFilter, checkNamespace, sessionOf } from "./session-model.js";
 import { loadSession, type SessionAddress } from "./session-service.js";
 import type { SessionStore } from "./session-store.js";
-import type { WatchStore } from "./watch-store.js";
+import type { SessionHead, WatchStore } from "./watch-store.js";
 import {
   CHANGE_KINDS,
   DEFAULT_FEED_KINDS,
@@ -39,13 +45,13 @@ import {
 export interface WatchLimits {
   /** Watchers (of both kinds) at once; beyond, a new watch gets resource_exhausted. */
   maxWatchers: number;
-  /** Items (turns and changes) a live watcher may fall behind a session's live changes. */
+  /** Items (turns and changes) a live watcher may fall behind its session. */
   buffer: number;
-  /** Bytes of turn content a session's ring keeps at most (it then keeps fewer items). */
+  /** Bytes of items a session's ring keeps at most (then its watchers read older ones from the database). */
   bufferBytes: number;
   /** Idle streams get a heartbeat this often. */
   heartbeatMs: number;
-  /** Every watched session and feed is read again this often without a signal. */
+  /** The heads of watched sessions (and the feeds) are read again this often without a signal. */
   pollMs: number;
   /** How long changes are kept (a feed cursor older than this is out of range). */
   retentionMs: number;
@@ -68,6 +74,8 @@ export const DEFAULT_WATCH_LIMITS: WatchLimits = {
 
 /** Rows one read takes at most. */
 const PAGE = 100;
+/** Watched sessions whose heads one poll statement reads. */
+const POLL_CHUNK = 500;
 
 /** A session (by uuid, or by its caller id) changed: turns appended (`change` false) or a recorded change. */
 export interface ChangeSignal {
@@ -82,11 +90,18 @@ export interface SessionWatchInput {
   address: SessionAddress;
   afterSeq: number;
   afterChange: number;
+  /**
+   * The caller is the session's client secret: participants come without their metadata and insights
+   * (a client secret may not list them), and the stream ends once the secret is no longer accepted.
+   */
+  limited?: boolean;
+  /** Checks the caller's credential again (at every heartbeat, and after changes that may revoke it). @throws when it is no longer accepted */
+  recheck?: () => Promise<void>;
 }
 
 export interface Watches {
   watchSession(input: SessionWatchInput, signal: AbortSignal): AsyncGenerator<SessionWatchEvent>;
-  watchSessions(input: FeedWatchInput, signal: AbortSignal): AsyncGenerator<FeedWatchEvent>;
+  watchSessions(input: FeedWatchInput & { recheck?: () => Promise<void> }, signal: AbortSignal): AsyncGenerator<FeedWatchEvent>;
   /** A write of this process committed: wakes the watchers here and signals the other processes. */
   changed(namespaceId: string, session: { uuid: string } | { externalId: string }, change: boolean): void;
   /** Signals from other processes. */
@@ -103,10 +118,24 @@ export interface Watches {
   stop(graceMs?: number): Promise<void>;
 }
 
-/** A turn or change in a topic's ring, with the position after it. */
+/** A turn or change in a topic's ring, with the position after it in the topic's own stream. */
 interface Item {
   event: SessionWatchEvent & ({ type: "turn" } | { type: "change" });
   bytes: number;
+}
+
+/** Callbacks waiting for something; each is called once, then forgotten (no reference outlives the wait). */
+class Waiters {
+  private readonly set = new Set<() => void>();
+  add(fn: () => void): () => void {
+    this.set.add(fn);
+    return () => this.set.delete(fn);
+  }
+  notify(): void {
+    const all = [...this.set];
+    this.set.clear();
+    for (const fn of all) fn();
+  }
 }
 
 /** A watched session in this process. */
@@ -114,10 +143,12 @@ interface Topic {
   namespaceId: string;
   uuid: string;
   externalId: string;
+  /** The positions of its live watchers (what the ring must still hold). */
+  live: Set<{ pos: WatchPosition }>;
   watchers: number;
   /** Position of the last item read (undefined until the first read). */
   head?: WatchPosition;
-  /** The position before ring[0]. */
+  /** The position before ring[0] in the topic's stream. */
   start?: WatchPosition;
   ring: Item[];
   bytes: number;
@@ -126,52 +157,63 @@ interface Topic {
   reading?: Promise<void>;
   again: boolean;
   lastRead: number;
-  wake: Deferred;
+  /** Bumped whenever the topic read something new (or found its session gone). */
+  version: number;
+  waiters: Waiters;
 }
 
 /** A watched namespace feed in this process. */
 interface FeedTopic {
   namespaceId: string;
   watchers: number;
-  sequencing?: Promise<void>;
+  sequencing?: Promise<bigint | undefined>;
   /** Asked for while a pass ran: one more pass follows (it may not have seen what was asked about). */
   sequenceAgain: boolean;
   lastWake: number;
-  wake: Deferred;
-}
-
-interface Deferred {
-  promise: Promise<void>;
-  resolve(): void;
-}
-
-function deferred(): Deferred {
-  let resolve!: () => void;
-  const promise = new Promise<void>((r) => (resolve = r));
-  return { promise, resolve };
+  /** Bumped by every signal for the namespace (and every poll). */
+  signals: number;
+  waiters: Waiters;
 }
 
 /** Whether `a` is after `b` in a stream (positions grow in both parts). */
 const isAfter = (a: WatchPosition, b: WatchPosition) => a.seq > b.seq || a.change > b.change;
 
-const itemBytes = (e: Item["event"]) => (e.type === "turn" ? 200 + e.turn.content.length * 2 : 500);
+/** Whether the ring's item is new to a watcher at `pos`: a turn it has not had, a change it has not had. */
+const isNew = (e: Item["event"], pos: WatchPosition) => (e.type === "turn" ? e.turn.seq > pos.seq : e.change.change > pos.change);
+
+/** The position after `e` of a watcher at `pos`. */
+const advance = (e: Item["event"], pos: WatchPosition): WatchPosition =>
+  e.type === "turn" ? { seq: Math.max(pos.seq, e.turn.seq), change: pos.change } : { seq: Math.max(pos.seq, e.change.atSeq), change: e.change.change };
+
+/** A rough size of an item held in memory. */
+function itemBytes(e: Item["event"]): number {
+  if (e.type === "change") return 1000 + (e.change.session ? JSON.stringify(e.change.session.data).length + JSON.stringify(e.change.session.labels).length : 0);
+  const t = e.turn;
+  return 300 + t.content.length * 2 + (t.toolCalls.length ? JSON.stringify(t.toolCalls).length * 2 : 0) + (Object.keys(t.metadata).length ? JSON.stringify(t.metadata).length * 2 : 0);
+}
 
 /** The feed cursor a position number is. */
 const cursorOf = (position: bigint) => position.toString();
+
+/** A participant as a client secret sees it: who, of which kind, and when (not its metadata or insights). */
+const limitedParticipant = (p: Participant): Participant => ({ ...p, metadata: {}, insights: [] });
 
 export function createWatches(deps: { store: WatchStore; sessions: SessionStore; limits?: Partial<WatchLimits>; log?: (err: unknown, context: string) => void }): Watches {
   const { store, sessions } = deps;
   const limits: WatchLimits = { ...DEFAULT_WATCH_LIMITS, ...deps.limits };
   const topics = new Map<string, Topic>();
+  /** Topics by namespace and caller id too (AppendTurns by session_id knows no uuid). */
+  const byExternalId = new Map<string, Topic>();
   const feeds = new Map<string, FeedTopic>();
   let watchers = 0;
   let overflows = 0;
-  /** Resolved when the last watcher ends (during stop). */
-  let idle: Deferred | undefined;
   let stopping = false;
-  const stopped = deferred();
+  const stopWaiters = new Waiters();
+  /** Told when the last watcher ends (during stop). */
+  let idle: (() => void) | undefined;
   let broadcast: ((signal: ChangeSignal) => void) | undefined;
   let poller: NodeJS.Timeout | undefined;
+  let polling = false;
 
   // Read slots: the watchers' share of the pool.
   let reading = 0;
@@ -200,25 +242,68 @@ export function createWatches(deps: { store: WatchStore; sessions: SessionStore;
     }
   }
 
-  function admit() {
-    if (stopping) throw new WatchEndedError("the server is shutting down; watch again (another server, or this one once restarted)", "shutdown", { seq: 0, change: 0, cursor: "" });
+  function shutdownError(pos: WatchPosition, cursor = ""): WatchEndedError {
+    return new WatchEndedError(
+      `the server is shutting down; watch again from seq ${pos.seq}, change ${pos.change}${cursor ? `, cursor ${cursor}` : ""} (another server, or this one once restarted)`,
+      "shutdown",
+      { ...pos, cursor },
+    );
+  }
+
+  /** Counts a new watcher. @throws when stopping (with the position the call asked for) or at the limit */
+  function admit(pos: WatchPosition, cursor = "") {
+    if (stopping) throw shutdownError(pos, cursor);
     if (watchers >= limits.maxWatchers) throw new RateLimitedError(`this server already serves ${limits.maxWatchers} watches (SESSIOND_MAX_WATCHERS); try again later or on another server`, 1000);
     watchers++;
     ensurePoller();
   }
 
+  function leave() {
+    if (--watchers === 0) idle?.();
+  }
+
   function ensurePoller() {
     if (poller) return;
     poller = setInterval(() => {
-      const now = Date.now();
-      for (const t of topics.values()) if (now - t.lastRead >= limits.pollMs) void refresh(t);
-      for (const f of feeds.values()) if (now - f.lastWake >= limits.pollMs) wakeFeed(f);
-      if (!topics.size && !feeds.size && poller) {
+      if (!topics.size && !feeds.size) {
         clearInterval(poller);
         poller = undefined;
+        return;
       }
+      void poll();
     }, Math.max(50, Math.min(limits.pollMs, 1000)));
     poller.unref();
+  }
+
+  /**
+   * Reads the heads of the watched sessions not read for pollMs (one statement per POLL_CHUNK of them)
+   * and refreshes those that moved or went; wakes the feeds not woken for pollMs.
+   */
+  async function poll() {
+    if (polling) return;
+    polling = true;
+    try {
+      const now = Date.now();
+      for (const f of feeds.values()) if (now - f.lastWake >= limits.pollMs) wakeFeed(f);
+      const due = [...topics.values()].filter((t) => now - t.lastRead >= limits.pollMs && !t.reading);
+      for (let i = 0; i < due.length; i += POLL_CHUNK) {
+        const chunk = due.slice(i, i + POLL_CHUNK);
+        for (const t of chunk) t.lastRead = now;
+        let heads: Map<string, SessionHead>;
+        try {
+          heads = await withRead(() => store.heads(chunk.map((t) => ({ namespaceId: t.namespaceId, uuid: t.uuid }))));
+        } catch (err) {
+          deps.log?.(err, "polling watched sessions");
+          return;
+        }
+        for (const t of chunk) {
+          const h = heads.get(`${t.namespaceId}/${t.uuid}`);
+          if (!t.head || !h || h.lastSeq !== t.head.seq || h.change !== t.head.change) void refresh(t);
+        }
+      }
+    } finally {
+      polling = false;
+    }
   }
 
   /** A deleted change for a session that went without one recorded (its namespace was deleted). */
@@ -229,11 +314,17 @@ export function createWatches(deps: { store: WatchStore; sessions: SessionStore;
   /**
    * What came after `from` for the session of `t`, in order (at most about `max` items): changes, and
    * before each the turns up to its seq; then the turns up to the session's last seq. `end` when its
-   * deletion is among them.
+   * deletion is among them; `gap` when the next change is no longer kept (pruned): nothing is returned
+   * then, and the caller starts again from a snapshot.
    */
-  async function readAfter(t: Pick<Topic, "namespaceId" | "uuid" | "externalId">, from: WatchPosition, max: number): Promise<{ items: Item[]; pos: WatchPosition; end: boolean }> {
+  async function readAfter(
+    t: Pick<Topic, "namespaceId" | "uuid" | "externalId">,
+    from: WatchPosition,
+    max: number,
+  ): Promise<{ items: Item[]; pos: WatchPosition; end: boolean; gap: boolean; head?: SessionHead }> {
     const items: Item[] = [];
     let { seq, change } = from;
+    let last: SessionHead | undefined;
     const push = (event: Item["event"]) => items.push({ event, bytes: itemBytes(event) });
     const pushTurns = async (until: number): Promise<boolean> => {
       const turns = await withRead(() => store.turns(t.namespaceId, t.uuid, seq, until, PAGE));
@@ -248,6 +339,9 @@ export function createWatches(deps: { store: WatchStore; sessions: SessionStore;
     };
     for (;;) {
       const { head, changes } = await withRead(() => store.changes(t.namespaceId, t.uuid, change, PAGE));
+      last = head;
+      // The next change is gone while later ones (or the session's count) say it was made: pruned.
+      if (changes.length ? changes[0].change !== change + 1 : head !== undefined && head.change > change) return { items, pos: { seq, change }, end: false, gap: true, head: last };
       let more = changes.length === PAGE;
       for (const c of changes) {
         if (seq < c.atSeq && !(await pushTurns(c.atSeq))) {
@@ -257,31 +351,28 @@ export function createWatches(deps: { store: WatchStore; sessions: SessionStore;
         seq = Math.max(seq, c.atSeq);
         change = c.change;
         push({ type: "change", change: c, position: { seq, change } });
-        if (c.kind === "deleted") return { items, pos: { seq, change }, end: true };
-        if (items.length >= max) return { items, pos: { seq, change }, end: false };
+        if (c.kind === "deleted") return { items, pos: { seq, change }, end: true, gap: false, head: last };
+        if (items.length >= max) return { items, pos: { seq, change }, end: false, gap: false, head: last };
       }
       if (more) {
-        if (items.length >= max) return { items, pos: { seq, change }, end: false };
+        if (items.length >= max) return { items, pos: { seq, change }, end: false, gap: false, head: last };
         continue;
       }
       if (!head) {
         const gone = goneChange(t, { seq, change });
         push({ type: "change", change: gone, position: { seq, change: gone.change } });
-        return { items, pos: { seq, change: gone.change }, end: true };
+        return { items, pos: { seq, change: gone.change }, end: true, gap: false, head: last };
       }
       if (seq < head.lastSeq && !(await pushTurns(head.lastSeq)) && items.length < max) continue;
-      return { items, pos: { seq, change }, end: false };
+      return { items, pos: { seq, change }, end: false, gap: false, head: last };
     }
   }
-
-  /** Topics by namespace and caller id too (AppendTurns by session_id knows no uuid). */
-  const byExternalId = new Map<string, Topic>();
 
   function topicOf(namespaceId: string, uuid: string, externalId: string): Topic {
     const key = `${namespaceId}/${uuid}`;
     let t = topics.get(key);
     if (!t) {
-      t = { namespaceId, uuid, externalId, watchers: 0, ring: [], bytes: 0, gone: false, again: false, lastRead: 0, wake: deferred() };
+      t = { namespaceId, uuid, externalId, live: new Set(), watchers: 0, ring: [], bytes: 0, gone: false, again: false, lastRead: 0, version: 0, waiters: new Waiters() };
       topics.set(key, t);
       byExternalId.set(`${namespaceId}#${externalId}`, t);
     }
@@ -295,7 +386,23 @@ export function createWatches(deps: { store: WatchStore; sessions: SessionStore;
     if (byExternalId.get(`${t.namespaceId}#${t.externalId}`) === t) byExternalId.delete(`${t.namespaceId}#${t.externalId}`);
   }
 
-  /** Reads what is new for the topic (once, however many ask meanwhile), then wakes its watchers. */
+  /** Drops what no live watcher still needs, and what is over the ring's bounds. */
+  function trim(t: Topic) {
+    let minSeq = Infinity;
+    let minChange = Infinity;
+    for (const w of t.live) {
+      minSeq = Math.min(minSeq, w.pos.seq);
+      minChange = Math.min(minChange, w.pos.change);
+    }
+    const passed = (e: Item["event"]) => (e.type === "turn" ? e.turn.seq <= minSeq : e.change.change <= minChange);
+    while (t.ring.length && (t.ring.length > limits.buffer || t.bytes > limits.bufferBytes || passed(t.ring[0].event))) {
+      const old = t.ring.shift()!;
+      t.bytes -= old.bytes;
+      t.start = old.event.position;
+    }
+  }
+
+  /** Reads what is new for the topic (once, however many ask meanwhile, a page at a time), waking its watchers after each page. */
   function refresh(t: Topic): Promise<void> {
     if (t.reading) {
       t.again = true;
@@ -313,78 +420,114 @@ export function createWatches(deps: { store: WatchStore; sessions: SessionStore;
               t.head = t.start = { seq: Number.MAX_SAFE_INTEGER, change: Number.MAX_SAFE_INTEGER };
               t.gone = true;
             } else t.head = t.start = { seq: head.lastSeq, change: head.change };
-          } else if (!t.gone) {
-            const r = await readAfter(t, t.head, limits.buffer);
+            t.version++;
+            t.waiters.notify();
+          }
+          for (let more = !t.gone; more && !stopping; ) {
+            const r = await readAfter(t, t.head!, PAGE);
+            if (r.gap) {
+              // The topic's own next change was pruned (it lagged a whole retention period): start over.
+              t.ring = [];
+              t.bytes = 0;
+              t.head = undefined;
+              t.again = true;
+              break;
+            }
             for (const item of r.items) {
               t.ring.push(item);
               t.bytes += item.bytes;
             }
+            const moved = isAfter(r.pos, t.head!);
             t.head = r.pos;
             t.gone = r.end;
-            while (t.ring.length > limits.buffer || (t.bytes > limits.bufferBytes && t.ring.length > 1)) {
-              const old = t.ring.shift()!;
-              t.bytes -= old.bytes;
-              t.start = old.event.position;
-            }
             if (!t.ring.length) t.start = t.head;
+            trim(t);
+            if (!t.ring.length) t.start = t.head;
+            if (moved || r.end) {
+              t.version++;
+              t.waiters.notify();
+            }
+            more = !r.end && r.items.length >= PAGE;
           }
         } catch (err) {
-          // Read again at the next signal or poll; the watchers' own reads report a lasting fault.
+          // Read again at the next poll (not at once: an outage would make it a busy loop); the
+          // watchers' own reads report a lasting fault.
           deps.log?.(err, "reading a watched session");
+          t.again = false;
         }
-        const wake = t.wake;
-        t.wake = deferred();
-        wake.resolve();
       } while (t.again && !t.gone && !stopping);
     })().finally(() => (t.reading = undefined));
     return t.reading;
   }
 
-  /** Items of the ring after `pos`: undefined when `pos` is before the ring (behind it), or the topic has not read yet. */
-  function fromRing(t: Topic, pos: WatchPosition): Item[] | undefined {
-    if (!t.head || !t.start) return undefined;
-    if (isAfter(t.start, pos)) return undefined;
-    const i = t.ring.findIndex((item) => isAfter(item.event.position, pos));
-    return i < 0 ? [] : t.ring.slice(i, i + PAGE);
+  /**
+   * The items of the ring new to a watcher at `pos`, with the watcher's positions after each: undefined
+   * when some may be missing (`pos` is before the ring, or the topic has not read yet).
+   */
+  function fromRing(t: Topic, pos: WatchPosition): SessionWatchEvent[] | undefined {
+    if (!t.head || !t.start || isAfter(t.start, pos)) return undefined;
+    // Positions in the ring grow: skip what is not after `pos` by bisection, then keep what is new.
+    let lo = 0;
+    let hi = t.ring.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (isAfter(t.ring[mid].event.position, pos)) hi = mid;
+      else lo = mid + 1;
+    }
+    const out: SessionWatchEvent[] = [];
+    let at = pos;
+    for (let i = lo; i < t.ring.length && out.length < PAGE; i++) {
+      const e = t.ring[i].event;
+      if (!isNew(e, at)) continue;
+      const next = advance(e, at);
+      out.push(next.seq === e.position.seq && next.change === e.position.change ? e : { ...e, position: next });
+      at = next;
+    }
+    return out;
   }
 
-  /** Waits for `wake`, the heartbeat interval, the client going, or shutdown. */
-  function waitFor(wake: Promise<void>, ms: number, signal: AbortSignal): Promise<"wake" | "idle" | "end"> {
+  /** Waits until `ready()` (checked first; `waiters` tell when to look again), `ms` pass, the client goes, or shutdown. */
+  function waitFor(ready: () => boolean, waiters: Waiters, ms: number, signal: AbortSignal): Promise<"wake" | "idle" | "end"> {
+    if (signal.aborted || stopping) return Promise.resolve("end");
+    if (ready()) return Promise.resolve("wake");
     return new Promise((resolve) => {
-      let timer: NodeJS.Timeout | undefined;
       const done = (why: "wake" | "idle" | "end") => {
         clearTimeout(timer);
         signal.removeEventListener("abort", onAbort);
+        offWake();
+        offStop();
         resolve(why);
       };
       const onAbort = () => done("end");
-      if (signal.aborted || stopping) return resolve("end");
-      timer = setTimeout(() => done("idle"), Math.max(0, ms));
+      const timer = setTimeout(() => done("idle"), Math.max(0, ms));
       signal.addEventListener("abort", onAbort);
-      wake.then(() => done("wake"));
-      stopped.promise.then(() => done("end"));
+      const offWake = waiters.add(() => done("wake"));
+      const offStop = stopWaiters.add(() => done("end"));
     });
-  }
-
-  function checkNotStopping(pos: WatchPosition, cursor = "") {
-    if (stopping) throw new WatchEndedError(`the server is shutting down; resume from seq ${pos.seq}, change ${pos.change}${cursor ? `, cursor ${cursor}` : ""}`, "shutdown", { ...pos, cursor });
   }
 
   async function* watchSession(input: SessionWatchInput, signal: AbortSignal): AsyncGenerator<SessionWatchEvent> {
     if (!Number.isSafeInteger(input.afterSeq) || input.afterSeq < 0) throw new InvalidInputError("after_seq", "must be 0 or more");
     if (!Number.isSafeInteger(input.afterChange) || input.afterChange < 0) throw new InvalidInputError("after_change", "must be 0 or more");
-    const session = await loadSession(sessions, input.address);
-    admit();
+    // Soft-deleted sessions too: a watch that saw SOFT_DELETED resumes to see what follows.
+    const session = await loadSession(sessions, input.address, { showDeleted: true });
+    let pos: WatchPosition = { seq: input.afterSeq, change: input.afterChange };
+    admit(pos);
     const t = topicOf(session.namespaceId, session.uuid, session.sessionId);
+    const me = { pos };
+    const shown = (e: SessionWatchEvent): SessionWatchEvent => {
+      if (!input.limited) return e;
+      if (e.type === "snapshot") return { ...e, participants: e.participants.map(limitedParticipant) };
+      if (e.type === "change" && e.change.participant) return { ...e, change: { ...e.change, participant: limitedParticipant(e.change.participant) } };
+      return e;
+    };
     try {
-      let pos: WatchPosition = { seq: input.afterSeq, change: input.afterChange };
       const snapshot = async (resync: boolean): Promise<SessionWatchEvent | undefined> => {
         const snap = await withRead(() => store.snapshot(t.namespaceId, t.uuid));
         if (!snap) return undefined;
-        const participants: Participant[] = await withRead(() => store.participants(t.namespaceId, t.uuid));
         if (input.afterSeq > snap.head.lastSeq) throw new InvalidInputError("after_seq", `is past the session's last turn (${snap.head.lastSeq})`);
-        pos = { seq: input.afterSeq, change: snap.head.change };
-        return { type: "snapshot", session: sessionOf(snap.session), participants, lastSeq: snap.head.lastSeq, resync, position: pos };
+        pos = { seq: Math.max(pos.seq, input.afterSeq), change: snap.head.change };
+        return { type: "snapshot", session: sessionOf(snap.session), participants: snap.participants, lastSeq: snap.head.lastSeq, resync, position: pos };
       };
       let first: SessionWatchEvent | undefined;
       if (input.afterChange === 0) {
@@ -395,69 +538,97 @@ export function createWatches(deps: { store: WatchStore; sessions: SessionStore;
         if (head && input.afterSeq > head.lastSeq) throw new InvalidInputError("after_seq", `is past the session's last turn (${head.lastSeq})`);
         // The changes after the position were pruned: a fresh snapshot sums them up.
         if (head && head.change > input.afterChange && changes[0]?.change !== input.afterChange + 1) first = await snapshot(true);
-        else if (!head && !changes.length) first = undefined;
       }
       let lastSent = Date.now();
-      if (first) yield first;
+      if (first) yield shown(first);
+      me.pos = pos;
       await refresh(t);
       let live = false;
+      /** After a change that may revoke the caller's credential, and at heartbeats. */
+      const recheck = async () => {
+        if (input.recheck) await input.recheck();
+      };
       for (;;) {
-        checkNotStopping(pos);
+        if (stopping) throw shutdownError(pos);
         if (signal.aborted) return;
-        // Taken before looking: a read that lands after the look still wakes the wait below.
-        const wake = t.wake.promise;
-        let items = fromRing(t, pos);
-        if (!items && live && !t.head) {
-          // The topic has not read yet (its first read failed): it reads again, and wakes this one.
-          void refresh(t);
-          items = [];
+        // Taken before looking: a read that lands after the look still ends the wait below.
+        const seen = t.version;
+        let events = fromRing(t, pos);
+        if (!events && live && !t.head) {
+          // The topic has not read yet (its first read failed): it reads again at the next poll.
+          events = [];
         }
-        if (!items) {
-          if (live) {
+        if (!events) {
+          // A live watcher more than `buffer` items behind its session: its client is too slow for it.
+          const behind = (h: { seq: number; change: number } | undefined) => live && h !== undefined && h.seq - pos.seq + (h.change - pos.change) > limits.buffer;
+          const overflow = () => {
             overflows++;
-            throw new WatchEndedError(
+            return new WatchEndedError(
               `this stream fell more than ${limits.buffer} changes behind the session (its client reads too slowly); resume from seq ${pos.seq}, change ${pos.change}`,
               "overflow",
               { ...pos, cursor: "" },
             );
-          }
+          };
+          if (behind(t.head)) throw overflow();
           const r = await readAfter(t, pos, PAGE);
-          items = r.items;
-          if (!items.length) pos = r.pos;
+          if (r.head && behind({ seq: r.head.lastSeq, change: r.head.change })) throw overflow();
+          events = r.items.map((i) => i.event);
+          if (r.gap && !events.length) {
+            // Its next changes were pruned meanwhile: a snapshot sums them up.
+            const again = await snapshot(true);
+            if (!again) {
+              const gone = goneChange(t, pos);
+              yield shown({ type: "change", change: gone, position: { seq: pos.seq, change: gone.change } });
+              return;
+            }
+            yield shown(again);
+            lastSent = Date.now();
+            me.pos = pos;
+            continue;
+          }
+          if (!events.length) pos = r.pos;
         }
-        for (const item of items) {
-          checkNotStopping(pos);
-          yield item.event;
+        for (const e of events) {
+          if (stopping) throw shutdownError(pos);
+          yield shown(e);
           lastSent = Date.now();
-          pos = item.event.position;
-          if (item.event.type === "change" && item.event.change.kind === "deleted") return;
+          pos = e.position;
+          me.pos = pos;
+          if (e.type === "change") {
+            if (e.change.kind === "deleted") return;
+            if (input.limited && (e.change.kind === "cancelled" || e.change.kind === "soft_deleted" || e.change.kind === "updated")) await recheck();
+          }
         }
-        if (items.length) continue;
+        me.pos = pos;
+        if (events.length) continue;
         // This watcher read past the topic (by itself, from behind the ring): the topic catches up, and
         // its ring serves the watcher again from there on.
-        if (!t.head || isAfter(pos, t.head)) void refresh(t);
+        if (t.head && isAfter(pos, t.head)) void refresh(t);
         if (!live) {
           live = true;
+          t.live.add(me);
           yield { type: "caught_up", position: pos };
           lastSent = Date.now();
           continue;
         }
-        const why = await waitFor(wake, limits.heartbeatMs - (Date.now() - lastSent), signal);
+        const why = await waitFor(() => t.version !== seen, t.waiters, limits.heartbeatMs - (Date.now() - lastSent), signal);
         if (why === "idle") {
+          await recheck();
           yield { type: "heartbeat", time: new Date(), position: pos };
           lastSent = Date.now();
         }
       }
     } finally {
+      t.live.delete(me);
       release(t);
-      if (--watchers === 0) idle?.resolve();
+      leave();
     }
   }
 
   function feedOf(namespaceId: string): FeedTopic {
     let f = feeds.get(namespaceId);
     if (!f) {
-      f = { namespaceId, watchers: 0, sequenceAgain: false, lastWake: Date.now(), wake: deferred() };
+      f = { namespaceId, watchers: 0, sequenceAgain: false, lastWake: Date.now(), signals: 0, waiters: new Waiters() };
       feeds.set(namespaceId, f);
     }
     f.watchers++;
@@ -466,94 +637,119 @@ export function createWatches(deps: { store: WatchStore; sessions: SessionStore;
 
   function wakeFeed(f: FeedTopic) {
     f.lastWake = Date.now();
-    const wake = f.wake;
-    f.wake = deferred();
-    wake.resolve();
+    f.signals++;
+    f.waiters.notify();
   }
 
   /**
-   * Gives feed positions to what was recorded (one pass at a time per namespace in this process); the
-   * promise settles after a pass that began after the call.
+   * Gives feed positions to everything recorded (one pass at a time per namespace in this process, as
+   * many as the backlog takes); settles after a pass that began after the call, with the present's
+   * cursor read under the pass's lock, or undefined when it could not run (another process held the
+   * lock throughout, or the database failed: logged, and the next signal or poll tries again).
    */
-  function sequence(f: FeedTopic): Promise<void> {
+  function sequence(f: FeedTopic): Promise<bigint | undefined> {
     if (f.sequencing) {
       f.sequenceAgain = true;
       return f.sequencing;
     }
     f.sequencing = (async () => {
-      do {
-        f.sequenceAgain = false;
-        // Another process's pass holds the lock for one short statement: try again shortly.
-        for (let attempt = 0; attempt < 40; attempt++) {
-          const n = await withRead(() => store.sequenceFeed(f.namespaceId, 1000));
-          if (n === undefined) await new Promise((r) => setTimeout(r, 25));
-          else if (n < 1000) break;
-        }
-      } while (f.sequenceAgain && !stopping);
+      let head: bigint | undefined;
+      try {
+        do {
+          f.sequenceAgain = false;
+          head = undefined;
+          // Another process's pass holds the lock for one short statement: try again shortly.
+          for (let attempt = 0; attempt < 40 && !stopping; ) {
+            const pass = await withRead(() => store.sequenceFeed(f.namespaceId, 1000));
+            if (!pass) {
+              attempt++;
+              await new Promise((r) => setTimeout(r, 25));
+            } else if (pass.count < 1000) {
+              head = pass.head;
+              break;
+            }
+          }
+        } while (f.sequenceAgain && !stopping);
+      } catch (err) {
+        deps.log?.(err, "sequencing a namespace feed");
+        head = undefined;
+      }
+      return head;
     })().finally(() => (f.sequencing = undefined));
     return f.sequencing;
   }
 
-  async function* watchSessions(input: FeedWatchInput, signal: AbortSignal): AsyncGenerator<FeedWatchEvent> {
+  async function* watchSessions(input: FeedWatchInput & { recheck?: () => Promise<void> }, signal: AbortSignal): AsyncGenerator<FeedWatchEvent> {
     const namespace = checkNamespace(input.namespace);
     const filter = checkFilter(input.filter);
-    const kinds = new Set<ChangeKind>(input.kinds.length ? input.kinds : DEFAULT_FEED_KINDS);
     for (const [i, k] of input.kinds.entries()) if (!CHANGE_KINDS.includes(k)) throw new InvalidInputError(`kinds[${i}]`, "unknown kind");
+    const kinds = new Set<ChangeKind>(input.kinds.length ? input.kinds : DEFAULT_FEED_KINDS);
     let cursor: bigint | undefined;
     if (input.after) {
-      if (!/^[1-9]\d{0,18}$/.test(input.after)) throw new InvalidInputError("after", "not a cursor this server gave (WatchPosition.cursor)");
+      if (!/^[1-9]\d{0,18}$/.test(input.after) || BigInt(input.after) > 0x7fffffffffffffffn) throw new InvalidInputError("after", "not a cursor this server gave (WatchPosition.cursor)");
       cursor = BigInt(input.after);
-      if (cursor > 0x7fffffffffffffffn) throw new InvalidInputError("after", "not a cursor this server gave (WatchPosition.cursor)");
       const oldest = BigInt(Date.now() - limits.retentionMs) * 1000n;
       if (cursor < oldest) throw new OutOfRangeError(`after: the cursor is older than the changes kept (${Math.round(limits.retentionMs / 3600_000)} h); list the sessions and watch again without it`);
     }
-    const namespaceId = (await sessions.namespaceId(namespace, true))!;
-    admit();
+    const namespaceId = await sessions.namespaceId(namespace, false);
+    if (!namespaceId) throw new NotFoundError(`namespace "${namespace}" not found`);
+    admit({ seq: 0, change: 0 }, input.after);
     const f = feedOf(namespaceId);
     try {
-      await sequence(f);
+      let sequencedAt = f.signals;
+      let head = await sequence(f);
       let live = false;
       let lastSent = Date.now();
       if (cursor === undefined) {
-        cursor = await withRead(() => store.feedHead(namespaceId));
+        cursor = head ?? (await withRead(() => store.feedHead(namespaceId)));
         live = true;
         yield { type: "caught_up", cursor: cursorOf(cursor) };
         lastSent = Date.now();
       }
-      let woken = false;
       for (;;) {
-        checkNotStopping({ seq: 0, change: 0 }, cursorOf(cursor));
+        if (stopping) throw shutdownError({ seq: 0, change: 0 }, cursorOf(cursor));
         if (signal.aborted) return;
-        // Taken before the pass: a signal during it still wakes the wait below.
-        const wake = f.wake.promise;
-        if (woken) await sequence(f);
-        woken = false;
+        // Taken before the pass: a signal during it still ends the wait below.
+        const seen = f.signals;
+        if (seen !== sequencedAt) {
+          head = await sequence(f);
+          sequencedAt = seen;
+        }
         const rows = await withRead(() => store.feed(namespaceId, cursor!, [...kinds], PAGE));
         for (const c of rows) {
           cursor = BigInt(c.feedPosition!);
           if (kinds.has(c.kind) && matchesFilter(c.session, filter)) {
-            checkNotStopping({ seq: 0, change: 0 }, cursorOf(cursor));
+            if (stopping) throw shutdownError({ seq: 0, change: 0 }, cursorOf(cursor));
             yield { type: "change", change: c, cursor: cursorOf(cursor) };
             lastSent = Date.now();
           }
         }
         if (rows.length === PAGE) continue;
+        // Everything up to the head of the last pass is read: the cursor may move up to it (a quiet
+        // namespace's cursor then stays fresh).
+        if (head !== undefined && head > cursor) cursor = head;
         if (!live) {
           live = true;
           yield { type: "caught_up", cursor: cursorOf(cursor) };
           lastSent = Date.now();
           continue;
         }
-        const why = await waitFor(wake, limits.heartbeatMs - (Date.now() - lastSent), signal);
+        const why = await waitFor(() => f.signals !== seen, f.waiters, limits.heartbeatMs - (Date.now() - lastSent), signal);
         if (why === "idle") {
+          if (input.recheck) await input.recheck();
+          // The namespace may have been deleted meanwhile: then the feed ends.
+          if ((await sessions.namespaceId(namespace, false)) !== namespaceId) throw new NotFoundError(`namespace "${namespace}" was deleted`);
+          head = await sequence(f);
+          sequencedAt = f.signals;
+          const more = await withRead(() => store.feed(namespaceId, cursor!, [...kinds], 1));
+          if (!more.length && head !== undefined && head > cursor) cursor = head;
           yield { type: "heartbeat", time: new Date(), cursor: cursorOf(cursor) };
           lastSent = Date.now();
         }
-        woken = true;
       }
     } finally {
       if (--f.watchers === 0) feeds.delete(namespaceId);
-      if (--watchers === 0) idle?.resolve();
+      leave();
     }
   }
 
@@ -587,13 +783,15 @@ export function createWatches(deps: { store: WatchStore; sessions: SessionStore;
     stats: () => ({ watchers, sessions: topics.size, feeds: feeds.size, overflows }),
     async stop(graceMs = 1000) {
       stopping = true;
-      stopped.resolve();
+      stopWaiters.notify();
       if (poller) clearInterval(poller);
       poller = undefined;
       if (!watchers) return;
-      idle = deferred();
       let timer: NodeJS.Timeout | undefined;
-      await Promise.race([idle.promise, new Promise<void>((r) => (timer = setTimeout(r, graceMs)))]);
+      await new Promise<void>((resolve) => {
+        idle = resolve;
+        timer = setTimeout(resolve, graceMs);
+      });
       clearTimeout(timer);
     },
   };

@@ -28,6 +28,12 @@ import { seeRequest } from "./streams.js";
 /** The authenticated caller of a call (undefined for open methods). */
 export const principalKey = createContextKey<Principal | undefined>(undefined, { description: "sessiond caller" });
 
+/**
+ * Checks the call's credential again, as its request gate did (for a stream that outlives a revocation:
+ * a watch). @throws a domain error (unauthenticated, permission denied) when it is no longer accepted
+ */
+export const recheckKey = createContextKey<(() => Promise<void>) | undefined>(undefined, { description: "sessiond credential recheck" });
+
 /** The namespace header of OTLP's Export (gRPC and HTTP), the one method whose namespace is not in the message. */
 export const NAMESPACE_HEADER = "sessiond-namespace";
 
@@ -167,7 +173,17 @@ export function createAccess(deps: { credentials: Credentials; certificates?: Ce
 
   return {
     async requestGate(context) {
-      context.values.set(principalKey, await gate(context.requestHeader, policyOf(context.method), context.values.get(peerCertificateKey)));
+      const policy = policyOf(context.method);
+      const headers = context.requestHeader;
+      const peer = context.values.get(peerCertificateKey);
+      context.values.set(principalKey, await gate(headers, policy, peer));
+      if (context.method.methodKind === "server_streaming") {
+        // Not counted against a client secret's rate limit: the stream was admitted once.
+        const again = { authenticate: (secret: string) => credentials.authenticate(secret), admit: async () => {} };
+        context.values.set(recheckKey, async () => {
+          await authorizeRequest(again, presentedCredential(headers, peer), policy, certificates);
+        });
+      }
     },
 
     scopeInterceptor: (next) => async (req) => {

@@ -25,7 +25,7 @@ import {
   UpdateSessionResponseSchema,
 } from "../../gen/sessiond/v1/session_service_pb.js";
 import { SessionStatsSchema, SortOrder } from "../../gen/sessiond/v1/session_pb.js";
-import { actorOf, principalKey } from "./auth.js";
+import { actorOf, principalKey, recheckKey } from "./auth.js";
 import { bulkEventToProto, selectorFromProto } from "./bulk-delete-mapper.js";
 import { appendedTurnsToProto, integrationResultToProto, kindFromProto, newParticipantFromProto, newTurnFromProto, participantToProto, turnToProto } from "./conversation-mapper.js";
 import { clientSecretToProto, dataFromProto, deletedCountsToProto, durationToMs, filterFromProto, sessionToProto } from "./session-mapper.js";
@@ -132,14 +132,23 @@ export function createSessionHandlers(services: Pick<Services, "sessions" | "con
 
     async *watchSession(req, context) {
       const events = watches.watchSession(
-        { address: req, afterSeq: safeNumber(req.afterSeq, "after_seq"), afterChange: safeNumber(req.afterChange, "after_change") },
+        {
+          address: req,
+          afterSeq: safeNumber(req.afterSeq),
+          afterChange: safeNumber(req.afterChange),
+          limited: context.values.get(principalKey)?.kind === "client",
+          recheck: context.values.get(recheckKey),
+        },
         context.signal,
       );
       for await (const event of events) yield sessionEventToProto(event);
     },
 
     async *watchSessions(req, context) {
-      const events = watches.watchSessions({ namespace: req.namespace, filter: filterFromProto(req.filter), after: req.after, kinds: kindsFromProto(req.kinds) }, context.signal);
+      const events = watches.watchSessions(
+        { namespace: req.namespace, filter: filterFromProto(req.filter), after: req.after, kinds: kindsFromProto(req.kinds), recheck: context.values.get(recheckKey) },
+        context.signal,
+      );
       for await (const event of events) yield feedEventToProto(event);
     },
 
@@ -187,6 +196,6 @@ export function createSessionHandlers(services: Pick<Services, "sessions" | "con
 }
 
 /** An int64 position as a number: negative ones and ones past 2^53 are left to the domain's check (invalid_argument naming the field). */
-function safeNumber(v: bigint, _field: string): number {
+function safeNumber(v: bigint): number {
   return v > BigInt(Number.MAX_SAFE_INTEGER) ? -1 : Number(v);
 }

@@ -68,7 +68,8 @@ describe("recorded changes", () => {
       writes.push(ctx.services.conversations.bind({ address, participantId: `p${i}`, kind: "agent", displayName: "", metadata: {} }));
     }
     await Promise.all(writes);
-    const events = await take(watch, (e) => e.type === "turn" && e.position.seq === 20 && e.position.change === 21, 200);
+    // Until everything is in: 20 turns and 21 changes (whichever of them came last).
+    const events = await take(watch, (e) => e.position.seq === 20 && e.position.change === 21, 200);
     await watch.return(undefined);
     const turns = events.filter((e) => e.type === "turn").map((e) => e.position.seq);
     const changes = events.filter((e) => e.type === "change").map((e) => e.position.change);

@@ -7,6 +7,7 @@
 import { Writable } from "node:stream";
 import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { AdminService } from "../../gen/sessiond/v1/admin_service_pb.js";
 import { ParticipantKind } from "../../gen/sessiond/v1/conversation_pb.js";
 import {
   SessionChangeKind,
@@ -25,6 +26,8 @@ import { grpcTransport, transports, useServer } from "../setup/server.js";
 const WATCH_ENV = { SESSIOND_WATCH_POLL_MS: "600000", SESSIOND_WATCH_HEARTBEAT_MS: "400", SESSIOND_WATCH_BUFFER: "50" };
 const ctx = useServer(WATCH_ENV);
 const client = () => createClient(SessionService, grpcTransport(ctx.url));
+/** A namespace to watch (a feed names an existing one). */
+const namespace = async (name: string) => (await createClient(AdminService, grpcTransport(ctx.url)).createNamespace({ name })).namespace!.name;
 
 /** Another server over the same database (its own watches, its own signal connection). */
 async function startPeer(env: Record<string, string> = {}): Promise<App> {
@@ -173,6 +176,14 @@ describe("WatchSession", () => {
     await c.updateSession({ session: { id: s.id, data: { k: 1 } }, updateMask: { paths: ["data"] } });
     await say(c, s.id, "a4", "a5", "a6");
     for (let i = 0; i < 8; i++) all.push((await r.next())!);
+    // A new watch while that one is live (its session's items are in memory): the snapshot, then every
+    // turn, and no change the snapshot already holds; positions never go back.
+    const fresh = reader(c.watchSession({ id: s.id }));
+    const seenFresh: WatchSessionResponse[] = [];
+    for (let m = await fresh.next(); m && m.event.case !== "caughtUp"; m = await fresh.next()) seenFresh.push(m);
+    await fresh.stop();
+    expect(seenFresh.map(kindOf)).toEqual(["snapshot", "turn:a1", "turn:a2", "turn:a3", "turn:a4", "turn:a5", "turn:a6"]);
+    expect(seenFresh.map((m) => Number(m.position!.change))).toEqual([3, 3, 3, 3, 3, 3, 3]);
     await r.stop();
     expect(all.map(kindOf)).toEqual(["turn:a1", "turn:a2", "change:PARTICIPANT_BOUND", "turn:a3", "change:UPDATED", "turn:a4", "turn:a5", "turn:a6"]);
     // From every position in the stream, a new watch replays exactly the rest.
@@ -320,10 +331,53 @@ describe("WatchSession", () => {
   });
 });
 
+describe("WatchSession and its caller", () => {
+  it("a soft-deleted session's watch resumes (and sees it undeleted)", async () => {
+    const c = client();
+    const s = await newSession(c, "watch-a", "soft");
+    const r = reader(c.watchSession({ id: s.id }));
+    await r.next();
+    await r.next();
+    await c.softDeleteSession({ id: s.id });
+    const soft = (await r.next())!;
+    expect(kindOf(soft)).toBe("change:SOFT_DELETED");
+    await r.stop();
+    await c.undeleteSession({ id: s.id });
+    const again = reader(c.watchSession({ id: s.id, afterSeq: soft.position!.seq, afterChange: soft.position!.change }));
+    expect(kindOf((await again.next())!)).toBe("change:UNDELETED");
+    await again.stop();
+  });
+
+  it("a client secret sees participants without their metadata, and its stream ends once the secret is revoked", async () => {
+    const c = client();
+    const created = await c.createSession({
+      namespace: "watch-a",
+      sessionId: "secret-scope",
+      participants: [{ participantId: "u", kind: ParticipantKind.USER, metadata: { email: "u@example.com" } }],
+    });
+    const id = created.session!.id;
+    const r = reader(createClient(SessionService, grpcTransport(ctx.url, created.clientSecret!.value)).watchSession({ id }));
+    const snap = (await r.next())!;
+    expect(snap.event.case === "snapshot" && snap.event.value.participants.map((p) => [p.participantId, p.metadata ?? {}])).toEqual([["u", {}]]);
+    expect((await r.next())!.event.case).toBe("caughtUp");
+    await c.bindParticipant({ id, participantId: "bot", kind: ParticipantKind.AGENT, metadata: { secret: "x" } });
+    const bound = (await r.next())!;
+    expect(bound.event.case === "change" && [bound.event.value.participant!.participantId, Object.keys(bound.event.value.participant!.metadata ?? {})]).toEqual(["bot", []]);
+    // An API key's watch of the same session sees the metadata.
+    const k = reader(c.watchSession({ id }));
+    const full = (await k.next())!;
+    expect(full.event.case === "snapshot" && full.event.value.participants.find((p) => p.participantId === "bot")!.metadata).toEqual({ secret: "x" });
+    await k.stop();
+    await c.cancelSession({ id });
+    expect(kindOf((await r.next())!)).toBe("change:CANCELLED");
+    expect((await r.error()).code).toBe(Code.Unauthenticated);
+  });
+});
+
 describe("WatchSessions", () => {
   it("starts now, delivers the namespace's session changes in order with their cursors, and resumes exactly from any of them", async () => {
     const c = client();
-    const ns = "feed-a";
+    const ns = await namespace("feed-a");
     const r = reader(c.watchSessions({ namespace: ns }));
     const start = (await r.next())!;
     expect(start.event.case).toBe("caughtUp");
@@ -357,7 +411,7 @@ describe("WatchSessions", () => {
 
   it("filters by the session as the change left it and by kind (participant changes when asked for)", async () => {
     const c = client();
-    const ns = "feed-b";
+    const ns = await namespace("feed-b");
     const r = reader(c.watchSessions({ namespace: ns, filter: { labels: { team: "blue" } }, kinds: [SessionChangeKind.CREATED, SessionChangeKind.PARTICIPANT_BOUND] }));
     await r.next();
     const red = await c.createSession({ namespace: ns, sessionId: "red", labels: { team: "red" } });
@@ -385,7 +439,7 @@ describe("WatchSessions", () => {
   it("a change made through one server reaches a feed on another", async () => {
     const peer = await startPeer();
     try {
-      const r = reader(client().watchSessions({ namespace: "feed-c" }));
+      const r = reader(client().watchSessions({ namespace: await namespace("feed-c") }));
       await r.next();
       await createClient(SessionService, grpcTransport(peer.url)).createSession({ namespace: "feed-c", sessionId: "peer-made" });
       const m = (await r.next({ ms: 3000 }))!;
@@ -404,6 +458,9 @@ describe("WatchSessions", () => {
     const old = await reader(c.watchSessions({ namespace: "feed-a", after: String(BigInt(Date.now() - 2 * 86_400_000) * 1000n) })).error();
     expect(old.code).toBe(Code.OutOfRange);
     expect((await reader(c.watchSessions({ namespace: "Bad Name" })).error()).code).toBe(Code.InvalidArgument);
+    // A feed names a namespace that exists (a reader does not create one by watching).
+    const missing = await reader(c.watchSessions({ namespace: "feed-nowhere" })).error();
+    expect([missing.code, missing.rawMessage]).toEqual([Code.NotFound, 'namespace "feed-nowhere" not found']);
     expect((await reader(c.watchSessions({ namespace: "feed-a", kinds: [99 as SessionChangeKind] })).error()).rawMessage).toMatch(/^kinds\[0\]/);
   });
 });
@@ -411,7 +468,7 @@ describe("WatchSessions", () => {
 describe("the change outbox", () => {
   it("keeps a DELETED change for every session a bulk delete removes, and the feed reports them", async () => {
     const c = client();
-    const ns = "feed-bulk";
+    const ns = await namespace("feed-bulk");
     const r = reader(c.watchSessions({ namespace: ns, kinds: [SessionChangeKind.DELETED] }));
     await r.next();
     const ids: string[] = [];

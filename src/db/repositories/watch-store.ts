@@ -22,6 +22,14 @@ import { sqlOf } from "../sql.js";
 const CHANGE_COLUMNS = "c.namespace_id, c.session_id, c.change, c.kind, c.at_seq, c.external_id, c.session, c.detail, c.create_time, c.feed_position";
 const TURN_COLUMNS = `t.seq, p.participant_id, t.role, t.content, t.tool_calls, t.metadata, t.request_id, t.create_time`;
 
+/**
+ * The feed's present: the last position given, or the clock's microseconds when later (a pass gives
+ * positions above both). Under Citus the clock may be a worker's: the nodes' clocks are taken to be
+ * synchronised (NTP), as a cursor of the present relies on the clock not stepping back.
+ */
+const PRESENT = `SELECT greatest((extract(epoch FROM clock_timestamp()) * 1000000)::bigint,
+  (SELECT coalesce(max(feed_position), 0) FROM session_changes WHERE namespace_id = $1 AND feed_position IS NOT NULL))::text AS head`;
+
 /** A session_changes row as the domain's SessionChange; `names` gives the namespace's name. */
 function toChange(row: any, namespaceName: string): SessionChange {
   const j = row.session;
@@ -75,20 +83,27 @@ export function createWatchStore(dataSource: DataSource): WatchStore {
 
   return {
     async snapshot(namespaceId, uuid) {
+      // One statement, one snapshot: the participants as of the session's change number.
       const [row] = await q(
-        `SELECT ${COLUMNS}, s.change_seq, s.last_turn_seq FROM sessions s JOIN namespaces n ON n.id = s.namespace_id WHERE s.namespace_id = $1 AND s.id = $2`,
+        `SELECT ${COLUMNS}, s.change_seq, s.last_turn_seq,
+                (SELECT coalesce(jsonb_agg(to_jsonb(p) ORDER BY p.bound_time, p.id), '[]'::jsonb) FROM participants p WHERE p.namespace_id = s.namespace_id AND p.session_id = s.id) AS participants
+         FROM sessions s JOIN namespaces n ON n.id = s.namespace_id WHERE s.namespace_id = $1 AND s.id = $2`,
         [namespaceId, uuid],
         { prepare: true },
       );
-      return row && { session: toSession(row), head: { change: Number(row.change_seq), lastSeq: Number(row.last_turn_seq) } };
+      return row && { session: toSession(row), head: { change: Number(row.change_seq), lastSeq: Number(row.last_turn_seq) }, participants: (row.participants as unknown[]).map(participantOfJson) };
     },
 
-    async participants(namespaceId, uuid) {
-      const rows = await q(
-        `SELECT to_jsonb(p) AS p FROM participants p WHERE p.namespace_id = $1 AND p.session_id = $2 ORDER BY p.bound_time, p.id`,
-        [namespaceId, uuid],
-      );
-      return rows.map((r) => participantOfJson(r.p));
+    async heads(keys) {
+      const out = new Map<string, { change: number; lastSeq: number }>();
+      if (!keys.length) return out;
+      // By ids and their namespaces (Citus prunes the shards by the namespaces); pairs are matched here.
+      const rows = await q("SELECT namespace_id, id, change_seq, last_turn_seq FROM sessions WHERE id = ANY($1::uuid[]) AND namespace_id = ANY($2::uuid[])", [
+        keys.map((k) => k.uuid),
+        [...new Set(keys.map((k) => k.namespaceId))],
+      ]);
+      for (const r of rows) out.set(`${r.namespace_id}/${r.id}`, { change: Number(r.change_seq), lastSeq: Number(r.last_turn_seq) });
+      return out;
     },
 
     async changes(namespaceId, uuid, afterChange, limit) {
@@ -145,8 +160,10 @@ export function createWatchStore(dataSource: DataSource): WatchStore {
              WHERE c.namespace_id = $1 AND c.session_id = p.session_id AND c.change = p.change`,
             [namespaceId, limit],
           );
+          // Under the lock: every position given so far is at most this, and the next pass starts above it.
+          const [present] = await runner.query(PRESENT, [namespaceId]);
           await runner.commitTransaction();
-          return Number(result?.[1] ?? 0);
+          return { count: Number(result?.[1] ?? 0), head: BigInt(present.head) };
         } catch (err) {
           if (runner.isTransactionActive) await runner.rollbackTransaction().catch(() => {});
           throw err;
@@ -167,11 +184,7 @@ export function createWatchStore(dataSource: DataSource): WatchStore {
     },
 
     async feedHead(namespaceId) {
-      const [row] = await q(
-        `SELECT greatest((extract(epoch FROM clock_timestamp()) * 1000000)::bigint,
-                         (SELECT coalesce(max(feed_position), 0) FROM session_changes WHERE namespace_id = $1 AND feed_position IS NOT NULL))::text AS head`,
-        [namespaceId],
-      );
+      const [row] = await q(PRESENT, [namespaceId]);
       return BigInt(row.head);
     },
 
