@@ -2502,9 +2502,15 @@ export const SessionService: GenService<{
    * changes in the order they happened, with no gap and no duplicate. Changes are kept 24 hours (by
    * default); a position older than that resumes with a fresh `snapshot` (resync = true) instead.
    *
-   * A session's client secret may watch its own session. Turns deleted by a truncate before they were
-   * sent are not sent (the TRUNCATED change says how many went).
-   * Errors: INVALID_ARGUMENT (after_seq or after_change negative); NOT_FOUND (session);
+   * A session's client secret may watch its own session; it sees participants without their metadata
+   * and insights, and its stream ends with UNAUTHENTICATED once the secret is no longer accepted
+   * (cancelled, soft-deleted, refreshed or expired). Every caller's credential is checked again at each
+   * heartbeat. A soft-deleted session may be watched (to see it undeleted). Turns deleted by a truncate
+   * before they were sent are not sent (the TRUNCATED change says how many went).
+   * After an error without a WatchPosition detail (a server that died, a dropped connection), resume
+   * from the last message's position.
+   * Errors: INVALID_ARGUMENT (after_seq or after_change negative, or past the session's last turn or
+   * change); NOT_FOUND (session); UNAUTHENTICATED (the credential was revoked or expired meanwhile);
    * RESOURCE_EXHAUSTED (the server's limit on watchers is reached, with a retry hint; or this stream
    * fell too far behind the live changes: a consumer slower than the session, with a WatchPosition
    * detail to resume from); UNAVAILABLE (the server is shutting down, with a WatchPosition detail to
@@ -2525,9 +2531,10 @@ export const SessionService: GenService<{
    * replays what was recorded after that cursor, then sends `caught_up`, then goes on live. Changes are
    * kept 24 hours (by default). Idle feeds get a `heartbeat` every 15 seconds.
    * Errors: INVALID_ARGUMENT (namespace, filter or kinds out of bounds, a malformed `after`);
-   * OUT_OF_RANGE (`after` is older than the changes kept: list the sessions and start again without
-   * it); RESOURCE_EXHAUSTED and UNAVAILABLE as for WatchSession, with the cursor in a WatchPosition
-   * detail.
+   * NOT_FOUND (no such namespace, or it was deleted while watched); OUT_OF_RANGE (`after` is older than the changes kept: list the sessions and start again without
+   * it); RESOURCE_EXHAUSTED (the server's limit on watchers) and UNAVAILABLE (shutting down, with the
+   * cursor in a WatchPosition detail) as for WatchSession. A heartbeat's cursor moves with the present
+   * on a quiet namespace, so a feed that was idle resumes without OUT_OF_RANGE.
    *
    * @generated from rpc sessiond.v1.SessionService.WatchSessions
    */
