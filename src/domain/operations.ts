@@ -30,7 +30,7 @@ import {
   type FailureLog,
 } from "./bulk-delete.js";
 import type { BulkDeleteStore, DeletedSession } from "./bulk-delete-store.js";
-import { CancelledError, InvalidInputError, NotFoundError, OperationFailedError, PreconditionError, RateLimitedError, UnavailableError } from "./errors.js";
+import { CancelledError, InvalidInputError, NotFoundError, OperationFailedError, PreconditionError, RateLimitedError, StoreBusyError, UnavailableError } from "./errors.js";
 import { decodeGlobalId, encodeGlobalId, encodeSessionId } from "./ids.js";
 import type { Namespace, NamespaceDeletion, NamespaceStore } from "./namespace-store.js";
 import { ENDED_STATES, LeaseLostError, type BatchDeletion, type BatchRecord, type Lease, type OperationKind, type OperationRecord, type OperationState, type OperationStore } from "./operation-store.js";
@@ -39,6 +39,7 @@ import type { SweepStore } from "./sweep-store.js";
 import type { Changed } from "./watch-model.js";
 import { decodePageToken, encodePageToken, fingerprint, pageOf } from "./page-token.js";
 import { retryOnConflict } from "./retry.js";
+import { createSlots } from "./slots.js";
 import { checkNamespace, checkPageSize } from "./session-model.js";
 
 /** How much long work a process runs, and how fast a dead process's work is taken over. */
@@ -66,6 +67,8 @@ const WATCH_PAGE = 64;
  * operations' own (maxRunning, one connection each) and whatever live calls need.
  */
 const WATCH_READERS = 1;
+/** The longest a watcher's read waits for that connection. */
+const WATCH_READ_WAIT_MS = 10_000;
 /** Sessions per batch of a retention sweep. */
 export const SWEEP_BATCH = 500;
 /** Sessionless traces a sweep deletes per statement. */
@@ -212,20 +215,8 @@ export function createOperations(deps: OperationDeps): Operations {
     for (const w of wakers.get(uuid) ?? []) w();
   };
 
-  let readers = 0;
-  const readQueue: (() => void)[] = [];
-  /** Runs a watcher's database read within the watchers' share of the pool. */
-  async function watcherRead<T>(read: () => Promise<T>): Promise<T> {
-    if (readers < WATCH_READERS) readers++;
-    else await new Promise<void>((resolve) => readQueue.push(resolve)); // the slot passes on as it is
-    try {
-      return await read();
-    } finally {
-      const next = readQueue.shift();
-      if (next) next();
-      else readers--;
-    }
-  }
+  /** Runs a watcher's database read within the watchers' share of the pool (a wait for it is bounded too). */
+  const watcherRead = createSlots(WATCH_READERS, WATCH_READ_WAIT_MS, () => new StoreBusyError(`no database read for WatchOperation within ${WATCH_READ_WAIT_MS} ms; watch again in a moment`));
 
   /** The version of `uuid`'s local events to wait from. */
   const watchVersion = (uuid: string): number => versions.get(uuid) ?? 0;

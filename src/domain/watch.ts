@@ -28,6 +28,7 @@ import { InvalidInputError, NotFoundError, OutOfRangeError, RateLimitedError, St
 import { checkFilter, checkNamespace, sessionOf } from "./session-model.js";
 import { loadSession, type SessionAddress } from "./session-service.js";
 import type { SessionStore } from "./session-store.js";
+import { createSlots } from "./slots.js";
 import type { SessionHead, WatchStore } from "./watch-store.js";
 import {
   CHANGE_KINDS,
@@ -216,31 +217,7 @@ export function createWatches(deps: { store: WatchStore; sessions: SessionStore;
   let polling = false;
 
   // Read slots: the watchers' share of the pool.
-  let reading = 0;
-  const queue: (() => void)[] = [];
-  async function withRead<T>(read: () => Promise<T>): Promise<T> {
-    if (reading >= limits.reads) {
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => {
-          const i = queue.indexOf(go);
-          if (i >= 0) queue.splice(i, 1);
-          reject(new StoreBusyError(`no database read for the watch within ${limits.readWaitMs} ms; resume in a moment`));
-        }, limits.readWaitMs);
-        const go = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-        queue.push(go);
-      });
-    } else reading++;
-    try {
-      return await read();
-    } finally {
-      const next = queue.shift();
-      if (next) next();
-      else reading--;
-    }
-  }
+  const withRead = createSlots(limits.reads, limits.readWaitMs, () => new StoreBusyError(`no database read for the watch within ${limits.readWaitMs} ms; resume in a moment`));
 
   function shutdownError(pos: WatchPosition, cursor = ""): WatchEndedError {
     return new WatchEndedError(
