@@ -125,17 +125,42 @@ interface Item {
   bytes: number;
 }
 
-/** Callbacks waiting for something; each is called once, then forgotten (no reference outlives the wait). */
+/** Why a watcher stopped waiting. */
+type Wake = "wake" | "idle" | "end";
+
+/**
+ * How a watcher waits: one object for its whole life, registered once with what can wake it (its topic
+ * or feed, the heartbeat sweep, shutdown, its client going), so that a wait allocates no timer, listener
+ * or callback of its own (a busy session wakes each of its watchers for every change).
+ */
+class Sleeper {
+  private resolve?: (why: Wake) => void;
+  /** When the watcher last sent a message (the heartbeat sweep wakes it `heartbeatMs` after). */
+  lastSent = Date.now();
+  wake(why: Wake): void {
+    const resolve = this.resolve;
+    this.resolve = undefined;
+    resolve?.(why);
+  }
+  get sleeping(): boolean {
+    return this.resolve !== undefined;
+  }
+  sleep(): Promise<Wake> {
+    return new Promise((resolve) => (this.resolve = resolve));
+  }
+}
+
+/** Sleepers to wake together (a topic's or a feed's watchers). */
 class Waiters {
-  private readonly set = new Set<() => void>();
-  add(fn: () => void): () => void {
-    this.set.add(fn);
-    return () => this.set.delete(fn);
+  private readonly set = new Set<Sleeper>();
+  add(s: Sleeper): void {
+    this.set.add(s);
+  }
+  delete(s: Sleeper): void {
+    this.set.delete(s);
   }
   notify(): void {
-    const all = [...this.set];
-    this.set.clear();
-    for (const fn of all) fn();
+    for (const s of this.set) s.wake("wake");
   }
 }
 
@@ -209,7 +234,9 @@ export function createWatches(deps: { store: WatchStore; sessions: SessionStore;
   let watchers = 0;
   let overflows = 0;
   let stopping = false;
-  const stopWaiters = new Waiters();
+  /** Every watcher's sleeper: for shutdown and the heartbeat sweep. */
+  const sleepers = new Set<Sleeper>();
+  let sweeper: NodeJS.Timeout | undefined;
   /** Told when the last watcher ends (during stop). */
   let idle: (() => void) | undefined;
   let broadcast: ((signal: ChangeSignal) => void) | undefined;
@@ -463,24 +490,45 @@ export function createWatches(deps: { store: WatchStore; sessions: SessionStore;
     return out;
   }
 
-  /** Waits until `ready()` (checked first; `waiters` tell when to look again), `ms` pass, the client goes, or shutdown. */
-  function waitFor(ready: () => boolean, waiters: Waiters, ms: number, signal: AbortSignal): Promise<"wake" | "idle" | "end"> {
+  /**
+   * A watcher's sleeper, registered with `waiters`, shutdown, the heartbeat sweep and `signal`; the
+   * returned function unregisters it all.
+   */
+  function sleeperFor(waiters: Waiters, signal: AbortSignal): { sleeper: Sleeper; done(): void } {
+    const sleeper = new Sleeper();
+    const onAbort = () => sleeper.wake("end");
+    signal.addEventListener("abort", onAbort);
+    waiters.add(sleeper);
+    sleepers.add(sleeper);
+    if (!sweeper) {
+      // Heartbeats: one timer for every watcher of the process.
+      sweeper = setInterval(() => {
+        if (!sleepers.size) {
+          clearInterval(sweeper);
+          sweeper = undefined;
+          return;
+        }
+        const due = Date.now() - limits.heartbeatMs;
+        for (const s of sleepers) if (s.sleeping && s.lastSent <= due) s.wake("idle");
+      }, Math.max(25, Math.min(1000, limits.heartbeatMs / 4)));
+      sweeper.unref();
+    }
+    return {
+      sleeper,
+      done() {
+        signal.removeEventListener("abort", onAbort);
+        waiters.delete(sleeper);
+        sleepers.delete(sleeper);
+      },
+    };
+  }
+
+  /** Waits until `ready()` (checked first), a wake, the heartbeat's time, the client going, or shutdown. */
+  function waitFor(ready: () => boolean, sleeper: Sleeper, signal: AbortSignal): Promise<Wake> {
     if (signal.aborted || stopping) return Promise.resolve("end");
     if (ready()) return Promise.resolve("wake");
-    return new Promise((resolve) => {
-      const done = (why: "wake" | "idle" | "end") => {
-        clearTimeout(timer);
-        signal.removeEventListener("abort", onAbort);
-        offWake();
-        offStop();
-        resolve(why);
-      };
-      const onAbort = () => done("end");
-      const timer = setTimeout(() => done("idle"), Math.max(0, ms));
-      signal.addEventListener("abort", onAbort);
-      const offWake = waiters.add(() => done("wake"));
-      const offStop = stopWaiters.add(() => done("end"));
-    });
+    if (Date.now() - sleeper.lastSent >= limits.heartbeatMs) return Promise.resolve("idle");
+    return sleeper.sleep();
   }
 
   async function* watchSession(input: SessionWatchInput, signal: AbortSignal): AsyncGenerator<SessionWatchEvent> {
@@ -491,6 +539,7 @@ export function createWatches(deps: { store: WatchStore; sessions: SessionStore;
     let pos: WatchPosition = { seq: input.afterSeq, change: input.afterChange };
     admit(pos);
     const t = topicOf(session.namespaceId, session.uuid, session.sessionId);
+    const sleep = sleeperFor(t.waiters, signal);
     const me = { pos };
     const shown = (e: SessionWatchEvent): SessionWatchEvent => {
       if (!input.limited) return e;
@@ -519,7 +568,9 @@ export function createWatches(deps: { store: WatchStore; sessions: SessionStore;
       let lastSent = Date.now();
       if (first) yield shown(first);
       me.pos = pos;
-      await refresh(t);
+      // Not awaited: under a steady stream of signals the topic reads on and on, and this watcher reads
+      // what it needs by itself until the topic's ring covers it.
+      void refresh(t);
       let live = false;
       /** After a change that may revoke the caller's credential, and at heartbeats. */
       const recheck = async () => {
@@ -588,7 +639,8 @@ export function createWatches(deps: { store: WatchStore; sessions: SessionStore;
           lastSent = Date.now();
           continue;
         }
-        const why = await waitFor(() => t.version !== seen, t.waiters, limits.heartbeatMs - (Date.now() - lastSent), signal);
+        sleep.sleeper.lastSent = lastSent;
+        const why = await waitFor(() => t.version !== seen, sleep.sleeper, signal);
         if (why === "idle") {
           await recheck();
           yield { type: "heartbeat", time: new Date(), position: pos };
@@ -597,6 +649,7 @@ export function createWatches(deps: { store: WatchStore; sessions: SessionStore;
       }
     } finally {
       t.live.delete(me);
+      sleep.done();
       release(t);
       leave();
     }
@@ -672,6 +725,7 @@ export function createWatches(deps: { store: WatchStore; sessions: SessionStore;
     if (!namespaceId) throw new NotFoundError(`namespace "${namespace}" not found`);
     admit({ seq: 0, change: 0 }, input.after);
     const f = feedOf(namespaceId);
+    const sleep = sleeperFor(f.waiters, signal);
     try {
       let sequencedAt = f.signals;
       let head = await sequence(f);
@@ -711,7 +765,8 @@ export function createWatches(deps: { store: WatchStore; sessions: SessionStore;
           lastSent = Date.now();
           continue;
         }
-        const why = await waitFor(() => f.signals !== seen, f.waiters, limits.heartbeatMs - (Date.now() - lastSent), signal);
+        sleep.sleeper.lastSent = lastSent;
+        const why = await waitFor(() => f.signals !== seen, sleep.sleeper, signal);
         if (why === "idle") {
           if (input.recheck) await input.recheck();
           // The namespace may have been deleted meanwhile: then the feed ends.
@@ -725,6 +780,7 @@ export function createWatches(deps: { store: WatchStore; sessions: SessionStore;
         }
       }
     } finally {
+      sleep.done();
       if (--f.watchers === 0) feeds.delete(namespaceId);
       leave();
     }
@@ -760,7 +816,7 @@ export function createWatches(deps: { store: WatchStore; sessions: SessionStore;
     stats: () => ({ watchers, sessions: topics.size, feeds: feeds.size, overflows }),
     async stop(graceMs = 1000) {
       stopping = true;
-      stopWaiters.notify();
+      for (const s of sleepers) s.wake("end");
       if (poller) clearInterval(poller);
       poller = undefined;
       if (!watchers) return;

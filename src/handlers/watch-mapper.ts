@@ -55,7 +55,20 @@ export function changeToProto(c: DomainChange): SessionChange {
   });
 }
 
+/**
+ * Messages of events that many watchers of a session receive as the same object (a turn or change of
+ * the session's shared ring): made once, not once per watcher.
+ */
+const made = new WeakMap<SessionWatchEvent, WatchSessionResponse>();
+
 export function sessionEventToProto(e: SessionWatchEvent): WatchSessionResponse {
+  if (e.type !== "turn" && e.type !== "change") return toProto(e);
+  let m = made.get(e);
+  if (!m) made.set(e, (m = toProto(e)));
+  return m;
+}
+
+function toProto(e: SessionWatchEvent): WatchSessionResponse {
   const position = create(WatchPositionSchema, { seq: BigInt(e.position.seq), change: BigInt(e.position.change) });
   switch (e.type) {
     case "snapshot":
