@@ -74,24 +74,59 @@ export function isUndecodable(err: unknown): boolean {
  * the code of the aborted `signal` (`canceled` without one). A value `onEnd` returns for an error is
  * thrown in its place. Pass the call's `signal` so that every watcher decides the same code.
  */
-export async function* watchStream<T>(
+export function watchStream<T>(
   source: AsyncIterable<T>,
   hooks: { signal?: AbortSignal; onMessage?(m: T): void; onEnd(code: Code | undefined, err?: unknown): unknown },
-): AsyncGenerator<T> {
+): AsyncIterableIterator<T> {
+  // A plain iterator, not an async generator: every interceptor wraps a stream in one, and a long
+  // stream (a watch) pays a generator's hops for every message at every layer.
+  const it = source[Symbol.asyncIterator]();
   let ended = false;
-  try {
-    for await (const m of source) {
-      hooks.onMessage?.(m);
-      yield m;
-    }
-    ended = true;
-    hooks.onEnd(undefined);
-  } catch (err) {
+  const fail = (err: unknown): never => {
+    if (ended) throw err;
     ended = true;
     throw hooks.onEnd(codeOf(err, hooks.signal), err) ?? err;
-  } finally {
-    if (!ended) hooks.onEnd(hooks.signal?.aborted ? abortCode(hooks.signal) : Code.Canceled);
-  }
+  };
+  const stop = () => {
+    if (ended) return;
+    ended = true;
+    hooks.onEnd(hooks.signal?.aborted ? abortCode(hooks.signal) : Code.Canceled);
+  };
+  return {
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+    async next(): Promise<IteratorResult<T>> {
+      if (ended) return { done: true, value: undefined };
+      let r: IteratorResult<T>;
+      try {
+        r = await it.next();
+      } catch (err) {
+        return fail(err);
+      }
+      if (r.done) {
+        ended = true;
+        hooks.onEnd(undefined);
+        return r;
+      }
+      hooks.onMessage?.(r.value);
+      return r;
+    },
+    // The consumer stopped early (the client went away, or a write failed): the source is told too.
+    async return(value?: unknown): Promise<IteratorResult<T>> {
+      stop();
+      await it.return?.(value);
+      return { done: true, value: undefined };
+    },
+    async throw(err?: unknown): Promise<IteratorResult<T>> {
+      try {
+        await it.return?.();
+      } catch {
+        // The source's own ending error gives way to the one thrown in.
+      }
+      return fail(err);
+    },
+  };
 }
 
 /**
