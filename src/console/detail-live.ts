@@ -125,8 +125,11 @@ export function createLiveView(
     turns: turnsBox,
     lastSeq: () => lastSeq,
     snapshot(snap: { session?: Session; participants: Participant[]; lastSeq: bigint; resync: boolean }): void {
+      // Drawn again only when they differ from the listed ones (a reader may be reading them).
+      const key = (ps: Participant[] | undefined) => JSON.stringify(ps?.map((p) => [p.participantId, p.kind, p.displayName, String(p.bindTime?.seconds), String(p.leaveTime?.seconds)]));
+      const changed = key(participants) !== key(snap.participants);
       participants = snap.participants;
-      renderParticipants();
+      if (changed) renderParticipants();
       // A resync sums up changes it does not list, truncates among them: the session holds its last
       // turn_count turns (numbering goes on after a truncate), and no turn before them.
       const held = snap.session?.stats?.turnCount;

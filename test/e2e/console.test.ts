@@ -191,6 +191,8 @@ describe.skipIf(noBrowser)("the admin console", { timeout: 4 * PATIENCE_MS }, ()
     const detail = page.getByTestId("session-detail");
     await poll(() => text(page, "detail-title")).toBe("chat-1");
     await poll(() => detail.getByTestId("span").count()).toBe(4);
+    // The detail follows the session live: read it once its watch has caught up (it may draw again until then).
+    await page.locator('[data-testid="detail-live"][data-state="live"]').waitFor({ timeout: 20_000 });
 
     const fields = await detail.getByTestId("detail-fields").innerText();
     for (const s of ["demo", "alice", "active", "support-bot @ 3", "env=dev", "team=support", "2 participants · 3 turns · 1 trace · 4 spans · 0 memories"]) expect(fields).toContain(s);
