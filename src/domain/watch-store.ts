@@ -1,7 +1,7 @@
 /** What WatchSession and WatchSessions read (implemented in db/repositories/watch-store.ts). */
 import type { Participant, Turn } from "./conversation-model.js";
 import type { StoredSession } from "./session-model.js";
-import type { ChangeKind, SessionChange } from "./watch-model.js";
+import type { SessionChange } from "./watch-model.js";
 
 /** A session's change number and last turn seq as of one read. */
 export interface SessionHead {
@@ -28,8 +28,8 @@ export interface WatchStore {
    * right now.
    */
   sequenceFeed(namespaceId: string, limit: number): Promise<{ count: number; head: bigint } | undefined>;
-  /** The namespace's changes of `kinds` with a feed position after `after`, in feed order (at most `limit`). */
-  feed(namespaceId: string, after: bigint, kinds: readonly ChangeKind[], limit: number): Promise<SessionChange[]>;
+  /** The namespace's changes with a feed position after `after`, in feed order (at most `limit`; the watch filters them). */
+  feed(namespaceId: string, after: bigint, limit: number): Promise<SessionChange[]>;
   /** The cursor of the present: the last feed position given in the namespace, or the clock's if later (µs since the epoch). */
   feedHead(namespaceId: string): Promise<bigint>;
   /** Deletes recorded changes older than `before`; returns how many. */

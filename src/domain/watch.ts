@@ -746,7 +746,7 @@ export function createWatches(deps: { store: WatchStore; sessions: SessionStore;
           head = await sequence(f);
           sequencedAt = seen;
         }
-        const rows = await withRead(() => store.feed(namespaceId, cursor!, [...kinds], PAGE));
+        const rows = await withRead(() => store.feed(namespaceId, cursor!, PAGE));
         for (const c of rows) {
           cursor = BigInt(c.feedPosition!);
           if (kinds.has(c.kind) && matchesFilter(c.session, filter)) {
@@ -773,7 +773,7 @@ export function createWatches(deps: { store: WatchStore; sessions: SessionStore;
           if ((await sessions.namespaceId(namespace, false)) !== namespaceId) throw new NotFoundError(`namespace "${namespace}" was deleted`);
           head = await sequence(f);
           sequencedAt = f.signals;
-          const more = await withRead(() => store.feed(namespaceId, cursor!, [...kinds], 1));
+          const more = await withRead(() => store.feed(namespaceId, cursor!, 1));
           if (!more.length && head !== undefined && head > cursor) cursor = head;
           yield { type: "heartbeat", time: new Date(), cursor: cursorOf(cursor) };
           lastSent = Date.now();

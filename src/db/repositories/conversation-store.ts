@@ -15,7 +15,8 @@ import { arrayLiteral, sqlOf } from "../sql.js";
 import { BUMP_CHANGE, recordChange } from "./session-changes.js";
 
 const PARTICIPANT_COLUMNS = `p.participant_id, p.kind, p.display_name, p.metadata, p.insights, p.last_integrated_seq, p.bound_time, p.left_time`;
-const TURN_COLUMNS = `t.seq, p.participant_id, t.role, t.content, t.tool_calls, t.metadata, t.request_id, t.create_time`;
+/** A turn row as toTurn reads it (over `turns t JOIN participants p`). */
+export const TURN_COLUMNS = `t.seq, p.participant_id, t.role, t.content, t.tool_calls, t.metadata, t.request_id, t.create_time`;
 
 function toParticipant(row: any): Participant {
   return {

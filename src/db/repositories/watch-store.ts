@@ -15,12 +15,11 @@ import type { DataSource } from "typeorm";
 import type { Turn } from "../../domain/conversation-model.js";
 import type { WatchStore } from "../../domain/watch-store.js";
 import type { ChangeKind, SessionChange } from "../../domain/watch-model.js";
-import { participantOfJson, toTurn } from "./conversation-store.js";
+import { participantOfJson, toTurn, TURN_COLUMNS } from "./conversation-store.js";
 import { COLUMNS, toSession } from "./session-store.js";
 import { sqlOf } from "../sql.js";
 
 const CHANGE_COLUMNS = "c.namespace_id, c.session_id, c.change, c.kind, c.at_seq, c.external_id, c.session, c.detail, c.create_time, c.feed_position";
-const TURN_COLUMNS = `t.seq, p.participant_id, t.role, t.content, t.tool_calls, t.metadata, t.request_id, t.create_time`;
 
 /**
  * The feed's present: the last position given, or the clock's microseconds when later (a pass gives
@@ -173,7 +172,7 @@ export function createWatchStore(dataSource: DataSource): WatchStore {
       }
     },
 
-    async feed(namespaceId, after, _kinds, limit) {
+    async feed(namespaceId, after, limit) {
       const rows = await q(
         `SELECT ${CHANGE_COLUMNS} FROM session_changes c WHERE c.namespace_id = $1 AND c.feed_position > $2 ORDER BY c.feed_position LIMIT $3`,
         [namespaceId, after.toString(), limit],
