@@ -29,7 +29,7 @@ import { APPEND_TURNS_SIGNATURE } from "./migrations/1796090000000-AppendTurnsFu
 /** The reference tables, copied to every node. */
 export const REFERENCE_TABLES = ["namespaces", "api_keys", "retention_policies"] as const;
 /** The distributed tables, by namespace_id, colocated with the first. */
-export const DISTRIBUTED_TABLES = ["sessions", "participants", "turns", "turn_requests", "traces", "spans", "annotations", "memories", "client_requests", "session_changes"] as const;
+export const DISTRIBUTED_TABLES = ["sessions", "participants", "turns", "turn_requests", "traces", "spans", "annotations", "memories", "client_requests", "session_changes", "session_compactions"] as const;
 /** Tables that stay on the coordinator alone. */
 export const LOCAL_TABLES = ["audit_events", "operations", "operation_batches", "schema_migrations"] as const;
 /**

@@ -1,3 +1,4 @@
+import { Code, ConnectError } from "@connectrpc/connect";
 /**
  * SessionService handlers: protobuf in, one domain call, protobuf out. Errors are mapped by
  * errorInterceptor (handlers/errors.ts).
@@ -191,6 +192,10 @@ export function createSessionHandlers(services: Pick<Services, "sessions" | "con
     async integrateSession(req, context) {
       const { results, stats } = await integration.integrate(req, context.signal);
       return create(IntegrateSessionResponseSchema, { results: results.map(integrationResultToProto), stats: create(SessionStatsSchema, stats) });
+    },
+    // WIP (issue 19): replaced by the compaction before this lands.
+    async compactSession() {
+      throw new ConnectError("CompactSession is being built", Code.Unimplemented);
     },
   };
 }

@@ -12,7 +12,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file sessiond/v1/conversation.proto.
  */
 export const file_sessiond_v1_conversation: GenFile = /*@__PURE__*/
-  fileDesc("Ch5zZXNzaW9uZC92MS9jb252ZXJzYXRpb24ucHJvdG8SC3Nlc3Npb25kLnYxIqACCgtQYXJ0aWNpcGFudBIWCg5wYXJ0aWNpcGFudF9pZBgBIAEoCRIqCgRraW5kGAIgASgOMhwuc2Vzc2lvbmQudjEuUGFydGljaXBhbnRLaW5kEhQKDGRpc3BsYXlfbmFtZRgDIAEoCRIpCghtZXRhZGF0YRgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSEAoIaW5zaWdodHMYBSADKAkSGwoTbGFzdF9pbnRlZ3JhdGVkX3NlcRgGIAEoAxItCgliaW5kX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmxlYXZlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIpUBCg5OZXdQYXJ0aWNpcGFudBIWCg5wYXJ0aWNpcGFudF9pZBgBIAEoCRIqCgRraW5kGAIgASgOMhwuc2Vzc2lvbmQudjEuUGFydGljaXBhbnRLaW5kEhQKDGRpc3BsYXlfbmFtZRgDIAEoCRIpCghtZXRhZGF0YRgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiUAoIVG9vbENhbGwSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRIqCglhcmd1bWVudHMYAyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IpYBCgdOZXdUdXJuEhYKDnBhcnRpY2lwYW50X2lkGAEgASgJEgwKBHJvbGUYAiABKAkSDwoHY29udGVudBgDIAEoCRIpCgp0b29sX2NhbGxzGAQgAygLMhUuc2Vzc2lvbmQudjEuVG9vbENhbGwSKQoIbWV0YWRhdGEYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IuUBCgRUdXJuEgsKA3NlcRgBIAEoAxIWCg5wYXJ0aWNpcGFudF9pZBgCIAEoCRIMCgRyb2xlGAMgASgJEg8KB2NvbnRlbnQYBCABKAkSKQoKdG9vbF9jYWxscxgFIAMoCzIVLnNlc3Npb25kLnYxLlRvb2xDYWxsEikKCG1ldGFkYXRhGAYgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBISCgpyZXF1ZXN0X2lkGAcgASgJEi8KC2NyZWF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLVAQoRSW50ZWdyYXRpb25SZXN1bHQSFgoOcGFydGljaXBhbnRfaWQYASABKAkSMAoHb3V0Y29tZRgCIAEoDjIfLnNlc3Npb25kLnYxLkludGVncmF0aW9uT3V0Y29tZRIYChB0dXJuc19pbnRlZ3JhdGVkGAMgASgFEhYKDmluc2lnaHRzX2FkZGVkGAQgASgFEhgKEG1lbW9yaWVzX2NyZWF0ZWQYBSABKAUSGwoTbGFzdF9pbnRlZ3JhdGVkX3NlcRgGIAEoAxINCgVlcnJvchgHIAEoCSqiAQoPUGFydGljaXBhbnRLaW5kEiAKHFBBUlRJQ0lQQU5UX0tJTkRfVU5TUEVDSUZJRUQQABIZChVQQVJUSUNJUEFOVF9LSU5EX1VTRVIQARIaChZQQVJUSUNJUEFOVF9LSU5EX0FHRU5UEAISGwoXUEFSVElDSVBBTlRfS0lORF9TWVNURU0QAxIZChVQQVJUSUNJUEFOVF9LSU5EX1RPT0wQBCqiAQoSSW50ZWdyYXRpb25PdXRjb21lEiMKH0lOVEVHUkFUSU9OX09VVENPTUVfVU5TUEVDSUZJRUQQABIiCh5JTlRFR1JBVElPTl9PVVRDT01FX0lOVEVHUkFURUQQARIjCh9JTlRFR1JBVElPTl9PVVRDT01FX05PVEhJTkdfTkVXEAISHgoaSU5URUdSQVRJT05fT1VUQ09NRV9GQUlMRUQQA2IGcHJvdG8z", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("Ch5zZXNzaW9uZC92MS9jb252ZXJzYXRpb24ucHJvdG8SC3Nlc3Npb25kLnYxIqACCgtQYXJ0aWNpcGFudBIWCg5wYXJ0aWNpcGFudF9pZBgBIAEoCRIqCgRraW5kGAIgASgOMhwuc2Vzc2lvbmQudjEuUGFydGljaXBhbnRLaW5kEhQKDGRpc3BsYXlfbmFtZRgDIAEoCRIpCghtZXRhZGF0YRgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSEAoIaW5zaWdodHMYBSADKAkSGwoTbGFzdF9pbnRlZ3JhdGVkX3NlcRgGIAEoAxItCgliaW5kX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmxlYXZlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIpUBCg5OZXdQYXJ0aWNpcGFudBIWCg5wYXJ0aWNpcGFudF9pZBgBIAEoCRIqCgRraW5kGAIgASgOMhwuc2Vzc2lvbmQudjEuUGFydGljaXBhbnRLaW5kEhQKDGRpc3BsYXlfbmFtZRgDIAEoCRIpCghtZXRhZGF0YRgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiUAoIVG9vbENhbGwSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRIqCglhcmd1bWVudHMYAyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IpYBCgdOZXdUdXJuEhYKDnBhcnRpY2lwYW50X2lkGAEgASgJEgwKBHJvbGUYAiABKAkSDwoHY29udGVudBgDIAEoCRIpCgp0b29sX2NhbGxzGAQgAygLMhUuc2Vzc2lvbmQudjEuVG9vbENhbGwSKQoIbWV0YWRhdGEYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IqQCCgRUdXJuEgsKA3NlcRgBIAEoAxIWCg5wYXJ0aWNpcGFudF9pZBgCIAEoCRIMCgRyb2xlGAMgASgJEg8KB2NvbnRlbnQYBCABKAkSKQoKdG9vbF9jYWxscxgFIAMoCzIVLnNlc3Npb25kLnYxLlRvb2xDYWxsEikKCG1ldGFkYXRhGAYgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBISCgpyZXF1ZXN0X2lkGAcgASgJEi8KC2NyZWF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIrCgpjb21wYWN0aW9uGAkgASgLMhcuc2Vzc2lvbmQudjEuQ29tcGFjdGlvbhIQCghhcmNoaXZlZBgKIAEoCCK0AQoKQ29tcGFjdGlvbhIRCglmaXJzdF9zZXEYASABKAMSEQoJdXBfdG9fc2VxGAIgASgDEhYKDnR1cm5zX2FyY2hpdmVkGAMgASgFEg8KB3N1bW1hcnkYBCABKAkSEgoKc3VtbWFyaXplchgFIAEoCRISCgptZW1vcnlfaWRzGAYgAygJEi8KC2NyZWF0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLVAQoRSW50ZWdyYXRpb25SZXN1bHQSFgoOcGFydGljaXBhbnRfaWQYASABKAkSMAoHb3V0Y29tZRgCIAEoDjIfLnNlc3Npb25kLnYxLkludGVncmF0aW9uT3V0Y29tZRIYChB0dXJuc19pbnRlZ3JhdGVkGAMgASgFEhYKDmluc2lnaHRzX2FkZGVkGAQgASgFEhgKEG1lbW9yaWVzX2NyZWF0ZWQYBSABKAUSGwoTbGFzdF9pbnRlZ3JhdGVkX3NlcRgGIAEoAxINCgVlcnJvchgHIAEoCSqiAQoPUGFydGljaXBhbnRLaW5kEiAKHFBBUlRJQ0lQQU5UX0tJTkRfVU5TUEVDSUZJRUQQABIZChVQQVJUSUNJUEFOVF9LSU5EX1VTRVIQARIaChZQQVJUSUNJUEFOVF9LSU5EX0FHRU5UEAISGwoXUEFSVElDSVBBTlRfS0lORF9TWVNURU0QAxIZChVQQVJUSUNJUEFOVF9LSU5EX1RPT0wQBCqiAQoSSW50ZWdyYXRpb25PdXRjb21lEiMKH0lOVEVHUkFUSU9OX09VVENPTUVfVU5TUEVDSUZJRUQQABIiCh5JTlRFR1JBVElPTl9PVVRDT01FX0lOVEVHUkFURUQQARIjCh9JTlRFR1JBVElPTl9PVVRDT01FX05PVEhJTkdfTkVXEAISHgoaSU5URUdSQVRJT05fT1VUQ09NRV9GQUlMRUQQA2IGcHJvdG8z", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * A party bound to a session. Participants go with their session.
@@ -278,6 +278,23 @@ export type Turn = Message<"sessiond.v1.Turn"> & {
    * @generated from field: google.protobuf.Timestamp create_time = 8;
    */
   createTime?: Timestamp | undefined;
+
+  /**
+   * Set on a summary turn: the compaction it stands for. A summary turn is listed right after the last
+   * turn it archived (its seq is the compaction's up_to_seq), has role "summary", no participant_id, and
+   * the summary as content. Output only.
+   *
+   * @generated from field: sessiond.v1.Compaction compaction = 9;
+   */
+  compaction?: Compaction | undefined;
+
+  /**
+   * The turn is archived by a compaction: kept, but left out of ListTurns unless include_archived is
+   * set. A summary turn is archived once a later compaction covers it. Output only.
+   *
+   * @generated from field: bool archived = 10;
+   */
+  archived: boolean;
 };
 
 /**
@@ -286,6 +303,71 @@ export type Turn = Message<"sessiond.v1.Turn"> & {
  */
 export const TurnSchema: GenMessage<Turn> = /*@__PURE__*/
   messageDesc(file_sessiond_v1_conversation, 4);
+
+/**
+ * One compaction of a session (CompactSession): the turns first_seq .. up_to_seq were archived and its
+ * summary stands for them, and for the turns of every earlier compaction, in the live list.
+ *
+ * @generated from message sessiond.v1.Compaction
+ */
+export type Compaction = Message<"sessiond.v1.Compaction"> & {
+  /**
+   * The first turn it archived.
+   *
+   * @generated from field: int64 first_seq = 1;
+   */
+  firstSeq: bigint;
+
+  /**
+   * The last turn it archived.
+   *
+   * @generated from field: int64 up_to_seq = 2;
+   */
+  upToSeq: bigint;
+
+  /**
+   * How many turns it archived.
+   *
+   * @generated from field: int32 turns_archived = 3;
+   */
+  turnsArchived: number;
+
+  /**
+   * The summary.
+   *
+   * @generated from field: string summary = 4;
+   */
+  summary: string;
+
+  /**
+   * Who wrote it: "caller" (CompactSessionRequest.summary), or the integrator that made it ("rules",
+   * or the remote integrator's name).
+   *
+   * @generated from field: string summarizer = 5;
+   */
+  summarizer: string;
+
+  /**
+   * The memories the integration run before the compaction added (they may have been deleted since).
+   *
+   * @generated from field: repeated string memory_ids = 6;
+   */
+  memoryIds: string[];
+
+  /**
+   * When it was made.
+   *
+   * @generated from field: google.protobuf.Timestamp create_time = 7;
+   */
+  createTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message sessiond.v1.Compaction.
+ * Use `create(CompactionSchema)` to create a new message.
+ */
+export const CompactionSchema: GenMessage<Compaction> = /*@__PURE__*/
+  messageDesc(file_sessiond_v1_conversation, 5);
 
 /**
  * One participant's integration result.
@@ -348,7 +430,7 @@ export type IntegrationResult = Message<"sessiond.v1.IntegrationResult"> & {
  * Use `create(IntegrationResultSchema)` to create a new message.
  */
 export const IntegrationResultSchema: GenMessage<IntegrationResult> = /*@__PURE__*/
-  messageDesc(file_sessiond_v1_conversation, 5);
+  messageDesc(file_sessiond_v1_conversation, 6);
 
 /**
  * What kind of party a participant is.

@@ -10,7 +10,7 @@ import { NamespaceEntity } from "./namespace.js";
  * pruned by the sweeper after SESSIOND_WATCH_RETENTION.
  */
 @Entity({ name: "session_changes" })
-@Check("ck_session_changes_kind", `"kind" IN ('created', 'updated', 'cancelled', 'soft_deleted', 'undeleted', 'truncated', 'participant_bound', 'participant_unbound', 'deleted')`)
+@Check("ck_session_changes_kind", `"kind" IN ('created', 'updated', 'cancelled', 'soft_deleted', 'undeleted', 'truncated', 'participant_bound', 'participant_unbound', 'compacted', 'deleted')`)
 @Index("ix_session_changes_feed", ["namespaceId", "feedPosition"], { where: `"feed_position" IS NOT NULL` })
 @Index("ix_session_changes_unsequenced", ["namespaceId", "createTime"], { where: `"feed_position" IS NULL` })
 @Index("ix_session_changes_create_time", ["createTime"])

@@ -111,6 +111,22 @@ export class SessionEntity {
   @Column({ name: "integration_count", type: "integer", default: 0 })
   integrationCount: number;
 
+  /**
+   * Turns up to this sequence number are archived by a compaction (CompactSession): kept, but out of the
+   * live list, where the newest compaction's summary stands for them. 0: never compacted. Never lowered
+   * (a truncate removes the archived turns but not the mark, as it keeps last_turn_seq).
+   */
+  @Column({ name: "compacted_seq", type: "bigint", default: 0 })
+  compactedSeq: string;
+
+  /** Compactions the session holds (rows of session_compactions; a truncate removes them). */
+  @Column({ name: "compaction_count", type: "integer", default: 0 })
+  compactionCount: number;
+
+  /** Turns the session holds that are archived (counted in turn_count too). */
+  @Column({ name: "archived_turn_count", type: "integer", default: 0 })
+  archivedTurnCount: number;
+
   /** Changes recorded in session_changes so far (the number of the last one): bumped by every writer of a change, in its statement. */
   @Column({ name: "change_seq", type: "bigint", default: 0 })
   changeSeq: string;
