@@ -5,7 +5,8 @@
  * turn at or before the last one shown is not shown again, which makes a resumed watch that replays
  * turns the listing already shows harmless.
  */
-import { ParticipantKind, type Participant, type Turn } from "../../gen/sessiond/v1/conversation_pb.js";
+import { create } from "@bufbuild/protobuf";
+import { ParticipantKind, TurnSchema, type Participant, type Turn } from "../../gen/sessiond/v1/conversation_pb.js";
 import type { Session } from "../../gen/sessiond/v1/session_pb.js";
 import { SessionChangeKind, type SessionChange } from "../../gen/sessiond/v1/session_service_pb.js";
 import { describeError } from "./api.js";
@@ -29,6 +30,8 @@ export function createLiveView(
   first: Session,
   listedParticipants: PromiseSettledResult<{ participants: Participant[] }>,
   listedTurns: PromiseSettledResult<{ turns: Turn[] }>,
+  /** Reads the archived turns a summary stands for (when its fold is first opened). */
+  archivedTurns: (upToSeq: bigint) => Promise<Turn[]>,
 ) {
   let session = first;
   let participants = listedParticipants.status === "fulfilled" ? listedParticipants.value.participants : undefined;
@@ -44,7 +47,9 @@ export function createLiveView(
   const participantsBox = h("section", { testid: "detail-participants" });
   const turnsBox = h("section", { testid: "detail-turns" });
   const turnsNote = h("p", { class: "muted", testid: "turns-shown" });
-  const turnsList = h("ol", { class: "turns" }, ...turns.map(turnItem));
+  /** A turn, or a summary turn that folds the archived turns it stands for. */
+  const item = (t: Turn) => (t.compaction ? summaryItem(t, archivedTurns) : turnItem(t));
+  const turnsList = h("ol", { class: "turns" }, ...turns.map(item));
   const noTurns = empty("No turns.");
 
   const turnTotal = () => (session.stats?.turnCount ?? 0) + Math.max(0, Number(lastSeq - countedSeq));
@@ -64,12 +69,15 @@ export function createLiveView(
 
   function renderTurnCounts(): void {
     const total = turnTotal();
-    const n = turnsList.children.length;
+    const archived = session.stats?.archivedTurnCount ?? 0;
+    const n = turnsList.querySelectorAll(':scope > [data-testid="turn"]').length;
     turnsBox.querySelector("h3")!.textContent = `Turns (${fmtNumber(total)})`;
     // Said before the list, which is long exactly when not every turn is in it.
-    turnsNote.textContent = `Showing the last ${fmtNumber(n)} of ${fmtNumber(total)} turns.`;
-    turnsNote.hidden = total <= n;
-    noTurns.hidden = n > 0;
+    turnsNote.textContent = archived
+      ? `Showing ${n < total - archived ? "the last " : ""}${fmtNumber(n)} of ${fmtNumber(total - archived)} live turns; ${fmtNumber(archived)} archived under the summary.`
+      : `Showing the last ${fmtNumber(n)} of ${fmtNumber(total)} turns.`;
+    turnsNote.hidden = !archived && total <= n;
+    noTurns.hidden = turnsList.children.length > 0;
   }
 
   /** The session as a change or snapshot left it, its stats counting the turns up to `seq`. */
@@ -97,6 +105,13 @@ export function createLiveView(
         participants = i < 0 ? [...participants, p] : participants.with(i, p);
         renderParticipants();
       }
+    }
+    if (c.kind === SessionChangeKind.COMPACTED && c.compaction) {
+      // The turns it archived (and the summary before it) fold under its summary, first in the list.
+      const upTo = c.compaction.upToSeq;
+      for (const li of [...turnsList.children]) if (BigInt(li.getAttribute("data-seq") ?? "0") <= upTo) li.remove();
+      turnsList.prepend(summaryItem(create(TurnSchema, { seq: upTo, role: "summary", content: c.compaction.summary, compaction: c.compaction, createTime: c.changeTime }), archivedTurns));
+      renderTurnCounts();
     }
     if (c.kind === SessionChangeKind.TRUNCATED) {
       for (const li of [...turnsList.children]) if (BigInt(li.getAttribute("data-seq") ?? "0") <= c.seq) li.remove();
@@ -169,6 +184,7 @@ function fields(s: Session): HTMLElement {
     ["Updated", fmtTime(s.updateTime)],
     ["Client secret expires", fmtTime(s.expireTime)],
     ["Holds", [plural(st?.participantCount, "participant"), plural(st?.turnCount, "turn"), plural(st?.traceCount, "trace"), plural(st?.spanCount, "span"), plural(st?.memoriesExtracted, "memory", "memories")].join(" · ")],
+    ...(st?.compactionCount ? [["Compacted", `${plural(st.archivedTurnCount, "turn")} archived up to #${st.compactedSeq} by ${plural(st.compactionCount, "compaction")}`] as [string, string]] : []),
   ];
   if (s.deleteTime) rows.push(["Soft-deleted", fmtTime(s.deleteTime)]);
   const dl = h("dl", { class: "fields", testid: "detail-fields" }, ...rows.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
@@ -190,6 +206,34 @@ function participantTable(participants: Participant[]): Node {
       ),
     ),
   );
+}
+
+/**
+ * A summary turn: its summary, and a fold that lists the archived turns it stands for (read when first
+ * opened; the newest summary stands for every archived turn, earlier summaries among them).
+ */
+function summaryItem(t: Turn, archivedTurns: (upToSeq: bigint) => Promise<Turn[]>): HTMLElement {
+  const c = t.compaction!;
+  const archived = h("ol", { class: "turns archived", testid: "archived-turns" }, h("li", { class: "muted" }, "Loading…"));
+  const fold = h("details", { class: "fold", testid: "summary-fold" }, h("summary", {}, `Archived turns up to #${c.upToSeq} (this compaction archived ${fmtNumber(c.turnsArchived)})`), archived);
+  let loaded = false;
+  fold.addEventListener("toggle", () => {
+    if (!fold.open || loaded) return;
+    loaded = true;
+    archivedTurns(c.upToSeq).then(
+      (turns) => archived.replaceChildren(...(turns.length ? turns.map((a) => (a.compaction ? summaryText(a) : turnItem(a))) : [h("li", { class: "muted" }, "None left.")])),
+      (err) => {
+        loaded = false;
+        archived.replaceChildren(h("li", { class: "error" }, describeError(err)));
+      },
+    );
+  });
+  return h("li", { class: "summary-turn", testid: "summary-turn", "data-seq": String(t.seq) }, h("span", { class: "turn-meta" }, `#${t.seq} summary (${c.summarizer}) of turns up to #${c.upToSeq}`), h("span", { class: "turn-text" }, t.content), fold);
+}
+
+/** An earlier summary among archived turns (its own fold is the outer one). */
+function summaryText(t: Turn): HTMLElement {
+  return h("li", { class: "summary-turn", testid: "archived-summary", "data-seq": String(t.seq) }, h("span", { class: "turn-meta" }, `#${t.seq} summary (${t.compaction!.summarizer})`), h("span", { class: "turn-text" }, t.content));
 }
 
 /** A turn as the list shows it (conversation order; data-seq says which it is). */

@@ -11,6 +11,7 @@
  * twice). Without a kept position it watches after the last turn listed, from a fresh snapshot.
  */
 import { create } from "@bufbuild/protobuf";
+import type { Turn } from "../../gen/sessiond/v1/conversation_pb.js";
 import { SessionSchema, type Session } from "../../gen/sessiond/v1/session_pb.js";
 import { AnnotatorKind, SpanKind, StatusCode, type Annotation, type Trace } from "../../gen/sessiond/v1/trace_pb.js";
 import { describeError, type Api } from "./api.js";
@@ -20,6 +21,8 @@ import { followSession, forgetPosition, savedPosition } from "./live.js";
 
 /** Traces listed per session (the newest ones). */
 const TRACES_SHOWN = 20;
+/** Archived turns a summary's fold lists at most (the first ones). */
+const ARCHIVED_SHOWN = 1000;
 /** The open session, kept across reloads. */
 const OPEN_STORAGE = "sessiond.console.detail";
 
@@ -72,7 +75,7 @@ export function createDetail(api: Api, panel: HTMLElement, onClose: () => void) 
     if (call !== shown) return;
     const closeButton = h("button", { type: "button", class: "icon", testid: "detail-close", "aria-label": "Close" }, "×");
     closeButton.addEventListener("click", close);
-    const view = createLiveView(got.status === "fulfilled" && got.value.session ? got.value.session : listed, participants, turns);
+    const view = createLiveView(got.status === "fulfilled" && got.value.session ? got.value.session : listed, participants, turns, (upToSeq) => archivedTurns(id, upToSeq));
     panel.replaceChildren(
       h("div", { class: "detail-head" }, h("h2", { testid: "detail-title" }, listed.sessionId), view.indicator, closeButton),
       got.status === "rejected" ? failure(got.reason) : "",
@@ -99,6 +102,18 @@ export function createDetail(api: Api, panel: HTMLElement, onClose: () => void) 
         if (state === "deleted") sessionStorage.removeItem(OPEN_STORAGE);
       },
     }, abort.signal);
+  }
+
+  /** The archived turns (and earlier summaries) up to `upToSeq`, at most ARCHIVED_SHOWN of them, oldest first. */
+  async function archivedTurns(id: string, upToSeq: bigint): Promise<Turn[]> {
+    const out: Turn[] = [];
+    let pageToken = "";
+    do {
+      const page = await api.sessions.listTurns({ id, includeArchived: true, pageSize: 500, pageToken });
+      for (const t of page.turns) if (t.archived && t.seq <= upToSeq && out.length < ARCHIVED_SHOWN) out.push(t);
+      pageToken = page.turns.length && page.turns[page.turns.length - 1].seq < upToSeq && out.length < ARCHIVED_SHOWN ? page.nextPageToken : "";
+    } while (pageToken);
+    return out;
   }
 
   /** A titled part of the detail: its content, or the error its call failed with. */

@@ -168,7 +168,7 @@ function filterFromJson(json: Record<string, unknown>): SessionFilter {
   return out;
 }
 
-const emptyCounts = (): DeletedCounts => ({ participants: 0, turns: 0, traces: 0, spans: 0, annotations: 0 });
+const emptyCounts = (): DeletedCounts => ({ participants: 0, turns: 0, traces: 0, spans: 0, annotations: 0, archivedTurns: 0, compactions: 0 });
 
 /**
  * Checks a bulk delete and fixes what it will go through: the distinct identifiers, or the sessions a
@@ -242,7 +242,8 @@ export function batchResults(plan: BulkPlan, namespaceId: string, entries: Entry
       return { identifier: e.identifier, id: listed ? e.identifier : "", outcome: "not_found", memories: 0, error: "" };
     }
     counters.deleted++;
-    for (const k of Object.keys(deleted) as (keyof DeletedCounts)[]) deleted[k] += g.counts[k];
+    // `?? 0`: progress saved before a count existed (an operation resumed across an upgrade) lacks it.
+    for (const k of Object.keys(g.counts) as (keyof DeletedCounts)[]) deleted[k] = (deleted[k] ?? 0) + g.counts[k];
     memories += g.memories;
     return { identifier: e.identifier, id: encodeSessionId(namespaceId, g.uuid), outcome: plan.dryRun ? "would_delete" : "deleted", counts: g.counts, memories: g.memories, error: "" };
   });

@@ -70,6 +70,32 @@ export interface Turn extends NewTurn {
   seq: number;
   requestId: string;
   createTime: Date;
+  /** Set on a summary turn (ListTurns): the compaction it stands for. */
+  compaction?: Compaction;
+  /** Archived by a compaction (set by ListTurns; other reads leave it out). */
+  archived?: boolean;
+}
+
+/** One compaction of a session (CompactSession). */
+export interface Compaction {
+  firstSeq: number;
+  upToSeq: number;
+  turnsArchived: number;
+  summary: string;
+  /** "caller", or the integrator that wrote the summary ("rules", "remote"). */
+  summarizer: string;
+  memoryIds: string[];
+  createTime: Date;
+}
+
+/** The role of a summary turn. */
+export const SUMMARY_ROLE = "summary";
+/** Longest summary, in bytes of UTF-8. */
+export const MAX_SUMMARY_BYTES = 64 * 1024;
+
+/** A compaction's summary as the turn that stands for it in ListTurns (right after the last turn it archived). */
+export function summaryTurn(c: Compaction, archived: boolean): Turn {
+  return { seq: c.upToSeq, participantId: "", role: SUMMARY_ROLE, content: c.summary, toolCalls: [], metadata: {}, requestId: "", createTime: c.createTime, compaction: c, archived };
 }
 
 /** What the session assigned to an appended turn. */

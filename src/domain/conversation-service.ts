@@ -39,6 +39,8 @@ export interface ListTurnsInput {
   pageToken: string;
   /** Descending seq order: the first page holds the newest turns. */
   newestFirst?: boolean;
+  /** Also archived turns and earlier summaries. */
+  includeArchived?: boolean;
 }
 
 /** What AppendTurns returns: each turn's seq, role and time, and where the session stands after it. */
@@ -145,14 +147,28 @@ export function createConversationService(stores: Stores, changed: Changed = () 
       const session = direct ?? (await loadSession(stores.sessions, input.address));
       // `newest` only when set, so tokens of the ascending order keep the fingerprint they always had;
       // a token of one order is stale in the other.
-      const fp = fingerprint({ session: session.uuid, participant: input.participantId, after: input.afterSeq, newest: newestFirst || undefined });
-      const cursor = input.pageToken ? decodeSeqToken(input.pageToken, fp, "the session, participant_id, after_seq and newest_first") : undefined;
-      // Ascending, a page starts after the last seq served; descending, below it (down to after_seq).
-      const range = newestFirst ? { afterSeq: input.afterSeq, untilSeq: cursor === undefined ? undefined : cursor - 1 } : { afterSeq: cursor ?? input.afterSeq };
-      const rows = await stores.conversations.turns({ session, participantId: input.participantId || undefined, ...range, newestFirst, limit: limit + 1, ifVisible: direct !== undefined });
+      const archived = input.includeArchived === true;
+      const fp = fingerprint({ session: session.uuid, participant: input.participantId, after: input.afterSeq, newest: newestFirst || undefined, archived: archived || undefined });
+      const cursor = input.pageToken ? decodeSeqToken(input.pageToken, fp, "the session, participant_id, after_seq, newest_first and include_archived") : undefined;
+      // Pages are keyed by 2 × seq (a turn) and 2 × seq + 1 (a summary, right after the last turn it
+      // archived). The live list has one item per seq, so its tokens hold the seq (as before summaries
+      // existed); with include_archived a turn and a summary share a seq, so they hold the key.
+      // Ascending, a page starts after the last item served; descending, below it (down to after_seq).
+      const lastKey = cursor === undefined ? undefined : archived ? cursor : newestFirst ? 2 * cursor : 2 * cursor + 1;
+      const afterKey = 2 * input.afterSeq + 1;
+      const range = newestFirst ? { afterKey, untilKey: lastKey === undefined ? undefined : lastKey - 1 } : { afterKey: lastKey ?? afterKey };
+      const rows = await stores.conversations.page({
+        session,
+        participantId: input.participantId || undefined,
+        ...range,
+        newestFirst,
+        includeArchived: archived,
+        limit: limit + 1,
+        ifVisible: direct !== undefined,
+      });
       if (direct && !rows.length) await loadSession(stores.sessions, input.address);
-      const page = pageOf(rows, limit, (last) => encodeSeqToken(last.seq, fp));
-      return { turns: page.items, nextPageToken: page.nextPageToken };
+      const page = pageOf(rows, limit, (last) => encodeSeqToken(archived ? last.key : last.seq, fp));
+      return { turns: page.items.map(({ key: _, ...turn }) => turn), nextPageToken: page.nextPageToken };
     },
   };
 }

@@ -2,7 +2,8 @@
  * The storage participants and turns need (conversation-service.ts, integration-service.ts), declared by the domain
  * and implemented in db/.
  */
-import type { AppendedTurn, ConversationState, NewTurn, Participant, ParticipantKind, ParticipantValues, Turn } from "./conversation-model.js";
+import type { AppendedTurn, Compaction, ConversationState, NewTurn, Participant, ParticipantKind, ParticipantValues, Turn } from "./conversation-model.js";
+import type { StoredSession } from "./session-model.js";
 import type { NamespacedSessionKey, SessionRow } from "./session-store.js";
 
 /** Values of a participant to bind. */
@@ -62,6 +63,44 @@ export interface TurnQuery {
   ifVisible?: boolean;
 }
 
+/**
+ * A page of ListTurns: turns and compactions' summary turns in the order of their key, 2 × seq for a
+ * turn and 2 × up_to_seq + 1 for a summary (right after the last turn it archived).
+ */
+export interface TurnPageQuery {
+  session: SessionRow;
+  participantId?: string;
+  /** Keys greater than this. */
+  afterKey: number;
+  /** Keys at most this, when set. */
+  untilKey?: number;
+  newestFirst: boolean;
+  /** Also the archived turns and the earlier summaries (else: turns after compacted_seq and the newest summary). */
+  includeArchived: boolean;
+  limit: number;
+  /** As in TurnQuery. */
+  ifVisible?: boolean;
+}
+
+/** A turn of a page with its key. */
+export type PagedTurn = Turn & { key: number };
+
+/** A compaction to record (CompactSession). */
+export interface CompactionWrite {
+  upToSeq: number;
+  summary: string;
+  summarizer: string;
+  memoryIds: string[];
+}
+
+/** Outcome of a compaction's write. */
+export type CompactOutcome =
+  | { ok: true; compaction: Compaction; session: StoredSession }
+  /** Already compacted up to upToSeq (`compaction`: that one, if it is still there). */
+  | { ok: false; reason: "already"; compaction?: Compaction }
+  /** upToSeq is below compacted_seq, past the last turn, or no turn is left to archive. */
+  | { ok: false; reason: "below" | "beyond" | "empty"; compactedSeq: number; lastSeq: number };
+
 /** Participant and turn storage bound to one connection or transaction. */
 export interface ConversationStore {
   participants(session: SessionRow, opts?: { activeOnly?: boolean }): Promise<Participant[]>;
@@ -86,6 +125,15 @@ export interface ConversationStore {
   previousRequest(target: NamespacedSessionKey, requestId: string): Promise<PreviousRequest | undefined>;
   /** The roles and times of turns seq in [from, from + count). */
   appended(session: SessionRow, from: number, count: number): Promise<AppendedTurn[]>;
-  /** Turns in sequence order (descending with newestFirst). */
+  /** Turns in sequence order (descending with newestFirst), archived ones included, without summaries. */
   turns(query: TurnQuery): Promise<Turn[]>;
+  /** A ListTurns page (see TurnPageQuery). */
+  page(query: TurnPageQuery): Promise<PagedTurn[]>;
+  /** The session's compaction up to `upToSeq`, if there is one. */
+  compaction(session: SessionRow, upToSeq: number): Promise<Compaction | undefined>;
+  /**
+   * Archives the turns after the session's compacted_seq up to w.upToSeq: locks the session, checks the
+   * bounds, records the compaction and its COMPACTED change, and moves the counters. Call in a transaction.
+   */
+  compact(session: SessionRow, w: CompactionWrite): Promise<CompactOutcome>;
 }

@@ -76,6 +76,12 @@ export class UnavailableError extends DomainError {}
  */
 export class StoreBusyError extends UnavailableError {}
 
+/**
+ * A service sessiond calls on the caller's behalf (the namespace's integrator) failed or timed out;
+ * nothing was written. Not sessiond's fault. -> unavailable, with the reason and a retry hint
+ */
+export class IntegratorUnavailableError extends DomainError {}
+
 /** The operation the call follows was cancelled (CancelOperation, or by its caller). -> canceled */
 export class CancelledError extends DomainError {}
 

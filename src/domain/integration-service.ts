@@ -31,6 +31,8 @@ export interface IntegrationResult {
   turnsIntegrated: number;
   insightsAdded: number;
   memoriesCreated: number;
+  /** The ids of the memories stored. */
+  memoryIds: string[];
   lastIntegratedSeq: number;
   error: string;
 }
@@ -93,6 +95,7 @@ export function createIntegrationService(deps: IntegrationDeps) {
       turnsIntegrated: 0,
       insightsAdded: 0,
       memoriesCreated: 0,
+      memoryIds: [],
       lastIntegratedSeq: participant.lastIntegratedSeq,
       error: "",
     };
@@ -139,6 +142,7 @@ export function createIntegrationService(deps: IntegrationDeps) {
       result.turnsIntegrated += turns.length;
       result.insightsAdded += out.insights.length;
       result.memoriesCreated += out.memories.length;
+      result.memoryIds.push(...stored);
       result.lastIntegratedSeq = toSeq;
       insights.push(...out.insights);
       if (turns.length < INTEGRATION_CHUNK) return result;

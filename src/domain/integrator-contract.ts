@@ -32,9 +32,25 @@ export interface IntegratorOutput {
   memories: ExtractedMemory[];
 }
 
+/** What an integrator is given to summarize (CompactSession), a chunk of the turns to archive at a time. */
+export interface SummaryInput {
+  namespace: string;
+  session: { id: string; sessionId: string; user: string };
+  participants: { participantId: string; kind: ParticipantKind; displayName: string }[];
+  /** The summary so far: the previous compaction's, then the one made of the earlier chunks ("" at first). */
+  previousSummary: string;
+  /** The next chunk of the turns to archive, in sequence order. */
+  turns: Turn[];
+}
+
 /** Turns a participant's new turns into insights and memories. May throw; the caller records FAILED. */
 export interface Integrator {
   integrate(input: IntegratorInput, signal: AbortSignal): Promise<IntegratorOutput>;
+  /**
+   * A summary standing for input.previousSummary and input.turns, or undefined when the integrator makes
+   * none (a remote one may not). May throw.
+   */
+  summarize(input: SummaryInput, signal: AbortSignal): Promise<string | undefined>;
 }
 
 /** Which integrator a namespace uses. */

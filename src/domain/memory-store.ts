@@ -51,7 +51,7 @@ export interface MemoryStore {
    * when the mark moved meanwhile (a concurrent integration got there first) or the turns were
    * truncated while the integrator was working.
    */
-  writeIntegration(w: IntegrationWrite): Promise<boolean>;
+  writeIntegration(w: IntegrationWrite): Promise<string[] | false>;
   /** Counts one integration run on the session. */
   countIntegration(session: SessionRow): Promise<void>;
   integratorConfig(namespaceId: string): Promise<IntegratorConfig>;

@@ -704,7 +704,7 @@ export function createOperations(deps: OperationDeps): Operations {
     async offerSweep(namespaceId, ns) {
       if (!deps.retention || stopping) return false;
       const plan: BulkPlan = { selector: { kind: "filter", filter: {}, includeDeleted: true }, dryRun: false, purgeMemories: false, batchSize: SWEEP_BATCH };
-      const progress: BulkProgress = { counters: { completed: 0, total: 0, deleted: 0, notFound: 0, invalid: 0, failed: 0 }, deleted: { participants: 0, turns: 0, traces: 0, spans: 0, annotations: 0 }, memories: 0 };
+      const progress: BulkProgress = { counters: { completed: 0, total: 0, deleted: 0, notFound: 0, invalid: 0, failed: 0 }, deleted: { participants: 0, turns: 0, traces: 0, spans: 0, annotations: 0, archivedTurns: 0, compactions: 0 }, memories: 0 };
       const op = await store.insertSweep({ namespaceId, namespace: ns, kind: "retention_sweep", request: plan, cursor: { offset: 0 }, progress, detach: true, actor: "system:retention" });
       if (!op) return false;
       await claimInto(op.uuid).catch(() => {});

@@ -6,6 +6,7 @@ import { createApiKeyService, type ApiKeyService } from "./api-key-service.js";
 import { createAuditLog, type AuditLog, type AuditLogger } from "./audit-log.js";
 import type { FailureLog } from "./bulk-delete.js";
 import { createCredentials, type Credentials } from "./credentials.js";
+import { createCompactionService, type CompactionService } from "./compaction.js";
 import { createConversationService, type ConversationService } from "./conversation-service.js";
 import { createIntegrationService, type IntegrationFailureLog, type IntegrationService } from "./integration-service.js";
 import type { Integrator, IntegratorConfig } from "./integrator-contract.js";
@@ -25,6 +26,7 @@ export interface Services {
   sessions: SessionService;
   conversations: ConversationService;
   integration: IntegrationService;
+  compaction: CompactionService;
   memories: MemoryService;
   tracing: TracingService;
   namespaces: NamespaceService;
@@ -85,10 +87,12 @@ export function createServices(deps: ServiceDeps): Services {
     audit: (e) =>
       audit.record({ time: new Date(), namespace: e.namespace, actor: "system:retention", method: "sessiond.v1.OperationService/RetentionSweep", itemCount: e.itemCount, code: "ok", requestId: e.operationId }),
   });
+  const integration = createIntegrationService({ stores: deps.stores, integratorFor: deps.integratorFor, logFailure: deps.logIntegrationFailure });
   return {
     sessions: createSessionService({ stores: deps.stores, operations, changed }),
     conversations: createConversationService(deps.stores, changed),
-    integration: createIntegrationService({ stores: deps.stores, integratorFor: deps.integratorFor, logFailure: deps.logIntegrationFailure }),
+    integration,
+    compaction: createCompactionService({ stores: deps.stores, integration, integratorFor: deps.integratorFor, changed }),
     memories: createMemoryService(deps.stores),
     tracing: createTracingService(deps.stores),
     namespaces: createNamespaceService({ namespaces: deps.stores.namespaces, operations }),

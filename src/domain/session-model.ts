@@ -20,6 +20,10 @@ export interface SessionStats {
   spanCount: number;
   memoriesExtracted: number;
   integrationCount: number;
+  /** Compaction counters; absent where a statement does not read them (AppendTurns). */
+  compactionCount?: number;
+  archivedTurnCount?: number;
+  compactedSeq?: number;
 }
 
 /** A session. */
@@ -70,6 +74,10 @@ export interface DeletedCounts {
   traces: number;
   spans: number;
   annotations: number;
+  /** Of the turns, those archived by compactions. */
+  archivedTurns: number;
+  /** Compactions (summaries) deleted. */
+  compactions: number;
 }
 
 /** Filter of ListSessions (and bulk operations). */

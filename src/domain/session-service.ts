@@ -28,7 +28,7 @@ import {
   type SessionRef,
   type StoredSession,
 } from "./session-model.js";
-import type { NamespacedSessionKey, SessionKey, SessionStore } from "./session-store.js";
+import type { NamespacedSessionKey, SessionKey, SessionStore, TruncateCounts } from "./session-store.js";
 import type { Stores } from "./stores.js";
 import type { Changed } from "./watch-model.js";
 
@@ -90,7 +90,7 @@ export interface SessionService {
   delete(address: SessionAddress, etag: string): Promise<{ id: string; sessionId: string; namespace: string; deleted: DeletedCounts }>;
   softDelete(address: SessionAddress): Promise<Session>;
   undelete(address: SessionAddress): Promise<Session>;
-  truncate(address: SessionAddress): Promise<{ session: Session; turnsDeleted: number }>;
+  truncate(address: SessionAddress): Promise<{ session: Session } & TruncateCounts>;
   /** Cancels the session and revokes its client secret. */
   cancel(address: SessionAddress): Promise<Session>;
   /** Issues a new client secret for an active session, valid for expiresAfterMs (default 10 minutes). */
@@ -347,8 +347,8 @@ export function createSessionService(deps: { stores: Pick<Stores, "sessions" | "
       store
         .transaction(async (tx) => {
           const session = await loadSession(tx, address, { lock: true });
-          const { session: truncated, turnsDeleted } = await tx.truncate(session);
-          return { session: sessionOf(truncated), turnsDeleted };
+          const { session: truncated, ...counts } = await tx.truncate(session);
+          return { session: sessionOf(truncated), ...counts };
         })
         .then((r) => ({ ...r, session: told(r.session) })),
 

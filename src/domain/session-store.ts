@@ -95,7 +95,7 @@ export interface SessionStore {
   /** Applies changes, bumps the version and the update time, returns the new state. */
   update(session: SessionRow, changes: SessionChanges): Promise<StoredSession>;
   /** Clears data, turns, insights and integration marks; returns the session and the turns deleted. */
-  truncate(session: SessionRow): Promise<{ session: StoredSession; turnsDeleted: number }>;
+  truncate(session: SessionRow): Promise<{ session: StoredSession } & TruncateCounts>;
   /**
    * Hard-deletes a session with everything it holds, atomically (no transaction needed); with `version`,
    * only while the session still has that version. Returns what went with it.
@@ -111,4 +111,11 @@ export interface SessionStore {
   knownNamespaceName(namespaceId: string): string | undefined;
   /** Runs `work` in one transaction, with a store bound to it (inside one already: in that one). */
   transaction<T>(work: (store: SessionStore) => Promise<T>): Promise<T>;
+}
+
+/** What a truncate removed: turns (archived ones included), of them the archived, and the compactions. */
+export interface TruncateCounts {
+  turnsDeleted: number;
+  archivedTurnsDeleted: number;
+  compactionsDeleted: number;
 }

@@ -2,14 +2,14 @@
  * What WatchSession and WatchSessions deliver: a session's changes other than turns (recorded by the
  * writers in session_changes, numbered per session), turns, and the positions to resume from.
  */
-import type { Participant, Turn } from "./conversation-model.js";
+import type { Compaction, Participant, Turn } from "./conversation-model.js";
 import type { DeletedCounts, Session, SessionFilter, StoredSession } from "./session-model.js";
 
 /** Told of every write that committed (the watchers' signal): the session, and whether it is a recorded change (not turns appended). */
 export type Changed = (namespaceId: string, session: { uuid: string } | { externalId: string }, change: boolean) => void;
 
 /** Kinds of change, as recorded. */
-export const CHANGE_KINDS = ["created", "updated", "cancelled", "soft_deleted", "undeleted", "truncated", "participant_bound", "participant_unbound", "deleted"] as const;
+export const CHANGE_KINDS = ["created", "updated", "cancelled", "soft_deleted", "undeleted", "truncated", "participant_bound", "participant_unbound", "compacted", "deleted"] as const;
 export type ChangeKind = (typeof CHANGE_KINDS)[number];
 
 /** WatchSessions' kinds when the call names none: every kind but the participant ones. */
@@ -31,6 +31,8 @@ export interface SessionChange {
   participant?: Participant;
   turnsDeleted?: number;
   deleted?: DeletedCounts & { memories: number };
+  /** COMPACTED: the compaction. */
+  compaction?: Compaction;
   /** The namespace feed's position (WatchSessions), once given. */
   feedPosition?: string;
 }

@@ -6,6 +6,7 @@ import { create } from "@bufbuild/protobuf";
 import { durationFromMs, timestampFromDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import type {
   AppendedTurn as DomainAppendedTurn,
+  Compaction as DomainCompaction,
   NewParticipant as DomainNewParticipant,
   Participant as DomainParticipant,
   ParticipantKind as DomainKind,
@@ -13,16 +14,19 @@ import type {
   Turn as DomainTurn,
 } from "../domain/conversation-model.js";
 import { InvalidInputError } from "../domain/errors.js";
+import { encodeGlobalId } from "../domain/ids.js";
 import type { IntegrationResult as DomainResult } from "../domain/integration-service.js";
 import type { IntegratorConfig as DomainConfig } from "../domain/integrator-contract.js";
 import type { Memory as DomainMemory } from "../domain/memory-service.js";
 import {
+  CompactionSchema,
   IntegrationOutcome,
   IntegrationResultSchema,
   ParticipantKind,
   ParticipantSchema,
   ToolCallSchema,
   TurnSchema,
+  type Compaction,
   type IntegrationResult,
   type NewParticipant,
   type NewTurn,
@@ -114,6 +118,21 @@ export function turnToProto(t: DomainTurn): Turn {
     metadata: t.metadata,
     requestId: t.requestId,
     createTime: timestampFromDate(t.createTime),
+    compaction: t.compaction && compactionToProto(t.compaction),
+    archived: t.archived ?? false,
+  });
+}
+
+/** Domain compaction -> protobuf. */
+export function compactionToProto(c: DomainCompaction): Compaction {
+  return create(CompactionSchema, {
+    firstSeq: BigInt(c.firstSeq),
+    upToSeq: BigInt(c.upToSeq),
+    turnsArchived: c.turnsArchived,
+    summary: c.summary,
+    summarizer: c.summarizer,
+    memoryIds: c.memoryIds.map((uuid) => encodeGlobalId("Memory", uuid)),
+    createTime: timestampFromDate(c.createTime),
   });
 }
 

@@ -23,6 +23,7 @@ import {
   OutOfRangeError,
   UnauthenticatedError,
   UnavailableError,
+  IntegratorUnavailableError,
   WatchEndedError,
 } from "../domain/errors.js";
 import { WatchPositionSchema } from "../../gen/sessiond/v1/session_service_pb.js";
@@ -78,6 +79,7 @@ export function toConnectError(err: unknown, requestId: string, logger: Logger):
     logger.info({ err: { code: "concurrency_conflict" }, request_id: requestId }, "transaction lost a race");
     return new ConnectError(`a concurrent change to the same data won; retry the call (request id ${requestId})`, Code.Aborted);
   }
+  if (err instanceof IntegratorUnavailableError) return withRetry(err.message, Code.Unavailable, UNAVAILABLE_RETRY_MS);
   if (err instanceof StoreBusyError) {
     // Overload, not a fault: every pooled connection stayed busy for SESSIOND_DB_CONNECT_TIMEOUT_MS.
     logger.warn({ err: { message: err.message }, request_id: requestId }, "database pool exhausted");

@@ -10,11 +10,15 @@ import { createConnectTransport } from "@connectrpc/connect-node";
 import { ParticipantSchema } from "../../gen/sessiond/v1/conversation_pb.js";
 import { IntegratorService } from "../../gen/sessiond/v1/integrator_service_pb.js";
 import { rulesIntegrator } from "../domain/integrators/rules.js";
-import type { Integrator, IntegratorConfig } from "../domain/integrator-contract.js";
+import type { Integrator, IntegratorConfig, SummaryInput } from "../domain/integrator-contract.js";
 import { kindToProto, participantToProto, turnToProto } from "./conversation-mapper.js";
 
 /** Largest Integrate response read (1,000 memories of 8 KiB plus insights fit well within it). */
 const MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
+
+/** The session's participants as an integrator is told of them (without insights). */
+const speakersToProto = (participants: SummaryInput["participants"]) =>
+  participants.map((p) => create(ParticipantSchema, { participantId: p.participantId, kind: kindToProto(p.kind), displayName: p.displayName }));
 
 /** Remote clients kept at most; the oldest is dropped beyond it. */
 const MAX_CLIENTS = 256;
@@ -50,7 +54,7 @@ export function createIntegratorFactory(options: { interceptors?: Interceptor[] 
             user: input.session.user,
             participant: participantToProto(input.participant),
             turns: input.turns.map(turnToProto),
-            participants: input.participants.map((p) => create(ParticipantSchema, { participantId: p.participantId, kind: kindToProto(p.kind), displayName: p.displayName })),
+            participants: speakersToProto(input.participants),
           },
           { signal, timeoutMs: config.timeoutMs },
         );
@@ -58,6 +62,22 @@ export function createIntegratorFactory(options: { interceptors?: Interceptor[] 
           insights: res.insights,
           memories: res.memories.map((m) => ({ content: m.content, subjectParticipantId: m.subjectParticipantId, subjectUser: m.subjectUser, metadata: m.metadata ?? {} })),
         };
+      },
+      async summarize(input, signal) {
+        const res = await client.integrate(
+          {
+            namespace: input.namespace,
+            session: input.session.id,
+            sessionId: input.session.sessionId,
+            user: input.session.user,
+            turns: input.turns.map(turnToProto),
+            participants: speakersToProto(input.participants),
+            summarize: true,
+            previousSummary: input.previousSummary,
+          },
+          { signal, timeoutMs: config.timeoutMs },
+        );
+        return res.summary || undefined;
       },
     };
   };

@@ -1,10 +1,10 @@
-import { Code, ConnectError } from "@connectrpc/connect";
 /**
  * SessionService handlers: protobuf in, one domain call, protobuf out. Errors are mapped by
  * errorInterceptor (handlers/errors.ts).
  */
 import { create } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
+import { summaryTurn } from "../domain/conversation-model.js";
 import type { Services } from "../domain/services.js";
 import {
   AppendTurnsResponseSchema,
@@ -14,6 +14,7 @@ import {
   DeleteSessionResponseSchema,
   GetSessionResponseSchema,
   IntegrateSessionResponseSchema,
+  CompactSessionResponseSchema,
   ListParticipantsResponseSchema,
   ListSessionsResponseSchema,
   ListTurnsResponseSchema,
@@ -28,13 +29,13 @@ import {
 import { SessionStatsSchema, SortOrder } from "../../gen/sessiond/v1/session_pb.js";
 import { actorOf, principalKey, recheckKey } from "./auth.js";
 import { bulkEventToProto, selectorFromProto } from "./bulk-delete-mapper.js";
-import { appendedTurnsToProto, integrationResultToProto, kindFromProto, newParticipantFromProto, newTurnFromProto, participantToProto, turnToProto } from "./conversation-mapper.js";
-import { clientSecretToProto, dataFromProto, deletedCountsToProto, durationToMs, filterFromProto, sessionToProto } from "./session-mapper.js";
+import { appendedTurnsToProto, compactionToProto, integrationResultToProto, kindFromProto, newParticipantFromProto, newTurnFromProto, participantToProto, turnToProto } from "./conversation-mapper.js";
+import { clientSecretToProto, dataFromProto, deletedCountsToProto, durationToMs, filterFromProto, sessionToProto, statsToProto } from "./session-mapper.js";
 import { feedEventToProto, kindsFromProto, sessionEventToProto } from "./watch-mapper.js";
 
 /** Builds the SessionService implementation over the domain services. */
-export function createSessionHandlers(services: Pick<Services, "sessions" | "conversations" | "integration" | "watches">): ServiceImpl<typeof SessionService> {
-  const { sessions, conversations, integration, watches } = services;
+export function createSessionHandlers(services: Pick<Services, "sessions" | "conversations" | "integration" | "compaction" | "watches">): ServiceImpl<typeof SessionService> {
+  const { sessions, conversations, integration, compaction, watches } = services;
   return {
     async createSession(req) {
       const session = await sessions.create({
@@ -102,8 +103,8 @@ export function createSessionHandlers(services: Pick<Services, "sessions" | "con
     },
 
     async truncateSession(req) {
-      const { session, turnsDeleted } = await sessions.truncate(req);
-      return create(TruncateSessionResponseSchema, { session: sessionToProto(session), turnsDeleted });
+      const { session, ...counts } = await sessions.truncate(req);
+      return create(TruncateSessionResponseSchema, { session: sessionToProto(session), ...counts });
     },
 
     async cancelSession(req) {
@@ -174,7 +175,7 @@ export function createSessionHandlers(services: Pick<Services, "sessions" | "con
 
     async appendTurns(req) {
       const { turns, replayed, stats, lastSeq } = await conversations.append(req, req.turns.map(newTurnFromProto), req.requestId);
-      return create(AppendTurnsResponseSchema, { turns: appendedTurnsToProto(turns), replayed, stats: create(SessionStatsSchema, stats), lastSeq: BigInt(lastSeq) });
+      return create(AppendTurnsResponseSchema, { turns: appendedTurnsToProto(turns), replayed, stats: statsToProto(stats), lastSeq: BigInt(lastSeq) });
     },
 
     async listTurns(req) {
@@ -185,17 +186,24 @@ export function createSessionHandlers(services: Pick<Services, "sessions" | "con
         pageSize: req.pageSize,
         pageToken: req.pageToken,
         newestFirst: req.newestFirst,
+        includeArchived: req.includeArchived,
       });
       return create(ListTurnsResponseSchema, { turns: page.turns.map(turnToProto), nextPageToken: page.nextPageToken });
     },
 
     async integrateSession(req, context) {
       const { results, stats } = await integration.integrate(req, context.signal);
-      return create(IntegrateSessionResponseSchema, { results: results.map(integrationResultToProto), stats: create(SessionStatsSchema, stats) });
+      return create(IntegrateSessionResponseSchema, { results: results.map(integrationResultToProto), stats: statsToProto(stats) });
     },
-    // WIP (issue 19): replaced by the compaction before this lands.
-    async compactSession() {
-      throw new ConnectError("CompactSession is being built", Code.Unimplemented);
+    async compactSession(req, context) {
+      const r = await compaction.compact({ address: req, upToSeq: safeNumber(req.upToSeq), summary: req.summary }, context.signal);
+      return create(CompactSessionResponseSchema, {
+        session: sessionToProto(r.session),
+        compaction: compactionToProto(r.compaction),
+        summaryTurn: turnToProto(summaryTurn(r.compaction, false)),
+        integration: r.integration.map(integrationResultToProto),
+        alreadyCompacted: r.alreadyCompacted,
+      });
     },
   };
 }

@@ -3,7 +3,7 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { durationMs, timestampDate, timestampFromDate, type Duration, type Timestamp } from "@bufbuild/protobuf/wkt";
-import type { Session as DomainSession, SessionFilter as DomainFilter, SessionState as DomainState, JsonObject, DeletedCounts as DomainCounts } from "../domain/session-model.js";
+import type { Session as DomainSession, SessionFilter as DomainFilter, SessionState as DomainState, JsonObject, DeletedCounts as DomainCounts, SessionStats } from "../domain/session-model.js";
 import { InvalidInputError } from "../domain/errors.js";
 import type { ClientSecret as DomainClientSecret } from "../domain/session-service.js";
 import { ClientSecretSchema, type ClientSecret } from "../../gen/sessiond/v1/session_service_pb.js";
@@ -15,6 +15,7 @@ import {
   WorkflowSchema,
   type DeletedCounts,
   type Session,
+  type SessionStats as ProtoSessionStats,
   type SessionFilter,
 } from "../../gen/sessiond/v1/session_pb.js";
 
@@ -41,7 +42,7 @@ export function sessionToProto(s: DomainSession): Session {
     deleteTime: s.deleteTime ? timestampFromDate(s.deleteTime) : undefined,
     expireTime: timestampFromDate(s.expireTime),
     etag: s.etag,
-    stats: create(SessionStatsSchema, s.stats),
+    stats: statsToProto(s.stats),
     maxRequestsPerMinute: s.maxRequestsPerMinute,
   });
 }
@@ -105,4 +106,10 @@ export function filterFromProto(f: SessionFilter | undefined, field = "filter"):
 /** Struct field value -> domain JSON object ({} when unset). */
 export function dataFromProto(data: JsonObject | undefined): JsonObject {
   return data ?? {};
+}
+
+/** Domain counters -> SessionStats (compaction counters 0 where the statement did not read them). */
+export function statsToProto(stats: SessionStats): ProtoSessionStats {
+  const { compactedSeq, ...counts } = stats;
+  return create(SessionStatsSchema, { ...counts, compactedSeq: BigInt(compactedSeq ?? 0) });
 }

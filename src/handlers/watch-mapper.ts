@@ -16,7 +16,7 @@ import { DeletedCountsSchema } from "../../gen/sessiond/v1/session_pb.js";
 import { encodeSessionId } from "../domain/ids.js";
 import { sessionOf } from "../domain/session-model.js";
 import type { ChangeKind, FeedWatchEvent, SessionChange as DomainChange, SessionWatchEvent } from "../domain/watch-model.js";
-import { participantToProto, turnToProto } from "./conversation-mapper.js";
+import { compactionToProto, participantToProto, turnToProto } from "./conversation-mapper.js";
 import { sessionToProto } from "./session-mapper.js";
 
 const KIND_TO_PROTO: Record<ChangeKind, SessionChangeKind> = {
@@ -28,6 +28,7 @@ const KIND_TO_PROTO: Record<ChangeKind, SessionChangeKind> = {
   truncated: SessionChangeKind.TRUNCATED,
   participant_bound: SessionChangeKind.PARTICIPANT_BOUND,
   participant_unbound: SessionChangeKind.PARTICIPANT_UNBOUND,
+  compacted: SessionChangeKind.COMPACTED,
   deleted: SessionChangeKind.DELETED,
 };
 
@@ -52,6 +53,7 @@ export function changeToProto(c: DomainChange): SessionChange {
     id: encodeSessionId(c.namespaceId, c.uuid),
     sessionId: c.externalId,
     deleted: c.deleted && create(DeletedCountsSchema, c.deleted),
+    compaction: c.compaction && compactionToProto(c.compaction),
   });
 }
 

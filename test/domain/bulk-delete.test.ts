@@ -137,7 +137,7 @@ describe("BulkDeleteSessions (domain)", () => {
     await seedContents(ctx.db.dataSource, uuids, SHAPE);
     const { results } = await run({ namespace: "bulk-old-ids", selector: { kind: "ids", values: uuids.map(oldGid) } });
     expect(results.map((r) => [r.identifier, r.outcome, r.id])).toEqual(uuids.map((u) => [oldGid(u), "deleted", gid(u)]));
-    expect(results[0].counts).toEqual({ participants: 2, turns: 10, traces: 2, spans: 6, annotations: 2 });
+    expect(results[0].counts).toEqual({ participants: 2, turns: 10, traces: 2, spans: 6, annotations: 2, archivedTurns: 0, compactions: 0 });
     expect((await countContents(ctx.db.dataSource, uuids)).sessions).toBe(0);
   });
 

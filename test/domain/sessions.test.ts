@@ -24,7 +24,7 @@ describe("CreateSession", () => {
     expect(s.state).toBe("active");
     expect(s.maxRequestsPerMinute).toBe(10);
     expect(s.expireTime.getTime() - s.createTime.getTime()).toBe(10 * 60 * 1000);
-    expect(s.stats).toEqual({ participantCount: 0, turnCount: 0, traceCount: 0, spanCount: 0, memoriesExtracted: 0, integrationCount: 0 });
+    expect(s.stats).toEqual({ participantCount: 0, turnCount: 0, traceCount: 0, spanCount: 0, memoriesExtracted: 0, integrationCount: 0, compactionCount: 0, archivedTurnCount: 0, compactedSeq: 0 });
     const [row] = await ctx.db.sql("SELECT s.user_id, s.max_requests_per_minute, n.name FROM sessions s JOIN namespaces n ON n.id = s.namespace_id WHERE s.id = $1", [s.uuid]);
     expect(row).toEqual({ user_id: "u1", max_requests_per_minute: 10, name: "default" });
   });
@@ -319,7 +319,7 @@ describe("DeleteSession", () => {
     const spansBefore = await totalSpans();
 
     const { deleted } = await ctx.sessions.delete(byId(s.id), "");
-    expect(deleted).toEqual({ participants: 2, turns: 10, traces: 3, spans: 12, annotations: 3 });
+    expect(deleted).toEqual({ participants: 2, turns: 10, traces: 3, spans: 12, annotations: 3, archivedTurns: 0, compactions: 0 });
 
     expect(await countContents(ctx.db.dataSource, [s.uuid])).toEqual({ sessions: 0, participants: 0, turns: 0, traces: 0, spans: 0, annotations: 0, memories: 0 });
     expect(await totalSpans()).toBe(spansBefore - 12);

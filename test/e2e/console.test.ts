@@ -236,6 +236,56 @@ describe.skipIf(noBrowser)("the admin console", { timeout: 4 * PATIENCE_MS }, ()
     await detail.getByTestId("detail-close").click();
   });
 
+  it("folds archived turns under their summary, and folds them live when the open session is compacted", async () => {
+    const sessions = createClient(SessionService, grpcTransport(ctx.url));
+    const { session } = await sessions.createSession({
+      namespace: "archive",
+      sessionId: "compacted",
+      participants: [
+        { participantId: "alice", kind: ParticipantKind.USER },
+        { participantId: "bot", kind: ParticipantKind.AGENT },
+      ],
+    });
+    const id = session!.id;
+    await sessions.appendTurns({ id, turns: Array.from({ length: 8 }, (_, i) => ({ participantId: i % 2 ? "bot" : "alice", content: `message ${i + 1}` })) });
+    await sessions.compactSession({ id, upToSeq: 4n, summary: "the first four" });
+
+    await openNamespace(page, "archive");
+    await poll(() => rows(page).count()).toBe(1);
+    await page.locator('[data-session-id="compacted"]').click();
+    const detail = page.getByTestId("session-detail");
+    await poll(() => text(page, "detail-title")).toBe("compacted");
+    await page.locator('[data-testid="detail-live"][data-state="live"]').waitFor({ timeout: 20_000 });
+    const list = detail.getByTestId("detail-turns");
+    const seqsShown = () => list.locator(":scope > ol > li").evaluateAll((els) => els.map((el) => `${el.getAttribute("data-testid")}:${el.getAttribute("data-seq")}`));
+    expect(await seqsShown()).toEqual(["summary-turn:4", "turn:5", "turn:6", "turn:7", "turn:8"]);
+    expect(await list.getByTestId("summary-turn").innerText()).toMatch(/^#4 summary \(caller\) of turns up to #4\s+the first four/);
+    expect(await detail.getByTestId("detail-fields").innerText()).toContain("4 turns archived up to #4 by 1 compaction");
+    expect(await text(page, "turns-shown")).toBe("Showing 4 of 4 live turns; 4 archived under the summary.");
+    // Folded until opened; opened, the archived turns in order.
+    expect(await list.getByTestId("archived-turns").isVisible()).toBe(false);
+    await list.getByTestId("summary-fold").locator("summary").click();
+    await poll(() => list.getByTestId("archived-turns").getByTestId("turn").allInnerTexts()).toEqual([1, 2, 3, 4].map((n) => expect.stringMatching(new RegExp(`^#${n} \\S+ \\(\\w+\\)\\s+message ${n}$`))));
+    await screenshot(page, "session-detail-compacted");
+
+    // Compacted while open: the watch folds turns 5 and 6 (and the first summary) under the new summary.
+    await sessions.compactSession({ id, upToSeq: 6n, summary: "the first six" });
+    await poll(seqsShown).toEqual(["summary-turn:6", "turn:7", "turn:8"]);
+    expect(await list.getByTestId("summary-turn").innerText()).toContain("the first six");
+    await poll(() => text(page, "turns-shown")).toBe("Showing 2 of 2 live turns; 6 archived under the summary.");
+    await list.getByTestId("summary-fold").locator("summary").click();
+    await poll(() => list.getByTestId("archived-turns").locator(":scope > li").evaluateAll((els) => els.map((el) => `${el.getAttribute("data-testid")}:${el.getAttribute("data-seq")}`))).toEqual([
+      "turn:1",
+      "turn:2",
+      "turn:3",
+      "turn:4",
+      "archived-summary:4",
+      "turn:5",
+      "turn:6",
+    ]);
+    await detail.getByTestId("detail-close").click();
+  });
+
   it("bulk-deletes 2,000 sessions matching the filter, with the bar at 100% and 2,000 deleted", async () => {
     const uuids = await seedSessions(ctx.db.dataSource, 2000, BULK_NS);
     await seedContents(ctx.db.dataSource, uuids, SHAPE);

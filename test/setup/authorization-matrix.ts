@@ -34,6 +34,7 @@ export const EXPECTED: Record<string, string> = {
   "SessionService/AppendTurns": "writer*",
   "SessionService/ListTurns": "reader*",
   "SessionService/IntegrateSession": "writer",
+  "SessionService/CompactSession": "writer",
   "SessionService/WatchSession": "reader*",
   "SessionService/WatchSessions": "reader",
   "MemoryService/ListMemories": "reader",

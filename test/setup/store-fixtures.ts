@@ -165,7 +165,7 @@ export function memory(over: Partial<ExtractedMemory> = {}): ExtractedMemory {
  * Stores memories as an integration of `participantId` does: its mark moves from its current value to
  * the session's last turn (a turn is appended first when the participant has none past its mark).
  */
-export async function integrate(stores: Stores, session: StoredSession, participantId: string, memories: ExtractedMemory[], insights: string[] = []): Promise<boolean> {
+export async function integrate(stores: Stores, session: StoredSession, participantId: string, memories: ExtractedMemory[], insights: string[] = []): Promise<string[] | false> {
   const p = await stores.conversations.participant(session, participantId);
   if (!p) throw new Error(`participant ${participantId} is not bound`);
   const [toSeq] = await appendTurns(stores, session, [turn(participantId)]);

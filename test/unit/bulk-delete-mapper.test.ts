@@ -8,7 +8,7 @@ import { bulkEventToProto, selectorFromProto } from "../../src/handlers/bulk-del
 import { invalidInput } from "./support/factories.js";
 
 const COUNTERS: BulkCounters = { completed: 4, total: 10, deleted: 2, notFound: 1, invalid: 1, failed: 0 };
-const COUNTS = { participants: 2, turns: 10, traces: 1, spans: 3, annotations: 1 };
+const COUNTS = { participants: 2, turns: 10, traces: 1, spans: 3, annotations: 1, archivedTurns: 4, compactions: 1 };
 const asBigInts = (c: BulkCounters) => Object.fromEntries(Object.entries(c).map(([k, v]) => [k, BigInt(v)]));
 
 function result(over: Partial<BulkResult> = {}): BulkResult {

@@ -110,8 +110,9 @@ describe("integration results and memories", () => {
     ["nothing_new", IntegrationOutcome.NOTHING_NEW],
     ["failed", IntegrationOutcome.FAILED],
   ] as [IntegrationResult["outcome"], IntegrationOutcome][])("map the outcome %s with every count", (outcome, proto) => {
-    const r: IntegrationResult = { participantId: "agent-1", outcome, turnsIntegrated: 5, insightsAdded: 2, memoriesCreated: 1, lastIntegratedSeq: 9, error: outcome === "failed" ? "timeout" : "" };
-    expect(integrationResultToProto(r)).toMatchObject({ ...r, outcome: proto, lastIntegratedSeq: 9n });
+    const r: IntegrationResult = { participantId: "agent-1", outcome, turnsIntegrated: 5, insightsAdded: 2, memoriesCreated: 1, memoryIds: ["m"], lastIntegratedSeq: 9, error: outcome === "failed" ? "timeout" : "" };
+    const { memoryIds: _, ...counts } = r;
+    expect(integrationResultToProto(r)).toMatchObject({ ...counts, outcome: proto, lastIntegratedSeq: 9n });
   });
 
   it("memoryToProto maps every field", () => {

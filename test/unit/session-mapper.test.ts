@@ -144,7 +144,7 @@ describe("durationToMs", () => {
 
 describe("small conversions", () => {
   it("deletedCountsToProto copies every count", () => {
-    const counts = { participants: 2, turns: 10, traces: 1, spans: 5, annotations: 3 };
+    const counts = { participants: 2, turns: 10, traces: 1, spans: 5, annotations: 3, archivedTurns: 4, compactions: 2 };
     expect(deletedCountsToProto(counts)).toMatchObject(counts);
   });
 

@@ -13,7 +13,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file sessiond/v1/integrator_service.proto.
  */
 export const file_sessiond_v1_integrator_service: GenFile = /*@__PURE__*/
-  fileDesc("CiRzZXNzaW9uZC92MS9pbnRlZ3JhdG9yX3NlcnZpY2UucHJvdG8SC3Nlc3Npb25kLnYxItkBChBJbnRlZ3JhdGVSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRIPCgdzZXNzaW9uGAIgASgJEhIKCnNlc3Npb25faWQYAyABKAkSDAoEdXNlchgEIAEoCRItCgtwYXJ0aWNpcGFudBgFIAEoCzIYLnNlc3Npb25kLnYxLlBhcnRpY2lwYW50EiAKBXR1cm5zGAYgAygLMhEuc2Vzc2lvbmQudjEuVHVybhIuCgxwYXJ0aWNpcGFudHMYByADKAsyGC5zZXNzaW9uZC52MS5QYXJ0aWNpcGFudCJVChFJbnRlZ3JhdGVSZXNwb25zZRIQCghpbnNpZ2h0cxgBIAMoCRIuCghtZW1vcmllcxgCIAMoCzIcLnNlc3Npb25kLnYxLkV4dHJhY3RlZE1lbW9yeSKDAQoPRXh0cmFjdGVkTWVtb3J5Eg8KB2NvbnRlbnQYASABKAkSHgoWc3ViamVjdF9wYXJ0aWNpcGFudF9pZBgCIAEoCRIUCgxzdWJqZWN0X3VzZXIYAyABKAkSKQoIbWV0YWRhdGEYBCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Ml8KEUludGVncmF0b3JTZXJ2aWNlEkoKCUludGVncmF0ZRIdLnNlc3Npb25kLnYxLkludGVncmF0ZVJlcXVlc3QaHi5zZXNzaW9uZC52MS5JbnRlZ3JhdGVSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_struct, file_sessiond_v1_conversation]);
+  fileDesc("CiRzZXNzaW9uZC92MS9pbnRlZ3JhdG9yX3NlcnZpY2UucHJvdG8SC3Nlc3Npb25kLnYxIoYCChBJbnRlZ3JhdGVSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRIPCgdzZXNzaW9uGAIgASgJEhIKCnNlc3Npb25faWQYAyABKAkSDAoEdXNlchgEIAEoCRItCgtwYXJ0aWNpcGFudBgFIAEoCzIYLnNlc3Npb25kLnYxLlBhcnRpY2lwYW50EiAKBXR1cm5zGAYgAygLMhEuc2Vzc2lvbmQudjEuVHVybhIuCgxwYXJ0aWNpcGFudHMYByADKAsyGC5zZXNzaW9uZC52MS5QYXJ0aWNpcGFudBIRCglzdW1tYXJpemUYCCABKAgSGAoQcHJldmlvdXNfc3VtbWFyeRgJIAEoCSJmChFJbnRlZ3JhdGVSZXNwb25zZRIQCghpbnNpZ2h0cxgBIAMoCRIuCghtZW1vcmllcxgCIAMoCzIcLnNlc3Npb25kLnYxLkV4dHJhY3RlZE1lbW9yeRIPCgdzdW1tYXJ5GAMgASgJIoMBCg9FeHRyYWN0ZWRNZW1vcnkSDwoHY29udGVudBgBIAEoCRIeChZzdWJqZWN0X3BhcnRpY2lwYW50X2lkGAIgASgJEhQKDHN1YmplY3RfdXNlchgDIAEoCRIpCghtZXRhZGF0YRgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QyXwoRSW50ZWdyYXRvclNlcnZpY2USSgoJSW50ZWdyYXRlEh0uc2Vzc2lvbmQudjEuSW50ZWdyYXRlUmVxdWVzdBoeLnNlc3Npb25kLnYxLkludGVncmF0ZVJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_struct, file_sessiond_v1_conversation]);
 
 /**
  * Request of Integrate.
@@ -70,6 +70,24 @@ export type IntegrateRequest = Message<"sessiond.v1.IntegrateRequest"> & {
    * @generated from field: repeated sessiond.v1.Participant participants = 7;
    */
   participants: Participant[];
+
+  /**
+   * Set when sessiond asks for a summary (CompactSession) instead of an integration: `turns` are the
+   * next turns to archive (at most 200), `participant` is unset, and the response's `summary` should
+   * stand for `previous_summary` and these turns together (insights and memories in that response are
+   * ignored). A compaction of more turns asks again per 200 turns, each time with the summary so far.
+   *
+   * @generated from field: bool summarize = 8;
+   */
+  summarize: boolean;
+
+  /**
+   * With summarize: the summary so far ("" at first; the previous compaction's, or the one returned for
+   * the earlier turns of this compaction).
+   *
+   * @generated from field: string previous_summary = 9;
+   */
+  previousSummary: string;
 };
 
 /**
@@ -98,6 +116,14 @@ export type IntegrateResponse = Message<"sessiond.v1.IntegrateResponse"> & {
    * @generated from field: repeated sessiond.v1.ExtractedMemory memories = 2;
    */
   memories: ExtractedMemory[];
+
+  /**
+   * With IntegrateRequest.summarize: the summary (at most 64 KiB). Optional: an integrator that leaves
+   * it empty makes none, and CompactSession then needs the caller's summary.
+   *
+   * @generated from field: string summary = 3;
+   */
+  summary: string;
 };
 
 /**

@@ -229,7 +229,8 @@ export type SessionStats = Message<"sessiond.v1.SessionStats"> & {
   integrationCount: number;
 
   /**
-   * Compactions the session holds (CompactSession; TruncateSession removes them).
+   * Compactions the session holds (CompactSession; TruncateSession removes them). This field and the
+   * two after it are 0 in AppendTurnsResponse.stats, whose statement does not read them.
    *
    * @generated from field: int32 compaction_count = 7;
    */

@@ -14,7 +14,7 @@ import { MigrationInterface, QueryRunner } from "typeorm";
 import { DELETE_SESSIONS_SIGNATURE, distribute } from "../distribution.js";
 import { DELETE_SESSIONS as UNIQUE_KEY_DELETE_SESSIONS } from "./1796120000000-UniqueKeyPlans.js";
 
-const DELETE_SESSIONS = `
+export const DELETE_SESSIONS = `
         CREATE FUNCTION sessiond_delete_sessions(
             p_namespace uuid, p_ids uuid[], p_external_ids text[], p_dry_run boolean, p_purge_memories boolean, p_version integer)
         RETURNS TABLE (id uuid, external_id varchar, participants integer, turns integer, traces integer, spans integer,

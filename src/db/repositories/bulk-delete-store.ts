@@ -37,14 +37,14 @@ export async function deleteBatch(db: EntityManager, namespaceId: string, keys: 
   // every element and allocates several times more per id, which shows in the server's memory.
   const [uuids, externalIds] = keys.kind === "uuid" ? [keys.values.join(","), null] : [null, keys.values];
   const rows: any[] = await sqlOf(db)(
-    `SELECT id, external_id, participants, turns, traces, spans, annotations, memories, stale
+    `SELECT id, external_id, participants, turns, traces, spans, annotations, archived_turns, compactions, memories, stale
      FROM sessiond_delete_sessions($1::uuid, string_to_array($2::text, ',')::uuid[], $3::text[], $4::boolean, $5::boolean, $6::integer)`,
     [namespaceId, uuids, externalIds, opts.dryRun, opts.purgeMemories, version ?? null],
   );
   return rows.map((r) => ({
     uuid: r.id,
     externalId: r.external_id,
-    counts: { participants: r.participants, turns: r.turns, traces: r.traces, spans: r.spans, annotations: r.annotations },
+    counts: { participants: r.participants, turns: r.turns, traces: r.traces, spans: r.spans, annotations: r.annotations, archivedTurns: r.archived_turns, compactions: r.compactions },
     memories: r.memories,
     stale: r.stale,
   }));

@@ -7,12 +7,12 @@
  * statement or transaction, under the session row lock (see the INVARIANT on SessionEntity).
  */
 import type { DataSource, EntityManager } from "typeorm";
-import type { ConversationState, Participant, Turn } from "../../domain/conversation-model.js";
+import { SUMMARY_ROLE, summaryTurn, type ConversationState, type Participant, type Turn } from "../../domain/conversation-model.js";
 import type { ConversationStore } from "../../domain/conversation-store.js";
 import { isNotNullViolation, isUniqueViolation } from "../errors.js";
-import { statsOf } from "./session-store.js";
+import { COLUMNS, statsOf, toSession } from "./session-store.js";
 import { arrayLiteral, sqlOf } from "../sql.js";
-import { BUMP_CHANGE, recordChange } from "./session-changes.js";
+import { BUMP_CHANGE, compactionOfJson, recordChange } from "./session-changes.js";
 
 const PARTICIPANT_COLUMNS = `p.participant_id, p.kind, p.display_name, p.metadata, p.insights, p.last_integrated_seq, p.bound_time, p.left_time`;
 /** A turn row as toTurn reads it (over `turns t JOIN participants p`). */
@@ -247,6 +247,92 @@ export function createConversationStore(db: DataSource | EntityManager): Convers
         { prepare: true },
       );
       return rows.map(toTurn);
+    },
+
+    async page(query) {
+      // Keys to seq bounds: a turn's key 2s is > k when s > floor(k / 2), a summary's 2u + 1 when u > floor((k - 1) / 2).
+      const params: unknown[] = [
+        query.session.namespaceId,
+        query.session.uuid,
+        Math.floor(query.afterKey / 2),
+        Math.floor((query.afterKey - 1) / 2),
+        query.untilKey === undefined ? null : Math.floor(query.untilKey / 2),
+        query.untilKey === undefined ? null : Math.floor((query.untilKey - 1) / 2),
+        query.includeArchived,
+      ];
+      let participant = "";
+      if (query.participantId !== undefined) {
+        params.push(query.participantId);
+        participant = `AND t.participant_ref = (SELECT id FROM participants WHERE namespace_id = $1 AND session_id = $2 AND participant_id = $${params.length})`;
+      }
+      params.push(query.limit);
+      const order = query.newestFirst ? "DESC" : "";
+      // The session's row (its compacted_seq) by its key, in the same statement: none, no row (missing or, with ifVisible, soft-deleted).
+      const rows = await q(
+        `WITH s AS (SELECT compacted_seq FROM sessions WHERE namespace_id = $1 AND id = $2${query.ifVisible ? " AND delete_time IS NULL" : ""})
+         SELECT * FROM (
+           (SELECT ${TURN_COLUMNS}, t.seq <= s.compacted_seq AS archived, NULL::bigint AS first_seq, NULL::integer AS turns_archived,
+                   NULL::varchar AS summarizer, NULL::uuid[] AS memory_ids, 2 * t.seq AS key
+            FROM s, turns t JOIN participants p ON p.namespace_id = t.namespace_id AND p.id = t.participant_ref
+            WHERE t.namespace_id = $1 AND t.session_id = $2 AND t.seq > $3 AND ($5::bigint IS NULL OR t.seq <= $5)
+              AND ($7 OR t.seq > s.compacted_seq) ${participant}
+            ORDER BY t.seq ${order} LIMIT $${params.length})
+           UNION ALL
+           (SELECT c.up_to_seq, '', '${SUMMARY_ROLE}', c.summary, '[]'::jsonb, '{}'::jsonb, NULL, c.create_time, c.up_to_seq < s.compacted_seq,
+                   c.first_seq, c.turns_archived, c.summarizer, c.memory_ids, 2 * c.up_to_seq + 1
+            FROM s, session_compactions c
+            WHERE c.namespace_id = $1 AND c.session_id = $2 AND c.up_to_seq > $4 AND ($6::bigint IS NULL OR c.up_to_seq <= $6)
+              AND ($7 OR c.up_to_seq = s.compacted_seq) ${query.participantId !== undefined ? "AND false" : ""}
+            ORDER BY c.up_to_seq ${order} LIMIT $${params.length})
+         ) x ORDER BY key ${order} LIMIT $${params.length}`,
+        params,
+        { prepare: true },
+      );
+      return rows.map((r) => {
+        const turn = toTurn(r);
+        const key = Number(r.key);
+        if (r.first_seq === null) return { ...turn, archived: r.archived, key };
+        const compaction = { firstSeq: Number(r.first_seq), upToSeq: turn.seq, turnsArchived: r.turns_archived, summary: turn.content, summarizer: r.summarizer, memoryIds: r.memory_ids, createTime: turn.createTime };
+        return { ...summaryTurn(compaction, r.archived), key };
+      });
+    },
+
+    async compaction(session, upToSeq) {
+      const rows = await q(`SELECT to_jsonb(c) AS c FROM session_compactions c WHERE namespace_id = $1 AND session_id = $2 AND up_to_seq = $3`, [
+        session.namespaceId,
+        session.uuid,
+        upToSeq,
+      ]);
+      return rows.length ? compactionOfJson(rows[0].c) : undefined;
+    },
+
+    async compact(session, w) {
+      const key = [session.namespaceId, session.uuid];
+      const [row] = await q("SELECT compacted_seq, last_turn_seq FROM sessions WHERE namespace_id = $1 AND id = $2 FOR UPDATE", key);
+      const compactedSeq = Number(row.compacted_seq);
+      const lastSeq = Number(row.last_turn_seq);
+      if (w.upToSeq === compactedSeq) return { ok: false, reason: "already", compaction: await store.compaction(session, w.upToSeq) };
+      if (w.upToSeq < compactedSeq) return { ok: false, reason: "below", compactedSeq, lastSeq };
+      if (w.upToSeq > lastSeq) return { ok: false, reason: "beyond", compactedSeq, lastSeq };
+      // The compaction of the turns still live up to upToSeq (none: nothing to archive, e.g. truncated away)...
+      const [made] = await q(
+        `WITH a AS (SELECT count(*)::integer AS n, min(seq) AS first_seq FROM turns WHERE namespace_id = $1 AND session_id = $2 AND seq > $3 AND seq <= $4)
+         INSERT INTO session_compactions (namespace_id, session_id, up_to_seq, first_seq, turns_archived, summary, summarizer, memory_ids)
+         SELECT $1, $2, $4, a.first_seq, a.n, $5, $6, $7::uuid[] FROM a WHERE a.n > 0 RETURNING to_jsonb(session_compactions.*) AS c`,
+        [...key, compactedSeq, w.upToSeq, w.summary, w.summarizer, w.memoryIds],
+      );
+      if (!made) return { ok: false, reason: "empty", compactedSeq, lastSeq };
+      const compaction = compactionOfJson(made.c);
+      // ...then the session's mark and counters with its COMPACTED change (the compaction as its detail), in one statement.
+      const rows = await q(
+        `WITH s AS (UPDATE sessions s SET compacted_seq = $3, compaction_count = s.compaction_count + 1, archived_turn_count = s.archived_turn_count + $4,
+                           update_time = now(), ${BUMP_CHANGE}
+                    WHERE s.namespace_id = $1 AND s.id = $2 RETURNING s.*),
+         ${recordChange("compacted", "$5::jsonb")}
+         SELECT ${COLUMNS} FROM s JOIN namespaces n ON n.id = s.namespace_id`,
+        [...key, w.upToSeq, compaction.turnsArchived, made.c],
+      );
+      return { ok: true, compaction, session: toSession(rows[0]) };
     },
   };
   return store;

@@ -75,13 +75,15 @@ export function createMemoryStore(db: DataSource | EntityManager): MemoryStore {
         [w.sessionUuid, w.participantId, w.fromSeq, w.toSeq, JSON.stringify(w.insights), w.namespaceId],
       );
       if (moved[0].n === 0) return false;
-      if (w.memories.length) {
+      if (!w.memories.length) return [];
+      {
         // In the order given: ids are time-ordered, so memories list in the order the integrator returned them.
-        await q(
+        const ids = await q(
           `INSERT INTO memories (namespace_id, source_session_id, subject_participant_id, subject_user, content, metadata, integrated_by)
            SELECT $1, $2, m.subject_participant_id, m.subject_user, m.content, m.metadata, $3
            FROM unnest($4::text[], $5::text[], $6::text[], $7::jsonb[]) WITH ORDINALITY AS m(subject_participant_id, subject_user, content, metadata, i)
-           ORDER BY m.i`,
+           ORDER BY m.i
+           RETURNING id`,
           [
             w.namespaceId,
             w.sessionUuid,
@@ -93,8 +95,8 @@ export function createMemoryStore(db: DataSource | EntityManager): MemoryStore {
           ],
         );
         await q("UPDATE sessions SET memories_extracted = memories_extracted + $3 WHERE namespace_id = $1 AND id = $2", [w.namespaceId, w.sessionUuid, w.memories.length]);
+        return ids.map((r) => r.id as string);
       }
-      return true;
     },
 
     async countIntegration(session) {

@@ -5,9 +5,23 @@
  * when the session changes, under the same row lock, so a session's changes are numbered in commit order.
  */
 
+import type { Compaction } from "../../domain/conversation-model.js";
 import type { ChangeKind as StoredChangeKind } from "../../domain/watch-model.js";
 
 export type { StoredChangeKind };
+
+/** A compaction's detail (recorded by CompactSession's statement as `to_jsonb` of its session_compactions row) -> the domain's. */
+export function compactionOfJson(d: any): Compaction {
+  return {
+    firstSeq: Number(d.first_seq),
+    upToSeq: Number(d.up_to_seq),
+    turnsArchived: d.turns_archived,
+    summary: d.summary,
+    summarizer: d.summarizer,
+    memoryIds: d.memory_ids,
+    createTime: new Date(d.create_time),
+  };
+}
 
 /** The statement fragment bumping a session's change number (in an UPDATE of `sessions s`). */
 export const BUMP_CHANGE = "change_seq = s.change_seq + 1";

@@ -28,7 +28,8 @@ export const NAMESPACE_CACHE_MS = 5000;
 /** A session row as toSession reads it (over `sessions s JOIN namespaces n`). */
 export const COLUMNS = `s.id, s.namespace_id, s.external_id, s.user_id, s.workflow_id, s.workflow_version, s.data, s.labels, s.state,
   s.version, s.create_time, s.update_time, s.last_activity_time, s.delete_time, s.expire_time, s.max_requests_per_minute, s.participant_count,
-  s.turn_count, s.trace_count, s.span_count, s.memories_extracted, s.integration_count, n.name AS namespace_name`;
+  s.turn_count, s.trace_count, s.span_count, s.memories_extracted, s.integration_count, s.compaction_count, s.archived_turn_count, s.compacted_seq,
+  n.name AS namespace_name`;
 
 /** A session's counters, from the columns of its row (or of a function returning them under these names). */
 export function statsOf(row: any): SessionStats {
@@ -39,6 +40,11 @@ export function statsOf(row: any): SessionStats {
     spanCount: row.span_count,
     memoriesExtracted: row.memories_extracted,
     integrationCount: row.integration_count,
+    ...(row.compaction_count !== undefined && {
+      compactionCount: row.compaction_count,
+      archivedTurnCount: row.archived_turn_count,
+      compactedSeq: Number(row.compacted_seq),
+    }),
   };
 }
 
@@ -213,15 +219,19 @@ export function createSessionStore(db: EntityManager, namespaceCache: NamespaceC
       const key = [session.namespaceId, session.uuid];
       const deleted = await q("WITH d AS (DELETE FROM turns WHERE namespace_id = $1 AND session_id = $2 RETURNING 1) SELECT count(*)::int AS n FROM d", key);
       await q("DELETE FROM turn_requests WHERE namespace_id = $1 AND session_id = $2", key);
+      const compactions = await q("WITH d AS (DELETE FROM session_compactions WHERE namespace_id = $1 AND session_id = $2 RETURNING 1) SELECT count(*)::int AS n FROM d", key);
       await q("UPDATE participants SET insights = '[]'::jsonb, last_integrated_seq = 0 WHERE namespace_id = $1 AND session_id = $2", key);
+      // The archived turns that went: the row's counter before this statement (compacted_seq stays, as last_turn_seq does).
       const rows = await q(
-        `WITH s AS (UPDATE sessions s SET data = '{}'::jsonb, turn_count = 0, version = s.version + 1, update_time = now(), last_activity_time = now(), ${BUMP_CHANGE}
+        `WITH before AS (SELECT archived_turn_count FROM sessions WHERE namespace_id = $1 AND id = $2),
+         s AS (UPDATE sessions s SET data = '{}'::jsonb, turn_count = 0, archived_turn_count = 0, compaction_count = 0, version = s.version + 1,
+                      update_time = now(), last_activity_time = now(), ${BUMP_CHANGE}
                     WHERE s.namespace_id = $1 AND s.id = $2 RETURNING s.*),
-         ${recordChange("truncated", "jsonb_build_object('turns_deleted', $3::integer)")}
-         SELECT ${COLUMNS} FROM s JOIN namespaces n ON n.id = s.namespace_id`,
-        [...key, deleted[0].n],
+         ${recordChange("truncated", "jsonb_build_object('turns_deleted', $3::integer, 'archived_turns_deleted', (SELECT archived_turn_count FROM before), 'compactions_deleted', $4::integer)")}
+         SELECT ${COLUMNS}, (SELECT archived_turn_count FROM before) AS archived_turns_deleted FROM s JOIN namespaces n ON n.id = s.namespace_id`,
+        [...key, deleted[0].n, compactions[0].n],
       );
-      return { session: toSession(rows[0]), turnsDeleted: deleted[0].n };
+      return { session: toSession(rows[0]), turnsDeleted: deleted[0].n, archivedTurnsDeleted: rows[0].archived_turns_deleted, compactionsDeleted: compactions[0].n };
     },
 
     async delete(uuid, namespaceId, version) {

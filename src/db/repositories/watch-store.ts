@@ -18,6 +18,7 @@ import type { ChangeKind, SessionChange } from "../../domain/watch-model.js";
 import { participantOfJson, toTurn, TURN_COLUMNS } from "./conversation-store.js";
 import { COLUMNS, toSession } from "./session-store.js";
 import { sqlOf } from "../sql.js";
+import { compactionOfJson } from "./session-changes.js";
 
 const CHANGE_COLUMNS = "c.namespace_id, c.session_id, c.change, c.kind, c.at_seq, c.external_id, c.session, c.detail, c.create_time, c.feed_position";
 
@@ -56,7 +57,8 @@ function toChange(row: any, namespaceName: string): SessionChange {
   const d = row.detail;
   if (d && (row.kind === "participant_bound" || row.kind === "participant_unbound")) change.participant = participantOfJson(d);
   if (d && row.kind === "truncated") change.turnsDeleted = d.turns_deleted;
-  if (d && row.kind === "deleted") change.deleted = { participants: d.participants, turns: d.turns, traces: d.traces, spans: d.spans, annotations: d.annotations, memories: d.memories };
+  if (d && row.kind === "compacted") change.compaction = compactionOfJson(d);
+  if (d && row.kind === "deleted") change.deleted = { participants: d.participants, turns: d.turns, traces: d.traces, spans: d.spans, annotations: d.annotations, archivedTurns: d.archived_turns ?? 0, compactions: d.compactions ?? 0, memories: d.memories };
   if (row.feed_position != null) change.feedPosition = String(row.feed_position);
   return change;
 }

@@ -38,6 +38,7 @@
  * WINDOW characters ahead, so even an adversarial 64 KiB turn takes milliseconds, not seconds.
  */
 import type { ParticipantKind } from "../conversation-model.js";
+import { rulesSummary } from "./rules-summary.js";
 import {
   MAX_INSIGHT_CHARS,
   MAX_INSIGHTS,
@@ -275,5 +276,9 @@ export const rulesIntegrator: Integrator = {
       }
     }
     return { insights, memories };
+  },
+  async summarize(input, signal) {
+    signal.throwIfAborted();
+    return rulesSummary(input);
   },
 };

@@ -55,8 +55,8 @@ export function describeBulkDeleteStoreContract(name: string, makeStores: Stores
         const filled = await fillSession(ctx.stores, a, SHAPE);
         const result = await bulk().deleteBatch(ns.id, { kind: "uuid", values: [a.uuid, newUuid(), b.uuid] }, DELETE);
         expect([...result].sort((x, y) => (x.uuid < y.uuid ? -1 : 1))).toEqual([
-          { uuid: a.uuid, externalId: a.sessionId, counts: { participants: 2, turns: filled.turns, traces: 1, spans: 2, annotations: 1 }, memories: 2 },
-          { uuid: b.uuid, externalId: b.sessionId, counts: { participants: 0, turns: 0, traces: 0, spans: 0, annotations: 0 }, memories: 0 },
+          { uuid: a.uuid, externalId: a.sessionId, counts: { participants: 2, turns: filled.turns, traces: 1, spans: 2, annotations: 1, archivedTurns: 0, compactions: 0 }, memories: 2 },
+          { uuid: b.uuid, externalId: b.sessionId, counts: { participants: 0, turns: 0, traces: 0, spans: 0, annotations: 0, archivedTurns: 0, compactions: 0 }, memories: 0 },
         ]);
         expect(await exists(a)).toBe(false);
         expect(await exists(b)).toBe(false);

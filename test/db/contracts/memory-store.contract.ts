@@ -36,10 +36,11 @@ export function describeMemoryStoreContract(name: string, makeStores: StoresFact
             memories: [memory({ content: "tea", subjectParticipantId: "p1", subjectUser: "carol", metadata: { k: 1 } })],
           }),
         );
-        expect(ok).toBe(true);
         expect(await ctx.stores.conversations.participant(s, "p2")).toMatchObject({ lastIntegratedSeq: last, insights: ["likes tea", "in Paris"] });
         expect(await ctx.stores.conversations.participant(s, "p1")).toMatchObject({ lastIntegratedSeq: 0, insights: [] });
         const [m] = await all(s.namespaceId);
+        // The ids of the memories stored.
+        expect(ok).toEqual([m.uuid]);
         expect(m).toMatchObject({ sourceSessionUuid: s.uuid, subjectParticipantId: "p1", subjectUser: "carol", content: "tea", metadata: { k: 1 }, integratedBy: "p2" });
         expect(m.createTime).toBeInstanceOf(Date);
         expect((await ctx.stores.sessions.find({ uuid: s.uuid }))?.stats.memoriesExtracted).toBe(1);
@@ -50,7 +51,7 @@ export function describeMemoryStoreContract(name: string, makeStores: StoresFact
 
       it("writes nothing and returns false when the mark moved meanwhile", async () => {
         const s = await session();
-        expect(await integrate(ctx.stores, s, "p1", [memory()], ["first"])).toBe(true);
+        expect(await integrate(ctx.stores, s, "p1", [memory()], ["first"])).toHaveLength(1);
         const p = await ctx.stores.conversations.participant(s, "p1");
         const [seq] = await appendTurns(ctx.stores, s, [turn("p1")]);
         const stale = await ctx.stores.transaction((tx) =>

@@ -308,7 +308,7 @@ export function describeSessionStoreContract(name: string, makeStores: StoresFac
           await tx.find({ uuid: s.uuid }, true);
           return tx.delete(s.uuid, ns.id);
         });
-        expect(counts).toEqual({ participants: 2, turns: filled.turns, traces: 2, spans: 6, annotations: 2 });
+        expect(counts).toEqual({ participants: 2, turns: filled.turns, traces: 2, spans: 6, annotations: 2, archivedTurns: 0, compactions: 0 });
         expect(await sessions().find({ uuid: s.uuid })).toBeUndefined();
         expect(await ctx.stores.conversations.participants(s)).toEqual([]);
         expect(await ctx.stores.conversations.turns({ session: s, afterSeq: 0, limit: 10 })).toEqual([]);
@@ -324,7 +324,7 @@ export function describeSessionStoreContract(name: string, makeStores: StoresFac
         await sessions().update(s, { labels: { changed: "yes" } });
         await expect(sessions().delete(s.uuid, ns.id, stored.version)).rejects.toBeInstanceOf(ConflictError);
         expect(await sessions().find({ uuid: s.uuid })).toBeDefined();
-        expect(await sessions().delete(s.uuid, ns.id, stored.version + 1)).toEqual({ participants: 0, turns: 0, traces: 0, spans: 0, annotations: 0 });
+        expect(await sessions().delete(s.uuid, ns.id, stored.version + 1)).toEqual({ participants: 0, turns: 0, traces: 0, spans: 0, annotations: 0, archivedTurns: 0, compactions: 0 });
         await expect(sessions().delete(s.uuid, ns.id)).rejects.toBeInstanceOf(NotFoundError);
       });
     });

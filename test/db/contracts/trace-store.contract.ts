@@ -266,7 +266,7 @@ export function describeTraceStoreContract(name: string, makeStores: StoresFacto
           await tx.sessions.find({ uuid: s.uuid }, true);
           return tx.sessions.delete(s.uuid, ns.id);
         });
-        expect(counts).toEqual({ participants: 0, turns: 0, traces: 1, spans: 1, annotations: 2 });
+        expect(counts).toEqual({ participants: 0, turns: 0, traces: 1, spans: 1, annotations: 2, archivedTurns: 0, compactions: 0 });
       });
     });
   });
