@@ -78,6 +78,10 @@ export class Compactions1796170000000 implements MigrationInterface {
     name = 'Compactions1796170000000'
 
     public async up(queryRunner: QueryRunner): Promise<void> {
+        // The function first: under Citus, a distributed function cannot be dropped after parallel DDL on
+        // a distributed table in the same transaction (its body names the new columns only when it runs).
+        await queryRunner.query(`DROP FUNCTION ${DELETE_SESSIONS_SIGNATURE}`);
+        await queryRunner.query(DELETE_SESSIONS);
         await queryRunner.query(`CREATE TABLE "session_compactions" ("namespace_id" uuid NOT NULL, "session_id" uuid NOT NULL, "up_to_seq" bigint NOT NULL, "first_seq" bigint NOT NULL, "turns_archived" integer NOT NULL, "summary" text NOT NULL, "summarizer" character varying(64) NOT NULL, "memory_ids" uuid array NOT NULL DEFAULT '{}', "create_time" TIMESTAMP(3) WITH TIME ZONE NOT NULL DEFAULT now(), CONSTRAINT "pk_session_compactions" PRIMARY KEY ("namespace_id", "session_id", "up_to_seq"))`);
         await queryRunner.query(`ALTER TABLE "sessions" ADD "compacted_seq" bigint NOT NULL DEFAULT '0'`);
         await queryRunner.query(`ALTER TABLE "sessions" ADD "compaction_count" integer NOT NULL DEFAULT '0'`);
@@ -85,8 +89,6 @@ export class Compactions1796170000000 implements MigrationInterface {
         await queryRunner.query(`ALTER TABLE "session_compactions" ADD CONSTRAINT "fk_session_compactions_session" FOREIGN KEY ("namespace_id", "session_id") REFERENCES "sessions"("namespace_id", "id") ON DELETE CASCADE ON UPDATE NO ACTION`);
         await queryRunner.query(`ALTER TABLE "session_changes" DROP CONSTRAINT "ck_session_changes_kind"`);
         await queryRunner.query(kindCheck([...KINDS.slice(0, -1), "compacted", "deleted"]));
-        await queryRunner.query(`DROP FUNCTION ${DELETE_SESSIONS_SIGNATURE}`);
-        await queryRunner.query(DELETE_SESSIONS);
         await distribute(queryRunner.manager);
     }
 
