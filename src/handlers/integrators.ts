@@ -10,7 +10,7 @@ import { createConnectTransport } from "@connectrpc/connect-node";
 import { ParticipantSchema } from "../../gen/sessiond/v1/conversation_pb.js";
 import { IntegratorService } from "../../gen/sessiond/v1/integrator_service_pb.js";
 import { rulesIntegrator } from "../domain/integrators/rules.js";
-import type { Integrator, IntegratorConfig, SummaryInput } from "../domain/integrator-contract.js";
+import type { Integrator, IntegratorConfig, IntegratorInput, SummaryInput } from "../domain/integrator-contract.js";
 import { kindToProto, participantToProto, turnToProto } from "./conversation-mapper.js";
 
 /** Largest Integrate response read (1,000 memories of 8 KiB plus insights fit well within it). */
@@ -44,39 +44,25 @@ export function createIntegratorFactory(options: { interceptors?: Interceptor[] 
   return (config) => {
     if (config.kind === "rules") return rulesIntegrator;
     const client = clientFor(config.url);
+    /** The request's part every call has: the session, its turns given and its participants. */
+    const about = (input: SummaryInput | IntegratorInput) => ({
+      namespace: input.namespace,
+      session: input.session.id,
+      sessionId: input.session.sessionId,
+      user: input.session.user,
+      turns: input.turns.map(turnToProto),
+      participants: speakersToProto(input.participants),
+    });
     return {
       async integrate(input, signal) {
-        const res = await client.integrate(
-          {
-            namespace: input.namespace,
-            session: input.session.id,
-            sessionId: input.session.sessionId,
-            user: input.session.user,
-            participant: participantToProto(input.participant),
-            turns: input.turns.map(turnToProto),
-            participants: speakersToProto(input.participants),
-          },
-          { signal, timeoutMs: config.timeoutMs },
-        );
+        const res = await client.integrate({ ...about(input), participant: participantToProto(input.participant) }, { signal, timeoutMs: config.timeoutMs });
         return {
           insights: res.insights,
           memories: res.memories.map((m) => ({ content: m.content, subjectParticipantId: m.subjectParticipantId, subjectUser: m.subjectUser, metadata: m.metadata ?? {} })),
         };
       },
       async summarize(input, signal) {
-        const res = await client.integrate(
-          {
-            namespace: input.namespace,
-            session: input.session.id,
-            sessionId: input.session.sessionId,
-            user: input.session.user,
-            turns: input.turns.map(turnToProto),
-            participants: speakersToProto(input.participants),
-            summarize: true,
-            previousSummary: input.previousSummary,
-          },
-          { signal, timeoutMs: config.timeoutMs },
-        );
+        const res = await client.integrate({ ...about(input), summarize: true, previousSummary: input.previousSummary }, { signal, timeoutMs: config.timeoutMs });
         return res.summary || undefined;
       },
     };

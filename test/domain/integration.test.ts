@@ -1,12 +1,9 @@
-import http from "node:http";
-import type { AddressInfo } from "node:net";
-import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { IntegratorService, type IntegrateRequest } from "../../gen/sessiond/v1/integrator_service_pb.js";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { describe, expect, it } from "vitest";
 import type { NewTurn } from "../../src/domain/conversation-model.js";
 import { encodeSessionId } from "../../src/domain/ids.js";
 import { byId, newSession, useDatabase } from "../setup/context.js";
+import { useRemoteIntegrator } from "../setup/integrator.js";
 
 const ctx = useDatabase();
 const never = new AbortController().signal;
@@ -22,29 +19,7 @@ async function conversation(namespace: string, sessionId: string) {
 }
 
 /** A real Connect IntegratorService on a free port; `behave` decides each answer. */
-const remote = {
-  url: "",
-  calls: [] as IntegrateRequest[],
-  behave: (async () => ({ insights: [], memories: [] })) as ServiceImpl<typeof IntegratorService>["integrate"],
-  server: undefined as http.Server | undefined,
-};
-
-beforeAll(async () => {
-  remote.server = http.createServer(
-    connectNodeAdapter({
-      routes: (router) =>
-        router.service(IntegratorService, {
-          integrate: (req, context) => {
-            remote.calls.push(req);
-            return remote.behave(req, context);
-          },
-        }),
-    }),
-  );
-  await new Promise<void>((resolve) => remote.server!.listen(0, "127.0.0.1", resolve));
-  remote.url = `http://127.0.0.1:${(remote.server!.address() as AddressInfo).port}`;
-});
-afterAll(() => new Promise<void>((resolve) => (remote.server ? remote.server.close(() => resolve()) : resolve())));
+const remote = useRemoteIntegrator();
 
 describe("IntegrateSession with the built-in rules integrator", () => {
   it("stores memories and insights, advances marks, counts them, and integrates nothing new the second time", async () => {

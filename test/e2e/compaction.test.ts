@@ -3,16 +3,13 @@
  * both ways), counters, the no-op repeat, bad bounds, truncate and delete counting archives, the
  * integration run before the archive, and the COMPACTED change on a watch.
  */
-import http from "node:http";
-import type { AddressInfo } from "node:net";
-import { Code, ConnectError, createClient, type ServiceImpl } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { describe, expect, it } from "vitest";
 import { ParticipantKind, type Turn } from "../../gen/sessiond/v1/conversation_pb.js";
-import { IntegratorService, type IntegrateRequest } from "../../gen/sessiond/v1/integrator_service_pb.js";
 import { IntegratorKind } from "../../gen/sessiond/v1/memory_pb.js";
 import { MemoryService } from "../../gen/sessiond/v1/memory_service_pb.js";
 import { SessionChangeKind, SessionService } from "../../gen/sessiond/v1/session_service_pb.js";
+import { useRemoteIntegrator } from "../setup/integrator.js";
 import { transports, useServer } from "../setup/server.js";
 
 const ctx = useServer();
@@ -164,23 +161,7 @@ describe.each(["connect/http1.1", "grpc/http2"])("CompactSession over %s", (name
 });
 
 describe("CompactSession with a remote integrator", () => {
-  const remote = { url: "", calls: [] as IntegrateRequest[], behave: undefined as unknown as ServiceImpl<typeof IntegratorService>["integrate"], server: undefined as http.Server | undefined };
-  beforeAll(async () => {
-    remote.server = http.createServer(
-      connectNodeAdapter({
-        routes: (router) =>
-          router.service(IntegratorService, {
-            integrate: (req, context) => {
-              remote.calls.push(req);
-              return remote.behave(req, context);
-            },
-          }),
-      }),
-    );
-    await new Promise<void>((resolve) => remote.server!.listen(0, "127.0.0.1", resolve));
-    remote.url = `http://127.0.0.1:${(remote.server!.address() as AddressInfo).port}`;
-  });
-  afterAll(() => new Promise<void>((resolve) => (remote.server ? remote.server.close(() => resolve()) : resolve())));
+  const remote = useRemoteIntegrator();
 
   it("asks for the summary 200 turns at a time with the summary so far; without one, or failing, nothing is archived", async () => {
     const sessions = ctx.client();
