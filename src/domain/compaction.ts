@@ -13,7 +13,7 @@
  *    COMPACTED change for watchers.
  */
 import { MAX_SUMMARY_BYTES, type Compaction, type Turn } from "./conversation-model.js";
-import { IntegratorUnavailableError, InvalidInputError, PreconditionError } from "./errors.js";
+import { IntegratorUnavailableError, InvalidInputError, NotFoundError, PreconditionError } from "./errors.js";
 import { INTEGRATION_CHUNK, type Integrator, type IntegratorConfig } from "./integrator-contract.js";
 import type { IntegrationResult, IntegrationService } from "./integration-service.js";
 import { checkText, sessionOf, type Session } from "./session-model.js";
@@ -131,6 +131,7 @@ export function createCompactionService(deps: CompactionDeps) {
       const outcome = await stores.transaction((tx) => tx.conversations.compact(before, { upToSeq: input.upToSeq, ...written, memoryIds }));
       if (!outcome.ok) {
         if (outcome.reason === "already") return already();
+        if (outcome.reason === "gone") throw new NotFoundError(`session ${before.id} not found (deleted during the compaction)`);
         checkBounds(before, input.upToSeq, outcome.compactedSeq, outcome.lastSeq);
         throw new PreconditionError(`up_to_seq: session ${before.id} has no turn after ${outcome.compactedSeq} up to ${input.upToSeq} to archive`);
       }

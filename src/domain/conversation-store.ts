@@ -98,6 +98,8 @@ export type CompactOutcome =
   | { ok: true; compaction: Compaction; session: StoredSession }
   /** Already compacted up to upToSeq (`compaction`: that one, if it is still there). */
   | { ok: false; reason: "already"; compaction?: Compaction }
+  /** The session was deleted meanwhile. */
+  | { ok: false; reason: "gone" }
   /** upToSeq is below compacted_seq, past the last turn, or no turn is left to archive. */
   | { ok: false; reason: "below" | "beyond" | "empty"; compactedSeq: number; lastSeq: number };
 
