@@ -25,6 +25,7 @@ export const EXPECTED: Record<string, string> = {
   "SessionService/SoftDeleteSession": "writer",
   "SessionService/UndeleteSession": "writer",
   "SessionService/TruncateSession": "writer",
+  "SessionService/CompactSession": "writer",
   "SessionService/CancelSession": "writer",
   "SessionService/RefreshClientSecret": "writer",
   "SessionService/BulkDeleteSessions": "writer",
