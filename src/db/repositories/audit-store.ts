@@ -74,7 +74,7 @@ export function createAuditStore(db: EntityManager): AuditStore {
         itemCount: r.item_count,
         code: r.code,
         requestId: r.request_id,
-        detail: r.detail,
+        ...(r.detail ? { detail: r.detail } : {}),
       }));
     },
   };
