@@ -9,7 +9,8 @@
  * 3. `participants`: one participant of the subject in another session at a time: its turns redacted a
  *    batch at a time (from the last seq done), then the participant itself with the summaries and
  *    other participants' insights that may quote it;
- * 4. `changes`: the recorded session changes (the watch outbox) that carry the subject.
+ * 4. `changes`: the recorded session changes (the watch outbox) that carry the subject;
+ * 5. `operations`: ended operations whose stored request names the user (a bulk delete by filter.user).
  * Every step is idempotent and selects what is left to do, so an operation taken over by another
  * process goes on from its last committed step and counts nothing twice.
  */
@@ -41,7 +42,7 @@ export interface ErasureInput {
 }
 
 /** The steps, in order. */
-export type ErasureStep = "sessions" | "memories" | "participants" | "changes";
+export type ErasureStep = "sessions" | "memories" | "participants" | "changes" | "operations";
 
 /** Where an erasure stands; `participant` is the one whose turns are being redacted, after `afterSeq`. */
 export type ErasureCursor =
@@ -60,6 +61,7 @@ export interface ErasureCounts {
   insightsCleared: number;
   summariesRedacted: number;
   changesRedacted: number;
+  operationsRedacted: number;
 }
 
 /**
@@ -120,6 +122,7 @@ export const emptyErasureCounts = (): ErasureCounts => ({
   insightsCleared: 0,
   summariesRedacted: 0,
   changesRedacted: 0,
+  operationsRedacted: 0,
 });
 
 /** Checks ForgetSubject's input. @throws InvalidInputError naming the field */
@@ -144,6 +147,8 @@ export function nextCursor(cursor: ErasureWork["cursor"], r: ErasureStepResult):
       if (!r.participant) return { step: "changes" };
       return r.more ? { step: "participants", participant: r.participant, afterSeq: r.lastSeq } : { step: "participants" };
     case "changes":
+      return r.more ? cursor : { step: "operations" };
+    case "operations":
       return r.more ? cursor : { step: "done" };
   }
 }

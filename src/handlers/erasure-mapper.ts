@@ -23,6 +23,7 @@ const STEPS: Record<ErasureStep, ProtoStep> = {
   memories: ProtoStep.MEMORIES,
   participants: ProtoStep.PARTICIPANTS,
   changes: ProtoStep.CHANGES,
+  operations: ProtoStep.OPERATIONS,
 };
 
 /** The request's oneof subject -> the domain's (undefined when unset). */
@@ -45,6 +46,7 @@ export function erasureCountsToProto(c: ErasureCounts): ProtoCounts {
     insightsCleared: BigInt(c.insightsCleared),
     summariesRedacted: BigInt(c.summariesRedacted),
     changesRedacted: BigInt(c.changesRedacted),
+    operationsRedacted: BigInt(c.operationsRedacted ?? 0),
   });
 }
 

@@ -106,6 +106,8 @@ async function seed(namespace: string) {
      ($1, $2, '', $3, 'bot'), ($1, '', $2, $3, 'bot'), ($1, 'bob', 'bob', 'likes tea', $2)`,
     [nsId, SUBJECT, `lives in ${PHRASE}`],
   );
+  // A bulk delete by the subject's user (a dry run): its operation's stored request names the subject.
+  for await (const _ of sessions().bulkDeleteSessions({ namespace, selector: { case: "filter", value: { filter: { user: SUBJECT } } }, dryRun: true }));
   // A session with no trace of the subject.
   await session(namespace, "bob-alone", "bob", [["bob", ParticipantKind.USER, "Bob", {}]]);
   return { nsId, others };
@@ -174,7 +176,7 @@ describe("ForgetSubject", () => {
     expect(started).toMatchObject({ namespace: NS, subjectKind: SubjectKind.USER, subjectSha256: digest });
     expect(messages.slice(1, -1).every((m) => m.event.case === "progress")).toBe(true);
     expect(messages.slice(1, -1).map((m) => (m.event.value as { step: ErasureStep }).step)).toEqual(
-      expect.arrayContaining([ErasureStep.SESSIONS, ErasureStep.MEMORIES, ErasureStep.PARTICIPANTS, ErasureStep.CHANGES]),
+      expect.arrayContaining([ErasureStep.SESSIONS, ErasureStep.MEMORIES, ErasureStep.PARTICIPANTS, ErasureStep.CHANGES, ErasureStep.OPERATIONS]),
     );
     const counts = summaryOf(messages);
     expect(counts).toMatchObject({
@@ -186,6 +188,7 @@ describe("ForgetSubject", () => {
       turnsRedacted: BigInt(expected.turns_redacted),
       insightsCleared: BigInt(expected.insights),
       summariesRedacted: 1n,
+      operationsRedacted: 1n,
     });
     expect(counts.changesRedacted).toBeGreaterThanOrEqual(3n + 2n + 1n); // 3 DELETED snapshots, 2 binds, 1 unbind at least
 

@@ -62,6 +62,18 @@ export async function eraseStep(tx: EntityManager, work: ErasureWork): Promise<E
       );
       return { more: r.n === limit, counts: { changesRedacted: r.n } };
     }
+    case "operations": {
+      if (!user) return { more: false, counts: {} };
+      // Ended ones only: a running one still needs its request (it names the subject on purpose, and
+      // ends before the erasure can be asked again).
+      const [r] = await tx.query(
+        `WITH u AS (UPDATE operations o SET request = jsonb_set(o.request, '{selector,filter,user}', to_jsonb($3::text))
+                    WHERE o.namespace_id = $1 AND o.state IN ('succeeded', 'failed', 'cancelled') AND o.request->'selector'->'filter'->>'user' = $2 RETURNING 1)
+         SELECT count(*)::int AS n FROM u`,
+        [ns, subject.id, REDACTED],
+      );
+      return { more: false, counts: { operationsRedacted: r.n } };
+    }
   }
 }
 
