@@ -35,6 +35,11 @@ export interface AuditEvent {
   /** "ok" or a Connect code name. */
   code: string;
   requestId: string;
+  /**
+   * What the call did beyond its item count, for calls that say more (ForgetSubject: the subject's kind
+   * and digest and the counts); flat, JSON, never content.
+   */
+  detail?: Record<string, string | number> | null;
 }
 
 /** Which events a list shows. */

@@ -9,7 +9,7 @@
 import type { BatchKeys, BulkDeleteStore, DeletedSession, SnapshotKey } from "./bulk-delete-store.js";
 import { InvalidInputError } from "./errors.js";
 import { decodeSessionId, encodeSessionId, sessionIdIn } from "./ids.js";
-import { checkFilter, checkNamespace, type DeletedCounts, type SessionFilter } from "./session-model.js";
+import { addDeletedCounts, checkFilter, checkNamespace, emptyDeletedCounts, type DeletedCounts, type SessionFilter } from "./session-model.js";
 
 export const MAX_BULK_IDS = 100_000;
 export const DEFAULT_BULK_BATCH = 500;
@@ -168,7 +168,6 @@ function filterFromJson(json: Record<string, unknown>): SessionFilter {
   return out;
 }
 
-const emptyCounts = (): DeletedCounts => ({ participants: 0, turns: 0, traces: 0, spans: 0, annotations: 0, archivedTurns: 0, compactions: 0 });
 
 /**
  * Checks a bulk delete and fixes what it will go through: the distinct identifiers, or the sessions a
@@ -192,7 +191,7 @@ export async function planBulkDelete(store: BulkDeleteStore, input: BulkDeleteIn
     throw new InvalidInputError("selector", "set one of ids, session_ids or filter");
   }
   const counters: BulkCounters = { completed: 0, total, deleted: 0, notFound: 0, invalid: 0, failed: 0 };
-  return { namespace, namespaceId, plan: { selector, dryRun: input.dryRun, purgeMemories: input.purgeMemories, batchSize }, progress: { counters, deleted: emptyCounts(), memories: 0 } };
+  return { namespace, namespaceId, plan: { selector, dryRun: input.dryRun, purgeMemories: input.purgeMemories, batchSize }, progress: { counters, deleted: emptyDeletedCounts(), memories: 0 } };
 }
 
 /** The next batch of a plan from `cursor`: its entries and the cursor after it; undefined when done. */
@@ -242,8 +241,7 @@ export function batchResults(plan: BulkPlan, namespaceId: string, entries: Entry
       return { identifier: e.identifier, id: listed ? e.identifier : "", outcome: "not_found", memories: 0, error: "" };
     }
     counters.deleted++;
-    // `?? 0`: progress saved before a count existed (an operation resumed across an upgrade) lacks it.
-    for (const k of Object.keys(g.counts) as (keyof DeletedCounts)[]) deleted[k] = (deleted[k] ?? 0) + g.counts[k];
+    addDeletedCounts(deleted, g.counts);
     memories += g.memories;
     return { identifier: e.identifier, id: encodeSessionId(namespaceId, g.uuid), outcome: plan.dryRun ? "would_delete" : "deleted", counts: g.counts, memories: g.memories, error: "" };
   });

@@ -28,6 +28,7 @@ export const CAPABILITIES = [
   "retention.v1",
   "watch.v1",
   "compaction.v1",
+  "erasure.v1",
 ] as const;
 
 /** A capability name. */

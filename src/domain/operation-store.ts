@@ -6,16 +6,19 @@
  * anything more.
  */
 import type { BatchKeys, BatchOptions, DeletedSession } from "./bulk-delete-store.js";
+import type { ErasureStepResult, ErasureWork } from "./erasure.js";
 import { DomainError } from "./errors.js";
 import type { RetentionCutoffs } from "./retention.js";
 
-export type OperationKind = "bulk_delete_sessions" | "delete_namespace" | "retention_sweep";
+export type OperationKind = "bulk_delete_sessions" | "delete_namespace" | "retention_sweep" | "forget_subject";
 export type OperationState = "queued" | "running" | "succeeded" | "failed" | "cancelled";
 export const ENDED_STATES: readonly OperationState[] = ["succeeded", "failed", "cancelled"];
 
 /**
  * An operation as stored. `request`, `cursor`, `progress` and `result` are the executor's JSON; the
- * request's list of identifiers is left out except where the operation is claimed.
+ * request's list of identifiers is left out except where the operation is claimed. A request's
+ * top-level `private` member (what only the work may keep, e.g. an erasure's subject id) is dropped
+ * when the operation ends, whichever way it ends.
  */
 export interface OperationRecord {
   uuid: string;
@@ -115,12 +118,17 @@ export interface OperationStore {
    * moves the operation on. Returns whether a cancellation was asked for.
    */
   commitBatch(lease: Lease, leaseMs: number, number: number, deletion: BatchDeletion | undefined, record: (found: DeletedSession[]) => BatchRecord): Promise<{ cancelRequested: boolean }>;
-  /** Ends the operation (when the lease is still held); `result` is kept for watchers. */
+  /**
+   * In one transaction, like commitBatch: checks the lease, runs one step of an erasure (erasure.ts),
+   * asks `record` for what to record with what the step did, records the batch and moves the operation on.
+   */
+  commitErasure(lease: Lease, leaseMs: number, number: number, work: ErasureWork, record: (done: ErasureStepResult) => BatchRecord): Promise<{ cancelRequested: boolean }>;
+  /** Ends the operation (when the lease is still held); `result` is kept for watchers, the request's `private` dropped. */
   end(lease: Lease, state: "succeeded" | "failed" | "cancelled", error: string, result: unknown): Promise<boolean>;
   /** Gives the operation back (queued, no lease) for another process to go on with. */
   release(lease: Lease): Promise<void>;
   /**
-   * Asks an operation to stop: a queued one ends cancelled at once, a running one gets
+   * Asks an operation to stop: a queued one ends cancelled at once (its request's `private` dropped), a running one gets
    * cancel_requested. Returns it after the change (unchanged when it had ended).
    */
   requestCancel(uuid: string): Promise<OperationRecord | undefined>;

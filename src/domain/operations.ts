@@ -1,6 +1,6 @@
 /**
- * Durable operations: bulk deletes and namespace deletions persisted in the database (operation-store.ts)
- * and run by whichever server process holds their lease.
+ * Durable operations: bulk deletes, namespace deletions, retention sweeps and erasures persisted in the
+ * database (operation-store.ts) and run by whichever server process holds their lease.
  *
  * - A call that starts one stores it QUEUED with its plan (bulk-delete.ts) and then follows it like any
  *   watcher, through its committed batches: the stream is the same wherever the work runs.
@@ -30,17 +30,31 @@ import {
   type FailureLog,
 } from "./bulk-delete.js";
 import type { BulkDeleteStore, DeletedSession } from "./bulk-delete-store.js";
+import {
+  addCounts,
+  checkErasure,
+  emptyErasureCounts,
+  nextCursor,
+  subjectDigest,
+  type ErasureBatch,
+  type ErasureCounts,
+  type ErasureCursor,
+  type ErasureEvent,
+  type ErasureInput,
+  type ErasureRequest,
+  type ErasureStepResult,
+} from "./erasure.js";
 import { CancelledError, InvalidInputError, NotFoundError, OperationFailedError, PreconditionError, RateLimitedError, StoreBusyError, UnavailableError } from "./errors.js";
 import { decodeGlobalId, encodeGlobalId, encodeSessionId } from "./ids.js";
 import type { Namespace, NamespaceDeletion, NamespaceStore } from "./namespace-store.js";
-import { ENDED_STATES, LeaseLostError, type BatchDeletion, type BatchRecord, type Lease, type OperationKind, type OperationRecord, type OperationState, type OperationStore } from "./operation-store.js";
+import { ENDED_STATES, LeaseLostError, type BatchDeletion, type BatchRecord, type Lease, type NewOperation, type OperationKind, type OperationRecord, type OperationState, type OperationStore } from "./operation-store.js";
 import { cutoffsOf, type RetentionPolicies } from "./retention.js";
 import type { SweepStore } from "./sweep-store.js";
 import type { Changed } from "./watch-model.js";
 import { decodePageToken, encodePageToken, fingerprint, pageOf } from "./page-token.js";
 import { retryOnConflict } from "./retry.js";
 import { createSlots } from "./slots.js";
-import { checkNamespace, checkPageSize } from "./session-model.js";
+import { checkNamespace, checkPageSize, emptyDeletedCounts } from "./session-model.js";
 
 /** How much long work a process runs, and how fast a dead process's work is taken over. */
 export interface OperationLimits {
@@ -92,16 +106,23 @@ export interface NamespaceResult {
 export interface Operation extends Omit<OperationRecord, "request" | "progress" | "result" | "cursor"> {
   /** Its global id. */
   id: string;
-  plan: BulkPlan;
+  /** A bulk delete's plan (an erasure's: its batch size, no selector). */
+  plan: Pick<BulkPlan, "dryRun" | "batchSize">;
+  /** A bulk delete's counters (zero for an erasure). */
   progress: BulkProgress;
   result: NamespaceResult | null;
+  /** An erasure's counts; null for the other kinds. */
+  erasure: ErasureCounts | null;
 }
 
+/** One committed batch: of a bulk delete (namespace deletion, sweep), or a step of an erasure. */
+export type OperationBatch = BulkBatch | ErasureBatch;
+
 /** An event of WatchOperation. */
-export type WatchEvent = { type: "operation"; operation: Operation } | { type: "batch"; number: number; batch: BulkBatch } | { type: "ended"; operation: Operation };
+export type WatchEvent = { type: "operation"; operation: Operation } | { type: "batch"; number: number; batch: OperationBatch } | { type: "ended"; operation: Operation };
 
 /** What following an operation yields: its committed batches in order, then its end. */
-type FollowEvent = { type: "batch"; number: number; batch: BulkBatch } | { type: "ended"; op: OperationRecord };
+type FollowEvent = { type: "batch"; number: number; batch: OperationBatch } | { type: "ended"; op: OperationRecord };
 
 /** An event of DeleteNamespace: the bulk delete's, then `deleted`. */
 export type DeleteNamespaceEvent = BulkDeleteEvent | ({ type: "deleted" } & NamespaceDeletion);
@@ -110,6 +131,8 @@ export type DeleteNamespaceEvent = BulkDeleteEvent | ({ type: "deleted" } & Name
 export interface Operations {
   /** Starts a bulk delete and follows it (BulkDeleteSessions). Validation errors come before any event. */
   bulkDelete(input: BulkDeleteInput, signal: AbortSignal): AsyncGenerator<BulkDeleteEvent>;
+  /** Starts an erasure and follows it (ForgetSubject); it goes on when the caller goes away. Validation errors come before any event. */
+  forgetSubject(input: ErasureInput, signal: AbortSignal): AsyncGenerator<ErasureEvent>;
   /** Starts a namespace deletion and follows it (DeleteNamespace); the name is checked by the caller (namespace-service.ts). */
   deleteNamespace(input: { name: string; batchSize: number; detach?: boolean; actor?: string }, signal: AbortSignal): AsyncGenerator<DeleteNamespaceEvent>;
   get(namespace: string, id: string): Promise<Operation>;
@@ -171,9 +194,16 @@ interface Running {
 /** An operation that crashed the processes running it this many times is given up (FAILED). */
 const MAX_ATTEMPTS = 5;
 
+const emptyBulkProgress = (): BulkProgress => ({ counters: { completed: 0, total: 0, deleted: 0, notFound: 0, invalid: 0, failed: 0 }, deleted: emptyDeletedCounts(), memories: 0 });
+
 function view(r: OperationRecord): Operation {
   const { request, progress, result, cursor: _, ...rest } = r;
-  return { ...rest, id: encodeGlobalId("Operation", r.uuid), plan: request as BulkPlan, progress: progress as BulkProgress, result: result as NamespaceResult | null };
+  const id = encodeGlobalId("Operation", r.uuid);
+  if (r.kind === "forget_subject") {
+    const req = request as ErasureRequest;
+    return { ...rest, id, plan: { dryRun: false, batchSize: req.batchSize }, progress: emptyBulkProgress(), result: null, erasure: progress as ErasureCounts };
+  }
+  return { ...rest, id, plan: request as BulkPlan, progress: progress as BulkProgress, result: result as NamespaceResult | null, erasure: null };
 }
 
 /** Builds the operations of this process. */
@@ -199,7 +229,7 @@ export function createOperations(deps: OperationDeps): Operations {
    * The last batches of operations running here, for watchers in this process (which then need not read
    * them back from the database), and those that ended here.
    */
-  const recent = new Map<string, { number: number; batch: BulkBatch }[]>();
+  const recent = new Map<string, { number: number; batch: OperationBatch }[]>();
   const endedHere = new Set<string>();
   const RECENT = 32;
   /** How many watchers (follow) each operation has in this process; the maps above hold only watched ones. */
@@ -252,6 +282,28 @@ export function createOperations(deps: OperationDeps): Operations {
     });
   }
 
+  /**
+   * Runs one statement (or transaction) of a running operation: after a lease renewal in flight, and
+   * marked busy so that no renewal starts meanwhile (one pooled connection at a time).
+   */
+  async function exclusive<T>(run: Running, work: () => Promise<T>): Promise<T> {
+    await run.renewing;
+    run.busy = true;
+    try {
+      return await work();
+    } finally {
+      run.busy = false;
+    }
+  }
+
+  /** After batch `number` of a running operation committed: kept for watchers here, who are woken. */
+  function committedBatch(uuid: string, run: Running, number: number, batch: OperationBatch, cancelRequested: boolean): void {
+    run.committed = number;
+    keep(uuid, number, batch);
+    wake(uuid);
+    if (cancelRequested && !run.stop) run.stop = "cancel";
+  }
+
   /** Runs one batch after another from the operation's cursor; the state it ended in, or undefined when given back. */
   async function execute(op: OperationRecord, run: Running): Promise<{ state: "succeeded" | "cancelled"; result: NamespaceResult | null } | undefined> {
     const plan = await planOf(op);
@@ -261,9 +313,7 @@ export function createOperations(deps: OperationDeps): Operations {
     for (;;) {
       if (run.stop === "cancel") return { state: "cancelled", result: null };
       if (run.stop === "release") return undefined;
-      await run.renewing;
-      run.busy = true;
-      const next = await nextBatch(bulk, op.namespaceId, plan, cursor).finally(() => (run.busy = false));
+      const next = await exclusive(run, () => nextBatch(bulk, op.namespaceId, plan, cursor));
       if (!next) break;
       const keys = batchKeys(plan, next.entries);
       const deletion = op.namespaceId !== NO_NAMESPACE && keys.values.length ? { namespaceId: op.namespaceId, keys, opts: { dryRun: plan.dryRun, purgeMemories: plan.purgeMemories } } : undefined;
@@ -279,10 +329,7 @@ export function createOperations(deps: OperationDeps): Operations {
       number++;
       cursor = next.cursor;
       progress = after;
-      run.committed = number;
-      keep(op.uuid, number, lastBatch!);
-      wake(op.uuid);
-      if (committed.cancelRequested && !run.stop) run.stop = "cancel";
+      committedBatch(op.uuid, run, number, lastBatch!, committed.cancelRequested);
     }
     return { state: "succeeded", result: op.kind === "delete_namespace" ? await finishNamespace(op, progress) : null };
   }
@@ -297,7 +344,7 @@ export function createOperations(deps: OperationDeps): Operations {
   }
 
   /** Keeps a committed batch for this process's watchers (when there are any). */
-  function keep(uuid: string, number: number, batch: BulkBatch): void {
+  function keep(uuid: string, number: number, batch: OperationBatch): void {
     if (!watchers.has(uuid)) return;
     let list = recent.get(uuid);
     if (!list) recent.set(uuid, (list = []));
@@ -311,9 +358,7 @@ export function createOperations(deps: OperationDeps): Operations {
    * a lost lease or an outage stops the operation.
    */
   async function commit(run: Running, number: number, deletion: BatchDeletion | undefined, record: (failure?: string) => (found: DeletedSession[]) => BatchRecord, size: number): Promise<{ cancelRequested: boolean }> {
-    await run.renewing;
-    run.busy = true;
-    try {
+    return exclusive(run, async () => {
       try {
         let gone: DeletedSession[] = [];
         const committed = await retryOnConflict(
@@ -331,9 +376,40 @@ export function createOperations(deps: OperationDeps): Operations {
         logBatchFailure(err, size);
         return await store.commitBatch(run.lease, limits.leaseMs, number, undefined, record(BATCH_FAILED));
       }
-    } finally {
-      run.busy = false;
+    });
+  }
+
+  /**
+   * An erasure: one step after another from the operation's cursor (erasure.ts), each committed with its
+   * record under the lease. A step that loses a race is run again; one that fails otherwise fails the
+   * operation (an erasure is never reported done with a part skipped): calling ForgetSubject again
+   * finishes it.
+   */
+  async function erase(op: OperationRecord, run: Running): Promise<{ state: "succeeded" | "cancelled"; result: null } | undefined> {
+    const request = op.request as ErasureRequest;
+    if (!request.private) throw new NotFoundError("the erasure's subject is no longer stored");
+    const subject = { kind: request.subject.kind, id: request.private.id };
+    let cursor = op.cursor as ErasureCursor;
+    let counts = op.progress as ErasureCounts;
+    let number = op.batches;
+    while (cursor.step !== "done") {
+      if (run.stop === "cancel") return { state: "cancelled", result: null };
+      if (run.stop === "release") return undefined;
+      const work = { namespaceId: op.namespaceId, subject, cursor, limit: request.batchSize };
+      let done: ErasureStepResult | undefined;
+      const record = (r: ErasureStepResult) => {
+        done = r;
+        const batch: ErasureBatch = { step: work.cursor.step, counts: addCounts(counts, r) };
+        return { batch, cursor: nextCursor(work.cursor, r), progress: batch.counts };
+      };
+      const committed = await exclusive(run, () => retryOnConflict(() => store.commitErasure(run.lease, limits.leaseMs, number + 1, work, record), { attempts: BATCH_ATTEMPTS }));
+      for (const s of done!.sessions ?? []) changed(op.namespaceId, { uuid: s.uuid }, true);
+      number++;
+      counts = addCounts(counts, done!);
+      cursor = nextCursor(work.cursor, done!);
+      committedBatch(op.uuid, run, number, { step: work.cursor.step, counts }, committed.cancelRequested);
     }
+    return { state: "succeeded", result: null };
   }
 
   /**
@@ -354,9 +430,7 @@ export function createOperations(deps: OperationDeps): Operations {
       const policy = await policies.fresh(op.namespaceId);
       const c = cutoffsOf(policy);
       if (!c) break;
-      await run.renewing;
-      run.busy = true;
-      const page = await sweeps.expiredPage(op.namespaceId, c, cursor.after, plan.batchSize).finally(() => (run.busy = false));
+      const page = await exclusive(run, () => sweeps.expiredPage(op.namespaceId, c, cursor.after, plan.batchSize));
       if (!page.uuids.length) break;
       const entries = page.uuids.map((uuid) => ({ identifier: encodeSessionId(op.namespaceId, uuid), key: uuid }));
       const next: BulkCursor = { offset: cursor.offset + entries.length, after: page.last };
@@ -375,10 +449,7 @@ export function createOperations(deps: OperationDeps): Operations {
       number++;
       cursor = next;
       progress = after;
-      run.committed = number;
-      keep(op.uuid, number, lastBatch!);
-      wake(op.uuid);
-      if (committed.cancelRequested && !run.stop) run.stop = "cancel";
+      committedBatch(op.uuid, run, number, lastBatch!, committed.cancelRequested);
     }
     const policy = await policies.fresh(op.namespaceId);
     if (policy.sessionlessTraceTtlMs) {
@@ -439,7 +510,7 @@ export function createOperations(deps: OperationDeps): Operations {
           await store.end(run.lease, "failed", `given up after ${MAX_ATTEMPTS} attempts (see server logs)`, op.result);
           return;
         }
-        const ended = op.kind === "retention_sweep" ? await sweep(op, run) : await execute(op, run);
+        const ended = op.kind === "retention_sweep" ? await sweep(op, run) : op.kind === "forget_subject" ? await erase(op, run) : await execute(op, run);
         if (ended) await store.end(run.lease, ended.state, "", ended.result);
         else await store.release(run.lease);
       } catch (err) {
@@ -560,7 +631,7 @@ export function createOperations(deps: OperationDeps): Operations {
       const rows = await watcherRead(() => store.batches(uuid, last, WATCH_PAGE));
       for (const r of rows) {
         last = r.number;
-        yield { type: "batch", number: r.number, batch: r.batch as BulkBatch };
+        yield { type: "batch", number: r.number, batch: r.batch as OperationBatch };
       }
       if (rows.length === WATCH_PAGE) continue;
       const op = await watcherRead(() => store.find(uuid));
@@ -570,7 +641,7 @@ export function createOperations(deps: OperationDeps): Operations {
         for (let more = await watcherRead(() => store.batches(uuid, last, WATCH_PAGE)); more.length; more = await watcherRead(() => store.batches(uuid, last, WATCH_PAGE))) {
           for (const r of more) {
             last = r.number;
-            yield { type: "batch", number: r.number, batch: r.batch as BulkBatch };
+            yield { type: "batch", number: r.number, batch: r.batch as OperationBatch };
           }
         }
         yield { type: "ended", op };
@@ -580,34 +651,47 @@ export function createOperations(deps: OperationDeps): Operations {
     }
   }
 
-  /** Stores a new operation, runs it here when a slot is free, and follows it for its caller. */
+  /** Stores a new operation (`plan`: a bulk delete's, kept here for its run) and runs it here when a slot is free. */
+  async function enqueue(op: NewOperation, plan?: BulkPlan): Promise<OperationRecord> {
+    if (stopping) throw new UnavailableError("the server is shutting down");
+    if (op.namespaceId !== NO_NAMESPACE && (await store.countQueued(op.namespaceId)) >= limits.maxQueued) {
+      throw new RateLimitedError(`too many operations of namespace "${op.namespace}" are waiting (${limits.maxQueued})`, Math.max(1000, limits.pollMs));
+    }
+    const stored = await store.insert(op);
+    if (plan) plans.set(stored.uuid, plan);
+    // Claimed before the first message when a slot is free (one short statement: the claim does not
+    // read the plan back), so that a queued operation is one that really waits.
+    await claimInto(stored.uuid).catch(() => {});
+    return stored;
+  }
+
+  /** How long an operation that succeeded took. @throws CancelledError or OperationFailedError when it did not succeed */
+  function succeeded(ended: OperationRecord): number {
+    const id = encodeGlobalId("Operation", ended.uuid);
+    if (ended.state === "cancelled") throw new CancelledError(`operation ${id} was cancelled`);
+    if (ended.state === "failed") throw new OperationFailedError(`operation ${id} failed: ${ended.error}`);
+    return (ended.endTime ?? new Date()).getTime() - ended.createTime.getTime();
+  }
+
+  /** Stores a new bulk delete (or namespace deletion), runs it here when a slot is free, and follows it for its caller. */
   async function* startAndFollow(
     kind: OperationKind,
     input: { namespace: string; namespaceId: string; plan: BulkPlan; progress: BulkProgress; detach: boolean; actor: string },
     signal: AbortSignal,
   ): AsyncGenerator<BulkDeleteEvent | { type: "result"; op: OperationRecord }> {
-    if (stopping) throw new UnavailableError("the server is shutting down");
-    if (input.namespaceId !== NO_NAMESPACE && (await store.countQueued(input.namespaceId)) >= limits.maxQueued) {
-      throw new RateLimitedError(`too many operations of namespace "${input.namespace}" are waiting (${limits.maxQueued})`, Math.max(1000, limits.pollMs));
-    }
-    const op = await store.insert({ namespaceId: input.namespaceId, namespace: input.namespace, kind, request: input.plan, cursor: { offset: 0 }, progress: input.progress, detach: input.detach, actor: input.actor });
-    plans.set(op.uuid, input.plan);
-    // Claimed before the first message when a slot is free (one short statement: the claim does not
-    // read the plan back), so that a queued operation is one that really waits.
-    await claimInto(op.uuid).catch(() => {});
     const { plan, progress } = input;
+    const op = await enqueue({ namespaceId: input.namespaceId, namespace: input.namespace, kind, request: plan, cursor: { offset: 0 }, progress, detach: input.detach, actor: input.actor }, plan);
     try {
       yield { type: "started", total: progress.counters.total, dryRun: plan.dryRun, batchSize: plan.batchSize, operationId: encodeGlobalId("Operation", op.uuid) };
       for await (const e of follow(op.uuid, 0, signal)) {
         if (e.type === "batch") {
-          yield { type: "progress", results: e.batch.results, counters: e.batch.counters };
+          const b = e.batch as BulkBatch;
+          yield { type: "progress", results: b.results, counters: b.counters };
           continue;
         }
         const ended = e.op;
-        if (ended.state === "cancelled") throw new CancelledError(`operation ${encodeGlobalId("Operation", op.uuid)} was cancelled`);
-        if (ended.state === "failed") throw new OperationFailedError(`operation ${encodeGlobalId("Operation", op.uuid)} failed: ${ended.error}`);
+        const elapsedMs = succeeded(ended);
         const p = ended.progress as BulkProgress;
-        const elapsedMs = (ended.endTime ?? new Date()).getTime() - ended.createTime.getTime();
         yield { type: "summary", counters: p.counters, deleted: p.deleted, elapsedMs, dryRun: plan.dryRun };
         yield { type: "result", op: ended };
       }
@@ -628,6 +712,28 @@ export function createOperations(deps: OperationDeps): Operations {
       const planned = await planBulkDelete(bulk, input);
       for await (const e of startAndFollow("bulk_delete_sessions", { ...planned, detach: input.detach ?? false, actor: input.actor ?? "" }, signal)) {
         if (e.type !== "result") yield e;
+      }
+    },
+
+    async *forgetSubject(input, signal) {
+      const { namespace, subject, batchSize } = checkErasure(input);
+      const namespaceId = await bulk.namespaceId(namespace, false);
+      if (!namespaceId) throw new NotFoundError(`namespace "${namespace}" not found`);
+      const sha256 = subjectDigest(subject.id);
+      const request: ErasureRequest = { subject: { kind: subject.kind, sha256 }, batchSize, private: { id: subject.id } };
+      const cursor: ErasureCursor = { step: "sessions" };
+      // Always detached: an erasure left half done because its caller went away would be worse than one
+      // that finishes (CancelOperation stops it on purpose).
+      const op = await enqueue({ namespaceId, namespace, kind: "forget_subject", request, cursor, progress: emptyErasureCounts(), detach: true, actor: input.actor ?? "" });
+      yield { type: "started", operationId: encodeGlobalId("Operation", op.uuid), namespace, subjectKind: subject.kind, subjectSha256: sha256 };
+      for await (const e of follow(op.uuid, 0, signal)) {
+        if (e.type === "batch") {
+          const b = e.batch as ErasureBatch;
+          yield { type: "progress", step: b.step, counts: b.counts };
+          continue;
+        }
+        const elapsedMs = succeeded(e.op);
+        yield { type: "summary", counts: e.op.progress as ErasureCounts, elapsedMs };
       }
     },
 
@@ -704,7 +810,7 @@ export function createOperations(deps: OperationDeps): Operations {
     async offerSweep(namespaceId, ns) {
       if (!deps.retention || stopping) return false;
       const plan: BulkPlan = { selector: { kind: "filter", filter: {}, includeDeleted: true }, dryRun: false, purgeMemories: false, batchSize: SWEEP_BATCH };
-      const progress: BulkProgress = { counters: { completed: 0, total: 0, deleted: 0, notFound: 0, invalid: 0, failed: 0 }, deleted: { participants: 0, turns: 0, traces: 0, spans: 0, annotations: 0, archivedTurns: 0, compactions: 0 }, memories: 0 };
+      const progress = emptyBulkProgress();
       const op = await store.insertSweep({ namespaceId, namespace: ns, kind: "retention_sweep", request: plan, cursor: { offset: 0 }, progress, detach: true, actor: "system:retention" });
       if (!op) return false;
       await claimInto(op.uuid).catch(() => {});

@@ -80,6 +80,14 @@ export interface DeletedCounts {
   compactions: number;
 }
 
+/** Counts of nothing deleted yet. */
+export const emptyDeletedCounts = (): DeletedCounts => ({ participants: 0, turns: 0, traces: 0, spans: 0, annotations: 0, archivedTurns: 0, compactions: 0 });
+
+/** Adds `more` to `into` (a count `into` lacks, as progress saved before it existed, counts from 0). */
+export function addDeletedCounts(into: DeletedCounts, more: DeletedCounts): void {
+  for (const k of Object.keys(more) as (keyof DeletedCounts)[]) into[k] = (into[k] ?? 0) + more[k];
+}
+
 /** Filter of ListSessions (and bulk operations). */
 export interface SessionFilter {
   user?: string;

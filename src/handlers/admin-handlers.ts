@@ -1,5 +1,5 @@
 /**
- * AdminService handlers: namespaces, API keys and the audit log.
+ * AdminService handlers: namespaces, API keys, retention, erasure and the audit log.
  */
 import { create } from "@bufbuild/protobuf";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
@@ -21,11 +21,12 @@ import { apiKeyToProto, auditEventToProto, namespaceToProto, retentionFromProto,
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { actorOf, principalKey } from "./auth.js";
 import { bulkEventToProto } from "./bulk-delete-mapper.js";
+import { erasureEventToProto, subjectFromProto } from "./erasure-mapper.js";
 import { durationToMs } from "./session-mapper.js";
 
 /** Builds the AdminService implementation. */
-export function createAdminHandlers(services: Pick<Services, "namespaces" | "apiKeys" | "credentials" | "audit" | "retention">): ServiceImpl<typeof AdminService> {
-  const { namespaces, apiKeys, credentials, audit, retention } = services;
+export function createAdminHandlers(services: Pick<Services, "namespaces" | "apiKeys" | "credentials" | "audit" | "retention" | "operations">): ServiceImpl<typeof AdminService> {
+  const { namespaces, apiKeys, credentials, audit, retention, operations } = services;
   const caller = (context: HandlerContext) => actorOf(context.values.get(principalKey)) || "unknown";
   return {
     async createNamespace(req) {
@@ -84,6 +85,11 @@ export function createAdminHandlers(services: Pick<Services, "namespaces" | "api
       const key = await apiKeys.revoke(req.id, req.namespace);
       credentials.forget(key.uuid);
       return create(RevokeApiKeyResponseSchema, { apiKey: apiKeyToProto(key) });
+    },
+
+    async *forgetSubject(req, context) {
+      const input = { namespace: req.namespace, subject: subjectFromProto(req), batchSize: req.batchSize, actor: caller(context) };
+      for await (const e of operations.forgetSubject(input, context.signal)) yield erasureEventToProto(e);
     },
 
     async listAuditEvents(req) {

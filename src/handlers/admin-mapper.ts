@@ -56,6 +56,7 @@ export function auditEventToProto(e: DomainAuditEvent): AuditEvent {
     itemCount: BigInt(e.itemCount),
     code: e.code,
     requestId: e.requestId,
+    detail: e.detail ?? undefined,
   });
 }
 

@@ -38,7 +38,7 @@ export interface CallAuditor {
 
 /** Records calls in `audit`: as an interceptor for RPCs, and by hand for plain HTTP endpoints. */
 export function createAuditing(audit: AuditLog): CallAuditor {
-  function record(call: Call, code: Code | undefined, items?: number, res?: Record<string, unknown>): void {
+  function record(call: Call, code: Code | undefined, items?: number, res?: Record<string, unknown>, detail?: AuditDetail): void {
     const { message } = call;
     audit.record({
       actor: actorOf(call.principal),
@@ -49,6 +49,7 @@ export function createAuditing(audit: AuditLog): CallAuditor {
       session: message ? sessionOf(sessionGlobalId(call.method, message)) : undefined,
       itemCount: items ?? (message ? itemsNamed(message) : 1),
       code: code === undefined ? "ok" : codeToString(code),
+      detail,
     });
   }
 
@@ -69,12 +70,16 @@ export function createAuditing(audit: AuditLog): CallAuditor {
       return res;
     }
     let total: number | undefined;
+    let detail: AuditDetail | undefined;
     return {
       ...res,
       message: watchStream(res.message, {
         signal: req.signal,
-        onMessage: (m) => (total = streamTotal(m as unknown as Record<string, unknown>) ?? total),
-        onEnd: (code) => record(call, code, total),
+        onMessage: (m) => {
+          total = streamTotal(m as unknown as Record<string, unknown>) ?? total;
+          detail = streamDetail(m as unknown as Record<string, unknown>, detail);
+        },
+        onEnd: (code) => record(call, code, total, undefined, detail),
       }),
     };
   };
@@ -141,6 +146,36 @@ function countOtlpSpans(resourceSpans: any[]): number {
 function streamTotal(m: Record<string, unknown>): number | undefined {
   const event = m.event as { case?: string; value?: { total?: number | bigint } } | undefined;
   return event?.case === "started" && event.value?.total !== undefined ? Number(event.value.total) : undefined;
+}
+
+type AuditDetail = Record<string, string | number>;
+
+const SUBJECT_KINDS: Record<number, string> = { 1: "user", 2: "participant" };
+
+/** camelCase -> snake_case. */
+const snake = (name: string) => name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+
+/** A message's numeric fields, flat and snake_case (nested messages prefixed with their field's name). */
+function flatCounts(value: Record<string, unknown>, prefix = ""): AuditDetail {
+  const out: AuditDetail = {};
+  for (const [k, v] of Object.entries(value)) {
+    if (k === "$typeName") continue;
+    if (typeof v === "bigint" || typeof v === "number") out[prefix + snake(k)] = Number(v);
+    else if (v && typeof v === "object") Object.assign(out, flatCounts(v as Record<string, unknown>, `${prefix}${snake(k)}_`));
+  }
+  return out;
+}
+
+/**
+ * What an erasure's stream (ForgetSubject) tells the audit log: the kind of subject and the digest of
+ * its id (from `started`: the id itself never), then the counts (from `summary`).
+ */
+function streamDetail(m: Record<string, unknown>, before: AuditDetail | undefined): AuditDetail | undefined {
+  const event = m.event as { case?: string; value?: Record<string, unknown> } | undefined;
+  const v = event?.value;
+  if (event?.case === "started" && typeof v?.subjectSha256 === "string") return { subject_kind: SUBJECT_KINDS[Number(v.subjectKind)] ?? "", subject_sha256: v.subjectSha256 };
+  if (event?.case === "summary" && before?.subject_sha256 && v?.counts) return { ...before, ...flatCounts(v.counts as Record<string, unknown>) };
+  return before;
 }
 
 /** The namespace of the session a response carries (or names, as DeleteSession's does), if any. */

@@ -18,12 +18,14 @@ import {
 import type { Operation, Operations } from "../domain/operations.js";
 import type { OperationKind as Kind, OperationState as State } from "../domain/operation-store.js";
 import { countersToProto, progressToProto } from "./bulk-delete-mapper.js";
+import { erasureCountsToProto, erasureProgressToProto } from "./erasure-mapper.js";
 import { deletedCountsToProto } from "./session-mapper.js";
 
 const KINDS: Record<Kind, OperationKind> = {
   bulk_delete_sessions: OperationKind.BULK_DELETE_SESSIONS,
   delete_namespace: OperationKind.DELETE_NAMESPACE,
   retention_sweep: OperationKind.RETENTION_SWEEP,
+  forget_subject: OperationKind.FORGET_SUBJECT,
 };
 const STATES: Record<State, OperationState> = {
   queued: OperationState.QUEUED,
@@ -61,6 +63,7 @@ export function operationToProto(op: Operation): ProtoOperation {
     startTime: op.startTime ? timestampFromDate(op.startTime) : undefined,
     updateTime: timestampFromDate(op.updateTime),
     endTime: op.endTime ? timestampFromDate(op.endTime) : undefined,
+    erasure: op.erasure ? erasureCountsToProto(op.erasure) : undefined,
   });
 }
 
@@ -87,7 +90,8 @@ export function createOperationHandlers(operations: Operations): ServiceImpl<typ
       const after = req.afterBatch > BigInt(Number.MAX_SAFE_INTEGER) ? -1 : Number(req.afterBatch);
       for await (const e of operations.watch(req.namespace, req.id, after, context.signal)) {
         if (e.type === "batch") {
-          yield create(WatchOperationResponseSchema, { event: { case: "batch", value: { number: BigInt(e.number), progress: progressToProto(e.batch) } } });
+          const batch = "step" in e.batch ? { erasure: erasureProgressToProto(e.batch) } : { progress: progressToProto(e.batch) };
+          yield create(WatchOperationResponseSchema, { event: { case: "batch", value: { number: BigInt(e.number), ...batch } } });
         } else {
           yield create(WatchOperationResponseSchema, { event: { case: e.type, value: operationToProto(e.operation) } });
         }

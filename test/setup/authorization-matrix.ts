@@ -56,6 +56,7 @@ export const EXPECTED: Record<string, string> = {
   "AdminService/ListAuditEvents": "admin",
   "AdminService/SetRetentionPolicy": "admin",
   "AdminService/GetRetentionPolicy": "admin",
+  "AdminService/ForgetSubject": "admin",
   "OperationService/GetOperation": "reader",
   "OperationService/ListOperations": "reader",
   "OperationService/CancelOperation": "writer",

@@ -51,6 +51,7 @@ export function useServer(env: Record<string, string> = {}) {
     const sink = new Writable({
       write(chunk, _enc, done) {
         ctx.logs.push(chunk.toString());
+        if (process.env.DEBUG_SERVER_LOGS) process.stderr.write(chunk);
         done();
       },
     });

@@ -2,21 +2,23 @@
 // @generated from file sessiond/v1/admin_service.proto (package sessiond.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Role } from "./auth_pb.js";
 import { file_sessiond_v1_auth } from "./auth_pb.js";
+import type { DeletedCounts } from "./session_pb.js";
+import { file_sessiond_v1_session } from "./session_pb.js";
 import type { BulkDeleteProgress, BulkDeleteStarted, BulkDeleteSummary } from "./session_service_pb.js";
 import { file_sessiond_v1_session_service } from "./session_service_pb.js";
-import type { Message } from "@bufbuild/protobuf";
+import type { JsonObject, Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file sessiond/v1/admin_service.proto.
  */
 export const file_sessiond_v1_admin_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch9zZXNzaW9uZC92MS9hZG1pbl9zZXJ2aWNlLnByb3RvEgtzZXNzaW9uZC52MSJWCglOYW1lc3BhY2USCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRIvCgtjcmVhdGVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiJgoWQ3JlYXRlTmFtZXNwYWNlUmVxdWVzdBIMCgRuYW1lGAEgASgJIkQKF0NyZWF0ZU5hbWVzcGFjZVJlc3BvbnNlEikKCW5hbWVzcGFjZRgBIAEoCzIWLnNlc3Npb25kLnYxLk5hbWVzcGFjZSI+ChVMaXN0TmFtZXNwYWNlc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiXQoWTGlzdE5hbWVzcGFjZXNSZXNwb25zZRIqCgpuYW1lc3BhY2VzGAEgAygLMhYuc2Vzc2lvbmQudjEuTmFtZXNwYWNlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJKChZEZWxldGVOYW1lc3BhY2VSZXF1ZXN0EgwKBG5hbWUYASABKAkSEgoKYmF0Y2hfc2l6ZRgCIAEoBRIOCgZkZXRhY2gYAyABKAgi7wEKF0RlbGV0ZU5hbWVzcGFjZVJlc3BvbnNlEjEKB3N0YXJ0ZWQYASABKAsyHi5zZXNzaW9uZC52MS5CdWxrRGVsZXRlU3RhcnRlZEgAEjMKCHByb2dyZXNzGAIgASgLMh8uc2Vzc2lvbmQudjEuQnVsa0RlbGV0ZVByb2dyZXNzSAASMQoHc3VtbWFyeRgDIAEoCzIeLnNlc3Npb25kLnYxLkJ1bGtEZWxldGVTdW1tYXJ5SAASMAoHZGVsZXRlZBgEIAEoCzIdLnNlc3Npb25kLnYxLk5hbWVzcGFjZURlbGV0ZWRIAEIHCgVldmVudCKJAQoQTmFtZXNwYWNlRGVsZXRlZBIpCgluYW1lc3BhY2UYASABKAsyFi5zZXNzaW9uZC52MS5OYW1lc3BhY2USGAoQbWVtb3JpZXNfZGVsZXRlZBgCIAEoAxIWCg50cmFjZXNfZGVsZXRlZBgDIAEoAxIYChBhcGlfa2V5c19kZWxldGVkGAQgASgDIpwCCgZBcGlLZXkSCgoCaWQYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJEh8KBHJvbGUYAyABKA4yES5zZXNzaW9uZC52MS5Sb2xlEhEKCW5hbWVzcGFjZRgEIAEoCRIvCgtjcmVhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZXhwaXJlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3Jldm9rZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpjcmVhdGVkX2J5GAggASgJEhUKDXNlY3JldF9wcmVmaXgYCSABKAkikQEKE0NyZWF0ZUFwaUtleVJlcXVlc3QSFAoMZGlzcGxheV9uYW1lGAEgASgJEh8KBHJvbGUYAiABKA4yES5zZXNzaW9uZC52MS5Sb2xlEhEKCW5hbWVzcGFjZRgDIAEoCRIwCg1leHBpcmVzX2FmdGVyGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIkwKFENyZWF0ZUFwaUtleVJlc3BvbnNlEiQKB2FwaV9rZXkYASABKAsyEy5zZXNzaW9uZC52MS5BcGlLZXkSDgoGc2VjcmV0GAIgASgJImQKEkxpc3RBcGlLZXlzUmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSFAoMc2hvd19yZXZva2VkGAIgASgIEhEKCXBhZ2Vfc2l6ZRgDIAEoBRISCgpwYWdlX3Rva2VuGAQgASgJIlUKE0xpc3RBcGlLZXlzUmVzcG9uc2USJQoIYXBpX2tleXMYASADKAsyEy5zZXNzaW9uZC52MS5BcGlLZXkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIjQKE1Jldm9rZUFwaUtleVJlcXVlc3QSCgoCaWQYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJIjwKFFJldm9rZUFwaUtleVJlc3BvbnNlEiQKB2FwaV9rZXkYASABKAsyEy5zZXNzaW9uZC52MS5BcGlLZXkiqgEKCkF1ZGl0RXZlbnQSCgoCaWQYASABKAkSKAoEdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFYWN0b3IYAyABKAkSDgoGbWV0aG9kGAQgASgJEhEKCW5hbWVzcGFjZRgFIAEoCRISCgppdGVtX2NvdW50GAYgASgDEgwKBGNvZGUYByABKAkSEgoKcmVxdWVzdF9pZBgIIAEoCSJhChZMaXN0QXVkaXRFdmVudHNSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRINCgVhY3RvchgCIAEoCRIRCglwYWdlX3NpemUYAyABKAUSEgoKcGFnZV90b2tlbhgEIAEoCSJbChdMaXN0QXVkaXRFdmVudHNSZXNwb25zZRInCgZldmVudHMYASADKAsyFy5zZXNzaW9uZC52MS5BdWRpdEV2ZW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSLRAQoPUmV0ZW50aW9uUG9saWN5EioKB21heF9hZ2UYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SKwoIbWF4X2lkbGUYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SFgoOcHVyZ2VfbWVtb3JpZXMYAyABKAgSEwoLaG9sZF9sYWJlbHMYBCADKAkSOAoVc2Vzc2lvbmxlc3NfdHJhY2VfdHRsGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIlwKGVNldFJldGVudGlvblBvbGljeVJlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEiwKBnBvbGljeRgCIAEoCzIcLnNlc3Npb25kLnYxLlJldGVudGlvblBvbGljeSJKChpTZXRSZXRlbnRpb25Qb2xpY3lSZXNwb25zZRIsCgZwb2xpY3kYASABKAsyHC5zZXNzaW9uZC52MS5SZXRlbnRpb25Qb2xpY3kiLgoZR2V0UmV0ZW50aW9uUG9saWN5UmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkijwEKGkdldFJldGVudGlvblBvbGljeVJlc3BvbnNlEiwKBnBvbGljeRgBIAEoCzIcLnNlc3Npb25kLnYxLlJldGVudGlvblBvbGljeRISCgppc19kZWZhdWx0GAIgASgIEi8KC3VwZGF0ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcDKRBwoMQWRtaW5TZXJ2aWNlEmYKD0NyZWF0ZU5hbWVzcGFjZRIjLnNlc3Npb25kLnYxLkNyZWF0ZU5hbWVzcGFjZVJlcXVlc3QaJC5zZXNzaW9uZC52MS5DcmVhdGVOYW1lc3BhY2VSZXNwb25zZSIIyPMYA9jzGAESYwoOTGlzdE5hbWVzcGFjZXMSIi5zZXNzaW9uZC52MS5MaXN0TmFtZXNwYWNlc1JlcXVlc3QaIy5zZXNzaW9uZC52MS5MaXN0TmFtZXNwYWNlc1Jlc3BvbnNlIgjI8xgD2PMYARJoCg9EZWxldGVOYW1lc3BhY2USIy5zZXNzaW9uZC52MS5EZWxldGVOYW1lc3BhY2VSZXF1ZXN0GiQuc2Vzc2lvbmQudjEuRGVsZXRlTmFtZXNwYWNlUmVzcG9uc2UiCMjzGAPY8xgBMAESWQoMQ3JlYXRlQXBpS2V5EiAuc2Vzc2lvbmQudjEuQ3JlYXRlQXBpS2V5UmVxdWVzdBohLnNlc3Npb25kLnYxLkNyZWF0ZUFwaUtleVJlc3BvbnNlIgTI8xgDElYKC0xpc3RBcGlLZXlzEh8uc2Vzc2lvbmQudjEuTGlzdEFwaUtleXNSZXF1ZXN0GiAuc2Vzc2lvbmQudjEuTGlzdEFwaUtleXNSZXNwb25zZSIEyPMYAxJZCgxSZXZva2VBcGlLZXkSIC5zZXNzaW9uZC52MS5SZXZva2VBcGlLZXlSZXF1ZXN0GiEuc2Vzc2lvbmQudjEuUmV2b2tlQXBpS2V5UmVzcG9uc2UiBMjzGAMSawoSU2V0UmV0ZW50aW9uUG9saWN5EiYuc2Vzc2lvbmQudjEuU2V0UmV0ZW50aW9uUG9saWN5UmVxdWVzdBonLnNlc3Npb25kLnYxLlNldFJldGVudGlvblBvbGljeVJlc3BvbnNlIgTI8xgDEmsKEkdldFJldGVudGlvblBvbGljeRImLnNlc3Npb25kLnYxLkdldFJldGVudGlvblBvbGljeVJlcXVlc3QaJy5zZXNzaW9uZC52MS5HZXRSZXRlbnRpb25Qb2xpY3lSZXNwb25zZSIEyPMYAxJiCg9MaXN0QXVkaXRFdmVudHMSIy5zZXNzaW9uZC52MS5MaXN0QXVkaXRFdmVudHNSZXF1ZXN0GiQuc2Vzc2lvbmQudjEuTGlzdEF1ZGl0RXZlbnRzUmVzcG9uc2UiBMjzGANiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_sessiond_v1_auth, file_sessiond_v1_session_service]);
+  fileDesc("Ch9zZXNzaW9uZC92MS9hZG1pbl9zZXJ2aWNlLnByb3RvEgtzZXNzaW9uZC52MSJWCglOYW1lc3BhY2USCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRIvCgtjcmVhdGVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiJgoWQ3JlYXRlTmFtZXNwYWNlUmVxdWVzdBIMCgRuYW1lGAEgASgJIkQKF0NyZWF0ZU5hbWVzcGFjZVJlc3BvbnNlEikKCW5hbWVzcGFjZRgBIAEoCzIWLnNlc3Npb25kLnYxLk5hbWVzcGFjZSI+ChVMaXN0TmFtZXNwYWNlc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiXQoWTGlzdE5hbWVzcGFjZXNSZXNwb25zZRIqCgpuYW1lc3BhY2VzGAEgAygLMhYuc2Vzc2lvbmQudjEuTmFtZXNwYWNlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJKChZEZWxldGVOYW1lc3BhY2VSZXF1ZXN0EgwKBG5hbWUYASABKAkSEgoKYmF0Y2hfc2l6ZRgCIAEoBRIOCgZkZXRhY2gYAyABKAgi7wEKF0RlbGV0ZU5hbWVzcGFjZVJlc3BvbnNlEjEKB3N0YXJ0ZWQYASABKAsyHi5zZXNzaW9uZC52MS5CdWxrRGVsZXRlU3RhcnRlZEgAEjMKCHByb2dyZXNzGAIgASgLMh8uc2Vzc2lvbmQudjEuQnVsa0RlbGV0ZVByb2dyZXNzSAASMQoHc3VtbWFyeRgDIAEoCzIeLnNlc3Npb25kLnYxLkJ1bGtEZWxldGVTdW1tYXJ5SAASMAoHZGVsZXRlZBgEIAEoCzIdLnNlc3Npb25kLnYxLk5hbWVzcGFjZURlbGV0ZWRIAEIHCgVldmVudCKJAQoQTmFtZXNwYWNlRGVsZXRlZBIpCgluYW1lc3BhY2UYASABKAsyFi5zZXNzaW9uZC52MS5OYW1lc3BhY2USGAoQbWVtb3JpZXNfZGVsZXRlZBgCIAEoAxIWCg50cmFjZXNfZGVsZXRlZBgDIAEoAxIYChBhcGlfa2V5c19kZWxldGVkGAQgASgDIpwCCgZBcGlLZXkSCgoCaWQYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJEh8KBHJvbGUYAyABKA4yES5zZXNzaW9uZC52MS5Sb2xlEhEKCW5hbWVzcGFjZRgEIAEoCRIvCgtjcmVhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZXhwaXJlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3Jldm9rZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpjcmVhdGVkX2J5GAggASgJEhUKDXNlY3JldF9wcmVmaXgYCSABKAkikQEKE0NyZWF0ZUFwaUtleVJlcXVlc3QSFAoMZGlzcGxheV9uYW1lGAEgASgJEh8KBHJvbGUYAiABKA4yES5zZXNzaW9uZC52MS5Sb2xlEhEKCW5hbWVzcGFjZRgDIAEoCRIwCg1leHBpcmVzX2FmdGVyGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIkwKFENyZWF0ZUFwaUtleVJlc3BvbnNlEiQKB2FwaV9rZXkYASABKAsyEy5zZXNzaW9uZC52MS5BcGlLZXkSDgoGc2VjcmV0GAIgASgJImQKEkxpc3RBcGlLZXlzUmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSFAoMc2hvd19yZXZva2VkGAIgASgIEhEKCXBhZ2Vfc2l6ZRgDIAEoBRISCgpwYWdlX3Rva2VuGAQgASgJIlUKE0xpc3RBcGlLZXlzUmVzcG9uc2USJQoIYXBpX2tleXMYASADKAsyEy5zZXNzaW9uZC52MS5BcGlLZXkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIjQKE1Jldm9rZUFwaUtleVJlcXVlc3QSCgoCaWQYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJIjwKFFJldm9rZUFwaUtleVJlc3BvbnNlEiQKB2FwaV9rZXkYASABKAsyEy5zZXNzaW9uZC52MS5BcGlLZXki0wEKCkF1ZGl0RXZlbnQSCgoCaWQYASABKAkSKAoEdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFYWN0b3IYAyABKAkSDgoGbWV0aG9kGAQgASgJEhEKCW5hbWVzcGFjZRgFIAEoCRISCgppdGVtX2NvdW50GAYgASgDEgwKBGNvZGUYByABKAkSEgoKcmVxdWVzdF9pZBgIIAEoCRInCgZkZXRhaWwYCSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0ImEKFkxpc3RBdWRpdEV2ZW50c1JlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEg0KBWFjdG9yGAIgASgJEhEKCXBhZ2Vfc2l6ZRgDIAEoBRISCgpwYWdlX3Rva2VuGAQgASgJIlsKF0xpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlEicKBmV2ZW50cxgBIAMoCzIXLnNlc3Npb25kLnYxLkF1ZGl0RXZlbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJItEBCg9SZXRlbnRpb25Qb2xpY3kSKgoHbWF4X2FnZRgBIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIrCghtYXhfaWRsZRgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIWCg5wdXJnZV9tZW1vcmllcxgDIAEoCBITCgtob2xkX2xhYmVscxgEIAMoCRI4ChVzZXNzaW9ubGVzc190cmFjZV90dGwYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iXAoZU2V0UmV0ZW50aW9uUG9saWN5UmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSLAoGcG9saWN5GAIgASgLMhwuc2Vzc2lvbmQudjEuUmV0ZW50aW9uUG9saWN5IkoKGlNldFJldGVudGlvblBvbGljeVJlc3BvbnNlEiwKBnBvbGljeRgBIAEoCzIcLnNlc3Npb25kLnYxLlJldGVudGlvblBvbGljeSIuChlHZXRSZXRlbnRpb25Qb2xpY3lSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCSKPAQoaR2V0UmV0ZW50aW9uUG9saWN5UmVzcG9uc2USLAoGcG9saWN5GAEgASgLMhwuc2Vzc2lvbmQudjEuUmV0ZW50aW9uUG9saWN5EhIKCmlzX2RlZmF1bHQYAiABKAgSLwoLdXBkYXRlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wInIKFEZvcmdldFN1YmplY3RSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRIOCgR1c2VyGAIgASgJSAASGAoOcGFydGljaXBhbnRfaWQYAyABKAlIABISCgpiYXRjaF9zaXplGAQgASgFQgkKB3N1YmplY3QirwIKDUVyYXN1cmVDb3VudHMSGAoQc2Vzc2lvbnNfZGVsZXRlZBgBIAEoAxIrCgdkZWxldGVkGAIgASgLMhouc2Vzc2lvbmQudjEuRGVsZXRlZENvdW50cxIYChBtZW1vcmllc19kZWxldGVkGAMgASgDEhkKEW1lbW9yaWVzX3JlZGFjdGVkGAQgASgDEh0KFXBhcnRpY2lwYW50c19yZWRhY3RlZBgFIAEoAxIWCg50dXJuc19yZWRhY3RlZBgGIAEoAxIYChBpbnNpZ2h0c19jbGVhcmVkGAcgASgDEhoKEnN1bW1hcmllc19yZWRhY3RlZBgIIAEoAxIYChBjaGFuZ2VzX3JlZGFjdGVkGAkgASgDEhsKE29wZXJhdGlvbnNfcmVkYWN0ZWQYCiABKAMigQEKDkVyYXN1cmVTdGFydGVkEhQKDG9wZXJhdGlvbl9pZBgBIAEoCRIRCgluYW1lc3BhY2UYAiABKAkSLgoMc3ViamVjdF9raW5kGAMgASgOMhguc2Vzc2lvbmQudjEuU3ViamVjdEtpbmQSFgoOc3ViamVjdF9zaGEyNTYYBCABKAkiZQoPRXJhc3VyZVByb2dyZXNzEiYKBHN0ZXAYASABKA4yGC5zZXNzaW9uZC52MS5FcmFzdXJlU3RlcBIqCgZjb3VudHMYAiABKAsyGi5zZXNzaW9uZC52MS5FcmFzdXJlQ291bnRzImgKDkVyYXN1cmVTdW1tYXJ5EioKBmNvdW50cxgBIAEoCzIaLnNlc3Npb25kLnYxLkVyYXN1cmVDb3VudHMSKgoHZWxhcHNlZBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiKyAQoVRm9yZ2V0U3ViamVjdFJlc3BvbnNlEi4KB3N0YXJ0ZWQYASABKAsyGy5zZXNzaW9uZC52MS5FcmFzdXJlU3RhcnRlZEgAEjAKCHByb2dyZXNzGAIgASgLMhwuc2Vzc2lvbmQudjEuRXJhc3VyZVByb2dyZXNzSAASLgoHc3VtbWFyeRgDIAEoCzIbLnNlc3Npb25kLnYxLkVyYXN1cmVTdW1tYXJ5SABCBwoFZXZlbnQqYAoLU3ViamVjdEtpbmQSHAoYU1VCSkVDVF9LSU5EX1VOU1BFQ0lGSUVEEAASFQoRU1VCSkVDVF9LSU5EX1VTRVIQARIcChhTVUJKRUNUX0tJTkRfUEFSVElDSVBBTlQQAiq3AQoLRXJhc3VyZVN0ZXASHAoYRVJBU1VSRV9TVEVQX1VOU1BFQ0lGSUVEEAASGQoVRVJBU1VSRV9TVEVQX1NFU1NJT05TEAESGQoVRVJBU1VSRV9TVEVQX01FTU9SSUVTEAISHQoZRVJBU1VSRV9TVEVQX1BBUlRJQ0lQQU5UUxADEhgKFEVSQVNVUkVfU1RFUF9DSEFOR0VTEAQSGwoXRVJBU1VSRV9TVEVQX09QRVJBVElPTlMQBTLxBwoMQWRtaW5TZXJ2aWNlEmYKD0NyZWF0ZU5hbWVzcGFjZRIjLnNlc3Npb25kLnYxLkNyZWF0ZU5hbWVzcGFjZVJlcXVlc3QaJC5zZXNzaW9uZC52MS5DcmVhdGVOYW1lc3BhY2VSZXNwb25zZSIIyPMYA9jzGAESYwoOTGlzdE5hbWVzcGFjZXMSIi5zZXNzaW9uZC52MS5MaXN0TmFtZXNwYWNlc1JlcXVlc3QaIy5zZXNzaW9uZC52MS5MaXN0TmFtZXNwYWNlc1Jlc3BvbnNlIgjI8xgD2PMYARJoCg9EZWxldGVOYW1lc3BhY2USIy5zZXNzaW9uZC52MS5EZWxldGVOYW1lc3BhY2VSZXF1ZXN0GiQuc2Vzc2lvbmQudjEuRGVsZXRlTmFtZXNwYWNlUmVzcG9uc2UiCMjzGAPY8xgBMAESWQoMQ3JlYXRlQXBpS2V5EiAuc2Vzc2lvbmQudjEuQ3JlYXRlQXBpS2V5UmVxdWVzdBohLnNlc3Npb25kLnYxLkNyZWF0ZUFwaUtleVJlc3BvbnNlIgTI8xgDElYKC0xpc3RBcGlLZXlzEh8uc2Vzc2lvbmQudjEuTGlzdEFwaUtleXNSZXF1ZXN0GiAuc2Vzc2lvbmQudjEuTGlzdEFwaUtleXNSZXNwb25zZSIEyPMYAxJZCgxSZXZva2VBcGlLZXkSIC5zZXNzaW9uZC52MS5SZXZva2VBcGlLZXlSZXF1ZXN0GiEuc2Vzc2lvbmQudjEuUmV2b2tlQXBpS2V5UmVzcG9uc2UiBMjzGAMSawoSU2V0UmV0ZW50aW9uUG9saWN5EiYuc2Vzc2lvbmQudjEuU2V0UmV0ZW50aW9uUG9saWN5UmVxdWVzdBonLnNlc3Npb25kLnYxLlNldFJldGVudGlvblBvbGljeVJlc3BvbnNlIgTI8xgDEmsKEkdldFJldGVudGlvblBvbGljeRImLnNlc3Npb25kLnYxLkdldFJldGVudGlvblBvbGljeVJlcXVlc3QaJy5zZXNzaW9uZC52MS5HZXRSZXRlbnRpb25Qb2xpY3lSZXNwb25zZSIEyPMYAxJeCg1Gb3JnZXRTdWJqZWN0EiEuc2Vzc2lvbmQudjEuRm9yZ2V0U3ViamVjdFJlcXVlc3QaIi5zZXNzaW9uZC52MS5Gb3JnZXRTdWJqZWN0UmVzcG9uc2UiBMjzGAMwARJiCg9MaXN0QXVkaXRFdmVudHMSIy5zZXNzaW9uZC52MS5MaXN0QXVkaXRFdmVudHNSZXF1ZXN0GiQuc2Vzc2lvbmQudjEuTGlzdEF1ZGl0RXZlbnRzUmVzcG9uc2UiBMjzGANiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp, file_sessiond_v1_auth, file_sessiond_v1_session, file_sessiond_v1_session_service]);
 
 /**
  * A tenant: every session, trace, memory and key belongs to one.
@@ -612,6 +614,15 @@ export type AuditEvent = Message<"sessiond.v1.AuditEvent"> & {
    * @generated from field: string request_id = 8;
    */
   requestId: string;
+
+  /**
+   * What the call did beyond its item count, for the calls that say more; never content. ForgetSubject:
+   * `subject_kind` ("user" or "participant"), `subject_sha256` (hex SHA-256 of the subject id, never the
+   * id itself) and its counts (`sessions_deleted`, `turns_redacted`, ...).
+   *
+   * @generated from field: google.protobuf.Struct detail = 9;
+   */
+  detail?: JsonObject | undefined;
 };
 
 /**
@@ -850,6 +861,376 @@ export const GetRetentionPolicyResponseSchema: GenMessage<GetRetentionPolicyResp
   messageDesc(file_sessiond_v1_admin_service, 22);
 
 /**
+ * Request of ForgetSubject.
+ *
+ * @generated from message sessiond.v1.ForgetSubjectRequest
+ */
+export type ForgetSubjectRequest = Message<"sessiond.v1.ForgetSubjectRequest"> & {
+  /**
+   * The namespace; the caller's own when empty ("default" for a key of all namespaces).
+   *
+   * @generated from field: string namespace = 1;
+   */
+  namespace: string;
+
+  /**
+   * Whom to forget. Required, 1 to 256 characters.
+   *
+   * @generated from oneof sessiond.v1.ForgetSubjectRequest.subject
+   */
+  subject: {
+    /**
+     * An end user: sessions whose `user` this is, memories with this subject_user (or
+     * subject_participant_id), and participants of kind USER with this participant_id.
+     *
+     * @generated from field: string user = 2;
+     */
+    value: string;
+    case: "user";
+  } | {
+    /**
+     * A participant id: participants with this participant_id (any kind) and memories with this
+     * subject_participant_id.
+     *
+     * @generated from field: string participant_id = 3;
+     */
+    value: string;
+    case: "participantId";
+  } | { case: undefined; value?: undefined };
+
+  /**
+   * Rows per step (sessions, memories, turns): default 500, at most 5,000.
+   *
+   * @generated from field: int32 batch_size = 4;
+   */
+  batchSize: number;
+};
+
+/**
+ * Describes the message sessiond.v1.ForgetSubjectRequest.
+ * Use `create(ForgetSubjectRequestSchema)` to create a new message.
+ */
+export const ForgetSubjectRequestSchema: GenMessage<ForgetSubjectRequest> = /*@__PURE__*/
+  messageDesc(file_sessiond_v1_admin_service, 23);
+
+/**
+ * What an erasure has done so far (each count only ever grows).
+ *
+ * @generated from message sessiond.v1.ErasureCounts
+ */
+export type ErasureCounts = Message<"sessiond.v1.ErasureCounts"> & {
+  /**
+   * Sessions of the subject (as their user) deleted.
+   *
+   * @generated from field: int64 sessions_deleted = 1;
+   */
+  sessionsDeleted: bigint;
+
+  /**
+   * Rows deleted with those sessions.
+   *
+   * @generated from field: sessiond.v1.DeletedCounts deleted = 2;
+   */
+  deleted?: DeletedCounts | undefined;
+
+  /**
+   * Memories deleted: those about the subject and those integrated out of its deleted sessions.
+   *
+   * @generated from field: int64 memories_deleted = 3;
+   */
+  memoriesDeleted: bigint;
+
+  /**
+   * Memories about someone else whose `integrated_by` was the subject (emptied).
+   *
+   * @generated from field: int64 memories_redacted = 4;
+   */
+  memoriesRedacted: bigint;
+
+  /**
+   * The subject's participants in other sessions (pseudonymised, emptied).
+   *
+   * @generated from field: int64 participants_redacted = 5;
+   */
+  participantsRedacted: bigint;
+
+  /**
+   * Their turns (content, tool calls and metadata replaced; seq and time kept).
+   *
+   * @generated from field: int64 turns_redacted = 6;
+   */
+  turnsRedacted: bigint;
+
+  /**
+   * Other participants of those sessions whose insights were emptied.
+   *
+   * @generated from field: int64 insights_cleared = 7;
+   */
+  insightsCleared: bigint;
+
+  /**
+   * Compaction summaries covering turns of the subject, replaced by "[redacted]".
+   *
+   * @generated from field: int64 summaries_redacted = 8;
+   */
+  summariesRedacted: bigint;
+
+  /**
+   * Recorded session changes (the watch outbox) redacted.
+   *
+   * @generated from field: int64 changes_redacted = 9;
+   */
+  changesRedacted: bigint;
+
+  /**
+   * Ended operations whose stored request named the subject (a bulk delete by `filter.user`), the
+   * name replaced by "[redacted]".
+   *
+   * @generated from field: int64 operations_redacted = 10;
+   */
+  operationsRedacted: bigint;
+};
+
+/**
+ * Describes the message sessiond.v1.ErasureCounts.
+ * Use `create(ErasureCountsSchema)` to create a new message.
+ */
+export const ErasureCountsSchema: GenMessage<ErasureCounts> = /*@__PURE__*/
+  messageDesc(file_sessiond_v1_admin_service, 24);
+
+/**
+ * First message of ForgetSubject.
+ *
+ * @generated from message sessiond.v1.ErasureStarted
+ */
+export type ErasureStarted = Message<"sessiond.v1.ErasureStarted"> & {
+  /**
+   * The operation (OperationService) that does the work.
+   *
+   * @generated from field: string operation_id = 1;
+   */
+  operationId: string;
+
+  /**
+   * The namespace.
+   *
+   * @generated from field: string namespace = 2;
+   */
+  namespace: string;
+
+  /**
+   * Which kind of subject.
+   *
+   * @generated from field: sessiond.v1.SubjectKind subject_kind = 3;
+   */
+  subjectKind: SubjectKind;
+
+  /**
+   * Hex SHA-256 of the subject id (what the audit log records instead of the id).
+   *
+   * @generated from field: string subject_sha256 = 4;
+   */
+  subjectSha256: string;
+};
+
+/**
+ * Describes the message sessiond.v1.ErasureStarted.
+ * Use `create(ErasureStartedSchema)` to create a new message.
+ */
+export const ErasureStartedSchema: GenMessage<ErasureStarted> = /*@__PURE__*/
+  messageDesc(file_sessiond_v1_admin_service, 25);
+
+/**
+ * One committed step of an erasure.
+ *
+ * @generated from message sessiond.v1.ErasureProgress
+ */
+export type ErasureProgress = Message<"sessiond.v1.ErasureProgress"> & {
+  /**
+   * What the step worked on.
+   *
+   * @generated from field: sessiond.v1.ErasureStep step = 1;
+   */
+  step: ErasureStep;
+
+  /**
+   * Counts so far.
+   *
+   * @generated from field: sessiond.v1.ErasureCounts counts = 2;
+   */
+  counts?: ErasureCounts | undefined;
+};
+
+/**
+ * Describes the message sessiond.v1.ErasureProgress.
+ * Use `create(ErasureProgressSchema)` to create a new message.
+ */
+export const ErasureProgressSchema: GenMessage<ErasureProgress> = /*@__PURE__*/
+  messageDesc(file_sessiond_v1_admin_service, 26);
+
+/**
+ * Last message of ForgetSubject.
+ *
+ * @generated from message sessiond.v1.ErasureSummary
+ */
+export type ErasureSummary = Message<"sessiond.v1.ErasureSummary"> & {
+  /**
+   * Everything the erasure did.
+   *
+   * @generated from field: sessiond.v1.ErasureCounts counts = 1;
+   */
+  counts?: ErasureCounts | undefined;
+
+  /**
+   * From the operation's creation to its end.
+   *
+   * @generated from field: google.protobuf.Duration elapsed = 2;
+   */
+  elapsed?: Duration | undefined;
+};
+
+/**
+ * Describes the message sessiond.v1.ErasureSummary.
+ * Use `create(ErasureSummarySchema)` to create a new message.
+ */
+export const ErasureSummarySchema: GenMessage<ErasureSummary> = /*@__PURE__*/
+  messageDesc(file_sessiond_v1_admin_service, 27);
+
+/**
+ * One message of the ForgetSubject stream.
+ *
+ * @generated from message sessiond.v1.ForgetSubjectResponse
+ */
+export type ForgetSubjectResponse = Message<"sessiond.v1.ForgetSubjectResponse"> & {
+  /**
+   * What this message carries.
+   *
+   * @generated from oneof sessiond.v1.ForgetSubjectResponse.event
+   */
+  event: {
+    /**
+     * First message.
+     *
+     * @generated from field: sessiond.v1.ErasureStarted started = 1;
+     */
+    value: ErasureStarted;
+    case: "started";
+  } | {
+    /**
+     * One per committed step.
+     *
+     * @generated from field: sessiond.v1.ErasureProgress progress = 2;
+     */
+    value: ErasureProgress;
+    case: "progress";
+  } | {
+    /**
+     * Last message.
+     *
+     * @generated from field: sessiond.v1.ErasureSummary summary = 3;
+     */
+    value: ErasureSummary;
+    case: "summary";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message sessiond.v1.ForgetSubjectResponse.
+ * Use `create(ForgetSubjectResponseSchema)` to create a new message.
+ */
+export const ForgetSubjectResponseSchema: GenMessage<ForgetSubjectResponse> = /*@__PURE__*/
+  messageDesc(file_sessiond_v1_admin_service, 28);
+
+/**
+ * Which kind of subject.
+ *
+ * @generated from enum sessiond.v1.SubjectKind
+ */
+export enum SubjectKind {
+  /**
+   * Not set.
+   *
+   * @generated from enum value: SUBJECT_KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * ForgetSubjectRequest.user.
+   *
+   * @generated from enum value: SUBJECT_KIND_USER = 1;
+   */
+  USER = 1,
+
+  /**
+   * ForgetSubjectRequest.participant_id.
+   *
+   * @generated from enum value: SUBJECT_KIND_PARTICIPANT = 2;
+   */
+  PARTICIPANT = 2,
+}
+
+/**
+ * Describes the enum sessiond.v1.SubjectKind.
+ */
+export const SubjectKindSchema: GenEnum<SubjectKind> = /*@__PURE__*/
+  enumDesc(file_sessiond_v1_admin_service, 0);
+
+/**
+ * What an erasure step works on.
+ *
+ * @generated from enum sessiond.v1.ErasureStep
+ */
+export enum ErasureStep {
+  /**
+   * Not set.
+   *
+   * @generated from enum value: ERASURE_STEP_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Deleting the subject's sessions.
+   *
+   * @generated from enum value: ERASURE_STEP_SESSIONS = 1;
+   */
+  SESSIONS = 1,
+
+  /**
+   * Deleting memories about the subject.
+   *
+   * @generated from enum value: ERASURE_STEP_MEMORIES = 2;
+   */
+  MEMORIES = 2,
+
+  /**
+   * Redacting the subject's participants and turns in other sessions.
+   *
+   * @generated from enum value: ERASURE_STEP_PARTICIPANTS = 3;
+   */
+  PARTICIPANTS = 3,
+
+  /**
+   * Redacting the watch outbox.
+   *
+   * @generated from enum value: ERASURE_STEP_CHANGES = 4;
+   */
+  CHANGES = 4,
+
+  /**
+   * Redacting the stored requests of ended operations.
+   *
+   * @generated from enum value: ERASURE_STEP_OPERATIONS = 5;
+   */
+  OPERATIONS = 5,
+}
+
+/**
+ * Describes the enum sessiond.v1.ErasureStep.
+ */
+export const ErasureStepSchema: GenEnum<ErasureStep> = /*@__PURE__*/
+  enumDesc(file_sessiond_v1_admin_service, 1);
+
+/**
  * AdminService manages tenants and who may reach them: namespaces, API keys, and the audit log of
  * every mutating call. Every RPC needs an ADMIN key; namespaces are created, listed and deleted by
  * an ADMIN key for all namespaces only. An ADMIN key of one namespace manages the keys of that
@@ -961,6 +1342,44 @@ export const AdminService: GenService<{
     methodKind: "unary";
     input: typeof GetRetentionPolicyRequestSchema;
     output: typeof GetRetentionPolicyResponseSchema;
+  },
+  /**
+   * Erases a subject from a namespace: an end user (`user`, Session.user) or a participant
+   * (`participant_id`), as a server stream. What goes (each step one transaction, committed with its
+   * progress; see README "Erasure"):
+   * 1. the sessions whose user is the subject, soft-deleted ones too, with everything under them
+   *    (participants, turns, traces, spans, annotations, compactions) and the memories integrated out
+   *    of them, through the same deletion as DeleteSession (watchers get DELETED);
+   * 2. the memories about the subject (subject_user for a user; subject_participant_id for either kind
+   *    of subject: a user subject also covers the participant with the user's id), and the subject's
+   *    name as `integrated_by` of memories it produced (emptied, the memory kept);
+   * 3. in every other session, the subject's participant (for a user subject: a participant of kind
+   *    USER whose participant_id is the user): each of its turns keeps its seq, time, role and speaker
+   *    but its content becomes "[redacted]", its tool calls and metadata are emptied; the participant's
+   *    participant_id becomes a pseudonym ("redacted-" and 16 hex digits, one per session), its
+   *    display_name, metadata and insights are emptied; compaction summaries covering any of its turns
+   *    become "[redacted]"; the insights of the other participants whose integration read any of its
+   *    turns are emptied (they may quote it). Session counters and seqs do not change;
+   * 4. the watch outbox (WatchSession, WatchSessions): snapshots of the subject's sessions lose their
+   *    user, data and labels; recorded participant changes of the subject get the pseudonym and lose
+   *    name, metadata and insights;
+   * 5. ended operations whose request named the user (BulkDeleteSessions by filter.user): the name
+   *    becomes "[redacted]".
+   * It runs as an operation of kind FORGET_SUBJECT (OperationService): crash safe and resumable like
+   * BulkDeleteSessions, and it always goes on when the caller goes away (follow it with
+   * WatchOperation; CancelOperation stops it between steps, and calling again finishes the job).
+   * Running it again finds nothing and reports zeros. Nothing of the subject's content is echoed: the
+   * audit event records the namespace, the kind of subject, the SHA-256 digest of the subject id and
+   * the counts; once the operation has ended its stored request keeps only the digest.
+   * Errors: INVALID_ARGUMENT (subject unset or empty: `subject`, `user` or `participant_id`; batch_size);
+   * NOT_FOUND (namespace); RESOURCE_EXHAUSTED (too many operations of the namespace waiting).
+   *
+   * @generated from rpc sessiond.v1.AdminService.ForgetSubject
+   */
+  forgetSubject: {
+    methodKind: "server_streaming";
+    input: typeof ForgetSubjectRequestSchema;
+    output: typeof ForgetSubjectResponseSchema;
   },
   /**
    * Lists audit events, newest first: one per mutating call, with who made it, which RPC, which

@@ -41,4 +41,8 @@ export class AuditEventEntity {
 
   @Column({ name: "request_id", type: "varchar", length: 128 })
   requestId: string;
+
+  /** What the call did beyond its item count, for calls that say more (ForgetSubject: digests and counts, never content). */
+  @Column({ type: "jsonb", nullable: true })
+  detail: Record<string, unknown> | null;
 }

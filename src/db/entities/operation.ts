@@ -1,7 +1,8 @@
 import { Check, Column, Entity, Index, PrimaryColumn } from "typeorm";
 
 /**
- * A long-running operation (domain/operations.ts): a bulk delete or a namespace deletion, persisted so
+ * A long-running operation (domain/operations.ts): a bulk delete, a namespace deletion, a retention
+ * sweep or an erasure (ForgetSubject), persisted so
  * that it survives the process running it. Deliberately without a foreign key to its namespace: the
  * record of a namespace's deletion outlives the namespace (`namespace` keeps its name). Stays on the
  * coordinator under Citus, like the audit log: small, read across namespaces by the processes that
@@ -11,7 +12,7 @@ import { Check, Column, Entity, Index, PrimaryColumn } from "typeorm";
 @Index("ix_operations_namespace_time", ["namespaceId", "createTime", "id"])
 @Index("ix_operations_open", ["createTime", "id"], { where: `"state" IN ('queued', 'running')` })
 @Check("ck_operations_state", `"state" IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')`)
-@Check("ck_operations_kind", `"kind" IN ('bulk_delete_sessions', 'delete_namespace', 'retention_sweep')`)
+@Check("ck_operations_kind", `"kind" IN ('bulk_delete_sessions', 'delete_namespace', 'retention_sweep', 'forget_subject')`)
 /** One open retention sweep per namespace: the sweeper of every process offers one, the first wins. */
 @Index("uq_operations_open_sweep", ["namespaceId"], { unique: true, where: `"kind" = 'retention_sweep' AND "state" IN ('queued', 'running')` })
 export class OperationEntity {

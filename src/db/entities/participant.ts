@@ -1,9 +1,15 @@
-import { Column, Entity, JoinColumn, ManyToOne, PrimaryColumn, Unique } from "typeorm";
+import { Column, Entity, Index, JoinColumn, ManyToOne, PrimaryColumn, Unique } from "typeorm";
 import { SessionEntity } from "./session.js";
 
 /** A user, agent, system or tool bound to a session. Goes with its session (FK cascade). */
 @Entity({ name: "participants" })
 @Unique("uq_participants_session_participant", ["namespaceId", "sessionId", "participantId"])
+/**
+ * A subject's participations across sessions (ForgetSubject). session_id last: a lookup of one
+ * participant of one session reads one entry of this index too, should the planner pick it (on tables
+ * never analyzed it may prefer it to the unique key).
+ */
+@Index("ix_participants_namespace_participant", ["namespaceId", "participantId", "sessionId"])
 export class ParticipantEntity {
   /** UUIDv7 made by the database (TimeOrderedIds migration): later rows sort later, so lists by (create_time, id) follow creation order. */
   @PrimaryColumn({ type: "uuid", default: () => "sessiond_uuid_v7()", primaryKeyConstraintName: "pk_participants" })

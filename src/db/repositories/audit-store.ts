@@ -16,9 +16,20 @@ export function createAuditStore(db: EntityManager): AuditStore {
       const col = <K extends keyof AuditEvent>(k: K) => events.map((e) => e[k]);
       try {
         await q(
-          `INSERT INTO audit_events (id, time, namespace_id, namespace, actor, method, item_count, code, request_id)
-           SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::int[], $8::text[], $9::text[])`,
-          [col("uuid"), col("time"), col("namespaceId"), col("namespace"), col("actor"), col("method"), col("itemCount"), col("code"), col("requestId")],
+          `INSERT INTO audit_events (id, time, namespace_id, namespace, actor, method, item_count, code, request_id, detail)
+           SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::int[], $8::text[], $9::text[], $10::jsonb[])`,
+          [
+            col("uuid"),
+            col("time"),
+            col("namespaceId"),
+            col("namespace"),
+            col("actor"),
+            col("method"),
+            col("itemCount"),
+            col("code"),
+            col("requestId"),
+            events.map((e) => (e.detail ? JSON.stringify(e.detail) : null)),
+          ],
         );
       } catch (err) {
         // Classes 22 (data exception) and 23 (integrity constraint): these rows, not the database, are at fault.
@@ -63,6 +74,7 @@ export function createAuditStore(db: EntityManager): AuditStore {
         itemCount: r.item_count,
         code: r.code,
         requestId: r.request_id,
+        ...(r.detail ? { detail: r.detail } : {}),
       }));
     },
   };

@@ -7,8 +7,9 @@
  */
 import type { DataSource, EntityManager } from "typeorm";
 import type { DeletedSession } from "../../domain/bulk-delete-store.js";
-import { LeaseLostError, type OperationQuery, type OperationRecord, type OperationStore } from "../../domain/operation-store.js";
+import { LeaseLostError, type BatchRecord, type Lease, type OperationQuery, type OperationRecord, type OperationStore } from "../../domain/operation-store.js";
 import { deleteBatch } from "./bulk-delete-store.js";
+import { eraseStep } from "./erasure-store.js";
 import { expiredSql } from "./retention-store.js";
 
 /**
@@ -55,6 +56,22 @@ export function createOperationStore(dataSource: DataSource): OperationStore {
     const list = Array.isArray(rows[0]) ? rows[0] : rows;
     return list[0] ? toRecord(list[0]) : undefined;
   };
+  /**
+   * One batch's transaction: locks the operation row and checks the lease, runs `work` (which returns
+   * what to record), records the batch and moves the operation on.
+   */
+  const underLease = (lease: Lease, leaseMs: number, number: number, work: (tx: EntityManager) => Promise<BatchRecord>) =>
+    dataSource.transaction(async (tx) => {
+      const [held] = await tx.query("SELECT cancel_requested FROM operations WHERE id = $1 AND lease_owner = $2 AND state = 'running' FOR UPDATE", [lease.uuid, lease.owner]);
+      if (!held) throw new LeaseLostError("this process no longer holds the operation");
+      const r = await work(tx);
+      await tx.query("INSERT INTO operation_batches (operation_id, number, progress) VALUES ($1, $2, $3::jsonb)", [lease.uuid, number, json(r.batch)]);
+      await tx.query(
+        `UPDATE operations SET cursor = $2::jsonb, progress = $3::jsonb, batches = $4, lease_until = clock_timestamp() + $5 * interval '1 millisecond', update_time = now() WHERE id = $1`,
+        [lease.uuid, json(r.cursor), json(r.progress), number, leaseMs],
+      );
+      return { cancelRequested: held.cancel_requested as boolean };
+    });
   return {
     async insert(op) {
       return (await one(
@@ -135,10 +152,8 @@ export function createOperationStore(dataSource: DataSource): OperationStore {
       return { held: row !== undefined, cancelRequested: row?.cancelRequested ?? false };
     },
 
-    async commitBatch(lease, leaseMs, number, deletion, record) {
-      return dataSource.transaction(async (tx) => {
-        const [held] = await tx.query("SELECT cancel_requested FROM operations WHERE id = $1 AND lease_owner = $2 AND state = 'running' FOR UPDATE", [lease.uuid, lease.owner]);
-        if (!held) throw new LeaseLostError("this process no longer holds the operation");
+    commitBatch: (lease, leaseMs, number, deletion, record) =>
+      underLease(lease, leaseMs, number, async (tx) => {
         let found: DeletedSession[] = [];
         let keys = deletion?.keys;
         if (deletion?.recheck && keys) {
@@ -152,19 +167,14 @@ export function createOperationStore(dataSource: DataSource): OperationStore {
           keys = { kind: "uuid", values: still.map((r) => r.id) };
         }
         if (deletion && keys) found = (await deleteBatch(tx, deletion.namespaceId, keys, deletion.opts)).map(({ stale: _, ...row }) => row);
-        const r = record(found);
-        await tx.query("INSERT INTO operation_batches (operation_id, number, progress) VALUES ($1, $2, $3::jsonb)", [lease.uuid, number, json(r.batch)]);
-        await tx.query(
-          `UPDATE operations SET cursor = $2::jsonb, progress = $3::jsonb, batches = $4, lease_until = clock_timestamp() + $5 * interval '1 millisecond', update_time = now() WHERE id = $1`,
-          [lease.uuid, json(r.cursor), json(r.progress), number, leaseMs],
-        );
-        return { cancelRequested: held.cancel_requested };
-      });
-    },
+        return record(found);
+      }),
+
+    commitErasure: (lease, leaseMs, number, work, record) => underLease(lease, leaseMs, number, async (tx) => record(await eraseStep(tx, work))),
 
     async end(lease, state, error, result) {
       const row = await one(
-        `UPDATE operations SET state = $3, error = $4, result = $5::jsonb, cancel_requested = false, lease_owner = NULL, lease_until = NULL,
+        `UPDATE operations SET state = $3, error = $4, result = $5::jsonb, request = request - 'private', cancel_requested = false, lease_owner = NULL, lease_until = NULL,
            end_time = now(), update_time = now()
          WHERE id = $1 AND lease_owner = $2 AND state = 'running' RETURNING ${COLUMNS}`,
         [lease.uuid, lease.owner, state, error, json(result)],
@@ -184,6 +194,7 @@ export function createOperationStore(dataSource: DataSource): OperationStore {
       const changed = await one(
         `UPDATE operations SET
            state = CASE WHEN state = 'queued' THEN 'cancelled' ELSE state END,
+           request = CASE WHEN state = 'queued' THEN request - 'private' ELSE request END,
            cancel_requested = (state = 'running'),
            end_time = CASE WHEN state = 'queued' THEN now() ELSE end_time END,
            update_time = now()

@@ -19,7 +19,7 @@ export function describeAuditStoreContract(name: string, makeStores: StoresFacto
       const ns = await newNamespace(ctx.stores);
       const actor = unique("actor");
       const events = [
-        auditEvent({ time: tick(), actor, namespaceId: ns.id, namespace: ns.name, method: "a/B", itemCount: 3, code: "ok", requestId: "r1" }),
+        auditEvent({ time: tick(), actor, namespaceId: ns.id, namespace: ns.name, method: "a/B", itemCount: 3, code: "ok", requestId: "r1", detail: { subject_sha256: "ab12", sessions_deleted: 2 } }),
         auditEvent({ time: tick(), actor, namespaceId: null, namespace: "not a name!", method: "c/D", itemCount: 0, code: "invalid_argument", requestId: "" }),
       ];
       await audit().append(events);
