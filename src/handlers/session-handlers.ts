@@ -5,6 +5,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
  */
 import { create } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
+import type { IncomingRecord } from "../domain/session-export.js";
 import type { Services } from "../domain/services.js";
 import {
   AppendTurnsResponseSchema,
@@ -30,11 +31,12 @@ import { actorOf, principalKey, recheckKey } from "./auth.js";
 import { bulkEventToProto, selectorFromProto } from "./bulk-delete-mapper.js";
 import { appendedTurnsToProto, integrationResultToProto, kindFromProto, newParticipantFromProto, newTurnFromProto, participantToProto, turnToProto } from "./conversation-mapper.js";
 import { clientSecretToProto, dataFromProto, deletedCountsToProto, durationToMs, filterFromProto, sessionToProto } from "./session-mapper.js";
+import { exportEventToProto, importHeaderFromProto, importSummaryToProto, recordFromProto } from "./export-mapper.js";
 import { feedEventToProto, kindsFromProto, sessionEventToProto } from "./watch-mapper.js";
 
 /** Builds the SessionService implementation over the domain services. */
-export function createSessionHandlers(services: Pick<Services, "sessions" | "conversations" | "integration" | "watches">): ServiceImpl<typeof SessionService> {
-  const { sessions, conversations, integration, watches } = services;
+export function createSessionHandlers(services: Pick<Services, "sessions" | "conversations" | "integration" | "watches" | "exports">): ServiceImpl<typeof SessionService> {
+  const { sessions, conversations, integration, watches, exports } = services;
   return {
     async createSession(req) {
       const session = await sessions.create({
@@ -194,6 +196,24 @@ export function createSessionHandlers(services: Pick<Services, "sessions" | "con
       return create(IntegrateSessionResponseSchema, { results: results.map(integrationResultToProto), stats: create(SessionStatsSchema, stats) });
     },
     // WIP (issue 19): replaced by the compaction before this lands.
+    async *exportSessions(req, context) {
+      for await (const event of exports.exportSessions({ namespace: req.namespace, selector: selectorFromProto(req) }, context.signal)) yield exportEventToProto(event);
+    },
+
+    async importSessions(requests, context) {
+      // The first message names the namespaces and the conflict mode; every message may hold a record.
+      const it = requests[Symbol.asyncIterator]();
+      const first = await it.next();
+      const header = importHeaderFromProto(first.done ? undefined : first.value);
+      async function* records(): AsyncGenerator<IncomingRecord> {
+        for (let m = first; !m.done; m = await it.next()) {
+          const record = m.value.record;
+          if (record) yield { sessionId: record.session?.sessionId ?? "", read: () => recordFromProto(record) };
+        }
+      }
+      return importSummaryToProto(await exports.importSessions(header, records(), context.signal));
+    },
+
     async compactSession() {
       throw new ConnectError("CompactSession is being built", Code.Unimplemented);
     },
