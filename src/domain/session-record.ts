@@ -164,6 +164,8 @@ export interface RecordInput {
 }
 
 export const MAX_MEMORY_CONTENT_BYTES = 8 * 1024;
+/** Insights a participant keeps (as integration keeps them). */
+export const MAX_INSIGHTS = 1000;
 const ROLE = /^[a-z0-9_-]{1,32}$/;
 
 function required(t: Date | undefined, field: string): Date {
@@ -234,6 +236,7 @@ export function checkRecord(input: RecordInput, source: string): SessionRecord {
     if (speakers.has(participantId)) throw new InvalidInputError(`${pat}.participant_id`, `"${participantId}" is given twice`);
     speakers.add(participantId);
     if (!p.kind) throw new InvalidInputError(`${pat}.kind`, "is required: USER, AGENT, SYSTEM or TOOL");
+    if (p.insights.length > MAX_INSIGHTS) throw new InvalidInputError(`${pat}.insights`, `at most ${MAX_INSIGHTS}, got ${p.insights.length}`);
     p.insights.forEach((x, j) => checkText(`${pat}.insights[${j}]`, x, MAX_CONTENT_BYTES));
     return {
       participantId,

@@ -254,6 +254,11 @@ describe("ExportSessions and ImportSessions", { timeout: 180_000 }, () => {
       }
       const res = await createClient(SessionService, transport).importSessions(msgs());
       expect(res.results.map((r) => r.outcome), name).toEqual([ImportOutcome.IMPORTED, ImportOutcome.SKIPPED]);
+      // The copy is another namespace's: its global id names no session of "rpc".
+      const elsewhere = [];
+      for await (const m of sessions().exportSessions({ namespace: "rpc", selector: { case: "ids", value: { values: [res.results[0].id, "not-an-id"] } } })) elsewhere.push(m.event);
+      expect(elsewhere.map((e) => e.case)).toEqual(["started", "summary"]);
+      expect(elsewhere[1].case === "summary" && elsewhere[1].value.notFound).toEqual([res.results[0].id, "not-an-id"]);
     }
   });
 
