@@ -9,7 +9,8 @@
  * transaction ended: a client that reads slowly holds no connection and no slot.
  *
  * Import writes each record in a transaction of its own, in a bounded slot too (IMPORT_WRITERS), as
- * the records arrive: memory holds one record and the per-record results.
+ * the records arrive, up to IMPORT_WINDOW of a call at once (two records of one session one after the
+ * other, in order): memory holds those records and the per-record results.
  */
 import type { BulkDeleteStore, SnapshotKey } from "./bulk-delete-store.js";
 import { MAX_BULK_IDS, NO_NAMESPACE, type BulkSelector } from "./bulk-delete.js";
@@ -26,7 +27,9 @@ export const EXPORT_PAGE = 25;
 /** Pages read at once per process. */
 export const EXPORT_READERS = 2;
 /** Records written at once per process. */
-export const IMPORT_WRITERS = 2;
+export const IMPORT_WRITERS = 3;
+/** Records of one call written at once. */
+export const IMPORT_WINDOW = 3;
 /** Longest wait for a read or write slot. */
 export const SLOT_WAIT_MS = 30_000;
 
@@ -180,8 +183,14 @@ export function createSessionExport(deps: { store: SessionExportStore; bulk: Bul
     let namespaceId: string | undefined;
     const summary: ImportSummary = { results: [], imported: 0, replaced: 0, skipped: 0, failed: 0 };
     let index = 0;
+    /** Writes in flight, by the session ids and uuids they write: a later record of the same session waits for them. */
+    const inFlight = new Map<string, Promise<void>>();
+    const window = new Set<Promise<void>>();
+    let failure: unknown;
+    const forgetNamespace = () => (namespaceId = undefined);
     for await (const incoming of records) {
       throwIfAborted(signal);
+      if (failure) break;
       const result: ImportResult = { index: index++, sessionId: incoming.sessionId, id: "", outcome: "invalid", error: "" };
       summary.results.push(result);
       let record: SessionRecord;
@@ -193,11 +202,34 @@ export function createSessionExport(deps: { store: SessionExportStore; bulk: Bul
         summary.failed++;
         continue;
       }
+      namespaceId ??= (await bulk.namespaceId(namespace, true))!;
+      const keys = [`s:${record.session.sessionId}`, `u:${record.session.uuid}`];
+      const before = keys.map((k) => inFlight.get(k)).filter((p) => p !== undefined);
+      const target = namespaceId;
+      const done = (async () => {
+        await Promise.all(before);
+        await writeOne(target, record, result);
+      })().catch((err) => void (failure ??= err));
+      for (const k of keys) inFlight.set(k, done);
+      window.add(done);
+      void done.then(() => {
+        window.delete(done);
+        for (const k of keys) if (inFlight.get(k) === done) inFlight.delete(k);
+      });
+      // Up to IMPORT_WINDOW records of a call are written at once (in order of arrival, each in its own
+      // transaction); the next message is read once one of them is done, so memory stays bounded.
+      if (window.size >= IMPORT_WINDOW) await Promise.race(window);
+    }
+    await Promise.all(window);
+    if (failure) throw failure;
+    return summary;
+
+    /** Writes one checked record and fills in its result. @throws UnavailableError (the call ends) */
+    async function writeOne(namespaceId: string, record: SessionRecord, result: ImportResult): Promise<void> {
       try {
-        namespaceId ??= (await bulk.namespaceId(namespace, true))!;
-        const written = await write(() => store.writeRecord(namespaceId!, record, mode));
-        if (written.outcome !== "exists") deps.changed?.(namespaceId!, { uuid: record.session.uuid }, true);
-        result.id = encodeSessionId(namespaceId!, record.session.uuid);
+        const written = await write(() => store.writeRecord(namespaceId, record, mode));
+        if (written.outcome !== "exists") deps.changed?.(namespaceId, { uuid: record.session.uuid }, true);
+        result.id = encodeSessionId(namespaceId, record.session.uuid);
         if (written.outcome === "exists") {
           result.outcome = mode === "skip" ? "skipped" : "failed";
           if (mode === "skip") summary.skipped++;
@@ -214,14 +246,13 @@ export function createSessionExport(deps: { store: SessionExportStore; bulk: Bul
         // The database gone or the writers busy: the rest would fail too; the call ends (the client
         // knows from the results it did not get which records to send again).
         if (err instanceof UnavailableError) throw err;
-        if (err instanceof NamespaceGoneError) namespaceId = undefined;
+        if (err instanceof NamespaceGoneError) forgetNamespace();
         result.outcome = "failed";
         result.error = err instanceof DomainError ? err.message : WRITE_FAILED;
         if (result.error === WRITE_FAILED) deps.log?.(err, record.session.sessionId);
         summary.failed++;
       }
     }
-    return summary;
   }
 
   return { exportSessions, importSessions };

@@ -182,7 +182,11 @@ function traceSummary(t: RecordTrace) {
 /** Writes one record (see SessionExportStore.writeRecord); `q` runs in the record's transaction. */
 async function writeRecord(q: Sql, db: EntityManager, namespaceId: string, r: SessionRecord, mode: ConflictMode): Promise<WriteOutcome> {
   const s = r.session;
-  const existing = await q("SELECT s.id FROM sessions s WHERE s.namespace_id = $1 AND (s.external_id = $2 OR s.id = $3) ORDER BY s.id FOR UPDATE", [namespaceId, s.sessionId, s.uuid]);
+  // Each key through its own index, in a statement of its own: a combined condition plans as a scan of
+  // the namespace's sessions on tables the planner knows little of.
+  const byKey = await q("SELECT s.id FROM sessions s WHERE s.namespace_id = $1 AND s.external_id = $2 FOR UPDATE", [namespaceId, s.sessionId]);
+  const byId = byKey.some((e) => e.id === s.uuid) ? [] : await q("SELECT s.id FROM sessions s WHERE s.namespace_id = $1 AND s.id = $2 FOR UPDATE", [namespaceId, s.uuid]);
+  const existing = [...byKey, ...byId];
   if (existing.length) {
     if (mode !== "replace") return { outcome: "exists" };
     await deleteBatch(db, namespaceId, { kind: "uuid", values: existing.map((e) => e.id) }, { dryRun: false, purgeMemories: false });
