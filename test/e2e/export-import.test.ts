@@ -14,7 +14,7 @@ import { Role } from "../../gen/sessiond/v1/auth_pb.js";
 import { ParticipantKind } from "../../gen/sessiond/v1/conversation_pb.js";
 import { MemoryService } from "../../gen/sessiond/v1/memory_service_pb.js";
 import { SessionRecordSchema } from "../../gen/sessiond/v1/session_record_pb.js";
-import { ImportOutcome, ImportSessionsRequestSchema, SessionService, type ImportSessionsRequest } from "../../gen/sessiond/v1/session_service_pb.js";
+import { ImportOutcome, ImportSessionsRequestSchema, SessionChangeKind, SessionService, type ImportSessionsRequest } from "../../gen/sessiond/v1/session_service_pb.js";
 import { AnnotatorKind } from "../../gen/sessiond/v1/trace_pb.js";
 import { TraceService as TraceApi } from "../../gen/sessiond/v1/trace_service_pb.js";
 import { TEST_ADMIN_KEY } from "../setup/auth.js";
@@ -236,6 +236,28 @@ describe("ExportSessions and ImportSessions", { timeout: 180_000 }, () => {
     // Nothing of the refused records was written.
     expect(await codeOf(sessions().getSession({ namespace: "bad", sessionId: "bad-role" }))).toBe(Code.NotFound);
     expect((await sessions().getSession({ namespace: "bad", sessionId: "ok-0" })).session?.stats?.turnCount).toBe(4);
+  });
+
+  it("shows an imported session to the namespace's change feed, as CREATED with the session as imported", async () => {
+    await seed("feed", 1, "fd");
+    const out = await cli("export", ["--namespace", "feed"]);
+    await deleteAll("feed", ["fd-0"]);
+    const ac = new AbortController();
+    const feed = sessions().watchSessions({ namespace: "feed" }, { signal: ac.signal })[Symbol.asyncIterator]();
+    expect((await feed.next()).value?.event.case).toBe("caughtUp");
+    const imported = cli("import", ["--namespace", "feed"], out.stdout);
+    let change;
+    for (let m = await feed.next(); !m.done; m = await feed.next()) {
+      if (m.value.event.case === "change") {
+        change = m.value.event.value;
+        break;
+      }
+    }
+    ac.abort();
+    expect((await imported).code).toBe(0);
+    expect(change?.kind).toBe(SessionChangeKind.CREATED);
+    expect(change?.sessionId).toBe("fd-0");
+    expect(change?.session?.stats?.turnCount).toBe(4);
   });
 
   it("reports each record's outcome over the RPC, over every transport", async () => {
