@@ -3104,8 +3104,8 @@ export const SessionService: GenService<{
    * The first message (`started`) carries the total (for a filter: the sessions matching when the call
    * began); then one `record` per session, in the order named (a filter: create_time order); the last
    * message (`summary`) counts what was exported and lists the identifiers that named no session
-   * (deleted meanwhile, never there, malformed, or of another namespace). Sessions are read a page at
-   * a time, each page in one read-only transaction, so every record is consistent in itself; no
+   * (deleted meanwhile, never there, malformed, or of another namespace). Sessions are read 25 at a
+   * time, each page in one REPEATABLE READ transaction, so every record is consistent in itself; no
    * database connection is held while the client reads, and a server reads a bounded number of pages
    * at once (the rest wait, then UNAVAILABLE). Capability `sessions.export.v1`.
    * Errors: INVALID_ARGUMENT (no selector, an empty list, more than 100,000 ids, a bad filter);
@@ -3130,8 +3130,13 @@ export const SessionService: GenService<{
    * A record's memories that already exist in the target namespace (kept after their session was
    * deleted) are linked to the imported session again and take the record's values. The response has
    * one result per record, in order, and the counts. Capability `sessions.export.v1`.
-   * Errors: INVALID_ARGUMENT (namespace, source_namespace or on_conflict out of bounds); UNAVAILABLE
-   * (the server's import writers stayed busy).
+   * Up to 3 records of a call are written at once (two records of one session one after the other).
+   * An imported session has no client secret (RefreshClientSecret issues one); a soft-deleted one comes
+   * back soft-deleted, in state active.
+   * Errors: INVALID_ARGUMENT (namespace, source_namespace or on_conflict out of bounds);
+   * RESOURCE_EXHAUSTED (a message over the server's request size limit: one record is one message);
+   * UNAVAILABLE (the database, or the server's import writers, stayed busy or unreachable: the results
+   * of the records before are lost with the call, and importing again with SKIP goes on).
    *
    * @generated from rpc sessiond.v1.SessionService.ImportSessions
    */
