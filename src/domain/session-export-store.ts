@@ -1,6 +1,6 @@
 /**
  * The storage ExportSessions and ImportSessions need (session-export.ts), declared by the domain and
- * implemented in db/: a page of session records read in one read-only transaction, and one record
+ * implemented in db/: a page of session records read in one REPEATABLE READ transaction, and one record
  * written in one transaction of its own.
  */
 import type { BatchKeys } from "./bulk-delete-store.js";
@@ -16,8 +16,8 @@ export type WriteOutcome = { outcome: "imported" | "replaced" } | { outcome: "ex
 export interface SessionExportStore {
   /**
    * The records of the sessions named by `keys` that exist in the namespace (soft-deleted ones
-   * included; filtered by `includeDeleted` only when false and the keys came from a filter), read
-   * in one read-only transaction with a few statements for the whole page; absent ones are left out.
+   * included), read in one REPEATABLE READ transaction with one statement per table for the whole
+   * page; absent ones are left out.
    */
   readRecords(namespaceId: string, namespace: string, keys: BatchKeys): Promise<SessionRecord[]>;
   /**

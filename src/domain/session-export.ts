@@ -3,7 +3,7 @@
  * self-contained records and back in one record at a time.
  *
  * Export names sessions as a bulk delete does (ids, caller ids, or a filter's snapshot, see
- * bulk-delete.ts) and reads them a page at a time, each page in one read-only transaction taken in a
+ * bulk-delete.ts) and reads them a page at a time, each page in one REPEATABLE READ transaction taken in a
  * bounded slot (at most EXPORT_READERS pages read at once per process; a page waiting longer than
  * SLOT_WAIT_MS fails the call with UNAVAILABLE). The records of a page are yielded after the
  * transaction ended: a client that reads slowly holds no connection and no slot.
