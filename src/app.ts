@@ -102,6 +102,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     operationLimits: { maxRunning: config.maxBulkOperations, maxQueued: config.bulkQueueSize, leaseMs: config.operationLeaseMs, pollMs: config.operationPollMs },
     owner: `${os.hostname()}/${process.pid}/${randomBytes(4).toString("hex")}`,
     logBatchFailure: (err, identifiers) => logger.error({ err, identifiers }, "bulk delete batch failed"),
+    logImportFailure: (err, sessionId) => logger.error({ err, session_id: sessionId }, "import: a record could not be written"),
     logOperation: (level, message, fields) => logger[level](fields, message),
     retentionDefault: config.retentionDefault,
     sweepIntervalMs: config.sweepIntervalMs,

@@ -42,7 +42,7 @@ const LOCK = path.join(DIST, ".build.lock");
 const INPUT_DIRS = ["src", "gen"];
 const INPUT_FILES = ["package.json", "package-lock.json"];
 /** The compiled entry points, as dist/<name>.js. */
-export const ENTRIES = { main: "src/main.ts", keys: "src/cli/keys.ts" };
+export const ENTRIES = { main: "src/main.ts", keys: "src/cli/keys.ts", export: "src/cli/export.ts", import: "src/cli/import.ts" };
 /** A lock this old is left over, whatever its pid says (pids are reused; a build takes seconds). */
 const LOCK_MAX_AGE_MS = 10 * 60_000;
 

@@ -29,6 +29,7 @@ export const CAPABILITIES = [
   "watch.v1",
   "compaction.v1",
   "erasure.v1",
+  "sessions.export.v1",
 ] as const;
 
 /** A capability name. */

@@ -16,6 +16,7 @@ import { createNamespaceService, type NamespaceService } from "./namespace-servi
 import { createOperations, type OperationDeps, type OperationLimits, type Operations } from "./operations.js";
 import { createRetentionService, type RetentionService } from "./retention.js";
 import { createSweeper, type Sweeper } from "./sweeper.js";
+import { createSessionExport, type ImportFailureLog, type SessionExport } from "./session-export.js";
 import { createSessionService, type SessionService } from "./session-service.js";
 import type { Stores } from "./stores.js";
 import { createTracingService, type TracingService } from "./trace-service.js";
@@ -39,6 +40,8 @@ export interface Services {
   sweeper: Sweeper;
   /** WatchSession and WatchSessions of this process. */
   watches: Watches;
+  /** ExportSessions and ImportSessions. */
+  exports: SessionExport;
 }
 
 /** What the services are built from. */
@@ -59,6 +62,8 @@ export interface ServiceDeps {
   logSweep?: (err: unknown) => void;
   integratorFor(config: IntegratorConfig): Integrator;
   logBatchFailure?: FailureLog;
+  /** Where an import record that could not be written for an unexpected reason is reported. */
+  logImportFailure?: ImportFailureLog;
   logIntegrationFailure?: IntegrationFailureLog;
   /** Where the audit log reports falling behind, catching up and lost events. */
   logAudit?: AuditLogger;
@@ -112,5 +117,6 @@ export function createServices(deps: ServiceDeps): Services {
       changes: { prune: (before) => deps.stores.watch.prune(before), keepMs: deps.watchLimits?.retentionMs ?? DEFAULT_WATCH_LIMITS.retentionMs },
     }),
     watches,
+    exports: createSessionExport({ store: deps.stores.exports, bulk: deps.stores.bulkDeletes, log: deps.logImportFailure, changed }),
   };
 }

@@ -13,6 +13,7 @@ import type { NamespaceStore } from "./namespace-store.js";
 import type { OperationStore } from "./operation-store.js";
 import type { RetentionPolicies, RetentionStore } from "./retention.js";
 import type { SweepStore } from "./sweep-store.js";
+import type { SessionExportStore } from "./session-export-store.js";
 import type { SessionStore } from "./session-store.js";
 import type { TraceStore } from "./trace-store.js";
 
@@ -38,6 +39,8 @@ export interface Stores {
   policies: RetentionPolicies;
   /** What the sweeper reads and deletes besides sessions. */
   sweeps: SweepStore;
+  /** Exports and imports of sessions (always on the pool: each page or record is a transaction of its own). */
+  exports: SessionExportStore;
   /** What the watches read (always on the pool). */
   watch: WatchStore;
   /** Runs `work` in one transaction with every store bound to it (inside one already: in that one). */

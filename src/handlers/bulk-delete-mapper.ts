@@ -24,7 +24,7 @@ const OUTCOME: Record<BulkOutcome, BulkDeleteOutcome> = {
 };
 
 /** The request's oneof selector -> domain selector. */
-export function selectorFromProto(req: BulkDeleteSessionsRequest): BulkSelector {
+export function selectorFromProto(req: Pick<BulkDeleteSessionsRequest, "selector">): BulkSelector {
   const s = req.selector;
   switch (s.case) {
     case "ids":

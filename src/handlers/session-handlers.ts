@@ -5,6 +5,7 @@
 import { create } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { summaryTurn } from "../domain/conversation-model.js";
+import type { IncomingRecord } from "../domain/session-export.js";
 import type { Services } from "../domain/services.js";
 import {
   AppendTurnsResponseSchema,
@@ -31,11 +32,12 @@ import { actorOf, principalKey, recheckKey } from "./auth.js";
 import { bulkEventToProto, selectorFromProto } from "./bulk-delete-mapper.js";
 import { appendedTurnsToProto, compactionToProto, integrationResultToProto, kindFromProto, newParticipantFromProto, newTurnFromProto, participantToProto, turnToProto } from "./conversation-mapper.js";
 import { clientSecretToProto, dataFromProto, deletedCountsToProto, durationToMs, filterFromProto, sessionToProto, statsToProto } from "./session-mapper.js";
+import { exportEventToProto, importHeaderFromProto, importSummaryToProto, recordFromProto } from "./export-mapper.js";
 import { feedEventToProto, kindsFromProto, sessionEventToProto } from "./watch-mapper.js";
 
 /** Builds the SessionService implementation over the domain services. */
-export function createSessionHandlers(services: Pick<Services, "sessions" | "conversations" | "integration" | "compaction" | "watches">): ServiceImpl<typeof SessionService> {
-  const { sessions, conversations, integration, compaction, watches } = services;
+export function createSessionHandlers(services: Pick<Services, "sessions" | "conversations" | "integration" | "compaction" | "watches" | "exports">): ServiceImpl<typeof SessionService> {
+  const { sessions, conversations, integration, compaction, watches, exports } = services;
   return {
     async createSession(req) {
       const session = await sessions.create({
@@ -195,6 +197,24 @@ export function createSessionHandlers(services: Pick<Services, "sessions" | "con
       const { results, stats } = await integration.integrate(req, context.signal);
       return create(IntegrateSessionResponseSchema, { results: results.map(integrationResultToProto), stats: statsToProto(stats) });
     },
+    async *exportSessions(req, context) {
+      for await (const event of exports.exportSessions({ namespace: req.namespace, selector: selectorFromProto(req) }, context.signal)) yield exportEventToProto(event);
+    },
+
+    async importSessions(requests, context) {
+      // The first message names the namespaces and the conflict mode; every message may hold a record.
+      const it = requests[Symbol.asyncIterator]();
+      const first = await it.next();
+      const header = importHeaderFromProto(first.done ? undefined : first.value);
+      async function* records(): AsyncGenerator<IncomingRecord> {
+        for (let m = first; !m.done; m = await it.next()) {
+          const record = m.value.record;
+          if (record) yield { sessionId: record.session?.sessionId ?? "", read: () => recordFromProto(record) };
+        }
+      }
+      return importSummaryToProto(await exports.importSessions(header, records(), context.signal));
+    },
+
     async compactSession(req, context) {
       const r = await compaction.compact({ address: req, upToSeq: safeNumber(req.upToSeq), summary: req.summary }, context.signal);
       return create(CompactSessionResponseSchema, {

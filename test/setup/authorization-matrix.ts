@@ -37,6 +37,8 @@ export const EXPECTED: Record<string, string> = {
   "SessionService/CompactSession": "writer",
   "SessionService/WatchSession": "reader*",
   "SessionService/WatchSessions": "reader",
+  "SessionService/ExportSessions": "reader",
+  "SessionService/ImportSessions": "writer",
   "MemoryService/ListMemories": "reader",
   "MemoryService/DeleteMemories": "writer",
   "MemoryService/GetIntegratorConfig": "reader",
@@ -90,7 +92,9 @@ export async function call(transport: Transport, service: DescService, method: D
   if (session?.fieldKind === "message") input.session = create(session.message, { namespace });
   const headers = service === OtlpTraceService ? { "sessiond-namespace": namespace } : undefined;
   try {
-    const result = client[method.localName](input, { headers });
+    // A client stream gets the minimal request as its one message.
+    const arg = method.methodKind === "client_streaming" ? (async function* () { yield input; })() : input;
+    const result = client[method.localName](arg, { headers });
     // A stream that sends a message let the call through: the first one is enough (a watch never ends by itself).
     if (method.methodKind === "server_streaming") for await (const _ of result as AsyncIterable<unknown>) break;
     else await result;

@@ -11,13 +11,15 @@ import type { Compaction, IntegrationResult, NewParticipant, NewTurn, Participan
 import { file_sessiond_v1_conversation } from "./conversation_pb.js";
 import type { DeletedCounts, Session, SessionFilter, SessionStats, SortOrder, Workflow } from "./session_pb.js";
 import { file_sessiond_v1_session } from "./session_pb.js";
+import type { SessionRecord } from "./session_record_pb.js";
+import { file_sessiond_v1_session_record } from "./session_record_pb.js";
 import type { JsonObject, Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file sessiond/v1/session_service.proto.
  */
 export const file_sessiond_v1_session_service: GenFile = /*@__PURE__*/
-  fileDesc("CiFzZXNzaW9uZC92MS9zZXNzaW9uX3NlcnZpY2UucHJvdG8SC3Nlc3Npb25kLnYxIo8DChRDcmVhdGVTZXNzaW9uUmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSEgoKc2Vzc2lvbl9pZBgCIAEoCRIMCgR1c2VyGAMgASgJEicKCHdvcmtmbG93GAQgASgLMhUuc2Vzc2lvbmQudjEuV29ya2Zsb3cSJQoEZGF0YRgFIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSPQoGbGFiZWxzGAYgAygLMi0uc2Vzc2lvbmQudjEuQ3JlYXRlU2Vzc2lvblJlcXVlc3QuTGFiZWxzRW50cnkSMAoNZXhwaXJlc19hZnRlchgHIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIfChdtYXhfcmVxdWVzdHNfcGVyX21pbnV0ZRgIIAEoBRIxCgxwYXJ0aWNpcGFudHMYCSADKAsyGy5zZXNzaW9uZC52MS5OZXdQYXJ0aWNpcGFudBotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIqABChVDcmVhdGVTZXNzaW9uUmVzcG9uc2USJQoHc2Vzc2lvbhgBIAEoCzIULnNlc3Npb25kLnYxLlNlc3Npb24SMAoNY2xpZW50X3NlY3JldBgCIAEoCzIZLnNlc3Npb25kLnYxLkNsaWVudFNlY3JldBIuCgxwYXJ0aWNpcGFudHMYAyADKAsyGC5zZXNzaW9uZC52MS5QYXJ0aWNpcGFudCJOCgxDbGllbnRTZWNyZXQSDQoFdmFsdWUYASABKAkSLwoLZXhwaXJlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIoEBChpSZWZyZXNoQ2xpZW50U2VjcmV0UmVxdWVzdBIKCgJpZBgBIAEoCRIRCgluYW1lc3BhY2UYAiABKAkSEgoKc2Vzc2lvbl9pZBgDIAEoCRIwCg1leHBpcmVzX2FmdGVyGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uInYKG1JlZnJlc2hDbGllbnRTZWNyZXRSZXNwb25zZRIlCgdzZXNzaW9uGAEgASgLMhQuc2Vzc2lvbmQudjEuU2Vzc2lvbhIwCg1jbGllbnRfc2VjcmV0GAIgASgLMhkuc2Vzc2lvbmQudjEuQ2xpZW50U2VjcmV0IlwKEUdldFNlc3Npb25SZXF1ZXN0EgoKAmlkGAEgASgJEhEKCW5hbWVzcGFjZRgCIAEoCRISCgpzZXNzaW9uX2lkGAMgASgJEhQKDHNob3dfZGVsZXRlZBgEIAEoCCI7ChJHZXRTZXNzaW9uUmVzcG9uc2USJQoHc2Vzc2lvbhgBIAEoCzIULnNlc3Npb25kLnYxLlNlc3Npb24iuAEKE0xpc3RTZXNzaW9uc1JlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJEioKBmZpbHRlchgEIAEoCzIaLnNlc3Npb25kLnYxLlNlc3Npb25GaWx0ZXISFAoMc2hvd19kZWxldGVkGAUgASgIEiUKBW9yZGVyGAYgASgOMhYuc2Vzc2lvbmQudjEuU29ydE9yZGVyIlcKFExpc3RTZXNzaW9uc1Jlc3BvbnNlEiYKCHNlc3Npb25zGAEgAygLMhQuc2Vzc2lvbmQudjEuU2Vzc2lvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkibgoUVXBkYXRlU2Vzc2lvblJlcXVlc3QSJQoHc2Vzc2lvbhgBIAEoCzIULnNlc3Npb25kLnYxLlNlc3Npb24SLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIj4KFVVwZGF0ZVNlc3Npb25SZXNwb25zZRIlCgdzZXNzaW9uGAEgASgLMhQuc2Vzc2lvbmQudjEuU2Vzc2lvbiJXChREZWxldGVTZXNzaW9uUmVxdWVzdBIKCgJpZBgBIAEoCRIRCgluYW1lc3BhY2UYAiABKAkSEgoKc2Vzc2lvbl9pZBgDIAEoCRIMCgRldGFnGAQgASgJIncKFURlbGV0ZVNlc3Npb25SZXNwb25zZRIKCgJpZBgBIAEoCRISCgpzZXNzaW9uX2lkGAIgASgJEisKB2RlbGV0ZWQYAyABKAsyGi5zZXNzaW9uZC52MS5EZWxldGVkQ291bnRzEhEKCW5hbWVzcGFjZRgEIAEoCSJNChhTb2Z0RGVsZXRlU2Vzc2lvblJlcXVlc3QSCgoCaWQYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJEhIKCnNlc3Npb25faWQYAyABKAkiQgoZU29mdERlbGV0ZVNlc3Npb25SZXNwb25zZRIlCgdzZXNzaW9uGAEgASgLMhQuc2Vzc2lvbmQudjEuU2Vzc2lvbiJLChZVbmRlbGV0ZVNlc3Npb25SZXF1ZXN0EgoKAmlkGAEgASgJEhEKCW5hbWVzcGFjZRgCIAEoCRISCgpzZXNzaW9uX2lkGAMgASgJIkAKF1VuZGVsZXRlU2Vzc2lvblJlc3BvbnNlEiUKB3Nlc3Npb24YASABKAsyFC5zZXNzaW9uZC52MS5TZXNzaW9uIksKFlRydW5jYXRlU2Vzc2lvblJlcXVlc3QSCgoCaWQYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJEhIKCnNlc3Npb25faWQYAyABKAkilAEKF1RydW5jYXRlU2Vzc2lvblJlc3BvbnNlEiUKB3Nlc3Npb24YASABKAsyFC5zZXNzaW9uZC52MS5TZXNzaW9uEhUKDXR1cm5zX2RlbGV0ZWQYAiABKAUSHgoWYXJjaGl2ZWRfdHVybnNfZGVsZXRlZBgDIAEoBRIbChNjb21wYWN0aW9uc19kZWxldGVkGAQgASgFIm4KFUNvbXBhY3RTZXNzaW9uUmVxdWVzdBIKCgJpZBgBIAEoCRIRCgluYW1lc3BhY2UYAiABKAkSEgoKc2Vzc2lvbl9pZBgDIAEoCRIRCgl1cF90b19zZXEYBCABKAMSDwoHc3VtbWFyeRgFIAEoCSLlAQoWQ29tcGFjdFNlc3Npb25SZXNwb25zZRIlCgdzZXNzaW9uGAEgASgLMhQuc2Vzc2lvbmQudjEuU2Vzc2lvbhIrCgpjb21wYWN0aW9uGAIgASgLMhcuc2Vzc2lvbmQudjEuQ29tcGFjdGlvbhInCgxzdW1tYXJ5X3R1cm4YAyABKAsyES5zZXNzaW9uZC52MS5UdXJuEjMKC2ludGVncmF0aW9uGAQgAygLMh4uc2Vzc2lvbmQudjEuSW50ZWdyYXRpb25SZXN1bHQSGQoRYWxyZWFkeV9jb21wYWN0ZWQYBSABKAgiSQoUQ2FuY2VsU2Vzc2lvblJlcXVlc3QSCgoCaWQYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJEhIKCnNlc3Npb25faWQYAyABKAkiPgoVQ2FuY2VsU2Vzc2lvblJlc3BvbnNlEiUKB3Nlc3Npb24YASABKAsyFC5zZXNzaW9uZC52MS5TZXNzaW9uIogCChlCdWxrRGVsZXRlU2Vzc2lvbnNSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRIiCgNpZHMYAiABKAsyEy5zZXNzaW9uZC52MS5JZExpc3RIABIqCgtzZXNzaW9uX2lkcxgDIAEoCzITLnNlc3Npb25kLnYxLklkTGlzdEgAEi8KBmZpbHRlchgEIAEoCzIdLnNlc3Npb25kLnYxLkJ1bGtEZWxldGVGaWx0ZXJIABIPCgdkcnlfcnVuGAUgASgIEhYKDnB1cmdlX21lbW9yaWVzGAYgASgIEhIKCmJhdGNoX3NpemUYByABKAUSDgoGZGV0YWNoGAggASgIQgoKCHNlbGVjdG9yIhgKBklkTGlzdBIOCgZ2YWx1ZXMYASADKAkiVwoQQnVsa0RlbGV0ZUZpbHRlchIqCgZmaWx0ZXIYASABKAsyGi5zZXNzaW9uZC52MS5TZXNzaW9uRmlsdGVyEhcKD2luY2x1ZGVfZGVsZXRlZBgCIAEoCCLAAQoaQnVsa0RlbGV0ZVNlc3Npb25zUmVzcG9uc2USMQoHc3RhcnRlZBgBIAEoCzIeLnNlc3Npb25kLnYxLkJ1bGtEZWxldGVTdGFydGVkSAASMwoIcHJvZ3Jlc3MYAiABKAsyHy5zZXNzaW9uZC52MS5CdWxrRGVsZXRlUHJvZ3Jlc3NIABIxCgdzdW1tYXJ5GAMgASgLMh4uc2Vzc2lvbmQudjEuQnVsa0RlbGV0ZVN1bW1hcnlIAEIHCgVldmVudCJdChFCdWxrRGVsZXRlU3RhcnRlZBINCgV0b3RhbBgBIAEoAxIPCgdkcnlfcnVuGAIgASgIEhIKCmJhdGNoX3NpemUYAyABKAUSFAoMb3BlcmF0aW9uX2lkGAQgASgJInsKEkJ1bGtEZWxldGVDb3VudGVycxIRCgljb21wbGV0ZWQYASABKAMSDQoFdG90YWwYAiABKAMSDwoHZGVsZXRlZBgDIAEoAxIRCglub3RfZm91bmQYBCABKAMSDwoHaW52YWxpZBgFIAEoAxIOCgZmYWlsZWQYBiABKAMidwoSQnVsa0RlbGV0ZVByb2dyZXNzEi4KB3Jlc3VsdHMYASADKAsyHS5zZXNzaW9uZC52MS5CdWxrRGVsZXRlUmVzdWx0EjEKCGNvdW50ZXJzGAIgASgLMh8uc2Vzc2lvbmQudjEuQnVsa0RlbGV0ZUNvdW50ZXJzIrEBChBCdWxrRGVsZXRlUmVzdWx0EhIKCmlkZW50aWZpZXIYASABKAkSCgoCaWQYAiABKAkSLwoHb3V0Y29tZRgDIAEoDjIeLnNlc3Npb25kLnYxLkJ1bGtEZWxldGVPdXRjb21lEisKB2RlbGV0ZWQYBCABKAsyGi5zZXNzaW9uZC52MS5EZWxldGVkQ291bnRzEhAKCG1lbW9yaWVzGAUgASgFEg0KBWVycm9yGAYgASgJIrABChFCdWxrRGVsZXRlU3VtbWFyeRIxCghjb3VudGVycxgBIAEoCzIfLnNlc3Npb25kLnYxLkJ1bGtEZWxldGVDb3VudGVycxIrCgdkZWxldGVkGAIgASgLMhouc2Vzc2lvbmQudjEuRGVsZXRlZENvdW50cxIqCgdlbGFwc2VkGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEg8KB2RyeV9ydW4YBCABKAgi0AEKFkJpbmRQYXJ0aWNpcGFudFJlcXVlc3QSCgoCaWQYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJEhIKCnNlc3Npb25faWQYAyABKAkSFgoOcGFydGljaXBhbnRfaWQYBCABKAkSKgoEa2luZBgFIAEoDjIcLnNlc3Npb25kLnYxLlBhcnRpY2lwYW50S2luZBIUCgxkaXNwbGF5X25hbWUYBiABKAkSKQoIbWV0YWRhdGEYByABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IlkKF0JpbmRQYXJ0aWNpcGFudFJlc3BvbnNlEi0KC3BhcnRpY2lwYW50GAEgASgLMhguc2Vzc2lvbmQudjEuUGFydGljaXBhbnQSDwoHY3JlYXRlZBgCIAEoCCJlChhVbmJpbmRQYXJ0aWNpcGFudFJlcXVlc3QSCgoCaWQYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJEhIKCnNlc3Npb25faWQYAyABKAkSFgoOcGFydGljaXBhbnRfaWQYBCABKAkiSgoZVW5iaW5kUGFydGljaXBhbnRSZXNwb25zZRItCgtwYXJ0aWNpcGFudBgBIAEoCzIYLnNlc3Npb25kLnYxLlBhcnRpY2lwYW50IkwKF0xpc3RQYXJ0aWNpcGFudHNSZXF1ZXN0EgoKAmlkGAEgASgJEhEKCW5hbWVzcGFjZRgCIAEoCRISCgpzZXNzaW9uX2lkGAMgASgJIkoKGExpc3RQYXJ0aWNpcGFudHNSZXNwb25zZRIuCgxwYXJ0aWNpcGFudHMYASADKAsyGC5zZXNzaW9uZC52MS5QYXJ0aWNpcGFudCKAAQoSQXBwZW5kVHVybnNSZXF1ZXN0EgoKAmlkGAEgASgJEhEKCW5hbWVzcGFjZRgCIAEoCRISCgpzZXNzaW9uX2lkGAMgASgJEiMKBXR1cm5zGAQgAygLMhQuc2Vzc2lvbmQudjEuTmV3VHVybhISCgpyZXF1ZXN0X2lkGAUgASgJIo0BChNBcHBlbmRUdXJuc1Jlc3BvbnNlEigKBXR1cm5zGAEgAygLMhkuc2Vzc2lvbmQudjEuQXBwZW5kZWRUdXJuEhAKCHJlcGxheWVkGAIgASgIEigKBXN0YXRzGAMgASgLMhkuc2Vzc2lvbmQudjEuU2Vzc2lvblN0YXRzEhAKCGxhc3Rfc2VxGAQgASgDIloKDEFwcGVuZGVkVHVybhILCgNzZXEYASABKAMSDAoEcm9sZRgCIAEoCRIvCgtjcmVhdGVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAixwEKEExpc3RUdXJuc1JlcXVlc3QSCgoCaWQYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJEhIKCnNlc3Npb25faWQYAyABKAkSFgoOcGFydGljaXBhbnRfaWQYBCABKAkSEQoJYWZ0ZXJfc2VxGAUgASgDEhEKCXBhZ2Vfc2l6ZRgGIAEoBRISCgpwYWdlX3Rva2VuGAcgASgJEhQKDG5ld2VzdF9maXJzdBgIIAEoCBIYChBpbmNsdWRlX2FyY2hpdmVkGAkgASgIIk4KEUxpc3RUdXJuc1Jlc3BvbnNlEiAKBXR1cm5zGAEgAygLMhEuc2Vzc2lvbmQudjEuVHVybhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiTAoXSW50ZWdyYXRlU2Vzc2lvblJlcXVlc3QSCgoCaWQYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJEhIKCnNlc3Npb25faWQYAyABKAkidQoYSW50ZWdyYXRlU2Vzc2lvblJlc3BvbnNlEi8KB3Jlc3VsdHMYASADKAsyHi5zZXNzaW9uZC52MS5JbnRlZ3JhdGlvblJlc3VsdBIoCgVzdGF0cxgCIAEoCzIZLnNlc3Npb25kLnYxLlNlc3Npb25TdGF0cyJxChNXYXRjaFNlc3Npb25SZXF1ZXN0EgoKAmlkGAEgASgJEhEKCW5hbWVzcGFjZRgCIAEoCRISCgpzZXNzaW9uX2lkGAMgASgJEhEKCWFmdGVyX3NlcRgEIAEoAxIUCgxhZnRlcl9jaGFuZ2UYBSABKAMiPAoNV2F0Y2hQb3NpdGlvbhILCgNzZXEYASABKAMSDgoGY2hhbmdlGAIgASgDEg4KBmN1cnNvchgDIAEoCSKzAgoUV2F0Y2hTZXNzaW9uUmVzcG9uc2USLAoIcG9zaXRpb24YASABKAsyGi5zZXNzaW9uZC52MS5XYXRjaFBvc2l0aW9uEjAKCHNuYXBzaG90GAIgASgLMhwuc2Vzc2lvbmQudjEuU2Vzc2lvblNuYXBzaG90SAASIQoEdHVybhgDIAEoCzIRLnNlc3Npb25kLnYxLlR1cm5IABIsCgZjaGFuZ2UYBCABKAsyGi5zZXNzaW9uZC52MS5TZXNzaW9uQ2hhbmdlSAASLwoJY2F1Z2h0X3VwGAUgASgLMhouc2Vzc2lvbmQudjEuV2F0Y2hDYXVnaHRVcEgAEjAKCWhlYXJ0YmVhdBgGIAEoCzIbLnNlc3Npb25kLnYxLldhdGNoSGVhcnRiZWF0SABCBwoFZXZlbnQiigEKD1Nlc3Npb25TbmFwc2hvdBIlCgdzZXNzaW9uGAEgASgLMhQuc2Vzc2lvbmQudjEuU2Vzc2lvbhIuCgxwYXJ0aWNpcGFudHMYAiADKAsyGC5zZXNzaW9uZC52MS5QYXJ0aWNpcGFudBIQCghsYXN0X3NlcRgDIAEoAxIOCgZyZXN5bmMYBCABKAgiDwoNV2F0Y2hDYXVnaHRVcCI6Cg5XYXRjaEhlYXJ0YmVhdBIoCgR0aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLyAgoNU2Vzc2lvbkNoYW5nZRIsCgRraW5kGAEgASgOMh4uc2Vzc2lvbmQudjEuU2Vzc2lvbkNoYW5nZUtpbmQSDgoGY2hhbmdlGAIgASgDEi8KC2NoYW5nZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIlCgdzZXNzaW9uGAQgASgLMhQuc2Vzc2lvbmQudjEuU2Vzc2lvbhItCgtwYXJ0aWNpcGFudBgFIAEoCzIYLnNlc3Npb25kLnYxLlBhcnRpY2lwYW50EhUKDXR1cm5zX2RlbGV0ZWQYBiABKAUSCwoDc2VxGAcgASgDEgoKAmlkGAggASgJEhIKCnNlc3Npb25faWQYCSABKAkSKwoHZGVsZXRlZBgKIAEoCzIaLnNlc3Npb25kLnYxLkRlbGV0ZWRDb3VudHMSKwoKY29tcGFjdGlvbhgLIAEoCzIXLnNlc3Npb25kLnYxLkNvbXBhY3Rpb24ikwEKFFdhdGNoU2Vzc2lvbnNSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRIqCgZmaWx0ZXIYAiABKAsyGi5zZXNzaW9uZC52MS5TZXNzaW9uRmlsdGVyEg0KBWFmdGVyGAMgASgJEi0KBWtpbmRzGAQgAygOMh4uc2Vzc2lvbmQudjEuU2Vzc2lvbkNoYW5nZUtpbmQi3wEKFVdhdGNoU2Vzc2lvbnNSZXNwb25zZRIsCghwb3NpdGlvbhgBIAEoCzIaLnNlc3Npb25kLnYxLldhdGNoUG9zaXRpb24SLAoGY2hhbmdlGAIgASgLMhouc2Vzc2lvbmQudjEuU2Vzc2lvbkNoYW5nZUgAEi8KCWNhdWdodF91cBgDIAEoCzIaLnNlc3Npb25kLnYxLldhdGNoQ2F1Z2h0VXBIABIwCgloZWFydGJlYXQYBCABKAsyGy5zZXNzaW9uZC52MS5XYXRjaEhlYXJ0YmVhdEgAQgcKBWV2ZW50KuYBChFCdWxrRGVsZXRlT3V0Y29tZRIjCh9CVUxLX0RFTEVURV9PVVRDT01FX1VOU1BFQ0lGSUVEEAASHwobQlVMS19ERUxFVEVfT1VUQ09NRV9ERUxFVEVEEAESIQodQlVMS19ERUxFVEVfT1VUQ09NRV9OT1RfRk9VTkQQAhIiCh5CVUxLX0RFTEVURV9PVVRDT01FX0lOVkFMSURfSUQQAxIeChpCVUxLX0RFTEVURV9PVVRDT01FX0ZBSUxFRBAEEiQKIEJVTEtfREVMRVRFX09VVENPTUVfV09VTERfREVMRVRFEAUqpQMKEVNlc3Npb25DaGFuZ2VLaW5kEiMKH1NFU1NJT05fQ0hBTkdFX0tJTkRfVU5TUEVDSUZJRUQQABIfChtTRVNTSU9OX0NIQU5HRV9LSU5EX0NSRUFURUQQARIfChtTRVNTSU9OX0NIQU5HRV9LSU5EX1VQREFURUQQAhIhCh1TRVNTSU9OX0NIQU5HRV9LSU5EX0NBTkNFTExFRBADEiQKIFNFU1NJT05fQ0hBTkdFX0tJTkRfU09GVF9ERUxFVEVEEAQSIQodU0VTU0lPTl9DSEFOR0VfS0lORF9VTkRFTEVURUQQBRIhCh1TRVNTSU9OX0NIQU5HRV9LSU5EX1RSVU5DQVRFRBAGEikKJVNFU1NJT05fQ0hBTkdFX0tJTkRfUEFSVElDSVBBTlRfQk9VTkQQBxIrCidTRVNTSU9OX0NIQU5HRV9LSU5EX1BBUlRJQ0lQQU5UX1VOQk9VTkQQCBIfChtTRVNTSU9OX0NIQU5HRV9LSU5EX0RFTEVURUQQCRIhCh1TRVNTSU9OX0NIQU5HRV9LSU5EX0NPTVBBQ1RFRBAKMr0PCg5TZXNzaW9uU2VydmljZRJcCg1DcmVhdGVTZXNzaW9uEiEuc2Vzc2lvbmQudjEuQ3JlYXRlU2Vzc2lvblJlcXVlc3QaIi5zZXNzaW9uZC52MS5DcmVhdGVTZXNzaW9uUmVzcG9uc2UiBMjzGAISVwoKR2V0U2Vzc2lvbhIeLnNlc3Npb25kLnYxLkdldFNlc3Npb25SZXF1ZXN0Gh8uc2Vzc2lvbmQudjEuR2V0U2Vzc2lvblJlc3BvbnNlIgjI8xgB0PMYARJZCgxMaXN0U2Vzc2lvbnMSIC5zZXNzaW9uZC52MS5MaXN0U2Vzc2lvbnNSZXF1ZXN0GiEuc2Vzc2lvbmQudjEuTGlzdFNlc3Npb25zUmVzcG9uc2UiBMjzGAESXAoNVXBkYXRlU2Vzc2lvbhIhLnNlc3Npb25kLnYxLlVwZGF0ZVNlc3Npb25SZXF1ZXN0GiIuc2Vzc2lvbmQudjEuVXBkYXRlU2Vzc2lvblJlc3BvbnNlIgTI8xgCElwKDURlbGV0ZVNlc3Npb24SIS5zZXNzaW9uZC52MS5EZWxldGVTZXNzaW9uUmVxdWVzdBoiLnNlc3Npb25kLnYxLkRlbGV0ZVNlc3Npb25SZXNwb25zZSIEyPMYAhJoChFTb2Z0RGVsZXRlU2Vzc2lvbhIlLnNlc3Npb25kLnYxLlNvZnREZWxldGVTZXNzaW9uUmVxdWVzdBomLnNlc3Npb25kLnYxLlNvZnREZWxldGVTZXNzaW9uUmVzcG9uc2UiBMjzGAISYgoPVW5kZWxldGVTZXNzaW9uEiMuc2Vzc2lvbmQudjEuVW5kZWxldGVTZXNzaW9uUmVxdWVzdBokLnNlc3Npb25kLnYxLlVuZGVsZXRlU2Vzc2lvblJlc3BvbnNlIgTI8xgCEmIKD1RydW5jYXRlU2Vzc2lvbhIjLnNlc3Npb25kLnYxLlRydW5jYXRlU2Vzc2lvblJlcXVlc3QaJC5zZXNzaW9uZC52MS5UcnVuY2F0ZVNlc3Npb25SZXNwb25zZSIEyPMYAhJcCg1DYW5jZWxTZXNzaW9uEiEuc2Vzc2lvbmQudjEuQ2FuY2VsU2Vzc2lvblJlcXVlc3QaIi5zZXNzaW9uZC52MS5DYW5jZWxTZXNzaW9uUmVzcG9uc2UiBMjzGAISbgoTUmVmcmVzaENsaWVudFNlY3JldBInLnNlc3Npb25kLnYxLlJlZnJlc2hDbGllbnRTZWNyZXRSZXF1ZXN0Giguc2Vzc2lvbmQudjEuUmVmcmVzaENsaWVudFNlY3JldFJlc3BvbnNlIgTI8xgCEm0KEkJ1bGtEZWxldGVTZXNzaW9ucxImLnNlc3Npb25kLnYxLkJ1bGtEZWxldGVTZXNzaW9uc1JlcXVlc3QaJy5zZXNzaW9uZC52MS5CdWxrRGVsZXRlU2Vzc2lvbnNSZXNwb25zZSIEyPMYAjABEmIKD0JpbmRQYXJ0aWNpcGFudBIjLnNlc3Npb25kLnYxLkJpbmRQYXJ0aWNpcGFudFJlcXVlc3QaJC5zZXNzaW9uZC52MS5CaW5kUGFydGljaXBhbnRSZXNwb25zZSIEyPMYAhJoChFVbmJpbmRQYXJ0aWNpcGFudBIlLnNlc3Npb25kLnYxLlVuYmluZFBhcnRpY2lwYW50UmVxdWVzdBomLnNlc3Npb25kLnYxLlVuYmluZFBhcnRpY2lwYW50UmVzcG9uc2UiBMjzGAISZQoQTGlzdFBhcnRpY2lwYW50cxIkLnNlc3Npb25kLnYxLkxpc3RQYXJ0aWNpcGFudHNSZXF1ZXN0GiUuc2Vzc2lvbmQudjEuTGlzdFBhcnRpY2lwYW50c1Jlc3BvbnNlIgTI8xgBEloKC0FwcGVuZFR1cm5zEh8uc2Vzc2lvbmQudjEuQXBwZW5kVHVybnNSZXF1ZXN0GiAuc2Vzc2lvbmQudjEuQXBwZW5kVHVybnNSZXNwb25zZSIIyPMYAtDzGAESVAoJTGlzdFR1cm5zEh0uc2Vzc2lvbmQudjEuTGlzdFR1cm5zUmVxdWVzdBoeLnNlc3Npb25kLnYxLkxpc3RUdXJuc1Jlc3BvbnNlIgjI8xgB0PMYARJlChBJbnRlZ3JhdGVTZXNzaW9uEiQuc2Vzc2lvbmQudjEuSW50ZWdyYXRlU2Vzc2lvblJlcXVlc3QaJS5zZXNzaW9uZC52MS5JbnRlZ3JhdGVTZXNzaW9uUmVzcG9uc2UiBMjzGAISXwoOQ29tcGFjdFNlc3Npb24SIi5zZXNzaW9uZC52MS5Db21wYWN0U2Vzc2lvblJlcXVlc3QaIy5zZXNzaW9uZC52MS5Db21wYWN0U2Vzc2lvblJlc3BvbnNlIgTI8xgCEl8KDFdhdGNoU2Vzc2lvbhIgLnNlc3Npb25kLnYxLldhdGNoU2Vzc2lvblJlcXVlc3QaIS5zZXNzaW9uZC52MS5XYXRjaFNlc3Npb25SZXNwb25zZSIIyPMYAdDzGAEwARJeCg1XYXRjaFNlc3Npb25zEiEuc2Vzc2lvbmQudjEuV2F0Y2hTZXNzaW9uc1JlcXVlc3QaIi5zZXNzaW9uZC52MS5XYXRjaFNlc3Npb25zUmVzcG9uc2UiBMjzGAEwAWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_struct, file_google_protobuf_timestamp, file_sessiond_v1_auth, file_sessiond_v1_conversation, file_sessiond_v1_session]);
+  fileDesc("CiFzZXNzaW9uZC92MS9zZXNzaW9uX3NlcnZpY2UucHJvdG8SC3Nlc3Npb25kLnYxIo8DChRDcmVhdGVTZXNzaW9uUmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSEgoKc2Vzc2lvbl9pZBgCIAEoCRIMCgR1c2VyGAMgASgJEicKCHdvcmtmbG93GAQgASgLMhUuc2Vzc2lvbmQudjEuV29ya2Zsb3cSJQoEZGF0YRgFIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSPQoGbGFiZWxzGAYgAygLMi0uc2Vzc2lvbmQudjEuQ3JlYXRlU2Vzc2lvblJlcXVlc3QuTGFiZWxzRW50cnkSMAoNZXhwaXJlc19hZnRlchgHIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIfChdtYXhfcmVxdWVzdHNfcGVyX21pbnV0ZRgIIAEoBRIxCgxwYXJ0aWNpcGFudHMYCSADKAsyGy5zZXNzaW9uZC52MS5OZXdQYXJ0aWNpcGFudBotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIqABChVDcmVhdGVTZXNzaW9uUmVzcG9uc2USJQoHc2Vzc2lvbhgBIAEoCzIULnNlc3Npb25kLnYxLlNlc3Npb24SMAoNY2xpZW50X3NlY3JldBgCIAEoCzIZLnNlc3Npb25kLnYxLkNsaWVudFNlY3JldBIuCgxwYXJ0aWNpcGFudHMYAyADKAsyGC5zZXNzaW9uZC52MS5QYXJ0aWNpcGFudCJOCgxDbGllbnRTZWNyZXQSDQoFdmFsdWUYASABKAkSLwoLZXhwaXJlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIoEBChpSZWZyZXNoQ2xpZW50U2VjcmV0UmVxdWVzdBIKCgJpZBgBIAEoCRIRCgluYW1lc3BhY2UYAiABKAkSEgoKc2Vzc2lvbl9pZBgDIAEoCRIwCg1leHBpcmVzX2FmdGVyGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uInYKG1JlZnJlc2hDbGllbnRTZWNyZXRSZXNwb25zZRIlCgdzZXNzaW9uGAEgASgLMhQuc2Vzc2lvbmQudjEuU2Vzc2lvbhIwCg1jbGllbnRfc2VjcmV0GAIgASgLMhkuc2Vzc2lvbmQudjEuQ2xpZW50U2VjcmV0IlwKEUdldFNlc3Npb25SZXF1ZXN0EgoKAmlkGAEgASgJEhEKCW5hbWVzcGFjZRgCIAEoCRISCgpzZXNzaW9uX2lkGAMgASgJEhQKDHNob3dfZGVsZXRlZBgEIAEoCCI7ChJHZXRTZXNzaW9uUmVzcG9uc2USJQoHc2Vzc2lvbhgBIAEoCzIULnNlc3Npb25kLnYxLlNlc3Npb24iuAEKE0xpc3RTZXNzaW9uc1JlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJEioKBmZpbHRlchgEIAEoCzIaLnNlc3Npb25kLnYxLlNlc3Npb25GaWx0ZXISFAoMc2hvd19kZWxldGVkGAUgASgIEiUKBW9yZGVyGAYgASgOMhYuc2Vzc2lvbmQudjEuU29ydE9yZGVyIlcKFExpc3RTZXNzaW9uc1Jlc3BvbnNlEiYKCHNlc3Npb25zGAEgAygLMhQuc2Vzc2lvbmQudjEuU2Vzc2lvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkibgoUVXBkYXRlU2Vzc2lvblJlcXVlc3QSJQoHc2Vzc2lvbhgBIAEoCzIULnNlc3Npb25kLnYxLlNlc3Npb24SLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIj4KFVVwZGF0ZVNlc3Npb25SZXNwb25zZRIlCgdzZXNzaW9uGAEgASgLMhQuc2Vzc2lvbmQudjEuU2Vzc2lvbiJXChREZWxldGVTZXNzaW9uUmVxdWVzdBIKCgJpZBgBIAEoCRIRCgluYW1lc3BhY2UYAiABKAkSEgoKc2Vzc2lvbl9pZBgDIAEoCRIMCgRldGFnGAQgASgJIncKFURlbGV0ZVNlc3Npb25SZXNwb25zZRIKCgJpZBgBIAEoCRISCgpzZXNzaW9uX2lkGAIgASgJEisKB2RlbGV0ZWQYAyABKAsyGi5zZXNzaW9uZC52MS5EZWxldGVkQ291bnRzEhEKCW5hbWVzcGFjZRgEIAEoCSJNChhTb2Z0RGVsZXRlU2Vzc2lvblJlcXVlc3QSCgoCaWQYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJEhIKCnNlc3Npb25faWQYAyABKAkiQgoZU29mdERlbGV0ZVNlc3Npb25SZXNwb25zZRIlCgdzZXNzaW9uGAEgASgLMhQuc2Vzc2lvbmQudjEuU2Vzc2lvbiJLChZVbmRlbGV0ZVNlc3Npb25SZXF1ZXN0EgoKAmlkGAEgASgJEhEKCW5hbWVzcGFjZRgCIAEoCRISCgpzZXNzaW9uX2lkGAMgASgJIkAKF1VuZGVsZXRlU2Vzc2lvblJlc3BvbnNlEiUKB3Nlc3Npb24YASABKAsyFC5zZXNzaW9uZC52MS5TZXNzaW9uIksKFlRydW5jYXRlU2Vzc2lvblJlcXVlc3QSCgoCaWQYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJEhIKCnNlc3Npb25faWQYAyABKAkilAEKF1RydW5jYXRlU2Vzc2lvblJlc3BvbnNlEiUKB3Nlc3Npb24YASABKAsyFC5zZXNzaW9uZC52MS5TZXNzaW9uEhUKDXR1cm5zX2RlbGV0ZWQYAiABKAUSHgoWYXJjaGl2ZWRfdHVybnNfZGVsZXRlZBgDIAEoBRIbChNjb21wYWN0aW9uc19kZWxldGVkGAQgASgFIm4KFUNvbXBhY3RTZXNzaW9uUmVxdWVzdBIKCgJpZBgBIAEoCRIRCgluYW1lc3BhY2UYAiABKAkSEgoKc2Vzc2lvbl9pZBgDIAEoCRIRCgl1cF90b19zZXEYBCABKAMSDwoHc3VtbWFyeRgFIAEoCSLlAQoWQ29tcGFjdFNlc3Npb25SZXNwb25zZRIlCgdzZXNzaW9uGAEgASgLMhQuc2Vzc2lvbmQudjEuU2Vzc2lvbhIrCgpjb21wYWN0aW9uGAIgASgLMhcuc2Vzc2lvbmQudjEuQ29tcGFjdGlvbhInCgxzdW1tYXJ5X3R1cm4YAyABKAsyES5zZXNzaW9uZC52MS5UdXJuEjMKC2ludGVncmF0aW9uGAQgAygLMh4uc2Vzc2lvbmQudjEuSW50ZWdyYXRpb25SZXN1bHQSGQoRYWxyZWFkeV9jb21wYWN0ZWQYBSABKAgiSQoUQ2FuY2VsU2Vzc2lvblJlcXVlc3QSCgoCaWQYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJEhIKCnNlc3Npb25faWQYAyABKAkiPgoVQ2FuY2VsU2Vzc2lvblJlc3BvbnNlEiUKB3Nlc3Npb24YASABKAsyFC5zZXNzaW9uZC52MS5TZXNzaW9uIogCChlCdWxrRGVsZXRlU2Vzc2lvbnNSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRIiCgNpZHMYAiABKAsyEy5zZXNzaW9uZC52MS5JZExpc3RIABIqCgtzZXNzaW9uX2lkcxgDIAEoCzITLnNlc3Npb25kLnYxLklkTGlzdEgAEi8KBmZpbHRlchgEIAEoCzIdLnNlc3Npb25kLnYxLkJ1bGtEZWxldGVGaWx0ZXJIABIPCgdkcnlfcnVuGAUgASgIEhYKDnB1cmdlX21lbW9yaWVzGAYgASgIEhIKCmJhdGNoX3NpemUYByABKAUSDgoGZGV0YWNoGAggASgIQgoKCHNlbGVjdG9yIhgKBklkTGlzdBIOCgZ2YWx1ZXMYASADKAkiVwoQQnVsa0RlbGV0ZUZpbHRlchIqCgZmaWx0ZXIYASABKAsyGi5zZXNzaW9uZC52MS5TZXNzaW9uRmlsdGVyEhcKD2luY2x1ZGVfZGVsZXRlZBgCIAEoCCLAAQoaQnVsa0RlbGV0ZVNlc3Npb25zUmVzcG9uc2USMQoHc3RhcnRlZBgBIAEoCzIeLnNlc3Npb25kLnYxLkJ1bGtEZWxldGVTdGFydGVkSAASMwoIcHJvZ3Jlc3MYAiABKAsyHy5zZXNzaW9uZC52MS5CdWxrRGVsZXRlUHJvZ3Jlc3NIABIxCgdzdW1tYXJ5GAMgASgLMh4uc2Vzc2lvbmQudjEuQnVsa0RlbGV0ZVN1bW1hcnlIAEIHCgVldmVudCJdChFCdWxrRGVsZXRlU3RhcnRlZBINCgV0b3RhbBgBIAEoAxIPCgdkcnlfcnVuGAIgASgIEhIKCmJhdGNoX3NpemUYAyABKAUSFAoMb3BlcmF0aW9uX2lkGAQgASgJInsKEkJ1bGtEZWxldGVDb3VudGVycxIRCgljb21wbGV0ZWQYASABKAMSDQoFdG90YWwYAiABKAMSDwoHZGVsZXRlZBgDIAEoAxIRCglub3RfZm91bmQYBCABKAMSDwoHaW52YWxpZBgFIAEoAxIOCgZmYWlsZWQYBiABKAMidwoSQnVsa0RlbGV0ZVByb2dyZXNzEi4KB3Jlc3VsdHMYASADKAsyHS5zZXNzaW9uZC52MS5CdWxrRGVsZXRlUmVzdWx0EjEKCGNvdW50ZXJzGAIgASgLMh8uc2Vzc2lvbmQudjEuQnVsa0RlbGV0ZUNvdW50ZXJzIrEBChBCdWxrRGVsZXRlUmVzdWx0EhIKCmlkZW50aWZpZXIYASABKAkSCgoCaWQYAiABKAkSLwoHb3V0Y29tZRgDIAEoDjIeLnNlc3Npb25kLnYxLkJ1bGtEZWxldGVPdXRjb21lEisKB2RlbGV0ZWQYBCABKAsyGi5zZXNzaW9uZC52MS5EZWxldGVkQ291bnRzEhAKCG1lbW9yaWVzGAUgASgFEg0KBWVycm9yGAYgASgJIrABChFCdWxrRGVsZXRlU3VtbWFyeRIxCghjb3VudGVycxgBIAEoCzIfLnNlc3Npb25kLnYxLkJ1bGtEZWxldGVDb3VudGVycxIrCgdkZWxldGVkGAIgASgLMhouc2Vzc2lvbmQudjEuRGVsZXRlZENvdW50cxIqCgdlbGFwc2VkGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEg8KB2RyeV9ydW4YBCABKAgi0AEKFkJpbmRQYXJ0aWNpcGFudFJlcXVlc3QSCgoCaWQYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJEhIKCnNlc3Npb25faWQYAyABKAkSFgoOcGFydGljaXBhbnRfaWQYBCABKAkSKgoEa2luZBgFIAEoDjIcLnNlc3Npb25kLnYxLlBhcnRpY2lwYW50S2luZBIUCgxkaXNwbGF5X25hbWUYBiABKAkSKQoIbWV0YWRhdGEYByABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IlkKF0JpbmRQYXJ0aWNpcGFudFJlc3BvbnNlEi0KC3BhcnRpY2lwYW50GAEgASgLMhguc2Vzc2lvbmQudjEuUGFydGljaXBhbnQSDwoHY3JlYXRlZBgCIAEoCCJlChhVbmJpbmRQYXJ0aWNpcGFudFJlcXVlc3QSCgoCaWQYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJEhIKCnNlc3Npb25faWQYAyABKAkSFgoOcGFydGljaXBhbnRfaWQYBCABKAkiSgoZVW5iaW5kUGFydGljaXBhbnRSZXNwb25zZRItCgtwYXJ0aWNpcGFudBgBIAEoCzIYLnNlc3Npb25kLnYxLlBhcnRpY2lwYW50IkwKF0xpc3RQYXJ0aWNpcGFudHNSZXF1ZXN0EgoKAmlkGAEgASgJEhEKCW5hbWVzcGFjZRgCIAEoCRISCgpzZXNzaW9uX2lkGAMgASgJIkoKGExpc3RQYXJ0aWNpcGFudHNSZXNwb25zZRIuCgxwYXJ0aWNpcGFudHMYASADKAsyGC5zZXNzaW9uZC52MS5QYXJ0aWNpcGFudCKAAQoSQXBwZW5kVHVybnNSZXF1ZXN0EgoKAmlkGAEgASgJEhEKCW5hbWVzcGFjZRgCIAEoCRISCgpzZXNzaW9uX2lkGAMgASgJEiMKBXR1cm5zGAQgAygLMhQuc2Vzc2lvbmQudjEuTmV3VHVybhISCgpyZXF1ZXN0X2lkGAUgASgJIo0BChNBcHBlbmRUdXJuc1Jlc3BvbnNlEigKBXR1cm5zGAEgAygLMhkuc2Vzc2lvbmQudjEuQXBwZW5kZWRUdXJuEhAKCHJlcGxheWVkGAIgASgIEigKBXN0YXRzGAMgASgLMhkuc2Vzc2lvbmQudjEuU2Vzc2lvblN0YXRzEhAKCGxhc3Rfc2VxGAQgASgDIloKDEFwcGVuZGVkVHVybhILCgNzZXEYASABKAMSDAoEcm9sZRgCIAEoCRIvCgtjcmVhdGVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAixwEKEExpc3RUdXJuc1JlcXVlc3QSCgoCaWQYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJEhIKCnNlc3Npb25faWQYAyABKAkSFgoOcGFydGljaXBhbnRfaWQYBCABKAkSEQoJYWZ0ZXJfc2VxGAUgASgDEhEKCXBhZ2Vfc2l6ZRgGIAEoBRISCgpwYWdlX3Rva2VuGAcgASgJEhQKDG5ld2VzdF9maXJzdBgIIAEoCBIYChBpbmNsdWRlX2FyY2hpdmVkGAkgASgIIk4KEUxpc3RUdXJuc1Jlc3BvbnNlEiAKBXR1cm5zGAEgAygLMhEuc2Vzc2lvbmQudjEuVHVybhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiTAoXSW50ZWdyYXRlU2Vzc2lvblJlcXVlc3QSCgoCaWQYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJEhIKCnNlc3Npb25faWQYAyABKAkidQoYSW50ZWdyYXRlU2Vzc2lvblJlc3BvbnNlEi8KB3Jlc3VsdHMYASADKAsyHi5zZXNzaW9uZC52MS5JbnRlZ3JhdGlvblJlc3VsdBIoCgVzdGF0cxgCIAEoCzIZLnNlc3Npb25kLnYxLlNlc3Npb25TdGF0cyJxChNXYXRjaFNlc3Npb25SZXF1ZXN0EgoKAmlkGAEgASgJEhEKCW5hbWVzcGFjZRgCIAEoCRISCgpzZXNzaW9uX2lkGAMgASgJEhEKCWFmdGVyX3NlcRgEIAEoAxIUCgxhZnRlcl9jaGFuZ2UYBSABKAMiPAoNV2F0Y2hQb3NpdGlvbhILCgNzZXEYASABKAMSDgoGY2hhbmdlGAIgASgDEg4KBmN1cnNvchgDIAEoCSKzAgoUV2F0Y2hTZXNzaW9uUmVzcG9uc2USLAoIcG9zaXRpb24YASABKAsyGi5zZXNzaW9uZC52MS5XYXRjaFBvc2l0aW9uEjAKCHNuYXBzaG90GAIgASgLMhwuc2Vzc2lvbmQudjEuU2Vzc2lvblNuYXBzaG90SAASIQoEdHVybhgDIAEoCzIRLnNlc3Npb25kLnYxLlR1cm5IABIsCgZjaGFuZ2UYBCABKAsyGi5zZXNzaW9uZC52MS5TZXNzaW9uQ2hhbmdlSAASLwoJY2F1Z2h0X3VwGAUgASgLMhouc2Vzc2lvbmQudjEuV2F0Y2hDYXVnaHRVcEgAEjAKCWhlYXJ0YmVhdBgGIAEoCzIbLnNlc3Npb25kLnYxLldhdGNoSGVhcnRiZWF0SABCBwoFZXZlbnQiigEKD1Nlc3Npb25TbmFwc2hvdBIlCgdzZXNzaW9uGAEgASgLMhQuc2Vzc2lvbmQudjEuU2Vzc2lvbhIuCgxwYXJ0aWNpcGFudHMYAiADKAsyGC5zZXNzaW9uZC52MS5QYXJ0aWNpcGFudBIQCghsYXN0X3NlcRgDIAEoAxIOCgZyZXN5bmMYBCABKAgiDwoNV2F0Y2hDYXVnaHRVcCI6Cg5XYXRjaEhlYXJ0YmVhdBIoCgR0aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLyAgoNU2Vzc2lvbkNoYW5nZRIsCgRraW5kGAEgASgOMh4uc2Vzc2lvbmQudjEuU2Vzc2lvbkNoYW5nZUtpbmQSDgoGY2hhbmdlGAIgASgDEi8KC2NoYW5nZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIlCgdzZXNzaW9uGAQgASgLMhQuc2Vzc2lvbmQudjEuU2Vzc2lvbhItCgtwYXJ0aWNpcGFudBgFIAEoCzIYLnNlc3Npb25kLnYxLlBhcnRpY2lwYW50EhUKDXR1cm5zX2RlbGV0ZWQYBiABKAUSCwoDc2VxGAcgASgDEgoKAmlkGAggASgJEhIKCnNlc3Npb25faWQYCSABKAkSKwoHZGVsZXRlZBgKIAEoCzIaLnNlc3Npb25kLnYxLkRlbGV0ZWRDb3VudHMSKwoKY29tcGFjdGlvbhgLIAEoCzIXLnNlc3Npb25kLnYxLkNvbXBhY3Rpb24ikwEKFFdhdGNoU2Vzc2lvbnNSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRIqCgZmaWx0ZXIYAiABKAsyGi5zZXNzaW9uZC52MS5TZXNzaW9uRmlsdGVyEg0KBWFmdGVyGAMgASgJEi0KBWtpbmRzGAQgAygOMh4uc2Vzc2lvbmQudjEuU2Vzc2lvbkNoYW5nZUtpbmQi3wEKFVdhdGNoU2Vzc2lvbnNSZXNwb25zZRIsCghwb3NpdGlvbhgBIAEoCzIaLnNlc3Npb25kLnYxLldhdGNoUG9zaXRpb24SLAoGY2hhbmdlGAIgASgLMhouc2Vzc2lvbmQudjEuU2Vzc2lvbkNoYW5nZUgAEi8KCWNhdWdodF91cBgDIAEoCzIaLnNlc3Npb25kLnYxLldhdGNoQ2F1Z2h0VXBIABIwCgloZWFydGJlYXQYBCABKAsyGy5zZXNzaW9uZC52MS5XYXRjaEhlYXJ0YmVhdEgAQgcKBWV2ZW50IrcBChVFeHBvcnRTZXNzaW9uc1JlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEiIKA2lkcxgCIAEoCzITLnNlc3Npb25kLnYxLklkTGlzdEgAEioKC3Nlc3Npb25faWRzGAMgASgLMhMuc2Vzc2lvbmQudjEuSWRMaXN0SAASLwoGZmlsdGVyGAQgASgLMh0uc2Vzc2lvbmQudjEuQnVsa0RlbGV0ZUZpbHRlckgAQgoKCHNlbGVjdG9yIq0BChZFeHBvcnRTZXNzaW9uc1Jlc3BvbnNlEi0KB3N0YXJ0ZWQYASABKAsyGi5zZXNzaW9uZC52MS5FeHBvcnRTdGFydGVkSAASLAoGcmVjb3JkGAIgASgLMhouc2Vzc2lvbmQudjEuU2Vzc2lvblJlY29yZEgAEi0KB3N1bW1hcnkYAyABKAsyGi5zZXNzaW9uZC52MS5FeHBvcnRTdW1tYXJ5SABCBwoFZXZlbnQiHgoNRXhwb3J0U3RhcnRlZBINCgV0b3RhbBgBIAEoAyJFCg1FeHBvcnRTdW1tYXJ5EhAKCGV4cG9ydGVkGAEgASgDEhEKCW5vdF9mb3VuZBgCIAMoCRIPCgdtaXNzaW5nGAMgASgDIqYBChVJbXBvcnRTZXNzaW9uc1JlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEhgKEHNvdXJjZV9uYW1lc3BhY2UYAiABKAkSNAoLb25fY29uZmxpY3QYAyABKA4yHy5zZXNzaW9uZC52MS5JbXBvcnRDb25mbGljdE1vZGUSKgoGcmVjb3JkGAQgASgLMhouc2Vzc2lvbmQudjEuU2Vzc2lvblJlY29yZCJ5CgxJbXBvcnRSZXN1bHQSDQoFaW5kZXgYASABKAMSEgoKc2Vzc2lvbl9pZBgCIAEoCRIKCgJpZBgDIAEoCRIrCgdvdXRjb21lGAQgASgOMhouc2Vzc2lvbmQudjEuSW1wb3J0T3V0Y29tZRINCgVlcnJvchgFIAEoCSKJAQoWSW1wb3J0U2Vzc2lvbnNSZXNwb25zZRIqCgdyZXN1bHRzGAEgAygLMhkuc2Vzc2lvbmQudjEuSW1wb3J0UmVzdWx0EhAKCGltcG9ydGVkGAIgASgDEhAKCHJlcGxhY2VkGAMgASgDEg8KB3NraXBwZWQYBCABKAMSDgoGZmFpbGVkGAUgASgDKuYBChFCdWxrRGVsZXRlT3V0Y29tZRIjCh9CVUxLX0RFTEVURV9PVVRDT01FX1VOU1BFQ0lGSUVEEAASHwobQlVMS19ERUxFVEVfT1VUQ09NRV9ERUxFVEVEEAESIQodQlVMS19ERUxFVEVfT1VUQ09NRV9OT1RfRk9VTkQQAhIiCh5CVUxLX0RFTEVURV9PVVRDT01FX0lOVkFMSURfSUQQAxIeChpCVUxLX0RFTEVURV9PVVRDT01FX0ZBSUxFRBAEEiQKIEJVTEtfREVMRVRFX09VVENPTUVfV09VTERfREVMRVRFEAUqpQMKEVNlc3Npb25DaGFuZ2VLaW5kEiMKH1NFU1NJT05fQ0hBTkdFX0tJTkRfVU5TUEVDSUZJRUQQABIfChtTRVNTSU9OX0NIQU5HRV9LSU5EX0NSRUFURUQQARIfChtTRVNTSU9OX0NIQU5HRV9LSU5EX1VQREFURUQQAhIhCh1TRVNTSU9OX0NIQU5HRV9LSU5EX0NBTkNFTExFRBADEiQKIFNFU1NJT05fQ0hBTkdFX0tJTkRfU09GVF9ERUxFVEVEEAQSIQodU0VTU0lPTl9DSEFOR0VfS0lORF9VTkRFTEVURUQQBRIhCh1TRVNTSU9OX0NIQU5HRV9LSU5EX1RSVU5DQVRFRBAGEikKJVNFU1NJT05fQ0hBTkdFX0tJTkRfUEFSVElDSVBBTlRfQk9VTkQQBxIrCidTRVNTSU9OX0NIQU5HRV9LSU5EX1BBUlRJQ0lQQU5UX1VOQk9VTkQQCBIfChtTRVNTSU9OX0NIQU5HRV9LSU5EX0RFTEVURUQQCRIhCh1TRVNTSU9OX0NIQU5HRV9LSU5EX0NPTVBBQ1RFRBAKKpoBChJJbXBvcnRDb25mbGljdE1vZGUSJAogSU1QT1JUX0NPTkZMSUNUX01PREVfVU5TUEVDSUZJRUQQABIdChlJTVBPUlRfQ09ORkxJQ1RfTU9ERV9TS0lQEAESIAocSU1QT1JUX0NPTkZMSUNUX01PREVfUkVQTEFDRRACEh0KGUlNUE9SVF9DT05GTElDVF9NT0RFX0ZBSUwQAyq8AQoNSW1wb3J0T3V0Y29tZRIeChpJTVBPUlRfT1VUQ09NRV9VTlNQRUNJRklFRBAAEhsKF0lNUE9SVF9PVVRDT01FX0lNUE9SVEVEEAESGwoXSU1QT1JUX09VVENPTUVfUkVQTEFDRUQQAhIaChZJTVBPUlRfT1VUQ09NRV9TS0lQUEVEEAMSGgoWSU1QT1JUX09VVENPTUVfSU5WQUxJRBAEEhkKFUlNUE9SVF9PVVRDT01FX0ZBSUxFRBAFMoMRCg5TZXNzaW9uU2VydmljZRJcCg1DcmVhdGVTZXNzaW9uEiEuc2Vzc2lvbmQudjEuQ3JlYXRlU2Vzc2lvblJlcXVlc3QaIi5zZXNzaW9uZC52MS5DcmVhdGVTZXNzaW9uUmVzcG9uc2UiBMjzGAISVwoKR2V0U2Vzc2lvbhIeLnNlc3Npb25kLnYxLkdldFNlc3Npb25SZXF1ZXN0Gh8uc2Vzc2lvbmQudjEuR2V0U2Vzc2lvblJlc3BvbnNlIgjI8xgB0PMYARJZCgxMaXN0U2Vzc2lvbnMSIC5zZXNzaW9uZC52MS5MaXN0U2Vzc2lvbnNSZXF1ZXN0GiEuc2Vzc2lvbmQudjEuTGlzdFNlc3Npb25zUmVzcG9uc2UiBMjzGAESXAoNVXBkYXRlU2Vzc2lvbhIhLnNlc3Npb25kLnYxLlVwZGF0ZVNlc3Npb25SZXF1ZXN0GiIuc2Vzc2lvbmQudjEuVXBkYXRlU2Vzc2lvblJlc3BvbnNlIgTI8xgCElwKDURlbGV0ZVNlc3Npb24SIS5zZXNzaW9uZC52MS5EZWxldGVTZXNzaW9uUmVxdWVzdBoiLnNlc3Npb25kLnYxLkRlbGV0ZVNlc3Npb25SZXNwb25zZSIEyPMYAhJoChFTb2Z0RGVsZXRlU2Vzc2lvbhIlLnNlc3Npb25kLnYxLlNvZnREZWxldGVTZXNzaW9uUmVxdWVzdBomLnNlc3Npb25kLnYxLlNvZnREZWxldGVTZXNzaW9uUmVzcG9uc2UiBMjzGAISYgoPVW5kZWxldGVTZXNzaW9uEiMuc2Vzc2lvbmQudjEuVW5kZWxldGVTZXNzaW9uUmVxdWVzdBokLnNlc3Npb25kLnYxLlVuZGVsZXRlU2Vzc2lvblJlc3BvbnNlIgTI8xgCEmIKD1RydW5jYXRlU2Vzc2lvbhIjLnNlc3Npb25kLnYxLlRydW5jYXRlU2Vzc2lvblJlcXVlc3QaJC5zZXNzaW9uZC52MS5UcnVuY2F0ZVNlc3Npb25SZXNwb25zZSIEyPMYAhJcCg1DYW5jZWxTZXNzaW9uEiEuc2Vzc2lvbmQudjEuQ2FuY2VsU2Vzc2lvblJlcXVlc3QaIi5zZXNzaW9uZC52MS5DYW5jZWxTZXNzaW9uUmVzcG9uc2UiBMjzGAISbgoTUmVmcmVzaENsaWVudFNlY3JldBInLnNlc3Npb25kLnYxLlJlZnJlc2hDbGllbnRTZWNyZXRSZXF1ZXN0Giguc2Vzc2lvbmQudjEuUmVmcmVzaENsaWVudFNlY3JldFJlc3BvbnNlIgTI8xgCEm0KEkJ1bGtEZWxldGVTZXNzaW9ucxImLnNlc3Npb25kLnYxLkJ1bGtEZWxldGVTZXNzaW9uc1JlcXVlc3QaJy5zZXNzaW9uZC52MS5CdWxrRGVsZXRlU2Vzc2lvbnNSZXNwb25zZSIEyPMYAjABEmIKD0JpbmRQYXJ0aWNpcGFudBIjLnNlc3Npb25kLnYxLkJpbmRQYXJ0aWNpcGFudFJlcXVlc3QaJC5zZXNzaW9uZC52MS5CaW5kUGFydGljaXBhbnRSZXNwb25zZSIEyPMYAhJoChFVbmJpbmRQYXJ0aWNpcGFudBIlLnNlc3Npb25kLnYxLlVuYmluZFBhcnRpY2lwYW50UmVxdWVzdBomLnNlc3Npb25kLnYxLlVuYmluZFBhcnRpY2lwYW50UmVzcG9uc2UiBMjzGAISZQoQTGlzdFBhcnRpY2lwYW50cxIkLnNlc3Npb25kLnYxLkxpc3RQYXJ0aWNpcGFudHNSZXF1ZXN0GiUuc2Vzc2lvbmQudjEuTGlzdFBhcnRpY2lwYW50c1Jlc3BvbnNlIgTI8xgBEloKC0FwcGVuZFR1cm5zEh8uc2Vzc2lvbmQudjEuQXBwZW5kVHVybnNSZXF1ZXN0GiAuc2Vzc2lvbmQudjEuQXBwZW5kVHVybnNSZXNwb25zZSIIyPMYAtDzGAESVAoJTGlzdFR1cm5zEh0uc2Vzc2lvbmQudjEuTGlzdFR1cm5zUmVxdWVzdBoeLnNlc3Npb25kLnYxLkxpc3RUdXJuc1Jlc3BvbnNlIgjI8xgB0PMYARJlChBJbnRlZ3JhdGVTZXNzaW9uEiQuc2Vzc2lvbmQudjEuSW50ZWdyYXRlU2Vzc2lvblJlcXVlc3QaJS5zZXNzaW9uZC52MS5JbnRlZ3JhdGVTZXNzaW9uUmVzcG9uc2UiBMjzGAISXwoOQ29tcGFjdFNlc3Npb24SIi5zZXNzaW9uZC52MS5Db21wYWN0U2Vzc2lvblJlcXVlc3QaIy5zZXNzaW9uZC52MS5Db21wYWN0U2Vzc2lvblJlc3BvbnNlIgTI8xgCEl8KDFdhdGNoU2Vzc2lvbhIgLnNlc3Npb25kLnYxLldhdGNoU2Vzc2lvblJlcXVlc3QaIS5zZXNzaW9uZC52MS5XYXRjaFNlc3Npb25SZXNwb25zZSIIyPMYAdDzGAEwARJeCg1XYXRjaFNlc3Npb25zEiEuc2Vzc2lvbmQudjEuV2F0Y2hTZXNzaW9uc1JlcXVlc3QaIi5zZXNzaW9uZC52MS5XYXRjaFNlc3Npb25zUmVzcG9uc2UiBMjzGAEwARJhCg5FeHBvcnRTZXNzaW9ucxIiLnNlc3Npb25kLnYxLkV4cG9ydFNlc3Npb25zUmVxdWVzdBojLnNlc3Npb25kLnYxLkV4cG9ydFNlc3Npb25zUmVzcG9uc2UiBMjzGAEwARJhCg5JbXBvcnRTZXNzaW9ucxIiLnNlc3Npb25kLnYxLkltcG9ydFNlc3Npb25zUmVxdWVzdBojLnNlc3Npb25kLnYxLkltcG9ydFNlc3Npb25zUmVzcG9uc2UiBMjzGAIoAWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_struct, file_google_protobuf_timestamp, file_sessiond_v1_auth, file_sessiond_v1_conversation, file_sessiond_v1_session, file_sessiond_v1_session_record]);
 
 /**
  * Request of CreateSession.
@@ -2212,6 +2214,301 @@ export const WatchSessionsResponseSchema: GenMessage<WatchSessionsResponse> = /*
   messageDesc(file_sessiond_v1_session_service, 53);
 
 /**
+ * Request of ExportSessions.
+ *
+ * @generated from message sessiond.v1.ExportSessionsRequest
+ */
+export type ExportSessionsRequest = Message<"sessiond.v1.ExportSessionsRequest"> & {
+  /**
+   * Namespace to export from; "default" when empty.
+   *
+   * @generated from field: string namespace = 1;
+   */
+  namespace: string;
+
+  /**
+   * Which sessions, as BulkDeleteSessionsRequest names them.
+   *
+   * @generated from oneof sessiond.v1.ExportSessionsRequest.selector
+   */
+  selector: {
+    /**
+     * Global ids (Session.id), 1 to 100,000; soft-deleted sessions included.
+     *
+     * @generated from field: sessiond.v1.IdList ids = 2;
+     */
+    value: IdList;
+    case: "ids";
+  } | {
+    /**
+     * The caller's session ids in `namespace`, 1 to 100,000; soft-deleted sessions included.
+     *
+     * @generated from field: sessiond.v1.IdList session_ids = 3;
+     */
+    value: IdList;
+    case: "sessionIds";
+  } | {
+    /**
+     * Every session matching a filter when the call begins (include_deleted for soft-deleted ones).
+     *
+     * @generated from field: sessiond.v1.BulkDeleteFilter filter = 4;
+     */
+    value: BulkDeleteFilter;
+    case: "filter";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message sessiond.v1.ExportSessionsRequest.
+ * Use `create(ExportSessionsRequestSchema)` to create a new message.
+ */
+export const ExportSessionsRequestSchema: GenMessage<ExportSessionsRequest> = /*@__PURE__*/
+  messageDesc(file_sessiond_v1_session_service, 54);
+
+/**
+ * One message of the ExportSessions stream.
+ *
+ * @generated from message sessiond.v1.ExportSessionsResponse
+ */
+export type ExportSessionsResponse = Message<"sessiond.v1.ExportSessionsResponse"> & {
+  /**
+   * What this message carries.
+   *
+   * @generated from oneof sessiond.v1.ExportSessionsResponse.event
+   */
+  event: {
+    /**
+     * First message.
+     *
+     * @generated from field: sessiond.v1.ExportStarted started = 1;
+     */
+    value: ExportStarted;
+    case: "started";
+  } | {
+    /**
+     * One session.
+     *
+     * @generated from field: sessiond.v1.SessionRecord record = 2;
+     */
+    value: SessionRecord;
+    case: "record";
+  } | {
+    /**
+     * Last message.
+     *
+     * @generated from field: sessiond.v1.ExportSummary summary = 3;
+     */
+    value: ExportSummary;
+    case: "summary";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message sessiond.v1.ExportSessionsResponse.
+ * Use `create(ExportSessionsResponseSchema)` to create a new message.
+ */
+export const ExportSessionsResponseSchema: GenMessage<ExportSessionsResponse> = /*@__PURE__*/
+  messageDesc(file_sessiond_v1_session_service, 55);
+
+/**
+ * First message of an export.
+ *
+ * @generated from message sessiond.v1.ExportStarted
+ */
+export type ExportStarted = Message<"sessiond.v1.ExportStarted"> & {
+  /**
+   * Sessions the call goes through: distinct identifiers named, or the sessions a filter matched.
+   *
+   * @generated from field: int64 total = 1;
+   */
+  total: bigint;
+};
+
+/**
+ * Describes the message sessiond.v1.ExportStarted.
+ * Use `create(ExportStartedSchema)` to create a new message.
+ */
+export const ExportStartedSchema: GenMessage<ExportStarted> = /*@__PURE__*/
+  messageDesc(file_sessiond_v1_session_service, 56);
+
+/**
+ * Last message of an export.
+ *
+ * @generated from message sessiond.v1.ExportSummary
+ */
+export type ExportSummary = Message<"sessiond.v1.ExportSummary"> & {
+  /**
+   * Records sent.
+   *
+   * @generated from field: int64 exported = 1;
+   */
+  exported: bigint;
+
+  /**
+   * Identifiers that named no session of the namespace (a filter's sessions deleted meanwhile are
+   * counted in `missing` but not listed).
+   *
+   * @generated from field: repeated string not_found = 2;
+   */
+  notFound: string[];
+
+  /**
+   * Sessions named but not exported (not_found plus a filter's sessions gone meanwhile).
+   *
+   * @generated from field: int64 missing = 3;
+   */
+  missing: bigint;
+};
+
+/**
+ * Describes the message sessiond.v1.ExportSummary.
+ * Use `create(ExportSummarySchema)` to create a new message.
+ */
+export const ExportSummarySchema: GenMessage<ExportSummary> = /*@__PURE__*/
+  messageDesc(file_sessiond_v1_session_service, 57);
+
+/**
+ * One message of an ImportSessions call.
+ *
+ * @generated from message sessiond.v1.ImportSessionsRequest
+ */
+export type ImportSessionsRequest = Message<"sessiond.v1.ImportSessionsRequest"> & {
+  /**
+   * Target namespace (read from the first message only); "default" when empty. Created if needed.
+   *
+   * @generated from field: string namespace = 1;
+   */
+  namespace: string;
+
+  /**
+   * The namespace the records were exported from (Session.namespace of each record); every record
+   * must name it. Empty: the target namespace. Read from the first message only.
+   *
+   * @generated from field: string source_namespace = 2;
+   */
+  sourceNamespace: string;
+
+  /**
+   * What to do with a session that exists already. Read from the first message only.
+   *
+   * @generated from field: sessiond.v1.ImportConflictMode on_conflict = 3;
+   */
+  onConflict: ImportConflictMode;
+
+  /**
+   * A record to import (may be left unset, e.g. in a first message that only sets the above).
+   *
+   * @generated from field: sessiond.v1.SessionRecord record = 4;
+   */
+  record?: SessionRecord | undefined;
+};
+
+/**
+ * Describes the message sessiond.v1.ImportSessionsRequest.
+ * Use `create(ImportSessionsRequestSchema)` to create a new message.
+ */
+export const ImportSessionsRequestSchema: GenMessage<ImportSessionsRequest> = /*@__PURE__*/
+  messageDesc(file_sessiond_v1_session_service, 58);
+
+/**
+ * One record's result.
+ *
+ * @generated from message sessiond.v1.ImportResult
+ */
+export type ImportResult = Message<"sessiond.v1.ImportResult"> & {
+  /**
+   * Position of the record in the call, from 0 (messages without a record are not counted).
+   *
+   * @generated from field: int64 index = 1;
+   */
+  index: bigint;
+
+  /**
+   * The record's session_id (as given, possibly empty or malformed).
+   *
+   * @generated from field: string session_id = 2;
+   */
+  sessionId: string;
+
+  /**
+   * Global id of the session in the target namespace (IMPORTED, REPLACED, SKIPPED).
+   *
+   * @generated from field: string id = 3;
+   */
+  id: string;
+
+  /**
+   * What happened.
+   *
+   * @generated from field: sessiond.v1.ImportOutcome outcome = 4;
+   */
+  outcome: ImportOutcome;
+
+  /**
+   * Why, for INVALID and FAILED.
+   *
+   * @generated from field: string error = 5;
+   */
+  error: string;
+};
+
+/**
+ * Describes the message sessiond.v1.ImportResult.
+ * Use `create(ImportResultSchema)` to create a new message.
+ */
+export const ImportResultSchema: GenMessage<ImportResult> = /*@__PURE__*/
+  messageDesc(file_sessiond_v1_session_service, 59);
+
+/**
+ * Response of ImportSessions.
+ *
+ * @generated from message sessiond.v1.ImportSessionsResponse
+ */
+export type ImportSessionsResponse = Message<"sessiond.v1.ImportSessionsResponse"> & {
+  /**
+   * One result per record, in the order they came.
+   *
+   * @generated from field: repeated sessiond.v1.ImportResult results = 1;
+   */
+  results: ImportResult[];
+
+  /**
+   * Records IMPORTED.
+   *
+   * @generated from field: int64 imported = 2;
+   */
+  imported: bigint;
+
+  /**
+   * Records REPLACED.
+   *
+   * @generated from field: int64 replaced = 3;
+   */
+  replaced: bigint;
+
+  /**
+   * Records SKIPPED.
+   *
+   * @generated from field: int64 skipped = 4;
+   */
+  skipped: bigint;
+
+  /**
+   * Records INVALID or FAILED.
+   *
+   * @generated from field: int64 failed = 5;
+   */
+  failed: bigint;
+};
+
+/**
+ * Describes the message sessiond.v1.ImportSessionsResponse.
+ * Use `create(ImportSessionsResponseSchema)` to create a new message.
+ */
+export const ImportSessionsResponseSchema: GenMessage<ImportSessionsResponse> = /*@__PURE__*/
+  messageDesc(file_sessiond_v1_session_service, 60);
+
+/**
  * Outcome for one identifier.
  *
  * @generated from enum sessiond.v1.BulkDeleteOutcome
@@ -2355,6 +2652,105 @@ export enum SessionChangeKind {
  */
 export const SessionChangeKindSchema: GenEnum<SessionChangeKind> = /*@__PURE__*/
   enumDesc(file_sessiond_v1_session_service, 1);
+
+/**
+ * What ImportSessions does with a record whose session exists already in the target namespace (the
+ * same session_id, or the same id).
+ *
+ * @generated from enum sessiond.v1.ImportConflictMode
+ */
+export enum ImportConflictMode {
+  /**
+   * Not set: FAIL.
+   *
+   * @generated from enum value: IMPORT_CONFLICT_MODE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Leave the existing session alone; the record's outcome is SKIPPED.
+   *
+   * @generated from enum value: IMPORT_CONFLICT_MODE_SKIP = 1;
+   */
+  SKIP = 1,
+
+  /**
+   * Delete the existing session with everything under it (as DeleteSession), then import the record,
+   * in the same transaction.
+   *
+   * @generated from enum value: IMPORT_CONFLICT_MODE_REPLACE = 2;
+   */
+  REPLACE = 2,
+
+  /**
+   * Leave the existing session alone; the record's outcome is FAILED. The rest go on.
+   *
+   * @generated from enum value: IMPORT_CONFLICT_MODE_FAIL = 3;
+   */
+  FAIL = 3,
+}
+
+/**
+ * Describes the enum sessiond.v1.ImportConflictMode.
+ */
+export const ImportConflictModeSchema: GenEnum<ImportConflictMode> = /*@__PURE__*/
+  enumDesc(file_sessiond_v1_session_service, 2);
+
+/**
+ * How one record's import went.
+ *
+ * @generated from enum sessiond.v1.ImportOutcome
+ */
+export enum ImportOutcome {
+  /**
+   * Not set.
+   *
+   * @generated from enum value: IMPORT_OUTCOME_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Written.
+   *
+   * @generated from enum value: IMPORT_OUTCOME_IMPORTED = 1;
+   */
+  IMPORTED = 1,
+
+  /**
+   * Written over an existing session (REPLACE).
+   *
+   * @generated from enum value: IMPORT_OUTCOME_REPLACED = 2;
+   */
+  REPLACED = 2,
+
+  /**
+   * The session exists and was left alone (SKIP).
+   *
+   * @generated from enum value: IMPORT_OUTCOME_SKIPPED = 3;
+   */
+  SKIPPED = 3,
+
+  /**
+   * The record is malformed: `error` names the field (e.g. record.turns[2].content). Nothing written.
+   *
+   * @generated from enum value: IMPORT_OUTCOME_INVALID = 4;
+   */
+  INVALID = 4,
+
+  /**
+   * The record could not be written (the session exists under FAIL, a trace id taken by another
+   * session, a memory of another session): `error` says why. Nothing written.
+   *
+   * @generated from enum value: IMPORT_OUTCOME_FAILED = 5;
+   */
+  FAILED = 5,
+}
+
+/**
+ * Describes the enum sessiond.v1.ImportOutcome.
+ */
+export const ImportOutcomeSchema: GenEnum<ImportOutcome> = /*@__PURE__*/
+  enumDesc(file_sessiond_v1_session_service, 3);
 
 /**
  * SessionService owns the life of a conversation session: creation, reads, lists, updates and the
@@ -2698,6 +3094,56 @@ export const SessionService: GenService<{
     methodKind: "server_streaming";
     input: typeof WatchSessionsRequestSchema;
     output: typeof WatchSessionsResponseSchema;
+  },
+  /**
+   * Exports sessions with everything they hold, as a stream of self-contained SessionRecords (see
+   * session_record.proto): the session with its participants, turns (archived ones included),
+   * compactions, traces with their spans, annotations, and the memories integrated out of it. Sessions
+   * are named as BulkDeleteSessions names them (global ids, caller ids, or a filter whose matches are
+   * fixed when the call begins), soft-deleted ones included when named by id or with include_deleted.
+   * The first message (`started`) carries the total (for a filter: the sessions matching when the call
+   * began); then one `record` per session, in the order named (a filter: create_time order); the last
+   * message (`summary`) counts what was exported and lists the identifiers that named no session
+   * (deleted meanwhile, never there, malformed, or of another namespace). Sessions are read 25 at a
+   * time, each page in one REPEATABLE READ transaction, so every record is consistent in itself; no
+   * database connection is held while the client reads, and a server reads a bounded number of pages
+   * at once (the rest wait, then UNAVAILABLE). Capability `sessions.export.v1`.
+   * Errors: INVALID_ARGUMENT (no selector, an empty list, more than 100,000 ids, a bad filter);
+   * UNAVAILABLE (the server's export readers stayed busy).
+   *
+   * @generated from rpc sessiond.v1.SessionService.ExportSessions
+   */
+  exportSessions: {
+    methodKind: "server_streaming";
+    input: typeof ExportSessionsRequestSchema;
+    output: typeof ExportSessionsResponseSchema;
+  },
+  /**
+   * Imports SessionRecords (as ExportSessions writes them) into a namespace, as they arrive: the first
+   * message names the target `namespace`, the `source_namespace` the records come from (records naming
+   * another one are refused one by one) and what to do when a session exists already (`on_conflict`);
+   * every message may carry one record. Each record is checked as the normal write paths check their
+   * input (sizes, ids, roles, times) and written in one transaction of its own, keeping its ids and
+   * times; the session's counters are recomputed from what was written; watchers and change feeds see
+   * a CREATED change. A record that fails gets its own outcome (INVALID naming the field, FAILED with
+   * the reason, SKIPPED) and the rest go on: the call itself fails only for its first message's fields.
+   * A record's memories that already exist in the target namespace (kept after their session was
+   * deleted) are linked to the imported session again and take the record's values. The response has
+   * one result per record, in order, and the counts. Capability `sessions.export.v1`.
+   * Up to 3 records of a call are written at once (two records of one session one after the other).
+   * An imported session has no client secret (RefreshClientSecret issues one); a soft-deleted one comes
+   * back soft-deleted, in state active.
+   * Errors: INVALID_ARGUMENT (namespace, source_namespace or on_conflict out of bounds);
+   * RESOURCE_EXHAUSTED (a message over the server's request size limit: one record is one message);
+   * UNAVAILABLE (the database, or the server's import writers, stayed busy or unreachable: the results
+   * of the records before are lost with the call, and importing again with SKIP goes on).
+   *
+   * @generated from rpc sessiond.v1.SessionService.ImportSessions
+   */
+  importSessions: {
+    methodKind: "client_streaming";
+    input: typeof ImportSessionsRequestSchema;
+    output: typeof ImportSessionsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_sessiond_v1_session_service, 0);

@@ -15,6 +15,7 @@ import { createNamespaceStore } from "./namespace-store.js";
 import { createOperationStore } from "./operation-store.js";
 import { createRetentionStore, createSweepStore } from "./retention-store.js";
 import { createRetentionPolicies, type RetentionPolicy } from "../../domain/retention.js";
+import { createSessionExportStore } from "./session-export-store.js";
 import { createSessionStore, type NamespaceCache } from "./session-store.js";
 import { createTraceStore } from "./trace-store.js";
 import { createWatchStore } from "./watch-store.js";
@@ -35,6 +36,7 @@ export function createStores(dataSource: DataSource, opts: { retentionDefault?: 
   const bulkDeletes = translated(createBulkDeleteStore(dataSource, sessions.namespaceId));
   const operations = translated(createOperationStore(dataSource));
   const watch = translated(createWatchStore(dataSource));
+  const exports = translated(createSessionExportStore(dataSource));
 
   /** The stores bound to `db`; `transaction` on them runs in `inTransaction`, or starts one. */
   const on = (db: EntityManager, inTransaction?: () => Stores): Stores => ({
@@ -51,6 +53,7 @@ export function createStores(dataSource: DataSource, opts: { retentionDefault?: 
     retention,
     policies,
     sweeps,
+    exports,
     watch,
     // BEGIN and COMMIT fail too (a lost race at commit, a dropped connection): translated like the rest.
     transaction: (work) =>
