@@ -8,9 +8,8 @@ import { InvalidInputError } from "../domain/errors.js";
 import { encodeGlobalId, encodeSessionId } from "../domain/ids.js";
 import type { ExportEvent, ImportHeader, ImportSummary } from "../domain/session-export.js";
 import type { RecordInput, SessionRecord as DomainRecord } from "../domain/session-record.js";
-import { CompactionSchema, TurnSchema, ToolCallSchema } from "../../gen/sessiond/v1/conversation_pb.js";
 import { MemorySchema, type Memory } from "../../gen/sessiond/v1/memory_pb.js";
-import { SessionSchema, SessionState, SessionStatsSchema, WorkflowSchema } from "../../gen/sessiond/v1/session_pb.js";
+import { SessionSchema, SessionState, WorkflowSchema } from "../../gen/sessiond/v1/session_pb.js";
 import { SessionRecordSchema, TraceRecordSchema, type SessionRecord } from "../../gen/sessiond/v1/session_record_pb.js";
 import {
   ExportSessionsResponseSchema,
@@ -22,7 +21,8 @@ import {
   type ImportSessionsResponse,
 } from "../../gen/sessiond/v1/session_service_pb.js";
 import { TraceSchema, type StatusCode } from "../../gen/sessiond/v1/trace_pb.js";
-import { kindFromProto, participantToProto } from "./conversation-mapper.js";
+import { compactionToProto, kindFromProto, participantToProto, turnToProto } from "./conversation-mapper.js";
+import { statsToProto } from "./session-mapper.js";
 import { annotationToProto, annotatorFromProto, spanFromProto, spanToProto, targetFromProto } from "./trace-mapper.js";
 
 /** The first instants of years 1 and 10000 (ms since the epoch). */
@@ -61,35 +61,13 @@ export function recordToProto(r: DomainRecord, namespaceId: string): SessionReco
       lastActivityTime: timestampFromDate(s.lastActivityTime),
       deleteTime: s.deleteTime ? timestampFromDate(s.deleteTime) : undefined,
       expireTime: timestampFromDate(s.expireTime),
-      stats: create(SessionStatsSchema, { ...s.stats, compactedSeq: BigInt(s.stats.compactedSeq) }),
+      stats: statsToProto(s.stats),
       maxRequestsPerMinute: s.maxRequestsPerMinute,
     }),
     lastTurnSeq: BigInt(s.lastTurnSeq),
     participants: r.participants.map(participantToProto),
-    turns: r.turns.map((t) =>
-      create(TurnSchema, {
-        seq: BigInt(t.seq),
-        participantId: t.participantId,
-        role: t.role,
-        content: t.content,
-        toolCalls: t.toolCalls.map((c) => create(ToolCallSchema, c)),
-        metadata: t.metadata,
-        requestId: t.requestId,
-        createTime: timestampFromDate(t.createTime),
-        archived: t.archived,
-      }),
-    ),
-    compactions: r.compactions.map((c) =>
-      create(CompactionSchema, {
-        firstSeq: BigInt(c.firstSeq),
-        upToSeq: BigInt(c.upToSeq),
-        turnsArchived: c.turnsArchived,
-        summary: c.summary,
-        summarizer: c.summarizer,
-        memoryIds: c.memoryUuids.map((m) => encodeGlobalId("Memory", m)),
-        createTime: timestampFromDate(c.createTime),
-      }),
-    ),
+    turns: r.turns.map(turnToProto),
+    compactions: r.compactions.map(({ memoryUuids, ...c }) => compactionToProto({ ...c, memoryIds: memoryUuids })),
     traces: r.traces.map((t) =>
       create(TraceRecordSchema, {
         trace: create(TraceSchema, {

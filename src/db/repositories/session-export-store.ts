@@ -11,11 +11,11 @@ import { AlreadyExistsError, NamespaceGoneError } from "../../domain/errors.js";
 import { newUuid } from "../../domain/ids.js";
 import type { ConflictMode, SessionExportStore, WriteOutcome } from "../../domain/session-export-store.js";
 import type { RecordAnnotation, RecordTrace, SessionRecord } from "../../domain/session-record.js";
-import type { Span } from "../../domain/trace-model.js";
 import { isForeignKeyViolation, isUniqueViolation } from "../errors.js";
 import { sqlOf, type Sql } from "../sql.js";
 import { deleteBatch } from "./bulk-delete-store.js";
 import { recordChange } from "./session-changes.js";
+import { toSpan } from "./trace-store.js";
 
 /** Rows grouped by their session's uuid. */
 function bySession<T>(rows: any[], map: (row: any) => T, key = "session_id"): Map<string, T[]> {
@@ -26,22 +26,6 @@ function bySession<T>(rows: any[], map: (row: any) => T, key = "session_id"): Ma
     out.set(r[key], list);
   }
   return out;
-}
-
-function toSpan(row: any): Span {
-  return {
-    traceId: row.trace_otel_id,
-    spanId: row.otel_span_id,
-    parentSpanId: row.otel_parent_span_id ?? "",
-    name: row.name,
-    kind: row.kind,
-    startTime: row.start_time,
-    endTime: row.end_time,
-    statusCode: row.status_code,
-    statusMessage: row.status_message,
-    attributes: row.attributes,
-    events: (row.events as { name: string; time: string; attributes: Record<string, unknown> }[]).map((e) => ({ name: e.name, time: new Date(e.time), attributes: e.attributes as never })),
-  };
 }
 
 function toAnnotation(row: any): RecordAnnotation {

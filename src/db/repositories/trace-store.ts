@@ -33,7 +33,8 @@ function toTrace(row: any): Trace {
   };
 }
 
-function toSpan(row: any): Span {
+/** A span row (with its trace's OTel id as trace_otel_id) -> the domain's. */
+export function toSpan(row: any): Span {
   return {
     traceId: row.trace_otel_id,
     spanId: row.otel_span_id,
