@@ -27,6 +27,7 @@ export const CAPABILITIES = [
   "admin.audit",
   "retention.v1",
   "watch.v1",
+  "search.v1",
 ] as const;
 
 /** A capability name. */

@@ -17,6 +17,7 @@ import { createRetentionService, type RetentionService } from "./retention.js";
 import { createSweeper, type Sweeper } from "./sweeper.js";
 import { createSessionService, type SessionService } from "./session-service.js";
 import type { Stores } from "./stores.js";
+import { createTurnSearch, type TurnSearch } from "./turn-search.js";
 import { createTracingService, type TracingService } from "./trace-service.js";
 import { createWatches, DEFAULT_WATCH_LIMITS, type WatchLimits, type Watches } from "./watch.js";
 
@@ -37,6 +38,8 @@ export interface Services {
   sweeper: Sweeper;
   /** WatchSession and WatchSessions of this process. */
   watches: Watches;
+  /** SearchTurns. */
+  search: TurnSearch;
 }
 
 /** What the services are built from. */
@@ -108,5 +111,6 @@ export function createServices(deps: ServiceDeps): Services {
       changes: { prune: (before) => deps.stores.watch.prune(before), keepMs: deps.watchLimits?.retentionMs ?? DEFAULT_WATCH_LIMITS.retentionMs },
     }),
     watches,
+    search: createTurnSearch({ search: deps.stores.search, sessions: deps.stores.sessions }),
   };
 }

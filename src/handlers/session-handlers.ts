@@ -18,6 +18,7 @@ import {
   ListSessionsResponseSchema,
   ListTurnsResponseSchema,
   RefreshClientSecretResponseSchema,
+  SearchTurnsResponseSchema,
   SessionService,
   SoftDeleteSessionResponseSchema,
   TruncateSessionResponseSchema,
@@ -29,12 +30,13 @@ import { SessionStatsSchema, SortOrder } from "../../gen/sessiond/v1/session_pb.
 import { actorOf, principalKey, recheckKey } from "./auth.js";
 import { bulkEventToProto, selectorFromProto } from "./bulk-delete-mapper.js";
 import { appendedTurnsToProto, integrationResultToProto, kindFromProto, newParticipantFromProto, newTurnFromProto, participantToProto, turnToProto } from "./conversation-mapper.js";
-import { clientSecretToProto, dataFromProto, deletedCountsToProto, durationToMs, filterFromProto, sessionToProto } from "./session-mapper.js";
+import { clientSecretToProto, dataFromProto, deletedCountsToProto, durationToMs, filterFromProto, sessionToProto, timeFromProto } from "./session-mapper.js";
+import { turnHitToProto } from "./search-mapper.js";
 import { feedEventToProto, kindsFromProto, sessionEventToProto } from "./watch-mapper.js";
 
 /** Builds the SessionService implementation over the domain services. */
-export function createSessionHandlers(services: Pick<Services, "sessions" | "conversations" | "integration" | "watches">): ServiceImpl<typeof SessionService> {
-  const { sessions, conversations, integration, watches } = services;
+export function createSessionHandlers(services: Pick<Services, "sessions" | "conversations" | "integration" | "watches" | "search">): ServiceImpl<typeof SessionService> {
+  const { sessions, conversations, integration, watches, search } = services;
   return {
     async createSession(req) {
       const session = await sessions.create({
@@ -192,6 +194,21 @@ export function createSessionHandlers(services: Pick<Services, "sessions" | "con
     async integrateSession(req, context) {
       const { results, stats } = await integration.integrate(req, context.signal);
       return create(IntegrateSessionResponseSchema, { results: results.map(integrationResultToProto), stats: create(SessionStatsSchema, stats) });
+    },
+    async searchTurns(req) {
+      const page = await search.search({
+        namespace: req.namespace,
+        query: req.query,
+        labels: req.labels,
+        participantId: req.participantId,
+        role: req.role,
+        createTimeAfter: timeFromProto(req.createTimeAfter, "create_time_after"),
+        createTimeBefore: timeFromProto(req.createTimeBefore, "create_time_before"),
+        includeArchived: req.includeArchived,
+        pageSize: req.pageSize,
+        pageToken: req.pageToken,
+      });
+      return create(SearchTurnsResponseSchema, { hits: page.hits.map(turnHitToProto), nextPageToken: page.nextPageToken });
     },
     // WIP (issue 19): replaced by the compaction before this lands.
     async compactSession() {

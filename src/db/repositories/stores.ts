@@ -18,6 +18,7 @@ import { createRetentionPolicies, type RetentionPolicy } from "../../domain/rete
 import { createSessionStore, type NamespaceCache } from "./session-store.js";
 import { createTraceStore } from "./trace-store.js";
 import { createWatchStore } from "./watch-store.js";
+import { createSearchStore } from "./search-store.js";
 
 /**
  * Creates the stores over `dataSource`, with one namespace-id cache and one retention-policy cache for
@@ -35,6 +36,7 @@ export function createStores(dataSource: DataSource, opts: { retentionDefault?: 
   const bulkDeletes = translated(createBulkDeleteStore(dataSource, sessions.namespaceId));
   const operations = translated(createOperationStore(dataSource));
   const watch = translated(createWatchStore(dataSource));
+  const search = translated(createSearchStore(dataSource));
 
   /** The stores bound to `db`; `transaction` on them runs in `inTransaction`, or starts one. */
   const on = (db: EntityManager, inTransaction?: () => Stores): Stores => ({
@@ -52,6 +54,7 @@ export function createStores(dataSource: DataSource, opts: { retentionDefault?: 
     policies,
     sweeps,
     watch,
+    search,
     // BEGIN and COMMIT fail too (a lost race at commit, a dropped connection): translated like the rest.
     transaction: (work) =>
       inTransaction ? work(inTransaction()) : translatingErrors(() => dataSource.transaction((tx) => work(bound(tx)))),
