@@ -3,16 +3,15 @@
  * syntax, every filter, keyset paging, archived turns, namespace isolation and bad input.
  */
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import { ParticipantKind } from "../../gen/sessiond/v1/conversation_pb.js";
-import { SessionService, type SearchTurnsRequest, type TurnHit } from "../../gen/sessiond/v1/session_service_pb.js";
-import type { MessageInitShape } from "@bufbuild/protobuf";
-import type { GenMessage } from "@bufbuild/protobuf/codegenv2";
+import { SessionService, type SearchTurnsRequestSchema, type TurnHit } from "../../gen/sessiond/v1/session_service_pb.js";
 import { transports, useServer } from "../setup/server.js";
 
 const ctx = useServer();
-type Req = Omit<MessageInitShape<GenMessage<SearchTurnsRequest>>, "namespace">;
+type Req = Omit<Exclude<MessageInitShape<typeof SearchTurnsRequestSchema>, { $typeName: string }>, "namespace">;
 
 /** Hits as "session/seq". */
 const keys = (hits: TurnHit[]) => hits.map((h) => `${h.sessionId}/${h.seq}`);

@@ -2827,7 +2827,7 @@ export const SessionService: GenService<{
    * phrases", OR between alternatives, and -word to exclude. Hits come best first (ts_rank, then
    * session and sequence number), each with its session, position and a highlighted snippet. Turns of
    * soft-deleted sessions are not searched; archived turns (compacted away) only with include_archived.
-   * The ranked set is bounded: at most the first 1,000 matching turns the index yields in the scope of
+   * The ranked set is bounded: at most the first 200 matching turns found in the scope of
    * the filters are ranked and paged (narrow the query or the filters to reach others). A query with no
    * searchable word (only stop words or punctuation) finds nothing: an empty response, not an error.
    * Errors: INVALID_ARGUMENT (query empty, only whitespace or over 1,024 bytes; namespace, labels,

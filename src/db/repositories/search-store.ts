@@ -4,9 +4,12 @@
  *
  * One statement, in three steps:
  * 1. candidates: the matching turns within the filters, at most MAX_RANKED_HITS of them, in the order
- *    the index yields them (no ORDER BY: a common word's matches are never all read, and the bitmap
- *    scan stops once it has enough);
- * 2. ranking: ts_rank over those candidates only, then the keyset (rank desc, session, seq) after the
+ *    the plan finds them (no ORDER BY, so a common word's matches are never all read: the scan stops
+ *    once it has enough). For a common word Postgres reads the namespace's turns in storage order and
+ *    keeps those that match (to_tsvector per row read); for a rarer one it goes through the GIN index;
+ *    either way roughly the oldest matches first;
+ * 2. ranking: ts_rank over those candidates only (to_tsvector again: 20–60 µs a turn on the
+ *    benchmark's machine, which is what bounds MAX_RANKED_HITS), then the keyset (rank desc, session, seq) after the
  *    page token's cursor and the page's LIMIT;
  * 3. snippets: ts_headline (which parses the whole content again) for the page's hits only.
  * Every table is read by namespace_id (under Citus the statement is routed to one shard group). The
