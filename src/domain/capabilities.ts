@@ -30,6 +30,7 @@ export const CAPABILITIES = [
   "compaction.v1",
   "erasure.v1",
   "sessions.export.v1",
+  "search.v1",
 ] as const;
 
 /** A capability name. */

@@ -10,6 +10,7 @@
 import { createHash } from "node:crypto";
 import { InvalidInputError } from "./errors.js";
 import { isUuid } from "./ids.js";
+import type { SearchCursor } from "./search-store.js";
 
 /** Where the next page starts. */
 export interface Cursor {
@@ -85,4 +86,18 @@ export function decodeSeqToken(token: string, fp: string, stale: string): number
   const parsed = unseal(token, fp, stale);
   if (typeof parsed.s !== "number" || !Number.isSafeInteger(parsed.s) || parsed.s < 0) throw new InvalidInputError(FIELD, MALFORMED);
   return parsed.s;
+}
+
+/** Encodes a search cursor (SearchTurns): the last hit's rank, session and seq. */
+export function encodeSearchToken(cursor: SearchCursor, fp: string): string {
+  return seal({ r: cursor.rank, u: cursor.sessionUuid, s: cursor.seq }, fp);
+}
+
+/** Decodes a search cursor. @throws InvalidInputError naming page_token */
+export function decodeSearchToken(token: string, fp: string): SearchCursor {
+  const parsed = unseal(token, fp, "namespace, query, labels, participant_id, role, create_time_after, create_time_before and include_archived");
+  if (typeof parsed.r !== "number" || !Number.isFinite(parsed.r) || typeof parsed.u !== "string" || !isUuid(parsed.u) || typeof parsed.s !== "number" || !Number.isSafeInteger(parsed.s) || parsed.s < 0) {
+    throw new InvalidInputError(FIELD, MALFORMED);
+  }
+  return { rank: parsed.r, sessionUuid: parsed.u, seq: parsed.s };
 }

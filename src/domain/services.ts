@@ -19,6 +19,7 @@ import { createSweeper, type Sweeper } from "./sweeper.js";
 import { createSessionExport, type ImportFailureLog, type SessionExport } from "./session-export.js";
 import { createSessionService, type SessionService } from "./session-service.js";
 import type { Stores } from "./stores.js";
+import { createTurnSearch, type TurnSearch } from "./turn-search.js";
 import { createTracingService, type TracingService } from "./trace-service.js";
 import { createWatches, DEFAULT_WATCH_LIMITS, type WatchLimits, type Watches } from "./watch.js";
 
@@ -42,6 +43,8 @@ export interface Services {
   watches: Watches;
   /** ExportSessions and ImportSessions. */
   exports: SessionExport;
+  /** SearchTurns. */
+  search: TurnSearch;
 }
 
 /** What the services are built from. */
@@ -118,5 +121,6 @@ export function createServices(deps: ServiceDeps): Services {
     }),
     watches,
     exports: createSessionExport({ store: deps.stores.exports, bulk: deps.stores.bulkDeletes, log: deps.logImportFailure, changed }),
+    search: createTurnSearch({ search: deps.stores.search, sessions: deps.stores.sessions }),
   };
 }

@@ -3,6 +3,7 @@
  * (createStores) and handed to the services by app.ts.
  */
 import type { WatchStore } from "./watch-store.js";
+import type { SearchStore } from "./search-store.js";
 import type { AuditStore } from "./audit-log.js";
 import type { BulkDeleteStore } from "./bulk-delete-store.js";
 import type { ClientSecretStore } from "./client-secret-store.js";
@@ -43,6 +44,8 @@ export interface Stores {
   exports: SessionExportStore;
   /** What the watches read (always on the pool). */
   watch: WatchStore;
+  /** Full-text search over turns (always on the pool: each search is a transaction of its own). */
+  search: SearchStore;
   /** Runs `work` in one transaction with every store bound to it (inside one already: in that one). */
   transaction<T>(work: (tx: Stores) => Promise<T>): Promise<T>;
   /** Drops this process's cached id of a namespace that was deleted. */

@@ -20,6 +20,7 @@ import {
   ListSessionsResponseSchema,
   ListTurnsResponseSchema,
   RefreshClientSecretResponseSchema,
+  SearchTurnsResponseSchema,
   SessionService,
   SoftDeleteSessionResponseSchema,
   TruncateSessionResponseSchema,
@@ -27,17 +28,18 @@ import {
   UndeleteSessionResponseSchema,
   UpdateSessionResponseSchema,
 } from "../../gen/sessiond/v1/session_service_pb.js";
-import { SessionStatsSchema, SortOrder } from "../../gen/sessiond/v1/session_pb.js";
+import { SortOrder } from "../../gen/sessiond/v1/session_pb.js";
 import { actorOf, principalKey, recheckKey } from "./auth.js";
 import { bulkEventToProto, selectorFromProto } from "./bulk-delete-mapper.js";
 import { appendedTurnsToProto, compactionToProto, integrationResultToProto, kindFromProto, newParticipantFromProto, newTurnFromProto, participantToProto, turnToProto } from "./conversation-mapper.js";
-import { clientSecretToProto, dataFromProto, deletedCountsToProto, durationToMs, filterFromProto, sessionToProto, statsToProto } from "./session-mapper.js";
+import { clientSecretToProto, dataFromProto, deletedCountsToProto, durationToMs, filterFromProto, sessionToProto, statsToProto, timeFromProto } from "./session-mapper.js";
 import { exportEventToProto, importHeaderFromProto, importSummaryToProto, recordFromProto } from "./export-mapper.js";
+import { turnHitToProto } from "./search-mapper.js";
 import { feedEventToProto, kindsFromProto, sessionEventToProto } from "./watch-mapper.js";
 
 /** Builds the SessionService implementation over the domain services. */
-export function createSessionHandlers(services: Pick<Services, "sessions" | "conversations" | "integration" | "compaction" | "watches" | "exports">): ServiceImpl<typeof SessionService> {
-  const { sessions, conversations, integration, compaction, watches, exports } = services;
+export function createSessionHandlers(services: Pick<Services, "sessions" | "conversations" | "integration" | "compaction" | "watches" | "exports" | "search">): ServiceImpl<typeof SessionService> {
+  const { sessions, conversations, integration, compaction, watches, exports, search } = services;
   return {
     async createSession(req) {
       const session = await sessions.create({
@@ -196,6 +198,21 @@ export function createSessionHandlers(services: Pick<Services, "sessions" | "con
     async integrateSession(req, context) {
       const { results, stats } = await integration.integrate(req, context.signal);
       return create(IntegrateSessionResponseSchema, { results: results.map(integrationResultToProto), stats: statsToProto(stats) });
+    },
+    async searchTurns(req) {
+      const page = await search.search({
+        namespace: req.namespace,
+        query: req.query,
+        labels: req.labels,
+        participantId: req.participantId,
+        role: req.role,
+        createTimeAfter: timeFromProto(req.createTimeAfter, "create_time_after"),
+        createTimeBefore: timeFromProto(req.createTimeBefore, "create_time_before"),
+        includeArchived: req.includeArchived,
+        pageSize: req.pageSize,
+        pageToken: req.pageToken,
+      });
+      return create(SearchTurnsResponseSchema, { hits: page.hits.map(turnHitToProto), nextPageToken: page.nextPageToken });
     },
     async *exportSessions(req, context) {
       for await (const event of exports.exportSessions({ namespace: req.namespace, selector: selectorFromProto(req) }, context.signal)) yield exportEventToProto(event);

@@ -59,6 +59,11 @@ export function durationToMs(d: Duration | undefined, field: string): number | u
   return durationMs(d);
 }
 
+/** A protobuf time -> Date (undefined when unset). @throws InvalidInputError naming `field` for a time out of years 1–9999 */
+export function timeFromProto(t: Timestamp | undefined, field: string): Date | undefined {
+  return time(t, field);
+}
+
 function time(t: Timestamp | undefined, field: string): Date | undefined {
   if (!t) return undefined;
   const date = timestampDate(t);

@@ -33,6 +33,7 @@ export const EXPECTED: Record<string, string> = {
   "SessionService/ListParticipants": "reader",
   "SessionService/AppendTurns": "writer*",
   "SessionService/ListTurns": "reader*",
+  "SessionService/SearchTurns": "reader",
   "SessionService/IntegrateSession": "writer",
   "SessionService/CompactSession": "writer",
   "SessionService/WatchSession": "reader*",

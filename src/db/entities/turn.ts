@@ -6,6 +6,8 @@ import { SessionEntity } from "./session.js";
 @Entity({ name: "turns" })
 @Unique("uq_turns_session_seq", ["namespaceId", "sessionId", "seq"])
 @Index("ix_turns_participant_seq", ["namespaceId", "participantRef", "seq"])
+/** GIN over to_tsvector('english', content), for SearchTurns: an expression index, made by migration TurnSearch. */
+@Index("ix_turns_search", { synchronize: false })
 export class TurnEntity {
   @PrimaryGeneratedColumn("identity", { type: "bigint", primaryKeyConstraintName: "pk_turns" })
   id: string;

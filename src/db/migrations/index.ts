@@ -16,6 +16,7 @@ import { RecordSpansFunction1796140000000 } from "./1796140000000-RecordSpansFun
 import { OperationsRetention1796150000000 } from "./1796150000000-OperationsRetention.js";
 import { WatchChanges1796160000000 } from "./1796160000000-WatchChanges.js";
 import { Compactions1796170000000 } from "./1796170000000-Compactions.js";
+import { TurnSearch1796180000000 } from "./1796180000000-TurnSearch.js";
 import { Erasure1796190000000 } from "./1796190000000-Erasure.js";
 
-export const migrations = [Initial1795425045783, SessionAnnotationCount1795426881141, Conversations1795433411621, Traces1795435151799, Tenancy1795439974289, TimeOrderedIds1795979340577, NamespaceKeys1796040000000, AppendTurnsFunction1796090000000, Distribute1796100000000, AppendTurnsState1796110000000, UniqueKeyPlans1796120000000, SessionActivity1796125000000, AppendTurnsOneRow1796130000000, RecordSpansFunction1796140000000, OperationsRetention1796150000000, WatchChanges1796160000000, Compactions1796170000000, Erasure1796190000000];
+export const migrations = [Initial1795425045783, SessionAnnotationCount1795426881141, Conversations1795433411621, Traces1795435151799, Tenancy1795439974289, TimeOrderedIds1795979340577, NamespaceKeys1796040000000, AppendTurnsFunction1796090000000, Distribute1796100000000, AppendTurnsState1796110000000, UniqueKeyPlans1796120000000, SessionActivity1796125000000, AppendTurnsOneRow1796130000000, RecordSpansFunction1796140000000, OperationsRetention1796150000000, WatchChanges1796160000000, Compactions1796170000000, TurnSearch1796180000000, Erasure1796190000000];

@@ -19,6 +19,7 @@ import { createSessionExportStore } from "./session-export-store.js";
 import { createSessionStore, type NamespaceCache } from "./session-store.js";
 import { createTraceStore } from "./trace-store.js";
 import { createWatchStore } from "./watch-store.js";
+import { createSearchStore } from "./search-store.js";
 
 /**
  * Creates the stores over `dataSource`, with one namespace-id cache and one retention-policy cache for
@@ -37,6 +38,7 @@ export function createStores(dataSource: DataSource, opts: { retentionDefault?: 
   const operations = translated(createOperationStore(dataSource));
   const watch = translated(createWatchStore(dataSource));
   const exports = translated(createSessionExportStore(dataSource));
+  const search = translated(createSearchStore(dataSource));
 
   /** The stores bound to `db`; `transaction` on them runs in `inTransaction`, or starts one. */
   const on = (db: EntityManager, inTransaction?: () => Stores): Stores => ({
@@ -55,6 +57,7 @@ export function createStores(dataSource: DataSource, opts: { retentionDefault?: 
     sweeps,
     exports,
     watch,
+    search,
     // BEGIN and COMMIT fail too (a lost race at commit, a dropped connection): translated like the rest.
     transaction: (work) =>
       inTransaction ? work(inTransaction()) : translatingErrors(() => dataSource.transaction((tx) => work(bound(tx)))),
