@@ -124,6 +124,8 @@ export function createDataSource(options: DataSourceOptions): DataSource {
       synchronize: false,
       migrationsRun: false,
       migrationsTableName: "schema_migrations",
+      // Where TypeORM keeps what information_schema does not say as written (a generated column's expression).
+      metadataTableName: "schema_metadata",
       applicationName: options.applicationName ?? "sessiond",
       installExtensions: false,
       uuidExtension: "pgcrypto",

@@ -31,7 +31,7 @@ export const REFERENCE_TABLES = ["namespaces", "api_keys", "retention_policies"]
 /** The distributed tables, by namespace_id, colocated with the first. */
 export const DISTRIBUTED_TABLES = ["sessions", "participants", "turns", "turn_requests", "traces", "spans", "annotations", "memories", "client_requests", "session_changes", "session_compactions"] as const;
 /** Tables that stay on the coordinator alone. */
-export const LOCAL_TABLES = ["audit_events", "operations", "operation_batches", "schema_migrations"] as const;
+export const LOCAL_TABLES = ["audit_events", "operations", "operation_batches", "schema_migrations", "schema_metadata"] as const;
 /**
  * Functions whose every statement names one namespace: distributed by that argument and colocated with
  * sessions, so a call outside a transaction runs whole on the worker that holds the namespace.

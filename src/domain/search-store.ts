@@ -52,8 +52,8 @@ export const SNIPPET_STOP = "\uE001";
 /**
  * At most this many matching turns are ranked per query (the first found within the filters, in
  * storage order): ranking every match of a common word over millions of turns would read them all, and
- * ranking recomputes each candidate's text search vector (bench:search: 1,000 candidates took 45 ms of
- * ranking alone on 1M turns; 200 keep the typical query's p95 near 50 ms).
+ * a phrase's candidates are each rechecked on their stored vector until this many match (bench:search
+ * on 1M turns: with 1,000, a phrase of two common words took 150 ms; see README Performance).
  */
 export const MAX_RANKED_HITS = 200;
 

@@ -6,7 +6,7 @@ import { SessionEntity } from "./session.js";
 @Entity({ name: "turns" })
 @Unique("uq_turns_session_seq", ["namespaceId", "sessionId", "seq"])
 @Index("ix_turns_participant_seq", ["namespaceId", "participantRef", "seq"])
-/** GIN over to_tsvector('english', content), for SearchTurns: an expression index, made by migration TurnSearch. */
+/** GIN over search_vector, for SearchTurns (made by migration TurnSearch). */
 @Index("ix_turns_search", { synchronize: false })
 export class TurnEntity {
   @PrimaryGeneratedColumn("identity", { type: "bigint", primaryKeyConstraintName: "pk_turns" })
@@ -46,6 +46,22 @@ export class TurnEntity {
 
   @Column({ type: "text" })
   content: string;
+
+  /**
+   * The content's text search vector (configuration 'english', see migration TurnSearch), stored: kept
+   * by Postgres on every insert and update of the content, and read by SearchTurns for its matches,
+   * rechecks and ranking instead of parsing each turn again.
+   */
+  @Column({
+    name: "search_vector",
+    type: "tsvector",
+    generatedType: "STORED",
+    asExpression: "to_tsvector('english'::regconfig, content)",
+    select: false,
+    insert: false,
+    update: false,
+  })
+  searchVector?: string;
 
   @Column({ name: "tool_calls", type: "jsonb", default: [] })
   toolCalls: unknown[];
