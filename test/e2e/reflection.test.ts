@@ -119,8 +119,11 @@ describe.each(["v1", "v1alpha"] as const)("reflection %s over connect-node", (ve
       "google/protobuf/timestamp.proto",
       "sessiond/v1/auth.proto",
       "sessiond/v1/conversation.proto",
+      "sessiond/v1/memory.proto",
       "sessiond/v1/session.proto",
+      "sessiond/v1/session_record.proto",
       "sessiond/v1/session_service.proto",
+      "sessiond/v1/trace.proto",
     ]);
     // Imports first. (createFileRegistry(proto, resolve) in @bufbuild/protobuf 2.17 adds files in the
     // wrong order when two files import the same one, as session_service.proto and session.proto do.)
