@@ -5,12 +5,12 @@
  * links inside the record (a turn's speaker is one of its participants, an annotation's trace is one
  * of its traces, and so on). Errors name the field from the record, e.g. record.turns[3].content.
  */
-import type { ParticipantKind, ToolCall } from "./conversation-model.js";
+import type { Participant, ParticipantKind, ToolCall } from "./conversation-model.js";
 import { checkParticipantId, MAX_CONTENT_BYTES, MAX_METADATA_BYTES, MAX_PARTICIPANTS, MAX_TOOL_CALLS } from "./conversation-model.js";
 import { InvalidInputError } from "./errors.js";
 import { decodeGlobalId, decodeSessionId } from "./ids.js";
-import { checkData, checkLabels, checkNamespace, checkText, MAX_REQUESTS_PER_MINUTE, type JsonObject } from "./session-model.js";
-import { checkSpan, checkSpanId, checkTraceId, MAX_ANNOTATION_METADATA_BYTES, MAX_EXPLANATION_BYTES, type AnnotatorKind, type Span, type SpanInput } from "./trace-model.js";
+import { checkData, checkLabels, checkNamespace, checkText, MAX_REQUESTS_PER_MINUTE, type JsonObject, type SessionStats } from "./session-model.js";
+import { checkSpan, checkSpanId, checkTraceId, MAX_ANNOTATION_METADATA_BYTES, MAX_EXPLANATION_BYTES, type Annotation, type AnnotatorKind, type Span, type SpanInput } from "./trace-model.js";
 
 /** The session itself, as a record holds it (never its client secret). */
 export interface RecordSession {
@@ -35,29 +35,11 @@ export interface RecordSession {
   lastTurnSeq: number;
 }
 
-/** The session's counters (on import: recomputed, see the store). */
-export interface RecordStats {
-  participantCount: number;
-  turnCount: number;
-  traceCount: number;
-  spanCount: number;
-  memoriesExtracted: number;
-  integrationCount: number;
-  compactionCount: number;
-  archivedTurnCount: number;
-  compactedSeq: number;
-}
+/** The session's counters, the compaction ones included (on import: recomputed, see the store). */
+export type RecordStats = Required<SessionStats>;
 
-export interface RecordParticipant {
-  participantId: string;
-  kind: ParticipantKind;
-  displayName: string;
-  metadata: JsonObject;
-  insights: string[];
-  lastIntegratedSeq: number;
-  bindTime: Date;
-  leaveTime: Date | null;
-}
+/** A participant as a record holds it: as bound to the session. */
+export type RecordParticipant = Participant;
 
 export interface RecordTurn {
   seq: number;
@@ -97,19 +79,8 @@ export interface RecordTrace {
 
 export type RecordAnnotationTarget = { kind: "session" } | { kind: "trace"; traceId: string } | { kind: "span"; traceId: string; spanId: string };
 
-export interface RecordAnnotation {
-  uuid: string;
-  target: RecordAnnotationTarget;
-  name: string;
-  annotatorKind: AnnotatorKind;
-  label: string;
-  score: number | null;
-  explanation: string;
-  metadata: JsonObject;
-  identifier: string;
-  createTime: Date;
-  updateTime: Date;
-}
+/** An annotation as a record holds it: its target within the record (the session is the record's). */
+export type RecordAnnotation = Omit<Annotation, "target"> & { target: RecordAnnotationTarget };
 
 export interface RecordMemory {
   uuid: string;

@@ -15,7 +15,7 @@ import { isForeignKeyViolation, isUniqueViolation } from "../errors.js";
 import { sqlOf, type Sql } from "../sql.js";
 import { deleteBatch } from "./bulk-delete-store.js";
 import { recordChange } from "./session-changes.js";
-import { toSpan } from "./trace-store.js";
+import { annotationFields, toSpan } from "./trace-store.js";
 
 /** Rows grouped by their session's uuid. */
 function bySession<T>(rows: any[], map: (row: any) => T, key = "session_id"): Map<string, T[]> {
@@ -29,19 +29,9 @@ function bySession<T>(rows: any[], map: (row: any) => T, key = "session_id"): Ma
 }
 
 function toAnnotation(row: any): RecordAnnotation {
-  return {
-    uuid: row.id,
-    target: row.target_kind === "span" ? { kind: "span", traceId: row.trace_otel_id, spanId: row.otel_span_id } : row.target_kind === "trace" ? { kind: "trace", traceId: row.trace_otel_id } : { kind: "session" },
-    name: row.name,
-    annotatorKind: row.annotator_kind,
-    label: row.label,
-    score: row.score,
-    explanation: row.explanation,
-    metadata: row.metadata,
-    identifier: row.identifier,
-    createTime: row.create_time,
-    updateTime: row.update_time,
-  };
+  const target: RecordAnnotation["target"] =
+    row.target_kind === "span" ? { kind: "span", traceId: row.trace_otel_id, spanId: row.otel_span_id } : row.target_kind === "trace" ? { kind: "trace", traceId: row.trace_otel_id } : { kind: "session" };
+  return { ...annotationFields(row), target };
 }
 
 /** Reads the records of a page of sessions (see SessionExportStore.readRecords). */

@@ -57,9 +57,13 @@ function toAnnotation(row: any): Annotation {
       : row.target_kind === "trace"
         ? { kind: "trace", traceId: row.trace_otel_id }
         : { kind: "session", namespaceId: row.namespace_id, sessionUuid: row.session_id };
+  return { ...annotationFields(row), target };
+}
+
+/** An annotation row's fields but its target (which its reader names in its own terms). */
+export function annotationFields(row: any): Omit<Annotation, "target"> {
   return {
     uuid: row.id,
-    target,
     name: row.name,
     annotatorKind: row.annotator_kind,
     label: row.label,
