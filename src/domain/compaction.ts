@@ -74,9 +74,10 @@ export function createCompactionService(deps: CompactionDeps) {
       }
       const behind = (await stores.conversations.participants(session, { activeOnly: true })).filter((p) => p.lastIntegratedSeq < upToSeq);
       // Marks stop at the last turn, and a participant with no turn past its mark has nothing to feed.
-      if (!behind.length || results.every((r) => r.outcome === "nothing_new")) break;
+      if (!behind.length || results.every((r) => r.outcome === "nothing_new")) return [...total.values()];
     }
-    return [...total.values()];
+    // Over MAX_INTEGRATION_RUNS x 10,000 turns behind: what was integrated stays; nothing is archived yet.
+    throw new PreconditionError(`up_to_seq: the session's participants are still being integrated up to ${upToSeq} (a long backlog); nothing was archived, call again`);
   }
 
   /** The integrator's summary of the turns after the session's compacted_seq up to `upToSeq`, after the previous summary. */
@@ -114,6 +115,7 @@ export function createCompactionService(deps: CompactionDeps) {
       if (!Number.isSafeInteger(input.upToSeq) || input.upToSeq <= 0) throw new InvalidInputError("up_to_seq", `must be between 1 and ${Number.MAX_SAFE_INTEGER}`);
       if (input.summary) checkSummary(input.summary, "summary");
       const before = await loadSession(stores.sessions, input.address);
+      if (before.state !== "active") throw new PreconditionError(`session ${before.id} is ${before.state === "cancelled" ? "cancelled" : "deleted"}; compacting it is not allowed`);
       const already = async () => {
         const compaction = await stores.conversations.compaction(before, input.upToSeq);
         if (!compaction) throw new PreconditionError(`up_to_seq: session ${before.id} is compacted up to ${input.upToSeq}, but that compaction was truncated away`);
@@ -132,6 +134,7 @@ export function createCompactionService(deps: CompactionDeps) {
       if (!outcome.ok) {
         if (outcome.reason === "already") return already();
         if (outcome.reason === "gone") throw new NotFoundError(`session ${before.id} not found (deleted during the compaction)`);
+        if (outcome.reason === "inactive") throw new PreconditionError(`session ${before.id} was cancelled or soft-deleted during the compaction; nothing was archived`);
         checkBounds(before, input.upToSeq, outcome.compactedSeq, outcome.lastSeq);
         throw new PreconditionError(`up_to_seq: session ${before.id} has no turn after ${outcome.compactedSeq} up to ${input.upToSeq} to archive`);
       }

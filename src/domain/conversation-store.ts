@@ -100,6 +100,8 @@ export type CompactOutcome =
   | { ok: false; reason: "already"; compaction?: Compaction }
   /** The session was deleted meanwhile. */
   | { ok: false; reason: "gone" }
+  /** The session is cancelled or soft-deleted (by now). */
+  | { ok: false; reason: "inactive" }
   /** upToSeq is below compacted_seq, past the last turn, or no turn is left to archive. */
   | { ok: false; reason: "below" | "beyond" | "empty"; compactedSeq: number; lastSeq: number };
 

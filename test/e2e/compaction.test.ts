@@ -138,6 +138,10 @@ describe.each(["connect/http1.1", "grpc/http2"])("CompactSession over %s", (name
     await expectCode(sessions.compactSession({ namespace: ns, sessionId: "nope", upToSeq: 1n }), Code.NotFound, /not found/);
     await sessions.compactSession({ id, upToSeq: 4n, summary: "s" });
     await expectCode(sessions.compactSession({ id, upToSeq: 3n }), Code.FailedPrecondition, /already compacted up to 4/);
+    // Only an active session is compacted.
+    const cancelled = await chat(sessions, ns, "bounds-cancelled", 2);
+    await sessions.cancelSession({ id: cancelled });
+    await expectCode(sessions.compactSession({ id: cancelled, upToSeq: 1n, summary: "s" }), Code.FailedPrecondition, /is cancelled; compacting it is not allowed/);
     // Nothing was written by the refused calls.
     expect((await sessions.getSession({ id })).session!.stats).toMatchObject({ compactionCount: 1, archivedTurnCount: 4, compactedSeq: 4n });
 

@@ -97,8 +97,20 @@ async function seed(namespace: string) {
   const bob1 = (await q("SELECT id FROM sessions WHERE namespace_id = $1 AND external_id = 'bob-1'", [nsId]))[0].id;
   await q(
     `INSERT INTO session_compactions (namespace_id, session_id, up_to_seq, first_seq, turns_archived, summary, summarizer) VALUES
-     ($1, $2, 2, 1, 2, $3, 'test'), ($1, $2, 1, 1, 1, 'Bob likes tea.', 'test')`,
-    [nsId, bob1, `Erin lives in ${PHRASE}`],
+     ($1, $2, 2, 1, 2, $3, 'test'), ($1, $2, 1, 1, 1, 'Bob likes tea.', 'test'), ($1, $2, 3, 3, 1, $4, 'test')`,
+    [nsId, bob1, `Erin lives in ${PHRASE}`, `Erin lives in ${PHRASE}. The bot noted it.`],
+  );
+  // What the watch outbox recorded of them: a later summary carries the earlier one (it covers none of
+  // the subject's turns), and another participant's recorded insights quote the subject.
+  await q(
+    `INSERT INTO session_changes (namespace_id, session_id, change, kind, at_seq, external_id, detail) VALUES
+     ($1, $2, 1000, 'compacted', 4, 'bob-1', $3::jsonb), ($1, $2, 1001, 'participant_unbound', 4, 'bob-1', $4::jsonb)`,
+    [
+      nsId,
+      bob1,
+      JSON.stringify({ first_seq: 3, up_to_seq: 3, turns_archived: 1, summary: `Erin lives in ${PHRASE}. The bot noted it.`, summarizer: "test", memory_ids: [] }),
+      JSON.stringify({ participant_id: "bot", kind: "agent", display_name: "", metadata: {}, insights: [`Erin: lives in ${PHRASE}`] }),
+    ],
   );
   // Memories about the subject, and one the subject produced about someone else.
   await q(
@@ -187,10 +199,11 @@ describe("ForgetSubject", () => {
       participantsRedacted: 2n,
       turnsRedacted: BigInt(expected.turns_redacted),
       insightsCleared: BigInt(expected.insights),
-      summariesRedacted: 1n,
+      summariesRedacted: 2n,
       operationsRedacted: 1n,
     });
-    expect(counts.changesRedacted).toBeGreaterThanOrEqual(3n + 2n + 1n); // 3 DELETED snapshots, 2 binds, 1 unbind at least
+    // 3 DELETED snapshots, 2 binds, 1 unbind at least; a COMPACTED summary and another's insights.
+    expect(counts.changesRedacted).toBeGreaterThanOrEqual(3n + 2n + 1n + 2n);
 
     // Nothing of the subject is left anywhere but in the other namespace.
     expect(await rowsHolding(PHRASE, otherNsId)).toEqual([]);

@@ -308,8 +308,9 @@ export function createConversationStore(db: DataSource | EntityManager): Convers
 
     async compact(session, w) {
       const key = [session.namespaceId, session.uuid];
-      const [row] = await q("SELECT compacted_seq, last_turn_seq FROM sessions WHERE namespace_id = $1 AND id = $2 FOR UPDATE", key);
+      const [row] = await q("SELECT compacted_seq, last_turn_seq, state, delete_time FROM sessions WHERE namespace_id = $1 AND id = $2 FOR UPDATE", key);
       if (!row) return { ok: false, reason: "gone" };
+      if (row.state !== "active" || row.delete_time) return { ok: false, reason: "inactive" };
       const compactedSeq = Number(row.compacted_seq);
       const lastSeq = Number(row.last_turn_seq);
       if (w.upToSeq === compactedSeq) return { ok: false, reason: "already", compaction: await store.compaction(session, w.upToSeq) };

@@ -103,21 +103,34 @@ async function redactParticipant(tx: EntityManager, work: ErasureWork, cursor: E
     [ns, p.uuid, cursor.afterSeq ?? 0, REDACTED, limit],
   );
   if (t.n === limit) return { more: true, participant: p, lastSeq: Number(t.last), counts: { turnsRedacted: t.n } };
+  // Every summary from the first compaction after the subject's first turn on: each summary carries the
+  // one before it, so a later one may quote the subject though its own turns are others'. The watch
+  // outbox's records of them go the same way, and so do the insights recorded for the others.
   const [r] = await tx.query(
-    `WITH c AS (UPDATE session_compactions c SET summary = $4 WHERE c.namespace_id = $1 AND c.session_id = $2 AND c.summary <> $4
-                  AND EXISTS (SELECT 1 FROM turns t WHERE t.namespace_id = $1 AND t.participant_ref = $3 AND t.seq BETWEEN c.first_seq AND c.up_to_seq)
+    `WITH first AS (SELECT min(t.seq) AS seq FROM turns t WHERE t.namespace_id = $1 AND t.participant_ref = $3),
+          c AS (UPDATE session_compactions c SET summary = $4 WHERE c.namespace_id = $1 AND c.session_id = $2 AND c.summary <> $4
+                  AND c.up_to_seq >= (SELECT seq FROM first)
                 RETURNING 1),
+          oc AS (UPDATE session_changes e SET detail = e.detail || $6::jsonb
+                 WHERE e.namespace_id = $1 AND e.session_id = $2 AND e.kind = 'compacted' AND e.detail->>'summary' <> $4
+                   AND (e.detail->>'up_to_seq')::bigint >= (SELECT seq FROM first)
+                 RETURNING 1),
+          oi AS (UPDATE session_changes e SET detail = e.detail || '{"insights": []}'::jsonb
+                 WHERE e.namespace_id = $1 AND e.session_id = $2 AND e.kind IN ('participant_bound', 'participant_unbound')
+                   AND e.detail->>'participant_id' <> $5 AND e.detail->'insights' <> '[]'::jsonb AND (SELECT seq FROM first) IS NOT NULL
+                 RETURNING 1),
           i AS (UPDATE participants o SET insights = '[]'::jsonb WHERE o.namespace_id = $1 AND o.session_id = $2 AND o.id <> $3 AND o.insights <> '[]'::jsonb
                   AND o.last_integrated_seq >= (SELECT min(t.seq) FROM turns t WHERE t.namespace_id = $1 AND t.participant_ref = $3)
                 RETURNING 1),
           p AS (UPDATE participants x SET participant_id = ${pseudonym("x.session_id", "$5")}, display_name = '', metadata = '{}'::jsonb, insights = '[]'::jsonb
                 WHERE x.namespace_id = $1 AND x.id = $3 AND x.participant_id = $5 RETURNING 1)
-     SELECT (SELECT count(*) FROM c)::int AS summaries, (SELECT count(*) FROM i)::int AS insights, (SELECT count(*) FROM p)::int AS participants`,
-    [ns, p.sessionUuid, p.uuid, REDACTED, subject.id],
+     SELECT (SELECT count(*) FROM c)::int AS summaries, (SELECT count(*) FROM i)::int AS insights, (SELECT count(*) FROM p)::int AS participants,
+            (SELECT count(*) FROM oc)::int + (SELECT count(*) FROM oi)::int AS changes`,
+    [ns, p.sessionUuid, p.uuid, REDACTED, subject.id, JSON.stringify({ summary: REDACTED })],
   );
   return {
     more: false,
     participant: p,
-    counts: { turnsRedacted: t.n, summariesRedacted: r.summaries, insightsCleared: r.insights, participantsRedacted: r.participants },
+    counts: { turnsRedacted: t.n, summariesRedacted: r.summaries, insightsCleared: r.insights, participantsRedacted: r.participants, changesRedacted: r.changes },
   };
 }
