@@ -582,6 +582,10 @@ export function createWatches(deps: { store: WatchStore; sessions: SessionStore;
         // Taken before looking: a read that lands after the look still ends the wait below.
         const seen = t.version;
         let events = fromRing(t, pos);
+        // Before caught_up, nothing in the ring past the watcher is not enough: the topic may not have
+        // read a change committed before this call yet (its refresh runs on after the writer's wake-up).
+        // The watcher reads the database itself once, so caught_up follows everything committed before it.
+        if (events && !events.length && !live) events = undefined;
         if (!events && live && !t.head) {
           // The topic has not read yet (its first read failed): it reads again at the next poll.
           events = [];
