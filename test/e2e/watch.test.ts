@@ -256,9 +256,12 @@ describe("WatchSession", () => {
     const r = reader(c.watchSession({ id: s.id }));
     await r.next();
     await r.next();
-    // The client reads nothing while 400 turns of 4 KiB land (flow control stops the server's writes long before).
+    // The client reads nothing while 400 turns of 4 KiB land, 100 per commit: each commit puts the
+    // session more than the 50 items (SESSIOND_WATCH_BUFFER) past the watcher at once, however much of
+    // the stream the client's transport takes in meanwhile (with 20 per commit and slow commits, on
+    // Citus under load, the client's buffers took every turn as it came and the watcher never lagged).
     const big = "x".repeat(4096);
-    for (let i = 0; i < 20; i++) await say(c, s.id, ...Array.from({ length: 20 }, (_, j) => `${i * 20 + j + 1}:${big}`));
+    for (let i = 0; i < 4; i++) await say(c, s.id, ...Array.from({ length: 100 }, (_, j) => `${i * 100 + j + 1}:${big}`));
     const seen: number[] = [];
     let err: ConnectError | undefined;
     // Patience for each message as the client catches up: on a loaded machine (Citus, other suites
